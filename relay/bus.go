@@ -1,0 +1,28 @@
+package relay
+
+import "context"
+
+// EventType names what a bus Event carries.
+type EventType string
+
+const (
+	// EventMessage carries an archived message.
+	EventMessage EventType = "message"
+)
+
+// Event is what travels on the Bus between relay instances and to the
+// console: always something that is already archived.
+type Event struct {
+	Type     EventType      `json:"type"`
+	Conv     ConversationID `json:"conv"`
+	Employee string         `json:"employee,omitempty"` // who the conversation is assigned to
+	Message  *Message       `json:"message,omitempty"`
+}
+
+// Bus fans events out to every relay instance's console.
+type Bus interface {
+	Publish(ctx context.Context, e Event) error
+	// Subscribe delivers events until ctx is done; the channel is then
+	// closed.
+	Subscribe(ctx context.Context) (<-chan Event, error)
+}

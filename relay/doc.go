@@ -1,0 +1,19 @@
+// Package relay is the domain of wechat-relay: messages, conversations,
+// routing and the archive-before-delivery pipeline.
+//
+// It knows no transport and no database. The edges plug into the small
+// interfaces declared here (Spool, Archive, Bus, Dedupe, Sequencer,
+// Assignments): gateway turns WeChat callbacks into Messages and hands
+// them to a Pipeline, storage implements the interfaces, console consumes
+// the Bus.
+//
+// Guarantees owned by this package:
+//   - A message is durable in the Spool before Accept returns, so WeChat is
+//     answered only for messages that cannot be lost.
+//   - Nothing is published on the Bus before the Archive has committed the
+//     batch that holds it.
+//   - Within a conversation, sequence numbers are dense and assigned in
+//     acceptance order; delivery follows the same order.
+//   - Every accepted message is archived once: retries are dropped by
+//     Dedupe, and the archive's own key keeps it exact when Dedupe forgets.
+package relay
