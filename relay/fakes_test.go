@@ -1,0 +1,281 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// In-memory stand-ins for the storage the pipeline needs. The real ones
+// live in storage/ and run the same pipeline in the integration tests.
+
+type memSpool struct {
+	mu      sync.Mutex
+	pending []Message
+	notify  chan struct{}
+	doneLog []string
+}
+
+func newMemSpool() *memSpool { return &memSpool{notify: make(chan struct{}, 1)} }
+
+func (s *memSpool) Append(_ context.Context, m Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.pending {
+		if p.ID == m.ID {
+			return ErrDuplicate
+		}
+	}
+	s.pending = append(s.pending, m)
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (s *memSpool) Pending(max int) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := min(max, len(s.pending))
+	return slices.Clone(s.pending[:n])
+}
+
+func (s *memSpool) Notify() <-chan struct{} { return s.notify }
+
+func (s *memSpool) Assign(_ context.Context, seqs map[string]uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.pending {
+		if q, ok := seqs[s.pending[i].ID]; ok {
+			s.pending[i].Seq = q
+		}
+	}
+	return nil
+}
+
+func (s *memSpool) Done(_ context.Context, ids []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = slices.DeleteFunc(s.pending, func(m Message) bool { return slices.Contains(ids, m.ID) })
+	s.doneLog = append(s.doneLog, ids...)
+	return nil
+}
+
+func (s *memSpool) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
+var errDown = errors.New("archive down")
+
+type memArchive struct {
+	mu      sync.Mutex
+	rows    []Message // every insert, duplicates included
+	down    bool
+	inserts int
+}
+
+func (a *memArchive) setDown(d bool) {
+	a.mu.Lock()
+	a.down = d
+	a.mu.Unlock()
+}
+
+func (a *memArchive) Insert(_ context.Context, msgs []Message) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return errDown
+	}
+	a.inserts++
+	a.rows = append(a.rows, msgs...)
+	return nil
+}
+
+func (a *memArchive) Existing(_ context.Context, ids []string) (map[string]uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return nil, errDown
+	}
+	out := map[string]uint64{}
+	for _, r := range a.rows {
+		if slices.Contains(ids, r.ID) {
+			out[r.ID] = r.Seq
+		}
+	}
+	return out, nil
+}
+
+func (a *memArchive) Since(_ context.Context, conv ConversationID, after uint64, limit int) ([]Message, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []Message
+	for _, r := range a.rows {
+		if r.Conv == conv && r.Seq > after && len(out) < limit {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (a *memArchive) MaxSeq(_ context.Context, conv ConversationID) (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return 0, errDown
+	}
+	var m uint64
+	for _, r := range a.rows {
+		if r.Conv == conv {
+			m = max(m, r.Seq)
+		}
+	}
+	return m, nil
+}
+
+func (a *memArchive) has(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.ContainsFunc(a.rows, func(m Message) bool { return m.ID == id })
+}
+
+func (a *memArchive) count(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, r := range a.rows {
+		if r.ID == id {
+			n++
+		}
+	}
+	return n
+}
+
+// memBus records publications and checks, at the moment of each one,
+// that the message is already archived.
+type memBus struct {
+	mu         sync.Mutex
+	archive    *memArchive
+	events     []Event
+	unarchived []string
+	ch         chan Event
+}
+
+func newMemBus(a *memArchive) *memBus { return &memBus{archive: a, ch: make(chan Event, 1000)} }
+
+func (b *memBus) Publish(_ context.Context, e Event) error {
+	if !b.archive.has(e.Message.ID) {
+		b.mu.Lock()
+		b.unarchived = append(b.unarchived, e.Message.ID)
+		b.mu.Unlock()
+	}
+	b.mu.Lock()
+	b.events = append(b.events, e)
+	b.mu.Unlock()
+	b.ch <- e
+	return nil
+}
+
+func (b *memBus) Subscribe(ctx context.Context) (<-chan Event, error) { return b.ch, nil }
+
+func (b *memBus) published() []Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.events)
+}
+
+type memDedupe struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	fail bool
+}
+
+func (d *memDedupe) Claim(_ context.Context, key string, _ time.Duration) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fail {
+		return false, errors.New("dedupe down")
+	}
+	if d.seen == nil {
+		d.seen = map[string]bool{}
+	}
+	if d.seen[key] {
+		return false, nil
+	}
+	d.seen[key] = true
+	return true, nil
+}
+
+func (d *memDedupe) Release(_ context.Context, key string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.seen, key)
+	return nil
+}
+
+type memSeq struct {
+	mu sync.Mutex
+	n  map[ConversationID]uint64
+}
+
+func (s *memSeq) Next(_ context.Context, conv ConversationID, n int) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.n[conv]
+	if !ok {
+		return 0, ErrUnseeded
+	}
+	s.n[conv] = cur + uint64(n)
+	return s.n[conv], nil
+}
+
+func (s *memSeq) Seed(_ context.Context, conv ConversationID, floor uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[ConversationID]uint64{}
+	}
+	if _, ok := s.n[conv]; !ok {
+		s.n[conv] = floor
+	}
+	return nil
+}
+
+type memAssign struct {
+	mu sync.Mutex
+	m  map[ConversationID]string
+}
+
+func (a *memAssign) Get(_ context.Context, conv ConversationID) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.m[conv], nil
+}
+
+func (a *memAssign) Set(_ context.Context, conv ConversationID, emp string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[ConversationID]string{}
+	}
+	a.m[conv] = emp
+	return nil
+}
+
+func (a *memAssign) SetIfAbsent(_ context.Context, conv ConversationID, emp string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[ConversationID]string{}
+	}
+	if cur, ok := a.m[conv]; ok {
+		return cur, nil
+	}
+	a.m[conv] = emp
+	return emp, nil
+}

@@ -1,0 +1,438 @@
+package relay
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Config tunes the pipeline. The zero value of each field selects the
+// default given in its comment.
+type Config struct {
+	// BatchSize caps the messages archived in one insert (500).
+	BatchSize int `yaml:"batch_size"`
+	// Linger is how long the writer waits for a batch to fill before
+	// inserting what it has (20ms). Longer means fewer, larger inserts.
+	Linger time.Duration `yaml:"linger"`
+	// DedupeTTL is how long a message id is remembered to drop WeChat's
+	// retries (24h; WeChat retries within about 15 seconds).
+	DedupeTTL time.Duration `yaml:"dedupe_ttl"`
+	// RetryMin and RetryMax bound the backoff while the archive or the
+	// bus is failing (100ms, 5s).
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// PublishAttempts bounds the tries to publish an archived message on
+	// the bus before moving on (5). Consoles catch up from the archive by
+	// sequence number, so a lost publication delays a frame, never loses
+	// a message.
+	PublishAttempts int `yaml:"publish_attempts"`
+	// DrainTimeout bounds the final flush when the pipeline stops (10s).
+	// Whatever is left stays in the spool for the next start.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.PublishAttempts <= 0 {
+		c.PublishAttempts = 5
+	}
+	def(&c.Linger, 20*time.Millisecond)
+	def(&c.DedupeTTL, 24*time.Hour)
+	def(&c.RetryMin, 100*time.Millisecond)
+	def(&c.RetryMax, 5*time.Second)
+	def(&c.DrainTimeout, 10*time.Second)
+	return c
+}
+
+// Deps are the parts a Pipeline is built from. All are required except
+// Media, Logger and Now.
+type Deps struct {
+	Spool     Spool
+	Archive   Archive
+	Bus       Bus
+	Dedupe    Dedupe
+	Sequencer Sequencer
+	Router    *Router
+	// Media receives archived messages that carry a temporary media id,
+	// to be fetched before WeChat forgets it. Optional.
+	Media  interface{ Enqueue(Message) }
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Metrics, when set, counts what the pipeline does.
+	Metrics *Metrics
+}
+
+// Pipeline accepts messages durably and moves them, in order, from the
+// spool into the archive and only then onto the bus.
+//
+// Accept may be called from any goroutine. Run is the single writer: it
+// must run exactly once per Pipeline.
+type Pipeline struct {
+	cfg Config
+	d   Deps
+	log *slog.Logger
+}
+
+// NewPipeline checks deps and returns a pipeline.
+func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
+	switch {
+	case d.Spool == nil:
+		return nil, errors.New("relay: pipeline needs a spool")
+	case d.Archive == nil:
+		return nil, errors.New("relay: pipeline needs an archive")
+	case d.Bus == nil:
+		return nil, errors.New("relay: pipeline needs a bus")
+	case d.Dedupe == nil:
+		return nil, errors.New("relay: pipeline needs a dedupe store")
+	case d.Sequencer == nil:
+		return nil, errors.New("relay: pipeline needs a sequencer")
+	case d.Router == nil:
+		return nil, errors.New("relay: pipeline needs a router")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	return &Pipeline{cfg: cfg.withDefaults(), d: d, log: d.Logger}, nil
+}
+
+// Accept makes m durable. It returns nil when m is in the spool, or when
+// it is a retry of a message accepted before; only then may WeChat be
+// answered. An error means nothing was accepted and WeChat should retry.
+func (p *Pipeline) Accept(ctx context.Context, m Message) error {
+	if m.ID == "" || m.Conv == "" {
+		return errors.New("relay: message without id or conversation")
+	}
+	if m.AcceptedAt.IsZero() {
+		m.AcceptedAt = p.d.Now()
+	}
+	m.Seq = 0
+	first, err := p.d.Dedupe.Claim(ctx, m.ID, p.cfg.DedupeTTL)
+	if err != nil {
+		// Without the dedupe store the spool and the archive still keep
+		// the message unique; accepting beats making WeChat retry.
+		p.log.Warn("dedupe unavailable, accepting without it", "msg_id", m.ID, "err", err)
+		first = true
+	}
+	if !first {
+		p.d.Metrics.accepted.WithLabelValues("duplicate").Inc()
+		return nil
+	}
+	if err := p.d.Spool.Append(ctx, m); err != nil {
+		if errors.Is(err, ErrDuplicate) {
+			p.d.Metrics.accepted.WithLabelValues("duplicate").Inc()
+			return nil
+		}
+		// Forget the claim so WeChat's retry is not dropped as a duplicate.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if rerr := p.d.Dedupe.Release(rctx, m.ID); rerr != nil {
+			p.log.Error("releasing dedupe claim after spool failure", "msg_id", m.ID, "err", rerr)
+		}
+		p.d.Metrics.accepted.WithLabelValues("error").Inc()
+		return fmt.Errorf("spooling message %s: %w", m.ID, err)
+	}
+	p.d.Metrics.accepted.WithLabelValues("accepted").Inc()
+	p.d.Metrics.spoolDepth.Set(float64(p.d.Spool.Len()))
+	return nil
+}
+
+// Run is the archive writer: it drains the spool into the archive in
+// batches and publishes each archived message. It returns when ctx is
+// done, after one bounded attempt to flush what is pending.
+func (p *Pipeline) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return p.drain()
+		case <-p.d.Spool.Notify():
+		case <-tick.C:
+		}
+		if err := p.flush(ctx, true); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+}
+
+func (p *Pipeline) drain() error {
+	if p.d.Spool.Len() == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+	defer cancel()
+	if err := p.flush(ctx, false); err != nil {
+		p.log.Warn("stopping with messages still spooled; they are archived on the next start",
+			"pending", p.d.Spool.Len(), "err", err)
+	}
+	return nil
+}
+
+// flush commits batches until the spool is empty or ctx is done.
+func (p *Pipeline) flush(ctx context.Context, linger bool) error {
+	for p.d.Spool.Len() > 0 {
+		if linger && p.d.Spool.Len() < p.cfg.BatchSize {
+			if err := sleep(ctx, p.cfg.Linger); err != nil {
+				return err
+			}
+			linger = false
+		}
+		batch := p.d.Spool.Pending(p.cfg.BatchSize)
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := p.commit(ctx, batch); err != nil {
+			return err
+		}
+		p.d.Metrics.spoolDepth.Set(float64(p.d.Spool.Len()))
+	}
+	return nil
+}
+
+// commit archives one batch, then publishes it, then marks it done.
+// Archive failures are retried until ctx ends: the messages are safe in
+// the spool meanwhile.
+func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
+	ids := make([]string, len(batch))
+	for i, m := range batch {
+		ids[i] = m.ID
+	}
+	var existing map[string]uint64
+	if err := p.retry(ctx, "checking archived ids", func() (err error) {
+		existing, err = p.d.Archive.Existing(ctx, ids)
+		return err
+	}); err != nil {
+		return err
+	}
+
+	// Three cases per message: archived before with no sequence from
+	// this spool — a retry that slipped past dedupe: drop it; archived
+	// with our sequence — we crashed after inserting: deliver again;
+	// not archived — insert, then deliver.
+	var fresh, deliver []Message
+	for _, m := range batch {
+		seq, archived := existing[m.ID]
+		switch {
+		case archived && m.Seq == 0:
+			p.d.Metrics.accepted.WithLabelValues("duplicate_archived").Inc()
+		case archived:
+			m.Seq = seq
+			deliver = append(deliver, m)
+		default:
+			fresh = append(fresh, m)
+		}
+	}
+
+	for i := range fresh {
+		emp, err := p.routeWithRetry(ctx, fresh[i])
+		if err != nil {
+			return err
+		}
+		fresh[i].Employee = emp
+	}
+	if err := p.assignSeqs(ctx, fresh); err != nil {
+		return err
+	}
+	if len(fresh) > 0 {
+		start := time.Now()
+		if err := p.retry(ctx, "archiving batch", func() error {
+			return p.d.Archive.Insert(ctx, fresh)
+		}); err != nil {
+			return err
+		}
+		p.d.Metrics.batchSize.Observe(float64(len(fresh)))
+		p.d.Metrics.batchSeconds.Observe(time.Since(start).Seconds())
+		p.d.Metrics.archived.Add(float64(len(fresh)))
+	}
+
+	for i := range deliver {
+		if deliver[i].Employee == "" {
+			emp, err := p.routeWithRetry(ctx, deliver[i])
+			if err != nil {
+				return err
+			}
+			deliver[i].Employee = emp
+		}
+	}
+	deliver = mergeBySeq(deliver, fresh)
+	for i := range deliver {
+		p.publish(ctx, deliver[i])
+	}
+	if err := p.retry(ctx, "marking spool records done", func() error {
+		return p.d.Spool.Done(ctx, ids)
+	}); err != nil {
+		return err
+	}
+	if p.d.Media != nil {
+		for _, m := range fresh {
+			if m.Kind.HasMedia() && m.MediaID != "" {
+				p.d.Media.Enqueue(m)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) routeWithRetry(ctx context.Context, m Message) (emp string, err error) {
+	err = p.retry(ctx, "routing", func() (err error) {
+		emp, err = p.d.Router.Route(ctx, m)
+		return err
+	})
+	return emp, err
+}
+
+// assignSeqs gives each message without a sequence the next numbers of
+// its conversation, in batch order, and records them in the spool before
+// anything is inserted, so a replay inserts the same numbers.
+func (p *Pipeline) assignSeqs(ctx context.Context, msgs []Message) error {
+	count := map[ConversationID]int{}
+	var convs []ConversationID
+	for _, m := range msgs {
+		if m.Seq != 0 {
+			continue
+		}
+		if count[m.Conv] == 0 {
+			convs = append(convs, m.Conv)
+		}
+		count[m.Conv]++
+	}
+	if len(convs) == 0 {
+		return nil
+	}
+	next := map[ConversationID]uint64{}
+	for _, conv := range convs {
+		var last uint64
+		if err := p.retry(ctx, "reserving sequence numbers", func() (err error) {
+			last, err = p.reserve(ctx, conv, count[conv])
+			return err
+		}); err != nil {
+			return err
+		}
+		next[conv] = last - uint64(count[conv]) + 1
+	}
+	seqs := map[string]uint64{}
+	for i := range msgs {
+		if msgs[i].Seq != 0 {
+			continue
+		}
+		msgs[i].Seq = next[msgs[i].Conv]
+		next[msgs[i].Conv]++
+		seqs[msgs[i].ID] = msgs[i].Seq
+	}
+	return p.retry(ctx, "recording sequence numbers in the spool", func() error {
+		return p.d.Spool.Assign(ctx, seqs)
+	})
+}
+
+// reserve takes n numbers for conv, seeding its counter from the archive
+// when the sequencer has none (new conversation, or a store that lost
+// its data).
+func (p *Pipeline) reserve(ctx context.Context, conv ConversationID, n int) (uint64, error) {
+	last, err := p.d.Sequencer.Next(ctx, conv, n)
+	if !errors.Is(err, ErrUnseeded) {
+		return last, err
+	}
+	floor, err := p.d.Archive.MaxSeq(ctx, conv)
+	if err != nil {
+		return 0, fmt.Errorf("reading highest sequence of %s: %w", conv, err)
+	}
+	if err := p.d.Sequencer.Seed(ctx, conv, floor); err != nil {
+		return 0, err
+	}
+	return p.d.Sequencer.Next(ctx, conv, n)
+}
+
+// publish announces an archived message, retrying a few times.
+func (p *Pipeline) publish(ctx context.Context, m Message) {
+	e := Event{Type: EventMessage, Conv: m.Conv, Employee: m.Employee, Message: &m}
+	wait := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := p.d.Bus.Publish(ctx, e)
+		if err == nil {
+			p.d.Metrics.delivered.WithLabelValues("published").Inc()
+			return
+		}
+		if attempt >= p.cfg.PublishAttempts || ctx.Err() != nil {
+			p.d.Metrics.delivered.WithLabelValues("failed").Inc()
+			p.log.Error("publishing archived message failed; consoles will catch up from the archive",
+				"msg_id", m.ID, "conv", m.Conv, "seq", m.Seq, "err", err)
+			return
+		}
+		if sleep(ctx, wait) != nil {
+			return
+		}
+		wait = min(2*wait, p.cfg.RetryMax)
+	}
+}
+
+// retry calls f until it succeeds or ctx is done, backing off
+// exponentially and logging each failure.
+func (p *Pipeline) retry(ctx context.Context, what string, f func() error) error {
+	wait := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		p.d.Metrics.retries.WithLabelValues(what).Inc()
+		p.log.Warn("retrying", "what", what, "attempt", attempt, "backoff", wait, "err", err)
+		if err := sleep(ctx, wait); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		wait = min(2*wait, p.cfg.RetryMax)
+	}
+}
+
+// mergeBySeq returns a and b as one list ordered by conversation order:
+// messages of a conversation by sequence, conversations in the order
+// they first appear.
+func mergeBySeq(a, b []Message) []Message {
+	if len(a) == 0 {
+		return b
+	}
+	all := append(append([]Message(nil), a...), b...)
+	first := map[ConversationID]int{}
+	for i, m := range all {
+		if _, ok := first[m.Conv]; !ok {
+			first[m.Conv] = i
+		}
+	}
+	slices.SortStableFunc(all, func(x, y Message) int {
+		if x.Conv != y.Conv {
+			return cmp.Compare(first[x.Conv], first[y.Conv])
+		}
+		return cmp.Compare(x.Seq, y.Seq)
+	})
+	return all
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

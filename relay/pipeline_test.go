@@ -1,0 +1,259 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+type harness struct {
+	spool   *memSpool
+	archive *memArchive
+	bus     *memBus
+	dedupe  *memDedupe
+	seq     *memSeq
+	assign  *memAssign
+	p       *Pipeline
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{spool: newMemSpool(), archive: &memArchive{}, dedupe: &memDedupe{}, seq: &memSeq{}, assign: &memAssign{}}
+	h.bus = newMemBus(h.archive)
+	p, err := NewPipeline(Config{Linger: time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond}, Deps{
+		Spool: h.spool, Archive: h.archive, Bus: h.bus, Dedupe: h.dedupe, Sequencer: h.seq,
+		Router: NewRouter(h.assign, map[string][]string{"acct": {"alice", "bob"}}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	return h
+}
+
+func (h *harness) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- h.p.Run(ctx) }()
+	t.Cleanup(h.stop)
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	<-h.done
+	h.cancel = nil
+}
+
+func text(client, msgID, body string) Message {
+	return Message{
+		ID: InboundID("acct", client, msgID, 0, "", ""), Account: "acct", Client: client,
+		Conv: Conversation("acct", client), Direction: Inbound, Kind: KindText, WxMsgID: msgID, Text: body,
+		CreatedAt: time.Unix(1700000000, 0),
+	}
+}
+
+// waitEvents waits until n events were published and returns them.
+func (h *harness) waitEvents(t *testing.T, n int) []Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if ev := h.bus.published(); len(ev) >= n {
+			return ev
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("published %d events, want %d", len(h.bus.published()), n)
+	return nil
+}
+
+func TestPipelineArchivesThenPublishesInOrder(t *testing.T) {
+	h := newHarness(t)
+	h.start(t)
+	ctx := context.Background()
+	for i := range 20 {
+		client := fmt.Sprintf("client%d", i%3)
+		if err := h.p.Accept(ctx, text(client, fmt.Sprint(1000+i), fmt.Sprint("m", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := h.waitEvents(t, 20)
+	if len(h.bus.unarchived) > 0 {
+		t.Fatalf("published before archived: %v", h.bus.unarchived)
+	}
+	last := map[ConversationID]uint64{}
+	lastBody := map[ConversationID]int{}
+	for _, e := range ev {
+		m := e.Message
+		if m.Seq != last[m.Conv]+1 {
+			t.Fatalf("conv %s: seq %d after %d", m.Conv, m.Seq, last[m.Conv])
+		}
+		last[m.Conv] = m.Seq
+		var n int
+		fmt.Sscanf(m.Text, "m%d", &n)
+		if n < lastBody[m.Conv] {
+			t.Fatalf("conv %s: message %d delivered after %d", m.Conv, n, lastBody[m.Conv])
+		}
+		lastBody[m.Conv] = n
+		if e.Employee == "" || e.Employee != m.Employee {
+			t.Fatalf("event employee %q, message employee %q", e.Employee, m.Employee)
+		}
+	}
+	if h.spool.Len() != 0 {
+		t.Fatalf("spool still holds %d", h.spool.Len())
+	}
+}
+
+func TestPipelineDropsRetries(t *testing.T) {
+	h := newHarness(t)
+	h.start(t)
+	m := text("c1", "42", "hello")
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.p.Accept(context.Background(), m); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := h.p.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvents(t, 1)
+	time.Sleep(50 * time.Millisecond)
+	if n := h.archive.count(m.ID); n != 1 {
+		t.Fatalf("archived %d times", n)
+	}
+	if n := len(h.bus.published()); n != 1 {
+		t.Fatalf("published %d times", n)
+	}
+}
+
+// When the dedupe store forgot (or is down), the archive's key still
+// keeps a retry from being archived or delivered twice.
+func TestPipelineArchiveKeyCatchesRetryDedupeMissed(t *testing.T) {
+	h := newHarness(t)
+	h.start(t)
+	m := text("c1", "43", "hello")
+	if err := h.p.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvents(t, 1)
+	h.dedupe.fail = true
+	if err := h.p.Accept(context.Background(), m); err != nil {
+		t.Fatalf("accept with dedupe down: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.spool.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if n := h.archive.count(m.ID); n != 1 {
+		t.Fatalf("archived %d times", n)
+	}
+	if n := len(h.bus.published()); n != 1 {
+		t.Fatalf("published %d times", n)
+	}
+}
+
+func TestPipelineArchiveDownHoldsDelivery(t *testing.T) {
+	h := newHarness(t)
+	h.archive.setDown(true)
+	h.start(t)
+	for i := range 5 {
+		if err := h.p.Accept(context.Background(), text("c1", fmt.Sprint(i+1), "x")); err != nil {
+			t.Fatalf("accept while archive down: %v", err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(h.bus.published()); n != 0 {
+		t.Fatalf("published %d events while the archive was down", n)
+	}
+	if h.spool.Len() != 5 {
+		t.Fatalf("spool holds %d, want 5", h.spool.Len())
+	}
+	h.archive.setDown(false)
+	ev := h.waitEvents(t, 5)
+	if len(h.bus.unarchived) > 0 {
+		t.Fatalf("published before archived: %v", h.bus.unarchived)
+	}
+	for i, e := range ev {
+		if e.Message.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d", i, e.Message.Seq)
+		}
+	}
+}
+
+// A crash after the insert but before the spool was marked done: the
+// replay delivers the message with its original sequence and does not
+// insert it again; one that was never archived is inserted with the
+// sequence recorded before the crash.
+func TestPipelineReplayAfterCrash(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	a, b := text("c1", "1", "a"), text("c1", "2", "b")
+	a.Seq, b.Seq = 1, 2
+	a.Employee = "alice"
+	if err := h.archive.Insert(ctx, []Message{a}); err != nil {
+		t.Fatal(err)
+	}
+	h.seq.Seed(ctx, a.Conv, 2)
+	h.spool.Append(ctx, a)
+	h.spool.Append(ctx, b)
+	h.start(t)
+	ev := h.waitEvents(t, 2)
+	if ev[0].Message.ID != a.ID || ev[0].Message.Seq != 1 || ev[1].Message.ID != b.ID || ev[1].Message.Seq != 2 {
+		t.Fatalf("replayed events: %+v", ev)
+	}
+	if h.archive.count(a.ID) != 1 || h.archive.count(b.ID) != 1 {
+		t.Fatalf("rows: a=%d b=%d", h.archive.count(a.ID), h.archive.count(b.ID))
+	}
+}
+
+func TestPipelineSeedsSequenceFromArchive(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	old := text("c9", "7", "old")
+	old.Seq = 41
+	h.archive.Insert(ctx, []Message{old})
+	h.start(t)
+	if err := h.p.Accept(ctx, text("c9", "8", "new")); err != nil {
+		t.Fatal(err)
+	}
+	ev := h.waitEvents(t, 1)
+	if ev[0].Message.Seq != 42 {
+		t.Fatalf("seq %d, want 42 (after the archive's 41)", ev[0].Message.Seq)
+	}
+}
+
+func TestPipelineStopDrains(t *testing.T) {
+	h := newHarness(t)
+	h.start(t)
+	h.archive.setDown(true)
+	h.p.Accept(context.Background(), text("c1", "1", "x"))
+	time.Sleep(20 * time.Millisecond)
+	h.archive.setDown(false)
+	h.stop()
+	if !h.archive.has(text("c1", "1", "x").ID) {
+		t.Fatal("message not archived by the final drain")
+	}
+}
+
+func TestAcceptRejectsIncompleteMessage(t *testing.T) {
+	h := newHarness(t)
+	if err := h.p.Accept(context.Background(), Message{}); err == nil {
+		t.Fatal("accepted a message without id")
+	}
+	if h.spool.Len() != 0 {
+		t.Fatal("spooled an invalid message")
+	}
+}

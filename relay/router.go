@@ -1,0 +1,89 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strings"
+)
+
+// ScenePrefix starts the QR scene strings that bind a client to an
+// employee: a client who scans the code of scene "emp:alice" is served
+// by alice.
+const ScenePrefix = "emp:"
+
+// Router decides which employee serves a conversation. A client who
+// scans an employee's QR code is bound to that employee; any other first
+// contact is auto-assigned to one of the account's employees.
+type Router struct {
+	assignments Assignments
+	employees   map[string][]string // account → employees eligible for auto-assignment
+	known       map[string]bool     // account + "/" + employee
+}
+
+// NewRouter returns a router over the given assignments. employees maps
+// an account id to the employees that may be auto-assigned its clients.
+func NewRouter(a Assignments, employees map[string][]string) *Router {
+	r := &Router{assignments: a, employees: map[string][]string{}, known: map[string]bool{}}
+	for acct, emps := range employees {
+		r.employees[acct] = append([]string(nil), emps...)
+		for _, e := range emps {
+			r.known[acct+"/"+e] = true
+		}
+	}
+	return r
+}
+
+// Route returns the employee serving m's conversation, assigning one if
+// needed. It returns "" when the account has no employees.
+func (r *Router) Route(ctx context.Context, m Message) (string, error) {
+	if emp := r.sceneEmployee(m); emp != "" {
+		if err := r.assignments.Set(ctx, m.Conv, emp); err != nil {
+			return "", fmt.Errorf("binding %s to %s from QR scene: %w", m.Conv, emp, err)
+		}
+		return emp, nil
+	}
+	cur, err := r.assignments.Get(ctx, m.Conv)
+	if err != nil {
+		return "", fmt.Errorf("looking up assignment of %s: %w", m.Conv, err)
+	}
+	if cur != "" {
+		return cur, nil
+	}
+	emps := r.employees[m.Account]
+	if len(emps) == 0 {
+		return "", nil
+	}
+	// A hash rather than round-robin: every instance, and every replay,
+	// proposes the same employee for the same conversation.
+	h := fnv.New32a()
+	h.Write([]byte(m.Conv))
+	pick := emps[int(h.Sum32()%uint32(len(emps)))]
+	emp, err := r.assignments.SetIfAbsent(ctx, m.Conv, pick)
+	if err != nil {
+		return "", fmt.Errorf("assigning %s: %w", m.Conv, err)
+	}
+	return emp, nil
+}
+
+// sceneEmployee returns the employee named by a subscribe or SCAN event
+// from an employee's parametric QR code, if it is one of the account's.
+func (r *Router) sceneEmployee(m Message) string {
+	if m.Kind != KindEvent {
+		return ""
+	}
+	var scene string
+	switch m.Event {
+	case "subscribe":
+		scene = strings.TrimPrefix(m.EventKey, "qrscene_")
+	case "SCAN":
+		scene = m.EventKey
+	default:
+		return ""
+	}
+	emp, ok := strings.CutPrefix(scene, ScenePrefix)
+	if !ok || !r.known[m.Account+"/"+emp] {
+		return ""
+	}
+	return emp
+}
