@@ -1,0 +1,239 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// Why a connection was closed, as logged and counted.
+const (
+	reasonShutdown     = "shutdown"
+	reasonSlowConsumer = "slow_consumer"
+	reasonReadError    = "read_error"
+	reasonWriteError   = "write_error"
+	reasonClientClosed = "client_closed"
+)
+
+// historyPage is how many archived messages one read fetches.
+const historyPage = 200
+
+// outItem is one unit of work for a connection's writer.
+type outItem struct {
+	event  *relay.Event
+	resume *Frame
+	frame  *Frame
+}
+
+// conn is one console WebSocket. Only the writer goroutine writes to ws
+// and touches last; only the reader goroutine reads.
+type conn struct {
+	hub   *Hub
+	ws    *websocket.Conn
+	emp   *Employee
+	queue chan outItem
+	last  map[relay.ConversationID]uint64 // highest seq sent, per conversation
+
+	closeOnce sync.Once
+	reason    string
+	done      chan struct{}
+}
+
+func newConn(h *Hub, ws *websocket.Conn, emp *Employee) *conn {
+	return &conn{
+		hub: h, ws: ws, emp: emp,
+		queue: make(chan outItem, h.cfg.SendQueue),
+		last:  map[relay.ConversationID]uint64{},
+		done:  make(chan struct{}),
+	}
+}
+
+// run starts the reader and the writer and returns at once. The hub
+// counted both goroutines when it added the connection.
+func (c *conn) run() {
+	go func() { defer c.hub.wg.Done(); c.readLoop() }()
+	go func() { defer c.hub.wg.Done(); c.writeLoop() }()
+}
+
+// enqueue hands an item to the writer without ever blocking: a full
+// queue means the browser is too slow, and it is disconnected.
+func (c *conn) enqueue(it outItem) {
+	select {
+	case <-c.done:
+	case c.queue <- it:
+	default:
+		c.close(reasonSlowConsumer)
+	}
+}
+
+func (c *conn) close(reason string) {
+	c.closeOnce.Do(func() {
+		c.reason = reason
+		close(c.done)
+		c.hub.remove(c, reason)
+		c.hub.log.Info("console connection closed", "employee", c.emp.ID, "reason", reason)
+	})
+}
+
+func (c *conn) readLoop() {
+	defer c.close(reasonReadError)
+	c.ws.SetReadLimit(c.hub.cfg.MaxFrameBytes)
+	deadline := func() { c.ws.SetReadDeadline(time.Now().Add(2 * c.hub.cfg.PingInterval)) }
+	deadline()
+	c.ws.SetPongHandler(func(string) error { deadline(); return nil })
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				c.close(reasonClientClosed)
+			}
+			return
+		}
+		deadline()
+		var f Frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			c.enqueue(outItem{frame: &Frame{Type: FrameError, Error: "malformed frame: " + err.Error()}})
+			continue
+		}
+		switch f.Type {
+		case FrameResume:
+			if f.Conv == "" {
+				c.enqueue(outItem{frame: &Frame{Type: FrameError, Error: "resume needs conv"}})
+				continue
+			}
+			c.enqueue(outItem{resume: &f})
+		default:
+			c.enqueue(outItem{frame: &Frame{Type: FrameError, Error: "unknown frame type " + quote(f.Type)}})
+		}
+	}
+}
+
+func (c *conn) writeLoop() {
+	ping := time.NewTicker(c.hub.cfg.PingInterval)
+	defer func() {
+		ping.Stop()
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, c.reason)
+		if c.reason == reasonSlowConsumer {
+			msg = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, c.reason)
+		}
+		c.ws.WriteControl(websocket.CloseMessage, msg, deadlineSoon())
+		c.ws.Close()
+	}()
+	for {
+		var err error
+		select {
+		case <-c.done:
+			return
+		case <-ping.C:
+			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.hub.cfg.WriteTimeout))
+		case it := <-c.queue:
+			switch {
+			case it.event != nil:
+				err = c.sendEvent(it.event)
+			case it.resume != nil:
+				err = c.resume(it.resume)
+			case it.frame != nil:
+				err = c.write(it.frame)
+			}
+		}
+		if err != nil {
+			c.hub.log.Debug("console write failed", "employee", c.emp.ID, "err", err)
+			c.close(reasonWriteError)
+			return
+		}
+	}
+}
+
+// sendEvent writes a live message, first filling any gap the
+// connection can see from the archive, and skipping what it already has.
+func (c *conn) sendEvent(e *relay.Event) error {
+	m := e.Message
+	last := c.last[m.Conv]
+	if m.Seq <= last {
+		return nil
+	}
+	if last > 0 && m.Seq > last+1 {
+		if err := c.sendHistory(m.Conv, last, m.Seq-1); err != nil {
+			return err
+		}
+	}
+	return c.sendMessage(*m)
+}
+
+// resume sends what the archive holds of a conversation after a
+// sequence, when the employee may read it.
+func (c *conn) resume(f *Frame) error {
+	conv := relay.ConversationID(f.Conv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ok, err := c.hub.mayRead(ctx, c.emp, conv)
+	cancel()
+	if err != nil {
+		return c.write(&Frame{Type: FrameError, Conv: f.Conv, Error: "cannot check access right now; retry"})
+	}
+	if !ok {
+		return c.write(&Frame{Type: FrameError, Conv: f.Conv, Error: "forbidden: this conversation is not assigned to you"})
+	}
+	if c.last[conv] < f.Seq {
+		c.last[conv] = f.Seq
+	}
+	if err := c.sendHistory(conv, f.Seq, 0); err != nil {
+		return err
+	}
+	return c.write(&Frame{Type: FrameCaughtUp, Conv: f.Conv, Seq: c.last[conv]})
+}
+
+// sendHistory writes the archived messages of conv after `after`, up to
+// and including `upto` (0: all).
+func (c *conn) sendHistory(conv relay.ConversationID, after, upto uint64) error {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		page, err := c.hub.history.Since(ctx, conv, after, historyPage)
+		cancel()
+		if err != nil {
+			return c.write(&Frame{Type: FrameError, Conv: string(conv), Error: "archive unavailable; history will follow on resume"})
+		}
+		for _, m := range page {
+			if upto > 0 && m.Seq > upto {
+				return nil
+			}
+			if m.Seq > c.last[conv] {
+				if err := c.sendMessage(m); err != nil {
+					return err
+				}
+			}
+			after = m.Seq
+		}
+		if len(page) < historyPage {
+			return nil
+		}
+	}
+}
+
+func (c *conn) sendMessage(m relay.Message) error {
+	w := toWire(m)
+	if err := c.write(&Frame{Type: FrameMessage, Conv: string(m.Conv), Seq: m.Seq, Message: &w}); err != nil {
+		return err
+	}
+	c.last[m.Conv] = m.Seq
+	return nil
+}
+
+func (c *conn) write(f *Frame) error {
+	c.ws.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout))
+	if err := c.ws.WriteJSON(f); err != nil {
+		return err
+	}
+	c.hub.frames.WithLabelValues(f.Type).Inc()
+	return nil
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func deadlineSoon() time.Time { return time.Now().Add(time.Second) }

@@ -1,0 +1,165 @@
+package console
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// History is the part of the archive the console reads.
+type History interface {
+	Since(ctx context.Context, conv relay.ConversationID, after uint64, limit int) ([]relay.Message, error)
+}
+
+// Assignments tells who serves a conversation.
+type Assignments interface {
+	Get(ctx context.Context, conv relay.ConversationID) (string, error)
+}
+
+// Hub routes bus events to the WebSocket connections allowed to see them.
+type Hub struct {
+	cfg     Config
+	bus     relay.Bus
+	history History
+	assign  Assignments
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+	wg     sync.WaitGroup // connection goroutines
+
+	connections prometheus.Gauge
+	frames      *prometheus.CounterVec
+	disconnects *prometheus.CounterVec
+}
+
+// NewHub returns a hub; Run starts its bus subscription. reg may be nil.
+func NewHub(cfg Config, bus relay.Bus, history History, assign Assignments, log *slog.Logger, reg prometheus.Registerer) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		cfg: cfg.withDefaults(), bus: bus, history: history, assign: assign, log: log,
+		conns: map[*conn]struct{}{},
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wechat_relay_websocket_connections", Help: "Open console WebSocket connections.",
+		}),
+		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wechat_relay_websocket_frames_total", Help: "Frames sent to consoles, by type.",
+		}, []string{"type"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wechat_relay_websocket_disconnects_total", Help: "Console connections closed, by reason.",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(h.connections, h.frames, h.disconnects)
+	}
+	return h
+}
+
+// Run subscribes to the bus and dispatches events until ctx is done. A
+// failed subscription is retried: meanwhile consoles still catch up from
+// the archive.
+func (h *Hub) Run(ctx context.Context) error {
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		events, err := h.bus.Subscribe(ctx)
+		if err != nil {
+			h.log.Warn("subscribing to the bus", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
+		wait = 100 * time.Millisecond
+		for e := range events {
+			h.dispatch(e)
+		}
+	}
+	return nil
+}
+
+func (h *Hub) dispatch(e relay.Event) {
+	if e.Type != relay.EventMessage || e.Message == nil {
+		return
+	}
+	h.mu.Lock()
+	targets := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		if c.emp.Role == RoleSupervisor || c.emp.ID == e.Employee {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range targets {
+		c.enqueue(outItem{event: &e})
+	}
+}
+
+// mayRead reports whether emp may read conv: supervisors read all,
+// agents the conversations assigned to them.
+func (h *Hub) mayRead(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
+	if emp.Role == RoleSupervisor {
+		return true, nil
+	}
+	owner, err := h.assign.Get(ctx, conv)
+	if err != nil {
+		return false, err
+	}
+	return owner == emp.ID, nil
+}
+
+func (h *Hub) add(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.conns[c] = struct{}{}
+	// Counted here, under the lock that Shutdown takes before waiting, so
+	// no goroutine starts after Shutdown began to wait.
+	h.wg.Add(2)
+	h.connections.Inc()
+	return true
+}
+
+func (h *Hub) remove(c *conn, reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.conns[c]; ok {
+		delete(h.conns, c)
+		h.connections.Dec()
+		h.disconnects.WithLabelValues(reason).Inc()
+	}
+}
+
+// Shutdown closes every connection with a "going away" close frame and
+// waits for their goroutines, or for ctx. It is idempotent; the server's
+// own Shutdown does not close hijacked WebSocket connections.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.close(reasonShutdown)
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
