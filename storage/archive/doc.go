@@ -1,0 +1,68 @@
+// Package archive is the ClickHouse archive of wechat-relay: every message
+// and event, both ways, the outcomes of outbound deliveries, and the media
+// clients sent. It implements relay.Archive and relay.MediaStore through
+// github.com/ClickHouse/clickhouse-go/v2 over the native protocol.
+//
+// # What it owns
+//
+//   - The schema, as versioned SQL files embedded in the binary
+//     (migrations/NNNN_*.sql), applied in order by Open and recorded in
+//     schema_migrations. Re-running is a no-op; every statement is
+//     idempotent (IF NOT EXISTS), because ClickHouse has no transactional
+//     DDL and two instances may start at once.
+//   - The tables messages, events, media (content-addressed by SHA-256)
+//     and media_links.
+//
+// # Invariants
+//
+//   - Append-only. The relay never updates or deletes a row: no ALTER ...
+//     UPDATE/DELETE, no OPTIMIZE ... DEDUPLICATE issued from here.
+//   - Idempotent by message id. The pipeline inserts again after a crash
+//     whatever it is not sure was committed, so an id may be written more
+//     than once. The tables are ReplacingMergeTree keyed by the id (version
+//     accepted_ms), so copies collapse when parts merge, and every read
+//     here collapses them before that (LIMIT 1 BY id, GROUP BY id): callers
+//     always see one logical row per id. Raw counts (count() without
+//     collapsing) may show copies until a merge; count distinct ids. Copies
+//     in different monthly partitions (a replay across a month boundary)
+//     are never merged, which is why reads collapse instead of relying on
+//     FINAL.
+//   - An acknowledged Insert is one INSERT of one block, applied whole or
+//     not at all; it means the server's page cache, not fsync. Durability
+//     before that is the relay's spool's job.
+//   - Exactness of the content: Raw is stored byte for byte (String is a
+//     byte string: control bytes and invalid UTF-8 survive), Attrs as a
+//     JSON object, CreatedAt to the second (DateTime), AcceptedAt to the
+//     millisecond (accepted_ms).
+//
+// # Why the schema looks old-fashioned
+//
+// The same schema must run on Debian's ClickHouse 18.16 (what the tests
+// use) and on current 24.x/25.x (production). 18.16 has no DateTime64,
+// LowCardinality, TTL, column codecs, ILIKE, data-skipping indexes (only
+// experimental), async_insert, insert_deduplication_token or a dedup
+// window for non-replicated tables. So: times are DateTime plus UInt64
+// epoch milliseconds; enumerations are plain String; retention is dropping
+// monthly partitions (PARTITION BY toYYYYMM(day)), not TTL; idempotency is
+// ours. Other things learned against 18.16 with clickhouse-go v2.51:
+//
+//   - A batch INSERT needs an explicit column list; an Exec of
+//     INSERT ... VALUES (?, ...) with bound values hangs. Every write here
+//     is a batch with the columns named, Send checked, and Abort on any
+//     path that does not send.
+//   - A []string bound to `IN ?` becomes an array literal, which 18.16
+//     rejects for IN; ids go in as a tuple (clickhouse.GroupSet).
+//   - A time.Time bound against a Date column compares wrongly (no row
+//     matches); dates go in as 'YYYY-MM-DD' strings through toDate.
+//   - "Too many parts" throttles at 150 active parts per partition and
+//     fails at 300: callers should group-commit (one Insert per batch of
+//     messages), not insert one row at a time under load.
+//
+// # Concurrency and failure
+//
+// An Archive is safe for concurrent use and starts no goroutines of its
+// own; the driver keeps a pool of connections. A ClickHouse that is down
+// surfaces as an error within Config.DialTimeout (or the context's
+// deadline, whichever is first), never as a hang; once it is back, the
+// next call gets a fresh connection.
+package archive

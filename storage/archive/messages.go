@@ -1,0 +1,279 @@
+package archive
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// messageColumns is the column list of every INSERT into and SELECT from
+// messages. ClickHouse 18.16 needs the list spelled out in a batch INSERT.
+const messageColumns = `id, account, client, conv, seq, direction, kind, wx_msg_id, event, event_key, ` +
+	`text, media_id, attrs, raw, created_at, accepted_at, accepted_ms, employee, day`
+
+// idChunk bounds how many ids go into one IN (...) list: the ids are
+// written into the query text, and 18.16's max_query_size is 256 KiB.
+const idChunk = 1000
+
+// maxDateTime is the last second a DateTime (UInt32) can hold, in 2106.
+const maxDateTime = math.MaxUint32
+
+// Insert writes msgs in one batch and returns once ClickHouse has
+// acknowledged it (which, as with any ClickHouse insert, means written to
+// the server's page cache, not fsynced).
+//
+// Idempotent by message id: inserting an id again (a replay after a crash,
+// an overlapping batch) adds a physical copy that ReplacingMergeTree
+// collapses when parts merge, and every reader here collapses copies
+// before that. No row is ever updated or deleted.
+//
+// Nothing is sent if any message lacks an ID or a Seq: the batch is
+// all-or-nothing from this side. The server side is a single INSERT of one
+// block, which ClickHouse applies whole or not at all.
+func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) (err error) {
+	if len(msgs) == 0 {
+		return nil
+	}
+	for i := range msgs {
+		if msgs[i].ID == "" {
+			return fmt.Errorf("archive: insert: message %d of %d has no ID", i+1, len(msgs))
+		}
+		if msgs[i].Seq == 0 {
+			return fmt.Errorf("archive: insert: message %s has no sequence number", msgs[i].ID)
+		}
+	}
+	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO messages (`+messageColumns+`)`)
+	if err != nil {
+		return fmt.Errorf("archive: insert of %d messages: preparing batch: %w", len(msgs), err)
+	}
+	defer abortUnsent(batch)
+	for i := range msgs {
+		m := &msgs[i]
+		attrs, err := encodeAttrs(m.Attrs)
+		if err != nil {
+			return fmt.Errorf("archive: insert: message %s: %w", m.ID, err)
+		}
+		created := a.clampTime(m.CreatedAt, m.ID, "created_at")
+		accepted := a.clampTime(m.AcceptedAt, m.ID, "accepted_at")
+		acceptedMS := uint64(0)
+		if !m.AcceptedAt.IsZero() && m.AcceptedAt.UnixMilli() > 0 {
+			acceptedMS = uint64(m.AcceptedAt.UnixMilli())
+		}
+		raw := m.Raw
+		if raw == nil {
+			raw = []byte{}
+		}
+		if err := batch.Append(
+			m.ID, m.Account, m.Client, string(m.Conv), m.Seq,
+			string(m.Direction), string(m.Kind), m.WxMsgID, m.Event, m.EventKey,
+			m.Text, m.MediaID, attrs, raw,
+			created, accepted, acceptedMS, m.Employee, dayOf(accepted),
+		); err != nil {
+			return fmt.Errorf("archive: insert: appending message %s: %w", m.ID, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("archive: insert of %d messages (first %s): %w", len(msgs), msgs[0].ID, err)
+	}
+	return nil
+}
+
+// clampTime maps t into what a DateTime column holds: whole seconds from
+// 1970 to 2106, in UTC. The zero time becomes the epoch, which reads back
+// as the zero time. A time outside the range (a garbled CreateTime) is
+// clamped and logged rather than refused: refusing would leave the
+// message, whose exact bytes are in raw anyway, unarchivable for ever.
+func (a *Archive) clampTime(t time.Time, id, field string) time.Time {
+	if t.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	s := t.Unix()
+	switch {
+	case s < 0:
+		a.log.Warn("archive: time before 1970 stored as the epoch", "msg_id", id, "field", field, "time", t)
+		s = 0
+	case s > maxDateTime:
+		a.log.Warn("archive: time after 2106 stored as the last DateTime", "msg_id", id, "field", field, "time", t)
+		s = maxDateTime
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// dayOf is the partition day of t: its UTC date, as a midnight UTC time,
+// which is what the driver writes into a Date column unchanged.
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// dateLiteral formats the UTC date of t for comparison with a Date column.
+// It is passed as a string: 18.16 compares a Date with a DateTime
+// parameter (what the driver makes of a time.Time) wrongly, matching
+// nothing.
+func dateLiteral(t time.Time) string {
+	return t.UTC().Format("2006-01-02")
+}
+
+func encodeAttrs(attrs map[string]string) (string, error) {
+	if len(attrs) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(attrs) // keys sorted: the same map, the same bytes
+	if err != nil {
+		return "", fmt.Errorf("encoding attrs: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeAttrs(s string) (map[string]string, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	var attrs map[string]string
+	if err := json.Unmarshal([]byte(s), &attrs); err != nil {
+		return nil, fmt.Errorf("decoding attrs: %w", err)
+	}
+	return attrs, nil
+}
+
+// Existing reports which of ids are archived, with their sequence numbers.
+// Ids are looked up in chunks; an empty ids asks nothing of the server.
+//
+// The ids go into the query as a tuple (clickhouse.GroupSet) for IN:
+// 18.16 rejects `id IN [...]`, which is what a bound []string becomes,
+// and has(array, id), which it does accept, scans the array for every row.
+func (a *Archive) Existing(ctx context.Context, ids []string) (map[string]uint64, error) {
+	found := make(map[string]uint64)
+	for start := 0; start < len(ids); start += idChunk {
+		end := min(start+idChunk, len(ids))
+		set := make([]any, 0, end-start)
+		for _, id := range ids[start:end] {
+			set = append(set, id)
+		}
+		// argMax by accepted_ms picks the copy a merge would keep.
+		rows, err := a.conn.Query(ctx,
+			`SELECT id, argMax(seq, accepted_ms) FROM messages WHERE id IN ? GROUP BY id`,
+			clickhouse.GroupSet{Value: set})
+		if err != nil {
+			return nil, fmt.Errorf("archive: looking up %d ids: %w", len(ids), err)
+		}
+		for rows.Next() {
+			var (
+				id  string
+				seq uint64
+			)
+			if err := rows.Scan(&id, &seq); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("archive: looking up %d ids: %w", len(ids), err)
+			}
+			found[id] = seq
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("archive: looking up %d ids: %w", len(ids), err)
+		}
+	}
+	return found, nil
+}
+
+// Since returns up to limit messages of conv with Seq > after, in sequence
+// order, one per id whatever copies a replay left behind (the copy with
+// the latest accepted_ms, as a merge would keep). A limit <= 0 means no
+// limit.
+func (a *Archive) Since(ctx context.Context, conv relay.ConversationID, after uint64, limit int) ([]relay.Message, error) {
+	q := `SELECT ` + messageColumns + ` FROM (
+		SELECT ` + messageColumns + ` FROM messages
+		WHERE conv = ? AND seq > ?
+		ORDER BY id, accepted_ms DESC
+		LIMIT 1 BY id
+	) ORDER BY seq, id`
+	args := []any{string(conv), after}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	msgs, err := a.queryMessages(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("archive: reading %s after seq %d: %w", conv, after, err)
+	}
+	return msgs, nil
+}
+
+// MaxSeq returns the highest sequence archived for conv, 0 if none. It is
+// the maximum over every stored copy, so a sequencer resuming from it
+// never hands out a number already used.
+func (a *Archive) MaxSeq(ctx context.Context, conv relay.ConversationID) (uint64, error) {
+	var seq uint64
+	if err := a.conn.QueryRow(ctx, `SELECT max(seq) FROM messages WHERE conv = ?`, string(conv)).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("archive: max seq of %s: %w", conv, err)
+	}
+	return seq, nil
+}
+
+// queryMessages runs a query selecting messageColumns and decodes the rows.
+func (a *Archive) queryMessages(ctx context.Context, q string, args ...any) ([]relay.Message, error) {
+	rows, err := a.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []relay.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func scanMessage(rows driver.Rows) (relay.Message, error) {
+	var (
+		m                 relay.Message
+		conv, dir, kind   string
+		attrs             string
+		raw               []byte
+		created, accepted time.Time
+		acceptedMS        uint64
+		day               time.Time
+	)
+	if err := rows.Scan(
+		&m.ID, &m.Account, &m.Client, &conv, &m.Seq,
+		&dir, &kind, &m.WxMsgID, &m.Event, &m.EventKey,
+		&m.Text, &m.MediaID, &attrs, &raw,
+		&created, &accepted, &acceptedMS, &m.Employee, &day,
+	); err != nil {
+		return relay.Message{}, err
+	}
+	m.Conv = relay.ConversationID(conv)
+	m.Direction = relay.Direction(dir)
+	m.Kind = relay.Kind(kind)
+	var err error
+	if m.Attrs, err = decodeAttrs(attrs); err != nil {
+		return relay.Message{}, fmt.Errorf("message %s: %w", m.ID, err)
+	}
+	if len(raw) > 0 {
+		m.Raw = raw
+	}
+	if created.Unix() > 0 {
+		m.CreatedAt = created.UTC()
+	}
+	// accepted_ms keeps the milliseconds accepted_at cannot.
+	if acceptedMS > 0 {
+		m.AcceptedAt = time.UnixMilli(int64(acceptedMS)).UTC()
+	} else if accepted.Unix() > 0 {
+		m.AcceptedAt = accepted.UTC()
+	}
+	return m, nil
+}
