@@ -32,4 +32,12 @@ func lockDir(dir string) (*dirLock, error) {
 	return &dirLock{f: f}, nil
 }
 
-func (l *dirLock) release() error { return l.f.Close() }
+// release drops the lock; calling it again does nothing.
+func (l *dirLock) release() error {
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}

@@ -109,7 +109,7 @@ func readSegment(r io.Reader, size int64, fn func(off int64, rec record) error) 
 			// A header that never made it to disk; nothing can follow it.
 			return 0, &tornError{Offset: 0, Reason: "incomplete segment header"}
 		}
-		return 0, fmt.Errorf("not a spool segment (header %q, want %q)", hdr[:], segmentMagic)
+		return 0, fmt.Errorf("not a spool segment: header at offset 0 is %q, want %q", hdr[:], segmentMagic)
 	}
 	off := headerLen
 	var frame [frameLen]byte

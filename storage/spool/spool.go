@@ -218,9 +218,8 @@ func (s *Spool) replaySegment(rp *replayer, n uint64, last bool) error {
 			"file", path, "offset", torn.Offset, "dropped_bytes", st.Size()-valid, "reason", torn.Reason)
 		return truncateSegment(path, valid, s.sync)
 	case errors.As(err, &torn):
-		return fmt.Errorf("spool: segment %s is corrupt at offset %d (%s) but is not the last segment, so records "+
-			"acknowledged after it would be lost; refusing to start (inspect the file, or move it aside knowingly): %w",
-			path, torn.Offset, torn.Reason, err)
+		return fmt.Errorf("spool: segment %s: %w; it is not the last segment, so records acknowledged after "+
+			"the damage would be lost: refusing to start (inspect the file, or move it aside knowingly)", path, err)
 	default:
 		return fmt.Errorf("spool: replaying %s: %w", path, err)
 	}
