@@ -38,13 +38,14 @@
 // # Why the schema looks old-fashioned
 //
 // The same schema must run on Debian's ClickHouse 18.16 (what the tests
-// use) and on current 24.x/25.x (production). 18.16 has no DateTime64,
-// LowCardinality, TTL, column codecs, ILIKE, data-skipping indexes (only
-// experimental), async_insert, insert_deduplication_token or a dedup
-// window for non-replicated tables. So: times are DateTime plus UInt64
-// epoch milliseconds; enumerations are plain String; retention is dropping
-// monthly partitions (PARTITION BY toYYYYMM(day)), not TTL; idempotency is
-// ours. Other things learned against 18.16 with clickhouse-go v2.51:
+// use) and on current 24.x/25.x (production). 18.16 has no DateTime64
+// (nor now64), no TTL, column codecs, ILIKE, data-skipping indexes,
+// async_insert, insert_deduplication_token or dedup window for
+// non-replicated tables, and LowCardinality only behind an experimental
+// setting. So: times are DateTime plus UInt64 epoch milliseconds;
+// enumerations are plain String; retention is dropping monthly partitions
+// (PARTITION BY toYYYYMM(day)), not TTL; idempotency is ours. Other things
+// learned against 18.16 with clickhouse-go v2.51:
 //
 //   - A batch INSERT needs an explicit column list; an Exec of
 //     INSERT ... VALUES (?, ...) with bound values hangs. Every write here
@@ -53,7 +54,15 @@
 //   - A []string bound to `IN ?` becomes an array literal, which 18.16
 //     rejects for IN; ids go in as a tuple (clickhouse.GroupSet).
 //   - A time.Time bound against a Date column compares wrongly (no row
-//     matches); dates go in as 'YYYY-MM-DD' strings through toDate.
+//     matches: see below); dates go in as 'YYYY-MM-DD' strings through
+//     toDate.
+//   - Date compared with a DateTime is compared as raw numbers (days
+//     against seconds), so `day >= toDateTime(...)` is false for any
+//     real date. And dates before 1970 become 0000-00-00: times are
+//     clamped into DateTime's range (1970 to 2106) before they are sent.
+//   - clickhouse-go v2.51 logs "unsupported clickhouse version" at WARN
+//     for every new connection to a server older than 25.8; that is the
+//     driver's support policy, not a failure.
 //   - "Too many parts" throttles at 150 active parts per partition and
 //     fails at 300: callers should group-commit (one Insert per batch of
 //     messages), not insert one row at a time under load.

@@ -34,6 +34,12 @@ func (a *Archive) PutMedia(ctx context.Context, m relay.Media) error {
 	if m.SHA256 != "" && !strings.EqualFold(m.SHA256, hash) {
 		return fmt.Errorf("archive: put media for message %s: SHA256 %s does not match the data (%s)", m.MessageID, m.SHA256, hash)
 	}
+	if len(m.Data) == 0 {
+		// Stored all the same (an empty file is possible), but an empty
+		// download more often means a fetcher bug, and storing it ends
+		// the retries for this message: leave a trace.
+		a.log.Warn("archive: storing empty media", "msg_id", m.MessageID, "media_id", m.MediaID)
+	}
 	now := time.Now()
 
 	var have uint64

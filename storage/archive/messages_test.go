@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
@@ -409,4 +411,33 @@ func TestDoneContextReturnsPromptly(t *testing.T) {
 		t.Fatalf("Since after cancelled calls: %v", err)
 	}
 	sameMessages(t, "Since", got, []relay.Message{msg})
+}
+
+// The ways of passing a list of ids as one bound parameter, on this
+// server. Existing relies on the GroupSet form; the []string forms are
+// logged, because what they do depends on the server version (18.16
+// rejects an array on the right of IN).
+func TestBoundIDListForms(t *testing.T) {
+	t.Parallel()
+	a := openTest(t)
+	ctx := testCtx(t)
+	conv := relay.Conversation("acc", "o_forms")
+	m1, m2 := testMessage(conv, 1, time.Now()), testMessage(conv, 2, time.Now())
+	m2.ID = `it's a \ tricky id`
+	if err := a.Insert(ctx, []relay.Message{m1, m2}); err != nil {
+		t.Fatalf("Insert: %v", err)
+	}
+	list := []string{m1.ID, m2.ID, "absent"}
+	if n := count(t, a, `SELECT count() FROM messages WHERE id IN ?`, clickhouse.GroupSet{Value: []any{m1.ID, m2.ID, "absent"}}); n != 2 {
+		t.Errorf("IN GroupSet matched %d rows, want 2", n)
+	}
+	if n := count(t, a, `SELECT count() FROM messages WHERE id IN ?`, clickhouse.GroupSet{Value: []any{m2.ID}}); n != 1 {
+		t.Errorf("IN GroupSet of one matched %d rows, want 1", n)
+	}
+	if n := count(t, a, `SELECT count() FROM messages WHERE has(?, id)`, list); n != 2 {
+		t.Errorf("has([]string) matched %d rows, want 2", n)
+	}
+	var n uint64
+	err := a.conn.QueryRow(ctx, `SELECT count() FROM messages WHERE id IN ?`, list).Scan(&n)
+	t.Logf("id IN ? with a []string: %d rows, err %v", n, err)
 }
