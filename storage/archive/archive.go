@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"regexp"
 	"time"
 
@@ -68,6 +69,9 @@ func (c Config) Validate() error {
 }
 
 func (c Config) options(database string, log *slog.Logger) *clickhouse.Options {
+	// Every wait is bounded: connecting by DialTimeout or the context,
+	// the handshake by DialTimeout (the driver does not consult the
+	// context there), each read of a query by ReadTimeout or the context.
 	return &clickhouse.Options{
 		Addr: []string{c.Addr},
 		Auth: clickhouse.Auth{
@@ -81,6 +85,12 @@ func (c Config) options(database string, log *slog.Logger) *clickhouse.Options {
 		// Raw callback bodies and text compress well; LZ4 is what every
 		// server version, 18.16 included, speaks.
 		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		// The driver's own dialer ignores the caller's context; this one
+		// gives up at the context's deadline when that comes first.
+		DialContext: func(ctx context.Context, addr string) (net.Conn, error) {
+			d := net.Dialer{Timeout: c.DialTimeout}
+			return d.DialContext(ctx, "tcp", addr)
+		},
 		DialTimeout: c.DialTimeout,
 		ReadTimeout: c.ReadTimeout,
 		Logger:      log,

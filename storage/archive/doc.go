@@ -70,8 +70,12 @@
 // # Concurrency and failure
 //
 // An Archive is safe for concurrent use and starts no goroutines of its
-// own; the driver keeps a pool of connections. A ClickHouse that is down
-// surfaces as an error within Config.DialTimeout (or the context's
-// deadline, whichever is first), never as a hang; once it is back, the
-// next call gets a fresh connection.
+// own; the driver keeps a pool of connections. No call waits unbounded:
+// a ClickHouse that is down (connection refused) fails the call at once;
+// one that cannot be reached fails it within Config.DialTimeout or the
+// context's deadline; one that accepts connections but does not answer
+// (hung, overloaded) fails it within DialTimeout on a new connection (the
+// driver's handshake does not consult the context) and within ReadTimeout
+// or the context's deadline on a pooled one. Once the server is back, the
+// next call gets a fresh connection: broken ones are closed, not reused.
 package archive
