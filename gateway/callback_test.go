@@ -410,7 +410,9 @@ func TestIllegalCharactersAccepted(t *testing.T) {
 		name  string
 		build func(t *testing.T) (string, []byte)
 	}{
-		{"plain", func(t *testing.T) (string, []byte) { return plainTarget(plainAccount, testTS, "n", nil), bytes.Clone(plain) }},
+		{"plain", func(t *testing.T) (string, []byte) {
+			return plainTarget(plainAccount, testTS, "n", nil), bytes.Clone(plain)
+		}},
 		{"safe", func(t *testing.T) (string, []byte) { return safeRequest(t, safeAccount, testTS, "n", plain) }},
 		{"compatible, plaintext in the envelope too", func(t *testing.T) (string, []byte) {
 			enc := encrypt(t, compatAccount, plain)

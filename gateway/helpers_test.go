@@ -38,7 +38,7 @@ const testTS = "1700000000"
 
 // Test accounts, one per mode.
 var (
-	plainAccount = Account{ID: "plain", AppID: "wxplain0000000001", AppSecret: "s1", Token: "plaintoken", Mode: ModePlain}
+	plainAccount  = Account{ID: "plain", AppID: "wxplain0000000001", AppSecret: "s1", Token: "plaintoken", Mode: ModePlain}
 	compatAccount = Account{ID: "compat", AppID: "wxcompat000000002", AppSecret: "s2", Token: "compattoken",
 		EncodingAESKey: "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG", Mode: ModeCompatible}
 	safeAccount = Account{ID: "safe", AppID: "wxsafe00000000003", AppSecret: "s3", Token: "safetoken",

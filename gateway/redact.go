@@ -13,8 +13,10 @@ import (
 // client returns or logs goes through redact first.
 
 // secretParam matches the query parameters whose values are secrets, in
-// raw or URL-escaped form.
-var secretParam = regexp.MustCompile(`(?i)((?:access_token|secret|appsecret|component_access_token)(?:=|%3D))[^&\s"'<>]*`)
+// raw or URL-escaped form (access_token%3D...%26). A value ends at '&',
+// an escaped '&' (%26), white space or a quote.
+var secretParam = regexp.MustCompile(`(?i)((?:access_token|secret|appsecret|component_access_token)(?:=|%3D))` +
+	`(?:[^&\s"'<>%]|%[013-9a-f][0-9a-f]|%2[0-57-9a-f]|%$)*`)
 
 // redactedValue replaces secret parameter values.
 const redactedValue = "REDACTED"

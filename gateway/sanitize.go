@@ -39,79 +39,86 @@ func isXMLChar(r rune) bool {
 
 // sanitizeXML returns doc with every invalid UTF-8 sequence and every
 // character XML 1.0 forbids replaced by U+FFFD, and every character
-// reference to a forbidden code point outside CDATA replaced by a
+// reference to a forbidden code point in character data replaced by a
 // reference to U+FFFD. When nothing needs replacing it returns doc
 // itself; otherwise a new slice, so doc (the archived Raw) is never
 // modified.
 func sanitizeXML(doc []byte) []byte {
-	if xmlClean(doc) {
+	if _, changed := scanXML(doc, false); !changed {
 		return doc
 	}
-	out := make([]byte, 0, len(doc)+16)
-	inCDATA := false
+	out, _ := scanXML(doc, true)
+	return out
+}
+
+// section is a part of a document where character references are not
+// expanded, so a forbidden one there is harmless text.
+type section struct{ open, close string }
+
+var sections = []section{
+	{cdataOpen, cdataClose},
+	{"<!--", "-->"},
+	{"<?", "?>"},
+}
+
+// scanXML walks doc and reports whether anything must be replaced. With
+// build it also returns the sanitised document; without, it stops at the
+// first replacement (the fast path: almost every callback is clean, and
+// then no copy is made).
+func scanXML(doc []byte, build bool) (out []byte, changed bool) {
+	if build {
+		out = make([]byte, 0, len(doc)+16)
+	}
+	closing := "" // terminator of the section being read; "" in character data
+scan:
 	for i := 0; i < len(doc); {
 		switch {
-		case !inCDATA && bytes.HasPrefix(doc[i:], []byte(cdataOpen)):
-			out = append(out, cdataOpen...)
-			i += len(cdataOpen)
-			inCDATA = true
-			continue
-		case inCDATA && bytes.HasPrefix(doc[i:], []byte(cdataClose)):
-			out = append(out, cdataClose...)
-			i += len(cdataClose)
-			inCDATA = false
-			continue
-		case !inCDATA && doc[i] == '&':
-			if n, ok := forbiddenCharRef(doc[i:]); ok {
-				out = append(out, replacementRef...)
-				i += n
-				continue
+		case closing == "" && doc[i] == '<':
+			for _, s := range sections {
+				if bytes.HasPrefix(doc[i:], []byte(s.open)) {
+					out = appendIf(build, out, s.open)
+					i += len(s.open)
+					closing = s.close
+					continue scan
+				}
 			}
+		case closing == "" && doc[i] == '&':
+			if n, forbidden := forbiddenCharRef(doc[i:]); forbidden {
+				if !build {
+					return nil, true
+				}
+				out, changed = append(out, replacementRef...), true
+				i += n
+				continue scan
+			}
+		case closing != "" && bytes.HasPrefix(doc[i:], []byte(closing)):
+			out = appendIf(build, out, closing)
+			i += len(closing)
+			closing = ""
+			continue scan
 		}
-		r, size := utf8.DecodeRune(doc[i:])
-		if (r == utf8.RuneError && size <= 1) || !isXMLChar(r) {
-			out = append(out, replacement...)
-		} else {
+		r, size := rune(doc[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRune(doc[i:])
+		}
+		if (r == utf8.RuneError && size == 1) || !isXMLChar(r) {
+			if !build {
+				return nil, true
+			}
+			out, changed = append(out, replacement...), true
+		} else if build {
 			out = append(out, doc[i:i+size]...)
 		}
 		i += size
 	}
-	return out
+	return out, changed
 }
 
-// xmlClean is the fast path of sanitizeXML: almost every callback needs
-// no change, and then no copy is made.
-func xmlClean(doc []byte) bool {
-	inCDATA := false
-	for i := 0; i < len(doc); {
-		c := doc[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D:
-				return false
-			case c == '<' && !inCDATA && bytes.HasPrefix(doc[i:], []byte(cdataOpen)):
-				inCDATA = true
-				i += len(cdataOpen)
-				continue
-			case c == ']' && inCDATA && bytes.HasPrefix(doc[i:], []byte(cdataClose)):
-				inCDATA = false
-				i += len(cdataClose)
-				continue
-			case c == '&' && !inCDATA:
-				if _, bad := forbiddenCharRef(doc[i:]); bad {
-					return false
-				}
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(doc[i:])
-		if (r == utf8.RuneError && size <= 1) || !isXMLChar(r) {
-			return false
-		}
-		i += size
+func appendIf(build bool, out []byte, s string) []byte {
+	if build {
+		return append(out, s...)
 	}
-	return true
+	return out
 }
 
 // forbiddenCharRef reports whether b starts with a well-formed numeric
