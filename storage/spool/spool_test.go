@@ -610,7 +610,11 @@ func TestConcurrentMixed(t *testing.T) {
 		var i int
 		fmt.Sscanf(m.WxMsgID, "%d", &i)
 		i -= 100000
-		if wantSeq := map[bool]uint64{true: uint64(i)}[i%3 == 0]; m.Seq != wantSeq {
+		var wantSeq uint64
+		if i%3 == 0 {
+			wantSeq = uint64(i)
+		}
+		if m.Seq != wantSeq {
 			t.Fatalf("%s has seq %d, want %d", m.ID, m.Seq, wantSeq)
 		}
 	}
