@@ -117,6 +117,19 @@ func (e *env) token(a Account) string {
 	return tok
 }
 
+// stable fetches a stable_token token (no force), failing the test on
+// error.
+func (e *env) stable(a Account) string {
+	e.t.Helper()
+	r := e.call(http.MethodPost, "/cgi-bin/stable_token", nil, map[string]any{
+		"grant_type": "client_credential", "appid": a.AppID, "secret": a.AppSecret})
+	tok := r.str("access_token")
+	if tok == "" {
+		e.t.Fatalf("stable_token: %v", r)
+	}
+	return tok
+}
+
 // ping calls getcallbackip, the cheapest token check.
 func (e *env) ping(tok string) int {
 	e.t.Helper()
