@@ -492,3 +492,26 @@ func TestNoRegistererNoPanic(t *testing.T) {
 		t.Fatalf("status = %d", rec.Code)
 	}
 }
+
+// TestMisconfiguredKey: an account whose EncodingAESKey does not decode
+// (Validate was skipped) refuses encrypted callbacks with 500 instead of
+// panicking or accepting.
+func TestMisconfiguredKey(t *testing.T) {
+	t.Parallel()
+	bad := safeAccount
+	bad.EncodingAESKey = "too-short"
+	acc := &fakeAcceptor{}
+	reg := prometheus.NewRegistry()
+	h := NewCallbackHandler(Config{Accounts: []Account{bad}}, acc, CallbackOptions{Registerer: reg, Now: func() time.Time { return testNow }})
+	enc := encrypt(t, safeAccount, fx("text", "<Content>x</Content><MsgId>1</MsgId>"))
+	rec := (&harness{h: h}).do(http.MethodPost, safeTarget(bad, testTS, "n", enc), envelopeBody(enc))
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status = %d %q", rec.Code, rec.Body.String())
+	}
+	if len(acc.got()) != 0 {
+		t.Fatal("accepted")
+	}
+	if n := (&harness{reg: reg}).counter(t, "safe", resultMisconfigured); n != 1 {
+		t.Errorf("misconfigured counter = %v", n)
+	}
+}
