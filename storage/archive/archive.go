@@ -102,9 +102,8 @@ func (c Config) options(database string, log *slog.Logger) *clickhouse.Options {
 // connection from the driver's pool, which also replaces connections
 // broken by a server restart.
 type Archive struct {
-	conn     driver.Conn
-	database string
-	log      *slog.Logger
+	conn driver.Conn
+	log  *slog.Logger
 }
 
 var (
@@ -145,7 +144,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Archive, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)
 	}
-	a := &Archive{conn: conn, database: cfg.Database, log: log}
+	a := &Archive{conn: conn, log: log}
 	if err := conn.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)

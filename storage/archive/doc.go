@@ -27,9 +27,11 @@
 //     in different monthly partitions (a replay across a month boundary)
 //     are never merged, which is why reads collapse instead of relying on
 //     FINAL.
-//   - An acknowledged Insert is one INSERT of one block, applied whole or
-//     not at all; it means the server's page cache, not fsync. Durability
-//     before that is the relay's spool's job.
+//   - An Insert is one INSERT of one block. Its acknowledgement means the
+//     server's page cache, not fsync; durability until then is the relay
+//     spool's job. An error means "unknown" (some monthly parts may be in,
+//     or the acknowledgement was lost), and the answer is to insert the
+//     same batch again, which idempotency makes safe.
 //   - Exactness of the content: Raw is stored byte for byte (String is a
 //     byte string: control bytes and invalid UTF-8 survive), Attrs as a
 //     JSON object, CreatedAt to the second (DateTime), AcceptedAt to the

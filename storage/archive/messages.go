@@ -34,10 +34,13 @@ const maxDateTime = math.MaxUint32
 // collapses when parts merge, and every reader here collapses copies
 // before that. No row is ever updated or deleted.
 //
-// Nothing is sent if any message lacks an ID or a Seq: the batch is
-// all-or-nothing from this side. The server side is a single INSERT of one
-// block, which ClickHouse applies whole or not at all.
-func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) (err error) {
+// Nothing is sent if any message lacks an ID or a Seq. What is sent is a
+// single INSERT of one block, which ClickHouse writes as one part per
+// month it touches; a failure can leave some of those parts committed
+// (and an error can follow a commit, when the acknowledgement is lost),
+// so after any error the caller inserts the whole batch again and the
+// copies collapse as above.
+func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
