@@ -271,12 +271,17 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 			deliver[i].Employee = emp
 		}
 	}
+	// Once the batch is archived, finish it even if the pipeline is being
+	// stopped: publishing and marking done are quick, and a batch cut in
+	// half here would only be delivered a second time after a restart.
+	post, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancel()
 	deliver = mergeBySeq(deliver, fresh)
 	for i := range deliver {
-		p.publish(ctx, deliver[i])
+		p.publish(post, deliver[i])
 	}
-	if err := p.retry(ctx, "marking spool records done", func() error {
-		return p.d.Spool.Done(ctx, ids)
+	if err := p.retry(post, "marking spool records done", func() error {
+		return p.d.Spool.Done(post, ids)
 	}); err != nil {
 		return err
 	}
