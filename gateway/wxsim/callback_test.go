@@ -130,7 +130,9 @@ func TestCallbackModes(t *testing.T) {
 				return m.MsgType == "file" && m.Title == "report.pdf" && bytes.Contains(got[8].plain, []byte("<FileTotalLen>8</FileTotalLen>"))
 			})
 			check(9, func(m message.MixMessage) bool { return m.Event == message.EventClick && m.EventKey == "MENU_1" })
-			check(10, func(m message.MixMessage) bool { return m.Event == message.EventView && m.EventKey == "https://example.com/v" })
+			check(10, func(m message.MixMessage) bool {
+				return m.Event == message.EventView && m.EventKey == "https://example.com/v"
+			})
 			check(11, func(m message.MixMessage) bool { return m.Event == message.EventLocation && m.Latitude == "23.100000" })
 			check(12, func(m message.MixMessage) bool { return m.Event == message.EventUnsubscribe })
 		})
