@@ -1,0 +1,293 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/gateway"
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// Config is the whole configuration of one relay process: the YAML file
+// (see configs/relay.example.yaml, which documents every key), then
+// WR_* environment overrides, then secrets, which only ever come from the
+// environment or from files named by *_FILE variables.
+type Config struct {
+	// Listen is the address of the HTTP server: WeChat callbacks under
+	// /wechat/, the console under /api/, /metrics, /healthz, /readyz.
+	Listen string `yaml:"listen"`
+	// DataDir holds the spool and, in embedded mode, the archive.
+	DataDir string `yaml:"data_dir"`
+	Log     struct {
+		Level  string `yaml:"level"`  // debug, info, warn, error
+		Format string `yaml:"format"` // json or text
+	} `yaml:"log"`
+	Storage struct {
+		// ClickHouse: the production archive. Empty Addr selects the
+		// embedded archive (SQLite in DataDir), for trials only.
+		ClickHouse struct {
+			Addr     string `yaml:"addr"`
+			Database string `yaml:"database"`
+			Username string `yaml:"username"`
+			Password string `yaml:"-"` // WR_CLICKHOUSE_PASSWORD
+		} `yaml:"clickhouse"`
+		// Redis: dedupe, sequence numbers, assignments, the shared access
+		// token and the bus between instances. Empty Addr keeps them in
+		// memory, which is only correct for a single instance.
+		Redis struct {
+			Addr     string `yaml:"addr"`
+			DB       int    `yaml:"db"`
+			Prefix   string `yaml:"prefix"`
+			Password string `yaml:"-"` // WR_REDIS_PASSWORD
+		} `yaml:"redis"`
+	} `yaml:"storage"`
+	WeChat struct {
+		APIBaseURL    string          `yaml:"api_base_url"`
+		APITimeout    time.Duration   `yaml:"api_timeout"`
+		MaxBodyBytes  int64           `yaml:"max_body_bytes"`
+		TimestampSkew time.Duration   `yaml:"timestamp_skew"`
+		Accounts      []AccountConfig `yaml:"accounts"`
+	} `yaml:"wechat"`
+	Pipeline relay.Config      `yaml:"pipeline"`
+	Media    relay.MediaConfig `yaml:"media"`
+	Console  struct {
+		AllowedOrigins []string         `yaml:"allowed_origins"`
+		Employees      []EmployeeConfig `yaml:"employees"`
+		SendQueue      int              `yaml:"send_queue"`
+		PingInterval   time.Duration    `yaml:"ping_interval"`
+	} `yaml:"console"`
+	// ShutdownTimeout bounds a graceful stop (15s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// AccountConfig is one Official Account. Its secrets come from
+// WR_ACCOUNT_<ID>_APP_SECRET, _TOKEN and _ENCODING_AES_KEY (or the same
+// names with _FILE).
+type AccountConfig struct {
+	ID    string       `yaml:"id"`
+	AppID string       `yaml:"app_id"`
+	Mode  gateway.Mode `yaml:"mode"`
+
+	AppSecret      string `yaml:"-"`
+	Token          string `yaml:"-"`
+	EncodingAESKey string `yaml:"-"`
+}
+
+// EmployeeConfig is one console user. The token comes from
+// WR_CONSOLE_TOKEN_<ID> (or _FILE).
+type EmployeeConfig struct {
+	ID       string       `yaml:"id"`
+	Name     string       `yaml:"name"`
+	Role     console.Role `yaml:"role"`
+	Accounts []string     `yaml:"accounts"`
+	Token    string       `yaml:"-"`
+}
+
+// loadConfig reads path (none: the embedded defaults), applies the
+// environment and fills defaults. It does not validate.
+func loadConfig(path string, env func(string) string) (*Config, error) {
+	var c Config
+	if path == "" {
+		c = demoConfig()
+	} else {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", path, err)
+		}
+	}
+	if err := c.applyEnv(env); err != nil {
+		return nil, err
+	}
+	c.defaults()
+	return &c, nil
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Storage.Redis.Prefix == "" {
+		c.Storage.Redis.Prefix = "wr:"
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+}
+
+// applyEnv overrides keys from WR_* variables and loads every secret.
+func (c *Config) applyEnv(env func(string) string) error {
+	var errs []error
+	str := func(dst *string, name string) {
+		if v := env(name); v != "" {
+			*dst = v
+		}
+	}
+	str(&c.Listen, "WR_LISTEN")
+	str(&c.DataDir, "WR_DATA_DIR")
+	str(&c.Log.Level, "WR_LOG_LEVEL")
+	str(&c.Log.Format, "WR_LOG_FORMAT")
+	str(&c.Storage.ClickHouse.Addr, "WR_CLICKHOUSE_ADDR")
+	str(&c.Storage.ClickHouse.Database, "WR_CLICKHOUSE_DATABASE")
+	str(&c.Storage.ClickHouse.Username, "WR_CLICKHOUSE_USERNAME")
+	str(&c.Storage.Redis.Addr, "WR_REDIS_ADDR")
+	str(&c.Storage.Redis.Prefix, "WR_REDIS_PREFIX")
+	str(&c.WeChat.APIBaseURL, "WR_WECHAT_API_BASE_URL")
+	if v := env("WR_REDIS_DB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("WR_REDIS_DB: %w", err))
+		}
+		c.Storage.Redis.DB = n
+	}
+	secret := func(dst *string, name string) {
+		v, err := secretFromEnv(env, name)
+		if err != nil {
+			errs = append(errs, err)
+		} else if v != "" {
+			*dst = v
+		}
+	}
+	secret(&c.Storage.ClickHouse.Password, "WR_CLICKHOUSE_PASSWORD")
+	secret(&c.Storage.Redis.Password, "WR_REDIS_PASSWORD")
+	for i := range c.WeChat.Accounts {
+		a := &c.WeChat.Accounts[i]
+		p := accountEnvPrefix(a.ID)
+		secret(&a.AppSecret, p+"APP_SECRET")
+		secret(&a.Token, p+"TOKEN")
+		secret(&a.EncodingAESKey, p+"ENCODING_AES_KEY")
+	}
+	for i := range c.Console.Employees {
+		e := &c.Console.Employees[i]
+		secret(&e.Token, console.TokenEnv(e.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// secretFromEnv reads NAME, or the file that NAME_FILE points to (with
+// surrounding whitespace trimmed). Setting both is an error.
+func secretFromEnv(env func(string) string, name string) (string, error) {
+	v, file := env(name), env(name+"_FILE")
+	switch {
+	case v != "" && file != "":
+		return "", fmt.Errorf("both %s and %s_FILE are set; use one", name, name)
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s_FILE: %w", name, err)
+		}
+		return strings.TrimSpace(string(data)), nil
+	}
+	return v, nil
+}
+
+// accountEnvPrefix is WR_ACCOUNT_<ID>_ with the id in upper case.
+func accountEnvPrefix(id string) string {
+	return strings.Replace(console.TokenEnv(id), "WR_CONSOLE_TOKEN_", "WR_ACCOUNT_", 1) + "_"
+}
+
+// Validate reports every problem at once, in words an operator can act on.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := splitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %w", err))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q is not one of json, text", c.Log.Format))
+	}
+	if len(c.WeChat.Accounts) == 0 {
+		errs = append(errs, errors.New("wechat.accounts: at least one Official Account is required"))
+	}
+	if err := c.gatewayConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	cc := c.consoleConfig()
+	if err := cc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	accounts := map[string]bool{}
+	for _, a := range c.WeChat.Accounts {
+		accounts[a.ID] = true
+	}
+	for _, e := range c.Console.Employees {
+		for _, a := range e.Accounts {
+			if !accounts[a] {
+				errs = append(errs, fmt.Errorf("console.employees (%s): account %q is not in wechat.accounts", e.ID, a))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) gatewayConfig() gateway.Config {
+	g := gateway.Config{
+		MaxBodyBytes:  c.WeChat.MaxBodyBytes,
+		TimestampSkew: c.WeChat.TimestampSkew,
+		APIBaseURL:    c.WeChat.APIBaseURL,
+		APITimeout:    c.WeChat.APITimeout,
+	}
+	for _, a := range c.WeChat.Accounts {
+		g.Accounts = append(g.Accounts, gateway.Account{
+			ID: a.ID, AppID: a.AppID, AppSecret: a.AppSecret, Token: a.Token,
+			EncodingAESKey: a.EncodingAESKey, Mode: a.Mode,
+		})
+	}
+	return g
+}
+
+func (c *Config) consoleConfig() console.Config {
+	cc := console.Config{
+		AllowedOrigins: c.Console.AllowedOrigins,
+		SendQueue:      c.Console.SendQueue,
+		PingInterval:   c.Console.PingInterval,
+	}
+	for _, e := range c.Console.Employees {
+		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts, Token: e.Token})
+	}
+	return cc
+}
+
+// autoAssign lists, per account, the agents new clients may go to.
+func (c *Config) autoAssign() map[string][]string {
+	out := map[string][]string{}
+	for _, e := range c.Console.Employees {
+		if e.Role != console.RoleAgent {
+			continue
+		}
+		for _, a := range e.Accounts {
+			out[a] = append(out[a], e.ID)
+		}
+	}
+	return out
+}
+
+func (c *Config) spoolDir() string    { return filepath.Join(c.DataDir, "spool") }
+func (c *Config) archivePath() string { return filepath.Join(c.DataDir, "archive.db") }

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/silenceper/wechat/v2/cache"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/gateway"
+	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/archive"
+	"github.com/wechat-relay/wechat-relay/storage/bus"
+	"github.com/wechat-relay/wechat-relay/storage/embedded"
+	"github.com/wechat-relay/wechat-relay/storage/spool"
+	"github.com/wechat-relay/wechat-relay/storage/state"
+)
+
+// store is the archive as the process uses it.
+type store interface {
+	relay.Archive
+	relay.MediaStore
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// system is one relay process, built from the configuration.
+type system struct {
+	cfg      *Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	archive  store
+	spool    *spool.Spool
+	rdb      *redis.Client // nil in single-instance mode
+	pipeline *relay.Pipeline
+	media    *relay.MediaWorker
+	hub      *console.Hub
+	handler  http.Handler
+}
+
+// build opens storage and wires the parts. On error, whatever was opened
+// is closed again.
+func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err error) {
+	s = &system{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if a := cfg.Storage.ClickHouse; a.Addr != "" {
+		ch, err := archive.Open(ctx, archive.Config{Addr: a.Addr, Database: a.Database, Username: a.Username, Password: a.Password}, log.With("component", "archive"))
+		if err != nil {
+			return nil, fmt.Errorf("opening the ClickHouse archive at %s: %w", a.Addr, err)
+		}
+		s.archive = ch
+	} else {
+		log.Warn("no ClickHouse configured: using the embedded archive, for trials only", "path", cfg.archivePath())
+		emb, err := embedded.Open(ctx, cfg.archivePath(), log.With("component", "archive"))
+		if err != nil {
+			return nil, fmt.Errorf("opening the embedded archive: %w", err)
+		}
+		s.archive = emb
+	}
+
+	s.spool, err = spool.Open(spool.Options{Dir: cfg.spoolDir(), Logger: log.With("component", "spool")})
+	if err != nil {
+		return nil, fmt.Errorf("opening the spool: %w", err)
+	}
+	if n := s.spool.Len(); n > 0 {
+		log.Info("spool replayed: messages waiting to be archived", "pending", n)
+	}
+
+	var (
+		dedupe   relay.Dedupe
+		seq      relay.Sequencer
+		assign   relay.Assignments
+		b        relay.Bus
+		tokCache cache.Cache
+	)
+	if r := cfg.Storage.Redis; r.Addr != "" {
+		s.rdb = redis.NewClient(&redis.Options{
+			Addr: r.Addr, Password: r.Password, DB: r.DB,
+			DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		})
+		dedupe = state.NewRedisDedupe(s.rdb, r.Prefix)
+		seq = state.NewRedisSequencer(s.rdb, r.Prefix)
+		assign = state.NewRedisAssignments(s.rdb, r.Prefix)
+		tokCache = state.NewRedisTokenCache(s.rdb, r.Prefix, state.TokenCacheOptions{Logger: log.With("component", "token-cache")})
+		b = bus.NewRedisBus(s.rdb, r.Prefix, bus.Options{Logger: log.With("component", "bus")})
+	} else {
+		log.Warn("no Redis configured: dedupe, sequences, assignments and the bus are in memory; run a single instance only")
+		dedupe = state.NewMemoryDedupe()
+		seq = state.NewMemorySequencer()
+		assign = state.NewMemoryAssignments()
+		tokCache = state.NewMemoryTokenCache()
+		b = bus.NewMemoryBus(bus.Options{Logger: log.With("component", "bus")})
+	}
+
+	gcfg := cfg.gatewayConfig()
+	gateway.ConfigureAPI(gcfg.APIBaseURL, gcfg.APITimeout)
+	api, err := gateway.NewAPI(gcfg, tokCache, log.With("component", "wechat-api"))
+	if err != nil {
+		return nil, fmt.Errorf("setting up the WeChat API client: %w", err)
+	}
+	s.media = relay.NewMediaWorker(cfg.Media, s.archive, api, log.With("component", "media"))
+	s.pipeline, err = relay.NewPipeline(cfg.Pipeline, relay.Deps{
+		Spool: s.spool, Archive: s.archive, Bus: b, Dedupe: dedupe, Sequencer: seq,
+		Router: relay.NewRouter(assign, cfg.autoAssign()), Media: s.media,
+		Logger: log.With("component", "pipeline"), Metrics: relay.NewMetrics(s.reg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.hub = console.NewHub(cfg.consoleConfig(), b, s.archive, assign, log.With("component", "console"), s.reg)
+
+	callbacks := gateway.NewCallbackHandler(gcfg, s.pipeline, gateway.CallbackOptions{
+		Logger: log.With("component", "callback"), Registerer: s.reg,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/wechat/", callbacks)
+	mux.Handle("/api/", s.hub.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.ready)
+	s.handler = mux
+	return s, nil
+}
+
+// ready answers 200 only when the archive answers: without it nothing
+// is delivered, so a load balancer should prefer another instance.
+func (s *system) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.archive.Ping(ctx); err != nil {
+		http.Error(w, "archive unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (s *system) close() {
+	if s.spool != nil {
+		if err := s.spool.Close(); err != nil {
+			s.log.Error("closing the spool", "err", err)
+		}
+	}
+	if s.archive != nil {
+		if err := s.archive.Close(); err != nil {
+			s.log.Error("closing the archive", "err", err)
+		}
+	}
+	if s.rdb != nil {
+		s.rdb.Close()
+	}
+}
+
+// serve runs the relay until ctx is done, then stops in order: no new
+// requests, consoles closed, the pipeline drained into the archive,
+// storage closed.
+func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	s, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	base := "http://" + ln.Addr().String()
+	log.Info("wechat-relay listening", "addr", ln.Addr().String(), "version", version)
+	if demo {
+		printDemo(stdout, base, cfg)
+	}
+
+	// The pipeline and the media worker outlive the HTTP server: they
+	// stop after it, so callbacks accepted during shutdown are drained.
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	g, gctx := errgroup.WithContext(ctx)
+	work, _ := errgroup.WithContext(workCtx)
+	work.Go(func() error { return s.pipeline.Run(workCtx) })
+	work.Go(func() error { return s.media.Run(workCtx) })
+	work.Go(func() error { return s.hub.Run(workCtx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		if herr := s.hub.Shutdown(sctx); herr != nil {
+			log.Warn("closing console connections", "err", herr)
+		}
+		return err
+	})
+	err = g.Wait()
+	stopWork()
+	if werr := work.Wait(); werr != nil && err == nil {
+		err = werr
+	}
+	log.Info("stopped", "spool_pending", s.spool.Len())
+	return err
+}
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func printDemo(w io.Writer, base string, cfg *Config) {
+	fmt.Fprintf(w, "\nwechat-relay is running with its embedded demo defaults (not for production).\n\n")
+	fmt.Fprintf(w, "  WeChat callback URL   %s/wechat/demo   (Token %q, EncodingAESKey %q, safe mode)\n", base, demoToken, demoAESKey)
+	fmt.Fprintf(w, "  console API           %s/api/me\n", base)
+	for _, e := range cfg.Console.Employees {
+		fmt.Fprintf(w, "    %-6s %-10s token %s\n", e.ID, e.Role, e.Token)
+	}
+	fmt.Fprintf(w, "  health                %s/healthz  %s/readyz  %s/metrics\n\n", base, base, base)
+}
