@@ -99,3 +99,26 @@ func InboundID(account, openid, wxMsgID string, createTime int64, event, eventKe
 	}
 	return "ev:" + account + ":" + hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// interactionEvents are the events WeChat counts as the client
+// interacting with the account, opening (or renewing) the 48-hour window
+// for customer-service messages.
+var interactionEvents = map[string]bool{
+	"subscribe": true, "SCAN": true, "CLICK": true, "VIEW": true,
+	"scancode_push": true, "scancode_waitmsg": true, "pic_sysphoto": true,
+	"pic_photo_or_album": true, "pic_weixin": true, "location_select": true,
+}
+
+// IsInteraction reports whether m, as an inbound message, opens the
+// 48-hour customer-service window: any message the client sends, and the
+// events of the client's own actions (not unsubscribe, automatic
+// location reports or the platform's notifications).
+func (m Message) IsInteraction() bool {
+	if m.Direction != Inbound {
+		return false
+	}
+	if m.Kind != KindEvent {
+		return true
+	}
+	return interactionEvents[m.Event]
+}
