@@ -28,6 +28,7 @@ const maxAdminBody = 16 << 20
 //	POST   /sim/api/accounts/{appid}/qrcodes         create (qrcode/create body)
 //	POST   /sim/api/accounts/{appid}/media?type=T    upload raw bytes as temporary media
 //	POST   /sim/api/accounts/{appid}/quota/reset     clear daily counters
+//	POST   /sim/api/accounts/{appid}/verify          GET the callback URL with an echostr, as WeChat does on save
 //	GET    /sim/api/clients/{openid}                 ClientInfo
 //	GET    /sim/api/clients/{openid}/log?after=SEQ   conversation entries after SEQ
 //	POST   /sim/api/clients/{openid}/subscribe       follow (no scene)
@@ -96,6 +97,19 @@ func (s *Sim) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /sim/api/accounts/{appid}/quota/reset", func(w http.ResponseWriter, r *http.Request) {
 		adminResult(w, struct{}{}, s.ResetQuota(r.PathValue("appid")))
+	})
+	mux.HandleFunc("POST /sim/api/accounts/{appid}/verify", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.VerifyCallbackURL(r.Context(), r.PathValue("appid")); err != nil {
+			if errors.Is(err, ErrUnknownAccount) {
+				adminError(w, err)
+			} else {
+				adminErrorStatus(w, http.StatusBadGateway, err.Error())
+			}
+			return
+		}
+		adminJSON(w, struct {
+			OK bool `json:"ok"`
+		}{true})
 	})
 	mux.HandleFunc("GET /sim/api/clients/{openid}", func(w http.ResponseWriter, r *http.Request) {
 		info, err := s.ClientInfo(r.PathValue("openid"))

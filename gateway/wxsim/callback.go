@@ -256,3 +256,57 @@ func (s *Sim) CallbackLog() []CallbackResult {
 	defer s.mu.Unlock()
 	return append([]CallbackResult(nil), s.callbackLog...)
 }
+
+// VerifyCallbackURL does what WeChat does when an operator saves the
+// callback URL in the admin page: a GET with signature, timestamp, nonce
+// and echostr, which the relay must answer with the echostr alone.
+func (s *Sim) VerifyCallbackURL(ctx context.Context, appID string) error {
+	av, err := s.acctView(appID)
+	if err != nil {
+		return err
+	}
+	if av.callbackURL == "" {
+		return fmt.Errorf("%w: %s", ErrNoCallbackURL, appID)
+	}
+	u, err := url.Parse(av.callbackURL)
+	if err != nil {
+		return fmt.Errorf("wxsim: callback URL %q: %w", av.callbackURL, err)
+	}
+	s.mu.Lock()
+	nonce := newNonce(s.rng)
+	echo := strconv.FormatUint(s.rng.Uint64(), 10)
+	s.mu.Unlock()
+	ts := strconv.FormatInt(s.clock.Now().Unix(), 10)
+	q := u.Query()
+	q.Set("signature", util.Signature(av.token, ts, nonce))
+	q.Set("timestamp", ts)
+	q.Set("nonce", nonce)
+	q.Set("echostr", echo)
+	u.RawQuery = q.Encode()
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.CallbackTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(tctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("wxsim: verify callback URL: %w", err)
+	}
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("wxsim: verify callback URL: %w", classifyTransport(tctx, err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if err != nil {
+		return fmt.Errorf("wxsim: verify callback URL: %w", classifyTransport(tctx, err))
+	}
+	if resp.StatusCode != http.StatusOK || string(bytes.TrimSpace(body)) != echo {
+		return fmt.Errorf("%w: URL verification answered HTTP %d %q, want the echostr", ErrBadAnswer, resp.StatusCode, truncate(body, 80))
+	}
+	return nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -347,4 +348,28 @@ func TestCallbackNoURL(t *testing.T) {
 	if _, err := c.Subscribe(context.Background()); !errors.Is(err, ErrAlreadyFollowing) {
 		t.Errorf("second subscribe: %v", err)
 	}
+}
+
+func TestVerifyCallbackURL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	acct, _ := e.ruleAccount(Account{Mode: ModeSafe})
+	if err := e.sim.VerifyCallbackURL(context.Background(), acct.AppID); err != nil {
+		t.Errorf("verify against a good relay: %v", err)
+	}
+	newRelay(t, e.sim, acct, nil)
+	bad := httptestServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("success")) })
+	if err := e.sim.SetCallbackURL(acct.AppID, bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.VerifyCallbackURL(context.Background(), acct.AppID); !errors.Is(err, ErrBadAnswer) {
+		t.Errorf("verify against a relay that ignores echostr: %v", err)
+	}
+}
+
+func httptestServer(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

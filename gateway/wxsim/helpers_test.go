@@ -191,6 +191,10 @@ func (f *fakeRelay) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad signature", http.StatusForbidden)
 		return
 	}
+	if r.Method == http.MethodGet {
+		_, _ = io.WriteString(w, q.Get("echostr"))
+		return
+	}
 	plain := body
 	if q.Get("encrypt_type") == "aes" {
 		var env struct {
