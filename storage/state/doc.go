@@ -43,7 +43,16 @@
 // ContextTimeoutEnabled and keep those timeouts short, so that when Redis
 // is down the relay's calls fail within their deadline instead of
 // stalling the pipeline. Errors are returned wrapped with what was being
-// done; the clients here never retry on their own.
+// done; the code here never retries on its own.
+//
+// What that looks like (TestRedisDown, with ContextTimeoutEnabled): with
+// Redis killed, go-redis redials until the deadline, so calls fail at
+// their deadline with "context deadline exceeded"; with Redis hung, the
+// read times out at the deadline. Once Redis is back, the pool may keep
+// failing fast for about a second until its background redial succeeds.
+// A restarted Redis without persistence has forgotten every key: claims
+// start afresh, assignments are empty and Next returns
+// relay.ErrUnseeded until the caller reseeds.
 //
 // The token cache interface has no ctx and no error on reads: its Redis
 // version bounds every call with its own timeout and, on a Redis error,

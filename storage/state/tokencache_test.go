@@ -89,10 +89,12 @@ func testTokenCache(t *testing.T, newCache func(t *testing.T) cache.ContextCache
 		t.Parallel()
 		c := newCache(t)
 		const ttl = 100 * time.Millisecond
+		start := time.Now()
 		if err := c.Set("k", "v", ttl); err != nil {
 			t.Fatal(err)
 		}
-		if c.Get("k") != "v" {
+		// On a loaded machine the Get may come after the timeout.
+		if c.Get("k") != "v" && time.Since(start) < ttl {
 			t.Fatal("value gone before its timeout")
 		}
 		waitPast(ttl)

@@ -1,0 +1,134 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// downDeadline is the ctx deadline given to each call while Redis is
+// unavailable; downSlack is how late past it an error may come back.
+const (
+	downDeadline = 300 * time.Millisecond
+	downSlack    = time.Second
+)
+
+// downClientOptions leaves go-redis' socket timeouts at their 5 s
+// defaults, so that a call failing within downDeadline+downSlack shows
+// that the ctx deadline, not a socket timeout, bounded it.
+func downClientOptions(addr string) *redis.Options {
+	return &redis.Options{Addr: addr, ContextTimeoutEnabled: true}
+}
+
+// TestRedisDown checks that, with the client options the relay uses,
+// every Redis-backed call fails within its ctx deadline when Redis is
+// killed or hangs, and works again once Redis is back.
+func TestRedisDown(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	rdb := redis.NewClient(downClientOptions(srv.Addr))
+	t.Cleanup(func() { rdb.Close() })
+
+	dedupe := NewRedisDedupe(rdb, "")
+	seq := NewRedisSequencer(rdb, "")
+	assign := NewRedisAssignments(rdb, "")
+	tokens := NewRedisTokenCache(rdb, "", TokenCacheOptions{Timeout: downDeadline, Logger: testLogger(t)})
+	conv := relay.Conversation("acct", "openid")
+
+	ops := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Claim", func(ctx context.Context) error { _, err := dedupe.Claim(ctx, "k", time.Minute); return err }},
+		{"Release", func(ctx context.Context) error { return dedupe.Release(ctx, "k") }},
+		{"Seed", func(ctx context.Context) error { return seq.Seed(ctx, conv, 10) }},
+		{"Next", func(ctx context.Context) error { _, err := seq.Next(ctx, conv, 1); return err }},
+		{"Get", func(ctx context.Context) error { _, err := assign.Get(ctx, conv); return err }},
+		{"SetIfAbsent", func(ctx context.Context) error { _, err := assign.SetIfAbsent(ctx, conv, "alice"); return err }},
+		{"TokenSet", func(ctx context.Context) error { return tokens.SetContext(ctx, "t", "v", time.Minute) }},
+	}
+
+	// failAll checks that every op fails, promptly.
+	failAll := func(t *testing.T, how string) {
+		t.Helper()
+		for _, op := range ops {
+			ctx, cancel := context.WithTimeout(context.Background(), downDeadline)
+			start := time.Now()
+			err := op.call(ctx)
+			took := time.Since(start)
+			cancel()
+			t.Logf("%s with Redis %s: %v after %v", op.name, how, err, took.Round(time.Millisecond))
+			if err == nil {
+				t.Errorf("%s with Redis %s: no error", op.name, how)
+			}
+			if took > downDeadline+downSlack {
+				t.Errorf("%s with Redis %s took %v, want at most %v", op.name, how, took, downDeadline+downSlack)
+			}
+		}
+		start := time.Now()
+		if v := tokens.Get("t"); v != nil {
+			t.Errorf("token Get with Redis %s = %#v, want nil", how, v)
+		}
+		if took := time.Since(start); took > downDeadline+downSlack {
+			t.Errorf("token Get with Redis %s took %v", how, took)
+		}
+	}
+
+	// workAll checks that every op succeeds, allowing the client a few
+	// seconds to reconnect.
+	workAll := func(t *testing.T) {
+		t.Helper()
+		for _, op := range ops {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), downDeadline)
+				err := op.call(ctx)
+				cancel()
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s after Redis came back: %v", op.name, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+
+	workAll(t)
+
+	t.Run("killed", func(t *testing.T) {
+		srv.Kill()
+		failAll(t, "killed")
+		srv.Start()
+		// The new server starts empty: the counter is gone, and Next says
+		// so rather than restarting at 1. go-redis' pool may keep failing
+		// fast for about a second until its background redial succeeds.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), downDeadline)
+			_, err := seq.Next(ctx, conv, 1)
+			cancel()
+			if errors.Is(err, relay.ErrUnseeded) {
+				break
+			}
+			if err == nil || time.Now().After(deadline) {
+				t.Fatalf("Next on the restarted, empty Redis: %v, want ErrUnseeded", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		workAll(t)
+	})
+
+	t.Run("hung", func(t *testing.T) {
+		thaw := srv.Freeze()
+		failAll(t, "hung")
+		thaw()
+		workAll(t)
+	})
+}
