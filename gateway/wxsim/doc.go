@@ -32,9 +32,12 @@
 // # Goroutines and locks
 //
 // A Sim owns the goroutines it starts (the asynchronous
-// TEMPLATESENDJOBFINISH deliveries); Close stops and waits for them. All
-// state is guarded by one mutex, Sim.mu, which is never held during network
-// I/O or while sleeping. Callbacks are delivered on the caller's goroutine.
+// TEMPLATESENDJOBFINISH deliveries); Close stops and waits for them, and
+// releases requests hung by a fault. All state is guarded by one mutex,
+// Sim.mu, which is never held during network I/O or while sleeping; the
+// only lock taken under it is a ManualClock's, a leaf. Callbacks are
+// delivered on the caller's goroutine; Server.Serve owns its http.Server
+// and returns only once it has shut down.
 //
 // # Faithfulness
 //

@@ -103,6 +103,8 @@ type Sim struct {
 	msgID       uint64 // last callback MsgId handed out
 	templateID  int64  // last template msgid handed out
 	callbackLog []CallbackResult
+
+	ownClient bool // cfg.HTTPClient was made here, so Close may tidy it
 }
 
 // account is an Account plus its platform-side state.
@@ -130,6 +132,7 @@ type templateRecord struct {
 
 // New returns a simulator with no accounts.
 func New(cfg Config) *Sim {
+	ownClient := cfg.HTTPClient == nil
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sim{
@@ -147,6 +150,7 @@ func New(cfg Config) *Sim {
 		qrs:       map[string]*qrCode{},
 		qrByURL:   map[string]string{},
 		faults:    map[string]*faultState{},
+		ownClient: ownClient,
 	}
 	// MsgIds look like real ones: 17 digits, increasing.
 	s.msgID = 24_000_000_000_000_000 + s.rng.Uint64N(1_000_000_000_000_000)
@@ -162,6 +166,9 @@ func (s *Sim) Close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
+	if s.ownClient {
+		s.cfg.HTTPClient.CloseIdleConnections()
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
