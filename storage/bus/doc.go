@@ -35,7 +35,10 @@
 //     message sequence they already have.
 //
 // Each subscription is served by one goroutine that ends, and closes the
-// returned channel, when the ctx given to Subscribe is done.
+// returned channel, when the ctx given to Subscribe is done. A RedisBus
+// subscription also holds a Redis connection of its own (plus go-redis'
+// reader and health-check goroutines): subscribe once per process and
+// fan out locally, as the console hub does, rather than once per socket.
 //
 // # Encoding
 //
