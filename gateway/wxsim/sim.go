@@ -95,7 +95,7 @@ type Sim struct {
 	accounts    map[string]*account // by AppID
 	accountList []string            // AppIDs in creation order
 	clients     map[string]*client  // by openid (unique across accounts)
-	tokens      map[string]*token
+	tokens      map[string]*accessToken
 	media       map[string]*media
 	qrs         map[string]*qrCode // by ticket
 	qrByURL     map[string]string  // QR content URL → ticket
@@ -145,7 +145,7 @@ func New(cfg Config) *Sim {
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		accounts:  map[string]*account{},
 		clients:   map[string]*client{},
-		tokens:    map[string]*token{},
+		tokens:    map[string]*accessToken{},
 		media:     map[string]*media{},
 		qrs:       map[string]*qrCode{},
 		qrByURL:   map[string]string{},

@@ -13,8 +13,8 @@ const (
 	tokenStable                  // cgi-bin/stable_token
 )
 
-// token is an issued access_token.
-type token struct {
+// accessToken is an issued access_token.
+type accessToken struct {
 	appID   string
 	kind    tokenKind
 	issued  time.Time
@@ -88,13 +88,13 @@ func (s *Sim) newToken(appID string, kind tokenKind, now time.Time) string {
 			break
 		}
 	}
-	s.tokens[tok] = &token{appID: appID, kind: kind, issued: now, expires: now.Add(s.cfg.TokenTTL)}
+	s.tokens[tok] = &accessToken{appID: appID, kind: kind, issued: now, expires: now.Add(s.cfg.TokenTTL)}
 	return tok
 }
 
 // valid answers nil, 40001 for a superseded token, or 42001 for an expired
 // one.
-func (t *token) valid(now time.Time) *APIError {
+func (t *accessToken) valid(now time.Time) *APIError {
 	revoked := !t.revoked.IsZero() && !now.Before(t.revoked)
 	expired := !now.Before(t.expires)
 	switch {
