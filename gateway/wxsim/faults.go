@@ -15,13 +15,15 @@ import (
 const FaultAll = "*"
 
 // Fault makes an API endpoint misbehave, so the relay's handling of a slow,
-// busy or dead WeChat can be tested. Effects apply in order: Latency, then
-// Hang, then the error.
+// busy or dead WeChat can be tested. Latency applies to every call the
+// fault covers; then the call fails (by ErrorRate's dice, or always when
+// ErrorRate is zero), and a failing call hangs if Hang, else answers the
+// error.
 type Fault struct {
 	// Latency delays the answer (real time).
 	Latency time.Duration
-	// ErrorRate is the probability (0..1) that a call answers the error.
-	// Zero with ErrCode or HTTPStatus set means every call.
+	// ErrorRate is the probability (0..1) that a call fails. Zero means
+	// every call fails if ErrCode, HTTPStatus or Hang is set.
 	ErrorRate float64
 	// ErrCode is the errcode answered; zero with ErrorRate > 0 means -1
 	// (system busy).
@@ -31,8 +33,8 @@ type Fault struct {
 	// HTTPStatus, when set, answers this HTTP status with an empty body
 	// instead of a JSON error (a broken proxy or gateway).
 	HTTPStatus int
-	// Hang never answers: the request waits until the caller gives up (its
-	// context ends) or the simulator closes.
+	// Hang makes failing calls never answer: the request waits until the
+	// caller gives up (its context ends) or the simulator closes.
 	Hang bool
 	// Count limits the fault to the next Count calls of the path; zero
 	// means until cleared.
@@ -122,8 +124,8 @@ func normalizePath(p string) string {
 }
 
 // SetFault makes calls of the API path misbehave as f says, replacing any
-// fault on that path. path may omit "/cgi-bin/"; FaultAll covers every path
-// without a fault of its own.
+// fault on that path. path may omit "/cgi-bin/"; FaultAll ("*", or "")
+// covers every path without a fault of its own.
 func (s *Sim) SetFault(path string, f Fault) error {
 	if f.ErrorRate < 0 || f.ErrorRate > 1 {
 		return fmt.Errorf("wxsim: fault error rate %v outside 0..1", f.ErrorRate)
@@ -184,18 +186,19 @@ func (s *Sim) takeFault(path string) (faultAction, bool) {
 			delete(s.faults, key)
 		}
 	}
-	act := faultAction{latency: f.Latency, hang: f.Hang, errCode: f.ErrCode, errMsg: f.ErrMsg, httpStatus: f.HTTPStatus}
+	act := faultAction{latency: f.Latency, errCode: f.ErrCode, errMsg: f.ErrMsg, httpStatus: f.HTTPStatus}
 	switch {
 	case f.ErrorRate > 0:
 		act.fail = s.rng.Float64() < f.ErrorRate
 	default:
-		act.fail = f.ErrCode != 0 || f.HTTPStatus != 0
+		act.fail = f.ErrCode != 0 || f.HTTPStatus != 0 || f.Hang
 	}
-	if act.fail && act.errCode == 0 {
-		act.errCode = CodeSystemBusy
-	}
-	if act.fail || act.hang {
+	if act.fail {
 		st.errors++
+		act.hang = f.Hang
+		if act.errCode == 0 {
+			act.errCode = CodeSystemBusy
+		}
 	}
 	return act, true
 }

@@ -143,6 +143,25 @@ func TestFaultErrorRateAndStatus(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("HTTP status fault: %d", resp.StatusCode)
 	}
+	// A rate applies to hangs too: about half the calls hang.
+	if err := e.sim.SetFault(pathGetCallbackIP, Fault{Hang: true, ErrorRate: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	hung := 0
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+pathGetCallbackIP+"?access_token="+url.QueryEscape(tok), nil)
+		resp, err := http.DefaultClient.Do(req)
+		cancel()
+		if err != nil {
+			hung++
+			continue
+		}
+		resp.Body.Close()
+	}
+	if hung < 3 || hung > 17 {
+		t.Errorf("%d of 20 calls hung at rate 0.5", hung)
+	}
 	if err := e.sim.SetFault("x", Fault{ErrorRate: 2}); err == nil {
 		t.Error("error rate 2 accepted")
 	}
