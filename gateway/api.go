@@ -66,8 +66,13 @@ func (e *APIError) Error() string {
 
 // tokenExpired reports whether the errcode says the access token is
 // invalid or expired, which one forced refresh can cure.
-func (e *APIError) tokenExpired() bool {
-	switch e.Code {
+func (e *APIError) tokenExpired() bool { return tokenRejected(e.Code) }
+
+// tokenRejected reports whether a WeChat errcode says the access token
+// is invalid or expired (40001, 40014, 42001), which one forced refresh
+// can cure.
+func tokenRejected(code int) bool {
+	switch code {
 	case 40001, 40014, 42001:
 		return true
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -83,8 +84,21 @@ func NewSender(api *API, reg prometheus.Registerer, log *slog.Logger) (*Sender, 
 	// something that is not WeChat's API, and is reported as such.
 	c := *api.client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok && c.Transport == nil {
+		// A request written on a keep-alive connection the server is
+		// closing at that moment fails after being written, and so
+		// counts as an unknown outcome. Retiring idle connections early
+		// makes that race rarer.
+		t := dt.Clone()
+		t.IdleConnTimeout = senderIdleConnTimeout
+		c.Transport = t
+	}
 	return &Sender{api: api, client: &c, log: log, metrics: m}, nil
 }
+
+// senderIdleConnTimeout retires the Sender's idle connections well
+// before common server keep-alive timeouts (nginx: 75 s).
+const senderIdleConnTimeout = 15 * time.Second
 
 // apiRequest is one WeChat API call, without its access token.
 type apiRequest struct {
@@ -134,12 +148,6 @@ func (s *Sender) call(ctx context.Context, account, msgID string, r apiRequest, 
 		return fmt.Errorf("gateway: %s for account %q: %w", r.api, account, err)
 	}
 	return nil
-}
-
-// tokenRejected reports whether errcode says the access token is invalid
-// or expired, which one forced refresh can cure.
-func tokenRejected(code int) bool {
-	return (&APIError{Code: code}).tokenExpired()
 }
 
 // attempt performs r once with tok and interprets WeChat's answer.
