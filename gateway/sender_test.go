@@ -772,3 +772,64 @@ func TestNewSenderSharedRegistry(t *testing.T) {
 	}
 	s3.record("acct", "", apiCustomSend, nil) // counts without exporting, no panic
 }
+
+func TestSenderTLSHandshakeFailureIsNotSent(t *testing.T) {
+	t.Parallel()
+	h := newSendHarness(t, "wxsendtls", answerOK)
+	// https:// to a server that speaks plain HTTP: the handshake fails.
+	s := h.newSender(strings.Replace(h.srv.URL, "http://", "https://", 1), 5*time.Second)
+	err := s.SendCustom(context.Background(), outboundMsg(relay.KindText, "x", "", nil))
+	if !isPlain(err) {
+		t.Fatalf("TLS handshake failure: err = %v, want a plain error", err)
+	}
+	if n := len(h.requests()); n != 0 {
+		t.Errorf("requests = %d, want 0", n)
+	}
+	h.noSecrets(err)
+}
+
+// TestSenderBodyNotWrittenIsNotSent: a server that accepts the
+// connection but never reads stalls the upload half-way; the caller's
+// deadline then ends a request that certainly did not arrive in full.
+func TestSenderBodyNotWrittenIsNotSent(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never read
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	h := newSendHarness(t, "wxsendstall", answerOK)
+	s := h.newSender("http://"+ln.Addr().String(), 5*time.Second)
+	// Far more than the socket buffers of both ends can absorb (Linux
+	// allows up to 4 MB sending and 32 MB receiving by default).
+	data := append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 64<<20)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = s.UploadMedia(ctx, "acct", relay.KindImage, "big.png", data)
+	if !isPlain(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled upload: err = %v, want a plain error wrapping the deadline", err)
+	}
+	h.noSecrets(err)
+}
