@@ -56,8 +56,9 @@ type Config struct {
 		TimestampSkew time.Duration   `yaml:"timestamp_skew"`
 		Accounts      []AccountConfig `yaml:"accounts"`
 	} `yaml:"wechat"`
-	Pipeline relay.Config      `yaml:"pipeline"`
-	Media    relay.MediaConfig `yaml:"media"`
+	Pipeline relay.Config       `yaml:"pipeline"`
+	Media    relay.MediaConfig  `yaml:"media"`
+	Outbox   relay.OutboxConfig `yaml:"outbox"`
 	Console  struct {
 		AllowedOrigins []string         `yaml:"allowed_origins"`
 		Employees      []EmployeeConfig `yaml:"employees"`

@@ -82,6 +82,7 @@ func startRelay(t testing.TB, cfg *Config) *testRelay {
 	g := &errgroup.Group{}
 	g.Go(func() error { return sys.pipeline.Run(work) })
 	g.Go(func() error { return sys.hub.Run(work) })
+	g.Go(func() error { return sys.outbox.Run(work) })
 	var once sync.Once
 	r := &testRelay{sys: sys, srv: srv}
 	r.stop = func() {

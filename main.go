@@ -4,6 +4,7 @@
 //
 //	wechat-relay serve [-config FILE]         run the relay
 //	wechat-relay check-config [-config FILE]  validate the configuration
+//	wechat-relay sim [flags]                  run the WeChat simulator
 //	wechat-relay version                      print the version
 package main
 
@@ -41,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
 	case "version":
 		fmt.Fprintln(stdout, "wechat-relay", version)
 		return 0
+	case "sim":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return simCommand(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -78,6 +83,7 @@ func usage(w io.Writer) {
 commands:
   serve          run the relay (-config FILE; without one, embedded demo defaults)
   check-config   validate the configuration and print what is wrong
+  sim            run the WeChat simulator (API, clients, phone page; -load for a load test)
   version        print the version
 `)
 }

@@ -31,6 +31,8 @@ import (
 type store interface {
 	relay.Archive
 	relay.MediaStore
+	relay.EventLog
+	relay.Interactions
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -44,6 +46,7 @@ type system struct {
 	spool    *spool.Spool
 	rdb      *redis.Client // nil in single-instance mode
 	pipeline *relay.Pipeline
+	outbox   *relay.Outbox
 	media    *relay.MediaWorker
 	hub      *console.Hub
 	handler  http.Handler
@@ -91,8 +94,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		tokCache cache.Cache
 	)
 	if r := cfg.Storage.Redis; r.Addr != "" {
+		// ContextTimeoutEnabled makes every call end by its context's
+		// deadline, so a hung Redis cannot stall a callback.
 		s.rdb = redis.NewClient(&redis.Options{
-			Addr: r.Addr, Password: r.Password, DB: r.DB,
+			Addr: r.Addr, Password: r.Password, DB: r.DB, ContextTimeoutEnabled: true,
 			DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 		})
 		dedupe = state.NewRedisDedupe(s.rdb, r.Prefix)
@@ -124,7 +129,21 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	if err != nil {
 		return nil, err
 	}
-	s.hub = console.NewHub(cfg.consoleConfig(), b, s.archive, assign, log.With("component", "console"), s.reg)
+	sender, err := gateway.NewSender(api, s.reg, log.With("component", "wechat-send"))
+	if err != nil {
+		return nil, fmt.Errorf("setting up the WeChat sender: %w", err)
+	}
+	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
+		Pipeline: s.pipeline, Archive: s.archive, Events: s.archive, Interactions: s.archive, Media: s.archive,
+		Sender: sender, Bus: b, Dedupe: dedupe, Logger: log.With("component", "outbox"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.hub = console.NewHub(cfg.consoleConfig(), console.Deps{
+		Bus: b, History: s.archive, Assignments: assign, Outbox: s.outbox,
+		Logger: log.With("component", "console"), Registerer: s.reg,
+	})
 
 	callbacks := gateway.NewCallbackHandler(gcfg, s.pipeline, gateway.CallbackOptions{
 		Logger: log.With("component", "callback"), Registerer: s.reg,
@@ -204,6 +223,7 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 	work, _ := errgroup.WithContext(workCtx)
 	work.Go(func() error { return s.pipeline.Run(workCtx) })
 	work.Go(func() error { return s.media.Run(workCtx) })
+	work.Go(func() error { return s.outbox.Run(workCtx) })
 	work.Go(func() error { return s.hub.Run(workCtx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -151,6 +151,10 @@ func (c *conn) writeLoop() {
 // sendEvent writes a live message, first filling any gap the
 // connection can see from the archive, and skipping what it already has.
 func (c *conn) sendEvent(e *relay.Event) error {
+	if e.Status != nil {
+		st := toWireStatus(*e.Status)
+		return c.write(&Frame{Type: FrameStatus, Conv: string(e.Conv), Status: &st})
+	}
 	m := e.Message
 	last := c.last[m.Conv]
 	if m.Seq <= last {

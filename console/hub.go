@@ -20,12 +20,31 @@ type Assignments interface {
 	Get(ctx context.Context, conv relay.ConversationID) (string, error)
 }
 
+// Outbox sends employees' messages (relay.Outbox).
+type Outbox interface {
+	Send(ctx context.Context, req relay.SendRequest) (relay.SendResult, error)
+	Window(ctx context.Context, conv relay.ConversationID) (relay.WindowState, error)
+	Typing(ctx context.Context, conv relay.ConversationID) (bool, error)
+}
+
+// Deps are the parts of the relay the console uses. Outbox may be nil:
+// the console is then read-only.
+type Deps struct {
+	Bus         relay.Bus
+	History     History
+	Assignments Assignments
+	Outbox      Outbox
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+}
+
 // Hub routes bus events to the WebSocket connections allowed to see them.
 type Hub struct {
 	cfg     Config
 	bus     relay.Bus
 	history History
 	assign  Assignments
+	outbox  Outbox
 	log     *slog.Logger
 
 	mu     sync.Mutex
@@ -38,13 +57,14 @@ type Hub struct {
 	disconnects *prometheus.CounterVec
 }
 
-// NewHub returns a hub; Run starts its bus subscription. reg may be nil.
-func NewHub(cfg Config, bus relay.Bus, history History, assign Assignments, log *slog.Logger, reg prometheus.Registerer) *Hub {
+// NewHub returns a hub; Run starts its bus subscription.
+func NewHub(cfg Config, d Deps) *Hub {
+	log := d.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{
-		cfg: cfg.withDefaults(), bus: bus, history: history, assign: assign, log: log,
+		cfg: cfg.withDefaults(), bus: d.Bus, history: d.History, assign: d.Assignments, outbox: d.Outbox, log: log,
 		conns: map[*conn]struct{}{},
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wechat_relay_websocket_connections", Help: "Open console WebSocket connections.",
@@ -56,8 +76,8 @@ func NewHub(cfg Config, bus relay.Bus, history History, assign Assignments, log 
 			Name: "wechat_relay_websocket_disconnects_total", Help: "Console connections closed, by reason.",
 		}, []string{"reason"}),
 	}
-	if reg != nil {
-		reg.MustRegister(h.connections, h.frames, h.disconnects)
+	if d.Registerer != nil {
+		d.Registerer.MustRegister(h.connections, h.frames, h.disconnects)
 	}
 	return h
 }
@@ -87,7 +107,10 @@ func (h *Hub) Run(ctx context.Context) error {
 }
 
 func (h *Hub) dispatch(e relay.Event) {
-	if e.Type != relay.EventMessage || e.Message == nil {
+	switch {
+	case e.Type == relay.EventMessage && e.Message != nil:
+	case e.Type == relay.EventStatus && e.Status != nil:
+	default:
 		return
 	}
 	h.mu.Lock()
@@ -109,6 +132,12 @@ func (h *Hub) mayRead(ctx context.Context, emp *Employee, conv relay.Conversatio
 	if emp.Role == RoleSupervisor {
 		return true, nil
 	}
+	return h.mayWrite(ctx, emp, conv)
+}
+
+// mayWrite reports whether emp may write to conv: only the employee it
+// is assigned to. Supervisors watch read-only.
+func (h *Hub) mayWrite(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
 	owner, err := h.assign.Get(ctx, conv)
 	if err != nil {
 		return false, err

@@ -87,6 +87,7 @@ const (
 )
 
 type consoleEnv struct {
+	outbox  *fakeOutbox
 	hub     *Hub
 	bus     *fakeBus
 	history *fakeHistory
@@ -101,7 +102,8 @@ func newConsoleEnv(t *testing.T, cfg Config) *consoleEnv {
 		{ID: "sup", Role: RoleSupervisor, Token: supTok},
 	}
 	e := &consoleEnv{bus: &fakeBus{}, history: &fakeHistory{}}
-	e.hub = NewHub(cfg, e.bus, e.history, fakeAssign{"acct:c-alice": "alice", "acct:c-bob": "bob"}, nil, nil)
+	e.outbox = &fakeOutbox{}
+	e.hub = NewHub(cfg, Deps{Bus: e.bus, History: e.history, Assignments: fakeAssign{"acct:c-alice": "alice", "acct:c-bob": "bob"}, Outbox: e.outbox})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.hub.Run(ctx); close(done) }()

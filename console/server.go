@@ -13,9 +13,12 @@ import (
 
 // Handler returns the console's HTTP API:
 //
-//	GET /api/me                                   the signed-in employee
-//	GET /api/conversations/{conv}/messages        archived messages (?after=SEQ&limit=N)
-//	GET /api/ws                                   the live WebSocket
+//	GET  /api/me                              the signed-in employee
+//	GET  /api/conversations/{conv}/messages   archived messages (?after=SEQ&limit=N)
+//	POST /api/conversations/{conv}/messages   send (JSON or multipart)
+//	GET  /api/conversations/{conv}/window     may the employee send now, and how much
+//	POST /api/conversations/{conv}/typing     show "typing…" to the client
+//	GET  /api/ws                              the live WebSocket
 func (h *Hub) Handler() http.Handler {
 	auth := newAuthenticator(h.cfg.Employees)
 	up := websocket.Upgrader{
@@ -32,14 +35,22 @@ func (h *Hub) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": emp.ID, "name": emp.Name, "role": emp.Role})
 	})
-	mux.HandleFunc("GET /api/conversations/{conv}/messages", func(w http.ResponseWriter, r *http.Request) {
-		emp, err := auth.employee(r)
-		if err != nil {
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return
-		}
-		h.serveHistory(w, r, emp)
-	})
+	authed := func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			emp, err := auth.employee(r)
+			if err != nil {
+				writeError(w, http.StatusUnauthorized, err.Error())
+				return
+			}
+			serve(w, r, emp)
+		})
+	}
+	authed("GET /api/conversations/{conv}/messages", h.serveHistory)
+	if h.outbox != nil {
+		authed("POST /api/conversations/{conv}/messages", h.serveSend)
+		authed("GET /api/conversations/{conv}/window", h.serveWindow)
+		authed("POST /api/conversations/{conv}/typing", h.serveTyping)
+	}
 	mux.HandleFunc("GET /api/ws", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before upgrading: an unauthenticated request never
 		// becomes a socket.
@@ -78,13 +89,7 @@ func (h *Hub) serveHistory(w http.ResponseWriter, r *http.Request, emp *Employee
 		writeError(w, http.StatusBadRequest, "limit must be between 1 and 1000")
 		return
 	}
-	ok, err := h.mayRead(r.Context(), emp, conv)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "cannot check access right now")
-		return
-	}
-	if !ok {
-		writeError(w, http.StatusForbidden, "this conversation is not assigned to you")
+	if !h.authorizeRead(w, r, emp, conv) {
 		return
 	}
 	msgs, err := h.history.Since(r.Context(), conv, after, int(limit))

@@ -42,6 +42,7 @@ const (
 	FrameMessage  = "message"   // an archived message: Conv, Seq, Message
 	FrameCaughtUp = "caught_up" // a resume finished: Conv, Seq (last sent)
 	FrameError    = "error"     // a refused request: Error, and Conv when it concerns one
+	FrameStatus   = "status"    // delivery of an outbound message: Conv, Status
 	// Browser → server.
 	FrameResume = "resume" // send what was archived in Conv after Seq
 )
@@ -52,5 +53,47 @@ type Frame struct {
 	Conv    string       `json:"conv,omitempty"`
 	Seq     uint64       `json:"seq,omitempty"`
 	Message *WireMessage `json:"message,omitempty"`
+	Status  *WireStatus  `json:"status,omitempty"`
 	Error   string       `json:"error,omitempty"`
+}
+
+// WireStatus is the delivery state of an outbound message.
+type WireStatus struct {
+	MessageID string    `json:"message_id"`
+	State     string    `json:"state"` // pending, sending, sent, failed, unknown
+	ErrCode   int       `json:"errcode,omitempty"`
+	ErrMsg    string    `json:"errmsg,omitempty"`
+	Reason    string    `json:"reason,omitempty"` // plain words for the employee
+	At        time.Time `json:"at"`
+}
+
+func toWireStatus(e relay.DeliveryEvent) WireStatus {
+	return WireStatus{MessageID: e.MessageID, State: string(e.State), ErrCode: e.ErrCode, ErrMsg: e.ErrMsg,
+		Reason: reason(e.State, e.ErrCode), At: e.At}
+}
+
+// reason says in plain words why a message is where it is.
+func reason(state relay.DeliveryState, code int) string {
+	switch state {
+	case relay.DeliveryUnknown:
+		return "WeChat did not confirm this message; the client may or may not have received it. It will not be resent automatically."
+	case relay.DeliveryFailed:
+	default:
+		return ""
+	}
+	switch code {
+	case relay.ErrCodeOutOfWindow:
+		return "More than 48 hours since the client's last message: WeChat allows only template messages now."
+	case relay.ErrCodeSendQuota:
+		return "Too many messages since the client's last message (WeChat's limit); wait for the client to write."
+	case relay.ErrCodeInvalidOpenID:
+		return "The client no longer follows the account."
+	case relay.ErrCodeAPIQuota:
+		return "The account's daily WeChat API quota is used up."
+	case relay.ErrCodeUnauthorized:
+		return "The account is not allowed to send customer-service messages."
+	case relay.ErrCodeSystemBusy:
+		return "WeChat was busy and the message could not be delivered; try again."
+	}
+	return "WeChat refused the message."
 }

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 )
 
@@ -12,8 +14,12 @@ type Archive interface {
 	// they are stored. Inserting an ID that is already archived must not
 	// produce a second row.
 	Insert(ctx context.Context, msgs []Message) error
-	// Existing reports which of ids are archived, with their sequence.
-	Existing(ctx context.Context, ids []string) (map[string]uint64, error)
+	// Existing reports which of msgs are archived (by ID), with their
+	// sequence. Implementations may restrict the search to the messages'
+	// conversations and to a day either side of their AcceptedAt, since
+	// a replay keeps its AcceptedAt and WeChat retries within seconds:
+	// that keeps the lookup off a scan of every id ever archived.
+	Existing(ctx context.Context, msgs []Message) (map[string]uint64, error)
 	// Since returns up to limit messages of conv with Seq > after, in
 	// sequence order.
 	Since(ctx context.Context, conv ConversationID, after uint64, limit int) ([]Message, error)
@@ -41,4 +47,10 @@ type MediaStore interface {
 	// MissingMedia returns archived messages accepted after since whose
 	// media has not been stored yet, oldest first, at most limit.
 	MissingMedia(ctx context.Context, since time.Time, limit int) ([]Message, error)
+}
+
+// ContentHash is the storage key of media content: hex SHA-256.
+func ContentHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }

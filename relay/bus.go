@@ -8,6 +8,9 @@ type EventType string
 const (
 	// EventMessage carries an archived message.
 	EventMessage EventType = "message"
+	// EventStatus carries an archived delivery event of an outbound
+	// message.
+	EventStatus EventType = "status"
 )
 
 // Event is what travels on the Bus between relay instances and to the
@@ -17,6 +20,7 @@ type Event struct {
 	Conv     ConversationID `json:"conv"`
 	Employee string         `json:"employee,omitempty"` // who the conversation is assigned to
 	Message  *Message       `json:"message,omitempty"`
+	Status   *DeliveryEvent `json:"status,omitempty"`
 }
 
 // Bus fans events out to every relay instance's console.

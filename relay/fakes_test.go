@@ -96,7 +96,7 @@ func (a *memArchive) Insert(_ context.Context, msgs []Message) error {
 	return nil
 }
 
-func (a *memArchive) Existing(_ context.Context, ids []string) (map[string]uint64, error) {
+func (a *memArchive) Existing(_ context.Context, msgs []Message) (map[string]uint64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.down {
@@ -104,7 +104,7 @@ func (a *memArchive) Existing(_ context.Context, ids []string) (map[string]uint6
 	}
 	out := map[string]uint64{}
 	for _, r := range a.rows {
-		if slices.Contains(ids, r.ID) {
+		if slices.ContainsFunc(msgs, func(m Message) bool { return m.ID == r.ID }) {
 			out[r.ID] = r.Seq
 		}
 	}
@@ -169,7 +169,7 @@ type memBus struct {
 func newMemBus(a *memArchive) *memBus { return &memBus{archive: a, ch: make(chan Event, 1000)} }
 
 func (b *memBus) Publish(_ context.Context, e Event) error {
-	if !b.archive.has(e.Message.ID) {
+	if e.Message != nil && !b.archive.has(e.Message.ID) {
 		b.mu.Lock()
 		b.unarchived = append(b.unarchived, e.Message.ID)
 		b.mu.Unlock()

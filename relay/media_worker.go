@@ -2,8 +2,6 @@ package relay
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync"
@@ -168,8 +166,7 @@ func (w *MediaWorker) fetchAndStore(ctx context.Context, m Message) error {
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(media.Data)
-	media.SHA256 = hex.EncodeToString(sum[:])
+	media.SHA256 = ContentHash(media.Data)
 	media.MessageID = m.ID
 	media.MediaID = m.MediaID
 	if media.FileName == "" {

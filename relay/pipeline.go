@@ -82,7 +82,12 @@ type Pipeline struct {
 	cfg Config
 	d   Deps
 	log *slog.Logger
+	// outbound receives archived outbound messages for sending; set by
+	// NewOutbox before Run starts.
+	outbound interface{ enqueue(Message) }
 }
+
+func (p *Pipeline) setOutbound(o interface{ enqueue(Message) }) { p.outbound = o }
 
 // NewPipeline checks deps and returns a pipeline.
 func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
@@ -216,7 +221,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	}
 	var existing map[string]uint64
 	if err := p.retry(ctx, "checking archived ids", func() (err error) {
-		existing, err = p.d.Archive.Existing(ctx, ids)
+		existing, err = p.d.Archive.Existing(ctx, batch)
 		return err
 	}); err != nil {
 		return err
@@ -285,11 +290,12 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	}); err != nil {
 		return err
 	}
-	if p.d.Media != nil {
-		for _, m := range fresh {
-			if m.Kind.HasMedia() && m.MediaID != "" {
-				p.d.Media.Enqueue(m)
-			}
+	for _, m := range deliver {
+		switch {
+		case m.Direction == Outbound && p.outbound != nil:
+			p.outbound.enqueue(m)
+		case m.Direction == Inbound && p.d.Media != nil && m.Kind.HasMedia() && m.MediaID != "":
+			p.d.Media.Enqueue(m)
 		}
 	}
 	return nil

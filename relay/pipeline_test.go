@@ -65,7 +65,13 @@ func (h *harness) waitEvents(t *testing.T, n int) []Event {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if ev := h.bus.published(); len(ev) >= n {
+		var ev []Event
+		for _, e := range h.bus.published() {
+			if e.Type == EventMessage {
+				ev = append(ev, e)
+			}
+		}
+		if len(ev) >= n {
 			return ev
 		}
 		time.Sleep(2 * time.Millisecond)

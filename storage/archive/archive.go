@@ -97,8 +97,8 @@ func (c Config) options(database string, log *slog.Logger) *clickhouse.Options {
 	}
 }
 
-// Archive is the ClickHouse archive. It implements relay.Archive and
-// relay.MediaStore. Safe for concurrent use: every call borrows a
+// Archive is the ClickHouse archive. It implements relay.Archive,
+// relay.MediaStore, relay.EventLog and relay.Interactions. Safe for concurrent use: every call borrows a
 // connection from the driver's pool, which also replaces connections
 // broken by a server restart.
 type Archive struct {
@@ -107,8 +107,10 @@ type Archive struct {
 }
 
 var (
-	_ relay.Archive    = (*Archive)(nil)
-	_ relay.MediaStore = (*Archive)(nil)
+	_ relay.Archive      = (*Archive)(nil)
+	_ relay.MediaStore   = (*Archive)(nil)
+	_ relay.EventLog     = (*Archive)(nil)
+	_ relay.Interactions = (*Archive)(nil)
 )
 
 // Open connects to ClickHouse, creates the database if it does not exist

@@ -1,17 +1,25 @@
 // Package archive is the ClickHouse archive of wechat-relay: every message
 // and event, both ways, the outcomes of outbound deliveries, and the media
-// clients sent. It implements relay.Archive and relay.MediaStore through
-// github.com/ClickHouse/clickhouse-go/v2 over the native protocol.
+// clients sent. It implements relay.Archive, relay.MediaStore,
+// relay.EventLog (delivery events of outbound messages) and
+// relay.Interactions (WeChat's 48-hour window and per-interaction quota,
+// computed from the archive) through github.com/ClickHouse/clickhouse-go/v2
+// over the native protocol.
 //
 // # What it owns
 //
 //   - The schema, as versioned SQL files embedded in the binary
 //     (migrations/NNNN_*.sql), applied in order by Open and recorded in
 //     schema_migrations. Re-running is a no-op; every statement is
-//     idempotent (IF NOT EXISTS), because ClickHouse has no transactional
-//     DDL and two instances may start at once.
+//     idempotent, because ClickHouse has no transactional DDL and two
+//     instances may start at once: CREATE says IF NOT EXISTS, and ADD
+//     COLUMN, which cannot say it on 18.16, is guarded by the runner
+//     (skipped when system.columns lists the column; an error forgiven
+//     when the column is there afterwards).
 //   - The tables messages, events, media (content-addressed by SHA-256)
-//     and media_links.
+//     and media_links. messages.interaction (since 0002) records
+//     relay.Message.IsInteraction when a message is archived; rows older
+//     than the column derive it on read from its DEFAULT expression.
 //
 // # Invariants
 //
@@ -26,7 +34,15 @@
 //     collapsing) may show copies until a merge; count distinct ids. Copies
 //     in different monthly partitions (a replay across a month boundary)
 //     are never merged, which is why reads collapse instead of relying on
-//     FINAL.
+//     FINAL. Delivery events are idempotent by event id the same way
+//     (ReplacingMergeTree(at_ms)).
+//   - Reads stay near what they are about. The sort key is (account, conv,
+//     id) and partitions are months of day, so Existing asks by account,
+//     conversation and a day either side of the messages' AcceptedAt, not
+//     by id alone; Unsettled, MissingMedia and LastInteraction read the
+//     days from their starting time on (events and links from a day
+//     earlier, for clock skew between instances). LatestEvents, asked by
+//     message id only, reads the message_id column of all of events.
 //   - An Insert is one INSERT of one block. Its acknowledgement means the
 //     server's page cache, not fsync; durability until then is the relay
 //     spool's job. An error means "unknown" (some monthly parts may be in,
@@ -54,7 +70,13 @@
 //     is a batch with the columns named, Send checked, and Abort on any
 //     path that does not send.
 //   - A []string bound to `IN ?` becomes an array literal, which 18.16
-//     rejects for IN; ids go in as a tuple (clickhouse.GroupSet).
+//     rejects for IN; ids, accounts and conversations go in as a tuple
+//     (clickhouse.GroupSet).
+//   - ALTER TABLE ... ADD COLUMN IF NOT EXISTS is a syntax error (it came
+//     later), and adding a column that exists fails (code 44). A column
+//     added with a DEFAULT expression over other columns is computed from
+//     them, on read, for parts written before it existed; merged parts
+//     keep the computed value. No mutation is needed to fill it.
 //   - A time.Time bound against a Date column compares wrongly (no row
 //     matches: see below); dates go in as 'YYYY-MM-DD' strings through
 //     toDate.

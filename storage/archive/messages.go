@@ -18,9 +18,19 @@ import (
 const messageColumns = `id, account, client, conv, seq, direction, kind, wx_msg_id, event, event_key, ` +
 	`text, media_id, attrs, raw, created_at, accepted_at, accepted_ms, employee, day`
 
+// insertColumns is messageColumns plus what is written but not read back
+// into a relay.Message: interaction, derived from the message when it is
+// archived (see migrations/0002_interaction.sql).
+const insertColumns = messageColumns + `, interaction`
+
 // idChunk bounds how many ids go into one IN (...) list: the ids are
 // written into the query text, and 18.16's max_query_size is 256 KiB.
 const idChunk = 1000
+
+// messageChunk bounds the messages Existing asks about in one query, which
+// carries each one's id and conversation: half of idChunk, to stay as far
+// from max_query_size.
+const messageChunk = idChunk / 2
 
 // maxDateTime is the last second a DateTime (UInt32) can hold, in 2106.
 const maxDateTime = math.MaxUint32
@@ -52,7 +62,7 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 			return fmt.Errorf("archive: insert: message %s has no sequence number", msgs[i].ID)
 		}
 	}
-	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO messages (`+messageColumns+`)`)
+	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO messages (`+insertColumns+`)`)
 	if err != nil {
 		return fmt.Errorf("archive: insert of %d messages: preparing batch: %w", len(msgs), err)
 	}
@@ -65,10 +75,7 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 		}
 		created := a.clampTime(m.CreatedAt, m.ID, "created_at")
 		accepted := a.clampTime(m.AcceptedAt, m.ID, "accepted_at")
-		acceptedMS := uint64(0)
-		if !m.AcceptedAt.IsZero() && m.AcceptedAt.UnixMilli() > 0 {
-			acceptedMS = uint64(m.AcceptedAt.UnixMilli())
-		}
+		acceptedMS := epochMillis(m.AcceptedAt)
 		raw := m.Raw
 		if raw == nil {
 			raw = []byte{}
@@ -78,6 +85,7 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 			string(m.Direction), string(m.Kind), m.WxMsgID, m.Event, m.EventKey,
 			m.Text, m.MediaID, attrs, raw,
 			created, accepted, acceptedMS, m.Employee, dayOf(accepted),
+			boolUInt8(m.IsInteraction()),
 		); err != nil {
 			return fmt.Errorf("archive: insert: appending message %s: %w", m.ID, err)
 		}
@@ -94,19 +102,40 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 // clamped and logged rather than refused: refusing would leave the
 // message, whose exact bytes are in raw anyway, unarchivable for ever.
 func (a *Archive) clampTime(t time.Time, id, field string) time.Time {
+	if !t.IsZero() {
+		switch s := t.Unix(); {
+		case s < 0:
+			a.log.Warn("archive: time before 1970 stored as the epoch", "msg_id", id, "field", field, "time", t)
+		case s > maxDateTime:
+			a.log.Warn("archive: time after 2106 stored as the last DateTime", "msg_id", id, "field", field, "time", t)
+		}
+	}
+	return storedTime(t)
+}
+
+// storedTime is what clampTime makes of t, without the logging: readers
+// use it to find the day a writer filed t under.
+func storedTime(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Unix(0, 0).UTC()
 	}
-	s := t.Unix()
-	switch {
-	case s < 0:
-		a.log.Warn("archive: time before 1970 stored as the epoch", "msg_id", id, "field", field, "time", t)
-		s = 0
-	case s > maxDateTime:
-		a.log.Warn("archive: time after 2106 stored as the last DateTime", "msg_id", id, "field", field, "time", t)
-		s = maxDateTime
+	return time.Unix(min(max(t.Unix(), 0), maxDateTime), 0).UTC()
+}
+
+func boolUInt8(b bool) uint8 {
+	if b {
+		return 1
 	}
-	return time.Unix(s, 0).UTC()
+	return 0
+}
+
+// epochMillis is t as the UInt64 epoch milliseconds of the *_ms columns:
+// 0 for the zero time and anything before 1970, which read back as zero.
+func epochMillis(t time.Time) uint64 {
+	if ms := t.UnixMilli(); !t.IsZero() && ms > 0 {
+		return uint64(ms)
+	}
+	return 0
 }
 
 // dayOf is the partition day of t: its UTC date, as a midnight UTC time,
@@ -146,44 +175,90 @@ func decodeAttrs(s string) (map[string]string, error) {
 	return attrs, nil
 }
 
-// Existing reports which of ids are archived, with their sequence numbers.
-// Ids are looked up in chunks; an empty ids asks nothing of the server.
+// retrySkew is how far either side of a message's AcceptedAt Existing
+// looks for an archived copy. A replay from the spool carries the
+// AcceptedAt it was archived with; a WeChat retry that slipped past the
+// dedupe is accepted again seconds after the first copy.
+const retrySkew = 24 * time.Hour
+
+// Existing reports which of msgs are archived (by ID), with their sequence
+// numbers. The map is never nil; an empty msgs asks nothing of the server.
 //
-// The ids go into the query as a tuple (clickhouse.GroupSet) for IN:
-// 18.16 rejects `id IN [...]`, which is what a bound []string becomes,
-// and has(array, id), which it does accept, scans the array for every row.
-func (a *Archive) Existing(ctx context.Context, ids []string) (map[string]uint64, error) {
+// It looks only where a copy of each message can be: the messages'
+// accounts and conversations, which lead the sort key (account, conv, id),
+// and the days from a day before the earliest AcceptedAt to a day after
+// the latest, which name the partitions and parts to read. Asking by id
+// alone would read the whole id column of the archive for every batch.
+// One query per chunk of messageChunk messages.
+//
+// Ids, accounts and conversations go into the query as tuples
+// (clickhouse.GroupSet) for IN: 18.16 rejects `id IN [...]`, which is
+// what a bound []string becomes, and has(array, id), which it does
+// accept, scans the array for every row. Days go in as 'YYYY-MM-DD'
+// strings through toDate (see dateLiteral).
+func (a *Archive) Existing(ctx context.Context, msgs []relay.Message) (map[string]uint64, error) {
 	found := make(map[string]uint64)
-	for start := 0; start < len(ids); start += idChunk {
-		end := min(start+idChunk, len(ids))
-		set := make([]any, 0, end-start)
-		for _, id := range ids[start:end] {
-			set = append(set, id)
-		}
-		// argMax by accepted_ms picks the copy a merge would keep.
-		rows, err := a.conn.Query(ctx,
-			`SELECT id, argMax(seq, accepted_ms) FROM messages WHERE id IN ? GROUP BY id`,
-			clickhouse.GroupSet{Value: set})
-		if err != nil {
-			return nil, fmt.Errorf("archive: looking up %d ids: %w", len(ids), err)
-		}
-		for rows.Next() {
-			var (
-				id  string
-				seq uint64
-			)
-			if err := rows.Scan(&id, &seq); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("archive: looking up %d ids: %w", len(ids), err)
-			}
-			found[id] = seq
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("archive: looking up %d ids: %w", len(ids), err)
+	for start := 0; start < len(msgs); start += messageChunk {
+		chunk := msgs[start:min(start+messageChunk, len(msgs))]
+		if err := a.existingChunk(ctx, chunk, found); err != nil {
+			return nil, fmt.Errorf("archive: looking up %d messages (first %s): %w", len(msgs), msgs[0].ID, err)
 		}
 	}
 	return found, nil
+}
+
+func (a *Archive) existingChunk(ctx context.Context, msgs []relay.Message, found map[string]uint64) error {
+	var (
+		ids, accounts, convs []any
+		seenAccount          = map[string]bool{}
+		seenConv             = map[relay.ConversationID]bool{}
+		first, last          time.Time
+	)
+	for i, m := range msgs {
+		ids = append(ids, m.ID)
+		if !seenAccount[m.Account] {
+			seenAccount[m.Account] = true
+			accounts = append(accounts, m.Account)
+		}
+		if !seenConv[m.Conv] {
+			seenConv[m.Conv] = true
+			convs = append(convs, string(m.Conv))
+		}
+		// The day Insert files the message under, from the same clamped time.
+		day := dayOf(storedTime(m.AcceptedAt))
+		if i == 0 || day.Before(first) {
+			first = day
+		}
+		if i == 0 || day.After(last) {
+			last = day
+		}
+	}
+	from := first.Add(-retrySkew)
+	if from.Unix() < 0 {
+		from = time.Unix(0, 0) // Date starts in 1970
+	}
+	to := last.Add(retrySkew)
+	// argMax by accepted_ms picks the copy a merge would keep.
+	rows, err := a.conn.Query(ctx, `SELECT id, argMax(seq, accepted_ms) FROM messages
+		WHERE account IN ? AND conv IN ? AND day >= toDate(?) AND day <= toDate(?) AND id IN ?
+		GROUP BY id`,
+		clickhouse.GroupSet{Value: accounts}, clickhouse.GroupSet{Value: convs},
+		dateLiteral(from), dateLiteral(to), clickhouse.GroupSet{Value: ids})
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id  string
+			seq uint64
+		)
+		if err := rows.Scan(&id, &seq); err != nil {
+			return err
+		}
+		found[id] = seq
+	}
+	return rows.Err()
 }
 
 // Since returns up to limit messages of conv with Seq > after, in sequence

@@ -163,11 +163,7 @@ func TestInsertIsIdempotentByID(t *testing.T) {
 	}
 	sameMessages(t, "Since after replays", got, want)
 
-	var all []string
-	for _, m := range want {
-		all = append(all, m.ID)
-	}
-	existing, err := a.Existing(ctx, all)
+	existing, err := a.Existing(ctx, want)
 	if err != nil {
 		t.Fatalf("Existing: %v", err)
 	}
@@ -220,9 +216,12 @@ func TestReplayAcrossPartitionsStillOneMessage(t *testing.T) {
 	}
 	// The later-accepted copy, as ReplacingMergeTree(accepted_ms) would keep.
 	sameMessages(t, "Since", got, []relay.Message{replay})
-	existing, err := a.Existing(ctx, []string{m.ID})
-	if err != nil || len(existing) != 1 || existing[m.ID] != 1 {
-		t.Errorf("Existing = %v, %v; want {%s: 1}", existing, err, m.ID)
+	// Asked about with either copy's AcceptedAt.
+	for _, asked := range []relay.Message{m, replay} {
+		existing, err := a.Existing(ctx, []relay.Message{asked})
+		if err != nil || len(existing) != 1 || existing[m.ID] != 1 {
+			t.Errorf("Existing(accepted %s) = %v, %v; want {%s: 1}", asked.AcceptedAt, existing, err, m.ID)
+		}
 	}
 }
 
@@ -232,13 +231,13 @@ func TestExisting(t *testing.T) {
 	ctx := testCtx(t)
 
 	t.Run("empty archive, empty input", func(t *testing.T) {
-		for _, in := range [][]string{nil, {}} {
+		for _, in := range [][]relay.Message{nil, {}} {
 			got, err := a.Existing(ctx, in)
 			if err != nil || len(got) != 0 {
 				t.Errorf("Existing(%v) = %v, %v", in, got, err)
 			}
 		}
-		got, err := a.Existing(ctx, []string{"nope"})
+		got, err := a.Existing(ctx, []relay.Message{{ID: "nope"}})
 		if err != nil || len(got) != 0 {
 			t.Errorf("Existing(missing) = %v, %v", got, err)
 		}
@@ -259,14 +258,15 @@ func TestExisting(t *testing.T) {
 	if err := a.Insert(ctx, msgs); err != nil {
 		t.Fatalf("Insert: %v", err)
 	}
-	var ask []string
+	var ask []relay.Message
 	want := map[string]uint64{}
 	for i := 0; i < 2500; i++ {
 		if i < len(msgs) && i%2 == 0 {
-			ask = append(ask, msgs[i].ID)
+			ask = append(ask, msgs[i])
 			want[msgs[i].ID] = msgs[i].Seq
 		} else {
-			ask = append(ask, fmt.Sprintf("missing:%d", i))
+			ask = append(ask, testMessage(conv, uint64(5000+i), now))
+			ask[len(ask)-1].ID = fmt.Sprintf("missing:%d", i)
 		}
 	}
 	got, err := a.Existing(ctx, ask)
@@ -279,6 +279,47 @@ func TestExisting(t *testing.T) {
 			if got[id] != seq {
 				t.Errorf("  %s: got %d, want %d", id, got[id], seq)
 			}
+		}
+	}
+}
+
+// Existing looks only where a copy can be: the message's account and
+// conversation, a day either side of its AcceptedAt. Asked about under
+// another conversation, or with an AcceptedAt days away, an archived
+// message is not found — the price of not scanning every id archived,
+// which the pipeline never pays, since a replay keeps its AcceptedAt.
+func TestExistingLooksOnlyNearTheMessage(t *testing.T) {
+	t.Parallel()
+	a := openTest(t)
+	ctx := testCtx(t)
+	conv := relay.Conversation("acc", "o_near")
+	at := time.Date(2026, 3, 14, 23, 59, 59, 0, time.UTC)
+	m := testMessage(conv, 1, at)
+	if err := a.Insert(ctx, []relay.Message{m}); err != nil {
+		t.Fatalf("Insert: %v", err)
+	}
+	for _, c := range []struct {
+		name  string
+		asked func(relay.Message) relay.Message
+		found bool
+	}{
+		{"as archived", func(m relay.Message) relay.Message { return m }, true},
+		{"23h59m later, the next day", func(m relay.Message) relay.Message {
+			m.AcceptedAt = m.AcceptedAt.Add(23*time.Hour + 59*time.Minute)
+			return m
+		}, true},
+		{"a day earlier", func(m relay.Message) relay.Message { m.AcceptedAt = m.AcceptedAt.Add(-24 * time.Hour); return m }, true},
+		{"three days later", func(m relay.Message) relay.Message { m.AcceptedAt = m.AcceptedAt.Add(72 * time.Hour); return m }, false},
+		{"three days earlier", func(m relay.Message) relay.Message { m.AcceptedAt = m.AcceptedAt.Add(-72 * time.Hour); return m }, false},
+		{"another conversation", func(m relay.Message) relay.Message { m.Conv = relay.Conversation("acc", "o_other"); return m }, false},
+		{"another account", func(m relay.Message) relay.Message { m.Account = "acc2"; return m }, false},
+	} {
+		got, err := a.Existing(ctx, []relay.Message{c.asked(m)})
+		if err != nil {
+			t.Fatalf("Existing(%s): %v", c.name, err)
+		}
+		if _, found := got[m.ID]; found != c.found {
+			t.Errorf("Existing(%s) = %v, want found %v", c.name, got, c.found)
 		}
 	}
 }
@@ -370,7 +411,7 @@ func TestDoneContextReturnsPromptly(t *testing.T) {
 
 	calls := map[string]func(context.Context) error{
 		"Insert":   func(ctx context.Context) error { return a.Insert(ctx, []relay.Message{msg}) },
-		"Existing": func(ctx context.Context) error { _, err := a.Existing(ctx, []string{msg.ID}); return err },
+		"Existing": func(ctx context.Context) error { _, err := a.Existing(ctx, []relay.Message{msg}); return err },
 		"Since":    func(ctx context.Context) error { _, err := a.Since(ctx, conv, 0, 10); return err },
 		"MaxSeq":   func(ctx context.Context) error { _, err := a.MaxSeq(ctx, conv); return err },
 		"PutMedia": func(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -157,9 +158,10 @@ func splitStatements(src string) ([]string, error) {
 }
 
 // migrate applies, in order, the migrations that schema_migrations does not
-// list yet. Statements are idempotent (IF NOT EXISTS), so a migration cut
-// short, or applied by two instances at once, is safely applied again; a
-// version is recorded only once all its statements succeeded.
+// list yet. Statements are idempotent (CREATE ... IF NOT EXISTS, and ADD
+// COLUMN through execIdempotent's guard), so a migration cut short, or
+// applied by two instances at once, is safely applied again; a version is
+// recorded only once all its statements succeeded.
 func migrate(ctx context.Context, conn driver.Conn, migrations []migration, log *slog.Logger) error {
 	if err := conn.Exec(ctx, createMigrationsTable); err != nil {
 		return fmt.Errorf("archive: creating schema_migrations: %w", err)
@@ -200,7 +202,7 @@ func migrate(ctx context.Context, conn driver.Conn, migrations []migration, log 
 		}
 		start := time.Now()
 		for i, stmt := range m.statements {
-			if err := conn.Exec(ctx, stmt); err != nil {
+			if err := execIdempotent(ctx, conn, stmt); err != nil {
 				return fmt.Errorf("archive: applying migration %s, statement %d: %w", m.name, i+1, err)
 			}
 		}
@@ -218,6 +220,51 @@ func migrate(ctx context.Context, conn driver.Conn, migrations []migration, log 
 		}
 	}
 	return nil
+}
+
+// addColumnRE recognises `ALTER TABLE t ADD COLUMN c ...` (names
+// unquoted), the one kind of statement that cannot say IF NOT EXISTS on
+// 18.16 (a syntax error there).
+var addColumnRE = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\s+ADD\s+COLUMN\s+([A-Za-z_][A-Za-z0-9_]*)\s`)
+
+// execIdempotent runs one migration statement so that running it again is
+// harmless. CREATE statements say IF NOT EXISTS themselves. ADD COLUMN
+// cannot on 18.16, and fails when the column exists, which would leave a
+// migration cut short after its ALTER (or raced by another instance)
+// failing for ever; so it is skipped when the column is already there,
+// and its error forgiven when the column is there afterwards (another
+// instance added it meanwhile). Hence one column per ALTER statement:
+// the guard looks at the first.
+func execIdempotent(ctx context.Context, conn driver.Conn, stmt string) error {
+	sub := addColumnRE.FindStringSubmatch(stmt)
+	if sub == nil {
+		return conn.Exec(ctx, stmt)
+	}
+	table, column := sub[1], sub[2]
+	if have, err := hasColumn(ctx, conn, table, column); err != nil {
+		return err
+	} else if have {
+		return nil
+	}
+	err := conn.Exec(ctx, stmt)
+	if err == nil {
+		return nil
+	}
+	if have, cerr := hasColumn(ctx, conn, table, column); cerr == nil && have {
+		return nil
+	}
+	return err
+}
+
+// hasColumn reports whether table of the connection's database has column.
+func hasColumn(ctx context.Context, conn driver.Conn, table, column string) (bool, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx,
+		`SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = ? AND name = ?`,
+		table, column).Scan(&n); err != nil {
+		return false, fmt.Errorf("looking for column %s.%s: %w", table, column, err)
+	}
+	return n > 0, nil
 }
 
 func recordMigration(ctx context.Context, conn driver.Conn, m migration) (err error) {

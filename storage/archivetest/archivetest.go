@@ -1,13 +1,13 @@
 // Package archivetest is the conformance suite of the archive: the
-// contract of relay.Archive and relay.MediaStore, written once and run
-// against every backend (ClickHouse in storage/archive, SQLite in
-// storage/embedded), so that the embedded archive a first run uses
-// behaves like the production one.
+// contract of relay.Archive, relay.MediaStore, relay.EventLog and
+// relay.Interactions, written once and run against every backend
+// (ClickHouse in storage/archive, SQLite in storage/embedded), so that the
+// embedded archive a first run uses behaves like the production one.
 //
-// The suite talks to a backend only through the two interfaces. It never
+// The suite talks to a backend only through those interfaces. It never
 // counts rows: a backend may keep physical copies of a replayed message
-// (ClickHouse does, until parts merge) as long as every read collapses
-// them into one logical message per id.
+// or event (ClickHouse does, until parts merge) as long as every read
+// collapses them into one logical message or event per id.
 //
 // What the suite pins down beyond the interfaces' doc comments, so that
 // both backends agree on it:
@@ -22,6 +22,28 @@
 //     excludes a message accepted exactly at since.
 //   - A media message is one whose Kind.HasMedia() and whose MediaID is
 //     set. PutMedia refuses content whose SHA256 does not match it.
+//   - Existing finds a message asked about with the AcceptedAt it was
+//     archived with (whatever its Seq, which a retry lacks), and one
+//     asked about with an AcceptedAt seconds later (a WeChat retry).
+//     Whether it finds a message asked about under another conversation,
+//     or days away from its AcceptedAt, is not specified.
+//   - AppendEvents of nothing is a no-op; a batch holding an event
+//     without ID, MessageID, State or At, or with an ErrCode beyond 32
+//     bits, is refused whole. At is kept to the millisecond and comes
+//     back in UTC.
+//   - The latest event of a message is the one with the latest At (to
+//     the millisecond); of events in the same millisecond, the latest in
+//     the state order sending < unknown < refused < failed < sent, with
+//     any other state (pending, or one unknown to the backend) below
+//     sending; of those, the greatest ID.
+//   - Unsettled lists outbound messages whose latest event is not final
+//     (no event, pending, sending), accepted strictly after since, oldest
+//     first by AcceptedAt then ID; limit <= 0 means no limit.
+//   - LastInteraction counts the outbound messages of the conversation
+//     accepted strictly after the last interaction whose latest event is
+//     not failed or refused (no event yet counts: about to be sent). With
+//     no interaction, the time is zero and every such outbound message of
+//     the conversation counts.
 package archivetest
 
 import (
@@ -42,10 +64,13 @@ import (
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-// Store is what the suite tests: an archive that also keeps media.
+// Store is what the suite tests: an archive that also keeps media,
+// delivery events and the interactions they are counted against.
 type Store interface {
 	relay.Archive
 	relay.MediaStore
+	relay.EventLog
+	relay.Interactions
 }
 
 // Run runs the conformance suite. open is called once per subtest, from
@@ -62,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"InsertRefusesUnkeyedBatchWhole", testInsertRefusesUnkeyed},
 		{"InsertIsIdempotentByID", testInsertIdempotent},
 		{"Existing", testExisting},
+		{"ExistingByAcceptedAt", testExistingByAcceptedAt},
 		{"MaxSeq", testMaxSeq},
 		{"SincePagesInSequenceOrder", testSincePaging},
 		{"SinceIsolatesConversations", testSinceIsolation},
@@ -69,6 +95,14 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"PutMediaIdempotentAndContentAddressed", testPutMedia},
 		{"PutMediaRefusesWrongHash", testPutMediaWrongHash},
 		{"MissingMedia", testMissingMedia},
+		{"AppendEventsRoundTrip", testEventsRoundTrip},
+		{"AppendEventsRefusesBadBatchWhole", testEventsRefused},
+		{"AppendEventsIsIdempotentByID", testEventsIdempotent},
+		{"LatestEventsOrder", testLatestEventsOrder},
+		{"LatestEventsMany", testLatestEventsMany},
+		{"Unsettled", testUnsettled},
+		{"LastInteraction", testLastInteraction},
+		{"LastInteractionKinds", testLastInteractionKinds},
 		{"CancelledContext", testCancelledContext},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -161,11 +195,11 @@ func maxSeq(t *testing.T, s Store, c relay.ConversationID) uint64 {
 	return n
 }
 
-func existing(t *testing.T, s Store, ids []string) map[string]uint64 {
+func existing(t *testing.T, s Store, msgs []relay.Message) map[string]uint64 {
 	t.Helper()
-	got, err := s.Existing(testCtx(t), ids)
+	got, err := s.Existing(testCtx(t), msgs)
 	if err != nil {
-		t.Fatalf("Existing(%d ids): %v", len(ids), err)
+		t.Fatalf("Existing(%d messages): %v", len(msgs), err)
 	}
 	return got
 }
@@ -322,12 +356,8 @@ func testRoundTrip(t *testing.T, s Store) {
 	sameMessages(t, "Since after 0", since(t, s, c, 0, 100), msgs)
 
 	// The sequences are reported as archived.
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
-	want := map[string]uint64{ids[0]: 1, ids[1]: 2, ids[2]: 3, ids[3]: 4}
-	if got := existing(t, s, ids); !maps.Equal(got, want) {
+	want := map[string]uint64{msgs[0].ID: 1, msgs[1].ID: 2, msgs[2].ID: 3, msgs[3].ID: 4}
+	if got := existing(t, s, msgs); !maps.Equal(got, want) {
 		t.Errorf("Existing = %v, want %v", got, want)
 	}
 	if got := maxSeq(t, s, c); got != 4 {
@@ -365,7 +395,7 @@ func testInsertRefusesUnkeyed(t *testing.T, s Store) {
 			t.Fatalf("Insert of a batch with ID %q, Seq %d succeeded, want an error", bad.ID, bad.Seq)
 		}
 	}
-	if got := existing(t, s, []string{good.ID, noSeq.ID}); len(got) != 0 {
+	if got := existing(t, s, []relay.Message{good, noSeq}); len(got) != 0 {
 		t.Fatalf("after refused batches Existing = %v, want nothing: a refused batch must store nothing", got)
 	}
 	if got := since(t, s, c, 0, 0); len(got) != 0 {
@@ -390,13 +420,11 @@ func testInsertIdempotent(t *testing.T, s Store) {
 	sameMessages(t, "Since after replays", since(t, s, c, 0, 0), want)
 	sameMessages(t, "Since after 2, limit 2, after replays", since(t, s, c, 2, 2), messages(c, 3, 4))
 
-	ids := make([]string, 0, len(want))
 	wantSeqs := map[string]uint64{}
 	for _, m := range want {
-		ids = append(ids, m.ID)
 		wantSeqs[m.ID] = m.Seq
 	}
-	if got := existing(t, s, ids); !maps.Equal(got, wantSeqs) {
+	if got := existing(t, s, want); !maps.Equal(got, wantSeqs) {
 		t.Errorf("Existing after replays = %v, want %v", got, wantSeqs)
 	}
 	if got := maxSeq(t, s, c); got != 6 {
@@ -406,26 +434,44 @@ func testInsertIdempotent(t *testing.T, s Store) {
 
 func testExisting(t *testing.T, s Store) {
 	a, b := conv("o_exist_a"), conv("o_exist_b")
-	insert(t, s, messages(a, 1, 2, 3)...)
-	insert(t, s, messages(b, 1, 2)...)
 	ma, mb := messages(a, 1, 2, 3), messages(b, 1, 2)
+	insert(t, s, ma...)
+	insert(t, s, mb...)
+
+	// withID is m under another id: the same conversation and time, so
+	// that only the id decides.
+	withID := func(m relay.Message, id string) relay.Message {
+		m.ID = id
+		return m
+	}
+	// A retry that slipped past the dedupe: no sequence yet, accepted
+	// again a few seconds after the archived copy.
+	retry := ma[1]
+	retry.Seq = 0
+	retry.AcceptedAt = retry.AcceptedAt.Add(4 * time.Second)
+	unnumbered := mb[0]
+	unnumbered.Seq = 0
 
 	for _, c := range []struct {
 		name string
-		ids  []string
+		msgs []relay.Message
 		want map[string]uint64
 	}{
 		{"nil", nil, map[string]uint64{}},
-		{"empty", []string{}, map[string]uint64{}},
-		{"missing", []string{"in:acc:nope", "in:acc:o_exist_a:4", ""}, map[string]uint64{}},
-		{"all", []string{ma[0].ID, ma[1].ID, ma[2].ID, mb[0].ID, mb[1].ID},
+		{"empty", []relay.Message{}, map[string]uint64{}},
+		{"missing", []relay.Message{withID(ma[0], "in:acc:nope"), message(a, 4), withID(ma[0], "")}, map[string]uint64{}},
+		{"all", []relay.Message{ma[0], ma[1], ma[2], mb[0], mb[1]},
 			map[string]uint64{ma[0].ID: 1, ma[1].ID: 2, ma[2].ID: 3, mb[0].ID: 1, mb[1].ID: 2}},
-		{"mixed", []string{"in:acc:nope", mb[1].ID, ma[2].ID, "in:acc:o_exist_b:3"},
+		{"mixed", []relay.Message{withID(mb[0], "in:acc:nope"), mb[1], ma[2], message(b, 3)},
 			map[string]uint64{mb[1].ID: 2, ma[2].ID: 3}},
-		{"repeated", []string{ma[0].ID, ma[0].ID, "x", "x"}, map[string]uint64{ma[0].ID: 1}},
-		{"prefix is not a match", []string{"in:acc:o_exist_a:", "in:acc:o_exist_a:1 ", "IN:ACC:O_EXIST_A:1"}, map[string]uint64{}},
+		{"repeated", []relay.Message{ma[0], ma[0], withID(ma[0], "x"), withID(ma[0], "x")}, map[string]uint64{ma[0].ID: 1}},
+		{"prefix is not a match", []relay.Message{
+			withID(ma[0], "in:acc:o_exist_a:"), withID(ma[0], "in:acc:o_exist_a:1 "), withID(ma[0], "IN:ACC:O_EXIST_A:1"),
+		}, map[string]uint64{}},
+		{"without sequence: the archived one", []relay.Message{unnumbered}, map[string]uint64{mb[0].ID: 1}},
+		{"a retry seconds later", []relay.Message{retry}, map[string]uint64{ma[1].ID: 2}},
 	} {
-		got := existing(t, s, c.ids)
+		got := existing(t, s, c.msgs)
 		if got == nil {
 			t.Errorf("Existing(%s) returned a nil map, want an empty one", c.name)
 		}
@@ -434,26 +480,84 @@ func testExisting(t *testing.T, s Store) {
 		}
 	}
 
-	// Many ids at once, as after a long outage: more than one round of
-	// any chunking a backend does, with the archived ones scattered.
-	var many []string
+	// Many messages at once, as after a long outage: more than one round
+	// of any chunking a backend does, with the archived ones scattered.
+	var many []relay.Message
 	want := map[string]uint64{}
 	for i := range 2500 {
-		many = append(many, fmt.Sprintf("in:acc:o_exist_a:%d", 1000+i))
+		many = append(many, message(a, uint64(1000+i)))
 		switch i {
 		case 7:
-			many = append(many, ma[0].ID)
+			many = append(many, ma[0])
 			want[ma[0].ID] = 1
 		case 1200:
-			many = append(many, mb[1].ID)
+			many = append(many, mb[1])
 			want[mb[1].ID] = 2
 		case 2499:
-			many = append(many, ma[2].ID)
+			many = append(many, ma[2])
 			want[ma[2].ID] = 3
 		}
 	}
 	if got := existing(t, s, many); !maps.Equal(got, want) {
-		t.Errorf("Existing(%d ids) = %v, want %v", len(many), got, want)
+		t.Errorf("Existing(%d messages) = %v, want %v", len(many), got, want)
+	}
+}
+
+// testExistingByAcceptedAt: a message archived with AcceptedAt T is found
+// when asked about with the same T, wherever T falls: on either side of
+// midnight UTC, on a date that differs between China and UTC, at the
+// ends of months and years, zero, before 1970 — alone, and in batches
+// spanning them all.
+func testExistingByAcceptedAt(t *testing.T, s Store) {
+	times := []time.Time{
+		{}, // zero
+		time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 500_000_000, time.UTC),
+		time.Date(2001, 9, 9, 1, 46, 40, 0, time.UTC),
+		time.Date(2025, 12, 31, 23, 59, 59, 999_000_000, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2026, 3, 14, 7, 30, 0, 0, cst),   // 13 March in UTC
+		time.Date(2026, 3, 15, 0, 0, 0, 1, cst),    // 14 March in UTC
+		time.Date(2026, 3, 14, 23, 59, 59, 0, cst), // 14 March both
+		time.Date(2099, 12, 31, 23, 59, 59, 0, time.UTC),
+	}
+	convs := []relay.ConversationID{conv("o_when_a"), conv("o_when_b"), relay.Conversation("acc2", "o_when_a")}
+	var all []relay.Message
+	want := map[string]uint64{}
+	for i, at := range times {
+		c := convs[i%len(convs)]
+		m := message(c, uint64(i+1))
+		m.Account, _, _ = strings.Cut(string(c), ":")
+		m.ID = fmt.Sprintf("in:%s:%d", c, i+1)
+		m.AcceptedAt = at
+		m.CreatedAt = at
+		all = append(all, m)
+		want[m.ID] = m.Seq
+	}
+	// Archived one at a time and in one batch of copies: either way, one
+	// message per id.
+	for _, m := range all {
+		insert(t, s, m)
+	}
+	insert(t, s, all...)
+
+	for _, m := range all {
+		if got := existing(t, s, []relay.Message{m}); !maps.Equal(got, map[string]uint64{m.ID: m.Seq}) {
+			t.Errorf("Existing(message accepted at %s) = %v, want {%s: %d}", m.AcceptedAt.Format(time.RFC3339Nano), got, m.ID, m.Seq)
+		}
+	}
+	if got := existing(t, s, all); !maps.Equal(got, want) {
+		t.Errorf("Existing(all %d) = %v, want %v", len(all), got, want)
+	}
+	// Asked without sequence numbers (as a retry is), in reverse order.
+	var unnumbered []relay.Message
+	for _, m := range slices.Backward(all) {
+		m.Seq = 0
+		unnumbered = append(unnumbered, m)
+	}
+	if got := existing(t, s, unnumbered); !maps.Equal(got, want) {
+		t.Errorf("Existing(all %d, unnumbered) = %v, want %v", len(all), got, want)
 	}
 }
 
@@ -750,11 +854,17 @@ func testCancelledContext(t *testing.T, s Store) {
 		call func() error
 	}{
 		{"Insert", func() error { return s.Insert(ctx, messages(c, 2)) }},
-		{"Existing", func() error { _, err := s.Existing(ctx, []string{m.ID}); return err }},
+		{"Existing", func() error { _, err := s.Existing(ctx, []relay.Message{m}); return err }},
 		{"Since", func() error { _, err := s.Since(ctx, c, 0, 10); return err }},
 		{"MaxSeq", func() error { _, err := s.MaxSeq(ctx, c); return err }},
 		{"PutMedia", func() error { return s.PutMedia(ctx, media(m, []byte("x"))) }},
 		{"MissingMedia", func() error { _, err := s.MissingMedia(ctx, base, 10); return err }},
+		{"AppendEvents", func() error {
+			return s.AppendEvents(ctx, []relay.DeliveryEvent{deliveryEvent(m, relay.DeliverySent, base)})
+		}},
+		{"LatestEvents", func() error { _, err := s.LatestEvents(ctx, []string{m.ID}); return err }},
+		{"Unsettled", func() error { _, err := s.Unsettled(ctx, base, 10); return err }},
+		{"LastInteraction", func() error { _, _, err := s.LastInteraction(ctx, c); return err }},
 	}
 	for _, call := range calls {
 		done := make(chan error, 1)

@@ -29,7 +29,7 @@ const busyTimeout = 10 * time.Second
 const maxReaders = 8
 
 // Archive is the embedded archive: one SQLite file. It implements
-// relay.Archive and relay.MediaStore. Safe for concurrent use; writes are
+// relay.Archive, relay.MediaStore, relay.EventLog and relay.Interactions. Safe for concurrent use; writes are
 // serialised inside the process, reads run alongside them.
 type Archive struct {
 	db   *sql.DB
@@ -42,8 +42,10 @@ type Archive struct {
 }
 
 var (
-	_ relay.Archive    = (*Archive)(nil)
-	_ relay.MediaStore = (*Archive)(nil)
+	_ relay.Archive      = (*Archive)(nil)
+	_ relay.MediaStore   = (*Archive)(nil)
+	_ relay.EventLog     = (*Archive)(nil)
+	_ relay.Interactions = (*Archive)(nil)
 )
 
 // Open opens the archive in the SQLite file at path, creating the file (and

@@ -2,9 +2,10 @@
 // installed: every message and event, the outcomes of outbound
 // deliveries and the media clients sent, in one SQLite file, through the
 // pure-Go driver modernc.org/sqlite (no cgo, nothing to install). It
-// implements relay.Archive and relay.MediaStore, like the ClickHouse
-// archive in storage/archive, and passes the same conformance suite
-// (storage/archivetest): one contract, two backends.
+// implements relay.Archive, relay.MediaStore, relay.EventLog and
+// relay.Interactions, like the ClickHouse archive in storage/archive, and
+// passes the same conformance suite (storage/archivetest): one contract,
+// two backends.
 //
 // # What it is for
 //
@@ -22,6 +23,10 @@
 //     transaction together with its row in schema_migrations.
 //   - The tables messages, events, media (content-addressed by SHA-256)
 //     and media_links, with the same meaning as in the ClickHouse schema.
+//     messages.interaction (since 0002) records
+//     relay.Message.IsInteraction when a message is archived; it is NULL
+//     for older rows, for which the virtual column legacy_interaction
+//     derives it (nothing is backfilled: the archive is append-only).
 //
 // # Invariants
 //
@@ -34,7 +39,8 @@
 //     failure is an error, never a message silently dropped). A replay
 //     keeps the first archived copy; ClickHouse keeps the latest accepted
 //     one. They are the same bytes in practice: a replay carries the
-//     spooled copy.
+//     spooled copy. Delivery events are idempotent by event id the same
+//     way.
 //   - Durable when acknowledged. Each Insert and PutMedia is one
 //     transaction; the file is in WAL mode with synchronous=FULL, so a
 //     commit is fsynced before the call returns.

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
@@ -344,7 +345,7 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	failing := migration{version: 2, name: "0002_fail.sql", checksum: "x",
+	failing := migration{version: 90, name: "0090_fail.sql", checksum: "x",
 		script: "CREATE TABLE half (x INTEGER); SELECT no_such_function();"}
 	if err := a.applyMigrations(testCtx(t), append(ms, failing)); err == nil {
 		t.Fatal("a failing migration succeeded")
@@ -353,7 +354,7 @@ func TestMigrations(t *testing.T) {
 	if err := a.db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'half'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the failing migration's table exists (%d, %v)", n, err)
 	}
-	if err := a.db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE version = 2`).Scan(&n); err != nil || n != 0 {
+	if err := a.db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE version = 90`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the failing migration was recorded (%d, %v)", n, err)
 	}
 
@@ -448,5 +449,85 @@ func BenchmarkInsert(b *testing.B) {
 			}
 			b.ReportMetric(float64(seq)/b.Elapsed().Seconds(), "msgs/s")
 		})
+	}
+}
+
+// Messages archived before migration 0002 have no interaction value
+// (NULL); legacy_interaction derives it from direction, kind and event,
+// and LastInteraction sees them as IsInteraction does.
+func TestInteractionOfRowsArchivedBeforeTheColumn(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "legacy.db")
+	if err := createFile(path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &Archive{db: db, path: path, log: testLogger(t, nil), writeTurn: make(chan struct{}, 1)}
+	old.writeTurn <- struct{}{}
+	ms, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.applyMigrations(ctx, ms[:1]); err != nil {
+		t.Fatalf("migrating to version 1: %v", err)
+	}
+	kinds := []struct {
+		dir   relay.Direction
+		kind  relay.Kind
+		event string
+	}{
+		{relay.Inbound, relay.KindText, ""}, {relay.Inbound, relay.KindImage, ""}, {relay.Inbound, relay.KindLocation, ""},
+		{relay.Inbound, relay.KindEvent, "subscribe"}, {relay.Inbound, relay.KindEvent, "SCAN"},
+		{relay.Inbound, relay.KindEvent, "CLICK"}, {relay.Inbound, relay.KindEvent, "VIEW"},
+		{relay.Inbound, relay.KindEvent, "scancode_push"}, {relay.Inbound, relay.KindEvent, "scancode_waitmsg"},
+		{relay.Inbound, relay.KindEvent, "pic_sysphoto"}, {relay.Inbound, relay.KindEvent, "pic_photo_or_album"},
+		{relay.Inbound, relay.KindEvent, "pic_weixin"}, {relay.Inbound, relay.KindEvent, "location_select"},
+		{relay.Inbound, relay.KindEvent, "unsubscribe"}, {relay.Inbound, relay.KindEvent, "LOCATION"},
+		{relay.Inbound, relay.KindEvent, "TEMPLATESENDJOBFINISH"}, {relay.Inbound, relay.KindEvent, "MASSSENDJOBFINISH"},
+		{relay.Outbound, relay.KindText, ""}, {relay.Outbound, relay.KindEvent, "subscribe"},
+	}
+	var msgs []relay.Message
+	for i, k := range kinds {
+		m := testMessage(relay.Conversation("acc", fmt.Sprintf("o_legacy%d", i)), 1, k.kind, "")
+		m.Direction, m.Event = k.dir, k.event
+		msgs = append(msgs, m)
+		// As version 1 wrote them: without the column.
+		if _, err := db.ExecContext(ctx, `INSERT INTO messages (`+messageColumns+`, has_media)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.ID, m.Account, m.Client, string(m.Conv), int64(m.Seq), string(m.Direction), string(m.Kind),
+			m.WxMsgID, m.Event, m.EventKey, m.Text, m.MediaID, "{}", m.Raw,
+			m.CreatedAt.Unix(), m.AcceptedAt.UnixMilli(), m.Employee, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	a := openAt(t, path) // migrates to the latest version
+	for _, m := range msgs {
+		at, _, err := a.LastInteraction(ctx, m.Conv)
+		if err != nil {
+			t.Fatalf("LastInteraction(%s): %v", m.Conv, err)
+		}
+		if got := !at.IsZero(); got != m.IsInteraction() {
+			t.Errorf("%s %s %q archived before the column: interaction %v, IsInteraction %v", m.Direction, m.Kind, m.Event, got, m.IsInteraction())
+		}
+	}
+	// New rows carry their own value, which wins over the derived one.
+	var own, derived sql.NullInt64
+	m := testMessage(relay.Conversation("acc", "o_new"), 1, relay.KindText, "")
+	if err := a.Insert(ctx, []relay.Message{m}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.db.QueryRowContext(ctx, `SELECT interaction, legacy_interaction FROM messages WHERE id = ?`, m.ID).Scan(&own, &derived); err != nil {
+		t.Fatal(err)
+	}
+	if !own.Valid || own.Int64 != 1 || !derived.Valid || derived.Int64 != 1 {
+		t.Errorf("a new inbound text: interaction %v, legacy_interaction %v; want 1 and 1", own, derived)
 	}
 }

@@ -20,8 +20,10 @@ const messageColumns = `id, account, client, conv, seq, direction, kind, wx_msg_
 // insertMessage adds a message unless its id is archived already. The
 // conflict target is the id alone: any other constraint violation is an
 // error, not a silently dropped message.
-const insertMessage = `INSERT INTO messages (` + messageColumns + `, has_media)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+// has_media and interaction are derived from the message when it is
+// archived, and not read back into a relay.Message.
+const insertMessage = `INSERT INTO messages (` + messageColumns + `, has_media, interaction)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING`
 
 // idChunk bounds the ids in one IN (...) list, well under SQLite's limit
@@ -59,15 +61,18 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 		if raw == nil {
 			raw = []byte{} // a nil []byte binds as NULL
 		}
-		hasMedia := 0
+		hasMedia, interaction := 0, 0
 		if m.Kind.HasMedia() && m.MediaID != "" {
 			hasMedia = 1
+		}
+		if m.IsInteraction() {
+			interaction = 1
 		}
 		rows[i] = []any{
 			m.ID, m.Account, m.Client, string(m.Conv), int64(m.Seq),
 			string(m.Direction), string(m.Kind), m.WxMsgID, m.Event, m.EventKey,
 			m.Text, m.MediaID, attrs, raw,
-			unixSeconds(m.CreatedAt), unixMillis(m.AcceptedAt), m.Employee, hasMedia,
+			unixSeconds(m.CreatedAt), unixMillis(m.AcceptedAt), m.Employee, hasMedia, interaction,
 		}
 	}
 	err := a.write(ctx, func(tx *sql.Tx) error {
@@ -149,22 +154,29 @@ func decodeAttrs(s string) (map[string]string, error) {
 	return attrs, nil
 }
 
-// Existing reports which of ids are archived, with their sequence numbers.
-// The map is never nil; an empty ids asks nothing of the database.
-func (a *Archive) Existing(ctx context.Context, ids []string) (map[string]uint64, error) {
+// Existing reports which of msgs are archived (by ID), with their sequence
+// numbers. The map is never nil; an empty msgs asks nothing of the
+// database. The id is the primary key here, so the lookup is by id alone:
+// the conversation and AcceptedAt, which the ClickHouse archive needs to
+// narrow its search, would add nothing.
+func (a *Archive) Existing(ctx context.Context, msgs []relay.Message) (map[string]uint64, error) {
 	found := make(map[string]uint64)
-	for start := 0; start < len(ids); start += idChunk {
-		chunk := ids[start:min(start+idChunk, len(ids))]
+	for start := 0; start < len(msgs); start += idChunk {
+		chunk := msgs[start:min(start+idChunk, len(msgs))]
 		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
+		for i, m := range chunk {
+			args[i] = m.ID
 		}
-		q := `SELECT id, seq FROM messages WHERE id IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)`
-		if err := a.existingChunk(ctx, q, args, found); err != nil {
-			return nil, fmt.Errorf("embedded: looking up %d ids: %w", len(ids), err)
+		if err := a.existingChunk(ctx, `SELECT id, seq FROM messages WHERE id IN `+placeholders(len(chunk)), args, found); err != nil {
+			return nil, fmt.Errorf("embedded: looking up %d messages (first %s): %w", len(msgs), msgs[0].ID, err)
 		}
 	}
 	return found, nil
+}
+
+// placeholders is "(?, ?, ...)" with n question marks, n > 0.
+func placeholders(n int) string {
+	return "(?" + strings.Repeat(", ?", n-1) + ")"
 }
 
 func (a *Archive) existingChunk(ctx context.Context, q string, args []any, found map[string]uint64) error {

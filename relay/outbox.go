@@ -1,0 +1,599 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// OutboxConfig tunes outbound delivery. Zero values select the defaults
+// in the comments.
+type OutboxConfig struct {
+	// Window is how long after the client's last interaction
+	// customer-service messages may be sent (48h, WeChat's rule).
+	Window time.Duration `yaml:"window"`
+	// SendsPerInteraction caps the messages sent per client interaction
+	// (5, WeChat's current rule; errcode 45047 beyond it).
+	SendsPerInteraction int `yaml:"sends_per_interaction"`
+	// Workers send concurrently, each owning a share of the
+	// conversations so that one conversation's messages leave in order (4).
+	Workers int `yaml:"workers"`
+	// Attempts bounds tries of a send that certainly did not arrive
+	// (system busy, connection refused) before it is marked failed (5).
+	Attempts int `yaml:"attempts"`
+	// SendTimeout bounds one call to WeChat (10s). A call that times out
+	// after its request was written has an unknown outcome.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// RetryMin and RetryMax bound the backoff between attempts (500ms, 10s).
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// ScanInterval is how often the archive is searched for outbound
+	// messages that were archived but never settled — a crash between
+	// archiving and sending (30s).
+	ScanInterval time.Duration `yaml:"scan_interval"`
+	// SettleAfter is how old an unsettled message must be before the
+	// scan acts on it, so that it never races the instance that is
+	// sending it right now (2m).
+	SettleAfter time.Duration `yaml:"settle_after"`
+	// TypingInterval is the least time between two typing indications
+	// for one conversation (5s).
+	TypingInterval time.Duration `yaml:"typing_interval"`
+	// Template is offered to employees when the window or the quota is
+	// closed (optional).
+	Template string `yaml:"template"`
+}
+
+func (c OutboxConfig) withDefaults() OutboxConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Window, 48*time.Hour)
+	def(&c.SendTimeout, 10*time.Second)
+	def(&c.RetryMin, 500*time.Millisecond)
+	def(&c.RetryMax, 10*time.Second)
+	def(&c.ScanInterval, 30*time.Second)
+	def(&c.SettleAfter, 2*time.Minute)
+	def(&c.TypingInterval, 5*time.Second)
+	if c.SendsPerInteraction <= 0 {
+		c.SendsPerInteraction = 5
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 5
+	}
+	return c
+}
+
+// SendRequest is an employee's (or the bot's) message to a client.
+type SendRequest struct {
+	// Key is the sender's idempotency key: a repeated key returns the
+	// first result and sends nothing. Letters, digits, '-', '_', ':', up
+	// to 100 characters.
+	Key      string
+	Conv     ConversationID
+	Employee string // who sends; "" for the relay's own messages
+	Kind     Kind   // text, image, voice, video or link
+	Text     string
+	// Upload is the content of an image, voice or video, uploaded to
+	// WeChat as temporary media and archived with the message.
+	Upload *Upload
+	// Attrs: link: title, description, url, pic_url; video: title,
+	// description.
+	Attrs map[string]string
+}
+
+// Upload is a file an employee sends.
+type Upload struct {
+	FileName    string
+	ContentType string
+	Data        []byte
+}
+
+// SendResult is what the console learns about a send.
+type SendResult struct {
+	MessageID string
+	State     DeliveryState
+	ErrCode   int
+	ErrMsg    string
+	// Duplicate is set when the key had been used: the result is the
+	// first send's.
+	Duplicate bool
+}
+
+// PolicyError is a send refused by the relay before anything was
+// archived or sent: outside the window, over the quota.
+type PolicyError struct {
+	Code     int    // the WeChat errcode the send would have met
+	Reason   string // plain words for the employee
+	Template string // template to offer instead, "" if none configured
+}
+
+func (e *PolicyError) Error() string { return e.Reason }
+
+// ErrBadRequest wraps requests that cannot be sent as they are.
+var ErrBadRequest = errors.New("relay: bad send request")
+
+var keyPattern = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,100}$`)
+
+// maxTextBytes is WeChat's limit for a customer-service text message.
+const maxTextBytes = 2048
+
+// WindowState tells an employee, before typing, whether and how much
+// they may send.
+type WindowState struct {
+	Open      bool      `json:"open"`
+	ClosesAt  time.Time `json:"closes_at,omitzero"`
+	SendsLeft int       `json:"sends_left"`
+	Reason    string    `json:"reason,omitempty"`
+	Template  string    `json:"template,omitempty"`
+}
+
+// OutboxDeps are the parts an Outbox uses.
+type OutboxDeps struct {
+	Pipeline     *Pipeline
+	Archive      Archive
+	Events       EventLog
+	Interactions Interactions
+	Media        MediaStore
+	Sender       Sender
+	Bus          Bus
+	Dedupe       Dedupe
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Outbox sends outbound messages: policy first, then the archive, then
+// WeChat, then the outcome into the archive and onto the bus.
+//
+// Send may be called from any goroutine; Run owns the sending workers
+// and must run once.
+type Outbox struct {
+	cfg    OutboxConfig
+	d      OutboxDeps
+	log    *slog.Logger
+	queues []chan Message
+
+	mu       sync.Mutex
+	inFlight map[string]bool // message ids queued or being sent here
+	typing   map[ConversationID]time.Time
+}
+
+// NewOutbox returns an outbox. It registers itself with the pipeline, so
+// archived outbound messages come to it.
+func NewOutbox(cfg OutboxConfig, d OutboxDeps) (*Outbox, error) {
+	if d.Pipeline == nil || d.Archive == nil || d.Events == nil || d.Interactions == nil || d.Sender == nil || d.Bus == nil || d.Dedupe == nil {
+		return nil, errors.New("relay: outbox needs pipeline, archive, events, interactions, sender, bus and dedupe")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	o := &Outbox{cfg: cfg.withDefaults(), d: d, log: d.Logger, inFlight: map[string]bool{}, typing: map[ConversationID]time.Time{}}
+	for range o.cfg.Workers {
+		o.queues = append(o.queues, make(chan Message, 1024))
+	}
+	d.Pipeline.setOutbound(o)
+	return o, nil
+}
+
+// OutboundID is the archive id of an outbound message sent with key.
+func OutboundID(conv ConversationID, key string) string { return "out:" + string(conv) + ":" + key }
+
+// Window returns what may be sent in conv now.
+func (o *Outbox) Window(ctx context.Context, conv ConversationID) (WindowState, error) {
+	last, sends, err := o.d.Interactions.LastInteraction(ctx, conv)
+	if err != nil {
+		return WindowState{}, fmt.Errorf("reading the last interaction of %s: %w", conv, err)
+	}
+	now := o.d.Now()
+	w := WindowState{Template: o.cfg.Template}
+	switch {
+	case last.IsZero():
+		w.Reason = "the client has not written yet; WeChat allows customer-service messages only after the client's interaction"
+	case now.Sub(last) >= o.cfg.Window:
+		w.Reason = fmt.Sprintf("more than %v since the client's last message: WeChat allows only template messages now", o.cfg.Window)
+	case sends >= o.cfg.SendsPerInteraction:
+		w.ClosesAt = last.Add(o.cfg.Window)
+		w.Reason = fmt.Sprintf("%d messages sent since the client's last message, WeChat's limit; wait for the client to write", sends)
+	default:
+		w.Open = true
+		w.ClosesAt = last.Add(o.cfg.Window)
+		w.SendsLeft = o.cfg.SendsPerInteraction - sends
+		w.Template = ""
+	}
+	return w, nil
+}
+
+// Send checks policy, archives the message as pending and queues it for
+// WeChat. It returns once the message is durable; the outcome follows on
+// the bus.
+func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) {
+	if err := o.validate(req); err != nil {
+		return SendResult{}, err
+	}
+	id := OutboundID(req.Conv, req.Key)
+	first, err := o.d.Dedupe.Claim(ctx, "send:"+id, 7*24*time.Hour)
+	if err != nil {
+		o.log.Warn("dedupe unavailable for a send; relying on the archive", "msg_id", id, "err", err)
+		first = true
+	}
+	if !first {
+		return o.result(ctx, id, true)
+	}
+	if res, ok, err := o.archivedResult(ctx, id); err != nil || ok {
+		return res, err
+	}
+	w, err := o.Window(ctx, req.Conv)
+	if err != nil {
+		o.release(ctx, id)
+		return SendResult{}, err
+	}
+	if !w.Open {
+		o.release(ctx, id)
+		code := ErrCodeOutOfWindow
+		if !w.ClosesAt.IsZero() {
+			code = ErrCodeSendQuota
+		}
+		return SendResult{}, &PolicyError{Code: code, Reason: w.Reason, Template: w.Template}
+	}
+
+	account, client := splitConv(req.Conv)
+	m := Message{
+		ID: id, Account: account, Client: client, Conv: req.Conv, Direction: Outbound, Kind: req.Kind,
+		Text: req.Text, Attrs: cloneAttrs(req.Attrs), CreatedAt: o.d.Now(),
+	}
+	// Employee is the conversation's assignee, set by routing as for
+	// every message; who wrote this one is kept beside it.
+	if req.Employee != "" {
+		m.Attrs = withAttr(m.Attrs, "sent_by", req.Employee)
+	}
+	if req.Upload != nil {
+		mediaID, err := o.d.Sender.UploadMedia(ctx, account, req.Kind, req.Upload.FileName, req.Upload.Data)
+		if err != nil {
+			o.release(ctx, id)
+			return SendResult{}, fmt.Errorf("uploading %s to WeChat: %w", req.Kind, err)
+		}
+		m.MediaID = mediaID
+		m.Attrs = withAttr(m.Attrs, "file_name", req.Upload.FileName)
+		if o.d.Media != nil {
+			if err := o.d.Media.PutMedia(ctx, mediaOf(m, req.Upload, o.d.Now())); err != nil {
+				o.release(ctx, id)
+				return SendResult{}, fmt.Errorf("archiving the uploaded %s: %w", req.Kind, err)
+			}
+		}
+	}
+	if err := o.d.Pipeline.Accept(ctx, m); err != nil {
+		o.release(ctx, id)
+		return SendResult{}, fmt.Errorf("archiving the message: %w", err)
+	}
+	return SendResult{MessageID: id, State: DeliveryPending}, nil
+}
+
+func (o *Outbox) validate(req SendRequest) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, a...))
+	}
+	if !keyPattern.MatchString(req.Key) {
+		return bad("idempotency key must be 1-100 letters, digits, '-', '_' or ':'")
+	}
+	if a, c := splitConv(req.Conv); a == "" || c == "" {
+		return bad("conversation %q is not <account>:<openid>", req.Conv)
+	}
+	switch req.Kind {
+	case KindText:
+		if req.Text == "" {
+			return bad("text is empty")
+		}
+		if len(req.Text) > maxTextBytes || !utf8.ValidString(req.Text) {
+			return bad("text must be valid UTF-8 of at most %d bytes", maxTextBytes)
+		}
+	case KindImage, KindVoice, KindVideo:
+		if req.Upload == nil || len(req.Upload.Data) == 0 {
+			return bad("%s needs a file", req.Kind)
+		}
+	case KindLink:
+		if req.Attrs["title"] == "" || req.Attrs["url"] == "" {
+			return bad("link needs a title and a url")
+		}
+	default:
+		return bad("cannot send %q through WeChat's customer-service API", req.Kind)
+	}
+	return nil
+}
+
+func (o *Outbox) release(ctx context.Context, id string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := o.d.Dedupe.Release(rctx, "send:"+id); err != nil {
+		o.log.Warn("releasing a send key", "msg_id", id, "err", err)
+	}
+}
+
+// result returns what is known of an earlier send with the same id.
+func (o *Outbox) result(ctx context.Context, id string, dup bool) (SendResult, error) {
+	res, ok, err := o.archivedResult(ctx, id)
+	if err != nil {
+		return SendResult{}, err
+	}
+	if !ok {
+		// Claimed but not archived yet (still in the spool, or its first
+		// attempt is being made right now).
+		return SendResult{MessageID: id, State: DeliveryPending, Duplicate: dup}, nil
+	}
+	res.Duplicate = dup
+	return res, nil
+}
+
+// archivedResult looks the message up in the archive.
+func (o *Outbox) archivedResult(ctx context.Context, id string) (SendResult, bool, error) {
+	ev, err := o.d.Events.LatestEvents(ctx, []string{id})
+	if err != nil {
+		return SendResult{}, false, fmt.Errorf("looking up the earlier send: %w", err)
+	}
+	if e, ok := ev[id]; ok {
+		return SendResult{MessageID: id, State: e.State, ErrCode: e.ErrCode, ErrMsg: e.ErrMsg, Duplicate: true}, true, nil
+	}
+	return SendResult{}, false, nil
+}
+
+// Typing forwards an employee's typing, at most once per TypingInterval
+// per conversation. It reports whether it was forwarded.
+func (o *Outbox) Typing(ctx context.Context, conv ConversationID) (bool, error) {
+	now := o.d.Now()
+	o.mu.Lock()
+	if last, ok := o.typing[conv]; ok && now.Sub(last) < o.cfg.TypingInterval {
+		o.mu.Unlock()
+		return false, nil
+	}
+	o.typing[conv] = now
+	o.mu.Unlock()
+	account, client := splitConv(conv)
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+	defer cancel()
+	if err := o.d.Sender.Typing(ctx, account, client, true); err != nil {
+		return false, fmt.Errorf("forwarding typing: %w", err)
+	}
+	return true, nil
+}
+
+// enqueue is called by the pipeline for each archived outbound message.
+func (o *Outbox) enqueue(m Message) {
+	o.mu.Lock()
+	if o.inFlight[m.ID] {
+		o.mu.Unlock()
+		return
+	}
+	o.inFlight[m.ID] = true
+	o.mu.Unlock()
+	h := fnv.New32a()
+	h.Write([]byte(m.Conv))
+	q := o.queues[int(h.Sum32()%uint32(len(o.queues)))]
+	select {
+	case q <- m:
+	default:
+		// Full: the next scan of the archive finds it.
+		o.done(m.ID)
+	}
+}
+
+func (o *Outbox) done(id string) {
+	o.mu.Lock()
+	delete(o.inFlight, id)
+	o.mu.Unlock()
+}
+
+// Run sends until ctx is done.
+func (o *Outbox) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, q := range o.queues {
+		g.Go(func() error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case m := <-q:
+					o.deliver(ctx, m)
+					o.done(m.ID)
+				}
+			}
+		})
+	}
+	g.Go(func() error {
+		t := time.NewTicker(o.cfg.ScanInterval)
+		defer t.Stop()
+		for {
+			o.scan(ctx)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+	return g.Wait()
+}
+
+// scan settles outbound messages that a crash left behind: never tried
+// ones are sent, ones whose attempt was cut short are marked unknown —
+// they may have reached the client, and WeChat has no idempotency key.
+func (o *Outbox) scan(ctx context.Context) {
+	msgs, err := o.d.Events.Unsettled(ctx, o.d.Now().Add(-o.cfg.Window), 500)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Warn("scanning for unsettled outbound messages", "err", err)
+		}
+		return
+	}
+	cutoff := o.d.Now().Add(-o.cfg.SettleAfter)
+	var ids []string
+	for _, m := range msgs {
+		if m.AcceptedAt.Before(cutoff) {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	latest, err := o.d.Events.LatestEvents(ctx, ids)
+	if err != nil {
+		o.log.Warn("reading events of unsettled messages", "err", err)
+		return
+	}
+	for _, m := range msgs {
+		if !m.AcceptedAt.Before(cutoff) {
+			continue
+		}
+		o.mu.Lock()
+		busy := o.inFlight[m.ID]
+		o.mu.Unlock()
+		if busy {
+			continue
+		}
+		if e, ok := latest[m.ID]; ok && e.State == DeliverySending && e.At.Before(cutoff) {
+			o.log.Warn("send interrupted before its outcome was known; marked unknown, not resent", "msg_id", m.ID, "conv", m.Conv)
+			o.settle(ctx, m, DeliveryUnknown, 0, "the relay stopped while WeChat was being called; the client may or may not have received it")
+			continue
+		} else if ok {
+			continue
+		}
+		o.enqueue(m)
+	}
+}
+
+// deliver sends one archived message, at most once.
+func (o *Outbox) deliver(ctx context.Context, m Message) {
+	// Only one attempt, in one instance, may send a message: the claim
+	// covers the moments before the "sending" event is archived, the
+	// event everything after.
+	claimed, err := o.d.Dedupe.Claim(ctx, "dispatch:"+m.ID, o.cfg.SettleAfter)
+	if err == nil && !claimed {
+		return
+	}
+	if _, settled, err := o.archivedResult(ctx, m.ID); err != nil || settled {
+		if err != nil {
+			o.log.Warn("checking a message before sending; the next scan retries", "msg_id", m.ID, "err", err)
+		}
+		return
+	}
+	if !o.record(ctx, m, DeliverySending, 0, "") {
+		return
+	}
+	wait := o.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+		err := o.d.Sender.SendCustom(sctx, m)
+		cancel()
+		var se *SendError
+		isSendErr := errors.As(err, &se)
+		switch {
+		case err == nil:
+			o.settle(ctx, m, DeliverySent, 0, "")
+			return
+		case errors.Is(err, ErrOutcomeUnknown):
+			o.settle(ctx, m, DeliveryUnknown, 0, "WeChat did not answer in time; the client may or may not have received it")
+			return
+		case isSendErr && !se.Retryable():
+			o.settle(ctx, m, DeliveryFailed, se.Code, se.Msg)
+			return
+		case attempt >= o.cfg.Attempts || ctx.Err() != nil:
+			code, msg := 0, err.Error()
+			if isSendErr {
+				code, msg = se.Code, se.Msg
+			}
+			o.settle(ctx, m, DeliveryFailed, code, msg)
+			return
+		}
+		o.log.Warn("send not delivered, retrying", "msg_id", m.ID, "attempt", attempt, "err", err)
+		if sleep(ctx, wait) != nil {
+			return
+		}
+		wait = min(2*wait, o.cfg.RetryMax)
+	}
+}
+
+// settle archives the outcome and announces it.
+func (o *Outbox) settle(ctx context.Context, m Message, state DeliveryState, code int, msg string) {
+	if o.record(ctx, m, state, code, msg) {
+		o.log.Info("outbound message settled", "msg_id", m.ID, "conv", m.Conv, "state", state, "errcode", code)
+	}
+}
+
+// record archives one delivery event, retrying while the archive fails,
+// and publishes it. It reports false if ctx ended first: a "sending"
+// that was not archived must not be followed by the call to WeChat.
+func (o *Outbox) record(ctx context.Context, m Message, state DeliveryState, code int, msg string) bool {
+	ev := DeliveryEvent{
+		ID: m.ID + "/" + string(state), MessageID: m.ID, Account: m.Account, Conv: m.Conv,
+		State: state, ErrCode: code, ErrMsg: msg, At: o.d.Now(),
+	}
+	wait := o.cfg.RetryMin
+	for {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.SendTimeout)
+		err := o.d.Events.AppendEvents(actx, []DeliveryEvent{ev})
+		cancel()
+		if err == nil {
+			break
+		}
+		o.log.Warn("archiving a delivery event, retrying", "msg_id", m.ID, "state", state, "err", err)
+		if sleep(ctx, wait) != nil {
+			return false
+		}
+		wait = min(2*wait, o.cfg.RetryMax)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := o.d.Bus.Publish(pctx, Event{Type: EventStatus, Conv: m.Conv, Employee: m.Employee, Status: &ev}); err != nil {
+		o.log.Warn("publishing a delivery status", "msg_id", m.ID, "err", err)
+	}
+	return true
+}
+
+func splitConv(c ConversationID) (account, client string) {
+	s := string(c)
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return "", ""
+}
+
+func cloneAttrs(a map[string]string) map[string]string {
+	if len(a) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(a))
+	for k, v := range a {
+		out[k] = v
+	}
+	return out
+}
+
+func withAttr(a map[string]string, k, v string) map[string]string {
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[k] = v
+	return a
+}
+
+func mediaOf(m Message, u *Upload, now time.Time) Media {
+	return Media{
+		SHA256: ContentHash(u.Data), MessageID: m.ID, MediaID: m.MediaID, ContentType: u.ContentType,
+		FileName: u.FileName, Data: u.Data, FetchedAt: now,
+	}
+}
