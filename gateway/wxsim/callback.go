@@ -30,7 +30,32 @@ const (
 	// CallbackError: unreachable, a non-200 status, or an answer WeChat
 	// would refuse (garbage, a bad signature, plaintext in safe mode…).
 	CallbackError CallbackStatus = "error"
+	// CallbackPending: the first try is in flight (log entries only).
+	CallbackPending CallbackStatus = "pending"
+	// CallbackRetrying: an earlier try went unanswered or failed, a later
+	// one is in flight (log entries only).
+	CallbackRetrying CallbackStatus = "retrying"
 )
+
+// maxStateResponse bounds the relay's answer kept in a CallbackState.
+const maxStateResponse = 512
+
+// CallbackState is how the push of one client log entry to the relay
+// stands, for the phone page: in flight (pending, retrying) or its outcome
+// (success, reply, timeout, error), with the relay's answer.
+type CallbackState struct {
+	Status CallbackStatus `json:"status"`
+	// Attempts is the number of the try in flight, or of tries made.
+	Attempts int `json:"attempts"`
+	// Tries is how many tries WeChat makes in all (CallbackTries).
+	Tries int `json:"tries"`
+	// HTTPStatus and Response are the relay's final answer (Response cut
+	// to 512 bytes).
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Response   string `json:"response,omitempty"`
+	// Error explains a failure, or why the previous try is being retried.
+	Error string `json:"error,omitempty"`
+}
 
 // Errors a callback can end with (wrapped, with details).
 var (
@@ -79,6 +104,9 @@ type push struct {
 	plain         []byte // plaintext XML
 	// toPhone: a passive reply is delivered to the client's log.
 	toPhone bool
+	// logSeq is the client log entry whose CallbackState follows this
+	// push; 0 for none.
+	logSeq int64
 }
 
 // acctView is what delivery needs of an account, copied under the lock.
@@ -113,6 +141,8 @@ func (s *Sim) deliver(ctx context.Context, p push) (CallbackResult, error) {
 		}
 	}
 	s.recordCallback(res)
+	s.noteCallback(p, CallbackState{Status: res.Status, Attempts: res.Attempts, HTTPStatus: res.HTTPStatus,
+		Response: truncate([]byte(res.Response), maxStateResponse), Error: res.Error})
 	log := s.log.With("account", p.appID, "msg_id", p.msgID, "msgtype", p.msgType, "event", p.event,
 		"attempts", res.Attempts, "status", res.Status)
 	if err != nil {
@@ -135,6 +165,9 @@ func (s *Sim) deliverTries(ctx context.Context, p push, res *CallbackResult) err
 	defer func() { res.Total = time.Since(start) }()
 	var lastErr error
 	for try := 1; try <= s.cfg.CallbackTries; try++ {
+		if try > 1 {
+			s.noteCallback(p, CallbackState{Status: CallbackRetrying, Attempts: try, Error: lastErr.Error()})
+		}
 		if try > 1 && s.cfg.CallbackRetryDelay > 0 {
 			t := time.NewTimer(s.cfg.CallbackRetryDelay)
 			select {
@@ -238,6 +271,20 @@ func (s *Sim) buildPush(ctx context.Context, av acctView, p push) (*http.Request
 	req.Header.Set("Content-Type", "text/xml")
 	req.Header.Set("User-Agent", "Mozilla/4.0")
 	return req, nil
+}
+
+// noteCallback updates the CallbackState of the push's log entry, if it
+// has one.
+func (s *Sim) noteCallback(p push, st CallbackState) {
+	if p.logSeq == 0 {
+		return
+	}
+	st.Tries = s.cfg.CallbackTries
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[p.openID]; ok {
+		c.setCallback(p.logSeq, st)
+	}
 }
 
 // recordCallback appends res to the bounded callback log.

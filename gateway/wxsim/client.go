@@ -102,7 +102,8 @@ func (c *Client) act(ctx context.Context, build func(cl *client, a *account, now
 	p.appID, p.openID, p.createTime, p.toPhone = a.AppID, cl.openID, now.Unix(), true
 	entry.Time, entry.Direction, entry.Source = now, DirectionIn, SourceClient
 	entry.MsgType, entry.Event, entry.MsgID, entry.Raw = p.msgType, p.event, p.msgID, string(p.plain)
-	cl.appendLog(entry)
+	entry.Callback = &CallbackState{Status: CallbackPending, Attempts: 1, Tries: s.cfg.CallbackTries}
+	p.logSeq = cl.appendLog(entry).Seq
 	s.mu.Unlock()
 	return s.deliver(ctx, p)
 }

@@ -15,9 +15,10 @@
 // A Sim holds the platform's state: accounts, simulated clients (openids),
 // followers, tokens, media, QR tickets and, per client, a log of every
 // message that went either way (what a phone would show). NewServer wraps a
-// Sim in an http.Handler that serves the WeChat API under /cgi-bin/ and a
-// small JSON admin API under /sim/api/ for tests and tools; its Mux is the
-// place where the phone page (gateway/wxsim/web) registers itself.
+// Sim in an http.Handler that serves the WeChat API under /cgi-bin/, a
+// small JSON admin API under /sim/api/ for tests and tools, and the phone
+// page under /phone/: a WeChat-like web page (embedded from web/) where a
+// person plays a simulated client through the admin API.
 //
 // Simulated clients (Client) subscribe, scan QR codes, send every message
 // type and click menus; each action is POSTed to the account's CallbackURL,

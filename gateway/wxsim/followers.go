@@ -46,6 +46,11 @@ type LogEntry struct {
 	// Raw is what went over the wire: the API call's JSON body, or the
 	// plaintext XML of a callback or passive reply.
 	Raw string `json:"raw,omitempty"`
+	// Callback tells how the push of a client's message or event to the
+	// relay stands: in flight (pending, retrying) or how it ended. Nil for
+	// messages delivered to the client. The pointed-to value is never
+	// modified; a change replaces the pointer, so copies stay valid.
+	Callback *CallbackState `json:"callback,omitempty"`
 }
 
 // ClientInfo describes a simulated client (a WeChat user as one account
@@ -113,6 +118,25 @@ func (c *client) appendLog(e LogEntry) LogEntry {
 		c.log = slices.Delete(c.log, 0, len(c.log)-maxClientLog)
 	}
 	return e
+}
+
+// setCallback records the callback state of the log entry seq, if it is
+// still in the log. Caller holds s.mu.
+func (c *client) setCallback(seq int64, st CallbackState) {
+	i, ok := slices.BinarySearchFunc(c.log, seq, func(e LogEntry, seq int64) int { return cmpSeq(e.Seq, seq) })
+	if ok {
+		c.log[i].Callback = &st
+	}
+}
+
+func cmpSeq(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // customCheck answers whether a customer-service message (or typing) may
@@ -234,15 +258,7 @@ func (s *Sim) Log(openID string, after int64) ([]LogEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	i, _ := slices.BinarySearchFunc(c.log, after+1, func(e LogEntry, seq int64) int {
-		switch {
-		case e.Seq < seq:
-			return -1
-		case e.Seq > seq:
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearchFunc(c.log, after+1, func(e LogEntry, seq int64) int { return cmpSeq(e.Seq, seq) })
 	return slices.Clone(c.log[i:]), nil
 }
 

@@ -11,9 +11,8 @@ import (
 )
 
 // Server is the simulator's HTTP face: the WeChat API under /cgi-bin/, the
-// admin API under /sim/api/, media downloads under /sim/media/ and
-// /healthz. Other parts (the phone page in gateway/wxsim/web) add their
-// routes to Mux.
+// admin API under /sim/api/, media downloads under /sim/media/, the phone
+// page under /phone/ ("/" redirects to it; see phone.go) and /healthz.
 type Server struct {
 	sim *Sim
 	mux *http.ServeMux
@@ -32,12 +31,12 @@ func NewServer(sim *Sim) *Server {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	s.registerPhone(s.mux)
 	return s
 }
 
-// Mux is the server's router. Register additional pages here (the phone
-// page mounts itself at "/" and "/sim/phone/"); the API, admin and media
-// routes are already taken.
+// Mux is the server's router. Register additional pages here; the API,
+// admin, media and phone page routes ("/", "/phone/") are already taken.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // Sim returns the simulator the server serves.

@@ -47,6 +47,9 @@ type Account struct {
 	// Mode is the encryption mode. Default ModePlain, WeChat's default for
 	// a new account.
 	Mode Mode `json:"mode"`
+	// Name is the account's display name, shown in the phone page's title
+	// bar. Empty: the page shows the OriginalID.
+	Name string `json:"name,omitempty"`
 	// OriginalID ("gh_" + 12 hex digits) is the ToUserName of callbacks.
 	// Generated when empty.
 	OriginalID string `json:"original_id"`
