@@ -227,8 +227,9 @@ func TestPhoneInBrowser(t *testing.T) {
 	step("send a sample photo from the + panel",
 		chromedp.Click(chromedp.ID("plus")),
 		chromedp.WaitVisible(chromedp.ID("act-sample")),
-		chromedp.Click(chromedp.ID("act-sample")),
 	)
+	shot("plus.png")
+	step("press Sample photo", chromedp.Click(chromedp.ID("act-sample")))
 	until("the photo, delivered", `(n => n && n.dataset.status === "success" && n.querySelector("img").naturalWidth > 0)(document.querySelector('.msg.mine[data-msgtype="image"]'))`)
 	step("send a location",
 		chromedp.Click(chromedp.ID("plus")),
@@ -309,6 +310,22 @@ func TestPhoneInBrowser(t *testing.T) {
 	step("phone-width screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	until("full-screen layout", `getComputedStyle(document.querySelector(".statusbar")).display === "none" && document.getElementById("phone").getBoundingClientRect().width === 390`)
 	shot("phone-mobile.png")
+
+	// A simulator with no account yet: the page offers to create one.
+	bare := newEnv(t, Config{})
+	step("open a bare simulator",
+		chromedp.EmulateViewport(1200, 860),
+		chromedp.Navigate(bare.srv.URL+"/phone/"),
+		chromedp.WaitVisible(chromedp.ID("create-account")),
+		chromedp.Click(chromedp.ID("create-account")),
+		chromedp.WaitVisible(chromedp.ID("acct-name")),
+		chromedp.Click(chromedp.CSS(`#form-account button[value="ok"]`)),
+		chromedp.WaitVisible(chromedp.ID("account-bar")),
+	)
+	until("the new account selected", `document.getElementById("account").selectedOptions[0].textContent.startsWith("Acme Wealth (wx")`)
+	if as := bare.sim.Accounts(); len(as) != 1 || as[0].Name != "Acme Wealth" || as[0].Mode != ModeSafe || as[0].CallbackURL != "http://127.0.0.1:8080/wechat/demo" {
+		t.Errorf("account created from the page: %+v", as)
+	}
 
 	consoleMu.Lock()
 	defer consoleMu.Unlock()

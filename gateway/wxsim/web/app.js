@@ -87,6 +87,8 @@ const STRINGS = {
     stReply: 'Delivered · passive reply',
     stTimeout: 'Failed: the relay did not answer ({n} tries)',
     stFailed: 'Failed: {why}',
+    unreachable: 'the relay is unreachable ({why})',
+    noCallback: 'the account has no callback URL',
     // notices
     evSubscribe: 'You followed {name}',
     evSubscribeQR: "You scanned {who}'s QR code and followed {name}",
@@ -196,6 +198,8 @@ const STRINGS = {
     stReply: '已送达 · 被动回复',
     stTimeout: '失败：中继服务未应答（{n} 次）',
     stFailed: '失败：{why}',
+    unreachable: '无法连接中继服务（{why}）',
+    noCallback: '公众号未配置回调地址',
     evSubscribe: '你关注了 {name}',
     evSubscribeQR: '你扫描了{who} 的二维码，关注了 {name}',
     evScan: '你扫描了{who} 的二维码',
@@ -348,7 +352,19 @@ function sceneWho(scene) {
 }
 
 function cleanError(s) {
-  return String(s || '').replace(/wxsim: /g, '').replace(/^callback answer refused: /, '');
+  return String(s || '')
+    .replace(/wxsim: /g, '')
+    .replace(/^callback answer refused: /, '')
+    .replace(/\?[^"\s]*/g, ''); // signed query strings say nothing to a person
+}
+
+/** shortError turns a callback failure into a few words for the line under a bubble. */
+function shortError(err) {
+  const s = cleanError(err);
+  const m = /callback URL unreachable: .*: ([^:]+)$/.exec(s);
+  if (m) return t('unreachable', { why: m[1].trim() });
+  if (/has no callback URL/.test(s)) return t('noCallback');
+  return s.length > 160 ? s.slice(0, 157) + '…' : s;
 }
 
 // Simulator time: the simulator may run a manual clock, and message times
@@ -738,7 +754,7 @@ function statusOf(cb) {
     case 'timeout':
       return { text: t('stTimeout', { n: cb.attempts }), cls: 'failed', mark: 'fail', detail: cleanError(cb.error) };
     default: {
-      let why = cleanError(cb.error);
+      let why = shortError(cb.error);
       if (cb.http_status && cb.http_status !== 200) {
         why = 'HTTP ' + cb.http_status + (cb.response ? ' “' + cb.response.trim().slice(0, 140) + '”' : '');
       } else if (cb.response && /answer/.test(why)) {
