@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,13 +54,16 @@ func e2eConfig(t testing.TB, chAddr, redisAddr, db, prefix, dataDir string) *Con
 		{ID: "sup", Role: console.RoleSupervisor, Token: supTok},
 	}
 	c.Pipeline = relay.Config{Linger: 5 * time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, DrainTimeout: time.Second}
-	c.WeChat.APIBaseURL = "http://127.0.0.1:1" // no media in these tests
+	c.WeChat.APIBaseURL = simURL
 	c.defaults()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
+
+// simURL is the simulator every test relay calls as WeChat (TestMain).
+var simURL string
 
 // testRelay is one relay process, in-process.
 type testRelay struct {
@@ -70,7 +74,9 @@ type testRelay struct {
 
 func startRelay(t testing.TB, cfg *Config) *testRelay {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	level.UnmarshalText([]byte(os.Getenv("WR_TEST_LOG")))
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sys, err := build(ctx, cfg, log)

@@ -168,6 +168,12 @@ type Outbox struct {
 	mu       sync.Mutex
 	inFlight map[string]bool // message ids queued or being sent here
 	typing   map[ConversationID]time.Time
+	// spooled holds, per conversation, the sends accepted here that the
+	// archive does not show yet: the window's count must include them.
+	spooled map[ConversationID]map[string]bool
+	// convLocks serialise the policy check and the acceptance of sends in
+	// one conversation, so two quick sends cannot both take the last slot.
+	convLocks [64]sync.Mutex
 }
 
 // NewOutbox returns an outbox. It registers itself with the pipeline, so
@@ -182,7 +188,10 @@ func NewOutbox(cfg OutboxConfig, d OutboxDeps) (*Outbox, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	o := &Outbox{cfg: cfg.withDefaults(), d: d, log: d.Logger, inFlight: map[string]bool{}, typing: map[ConversationID]time.Time{}}
+	o := &Outbox{
+		cfg: cfg.withDefaults(), d: d, log: d.Logger,
+		inFlight: map[string]bool{}, typing: map[ConversationID]time.Time{}, spooled: map[ConversationID]map[string]bool{},
+	}
 	for range o.cfg.Workers {
 		o.queues = append(o.queues, make(chan Message, 1024))
 	}
@@ -199,6 +208,9 @@ func (o *Outbox) Window(ctx context.Context, conv ConversationID) (WindowState, 
 	if err != nil {
 		return WindowState{}, fmt.Errorf("reading the last interaction of %s: %w", conv, err)
 	}
+	o.mu.Lock()
+	sends += len(o.spooled[conv])
+	o.mu.Unlock()
 	now := o.d.Now()
 	w := WindowState{Template: o.cfg.Template}
 	switch {
@@ -237,6 +249,9 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 	if res, ok, err := o.archivedResult(ctx, id); err != nil || ok {
 		return res, err
 	}
+	lock := &o.convLocks[convHash(req.Conv)%uint32(len(o.convLocks))]
+	lock.Lock()
+	defer lock.Unlock()
 	w, err := o.Window(ctx, req.Conv)
 	if err != nil {
 		o.release(ctx, id)
@@ -276,7 +291,14 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 			}
 		}
 	}
+	o.mu.Lock()
+	if o.spooled[req.Conv] == nil {
+		o.spooled[req.Conv] = map[string]bool{}
+	}
+	o.spooled[req.Conv][id] = true
+	o.mu.Unlock()
 	if err := o.d.Pipeline.Accept(ctx, m); err != nil {
+		o.unspool(m)
 		o.release(ctx, id)
 		return SendResult{}, fmt.Errorf("archiving the message: %w", err)
 	}
@@ -370,8 +392,19 @@ func (o *Outbox) Typing(ctx context.Context, conv ConversationID) (bool, error) 
 	return true, nil
 }
 
+// unspool forgets a send counted as spooled.
+func (o *Outbox) unspool(m Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.spooled[m.Conv], m.ID)
+	if len(o.spooled[m.Conv]) == 0 {
+		delete(o.spooled, m.Conv)
+	}
+}
+
 // enqueue is called by the pipeline for each archived outbound message.
 func (o *Outbox) enqueue(m Message) {
+	o.unspool(m) // the archive counts it from now on
 	o.mu.Lock()
 	if o.inFlight[m.ID] {
 		o.mu.Unlock()
@@ -379,9 +412,7 @@ func (o *Outbox) enqueue(m Message) {
 	}
 	o.inFlight[m.ID] = true
 	o.mu.Unlock()
-	h := fnv.New32a()
-	h.Write([]byte(m.Conv))
-	q := o.queues[int(h.Sum32()%uint32(len(o.queues)))]
+	q := o.queues[int(convHash(m.Conv)%uint32(len(o.queues)))]
 	select {
 	case q <- m:
 	default:
@@ -560,6 +591,12 @@ func (o *Outbox) record(ctx context.Context, m Message, state DeliveryState, cod
 		o.log.Warn("publishing a delivery status", "msg_id", m.ID, "err", err)
 	}
 	return true
+}
+
+func convHash(c ConversationID) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(c))
+	return h.Sum32()
 }
 
 func splitConv(c ConversationID) (account, client string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -224,6 +225,11 @@ func (s *Sim) applyFault(w http.ResponseWriter, r *http.Request) bool {
 		}
 	}
 	if act.hang {
+		// Read the body first: net/http notices a client that gave up
+		// (and ends ctx) only once the body has been consumed.
+		if r.Body != nil {
+			io.Copy(io.Discard, r.Body)
+		}
 		s.hang(ctx)
 		return true
 	}
