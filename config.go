@@ -59,6 +59,7 @@ type Config struct {
 	Pipeline relay.Config       `yaml:"pipeline"`
 	Media    relay.MediaConfig  `yaml:"media"`
 	Outbox   relay.OutboxConfig `yaml:"outbox"`
+	Bot      relay.BotConfig    `yaml:"bot"`
 	Console  struct {
 		AllowedOrigins []string         `yaml:"allowed_origins"`
 		Employees      []EmployeeConfig `yaml:"employees"`

@@ -210,3 +210,44 @@ func TestE2EWeChatBusyAndHung(t *testing.T) {
 		t.Fatalf("phone shows %+v; want only the message sent after busy, once", delivered)
 	}
 }
+
+// The relay's own messages: a client who follows the account is told the
+// conversation is recorded and welcomed, once each, archived like every
+// message.
+func TestE2EBotGreetsOnce(t *testing.T) {
+	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
+	db := testenv.UniqueName("e2e")
+	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	cfg.Bot.Disabled = false
+	cfg.Bot.Open, cfg.Bot.Close = "00:00", "00:00" // always open
+	acct := simAccount(t, cfg)
+	r := startRelay(t, cfg)
+	testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme")
+	client, _ := testSim.NewClient(acct.AppID)
+	if _, err := client.Subscribe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		delivered, _ := client.Delivered()
+		got = got[:0]
+		for _, d := range delivered {
+			got = append(got, d.Content)
+		}
+		if len(got) >= 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(got) != 2 || got[0] != "温馨提示：根据监管要求，本对话内容将被完整记录并存档。" || got[1] != "感谢关注！请直接留言，您的专属顾问会尽快回复您。" {
+		t.Fatalf("phone shows %q", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if delivered, _ := client.Delivered(); len(delivered) != 2 {
+		t.Fatalf("%d messages on the phone, want the two greetings once", len(delivered))
+	}
+	if n := rowCount(t, ch, db, "out:acme:"+client.OpenID+":bot-notice"); n != 1 {
+		t.Fatalf("compliance notice archived %d times", n)
+	}
+}

@@ -55,6 +55,7 @@ func e2eConfig(t testing.TB, chAddr, redisAddr, db, prefix, dataDir string) *Con
 	}
 	c.Pipeline = relay.Config{Linger: 5 * time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, DrainTimeout: time.Second}
 	c.WeChat.APIBaseURL = simURL
+	c.Bot.Disabled = true // tests that want the bot's messages turn it on
 	c.defaults()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -89,6 +90,7 @@ func startRelay(t testing.TB, cfg *Config) *testRelay {
 	g.Go(func() error { return sys.pipeline.Run(work) })
 	g.Go(func() error { return sys.hub.Run(work) })
 	g.Go(func() error { return sys.outbox.Run(work) })
+	g.Go(func() error { return sys.bot.Run(work, sys.bus) })
 	var once sync.Once
 	r := &testRelay{sys: sys, srv: srv}
 	r.stop = func() {

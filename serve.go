@@ -47,6 +47,8 @@ type system struct {
 	rdb      *redis.Client // nil in single-instance mode
 	pipeline *relay.Pipeline
 	outbox   *relay.Outbox
+	bot      *relay.Bot
+	bus      relay.Bus
 	media    *relay.MediaWorker
 	hub      *console.Hub
 	handler  http.Handler
@@ -140,6 +142,11 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	if err != nil {
 		return nil, err
 	}
+	s.bot, err = relay.NewBot(cfg.Bot, s.outbox, log.With("component", "bot"))
+	if err != nil {
+		return nil, err
+	}
+	s.bus = b
 	s.hub = console.NewHub(cfg.consoleConfig(), console.Deps{
 		Bus: b, History: s.archive, Assignments: assign, Outbox: s.outbox,
 		Logger: log.With("component", "console"), Registerer: s.reg,
@@ -224,6 +231,7 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 	work.Go(func() error { return s.pipeline.Run(workCtx) })
 	work.Go(func() error { return s.media.Run(workCtx) })
 	work.Go(func() error { return s.outbox.Run(workCtx) })
+	work.Go(func() error { return s.bot.Run(workCtx, s.bus) })
 	work.Go(func() error { return s.hub.Run(workCtx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
