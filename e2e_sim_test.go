@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -26,6 +27,9 @@ func TestMain(m *testing.M) {
 	srv := httptest.NewServer(wxsim.NewServer(testSim))
 	testSim.SetPublicURL(srv.URL)
 	simURL = srv.URL
+	// Process-wide, as serve does it once: every test relay calls this
+	// simulator.
+	gateway.ConfigureAPI(simURL, 10*time.Second)
 	code := m.Run()
 	testSim.Close(context.Background()) // releases requests hung by a fault
 	srv.Close()

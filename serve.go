@@ -117,7 +117,6 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	}
 
 	gcfg := cfg.gatewayConfig()
-	gateway.ConfigureAPI(gcfg.APIBaseURL, gcfg.APITimeout)
 	api, err := gateway.NewAPI(gcfg, tokCache, log.With("component", "wechat-api"))
 	if err != nil {
 		return nil, fmt.Errorf("setting up the WeChat API client: %w", err)
@@ -198,6 +197,9 @@ func (s *system) close() {
 // storage closed.
 func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
+	// silenceper's API host and HTTP client are process-wide: set once.
+	gcfg := cfg.gatewayConfig()
+	gateway.ConfigureAPI(gcfg.APIBaseURL, gcfg.APITimeout)
 	s, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
