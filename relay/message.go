@@ -15,6 +15,10 @@ const (
 	Inbound Direction = "in"
 	// Outbound messages go from the firm to the client.
 	Outbound Direction = "out"
+	// Internal messages are staff actions (notes, transfers, resolve,
+	// reopen): archived in the conversation like any message, shown to
+	// staff, never sent to the client. See StaffAction.
+	Internal Direction = "internal"
 )
 
 // Kind is the WeChat message type, or KindEvent for events.
@@ -102,11 +106,12 @@ func InboundID(account, openid, wxMsgID string, createTime int64, event, eventKe
 
 // interactionEvents are the events WeChat counts as the client
 // interacting with the account, opening (or renewing) the 48-hour window
-// for customer-service messages.
+// for customer-service messages. WeChat's list: a message, following,
+// scanning a QR code, and of the menu only "click" and the two
+// "scan code" kinds — not VIEW (a link), photo or location menus.
 var interactionEvents = map[string]bool{
-	"subscribe": true, "SCAN": true, "CLICK": true, "VIEW": true,
-	"scancode_push": true, "scancode_waitmsg": true, "pic_sysphoto": true,
-	"pic_photo_or_album": true, "pic_weixin": true, "location_select": true,
+	"subscribe": true, "SCAN": true, "CLICK": true,
+	"scancode_push": true, "scancode_waitmsg": true,
 }
 
 // IsInteraction reports whether m, as an inbound message, opens the

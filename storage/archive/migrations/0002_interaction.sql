@@ -20,6 +20,5 @@
 -- added it at the same moment). Hence one column per ALTER statement.
 ALTER TABLE messages ADD COLUMN interaction UInt8 DEFAULT toUInt8(
     direction = 'in' AND (kind != 'event' OR event IN (
-        'subscribe', 'SCAN', 'CLICK', 'VIEW',
-        'scancode_push', 'scancode_waitmsg', 'pic_sysphoto',
-        'pic_photo_or_album', 'pic_weixin', 'location_select')));
+        'subscribe', 'SCAN', 'CLICK',
+        'scancode_push', 'scancode_waitmsg')));

@@ -22,9 +22,8 @@ ALTER TABLE messages ADD COLUMN interaction INTEGER;
 ALTER TABLE messages ADD COLUMN legacy_interaction INTEGER
     GENERATED ALWAYS AS (
         direction = 'in' AND (kind != 'event' OR event IN (
-            'subscribe', 'SCAN', 'CLICK', 'VIEW',
-            'scancode_push', 'scancode_waitmsg', 'pic_sysphoto',
-            'pic_photo_or_album', 'pic_weixin', 'location_select'))
+            'subscribe', 'SCAN', 'CLICK',
+            'scancode_push', 'scancode_waitmsg'))
     ) VIRTUAL;
 
 -- LastInteraction: a conversation's messages by acceptance.
