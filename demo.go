@@ -35,6 +35,9 @@ func demoConfig() Config {
 		{ID: "sup", Name: "Sue Zhang", Role: console.RoleSupervisor, Token: demoEmployeeTokens["sup"]},
 	}
 	c.Log.Format = "text"
+	// Always open: a newcomer trying it at night should see replies, not
+	// only the out-of-hours notice.
+	c.Bot.Open, c.Bot.Close = "00:00", "00:00"
 	return c
 }
 

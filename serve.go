@@ -197,19 +197,27 @@ func (s *system) close() {
 // storage closed.
 func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
+	var sim *demoSim
+	if demo {
+		var err error
+		if sim, err = startDemoSim(log); err != nil {
+			return err
+		}
+		cfg.WeChat.APIBaseURL = sim.base
+	}
 	// silenceper's API host and HTTP client are process-wide: set once.
 	gcfg := cfg.gatewayConfig()
 	gateway.ConfigureAPI(gcfg.APIBaseURL, gcfg.APITimeout)
-	s, err := build(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	s, err := build(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer s.close()
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -221,7 +229,7 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 	base := "http://" + ln.Addr().String()
 	log.Info("wechat-relay listening", "addr", ln.Addr().String(), "version", version)
 	if demo {
-		printDemo(stdout, base, cfg)
+		printDemo(stdout, base, sim.base, cfg)
 	}
 
 	// The pipeline and the media worker outlive the HTTP server: they
@@ -235,6 +243,15 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 	work.Go(func() error { return s.outbox.Run(workCtx) })
 	work.Go(func() error { return s.bot.Run(workCtx, s.bus) })
 	work.Go(func() error { return s.hub.Run(workCtx) })
+	if sim != nil {
+		g.Go(func() error { return sim.serve(gctx) })
+		g.Go(func() error {
+			if err := sim.seed(gctx, base, cfg); err != nil && gctx.Err() == nil {
+				log.Warn("demo data", "err", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
@@ -271,8 +288,10 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func printDemo(w io.Writer, base string, cfg *Config) {
+func printDemo(w io.Writer, base, simBase string, cfg *Config) {
 	fmt.Fprintf(w, "\nwechat-relay is running with its embedded demo defaults (not for production).\n\n")
+	fmt.Fprintf(w, "  console               %s/\n", base)
+	fmt.Fprintf(w, "  phone (WeChat sim)    %s/phone/   play a client: write to the account, scan an employee's QR code\n", simBase)
 	fmt.Fprintf(w, "  WeChat callback URL   %s/wechat/demo   (Token %q, EncodingAESKey %q, safe mode)\n", base, demoToken, demoAESKey)
 	fmt.Fprintf(w, "  console API           %s/api/me\n", base)
 	for _, e := range cfg.Console.Employees {
