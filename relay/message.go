@@ -87,6 +87,12 @@ type Message struct {
 	CreatedAt  time.Time // WeChat's CreateTime
 	AcceptedAt time.Time // when the relay made it durable
 	Employee   string    // assigned employee, set by routing before archiving
+
+	// Hash and BatchID are set by the pipeline when it archives the
+	// message (see seal.go): the hash of its archived content, and the id
+	// of the seal that covers it. Empty before.
+	Hash    string
+	BatchID string
 }
 
 // InboundID returns the archive key for an inbound message or event.
