@@ -1,0 +1,215 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// The sending half of the Outbox: workers that take archived outbound
+// messages, call WeChat at most once per message, and archive the
+// outcome; and the scan that settles what a crash left unsettled.
+
+// unspool forgets a send counted as spooled.
+func (o *Outbox) unspool(m Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.spooled[m.Conv], m.ID)
+	if len(o.spooled[m.Conv]) == 0 {
+		delete(o.spooled, m.Conv)
+	}
+}
+
+// enqueue is called by the pipeline for each archived outbound message.
+func (o *Outbox) enqueue(m Message) {
+	o.unspool(m) // the archive counts it from now on
+	o.mu.Lock()
+	if o.inFlight[m.ID] {
+		o.mu.Unlock()
+		return
+	}
+	o.inFlight[m.ID] = true
+	o.mu.Unlock()
+	q := o.queues[int(convHash(m.Conv)%uint32(len(o.queues)))]
+	select {
+	case q <- m:
+	default:
+		// Full: the next scan of the archive finds it.
+		o.done(m.ID)
+	}
+}
+
+func (o *Outbox) done(id string) {
+	o.mu.Lock()
+	delete(o.inFlight, id)
+	o.mu.Unlock()
+}
+
+// Run sends until ctx is done.
+func (o *Outbox) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, q := range o.queues {
+		g.Go(func() error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case m := <-q:
+					o.deliver(ctx, m)
+					o.done(m.ID)
+				}
+			}
+		})
+	}
+	g.Go(func() error {
+		t := time.NewTicker(o.cfg.ScanInterval)
+		defer t.Stop()
+		for {
+			o.scan(ctx)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+	return g.Wait()
+}
+
+// scan settles outbound messages that a crash left behind: never tried
+// ones are sent, ones whose attempt was cut short are marked unknown —
+// they may have reached the client, and WeChat has no idempotency key.
+func (o *Outbox) scan(ctx context.Context) {
+	msgs, err := o.d.Events.Unsettled(ctx, o.d.Now().Add(-o.cfg.Window), 500)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Warn("scanning for unsettled outbound messages", "err", err)
+		}
+		return
+	}
+	cutoff := o.d.Now().Add(-o.cfg.SettleAfter)
+	var ids []string
+	for _, m := range msgs {
+		if m.AcceptedAt.Before(cutoff) {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	latest, err := o.d.Events.LatestEvents(ctx, ids)
+	if err != nil {
+		o.log.Warn("reading events of unsettled messages", "err", err)
+		return
+	}
+	for _, m := range msgs {
+		if !m.AcceptedAt.Before(cutoff) {
+			continue
+		}
+		o.mu.Lock()
+		busy := o.inFlight[m.ID]
+		o.mu.Unlock()
+		if busy {
+			continue
+		}
+		if e, ok := latest[m.ID]; ok && e.State == DeliverySending && e.At.Before(cutoff) {
+			o.log.Warn("send interrupted before its outcome was known; marked unknown, not resent", "msg_id", m.ID, "conv", m.Conv)
+			o.settle(ctx, m, DeliveryUnknown, 0, "the relay stopped while WeChat was being called; the client may or may not have received it")
+			continue
+		} else if ok {
+			continue
+		}
+		o.enqueue(m)
+	}
+}
+
+// deliver sends one archived message, at most once.
+func (o *Outbox) deliver(ctx context.Context, m Message) {
+	// Only one attempt, in one instance, may send a message: the claim
+	// covers the moments before the "sending" event is archived, the
+	// event everything after.
+	claimed, err := o.d.Dedupe.Claim(ctx, "dispatch:"+m.ID, o.cfg.SettleAfter)
+	if err == nil && !claimed {
+		return
+	}
+	if _, settled, err := o.archivedResult(ctx, m.ID); err != nil || settled {
+		if err != nil {
+			o.log.Warn("checking a message before sending; the next scan retries", "msg_id", m.ID, "err", err)
+		}
+		return
+	}
+	if !o.record(ctx, m, DeliverySending, 0, "") {
+		return
+	}
+	wait := o.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+		err := o.d.Sender.SendCustom(sctx, m)
+		cancel()
+		var se *SendError
+		isSendErr := errors.As(err, &se)
+		switch {
+		case err == nil:
+			o.settle(ctx, m, DeliverySent, 0, "")
+			return
+		case errors.Is(err, ErrOutcomeUnknown):
+			o.settle(ctx, m, DeliveryUnknown, 0, "WeChat did not answer in time; the client may or may not have received it")
+			return
+		case isSendErr && !se.Retryable():
+			o.settle(ctx, m, DeliveryFailed, se.Code, se.Msg)
+			return
+		case attempt >= o.cfg.Attempts || ctx.Err() != nil:
+			code, msg := 0, err.Error()
+			if isSendErr {
+				code, msg = se.Code, se.Msg
+			}
+			o.settle(ctx, m, DeliveryFailed, code, msg)
+			return
+		}
+		o.log.Warn("send not delivered, retrying", "msg_id", m.ID, "attempt", attempt, "err", err)
+		if sleep(ctx, wait) != nil {
+			return
+		}
+		wait = min(2*wait, o.cfg.RetryMax)
+	}
+}
+
+// settle archives the outcome and announces it.
+func (o *Outbox) settle(ctx context.Context, m Message, state DeliveryState, code int, msg string) {
+	if o.record(ctx, m, state, code, msg) {
+		o.log.Info("outbound message settled", "msg_id", m.ID, "conv", m.Conv, "state", state, "errcode", code)
+	}
+}
+
+// record archives one delivery event, retrying while the archive fails,
+// and publishes it. It reports false if ctx ended first: a "sending"
+// that was not archived must not be followed by the call to WeChat.
+func (o *Outbox) record(ctx context.Context, m Message, state DeliveryState, code int, msg string) bool {
+	ev := DeliveryEvent{
+		ID: m.ID + "/" + string(state), MessageID: m.ID, Account: m.Account, Conv: m.Conv,
+		State: state, ErrCode: code, ErrMsg: msg, At: o.d.Now(),
+	}
+	wait := o.cfg.RetryMin
+	for {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.SendTimeout)
+		err := o.d.Events.AppendEvents(actx, []DeliveryEvent{ev})
+		cancel()
+		if err == nil {
+			break
+		}
+		o.log.Warn("archiving a delivery event, retrying", "msg_id", m.ID, "state", state, "err", err)
+		if sleep(ctx, wait) != nil {
+			return false
+		}
+		wait = min(2*wait, o.cfg.RetryMax)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := o.d.Bus.Publish(pctx, Event{Type: EventStatus, Conv: m.Conv, Employee: m.Employee, Status: &ev}); err != nil {
+		o.log.Warn("publishing a delivery status", "msg_id", m.ID, "err", err)
+	}
+	return true
+}
+
