@@ -157,6 +157,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	mux := http.NewServeMux()
 	mux.Handle("/wechat/", callbacks)
 	mux.Handle("/api/", s.hub.Handler())
+	mux.Handle("/", console.WebHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.ready)

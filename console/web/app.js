@@ -1,0 +1,326 @@
+// wechat-relay console: the page employees work in and supervisors watch
+// through. Plain ES modules, no framework, no build step; the relay
+// embeds and serves these files.
+//
+// Boot: GET /api/me decides between the sign-in form and the console.
+// The console holds the conversation list (GET /api/conversations), the
+// open conversation (history from the archive), and one WebSocket that
+// brings every new message and delivery status; after a reconnection it
+// resumes each held conversation from its last seq.
+//
+// Message bodies are never written to the browser's console.
+
+import { $, h } from './dom.js';
+import { api, ApiError, setCSRF, whenSignedOut, convPath } from './api.js';
+import { t, applyStatic, setLang, getLang, onLangChange } from './i18n.js';
+import { state, emit, on, isSupervisor } from './store.js';
+import { Live } from './live.js';
+import { setupInbox, load as loadList, refresh as refreshList, render as renderList, applyMessage, neighbour } from './inbox.js';
+import { setupThread, openThread, closeThread, onMessage, onStatus, renderHeader, renderThread, fetchWindow, mayManage } from './thread.js';
+import { setupComposer, updateComposer, popoverOpen } from './composer.js';
+import { setupDialogs, openHelp, anyDialogOpen } from './dialogs.js';
+
+const live = new Live({
+  onFrame,
+  onState,
+  resumeList: () => [...state.threads.values()].filter((th) => th.loaded && !th.forbidden).map((th) => [th.conv, th.maxSeq]),
+  onOpen: () => {
+    if (reconnected) {
+      refreshList(0);
+      if (state.open) fetchWindow(state.open);
+    }
+    reconnected = true;
+  },
+});
+let reconnected = false;
+
+// ---------------------------------------------------------------- frames
+
+function onFrame(f) {
+  switch (f.type) {
+    case 'message': {
+      const m = f.message;
+      if (!m || !m.conv) return;
+      if (m.account) state.accounts.add(m.account);
+      const c = state.convs.get(m.conv);
+      const known = c && c.last_seq && m.seq <= c.last_seq;
+      const isNew = onMessage(m) && !known;
+      if (!isNew) return;
+      const watching = state.open === m.conv && document.visibilityState === 'visible';
+      if (!applyMessage(m, m.direction === 'in' && !watching)) refreshList();
+      if (m.direction === 'internal') {
+        if (m.kind === 'transfer') transferred(m);
+        refreshList(400);
+        if (state.open === m.conv) { renderHeader(); updateComposer(); }
+      }
+      renderList();
+      return;
+    }
+    case 'status':
+      if (f.conv && f.status) onStatus(f.conv, f.status);
+      return;
+    case 'caught_up':
+      return;
+    case 'error':
+      if (f.conv && state.open === f.conv && /forbidden|not assigned/i.test(f.error || '')) {
+        const th = state.threads.get(f.conv);
+        if (th) th.forbidden = true;
+        $('thread-error').hidden = false;
+        $('thread-error').textContent = t('notYours');
+        updateComposer();
+      } else if (f.conv) {
+        // e.g. the archive was unavailable during a resume: try again soon.
+        setTimeout(() => { const th = state.threads.get(f.conv); if (th && th.loaded) live.resume(f.conv, th.maxSeq); }, 3000);
+      }
+  }
+}
+
+// transferred handles a transfer seen on the socket: an agent whose
+// conversation went to a colleague loses it.
+function transferred(m) {
+  const a = m.attrs || {};
+  if (isSupervisor() || a.to === state.me.id) return;
+  const c = state.convs.get(m.conv);
+  if (c) state.convs.delete(m.conv);
+  if (state.open === m.conv) {
+    emit('toast', { text: t('transferDone', { name: a.to }) });
+    location.hash = '#/';
+  }
+}
+
+function onState(s) {
+  state.live = s;
+  document.body.dataset.live = s;
+  const banner = $('live-banner');
+  banner.hidden = s !== 'offline';
+  banner.textContent = navigator.onLine === false ? t('offlineBanner') : t('reconnecting');
+  $('live-dot').title = t(`live_${s}`);
+}
+
+// ---------------------------------------------------------------- routing
+
+function route() {
+  if (!state.me) return;
+  const m = /^#\/c\/(.+)$/.exec(location.hash);
+  if (m) {
+    const conv = decodeURIComponent(m[1]);
+    document.body.dataset.view = 'conv';
+    if (state.open !== conv) openThread(conv);
+  } else {
+    document.body.dataset.view = 'list';
+    if (state.open) closeThread();
+  }
+  renderList();
+}
+
+export function go(conv) {
+  location.hash = conv ? `#/c/${encodeURIComponent(conv)}` : '#/';
+}
+
+// ---------------------------------------------------------------- sign-in
+
+let lockTimer = 0;
+
+function showSignin(message) {
+  $('boot').hidden = true;
+  $('shell').hidden = true;
+  $('signin').hidden = false;
+  setSigninError(message || '');
+  $('signin-password').value = '';
+  ($('signin-id').value ? $('signin-password') : $('signin-id')).focus();
+}
+
+function setSigninError(text) {
+  $('signin-error').hidden = !text;
+  $('signin-error').textContent = text;
+}
+
+async function signIn(e) {
+  e.preventDefault();
+  const id = $('signin-id').value.trim();
+  const password = $('signin-password').value;
+  if (!id || !password) { setSigninError(t('signinMissing')); return; }
+  $('signin-submit').disabled = true;
+  setSigninError('');
+  try {
+    const me = await api('POST', '/api/login', { json: { id, password }, quiet401: true });
+    $('signin-password').value = '';
+    start(me);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 429) {
+      lockout(err.body.retry_after_seconds || err.retryAfter || 60);
+      return;
+    }
+    setSigninError(err instanceof ApiError && err.status === 401 ? t('signinWrong')
+      : err instanceof ApiError && err.status === 0 ? t('cannotReach') : err.message);
+  } finally {
+    if (!lockTimer) $('signin-submit').disabled = false;
+  }
+}
+
+// lockout shows how long until the employee may try again.
+function lockout(seconds) {
+  const until = Date.now() + seconds * 1000;
+  clearInterval(lockTimer);
+  const tick = () => {
+    const s = Math.ceil((until - Date.now()) / 1000);
+    if (s <= 0) {
+      clearInterval(lockTimer);
+      lockTimer = 0;
+      $('signin-submit').disabled = false;
+      setSigninError('');
+      return;
+    }
+    const mm = Math.floor(s / 60);
+    const ss = String(s % 60).padStart(2, '0');
+    setSigninError(t('signinLocked', { wait: `${mm}:${ss}` }));
+  };
+  $('signin-submit').disabled = true;
+  tick();
+  lockTimer = setInterval(tick, 1000);
+}
+
+async function signOut() {
+  try { await api('POST', '/api/logout'); } catch { /* signed out either way */ }
+  signedOut();
+}
+
+function signedOut(message) {
+  live.stop();
+  reconnected = false;
+  state.me = null;
+  state.convs = new Map();
+  state.threads = new Map();
+  state.open = null;
+  setCSRF('');
+  location.hash = '';
+  showSignin(message);
+}
+
+// ---------------------------------------------------------------- console
+
+async function start(me) {
+  state.me = me;
+  setCSRF(me.csrf);
+  document.body.dataset.role = me.role;
+  $('boot').hidden = true;
+  $('signin').hidden = true;
+  $('shell').hidden = false;
+  const av = $('me-avatar');
+  av.textContent = (me.name || me.id).slice(0, 1).toUpperCase();
+  av.title = `${me.name || me.id} (${t(`role_${me.role}`)})`;
+  $('list-me').textContent = me.name || me.id;
+  $('sup-filters').hidden = !isSupervisor();
+  labelList();
+  await Promise.all([
+    api('GET', '/api/employees').then((r) => { state.employees = r.employees || []; }).catch(() => {}),
+    api('GET', '/api/canned-replies').then((r) => { state.canned = r.replies || []; }).catch(() => {}),
+  ]);
+  emit('employees');
+  live.start();
+  await loadList();
+  route();
+}
+
+function labelList() {
+  $('list-title').textContent = isSupervisor() ? t('liveView') : t('inbox');
+}
+
+function rerender() {
+  applyStatic();
+  if (!state.me) return;
+  labelList();
+  onState(state.live);
+  renderList();
+  if (state.open) { renderHeader(); renderThread(false); updateComposer(); }
+}
+
+function resolveOrReopen(action) {
+  const conv = state.open;
+  if (!conv || !mayManage(conv)) return;
+  api('POST', convPath(conv, `/${action}`), { json: {} }).then(() => {
+    const c = state.convs.get(conv);
+    if (c) c.status = action === 'resolve' ? 'resolved' : 'open';
+    renderHeader();
+    renderList();
+    emit('toast', { text: action === 'resolve' ? t('resolvedToast') : t('reopenedToast') });
+  }, (e) => emit('toast', { kind: 'error', text: e.message }));
+}
+
+// ---------------------------------------------------------------- keys
+
+function onKey(e) {
+  if (!state.me) return;
+  if (e.altKey && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
+    const next = neighbour(e.key === 'ArrowDown' ? 1 : -1);
+    if (next) go(next);
+    e.preventDefault();
+    return;
+  }
+  const typing = e.target.closest && e.target.closest('input, textarea, select, [contenteditable]');
+  if (e.key === '?' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
+    openHelp();
+    e.preventDefault();
+    return;
+  }
+  if (e.key === 'Escape' && !anyDialogOpen() && !popoverOpen()) {
+    if (document.body.classList.contains('details-open') && matchMedia('(max-width: 1099px)').matches) {
+      toggleDetails(false);
+    } else if (document.body.dataset.view === 'conv' && matchMedia('(max-width: 759px)').matches) {
+      go(null);
+    }
+  }
+}
+
+function toggleDetails(open) {
+  document.body.classList.toggle('details-open', open);
+  $('details-pane').hidden = !open;
+  $('act-details').setAttribute('aria-pressed', String(open));
+  localStorage.setItem('wr.details', open ? '1' : '0');
+}
+
+// ---------------------------------------------------------------- toasts
+
+function toast({ text, kind }) {
+  const el = h('div', { class: `toast${kind === 'error' ? ' toast-error' : ''}` }, text);
+  $('toasts').append(el);
+  setTimeout(() => el.classList.add('is-leaving'), 3500);
+  setTimeout(() => el.remove(), 4000);
+}
+
+// ---------------------------------------------------------------- boot
+
+async function boot() {
+  applyStatic();
+  $('signin-form').addEventListener('submit', signIn);
+  for (const b of document.querySelectorAll('.lang-toggle')) b.addEventListener('click', () => setLang(getLang() === 'zh' ? 'en' : 'zh'));
+  onLangChange(rerender);
+  $('nav-signout').addEventListener('click', signOut);
+  $('nav-inbox').addEventListener('click', () => go(null));
+  $('conv-back').addEventListener('click', () => go(null));
+  $('act-details').addEventListener('click', () => toggleDetails(!document.body.classList.contains('details-open')));
+  $('details-close').addEventListener('click', () => toggleDetails(false));
+  $('act-resolve').addEventListener('click', () => resolveOrReopen('resolve'));
+  $('act-reopen').addEventListener('click', () => resolveOrReopen('reopen'));
+  document.addEventListener('keydown', onKey);
+  addEventListener('hashchange', route);
+  on('toast', toast);
+  on('transferred', (conv) => {
+    if (!isSupervisor() && state.open === conv) { state.convs.delete(conv); go(null); }
+  });
+  whenSignedOut(() => { if (state.me) signedOut(t('sessionEnded')); });
+  setupInbox();
+  setupThread(live);
+  setupComposer();
+  setupDialogs();
+  toggleDetails(localStorage.getItem('wr.details') !== '0' && matchMedia('(min-width: 1100px)').matches);
+
+  try {
+    const me = await api('GET', '/api/me', { quiet401: true });
+    start(me);
+  } catch (e) {
+    showSignin(e instanceof ApiError && e.status === 401 ? '' : e instanceof ApiError && e.status === 0 ? t('cannotReach') : e.message);
+  }
+}
+
+boot();

@@ -1,0 +1,121 @@
+// Dialogs: transfer to a colleague, the personal QR code, and the
+// keyboard shortcuts.
+
+import { $, h, clear } from './dom.js';
+import { api, ApiError, convPath } from './api.js';
+import { t } from './i18n.js';
+import { state, emit, employeeName } from './store.js';
+import { refresh as refreshList } from './inbox.js';
+
+// ---------------------------------------------------------------- transfer
+
+export function openTransfer() {
+  const conv = state.open;
+  if (!conv) return;
+  const c = state.convs.get(conv) || {};
+  const sel = clear($('transfer-to'));
+  const colleagues = state.employees.filter((e) => e.id !== c.employee);
+  for (const e of colleagues) {
+    sel.append(h('option', { value: e.id }, e.role && e.role !== 'agent' ? `${e.name || e.id} (${t(`role_${e.role}`)})` : e.name || e.id));
+  }
+  $('transfer-note').value = '';
+  const err = $('transfer-error');
+  err.hidden = colleagues.length > 0;
+  err.textContent = colleagues.length ? '' : t('noColleagues');
+  $('transfer-submit').disabled = !colleagues.length;
+  $('dlg-transfer').dataset.conv = conv;
+  $('dlg-transfer').showModal();
+  sel.focus();
+}
+
+async function submitTransfer(e) {
+  e.preventDefault();
+  const dlg = $('dlg-transfer');
+  const conv = dlg.dataset.conv;
+  const to = $('transfer-to').value;
+  if (!to) return;
+  $('transfer-submit').disabled = true;
+  try {
+    await api('POST', convPath(conv, '/transfer'), { json: { to, note: $('transfer-note').value } });
+    dlg.close();
+    const c = state.convs.get(conv);
+    if (c) c.employee = to;
+    emit('toast', { text: t('transferDone', { name: employeeName(to) }) });
+    emit('transferred', conv);
+    refreshList();
+  } catch (err) {
+    const el = $('transfer-error');
+    el.hidden = false;
+    el.textContent = err instanceof ApiError && err.status === 0 ? t('cannotReach') : err.message;
+  } finally {
+    $('transfer-submit').disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- QR code
+
+let qrURL = '';
+
+export function openQR() {
+  const sel = clear($('qr-account'));
+  const accounts = [...new Set([...(state.me.accounts || []), ...state.accounts])].sort();
+  for (const a of accounts) sel.append(h('option', { value: a }, a));
+  $('dlg-qr').showModal();
+  if (accounts.length) loadQR(accounts[0]);
+  else showQRStatus(t('qrNoAccount'));
+}
+
+function showQRStatus(text) {
+  $('qr-img').hidden = true;
+  $('qr-status').textContent = text;
+  $('qr-download').hidden = true;
+}
+
+async function loadQR(account) {
+  showQRStatus(t('loading'));
+  if (qrURL) { URL.revokeObjectURL(qrURL); qrURL = ''; }
+  try {
+    const res = await fetch(`/api/me/qrcode?account=${encodeURIComponent(account)}`, { credentials: 'same-origin' });
+    if (!res.ok) {
+      let msg = `HTTP ${res.status}`;
+      try { msg = (await res.json()).error || msg; } catch { /* not JSON */ }
+      throw new Error(msg);
+    }
+    qrURL = URL.createObjectURL(await res.blob());
+    const img = $('qr-img');
+    img.src = qrURL;
+    img.alt = t('qrAlt', { account });
+    img.hidden = false;
+    $('qr-status').textContent = t('qrScene', { scene: `emp:${state.me.id}` });
+    const dl = $('qr-download');
+    dl.href = qrURL;
+    dl.download = `qrcode-${state.me.id}-${account}.png`;
+    dl.hidden = false;
+  } catch (e) {
+    showQRStatus(t('qrFailed', { why: e.message }));
+  }
+}
+
+// ---------------------------------------------------------------- set up
+
+export function openHelp() {
+  if (!$('dlg-help').open) $('dlg-help').showModal();
+}
+
+export function anyDialogOpen() {
+  return [...document.querySelectorAll('dialog')].some((d) => d.open);
+}
+
+export function setupDialogs() {
+  $('form-transfer').addEventListener('submit', submitTransfer);
+  $('transfer-cancel').addEventListener('click', () => $('dlg-transfer').close());
+  $('act-transfer').addEventListener('click', openTransfer);
+  $('d-transfer').addEventListener('click', openTransfer);
+  $('nav-qr').addEventListener('click', openQR);
+  $('qr-account').addEventListener('change', (e) => loadQR(e.target.value));
+  $('nav-help').addEventListener('click', openHelp);
+  // Show the platform's modifier key in the help.
+  if (/Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent)) {
+    for (const k of document.querySelectorAll('.mod-key')) k.textContent = '⌘';
+  }
+}
