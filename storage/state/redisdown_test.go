@@ -9,6 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // downDeadline is the ctx deadline given to each call while Redis is
@@ -30,7 +32,7 @@ func downClientOptions(addr string) *redis.Options {
 // killed or hangs, and works again once Redis is back.
 func TestRedisDown(t *testing.T) {
 	t.Parallel()
-	srv := startRedisServer(t)
+	srv := testenv.StartRedis(t)
 	rdb := redis.NewClient(downClientOptions(srv.Addr))
 	t.Cleanup(func() { rdb.Close() })
 
@@ -126,9 +128,9 @@ func TestRedisDown(t *testing.T) {
 	})
 
 	t.Run("hung", func(t *testing.T) {
-		thaw := srv.Freeze()
+		srv.Pause()
 		failAll(t, "hung")
-		thaw()
+		srv.Resume()
 		workAll(t)
 	})
 }
