@@ -14,10 +14,9 @@ export function openTransfer() {
   if (!conv) return;
   const c = state.convs.get(conv) || {};
   const sel = clear($('transfer-to'));
-  const colleagues = state.employees.filter((e) => e.id !== c.employee);
-  for (const e of colleagues) {
-    sel.append(h('option', { value: e.id }, e.role && e.role !== 'agent' ? `${e.name || e.id} (${t(`role_${e.role}`)})` : e.name || e.id));
-  }
+  // Conversations are served by agents: only they can take one over.
+  const colleagues = state.employees.filter((e) => e.id !== c.employee && (e.role || 'agent') === 'agent');
+  for (const e of colleagues) sel.append(h('option', { value: e.id }, e.name && e.name !== e.id ? `${e.name} (${e.id})` : e.id));
   $('transfer-note').value = '';
   const err = $('transfer-error');
   err.hidden = colleagues.length > 0;

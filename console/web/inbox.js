@@ -80,6 +80,7 @@ export function applyMessage(m, unreadBump) {
   if (!c.last_seq || m.seq > c.last_seq) {
     c.last_seq = m.seq;
     c.last_message = m;
+    c.freshUntil = Date.now() + 1500; // drawn once with a short highlight
   }
   if (unreadBump) c.unread = (c.unread || 0) + 1;
   if (m.direction === 'internal') {
@@ -188,7 +189,8 @@ function item(c) {
   const unread = c.unread || 0;
   const current = c.conv === state.open;
   const m = c.last_message;
-  return h('li', { class: `conv-item${unread ? ' has-unread' : ''}${current ? ' is-current' : ''}`, dataset: { conv: c.conv, status: c.status || 'open', unread } },
+  const fresh = c.freshUntil > Date.now() && !current;
+  return h('li', { class: `conv-item${unread ? ' has-unread' : ''}${current ? ' is-current' : ''}${fresh ? ' is-fresh' : ''}`, dataset: { conv: c.conv, status: c.status || 'open', unread } },
     h('a', { class: 'conv-link', href: `#/c/${encodeURIComponent(c.conv)}`, 'aria-current': current ? 'page' : false },
       h('span', { class: `avatar ${av.hue}`, 'aria-hidden': 'true' }, av.letters),
       h('span', { class: 'ci-main' },

@@ -84,7 +84,9 @@ export class Live {
   retry() {
     if (this.stopped) return;
     this.setState('offline');
-    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    // While the browser says it is offline, wait for its 'online' event
+    // (with a slow try now and then, in case it is wrong).
+    const base = navigator.onLine === false ? BACKOFF_MS[BACKOFF_MS.length - 1] : BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt++;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), base * (0.8 + Math.random() * 0.4));

@@ -300,9 +300,13 @@ function msgEl(th, m, day, dl) {
   if (dir === 'out') {
     const by = (m.attrs && m.attrs.sent_by) || '';
     meta.append(' · ', by ? (by === state.me.id ? t('you') : employeeName(by)) : h('span', { class: 'bot', title: t('botTitle') }, svgIcon(ICONS.bot), t('bot')));
-    if (dl) meta.append(' · ', deliveryEl(th, m, dl));
+    if (dl) meta.append(' · ', deliveryEl(dl));
   }
   li.append(h('div', { class: 'bubble-row' }, h('div', { class: `bubble bubble-${m.kind}` }, content(m))), meta);
+  if (dl && (dl.state === 'failed' || dl.state === 'unknown')) {
+    li.append(h('div', { class: `delivery-reason delivery-${dl.state}` }, dl.reason || '',
+      m.local && dl.state === 'failed' && m.retry ? h('button', { type: 'button', class: 'link-btn', on: { click: () => m.retry() } }, t('retry')) : null));
+  }
   return li;
 }
 
@@ -333,17 +337,12 @@ function internalEl(m, time) {
 
 const STATE_ICON = { pending: ICONS.clock, sending: ICONS.clock, sent: ICONS.check, failed: ICONS.alert, unknown: ICONS.alert };
 
-function deliveryEl(th, m, dl) {
+function deliveryEl(dl) {
   const st = dl.state || 'pending';
   const words = {
     pending: t('stPending'), sending: t('stSending'), sent: t('stSent'), failed: t('stFailed'), unknown: t('stUnknown'),
   }[st] || st;
-  const el = h('span', { class: `delivery delivery-${st}`, title: st === 'sent' ? t('sentTitle') : dl.reason || '' }, svgIcon(STATE_ICON[st] || ICONS.clock), words);
-  if ((st === 'failed' || st === 'unknown') && dl.reason) el.append(h('span', { class: 'reason' }, `: ${dl.reason}`));
-  if (m.local && st === 'failed' && m.retry) {
-    el.append(' ', h('button', { type: 'button', class: 'link-btn', on: { click: () => m.retry() } }, t('retry')));
-  }
-  return el;
+  return h('span', { class: `delivery delivery-${st}`, title: st === 'sent' ? t('sentTitle') : dl.reason || '' }, svgIcon(STATE_ICON[st] || ICONS.clock), words);
 }
 
 function content(m) {
