@@ -42,7 +42,8 @@
 --     and the relay keeps messages in its spool until they return. Ignored
 --     by non-replicated tables (a single server).
 --   distributed_product_mode = 'global': the relay's IN (SELECT ...)
---     subqueries over Distributed tables.
+--     subqueries over Distributed tables, refused by the default ('deny')
+--     once the cluster has a second shard.
 CREATE SETTINGS PROFILE IF NOT EXISTS wechat_relay_profile ON CLUSTER '{cluster}'
     SETTINGS insert_distributed_sync = 1, insert_quorum = 2, insert_quorum_timeout = 10000,
              distributed_product_mode = 'global';
