@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Role decides what an employee may see.
@@ -24,10 +26,24 @@ type Employee struct {
 	// Accounts are the Official Accounts whose new clients may be
 	// auto-assigned to this employee.
 	Accounts []string `yaml:"accounts"`
-	// Token authenticates API and WebSocket requests (Authorization:
-	// Bearer, or the wr_token cookie). A secret: set it through the
-	// environment, never in a committed file.
+	// Token authenticates API clients (Authorization: Bearer) and, for
+	// reads and the WebSocket only, the wr_token cookie. A secret: set
+	// it through the environment, never in a committed file. Optional
+	// when PasswordHash is set.
 	Token string `yaml:"token"`
+	// PasswordHash is the bcrypt hash of the employee's console
+	// password (wechat-relay hash-password makes one), for signing in
+	// from a browser. Optional when Token is set. From the environment
+	// (PasswordHashEnv) or the configuration file: a bcrypt hash is not
+	// the password, but keep it out of public repositories all the same.
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// CannedReply is a prepared answer employees insert into the composer.
+type CannedReply struct {
+	ID    string `yaml:"id" json:"id"`
+	Title string `yaml:"title" json:"title"`
+	Text  string `yaml:"text" json:"text"`
 }
 
 // Config configures the console. Zero values select the defaults in the
@@ -48,6 +64,20 @@ type Config struct {
 	PingInterval time.Duration `yaml:"ping_interval"`
 	// MaxFrameBytes caps a frame from the browser (64 KiB).
 	MaxFrameBytes int64 `yaml:"max_frame_bytes"`
+	// CannedReplies are offered to every employee.
+	CannedReplies []CannedReply `yaml:"canned_replies"`
+	// SessionIdle signs a browser out after this long without a request
+	// (12h). Sessions also end SessionMaxAge after sign-in (7 days).
+	SessionIdle   time.Duration `yaml:"session_idle"`
+	SessionMaxAge time.Duration `yaml:"session_max_age"`
+	// LoginAttempts failed sign-ins within LoginWindow lock the employee
+	// id for LoginLockout (5, 15m, 15m).
+	LoginAttempts int           `yaml:"login_attempts"`
+	LoginWindow   time.Duration `yaml:"login_window"`
+	LoginLockout  time.Duration `yaml:"login_lockout"`
+	// InboxHorizon bounds the inbox to conversations with a message in
+	// this long (90 days); older ones stay in the archive.
+	InboxHorizon time.Duration `yaml:"inbox_horizon"`
 }
 
 func (c Config) withDefaults() Config {
@@ -62,6 +92,19 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = 64 << 10
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.SessionIdle, 12*time.Hour)
+	def(&c.SessionMaxAge, 7*24*time.Hour)
+	def(&c.LoginWindow, 15*time.Minute)
+	def(&c.LoginLockout, 15*time.Minute)
+	def(&c.InboxHorizon, 90*24*time.Hour)
+	if c.LoginAttempts <= 0 {
+		c.LoginAttempts = 5
 	}
 	return c
 }
@@ -84,11 +127,44 @@ func (c Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("%s (%s): role %q is not one of agent, supervisor", where, e.ID, e.Role))
 		}
-		if len(e.Token) < 16 {
+		switch {
+		case e.Token == "" && e.PasswordHash == "":
+			errs = append(errs, fmt.Errorf("%s (%s): needs a password hash (set %s; `wechat-relay hash-password` makes one) or a token (set %s)",
+				where, e.ID, PasswordHashEnv(e.ID), TokenEnv(e.ID)))
+		case e.Token != "" && len(e.Token) < 16:
 			errs = append(errs, fmt.Errorf("%s (%s): token must be at least 16 characters (set %s)", where, e.ID, TokenEnv(e.ID)))
+		}
+		if e.PasswordHash != "" {
+			if _, err := bcrypt.Cost([]byte(e.PasswordHash)); err != nil {
+				errs = append(errs, fmt.Errorf("%s (%s): password_hash is not a bcrypt hash (%v); make one with `wechat-relay hash-password`", where, e.ID, err))
+			}
+		}
+		if len(e.ID) > 60 {
+			errs = append(errs, fmt.Errorf("%s (%s): id longer than 60 characters (it goes into QR scene strings, at most 64)", where, e.ID))
+		}
+	}
+	seenReply := map[string]bool{}
+	for i, r := range c.CannedReplies {
+		where := fmt.Sprintf("console.canned_replies[%d]", i)
+		switch {
+		case r.ID == "":
+			errs = append(errs, fmt.Errorf("%s: id is required", where))
+		case seenReply[r.ID]:
+			errs = append(errs, fmt.Errorf("%s: duplicate id %q", where, r.ID))
+		}
+		seenReply[r.ID] = true
+		if r.Text == "" {
+			errs = append(errs, fmt.Errorf("%s (%s): text is required", where, r.ID))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// PasswordHashEnv names the environment variable that carries the bcrypt
+// password hash of the employee with the given id:
+// WR_CONSOLE_PASSWORD_HASH_ and the id as in TokenEnv.
+func PasswordHashEnv(id string) string {
+	return strings.Replace(TokenEnv(id), "WR_CONSOLE_TOKEN_", "WR_CONSOLE_PASSWORD_HASH_", 1)
 }
 
 // TokenEnv names the environment variable that carries the token of the

@@ -35,6 +35,8 @@ type conn struct {
 	hub   *Hub
 	ws    *websocket.Conn
 	emp   *Employee
+	from  string // remote address, for the audit trail
+	ua    string // user agent, for the audit trail
 	queue chan outItem
 	last  map[relay.ConversationID]uint64 // highest seq sent, per conversation
 
@@ -43,9 +45,9 @@ type conn struct {
 	done      chan struct{}
 }
 
-func newConn(h *Hub, ws *websocket.Conn, emp *Employee) *conn {
+func newConn(h *Hub, ws *websocket.Conn, emp *Employee, from, ua string) *conn {
 	return &conn{
-		hub: h, ws: ws, emp: emp,
+		hub: h, ws: ws, emp: emp, from: from, ua: ua,
 		queue: make(chan outItem, h.cfg.SendQueue),
 		last:  map[relay.ConversationID]uint64{},
 		done:  make(chan struct{}),
@@ -180,6 +182,18 @@ func (c *conn) resume(f *Frame) error {
 	}
 	if !ok {
 		return c.write(&Frame{Type: FrameError, Conv: f.Conv, Error: "forbidden: this conversation is not assigned to you"})
+	}
+	if c.emp.Role == RoleSupervisor {
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := c.hub.audit.Record(actx, AuditRecord{
+			At: c.hub.now(), Employee: c.emp.ID, Role: c.emp.Role, Action: AuditResumeConversation, Conv: conv,
+			From: c.from, UserAgent: c.ua,
+		})
+		cancel()
+		if err != nil {
+			c.hub.log.Error("writing the audit trail; resume refused", "employee", c.emp.ID, "conv", conv, "err", err)
+			return c.write(&Frame{Type: FrameError, Conv: f.Conv, Error: "the audit trail cannot be written right now; retry"})
+		}
 	}
 	if c.last[conv] < f.Seq {
 		c.last[conv] = f.Seq

@@ -27,15 +27,45 @@ type Outbox interface {
 	Typing(ctx context.Context, conv relay.ConversationID) (bool, error)
 }
 
-// Deps are the parts of the relay the console uses. Outbox may be nil:
-// the console is then read-only.
+// Deps are the parts of the relay the console uses. Bus, History and
+// Assignments are required; every other part may be nil, which turns off
+// what needs it (named in its comment).
 type Deps struct {
 	Bus         relay.Bus
 	History     History
 	Assignments Assignments
-	Outbox      Outbox
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// Outbox sends; nil: the console is read-only (no send, window,
+	// typing, and no window in the inbox).
+	Outbox Outbox
+	// Sessions keeps browser sessions; nil: no POST /api/login, API
+	// tokens only.
+	Sessions SessionStore
+	// Throttle locks an employee id after repeated failed sign-ins; nil:
+	// no lockout.
+	Throttle LoginThrottle
+	// ReadMarks keeps how far each employee has read; nil: no
+	// POST .../read, and every inbound message counts as unread.
+	ReadMarks ReadMarks
+	// Inbox lists conversations; nil: no GET /api/conversations.
+	Inbox Inbox
+	// Deliveries gives the delivery status of outbound messages in
+	// GET .../messages; nil: messages carry no status.
+	Deliveries Deliveries
+	// Media reads archived media; nil: no GET /api/media/.
+	Media relay.MediaReader
+	// Staff carries out notes, transfers, resolve and reopen; nil: none.
+	Staff Staff
+	// QRCodes makes employees' QR codes; nil: no GET /api/me/qrcode.
+	QRCodes QRCodes
+	// Audit records supervisors' views; nil: SlogAudit on Logger.
+	Audit Audit
+	// IdentityProviders are mounted under /api/sso/<name>/ (the seam for
+	// single sign-on).
+	IdentityProviders []IdentityProvider
+	Logger            *slog.Logger
+	Registerer        prometheus.Registerer
+	// Now is the clock (time.Now).
+	Now func() time.Time
 }
 
 // Hub routes bus events to the WebSocket connections allowed to see them.
@@ -46,6 +76,18 @@ type Hub struct {
 	assign  Assignments
 	outbox  Outbox
 	log     *slog.Logger
+
+	sessions   *sessions // nil without Deps.Sessions
+	throttle   LoginThrottle
+	marks      ReadMarks
+	inbox      Inbox
+	deliveries Deliveries
+	media      relay.MediaReader
+	staff      Staff
+	qr         QRCodes
+	audit      Audit
+	idps       []IdentityProvider
+	now        func() time.Time
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -63,8 +105,17 @@ func NewHub(cfg Config, d Deps) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Audit == nil {
+		d.Audit = SlogAudit{Log: log.With("component", "audit")}
+	}
+	cfg = cfg.withDefaults()
 	h := &Hub{
-		cfg: cfg.withDefaults(), bus: d.Bus, history: d.History, assign: d.Assignments, outbox: d.Outbox, log: log,
+		cfg: cfg, bus: d.Bus, history: d.History, assign: d.Assignments, outbox: d.Outbox, log: log,
+		throttle: d.Throttle, marks: d.ReadMarks, inbox: d.Inbox, deliveries: d.Deliveries, media: d.Media,
+		staff: d.Staff, qr: d.QRCodes, audit: d.Audit, idps: d.IdentityProviders, now: d.Now,
 		conns: map[*conn]struct{}{},
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wechat_relay_websocket_connections", Help: "Open console WebSocket connections.",
@@ -75,6 +126,9 @@ func NewHub(cfg Config, d Deps) *Hub {
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wechat_relay_websocket_disconnects_total", Help: "Console connections closed, by reason.",
 		}, []string{"reason"}),
+	}
+	if d.Sessions != nil {
+		h.sessions = &sessions{store: d.Sessions, idle: cfg.SessionIdle, maxAge: cfg.SessionMaxAge, now: d.Now}
 	}
 	if d.Registerer != nil {
 		d.Registerer.MustRegister(h.connections, h.frames, h.disconnects)
@@ -113,10 +167,16 @@ func (h *Hub) dispatch(e relay.Event) {
 	default:
 		return
 	}
+	// A transfer also reaches the employee it was taken from, who sees
+	// it leave; everything after it goes to the new assignee only.
+	from := ""
+	if m := e.Message; m != nil && m.Direction == relay.Internal && m.Kind == relay.KindTransfer {
+		from = m.Attrs[relay.AttrFrom]
+	}
 	h.mu.Lock()
 	targets := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {
-		if c.emp.Role == RoleSupervisor || c.emp.ID == e.Employee {
+		if c.emp.Role == RoleSupervisor || c.emp.ID == e.Employee || (from != "" && c.emp.ID == from) {
 			targets = append(targets, c)
 		}
 	}
@@ -129,6 +189,15 @@ func (h *Hub) dispatch(e relay.Event) {
 // mayRead reports whether emp may read conv: supervisors read all,
 // agents the conversations assigned to them.
 func (h *Hub) mayRead(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
+	if emp.Role == RoleSupervisor {
+		return true, nil
+	}
+	return h.mayWrite(ctx, emp, conv)
+}
+
+// mayManage reports whether emp may transfer, resolve or reopen conv:
+// supervisors, and the employee it is assigned to.
+func (h *Hub) mayManage(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
 	if emp.Role == RoleSupervisor {
 		return true, nil
 	}

@@ -76,10 +76,6 @@ func (h *fakeHistory) Since(_ context.Context, conv relay.ConversationID, after 
 	return out, nil
 }
 
-type fakeAssign map[relay.ConversationID]string
-
-func (a fakeAssign) Get(_ context.Context, c relay.ConversationID) (string, error) { return a[c], nil }
-
 const (
 	aliceTok = "alice-token-0123456789"
 	bobTok   = "bob-token-0123456789ab"
@@ -87,23 +83,39 @@ const (
 )
 
 type consoleEnv struct {
-	outbox  *fakeOutbox
-	hub     *Hub
-	bus     *fakeBus
-	history *fakeHistory
-	srv     *httptest.Server
+	outbox   *fakeOutbox
+	hub      *Hub
+	bus      *fakeBus
+	history  *fakeHistory
+	assign   *fakeAssign
+	sessions *fakeSessions
+	media    *fakeMedia
+	qr       *fakeQR
+	audit    *fakeAudit
+	srv      *httptest.Server
 }
 
 func newConsoleEnv(t *testing.T, cfg Config) *consoleEnv {
 	t.Helper()
 	cfg.Employees = []Employee{
-		{ID: "alice", Role: RoleAgent, Token: aliceTok},
-		{ID: "bob", Role: RoleAgent, Token: bobTok},
-		{ID: "sup", Role: RoleSupervisor, Token: supTok},
+		{ID: "alice", Name: "Alice Wang", Role: RoleAgent, Accounts: []string{"acct"}, Token: aliceTok, PasswordHash: testHash(alicePassword)},
+		{ID: "bob", Name: "Bob Li", Role: RoleAgent, Accounts: []string{"acct", "acct2"}, Token: bobTok, PasswordHash: testHash(bobPassword)},
+		{ID: "sup", Name: "Sue Zhang", Role: RoleSupervisor, Token: supTok, PasswordHash: testHash(supPassword)},
+		{ID: "tokenonly", Role: RoleAgent, Token: "tokenonly-token-0123456789"},
 	}
-	e := &consoleEnv{bus: &fakeBus{}, history: &fakeHistory{}}
+	e := &consoleEnv{bus: &fakeBus{}, history: &fakeHistory{}, sessions: newFakeSessions(), media: &fakeMedia{}, qr: &fakeQR{}, audit: &fakeAudit{}}
+	e.assign = &fakeAssign{m: map[relay.ConversationID]string{"acct:c-alice": "alice", "acct:c-bob": "bob"}}
 	e.outbox = &fakeOutbox{}
-	e.hub = NewHub(cfg, Deps{Bus: e.bus, History: e.history, Assignments: fakeAssign{"acct:c-alice": "alice", "acct:c-bob": "bob"}, Outbox: e.outbox})
+	e.media.e = e
+	staff, err := relay.NewStaff(&fakePipeline{e: e}, e.assign, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.hub = NewHub(cfg, Deps{
+		Bus: e.bus, History: e.history, Assignments: e.assign, Outbox: e.outbox,
+		Sessions: e.sessions, Throttle: e.sessions, ReadMarks: e.sessions, Inbox: e.history, Deliveries: e.outbox,
+		Media: e.media, Staff: staff, QRCodes: e.qr, Audit: e.audit,
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.hub.Run(ctx); close(done) }()

@@ -22,6 +22,7 @@ type fakeOutbox struct {
 	err    error
 	dup    bool
 	typing int
+	events map[string]relay.DeliveryEvent
 }
 
 func (o *fakeOutbox) Send(_ context.Context, req relay.SendRequest) (relay.SendResult, error) {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,58 +14,116 @@ import (
 
 // Handler returns the console's HTTP API:
 //
-//	GET  /api/me                              the signed-in employee
-//	GET  /api/conversations/{conv}/messages   archived messages (?after=SEQ&limit=N)
-//	POST /api/conversations/{conv}/messages   send (JSON or multipart)
-//	GET  /api/conversations/{conv}/window     may the employee send now, and how much
-//	POST /api/conversations/{conv}/typing     show "typing…" to the client
-//	GET  /api/ws                              the live WebSocket
+//	POST /api/login                               sign in (sessions; when Deps.Sessions is set)
+//	POST /api/logout                              end the session
+//	GET  /api/me                                  the signed-in employee (and the session's CSRF token)
+//	GET  /api/me/qrcode                           the employee's QR code (?account=ID&download=1)
+//	GET  /api/employees                           every employee: id, name, role
+//	GET  /api/canned-replies                      the canned replies
+//	GET  /api/conversations                       the inbox (?status=&employee=&account=)
+//	GET  /api/conversations/{conv}/messages       archived messages (?after=SEQ&limit=N)
+//	POST /api/conversations/{conv}/messages       send (JSON or multipart)
+//	GET  /api/conversations/{conv}/window         may the employee send now, and how much
+//	POST /api/conversations/{conv}/typing         show "typing…" to the client
+//	POST /api/conversations/{conv}/read           read marks ({"seq"})
+//	POST /api/conversations/{conv}/notes          internal note ({"key","text"})
+//	POST /api/conversations/{conv}/transfer       transfer ({"to","note","key"})
+//	POST /api/conversations/{conv}/resolve        resolve ({"key"} optional)
+//	POST /api/conversations/{conv}/reopen         reopen ({"key"} optional)
+//	GET  /api/media/{message_id}                  archived media of a message
+//	GET  /api/ws                                  the live WebSocket
+//	     /api/sso/{provider}/...                  identity providers (Deps.IdentityProviders)
+//
+// Every route but login authenticates first (bearer token, session
+// cookie, or the wr_token cookie for reads), then checks the CSRF token
+// of session requests that change something, then the employee's right
+// to the conversation.
 func (h *Hub) Handler() http.Handler {
-	auth := newAuthenticator(h.cfg.Employees)
+	auth := newAuthenticator(h.cfg.Employees, h.sessions)
 	up := websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
 		CheckOrigin:     h.checkOrigin,
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/me", func(w http.ResponseWriter, r *http.Request) {
-		emp, err := auth.employee(r)
-		if err != nil {
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"id": emp.ID, "name": emp.Name, "role": emp.Role})
-	})
-	authed := func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee)) {
+	withPrincipal := func(pattern string, serve func(http.ResponseWriter, *http.Request, *principal)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			emp, err := auth.employee(r)
-			if err != nil {
+			p, err := auth.authenticate(r)
+			switch {
+			case errors.Is(err, errUnauthenticated):
 				writeError(w, http.StatusUnauthorized, err.Error())
 				return
+			case err != nil:
+				h.log.Warn("authenticating a console request", "err", err)
+				writeError(w, http.StatusServiceUnavailable, "cannot check the session right now; try again")
+				return
 			}
-			serve(w, r, emp)
+			if !checkCSRF(w, r, p) {
+				return
+			}
+			serve(w, r, p)
 		})
 	}
+	authed := func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee)) {
+		withPrincipal(pattern, func(w http.ResponseWriter, r *http.Request, p *principal) { serve(w, r, p.emp) })
+	}
+
+	if h.sessions != nil {
+		mux.HandleFunc("POST /api/login", h.serveLogin(auth))
+		for _, idp := range h.idps {
+			prefix := "/api/sso/" + idp.Name() + "/"
+			mux.Handle(prefix, idp.Handler(h.signInFunc(auth, idp.Name())))
+		}
+	}
+	mux.HandleFunc("POST /api/logout", h.serveLogout(auth))
+	withPrincipal("GET /api/me", func(w http.ResponseWriter, r *http.Request, p *principal) {
+		writeJSON(w, http.StatusOK, meBody(p.emp, p.sess))
+	})
+	authed("GET /api/employees", h.serveEmployees)
+	authed("GET /api/canned-replies", h.serveCanned)
 	authed("GET /api/conversations/{conv}/messages", h.serveHistory)
 	if h.outbox != nil {
 		authed("POST /api/conversations/{conv}/messages", h.serveSend)
 		authed("GET /api/conversations/{conv}/window", h.serveWindow)
 		authed("POST /api/conversations/{conv}/typing", h.serveTyping)
 	}
+	if h.inbox != nil {
+		authed("GET /api/conversations", h.serveInbox)
+	}
+	if h.marks != nil {
+		authed("POST /api/conversations/{conv}/read", h.serveRead)
+	}
+	if h.staff != nil {
+		authed("POST /api/conversations/{conv}/notes", h.serveNote)
+		authed("POST /api/conversations/{conv}/transfer", h.serveTransfer)
+		authed("POST /api/conversations/{conv}/resolve", h.serveStatus(relay.KindResolve))
+		authed("POST /api/conversations/{conv}/reopen", h.serveStatus(relay.KindReopen))
+	}
+	if h.media != nil {
+		authed("GET /api/media/{message_id}", h.serveMedia)
+	}
+	if h.qr != nil {
+		authed("GET /api/me/qrcode", h.serveQRCode)
+	}
 	mux.HandleFunc("GET /api/ws", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before upgrading: an unauthenticated request never
 		// becomes a socket.
-		emp, err := auth.employee(r)
-		if err != nil {
+		p, err := auth.authenticate(r)
+		switch {
+		case errors.Is(err, errUnauthenticated):
 			writeError(w, http.StatusUnauthorized, err.Error())
 			return
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, "cannot check the session right now; try again")
+			return
 		}
+		emp := p.emp
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			h.log.Info("websocket upgrade refused", "employee", emp.ID, "origin", r.Header.Get("Origin"), "err", err)
 			return // the upgrader has answered
 		}
-		c := newConn(h, ws, emp)
+		c := newConn(h, ws, emp, remoteAddr(r), r.UserAgent())
 		if !h.add(c) {
 			ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseGoingAway, reasonShutdown), deadlineSoon())
@@ -92,6 +151,9 @@ func (h *Hub) serveHistory(w http.ResponseWriter, r *http.Request, emp *Employee
 	if !h.authorizeRead(w, r, emp, conv) {
 		return
 	}
+	if !h.auditView(w, r, emp, AuditOpenConversation, conv, "") {
+		return
+	}
 	msgs, err := h.history.Since(r.Context(), conv, after, int(limit))
 	if err != nil {
 		h.log.Warn("reading history", "conv", conv, "err", err)
@@ -102,7 +164,27 @@ func (h *Hub) serveHistory(w http.ResponseWriter, r *http.Request, emp *Employee
 	for i, m := range msgs {
 		out[i] = toWire(m)
 	}
+	h.addStatuses(r.Context(), out)
 	writeJSON(w, http.StatusOK, map[string]any{"conv": conv, "messages": out})
+}
+
+// auditView writes an audit record when a supervisor views something of
+// conv. It reports whether the view may go on; when not (the record
+// could not be written), it has answered.
+func (h *Hub) auditView(w http.ResponseWriter, r *http.Request, emp *Employee, action string, conv relay.ConversationID, target string) bool {
+	if emp.Role != RoleSupervisor {
+		return true
+	}
+	err := h.audit.Record(r.Context(), AuditRecord{
+		At: h.now(), Employee: emp.ID, Role: emp.Role, Action: action, Conv: conv, Target: target,
+		From: remoteAddr(r), UserAgent: r.UserAgent(),
+	})
+	if err != nil {
+		h.log.Error("writing the audit trail; view refused", "employee", emp.ID, "conv", conv, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so the conversation cannot be opened")
+		return false
+	}
+	return true
 }
 
 // checkOrigin allows upgrades from the configured origins, or, when none

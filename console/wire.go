@@ -25,6 +25,10 @@ type WireMessage struct {
 	CreatedAt  time.Time         `json:"created_at"`
 	AcceptedAt time.Time         `json:"accepted_at"`
 	Employee   string            `json:"employee,omitempty"`
+	// Status is the delivery status of an outbound message, in answers
+	// of GET .../messages (not in socket frames, which are followed by
+	// status frames).
+	Status *WireStatus `json:"status,omitempty"`
 }
 
 func toWire(m relay.Message) WireMessage {

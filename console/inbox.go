@@ -1,0 +1,285 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// Inbox is the part of the archive the inbox reads.
+type Inbox interface {
+	relay.ConversationIndex
+	// MaxSeq returns the highest sequence archived for conv, 0 if none.
+	MaxSeq(ctx context.Context, conv relay.ConversationID) (uint64, error)
+}
+
+// ReadMarks keeps how far each employee has read each conversation
+// (storage/state).
+type ReadMarks interface {
+	// MarkRead raises employee's mark of conv to seq; it never lowers it.
+	MarkRead(ctx context.Context, employee string, conv relay.ConversationID, seq uint64) error
+	// ReadMarks returns employee's marks of convs; absent: never marked.
+	ReadMarks(ctx context.Context, employee string, convs []relay.ConversationID) (map[relay.ConversationID]uint64, error)
+}
+
+// Deliveries gives the latest delivery event of outbound messages
+// (relay.EventLog).
+type Deliveries interface {
+	LatestEvents(ctx context.Context, messageIDs []string) (map[string]relay.DeliveryEvent, error)
+}
+
+// inboxLimit caps the conversations one inbox answer lists.
+const inboxLimit = 200
+
+// inboxWorkers bounds the assignment and window look-ups one inbox
+// answer makes at a time.
+const inboxWorkers = 8
+
+// WireConversation is one line of the inbox.
+type WireConversation struct {
+	Conv        string             `json:"conv"`
+	Account     string             `json:"account"`
+	Client      string             `json:"client"`
+	Employee    string             `json:"employee"`
+	Status      string             `json:"status"`
+	LastSeq     uint64             `json:"last_seq"`
+	LastMessage *WireMessage       `json:"last_message,omitempty"`
+	Unread      int                `json:"unread"`
+	Window      *relay.WindowState `json:"window,omitempty"`
+}
+
+// serveInbox handles GET /api/conversations?status=open|resolved|all
+// &employee=ID&account=ID: agents get the conversations assigned to them
+// (employee is ignored), supervisors all, filterable.
+func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	q := r.URL.Query()
+	f := relay.ConversationFilter{
+		Account: q.Get("account"), Employee: q.Get("employee"),
+		ActiveSince: h.now().Add(-h.cfg.InboxHorizon), Limit: inboxLimit,
+	}
+	switch st := q.Get("status"); st {
+	case "", "open":
+		f.Status = relay.StatusOpen
+	case "resolved":
+		f.Status = relay.StatusResolved
+	case "all":
+	default:
+		writeError(w, http.StatusBadRequest, "status must be open, resolved or all")
+		return
+	}
+	if emp.Role != RoleSupervisor {
+		f.Employee = emp.ID
+	}
+	sums, err := h.inbox.Conversations(r.Context(), f)
+	if err != nil {
+		h.log.Warn("listing conversations", "employee", emp.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
+		return
+	}
+
+	// The archive files each message under the assignee of its time; the
+	// assignment store has the word on who holds a conversation now. An
+	// agent sees only what is theirs now.
+	owners := make([]string, len(sums))
+	windows := make([]*relay.WindowState, len(sums))
+	var (
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, inboxWorkers)
+		mu      sync.Mutex
+		firstEr error
+	)
+	for i := range sums {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+			defer cancel()
+			owner, err := h.assign.Get(ctx, sums[i].Conv)
+			if err != nil {
+				mu.Lock()
+				firstEr = err
+				mu.Unlock()
+				return
+			}
+			owners[i] = owner
+			windows[i] = h.inboxWindow(ctx, sums[i])
+		})
+	}
+	wg.Wait()
+	if firstEr != nil {
+		h.log.Warn("reading assignments for the inbox", "employee", emp.ID, "err", firstEr)
+		writeError(w, http.StatusServiceUnavailable, "cannot read assignments right now")
+		return
+	}
+
+	var convs []relay.ConversationID
+	var keep []int
+	for i, s := range sums {
+		if emp.Role != RoleSupervisor && owners[i] != emp.ID {
+			continue
+		}
+		if emp.Role == RoleSupervisor && f.Employee != "" && owners[i] != "" && owners[i] != f.Employee {
+			continue
+		}
+		keep = append(keep, i)
+		convs = append(convs, s.Conv)
+	}
+	unread, err := h.unread(r.Context(), emp, convs)
+	if err != nil {
+		h.log.Warn("counting unread messages", "employee", emp.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot count unread messages right now")
+		return
+	}
+	out := make([]WireConversation, 0, len(keep))
+	for _, i := range keep {
+		s := sums[i]
+		wc := WireConversation{
+			Conv: string(s.Conv), Account: s.Account, Client: s.Client, Employee: owners[i],
+			Status: string(s.Status), LastSeq: s.LastSeq, Unread: unread[s.Conv], Window: windows[i],
+		}
+		if wc.Employee == "" {
+			wc.Employee = s.Employee
+		}
+		if s.Last.ID != "" {
+			lm := toWire(s.Last)
+			wc.LastMessage = &lm
+		}
+		out = append(out, wc)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+}
+
+// inboxWindow returns the window of a listed conversation: asked of the
+// outbox when the client has ever interacted, closed otherwise. nil
+// without an outbox, or when the outbox cannot tell right now.
+func (h *Hub) inboxWindow(ctx context.Context, s relay.ConversationSummary) *relay.WindowState {
+	if h.outbox == nil {
+		return nil
+	}
+	if s.LastInteraction.IsZero() {
+		return &relay.WindowState{Open: false}
+	}
+	ws, err := h.outbox.Window(ctx, s.Conv)
+	if err != nil {
+		h.log.Info("window for the inbox", "conv", s.Conv, "err", err)
+		return nil
+	}
+	return &ws
+}
+
+// unread counts, per conversation, the inbound messages after emp's read
+// mark.
+func (h *Hub) unread(ctx context.Context, emp *Employee, convs []relay.ConversationID) (map[relay.ConversationID]int, error) {
+	if len(convs) == 0 {
+		return map[relay.ConversationID]int{}, nil
+	}
+	marks := map[relay.ConversationID]uint64{}
+	if h.marks != nil {
+		var err error
+		if marks, err = h.marks.ReadMarks(ctx, emp.ID, convs); err != nil {
+			return nil, err
+		}
+	}
+	after := make(map[relay.ConversationID]uint64, len(convs))
+	for _, c := range convs {
+		after[c] = marks[c]
+	}
+	return h.inbox.CountInbound(ctx, after)
+}
+
+// serveRead handles POST /api/conversations/{conv}/read {"seq": N}: the
+// employee has read conv up to N. Marks never move back; one beyond the
+// conversation's last message is lowered to it.
+func (h *Hub) serveRead(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	conv := relay.ConversationID(r.PathValue("conv"))
+	var body struct {
+		Seq *uint64 `json:"seq"`
+	}
+	if !decodeBody(w, r, &body, 4<<10, false) {
+		return
+	}
+	if body.Seq == nil {
+		writeError(w, http.StatusBadRequest, "seq is required")
+		return
+	}
+	if !h.authorizeRead(w, r, emp, conv) {
+		return
+	}
+	seq := *body.Seq
+	if h.inbox != nil {
+		last, err := h.inbox.MaxSeq(r.Context(), conv)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "archive unavailable")
+			return
+		}
+		seq = min(seq, last)
+	}
+	if err := h.marks.MarkRead(r.Context(), emp.ID, conv, seq); err != nil {
+		h.log.Warn("recording a read mark", "employee", emp.ID, "conv", conv, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot record the read mark right now")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// addStatuses sets the delivery status of the outbound messages of msgs:
+// their latest event, or pending without one. Without Deliveries, or when
+// they cannot be read, the messages go without (the socket's status
+// frames still follow).
+func (h *Hub) addStatuses(ctx context.Context, msgs []WireMessage) {
+	if h.deliveries == nil {
+		return
+	}
+	var ids []string
+	for _, m := range msgs {
+		if m.Direction == string(relay.Outbound) {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	latest, err := h.deliveries.LatestEvents(ctx, ids)
+	if err != nil {
+		h.log.Info("reading delivery statuses", "err", err)
+		return
+	}
+	for i := range msgs {
+		if msgs[i].Direction != string(relay.Outbound) {
+			continue
+		}
+		st := WireStatus{MessageID: msgs[i].ID, State: string(relay.DeliveryPending), At: msgs[i].AcceptedAt}
+		if e, ok := latest[msgs[i].ID]; ok {
+			st = toWireStatus(e)
+		}
+		msgs[i].Status = &st
+	}
+}
+
+// decodeBody decodes a JSON body of at most limit bytes into v,
+// refusing unknown fields. An empty body is allowed when optional. It
+// reports whether the request may go on; when not, it has answered 400.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, optional bool) bool {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	switch {
+	case err == nil:
+		if dec.More() {
+			writeError(w, http.StatusBadRequest, "malformed JSON body: more than one value")
+			return false
+		}
+		return true
+	case optional && errors.Is(err, io.EOF):
+		return true
+	}
+	writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
+	return false
+}

@@ -1,0 +1,401 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// browser is a client with a cookie jar, as a browser page uses the API.
+type browser struct {
+	t    *testing.T
+	e    *consoleEnv
+	c    *http.Client
+	csrf string
+}
+
+func (e *consoleEnv) browser(t *testing.T) *browser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{t: t, e: e, c: &http.Client{Jar: jar}}
+}
+
+// request sends one request. body is JSON-encoded unless it is []byte.
+// It returns the status, the decoded JSON body and the headers.
+func (b *browser) request(method, path string, body any, hdr map[string]string) (int, map[string]any, http.Header) {
+	b.t.Helper()
+	var rd *bytes.Reader
+	switch v := body.(type) {
+	case nil:
+		rd = bytes.NewReader(nil)
+	case []byte:
+		rd = bytes.NewReader(v)
+	default:
+		data, _ := json.Marshal(v)
+		rd = bytes.NewReader(data)
+	}
+	req, _ := http.NewRequest(method, b.e.srv.URL+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out, resp.Header
+}
+
+// post sends with the session's CSRF token.
+func (b *browser) post(path string, body any) (int, map[string]any) {
+	b.t.Helper()
+	status, out, _ := b.request("POST", path, body, map[string]string{CSRFHeader: b.csrf})
+	return status, out
+}
+
+func (b *browser) get(path string) (int, map[string]any) {
+	b.t.Helper()
+	status, out, _ := b.request("GET", path, nil, nil)
+	return status, out
+}
+
+func (b *browser) login(id, password string) (int, map[string]any, http.Header) {
+	b.t.Helper()
+	status, out, hdr := b.request("POST", "/api/login", map[string]string{"id": id, "password": password}, nil)
+	if status == http.StatusOK {
+		b.csrf, _ = out["csrf"].(string)
+	}
+	return status, out, hdr
+}
+
+// signedIn returns a browser signed in as id.
+func (e *consoleEnv) signedIn(t *testing.T, id, password string) *browser {
+	t.Helper()
+	b := e.browser(t)
+	if status, out, _ := b.login(id, password); status != http.StatusOK {
+		t.Fatalf("sign-in as %s: %d %v", id, status, out)
+	}
+	return b
+}
+
+func (b *browser) sessionCookie() *http.Cookie {
+	u, _ := url.Parse(b.e.srv.URL)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == SessionCookie {
+			return c
+		}
+	}
+	return nil
+}
+
+func TestLogin(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	b := e.browser(t)
+	status, out, hdr := b.login("alice", alicePassword)
+	if status != http.StatusOK || out["id"] != "alice" || out["name"] != "Alice Wang" || out["role"] != "agent" || b.csrf == "" {
+		t.Fatalf("good sign-in: %d %v", status, out)
+	}
+	sc := hdr.Get("Set-Cookie")
+	for _, want := range []string{SessionCookie + "=", "Path=/", "HttpOnly", "SameSite=Strict"} {
+		if !strings.Contains(sc, want) {
+			t.Errorf("Set-Cookie %q lacks %q", sc, want)
+		}
+	}
+	if strings.Contains(sc, "Secure") {
+		t.Errorf("Set-Cookie %q is Secure over plain HTTP", sc)
+	}
+	// The store knows the session by a hash, not by the cookie's value.
+	if c := b.sessionCookie(); c == nil || e.sessions.sessions[c.Value] != nil {
+		t.Fatal("session stored under the cookie's own value")
+	}
+	status, me := b.get("/api/me")
+	if status != http.StatusOK || me["id"] != "alice" || me["csrf"] != b.csrf {
+		t.Fatalf("/api/me with the session: %d %v", status, me)
+	}
+	// Bearer clients get no csrf: they need none.
+	if _, me := e.do(t, "GET", "/api/me", aliceTok, "", nil); me["csrf"] != nil {
+		t.Fatalf("/api/me with a token carries a csrf: %v", me)
+	}
+
+	// Wrong password and unknown id: the same answer.
+	for _, tc := range []struct{ id, pw string }{{"alice", "wrong"}, {"nobody", "wrong"}, {"tokenonly", "anything"}, {strings.Repeat("x", 100), "pw"}} {
+		status, out, _ := e.browser(t).login(tc.id, tc.pw)
+		if status != http.StatusUnauthorized || out["error"] != "wrong employee id or password" {
+			t.Errorf("sign-in as %.10s with a wrong password: %d %v", tc.id, status, out)
+		}
+	}
+	// Malformed requests.
+	for name, tc := range map[string]struct {
+		body []byte
+		ct   string
+		want int
+	}{
+		"form post":     {[]byte("id=alice&password=x"), "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		"missing field": {[]byte(`{"id":"alice"}`), "application/json", http.StatusBadRequest},
+		"unknown field": {[]byte(`{"id":"alice","password":"x","admin":true}`), "application/json", http.StatusBadRequest},
+		"huge":          {[]byte(`{"id":"alice","password":"` + strings.Repeat("x", 10000) + `"}`), "application/json", http.StatusBadRequest},
+	} {
+		status, out, _ := e.browser(t).request("POST", "/api/login", tc.body, map[string]string{"Content-Type": tc.ct})
+		if status != tc.want || out["error"] == "" {
+			t.Errorf("%s: %d %v, want %d", name, status, out, tc.want)
+		}
+	}
+	// Signed out: 401.
+	if status, _ := e.browser(t).get("/api/me"); status != http.StatusUnauthorized {
+		t.Fatalf("/api/me signed out: %d", status)
+	}
+}
+
+func TestLoginSecureCookieBehindTLSProxy(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	_, _, hdr := e.browser(t).request("POST", "/api/login", map[string]string{"id": "bob", "password": bobPassword},
+		map[string]string{"X-Forwarded-Proto": "https"})
+	if sc := hdr.Get("Set-Cookie"); !strings.Contains(sc, "Secure") {
+		t.Fatalf("Set-Cookie %q behind a TLS proxy is not Secure", sc)
+	}
+}
+
+func TestLoginLockout(t *testing.T) {
+	e := newConsoleEnv(t, Config{LoginAttempts: 3, LoginLockout: 1500 * time.Millisecond})
+	b := e.browser(t)
+	for i := 1; i < 3; i++ {
+		if status, out, _ := b.login("alice", "wrong"); status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %v", i, status, out)
+		}
+	}
+	status, out, hdr := b.login("alice", "wrong")
+	secs, _ := out["retry_after_seconds"].(float64)
+	if status != http.StatusTooManyRequests || secs < 1 || secs > 2 || hdr.Get("Retry-After") == "" || out["error"] == "" {
+		t.Fatalf("the failure that locks: %d %v %v", status, out, hdr)
+	}
+	// Locked: even the right password is refused.
+	if status, out, _ := b.login("alice", alicePassword); status != http.StatusTooManyRequests || out["retry_after_seconds"] == nil {
+		t.Fatalf("right password while locked: %d %v", status, out)
+	}
+	// Others are not locked.
+	if status, _, _ := e.browser(t).login("bob", bobPassword); status != http.StatusOK {
+		t.Fatalf("bob while alice is locked: %d", status)
+	}
+	time.Sleep(1600 * time.Millisecond)
+	if status, out, _ := b.login("alice", alicePassword); status != http.StatusOK {
+		t.Fatalf("after the lockout: %d %v", status, out)
+	}
+}
+
+func TestLogoutInvalidatesSession(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	b := e.signedIn(t, "alice", alicePassword)
+	cookie := b.sessionCookie()
+	if status, _ := b.post("/api/logout", nil); status != http.StatusNoContent {
+		t.Fatalf("logout: %d", status)
+	}
+	if b.sessionCookie() != nil {
+		t.Fatal("session cookie kept after logout")
+	}
+	if e.sessions.count() != 0 {
+		t.Fatal("session still in the store")
+	}
+	// The old cookie, replayed by hand, is worthless.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/me", nil)
+	req.AddCookie(cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("old session cookie after logout: %d", resp.StatusCode)
+	}
+	// Logout without the CSRF token is refused (and ends nothing).
+	b2 := e.signedIn(t, "bob", bobPassword)
+	if status, out, _ := b2.request("POST", "/api/logout", nil, nil); status != http.StatusForbidden {
+		t.Fatalf("logout without CSRF: %d %v", status, out)
+	}
+	if status, _ := b2.get("/api/me"); status != http.StatusOK {
+		t.Fatalf("session ended by a logout without CSRF: %d", status)
+	}
+	// Signed out already: fine.
+	if status, _ := e.browser(t).post("/api/logout", nil); status != http.StatusNoContent {
+		t.Fatalf("logout signed out: %d", status)
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	b := e.signedIn(t, "alice", alicePassword)
+	const path = "/api/conversations/acct:c-alice/messages"
+	body := map[string]string{"key": "k1", "kind": "text", "text": "hi"}
+	for name, hdr := range map[string]map[string]string{
+		"without a token":        nil,
+		"with a wrong one":       {CSRFHeader: "not-the-token"},
+		"with another session's": {CSRFHeader: e.signedIn(t, "bob", bobPassword).csrf},
+	} {
+		status, out, _ := b.request("POST", path, body, hdr)
+		if status != http.StatusForbidden || !strings.Contains(out["error"].(string), "CSRF") {
+			t.Errorf("cookie POST %s: %d %v", name, status, out)
+		}
+	}
+	if n := len(e.outbox.reqs); n != 0 {
+		t.Fatalf("%d sends went through without a valid CSRF token", n)
+	}
+	if status, out := b.post(path, body); status != http.StatusAccepted {
+		t.Fatalf("cookie POST with the token: %d %v", status, out)
+	}
+	// Bearer requests need none.
+	if status, out := e.do(t, "POST", path, aliceTok, "application/json", []byte(`{"key":"k2","kind":"text","text":"x"}`)); status != http.StatusAccepted {
+		t.Fatalf("bearer POST: %d %v", status, out)
+	}
+	// The wr_token cookie reads, but cannot write.
+	tb := e.browser(t)
+	u, _ := url.Parse(e.srv.URL)
+	tb.c.Jar.SetCookies(u, []*http.Cookie{{Name: TokenCookie, Value: aliceTok}})
+	if status, _ := tb.get("/api/me"); status != http.StatusOK {
+		t.Fatalf("wr_token GET: %d", status)
+	}
+	if status, out, _ := tb.request("POST", path, body, nil); status != http.StatusForbidden {
+		t.Fatalf("wr_token POST: %d %v", status, out)
+	}
+	// GETs of a session need no token.
+	if status, _ := b.get("/api/conversations/acct:c-alice/messages"); status != http.StatusOK {
+		t.Fatalf("session GET: %d", status)
+	}
+}
+
+func TestSessionStoreDown(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	b := e.signedIn(t, "alice", alicePassword)
+	e.sessions.mu.Lock()
+	e.sessions.down = true
+	e.sessions.mu.Unlock()
+	if status, out := b.get("/api/me"); status != http.StatusServiceUnavailable {
+		t.Fatalf("session store down: %d %v", status, out)
+	}
+	if status, out, _ := e.browser(t).login("bob", bobPassword); status != http.StatusServiceUnavailable {
+		t.Fatalf("sign-in with the store down: %d %v", status, out)
+	}
+	// Tokens do not need the store.
+	if status, _ := e.do(t, "GET", "/api/me", aliceTok, "", nil); status != http.StatusOK {
+		t.Fatalf("bearer with the store down: %d", status)
+	}
+}
+
+func TestSocketWithSessionCookie(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	wsURL := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/api/ws"
+	b := e.signedIn(t, "alice", alicePassword)
+	cookie := b.sessionCookie()
+	h := http.Header{"Cookie": {cookie.String()}, "Origin": {e.srv.URL}}
+	ws, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
+	if err != nil {
+		t.Fatalf("dial with the session cookie: %v (%v)", err, resp)
+	}
+	defer ws.Close()
+	time.Sleep(20 * time.Millisecond)
+	e.publish(msg("acct:c-alice", 1, "alice"))
+	e.publish(msg("acct:c-bob", 1, "bob"))
+	if f := read(t, ws); f.Conv != "acct:c-alice" {
+		t.Fatalf("got %+v", f)
+	}
+	// Someone else's conversation stays closed over the socket too (and
+	// bob's message above never came: the next frame is the refusal).
+	ws.WriteJSON(Frame{Type: FrameResume, Conv: "acct:c-bob"})
+	if f := read(t, ws); f.Type != FrameError || !strings.Contains(f.Error, "forbidden") {
+		t.Fatalf("resume of bob's conversation: %+v", f)
+	}
+	// A cross-site page cannot use the cookie.
+	_, resp, err = websocket.DefaultDialer.Dial(wsURL, http.Header{"Cookie": {cookie.String()}, "Origin": {"https://evil.example"}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site upgrade with the cookie: %v %v", err, resp)
+	}
+	// After logout the cookie opens nothing.
+	b.post("/api/logout", nil)
+	_, resp, err = websocket.DefaultDialer.Dial(wsURL, h)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("upgrade after logout: %v %v", err, resp)
+	}
+}
+
+// ssoProvider signs in whoever /api/sso/test/callback?who= names, as an
+// OIDC callback would after checking the ID token.
+type ssoProvider struct{}
+
+func (ssoProvider) Name() string { return "test" }
+
+func (ssoProvider) Handler(signIn SignInFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/sso/test/callback" {
+			http.NotFound(w, r)
+			return
+		}
+		signIn(w, r, r.URL.Query().Get("who"))
+	})
+}
+
+func TestIdentityProviderSeam(t *testing.T) {
+	base := newConsoleEnv(t, Config{})
+	hub := NewHub(Config{Employees: base.hub.cfg.Employees}, Deps{
+		Bus: base.bus, History: base.history, Assignments: base.assign, Sessions: base.sessions,
+		IdentityProviders: []IdentityProvider{ssoProvider{}},
+	})
+	e := &consoleEnv{srv: httptest.NewServer(hub.Handler())}
+	t.Cleanup(e.srv.Close)
+	b := e.browser(t)
+	status, out := b.get("/api/sso/test/callback?who=bob")
+	if status != http.StatusOK || out["id"] != "bob" || out["csrf"] == "" {
+		t.Fatalf("SSO sign-in: %d %v", status, out)
+	}
+	if status, me := b.get("/api/me"); status != http.StatusOK || me["id"] != "bob" || me["csrf"] != out["csrf"] {
+		t.Fatalf("/api/me after SSO: %d %v", status, me)
+	}
+	if status, _ := e.browser(t).get("/api/sso/test/callback?who=mallory"); status != http.StatusForbidden {
+		t.Fatalf("SSO for a stranger: %d", status)
+	}
+}
+
+func TestAuditFailureRefusesView(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	e.history.add(msg("acct:c-alice", 1, "alice"))
+	if status, _ := e.do(t, "GET", "/api/conversations/acct:c-alice/messages", supTok, "", nil); status != http.StatusOK {
+		t.Fatalf("supervisor: %d", status)
+	}
+	recs := e.audit.all()
+	if len(recs) != 1 || recs[0].Employee != "sup" || recs[0].Action != AuditOpenConversation || recs[0].Conv != "acct:c-alice" || recs[0].From == "" || recs[0].At.IsZero() {
+		t.Fatalf("audit records %+v", recs)
+	}
+	// Agents' own reads are not supervisor views.
+	e.do(t, "GET", "/api/conversations/acct:c-alice/messages", aliceTok, "", nil)
+	if n := len(e.audit.all()); n != 1 {
+		t.Fatalf("%d audit records after an agent's read, want 1", n)
+	}
+	e.audit.fail(errors.New("audit store down"))
+	if status, out := e.do(t, "GET", "/api/conversations/acct:c-alice/messages", supTok, "", nil); status != http.StatusServiceUnavailable || out["messages"] != nil {
+		t.Fatalf("supervisor with the audit down: %d %v", status, out)
+	}
+	// The socket's resume is audited the same way.
+	e.audit.fail(nil)
+	ws := e.dial(t, supTok)
+	ws.WriteJSON(Frame{Type: FrameResume, Conv: "acct:c-alice"})
+	for f := read(t, ws); f.Type != FrameCaughtUp; f = read(t, ws) {
+	}
+	recs = e.audit.all()
+	if last := recs[len(recs)-1]; last.Action != AuditResumeConversation || last.Conv != "acct:c-alice" {
+		t.Fatalf("resume audited as %+v", last)
+	}
+}

@@ -1,0 +1,200 @@
+package console
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// Staff carries out staff actions (relay.Staff): archived as internal
+// messages, never sent to the client.
+type Staff interface {
+	Act(ctx context.Context, a relay.StaffAction) (string, error)
+}
+
+// maxActionBody caps the JSON body of a staff action.
+const maxActionBody = 64 << 10
+
+// serveNote handles POST /api/conversations/{conv}/notes {"key","text"}:
+// anyone who may read the conversation may note in it.
+func (h *Hub) serveNote(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	conv := relay.ConversationID(r.PathValue("conv"))
+	var body struct {
+		Key  string `json:"key"`
+		Text string `json:"text"`
+	}
+	if !decodeBody(w, r, &body, maxActionBody, false) {
+		return
+	}
+	if body.Key == "" {
+		writeError(w, http.StatusBadRequest, "key is required (an idempotency key, e.g. a UUID)")
+		return
+	}
+	if !h.authorizeRead(w, r, emp, conv) {
+		return
+	}
+	h.act(w, r, relay.StaffAction{Kind: relay.KindNote, Conv: conv, By: emp.ID, Key: body.Key, Text: body.Text})
+}
+
+// serveTransfer handles POST /api/conversations/{conv}/transfer
+// {"to","note","key"}: by the assignee or a supervisor, to an agent.
+func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	conv := relay.ConversationID(r.PathValue("conv"))
+	var body struct {
+		To   string `json:"to"`
+		Note string `json:"note"`
+		Key  string `json:"key"`
+	}
+	if !decodeBody(w, r, &body, maxActionBody, false) {
+		return
+	}
+	to := h.employee(body.To)
+	switch {
+	case body.To == "":
+		writeError(w, http.StatusBadRequest, "to is required: the id of the agent to transfer to")
+		return
+	case to == nil:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("no employee %q", body.To))
+		return
+	case to.Role != RoleAgent:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is a %s; conversations are served by agents", to.ID, to.Role))
+		return
+	}
+	if !h.authorizeManage(w, r, emp, conv) {
+		return
+	}
+	key := body.Key
+	if key == "" {
+		owner, err := h.assign.Get(r.Context(), conv)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "cannot read the assignment right now")
+			return
+		}
+		if owner == to.ID {
+			writeError(w, http.StatusConflict, fmt.Sprintf("the conversation is already assigned to %s", to.ID))
+			return
+		}
+		var ok bool
+		if key, ok = h.derivedKey(w, r, conv, relay.KindTransfer, emp.ID, owner+"\x00"+to.ID); !ok {
+			return
+		}
+	}
+	h.act(w, r, relay.StaffAction{Kind: relay.KindTransfer, Conv: conv, By: emp.ID, Key: key, To: to.ID, Text: body.Note})
+}
+
+// serveStatus handles POST .../resolve and .../reopen {"key"} (the body
+// is optional): by the assignee or a supervisor. Without a key, resolving
+// a resolved conversation (or reopening an open one) is refused with 409.
+func (h *Hub) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Request, *Employee) {
+	return func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+		conv := relay.ConversationID(r.PathValue("conv"))
+		var body struct {
+			Key string `json:"key"`
+		}
+		if !decodeBody(w, r, &body, 4<<10, true) {
+			return
+		}
+		if !h.authorizeManage(w, r, emp, conv) {
+			return
+		}
+		key := body.Key
+		if key == "" {
+			if h.inbox != nil {
+				sums, err := h.inbox.Conversations(r.Context(), relay.ConversationFilter{Conv: conv})
+				if err != nil {
+					writeError(w, http.StatusServiceUnavailable, "archive unavailable")
+					return
+				}
+				already := relay.StatusOpen
+				if kind == relay.KindResolve {
+					already = relay.StatusResolved
+				}
+				if len(sums) == 1 && sums[0].Status == already {
+					writeError(w, http.StatusConflict, fmt.Sprintf("the conversation is already %s", already))
+					return
+				}
+			}
+			var ok bool
+			if key, ok = h.derivedKey(w, r, conv, kind, emp.ID, ""); !ok {
+				return
+			}
+		}
+		h.act(w, r, relay.StaffAction{Kind: kind, Conv: conv, By: emp.ID, Key: key})
+	}
+}
+
+// derivedKey makes the idempotency key of an action sent without one:
+// the same action by the same employee on the same state of the
+// conversation (its last sequence) gets the same key, so a double click
+// or a retry before the first was archived records it once.
+func (h *Hub) derivedKey(w http.ResponseWriter, r *http.Request, conv relay.ConversationID, kind relay.Kind, by, extra string) (string, bool) {
+	var last uint64
+	if h.inbox != nil {
+		var err error
+		if last, err = h.inbox.MaxSeq(r.Context(), conv); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "archive unavailable")
+			return "", false
+		}
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%s\x00%d", kind, by, extra, last)))
+	return "auto-" + hex.EncodeToString(sum[:16]), true
+}
+
+// act carries out a and answers 202 {"message_id"}.
+func (h *Hub) act(w http.ResponseWriter, r *http.Request, a relay.StaffAction) {
+	id, err := h.staff.Act(r.Context(), a)
+	switch {
+	case errors.Is(err, relay.ErrBadAction):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), relay.ErrBadAction.Error()+": "))
+	case err != nil:
+		h.log.Warn("staff action failed", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "err", err)
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the %s could not be recorded; try again", a.Kind))
+	default:
+		h.log.Info("staff action", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "to", a.To, "msg_id", id)
+		writeJSON(w, http.StatusAccepted, map[string]string{"message_id": id})
+	}
+}
+
+func (h *Hub) authorizeManage(w http.ResponseWriter, r *http.Request, emp *Employee, conv relay.ConversationID) bool {
+	return h.authorize(w, r, emp, conv, h.mayManage, "only the employee this conversation is assigned to, or a supervisor, may do this")
+}
+
+// employee returns the configured employee with id, or nil.
+func (h *Hub) employee(id string) *Employee {
+	for i := range h.cfg.Employees {
+		if h.cfg.Employees[i].ID == id {
+			return &h.cfg.Employees[i]
+		}
+	}
+	return nil
+}
+
+// serveEmployees handles GET /api/employees: who may be transferred to
+// and who is who.
+func (h *Hub) serveEmployees(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	type wireEmployee struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		Role Role   `json:"role"`
+	}
+	out := make([]wireEmployee, len(h.cfg.Employees))
+	for i, e := range h.cfg.Employees {
+		out[i] = wireEmployee{ID: e.ID, Name: e.Name, Role: e.Role}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"employees": out})
+}
+
+// serveCanned handles GET /api/canned-replies.
+func (h *Hub) serveCanned(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	replies := h.cfg.CannedReplies
+	if replies == nil {
+		replies = []CannedReply{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"replies": replies})
+}
