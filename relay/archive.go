@@ -25,6 +25,9 @@ type Archive interface {
 	Since(ctx context.Context, conv ConversationID, after uint64, limit int) ([]Message, error)
 	// MaxSeq returns the highest sequence archived for conv, 0 if none.
 	MaxSeq(ctx context.Context, conv ConversationID) (uint64, error)
+	// The pipeline seals every batch it inserts (see seal.go). Insert
+	// stores each message's Hash and BatchID with it.
+	SealStore
 }
 
 // Media is the content of a temporary media, fetched from WeChat and

@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -77,6 +79,13 @@ type memArchive struct {
 	rows    []Message // every insert, duplicates included
 	down    bool
 	inserts int
+	// Sealing: seals and event rows as stored (copies included).
+	seals    []Seal
+	evRows   []DeliveryEvent
+	sealDown bool // InsertSeal fails
+	// lostAck makes Insert and AppendEvents store the rows, then fail,
+	// as when an acknowledgement is lost.
+	lostAck bool
 }
 
 func (a *memArchive) setDown(d bool) {
@@ -93,8 +102,145 @@ func (a *memArchive) Insert(_ context.Context, msgs []Message) error {
 	}
 	a.inserts++
 	a.rows = append(a.rows, msgs...)
+	if a.lostAck {
+		return errDown
+	}
 	return nil
 }
+
+func (a *memArchive) InsertSeal(_ context.Context, s Seal) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down || a.sealDown {
+		return errDown
+	}
+	a.seals = append(a.seals, s)
+	return nil
+}
+
+func (a *memArchive) LatestSeal(_ context.Context, writer, stream string) (Seal, bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return Seal{}, false, errDown
+	}
+	var (
+		best Seal
+		ok   bool
+	)
+	for _, s := range a.seals {
+		if s.Writer == writer && s.Stream == stream && (!ok || s.Number > best.Number) {
+			best, ok = s, true
+		}
+	}
+	return best, ok, nil
+}
+
+func (a *memArchive) BatchRows(_ context.Context, batch string) ([]StoredRow, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return nil, errDown
+	}
+	var out []StoredRow
+	a.scanLocked(func(r StoredRow) bool { return r.BatchID() == batch }, func(r StoredRow) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, nil
+}
+
+// scanLocked calls fn for each stored row that keep accepts.
+func (a *memArchive) scanLocked(keep func(StoredRow) bool, fn func(StoredRow) error) error {
+	for i := range a.rows {
+		m := a.rows[i]
+		r := StoredRow{Message: &m, Interaction: m.IsInteraction()}
+		if keep(r) {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range a.evRows {
+		e := a.evRows[i]
+		r := StoredRow{Event: &e}
+		if keep(r) {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// The memory archive is a VerifySource too.
+
+func (a *memArchive) Seals(_ context.Context, after *SealKey, limit int) ([]Seal, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	all := slices.Clone(a.seals)
+	slices.SortStableFunc(all, func(x, y Seal) int { return compareKeys(keyOf(x), keyOf(y)) })
+	var out []Seal
+	for _, s := range all {
+		if after != nil && compareKeys(keyOf(s), *after) <= 0 {
+			continue
+		}
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func compareKeys(x, y SealKey) int {
+	if c := strings.Compare(x.Writer, y.Writer); c != 0 {
+		return c
+	}
+	if c := strings.Compare(x.Stream, y.Stream); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.Number, y.Number)
+}
+
+func (a *memArchive) ScanBatches(_ context.Context, from, to string, fn func(StoredRow) error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.scanLocked(func(r StoredRow) bool { return r.BatchID() >= from && r.BatchID() <= to }, fn)
+}
+
+func (a *memArchive) ScanUnsealed(_ context.Context, fn func(StoredRow) error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := map[string]bool{}
+	for _, s := range a.seals {
+		ids[s.ID] = true
+	}
+	return a.scanLocked(func(r StoredRow) bool { return !ids[r.BatchID()] }, fn)
+}
+
+// memEventLog stores delivery events among the memory archive's rows,
+// so that sealing and verification see them.
+type memEventLog struct{ a *memArchive }
+
+func (l memEventLog) AppendEvents(_ context.Context, evs []DeliveryEvent) error {
+	l.a.mu.Lock()
+	defer l.a.mu.Unlock()
+	if l.a.down {
+		return errDown
+	}
+	l.a.evRows = append(l.a.evRows, evs...)
+	if l.a.lostAck {
+		return errDown
+	}
+	return nil
+}
+
+func (l memEventLog) LatestEvents(context.Context, []string) (map[string]DeliveryEvent, error) {
+	return map[string]DeliveryEvent{}, nil
+}
+
+func (l memEventLog) Unsettled(context.Context, time.Time, int) ([]Message, error) { return nil, nil }
 
 func (a *memArchive) Existing(_ context.Context, msgs []Message) (map[string]uint64, error) {
 	a.mu.Lock()

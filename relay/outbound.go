@@ -100,6 +100,11 @@ type DeliveryEvent struct {
 	ErrCode   int
 	ErrMsg    string
 	At        time.Time
+	// Hash and BatchID are set when the event is archived through a
+	// sealing event log (Pipeline.SealedEvents): the hash of its archived
+	// content and the id of the seal that covers it. Empty before.
+	Hash    string
+	BatchID string
 }
 
 // EventLog is the archive of delivery events.

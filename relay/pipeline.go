@@ -33,6 +33,16 @@ type Config struct {
 	// DrainTimeout bounds the final flush when the pipeline stops (10s).
 	// Whatever is left stays in the spool for the next start.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// Writer names this instance's seal chains (see seal.go): 1 to 64
+	// letters, digits, '.', '_' or '-'. It must stay the same across
+	// restarts, so that a batch a crash left unsealed is sealed by the
+	// next start, and must differ between instances sharing an archive.
+	// Empty: the process is given a new random id at every start (serve
+	// fills it from the spool directory instead; see writer_id.go).
+	Writer string `yaml:"writer"`
+	// SealLogInterval is how often the latest seals are written to the
+	// log, for an outside witness to keep (1m; and always at shutdown).
+	SealLogInterval time.Duration `yaml:"seal_log_interval"`
 }
 
 func (c Config) withDefaults() Config {
@@ -52,6 +62,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RetryMin, 100*time.Millisecond)
 	def(&c.RetryMax, 5*time.Second)
 	def(&c.DrainTimeout, 10*time.Second)
+	def(&c.SealLogInterval, time.Minute)
 	return c
 }
 
@@ -85,6 +96,9 @@ type Pipeline struct {
 	// outbound receives archived outbound messages for sending; set by
 	// NewOutbox before Run starts.
 	outbound interface{ enqueue(Message) }
+	// msgs seals the batches Run archives; events seals delivery events
+	// appended through SealedEvents. Both belong to cfg.Writer.
+	msgs, events *chain
 }
 
 func (p *Pipeline) setOutbound(o interface{ enqueue(Message) }) { p.outbound = o }
@@ -114,8 +128,24 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
-	return &Pipeline{cfg: cfg.withDefaults(), d: d, log: d.Logger}, nil
+	cfg = cfg.withDefaults()
+	switch {
+	case cfg.Writer == "":
+		cfg.Writer = randomWriter()
+		d.Logger.Warn("no writer id configured: sealing under a new one for this process only; a batch left unsealed by a crash will not be healed",
+			"writer", cfg.Writer)
+	case !ValidWriter(cfg.Writer):
+		return nil, fmt.Errorf("relay: writer id %q: use 1 to 64 letters, digits, '.', '_' or '-'", cfg.Writer)
+	}
+	p := &Pipeline{cfg: cfg, d: d, log: d.Logger}
+	sealLog := d.Logger.With("component", "seal")
+	p.msgs = newChain(cfg.Writer, StreamMessages, d.Archive, sealLog, d.Now)
+	p.events = newChain(cfg.Writer, StreamEvents, d.Archive, sealLog, d.Now)
+	return p, nil
 }
+
+// Writer returns the writer id this pipeline seals under.
+func (p *Pipeline) Writer() string { return p.cfg.Writer }
 
 // Accept makes m durable. It returns nil when m is in the spool, or when
 // it is a retry of a message accepted before; only then may WeChat be
@@ -161,15 +191,27 @@ func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 // Run is the archive writer: it drains the spool into the archive in
 // batches and publishes each archived message. It returns when ctx is
 // done, after one bounded attempt to flush what is pending.
+//
+// Before anything else it heals the writer's seal chains: a batch a
+// crash left archived without its seal is sealed from the archive.
 func (p *Pipeline) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	if err := p.healChains(ctx); err != nil {
+		return p.drain()
+	}
+	lastLog := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return p.drain()
 		case <-p.d.Spool.Notify():
 		case <-tick.C:
+			logSeals := time.Since(lastLog) >= p.cfg.SealLogInterval
+			if logSeals {
+				lastLog = time.Now()
+			}
+			p.tendChains(ctx, logSeals)
 		}
 		if err := p.flush(ctx, true); err != nil && ctx.Err() == nil {
 			return err
@@ -178,6 +220,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 }
 
 func (p *Pipeline) drain() error {
+	defer p.checkpoint()
 	if p.d.Spool.Len() == 0 {
 		return nil
 	}
@@ -188,6 +231,56 @@ func (p *Pipeline) drain() error {
 			"pending", p.d.Spool.Len(), "err", err)
 	}
 	return nil
+}
+
+// healChains loads both seal chains from the archive and seals a batch
+// the previous process left unsealed, retrying until ctx ends.
+func (p *Pipeline) healChains(ctx context.Context) error {
+	for _, c := range []*chain{p.msgs, p.events} {
+		if err := c.acquire(ctx); err != nil {
+			return err
+		}
+		err := p.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) })
+		c.release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tendChains, called every second by Run, seals what a failed write left
+// unsealed in a chain nobody is using, and logs the latest seals when
+// logSeals is set.
+func (p *Pipeline) tendChains(ctx context.Context, logSeals bool) {
+	for _, c := range []*chain{p.msgs, p.events} {
+		if !c.tryAcquire() {
+			continue
+		}
+		if c.loaded && c.open != nil {
+			if err := c.heal(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("sealing an unsealed batch", "stream", c.stream, "err", err)
+			}
+		}
+		if logSeals {
+			c.checkpoint(false)
+		}
+		c.release()
+	}
+}
+
+// checkpoint logs the latest seal of each chain, at shutdown. It waits a
+// moment for a chain in use, then gives up on it.
+func (p *Pipeline) checkpoint() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, c := range []*chain{p.msgs, p.events} {
+		if c.acquire(ctx) != nil {
+			continue
+		}
+		c.checkpoint(true)
+		c.release()
+	}
 }
 
 // flush commits batches until the spool is empty or ctx is done.
@@ -218,6 +311,12 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	ids := make([]string, len(batch))
 	for i, m := range batch {
 		ids[i] = m.ID
+	}
+	// A batch this writer archived without its seal (the seal's write
+	// failed as the pipeline was stopping) is sealed before anything of
+	// it is delivered.
+	if err := p.healMessages(ctx); err != nil {
+		return err
 	}
 	var existing map[string]uint64
 	if err := p.retry(ctx, "checking archived ids", func() (err error) {
@@ -257,9 +356,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	}
 	if len(fresh) > 0 {
 		start := time.Now()
-		if err := p.retry(ctx, "archiving batch", func() error {
-			return p.d.Archive.Insert(ctx, fresh)
-		}); err != nil {
+		if err := p.archiveSealed(ctx, fresh); err != nil {
 			return err
 		}
 		p.d.Metrics.batchSize.Observe(float64(len(fresh)))
@@ -299,6 +396,63 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 		}
 	}
 	return nil
+}
+
+// healMessages seals what the messages chain left open, if anything.
+func (p *Pipeline) healMessages(ctx context.Context) error {
+	c := p.msgs
+	if err := c.acquire(ctx); err != nil {
+		return fmt.Errorf("healing the seal chain: %w", err)
+	}
+	defer c.release()
+	return p.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) })
+}
+
+// archiveSealed inserts fresh as the next batch of the writer's messages
+// chain and then stores the batch's seal, retrying each until ctx ends.
+// Each message gets its hash and batch id first. If ctx ends between the
+// two, the chain remembers the open batch, and the next commit (or the
+// next start, from the archive) seals it before anything else.
+func (p *Pipeline) archiveSealed(ctx context.Context, fresh []Message) error {
+	c := p.msgs
+	if err := c.acquire(ctx); err != nil {
+		return fmt.Errorf("archiving batch: %w", err)
+	}
+	defer c.release()
+	if err := p.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) }); err != nil {
+		return err
+	}
+	batch := c.begin()
+	leaves := make([]Leaf, len(fresh))
+	first, last := fresh[0].AcceptedAt, fresh[0].AcceptedAt
+	for i := range fresh {
+		fresh[i].BatchID = batch
+		fresh[i].Hash = MessageHash(fresh[i])
+		leaves[i] = Leaf{ID: fresh[i].ID, Conv: fresh[i].Conv, Hash: fresh[i].Hash}
+		first = minTime(first, fresh[i].AcceptedAt)
+		last = maxTime(last, fresh[i].AcceptedAt)
+	}
+	if err := p.retry(ctx, "archiving batch", func() error {
+		return p.d.Archive.Insert(ctx, fresh)
+	}); err != nil {
+		return err
+	}
+	c.stored(leaves, first, last)
+	return p.retry(ctx, "sealing batch", func() error { return c.writeSeal(ctx) })
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (p *Pipeline) routeWithRetry(ctx context.Context, m Message) (emp string, err error) {

@@ -165,6 +165,46 @@ ALTER TABLE wechat_relay.messages ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXIST
         'subscribe', 'SCAN', 'CLICK',
         'scancode_push', 'scancode_waitmsg')));
 
+-- 0003_seals.sql ----------------------------------------------------------
+
+ALTER TABLE wechat_relay_local.messages ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS hash String DEFAULT '';
+ALTER TABLE wechat_relay.messages ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS hash String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.messages ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS batch_id String DEFAULT '';
+ALTER TABLE wechat_relay.messages ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS batch_id String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.events ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS hash String DEFAULT '';
+ALTER TABLE wechat_relay.events ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS hash String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.events ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS batch_id String DEFAULT '';
+ALTER TABLE wechat_relay.events ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS batch_id String DEFAULT '';
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.seals ON CLUSTER '{cluster}' (
+    id          String,
+    writer      String,
+    stream      String,
+    number      UInt64,
+    prev        String,
+    root        String,
+    leaf_count  UInt64,
+    first_ms    UInt64,
+    last_ms     UInt64,
+    at          DateTime,
+    at_ms       UInt64,
+    recovered   UInt8,
+    leaf_ids    Array(String),
+    leaf_convs  Array(String),
+    leaf_hashes Array(String),
+    hash        String,
+    day         Date
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/seals', '{replica}', at_ms)
+PARTITION BY toYYYYMM(day)
+ORDER BY (writer, stream, number);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.seals ON CLUSTER '{cluster}'
+    AS wechat_relay_local.seals
+    ENGINE = Distributed('{cluster}', wechat_relay_local, seals, cityHash64(writer, stream));
+
 -- Record the migrations as applied (checksum: SHA-256 of the file). A version
 -- recorded twice is harmless: ReplacingMergeTree keyed by version.
 
@@ -172,3 +212,4 @@ SET insert_distributed_sync = 1;
 
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (1, '0001_init.sql', 'f3790aa511a1b4f4e4d0e5b39b3092b8ae9562656bf8f50040f1ad41da8db1c2', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (2, '0002_interaction.sql', 'c565c125d628bc1e273938cf8bd5defbcda63d2735a69c257c7b5071764a2685', now());
+INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (3, '0003_seals.sql', '06580f8a3e832a094a9a5181342b4b6b2a7a462cddf07d19707ad15e1bd5a926', now());

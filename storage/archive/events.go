@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
 // eventColumns is the column list of every INSERT into and SELECT from
-// events. type holds the relay.DeliveryState.
-const eventColumns = `id, message_id, account, conv, type, errcode, errmsg, at, at_ms, day`
+// events. type holds the relay.DeliveryState; hash and batch_id (since
+// 0003) are the sealing columns (relay/seal.go).
+const eventColumns = `id, message_id, account, conv, type, errcode, errmsg, at, at_ms, day, hash, batch_id`
 
 // stateOrder ranks delivery states that share a millisecond, lowest first:
 // the one later in a delivery's life wins a tie, so that a "sending" and
@@ -97,6 +99,7 @@ func (a *Archive) AppendEvents(ctx context.Context, evs []relay.DeliveryEvent) e
 		if err := batch.Append(
 			e.ID, e.MessageID, e.Account, string(e.Conv), string(e.State),
 			int32(e.ErrCode), e.ErrMsg, at, epochMillis(e.At), dayOf(at),
+			e.Hash, e.BatchID,
 		); err != nil {
 			return fmt.Errorf("archive: append events: appending event %s: %w", e.ID, err)
 		}
@@ -159,27 +162,36 @@ func (a *Archive) latestChunk(ctx context.Context, ids []any, found map[string]r
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			e           relay.DeliveryEvent
-			conv, state string
-			errcode     int32
-			at, day     time.Time
-			atMS        uint64
-		)
-		if err := rows.Scan(&e.ID, &e.MessageID, &e.Account, &conv, &state, &errcode, &e.ErrMsg, &at, &atMS, &day); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return err
-		}
-		e.Conv = relay.ConversationID(conv)
-		e.State = relay.DeliveryState(state)
-		e.ErrCode = int(errcode)
-		if atMS > 0 {
-			e.At = time.UnixMilli(int64(atMS)).UTC()
-		} else if at.Unix() > 0 {
-			e.At = at.UTC()
 		}
 		found[e.MessageID] = e
 	}
 	return rows.Err()
+}
+
+// scanEvent decodes a row of eventColumns.
+func scanEvent(rows driver.Rows) (relay.DeliveryEvent, error) {
+	var (
+		e           relay.DeliveryEvent
+		conv, state string
+		errcode     int32
+		at, day     time.Time
+		atMS        uint64
+	)
+	if err := rows.Scan(&e.ID, &e.MessageID, &e.Account, &conv, &state, &errcode, &e.ErrMsg, &at, &atMS, &day, &e.Hash, &e.BatchID); err != nil {
+		return relay.DeliveryEvent{}, err
+	}
+	e.Conv = relay.ConversationID(conv)
+	e.State = relay.DeliveryState(state)
+	e.ErrCode = int(errcode)
+	if atMS > 0 {
+		e.At = time.UnixMilli(int64(atMS)).UTC()
+	} else if at.Unix() > 0 {
+		e.At = at.UTC()
+	}
+	return e, nil
 }
 
 // Unsettled returns archived outbound messages accepted after since whose

@@ -15,8 +15,9 @@ import (
 
 // messageColumns is the column list of every INSERT into and SELECT from
 // messages. ClickHouse 18.16 needs the list spelled out in a batch INSERT.
+// hash and batch_id (since 0003) are the sealing columns (relay/seal.go).
 const messageColumns = `id, account, client, conv, seq, direction, kind, wx_msg_id, event, event_key, ` +
-	`text, media_id, attrs, raw, created_at, accepted_at, accepted_ms, employee, day`
+	`text, media_id, attrs, raw, created_at, accepted_at, accepted_ms, employee, day, hash, batch_id`
 
 // insertColumns is messageColumns plus what is written but not read back
 // into a relay.Message: interaction, derived from the message when it is
@@ -85,7 +86,7 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 			string(m.Direction), string(m.Kind), m.WxMsgID, m.Event, m.EventKey,
 			m.Text, m.MediaID, attrs, raw,
 			created, accepted, acceptedMS, m.Employee, dayOf(accepted),
-			boolUInt8(m.IsInteraction()),
+			m.Hash, m.BatchID, boolUInt8(m.IsInteraction()),
 		); err != nil {
 			return fmt.Errorf("archive: insert: appending message %s: %w", m.ID, err)
 		}
@@ -317,6 +318,12 @@ func (a *Archive) queryMessages(ctx context.Context, q string, args ...any) ([]r
 }
 
 func scanMessage(rows driver.Rows) (relay.Message, error) {
+	return scanMessageWith(rows)
+}
+
+// scanMessageWith decodes a row of messageColumns followed by extra
+// columns, scanned into extra.
+func scanMessageWith(rows driver.Rows, extra ...any) (relay.Message, error) {
 	var (
 		m                 relay.Message
 		conv, dir, kind   string
@@ -326,12 +333,14 @@ func scanMessage(rows driver.Rows) (relay.Message, error) {
 		acceptedMS        uint64
 		day               time.Time
 	)
-	if err := rows.Scan(
+	dest := append([]any{
 		&m.ID, &m.Account, &m.Client, &conv, &m.Seq,
 		&dir, &kind, &m.WxMsgID, &m.Event, &m.EventKey,
 		&m.Text, &m.MediaID, &attrs, &raw,
 		&created, &accepted, &acceptedMS, &m.Employee, &day,
-	); err != nil {
+		&m.Hash, &m.BatchID,
+	}, extra...)
+	if err := rows.Scan(dest...); err != nil {
 		return relay.Message{}, err
 	}
 	m.Conv = relay.ConversationID(conv)

@@ -71,6 +71,7 @@ type Store interface {
 	relay.MediaStore
 	relay.EventLog
 	relay.Interactions
+	relay.VerifySource
 }
 
 // Run runs the conformance suite. open is called once per subtest, from
@@ -104,6 +105,12 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"LastInteraction", testLastInteraction},
 		{"LastInteractionKinds", testLastInteractionKinds},
 		{"CancelledContext", testCancelledContext},
+		{"SealRoundTrip", testSealRoundTrip},
+		{"LatestSeal", testLatestSeal},
+		{"SealsPageInChainOrder", testSealsPaging},
+		{"HashesSurviveTheArchive", testHashesSurvive},
+		{"BatchRowsAndScans", testBatchScans},
+		{"VerifySealedArchive", testVerifySealed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -255,6 +262,8 @@ func diff(got, want relay.Message) []string {
 	field("Text", got.Text, want.Text)
 	field("MediaID", got.MediaID, want.MediaID)
 	field("Employee", got.Employee, want.Employee)
+	field("Hash", got.Hash, want.Hash)
+	field("BatchID", got.BatchID, want.BatchID)
 	if !maps.Equal(got.Attrs, want.Attrs) {
 		d = append(d, fmt.Sprintf("Attrs = %#v, want %#v", got.Attrs, want.Attrs))
 	}

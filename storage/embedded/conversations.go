@@ -139,7 +139,7 @@ func scanMessageInto(rows *sql.Rows, m *relay.Message, extra ...any) error {
 		&m.ID, &m.Account, &m.Client, &conv, &seq,
 		&dir, &kind, &m.WxMsgID, &m.Event, &m.EventKey,
 		&m.Text, &m.MediaID, &attrs, &raw,
-		&created, &acceptedMS, &m.Employee,
+		&created, &acceptedMS, &m.Employee, &m.Hash, &m.BatchID,
 	}
 	if err := rows.Scan(append(dest, extra...)...); err != nil {
 		return err

@@ -496,7 +496,8 @@ func TestInteractionOfRowsArchivedBeforeTheColumn(t *testing.T) {
 		m.Direction, m.Event = k.dir, k.event
 		msgs = append(msgs, m)
 		// As version 1 wrote them: without the column.
-		if _, err := db.ExecContext(ctx, `INSERT INTO messages (`+messageColumns+`, has_media)
+		if _, err := db.ExecContext(ctx, `INSERT INTO messages (id, account, client, conv, seq, direction, kind,
+			wx_msg_id, event, event_key, text, media_id, attrs, raw, created_at, accepted_ms, employee, has_media)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.ID, m.Account, m.Client, string(m.Conv), int64(m.Seq), string(m.Direction), string(m.Kind),
 			m.WxMsgID, m.Event, m.EventKey, m.Text, m.MediaID, "{}", m.Raw,

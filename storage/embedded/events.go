@@ -82,8 +82,8 @@ func (a *Archive) AppendEvents(ctx context.Context, evs []relay.DeliveryEvent) e
 		}
 	}
 	err := a.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (id, message_id, account, conv, type, errcode, errmsg, at_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (`+eventColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`)
 		if err != nil {
 			return err
@@ -91,7 +91,7 @@ func (a *Archive) AppendEvents(ctx context.Context, evs []relay.DeliveryEvent) e
 		defer stmt.Close()
 		for _, e := range evs {
 			if _, err := stmt.ExecContext(ctx, e.ID, e.MessageID, e.Account, string(e.Conv), string(e.State),
-				int64(e.ErrCode), e.ErrMsg, e.At.UnixMilli()); err != nil {
+				int64(e.ErrCode), e.ErrMsg, e.At.UnixMilli(), e.Hash, e.BatchID); err != nil {
 				return fmt.Errorf("event %s: %w", e.ID, err)
 			}
 		}
@@ -142,7 +142,7 @@ func (a *Archive) LatestEvents(ctx context.Context, messageIDs []string) (map[st
 }
 
 func (a *Archive) latestChunk(ctx context.Context, ids []any, found map[string]relay.DeliveryEvent) error {
-	rows, err := a.db.QueryContext(ctx, `SELECT id, message_id, account, conv, type, errcode, errmsg, at_ms FROM (
+	rows, err := a.db.QueryContext(ctx, `SELECT `+eventColumns+` FROM (
 			SELECT *, ROW_NUMBER() OVER (PARTITION BY message_id
 				ORDER BY at_ms DESC, `+stateRank("type")+` DESC, id DESC) AS latest
 			FROM events WHERE message_id IN `+placeholders(len(ids))+`
@@ -152,22 +152,35 @@ func (a *Archive) latestChunk(ctx context.Context, ids []any, found map[string]r
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			e           relay.DeliveryEvent
-			conv, state string
-			errcode     int64
-			atMS        int64
-		)
-		if err := rows.Scan(&e.ID, &e.MessageID, &e.Account, &conv, &state, &errcode, &e.ErrMsg, &atMS); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return err
 		}
-		e.Conv = relay.ConversationID(conv)
-		e.State = relay.DeliveryState(state)
-		e.ErrCode = int(errcode)
-		e.At = time.UnixMilli(atMS).UTC()
 		found[e.MessageID] = e
 	}
 	return rows.Err()
+}
+
+// eventColumns is the column list of every INSERT into and SELECT from
+// events; hash and batch_id (since 0003) are the sealing columns.
+const eventColumns = `id, message_id, account, conv, type, errcode, errmsg, at_ms, hash, batch_id`
+
+// scanEvent decodes a row of eventColumns.
+func scanEvent(rows *sql.Rows) (relay.DeliveryEvent, error) {
+	var (
+		e           relay.DeliveryEvent
+		conv, state string
+		errcode     int64
+		atMS        int64
+	)
+	if err := rows.Scan(&e.ID, &e.MessageID, &e.Account, &conv, &state, &errcode, &e.ErrMsg, &atMS, &e.Hash, &e.BatchID); err != nil {
+		return relay.DeliveryEvent{}, err
+	}
+	e.Conv = relay.ConversationID(conv)
+	e.State = relay.DeliveryState(state)
+	e.ErrCode = int(errcode)
+	e.At = time.UnixMilli(atMS).UTC()
+	return e, nil
 }
 
 // Unsettled returns archived outbound messages accepted after since whose

@@ -14,8 +14,9 @@ import (
 
 // messageColumns is the column list of every SELECT from messages, in
 // the order scanMessage reads them.
+// hash and batch_id (since 0003) are the sealing columns (relay/seal.go).
 const messageColumns = `id, account, client, conv, seq, direction, kind, wx_msg_id, event, event_key, ` +
-	`text, media_id, attrs, raw, created_at, accepted_ms, employee`
+	`text, media_id, attrs, raw, created_at, accepted_ms, employee, hash, batch_id`
 
 // insertMessage adds a message unless its id is archived already. The
 // conflict target is the id alone: any other constraint violation is an
@@ -23,7 +24,7 @@ const messageColumns = `id, account, client, conv, seq, direction, kind, wx_msg_
 // has_media and interaction are derived from the message when it is
 // archived, and not read back into a relay.Message.
 const insertMessage = `INSERT INTO messages (` + messageColumns + `, has_media, interaction)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING`
 
 // idChunk bounds the ids in one IN (...) list, well under SQLite's limit
@@ -72,7 +73,7 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 			m.ID, m.Account, m.Client, string(m.Conv), int64(m.Seq),
 			string(m.Direction), string(m.Kind), m.WxMsgID, m.Event, m.EventKey,
 			m.Text, m.MediaID, attrs, raw,
-			unixSeconds(m.CreatedAt), unixMillis(m.AcceptedAt), m.Employee, hasMedia, interaction,
+			unixSeconds(m.CreatedAt), unixMillis(m.AcceptedAt), m.Employee, m.Hash, m.BatchID, hasMedia, interaction,
 		}
 	}
 	err := a.write(ctx, func(tx *sql.Tx) error {
@@ -252,38 +253,9 @@ func (a *Archive) queryMessages(ctx context.Context, q string, args ...any) ([]r
 }
 
 func scanMessage(rows *sql.Rows) (relay.Message, error) {
-	var (
-		m                   relay.Message
-		conv, dir, kind     string
-		attrs               string
-		raw                 []byte
-		seq                 int64
-		created, acceptedMS sql.NullInt64
-	)
-	if err := rows.Scan(
-		&m.ID, &m.Account, &m.Client, &conv, &seq,
-		&dir, &kind, &m.WxMsgID, &m.Event, &m.EventKey,
-		&m.Text, &m.MediaID, &attrs, &raw,
-		&created, &acceptedMS, &m.Employee,
-	); err != nil {
+	var m relay.Message
+	if err := scanMessageInto(rows, &m); err != nil {
 		return relay.Message{}, err
-	}
-	m.Conv = relay.ConversationID(conv)
-	m.Seq = uint64(seq)
-	m.Direction = relay.Direction(dir)
-	m.Kind = relay.Kind(kind)
-	var err error
-	if m.Attrs, err = decodeAttrs(attrs); err != nil {
-		return relay.Message{}, fmt.Errorf("message %s: %w", m.ID, err)
-	}
-	if len(raw) > 0 {
-		m.Raw = raw
-	}
-	if created.Valid {
-		m.CreatedAt = time.Unix(created.Int64, 0).UTC()
-	}
-	if acceptedMS.Valid {
-		m.AcceptedAt = time.UnixMilli(acceptedMS.Int64).UTC()
 	}
 	return m, nil
 }
