@@ -255,3 +255,50 @@ func TestE2EBotGreetsOnce(t *testing.T) {
 		t.Fatalf("compliance notice archived %d times", n)
 	}
 }
+
+// A client's picture and voice note: the messages are archived at once,
+// the media fetched from WeChat's media/get right after and archived
+// content-addressed, linked to their messages.
+func TestE2EMediaFetchedAndArchived(t *testing.T) {
+	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
+	db := testenv.UniqueName("e2e")
+	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	acct := simAccount(t, cfg)
+	r := startRelay(t, cfg)
+	testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme")
+	// The media worker runs in serve, not in startRelay's minimal set.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.sys.media.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	client, _ := testSim.NewClient(acct.AppID)
+	client.Subscribe(context.Background())
+	img, err := client.SendImage(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	voice, err := client.SendVoice(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wx := range []string{img.MsgID, voice.MsgID} {
+		id := msgID(client.OpenID, wx)
+		var n uint64
+		deadline := time.Now().Add(20 * time.Second)
+		for n == 0 && time.Now().Before(deadline) {
+			n = countRows(t, ch, db, "SELECT count() FROM media_links WHERE message_id = ?", id)
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n == 0 {
+			t.Fatalf("media of %s never archived", id)
+		}
+		if got := countRows(t, ch, db, "SELECT count() FROM media WHERE sha256 IN (SELECT sha256 FROM media_links WHERE message_id = ?) AND size > 0", id); got != 1 {
+			t.Fatalf("media content of %s: %d rows", id, got)
+		}
+	}
+	missing, err := r.sys.archive.MissingMedia(context.Background(), time.Now().Add(-time.Hour), 10)
+	if err != nil || len(missing) != 0 {
+		t.Fatalf("still missing: %v %v", missing, err)
+	}
+}

@@ -214,16 +214,22 @@ func readFrame(t *testing.T, s *socket, within time.Duration) (console.Frame, bo
 // collapsing duplicates: "exactly once" means one physical row here.
 func rowCount(t *testing.T, chAddr, db, id string) int {
 	t.Helper()
+	return int(countRows(t, chAddr, db, "SELECT count() FROM messages WHERE id = ?", id))
+}
+
+// countRows runs a count query against the archive database directly.
+func countRows(t *testing.T, chAddr, db, query string, args ...any) uint64 {
+	t.Helper()
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}, Auth: clickhouse.Auth{Database: db}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	var n uint64
-	if err := conn.QueryRow(context.Background(), "SELECT count() FROM messages WHERE id = ?", id).Scan(&n); err != nil {
-		t.Fatalf("counting rows of %s: %v", id, err)
+	if err := conn.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
 	}
-	return int(n)
+	return n
 }
 
 func msgID(openid, wxID string) string { return relay.InboundID("acme", openid, wxID, 0, "", "") }
