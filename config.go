@@ -61,10 +61,11 @@ type Config struct {
 	Outbox   relay.OutboxConfig `yaml:"outbox"`
 	Bot      relay.BotConfig    `yaml:"bot"`
 	Console  struct {
-		AllowedOrigins []string         `yaml:"allowed_origins"`
-		Employees      []EmployeeConfig `yaml:"employees"`
-		SendQueue      int              `yaml:"send_queue"`
-		PingInterval   time.Duration    `yaml:"ping_interval"`
+		AllowedOrigins []string              `yaml:"allowed_origins"`
+		Employees      []EmployeeConfig      `yaml:"employees"`
+		CannedReplies  []console.CannedReply `yaml:"canned_replies"`
+		SendQueue      int                   `yaml:"send_queue"`
+		PingInterval   time.Duration         `yaml:"ping_interval"`
 	} `yaml:"console"`
 	// ShutdownTimeout bounds a graceful stop (15s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -84,13 +85,15 @@ type AccountConfig struct {
 }
 
 // EmployeeConfig is one console user. The token comes from
-// WR_CONSOLE_TOKEN_<ID> (or _FILE).
+// WR_CONSOLE_TOKEN_<ID> (or _FILE); the bcrypt hash of the password from
+// password_hash or WR_CONSOLE_PASSWORD_HASH_<ID> (or _FILE), which wins.
 type EmployeeConfig struct {
-	ID       string       `yaml:"id"`
-	Name     string       `yaml:"name"`
-	Role     console.Role `yaml:"role"`
-	Accounts []string     `yaml:"accounts"`
-	Token    string       `yaml:"-"`
+	ID           string       `yaml:"id"`
+	Name         string       `yaml:"name"`
+	Role         console.Role `yaml:"role"`
+	Accounts     []string     `yaml:"accounts"`
+	PasswordHash string       `yaml:"password_hash"`
+	Token        string       `yaml:"-"`
 }
 
 // loadConfig reads path (none: the embedded defaults), applies the
@@ -183,6 +186,7 @@ func (c *Config) applyEnv(env func(string) string) error {
 	for i := range c.Console.Employees {
 		e := &c.Console.Employees[i]
 		secret(&e.Token, console.TokenEnv(e.ID))
+		secret(&e.PasswordHash, console.PasswordHashEnv(e.ID))
 	}
 	return errors.Join(errs...)
 }
@@ -270,9 +274,11 @@ func (c *Config) consoleConfig() console.Config {
 		AllowedOrigins: c.Console.AllowedOrigins,
 		SendQueue:      c.Console.SendQueue,
 		PingInterval:   c.Console.PingInterval,
+		CannedReplies:  c.Console.CannedReplies,
 	}
 	for _, e := range c.Console.Employees {
-		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts, Token: e.Token})
+		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts,
+			Token: e.Token, PasswordHash: e.PasswordHash})
 	}
 	return cc
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"net"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway"
@@ -23,6 +26,28 @@ var demoEmployeeTokens = map[string]string{
 	"sup":   "demo-supervisor-token-3",
 }
 
+// demoPasswords sign the demo employees in to the web console. Public,
+// like every demo secret.
+var demoPasswords = map[string]string{
+	"alice": "demo-alice",
+	"bob":   "demo-bob",
+	"sup":   "demo-sup",
+}
+
+// demoPasswordHashes are the bcrypt hashes of demoPasswords, made once.
+// The lowest cost: the passwords are published anyway.
+var demoPasswordHashes = sync.OnceValue(func() map[string]string {
+	out := map[string]string{}
+	for id, pw := range demoPasswords {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			panic(err) // only for a password over 72 bytes, which these are not
+		}
+		out[id] = string(h)
+	}
+	return out
+})
+
 func demoConfig() Config {
 	var c Config
 	c.WeChat.Accounts = []AccountConfig{{
@@ -33,6 +58,15 @@ func demoConfig() Config {
 		{ID: "alice", Name: "Alice Wang", Role: console.RoleAgent, Accounts: []string{"demo"}, Token: demoEmployeeTokens["alice"]},
 		{ID: "bob", Name: "Bob Li", Role: console.RoleAgent, Accounts: []string{"demo"}, Token: demoEmployeeTokens["bob"]},
 		{ID: "sup", Name: "Sue Zhang", Role: console.RoleSupervisor, Token: demoEmployeeTokens["sup"]},
+	}
+	hashes := demoPasswordHashes()
+	for i := range c.Console.Employees {
+		c.Console.Employees[i].PasswordHash = hashes[c.Console.Employees[i].ID]
+	}
+	c.Console.CannedReplies = []console.CannedReply{
+		{ID: "greeting", Title: "问候 Greeting", Text: "您好，我是您的专属顾问，请问有什么可以帮您？"},
+		{ID: "callback", Title: "回电 Call back", Text: "好的，我稍后给您回电，请保持电话畅通。"},
+		{ID: "thanks", Title: "感谢 Thanks", Text: "感谢您的耐心等待，祝您生活愉快！"},
 	}
 	c.Log.Format = "text"
 	// Always open: a newcomer trying it at night should see replies, not

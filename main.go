@@ -5,6 +5,7 @@
 //	wechat-relay serve [-config FILE]         run the relay
 //	wechat-relay check-config [-config FILE]  validate the configuration
 //	wechat-relay sim [flags]                  run the WeChat simulator
+//	wechat-relay hash-password < password     bcrypt hash for an employee's password_hash
 //	wechat-relay version                      print the version
 package main
 
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return simCommand(ctx, args, stdout, stderr)
+	case "hash-password":
+		return hashPasswordCommand(args, os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -84,6 +87,7 @@ commands:
   serve          run the relay (-config FILE; without one, embedded demo defaults)
   check-config   validate the configuration and print what is wrong
   sim            run the WeChat simulator (API, clients, phone page; -load for a load test)
+  hash-password  print the bcrypt hash of a console password read from stdin
   version        print the version
 `)
 }

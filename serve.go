@@ -33,8 +33,18 @@ type store interface {
 	relay.MediaStore
 	relay.EventLog
 	relay.Interactions
+	relay.ConversationIndex
+	relay.MediaReader
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// consoleState is where the console keeps sessions, the sign-in
+// throttle and read marks.
+type consoleState interface {
+	console.SessionStore
+	console.LoginThrottle
+	console.ReadMarks
 }
 
 // system is one relay process, built from the configuration.
@@ -94,6 +104,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		assign   relay.Assignments
 		b        relay.Bus
 		tokCache cache.Cache
+		sessions consoleState
 	)
 	if r := cfg.Storage.Redis; r.Addr != "" {
 		// ContextTimeoutEnabled makes every call end by its context's
@@ -107,6 +118,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		assign = state.NewRedisAssignments(s.rdb, r.Prefix)
 		tokCache = state.NewRedisTokenCache(s.rdb, r.Prefix, state.TokenCacheOptions{Logger: log.With("component", "token-cache")})
 		b = bus.NewRedisBus(s.rdb, r.Prefix, bus.Options{Logger: log.With("component", "bus")})
+		sessions = state.NewRedisSessions(s.rdb, r.Prefix)
 	} else {
 		log.Warn("no Redis configured: dedupe, sequences, assignments and the bus are in memory; run a single instance only")
 		dedupe = state.NewMemoryDedupe()
@@ -114,6 +126,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		assign = state.NewMemoryAssignments()
 		tokCache = state.NewMemoryTokenCache()
 		b = bus.NewMemoryBus(bus.Options{Logger: log.With("component", "bus")})
+		sessions = state.NewMemorySessions()
 	}
 
 	gcfg := cfg.gatewayConfig()
@@ -122,7 +135,15 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		return nil, fmt.Errorf("setting up the WeChat API client: %w", err)
 	}
 	s.media = relay.NewMediaWorker(cfg.Media, s.archive, api, log.With("component", "media"))
-	s.pipeline, err = relay.NewPipeline(cfg.Pipeline, relay.Deps{
+	// The archive is sealed under a writer id kept in the spool directory
+	// (writer_id.go) unless the configuration names one.
+	pcfg := cfg.Pipeline
+	if pcfg.Writer == "" {
+		if pcfg.Writer, err = writerID(cfg.spoolDir()); err != nil {
+			return nil, err
+		}
+	}
+	s.pipeline, err = relay.NewPipeline(pcfg, relay.Deps{
 		Spool: s.spool, Archive: s.archive, Bus: b, Dedupe: dedupe, Sequencer: seq,
 		Router: relay.NewRouter(assign, cfg.autoAssign()), Media: s.media,
 		Logger: log.With("component", "pipeline"), Metrics: relay.NewMetrics(s.reg),
@@ -135,7 +156,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		return nil, fmt.Errorf("setting up the WeChat sender: %w", err)
 	}
 	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
-		Pipeline: s.pipeline, Archive: s.archive, Events: s.archive, Interactions: s.archive, Media: s.archive,
+		Pipeline: s.pipeline, Archive: s.archive, Events: s.pipeline.SealedEvents(s.archive), Interactions: s.archive, Media: s.archive,
 		Sender: sender, Bus: b, Dedupe: dedupe, Logger: log.With("component", "outbox"),
 	})
 	if err != nil {
@@ -146,8 +167,18 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		return nil, err
 	}
 	s.bus = b
+	staff, err := relay.NewStaff(s.pipeline, assign, nil)
+	if err != nil {
+		return nil, err
+	}
+	qr, err := gateway.NewQRCodes(api, log.With("component", "wechat-qrcode"))
+	if err != nil {
+		return nil, err
+	}
 	s.hub = console.NewHub(cfg.consoleConfig(), console.Deps{
 		Bus: b, History: s.archive, Assignments: assign, Outbox: s.outbox,
+		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
+		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr,
 		Logger: log.With("component", "console"), Registerer: s.reg,
 	})
 
@@ -295,8 +326,9 @@ func printDemo(w io.Writer, base, simBase string, cfg *Config) {
 	fmt.Fprintf(w, "  phone (WeChat sim)    %s/phone/   play a client: write to the account, scan an employee's QR code\n", simBase)
 	fmt.Fprintf(w, "  WeChat callback URL   %s/wechat/demo   (Token %q, EncodingAESKey %q, safe mode)\n", base, demoToken, demoAESKey)
 	fmt.Fprintf(w, "  console API           %s/api/me\n", base)
+	fmt.Fprintf(w, "  employees             sign in to the console with an id and password; API clients use the token\n")
 	for _, e := range cfg.Console.Employees {
-		fmt.Fprintf(w, "    %-6s %-10s token %s\n", e.ID, e.Role, e.Token)
+		fmt.Fprintf(w, "    %-6s %-10s password %-20s token %s\n", e.ID, e.Role, demoPasswords[e.ID], e.Token)
 	}
 	fmt.Fprintf(w, "  health                %s/healthz  %s/readyz  %s/metrics\n\n", base, base, base)
 }

@@ -109,7 +109,7 @@ func NewHub(cfg Config, d Deps) *Hub {
 		d.Now = time.Now
 	}
 	if d.Audit == nil {
-		d.Audit = SlogAudit{Log: log.With("component", "audit")}
+		d.Audit = SlogAudit{Log: log}
 	}
 	cfg = cfg.withDefaults()
 	h := &Hub{
