@@ -49,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
 		return simCommand(ctx, args, stdout, stderr)
 	case "hash-password":
 		return hashPasswordCommand(args, os.Stdin, stdout, stderr)
+	case "verify":
+		return verifyCommand(args, stdout, stderr, env)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -88,6 +90,7 @@ commands:
   check-config   validate the configuration and print what is wrong
   sim            run the WeChat simulator (API, clients, phone page; -load for a load test)
   hash-password  print the bcrypt hash of a console password read from stdin
+  verify         check the archive's hashes and seals (-config FILE, -json, -seal HASH); exit 0 only if intact
   version        print the version
 `)
 }

@@ -16,4 +16,10 @@
 //     acceptance order; delivery follows the same order.
 //   - Every accepted message is archived once: retries are dropped by
 //     Dedupe, and the archive's own key keeps it exact when Dedupe forgets.
+//   - Tamper evidence (seal.go, sealer.go, verify.go): every archived row
+//     carries the hash of its content and the id of the seal of its batch;
+//     a batch is delivered only once its seal is stored; each writer's
+//     seals form a chain per stream; a batch a crash left unsealed is
+//     sealed from the archive when the writer starts again. Verify
+//     recomputes all of it. See docs/tamper-evidence.md.
 package relay

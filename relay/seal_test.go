@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -482,4 +485,62 @@ func TestSealedEvents(t *testing.T) {
 		t.Fatalf("seals %v, recovered %v %v", numbers, h.archive.seals[3].Recovered, h.archive.seals[4].Recovered)
 	}
 	wantOK(t, verifyMem(t, h.archive, VerifyOptions{}))
+}
+
+// The latest seal of each chain is logged for an outside witness: when
+// it changes, and at shutdown.
+func TestPipelineLogsLatestSeal(t *testing.T) {
+	var buf syncBuf
+	h := &harness{spool: newMemSpool(), archive: &memArchive{}, dedupe: &memDedupe{}, seq: &memSeq{}, assign: &memAssign{}}
+	h.bus = newMemBus(h.archive)
+	p, err := NewPipeline(Config{Writer: "relay-log", Linger: time.Millisecond, RetryMin: time.Millisecond, SealLogInterval: time.Millisecond}, Deps{
+		Spool: h.spool, Archive: h.archive, Bus: h.bus, Dedupe: h.dedupe, Sequencer: h.seq,
+		Router: NewRouter(h.assign, map[string][]string{"acct": {"alice"}}),
+		Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	h.start(t)
+	if err := p.Accept(context.Background(), text("c1", "1", "x")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvents(t, 1)
+	if err := p.SealedEvents(memEventLog{h.archive}).AppendEvents(context.Background(), []DeliveryEvent{testEvent(1)}); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	logged := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec struct{ Msg, Writer, Stream, Hash, Seal string }
+		if err := json.Unmarshal([]byte(line), &rec); err == nil && rec.Msg == "archive seal" {
+			if rec.Writer != "relay-log" {
+				t.Fatalf("seal logged without its writer: %s", line)
+			}
+			logged[rec.Stream] = rec.Hash
+		}
+	}
+	for _, s := range h.archive.seals {
+		if logged[s.Stream] != s.Hash {
+			t.Errorf("latest %s seal %s not logged; logged %v", s.Stream, s.Hash, logged)
+		}
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -432,7 +432,8 @@ func (v *verifier) addSeal(copies []Seal) error {
 			Detail: fmt.Sprintf("%s of %s/%s missing between %d and %d", what, s.Writer, s.Stream, cs.last, s.Number)})
 	case cs.last != 0 && s.Prev != cs.lastHash:
 		v.problem(Problem{Kind: ProblemChainBroken, Table: "seals", ID: s.ID,
-			Detail: fmt.Sprintf("its prev %s is not the hash %s of seal %d", short(s.Prev), short(cs.lastHash), cs.last)})
+			Detail: fmt.Sprintf("its prev %s is not the hash %s of seal %d: seal %d was rewritten or replaced, and the rows it lists are unproven",
+				short(s.Prev), short(cs.lastHash), cs.last, cs.last)})
 	}
 	if w := v.witnesses[strings.ToLower(s.Hash)]; w != nil && sealIntact(s) == "" {
 		w.Found, w.Seal = true, s.ID

@@ -39,6 +39,11 @@ type Config struct {
 	DialTimeout time.Duration
 	// ReadTimeout bounds each wait for the server during a query. Zero: 30s.
 	ReadTimeout time.Duration
+	// ReadOnly opens an existing database without creating it or
+	// migrating it, for readers such as `wechat-relay verify` that need
+	// SELECT only. Open then fails if the schema is older than this
+	// binary's.
+	ReadOnly bool
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -127,6 +132,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Archive, error) {
 	log = log.With("database", cfg.Database)
 	driverLog := log.With("component", "clickhouse-go")
 
+	if cfg.ReadOnly {
+		return openReadOnly(ctx, cfg, log, driverLog)
+	}
 	// The database may not exist yet, and a connection cannot name a
 	// missing database, so it is created through a connection to the
 	// user's default one.
@@ -161,6 +169,34 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Archive, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// openReadOnly connects to cfg.Database and checks that its schema has
+// every migration this binary knows, without changing anything.
+func openReadOnly(ctx context.Context, cfg Config, log, driverLog *slog.Logger) (*Archive, error) {
+	conn, err := clickhouse.Open(cfg.options(cfg.Database, driverLog))
+	if err != nil {
+		return nil, fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("archive: connecting to %s, database %s: %w", cfg.Addr, cfg.Database, err)
+	}
+	ms, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var have uint32
+	if err := conn.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&have); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("archive: reading the schema version of %s: %w", cfg.Database, err)
+	}
+	if want := ms[len(ms)-1].version; have < want {
+		conn.Close()
+		return nil, fmt.Errorf("archive: database %s is at schema version %d, this binary reads version %d: start the relay (or apply the migrations) first", cfg.Database, have, want)
+	}
+	return &Archive{conn: conn, log: log}, nil
 }
 
 // Close releases the connections. Calls in flight fail.

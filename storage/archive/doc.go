@@ -16,8 +16,12 @@
 //     COLUMN, which cannot say it on 18.16, is guarded by the runner
 //     (skipped when system.columns lists the column; an error forgiven
 //     when the column is there afterwards).
-//   - The tables messages, events, media (content-addressed by SHA-256)
-//     and media_links. messages.interaction (since 0002) records
+//   - The tables messages, events, media (content-addressed by SHA-256),
+//     media_links and seals (since 0003: tamper evidence, relay/seal.go;
+//     messages and events carry hash and batch_id). It implements
+//     relay.VerifySource too: physical rows, copies included, for
+//     `wechat-relay verify`. Config.ReadOnly opens an existing database
+//     without DDL, for readers that have SELECT only. messages.interaction (since 0002) records
 //     relay.Message.IsInteraction when a message is archived; rows older
 //     than the column derive it on read from its DEFAULT expression.
 //

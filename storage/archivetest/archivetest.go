@@ -39,6 +39,13 @@
 //   - Unsettled lists outbound messages whose latest event is not final
 //     (no event, pending, sending), accepted strictly after since, oldest
 //     first by AcceptedAt then ID; limit <= 0 means no limit.
+//   - Hash and BatchID are stored and read back with messages and
+//     events, and a row read back (BatchRows, ScanBatches, ScanUnsealed)
+//     hashes to what its writer hashed, whatever its content (invalid
+//     UTF-8 in Raw, attrs, zero times). Seals come back field for field,
+//     times to the millisecond in UTC; storing one again is harmless,
+//     and Seals may return identical copies. Seals pages in (writer,
+//     stream, number) order, numbers compared as numbers.
 //   - LastInteraction counts the outbound messages of the conversation
 //     accepted strictly after the last interaction whose latest event is
 //     not failed or refused (no event yet counts: about to be sent). With

@@ -1,0 +1,52 @@
+package archive
+
+import (
+	"strings"
+	"testing"
+)
+
+// ReadOnly opens an archive without DDL, and only one whose schema is
+// complete: verify must neither create a database nor migrate one.
+func TestOpenReadOnly(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+
+	missing := testConfig(t)
+	missing.ReadOnly = true
+	if a, err := Open(ctx, missing, testLogger(t)); err == nil {
+		a.Close()
+		t.Fatal("ReadOnly opened a database that does not exist")
+	}
+
+	cfg, conn := openRaw(t)
+	ms, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, conn, ms[:len(ms)-1], testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ReadOnly = true
+	if a, err := Open(ctx, cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "schema version") {
+		if a != nil {
+			a.Close()
+		}
+		t.Fatalf("ReadOnly on an old schema: %v", err)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'seals'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("ReadOnly migrated the database (seals tables: %d, %v)", n, err)
+	}
+
+	if err := migrate(ctx, conn, ms, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(ctx, cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("ReadOnly on a current schema: %v", err)
+	}
+	defer a.Close()
+	if _, err := a.Seals(ctx, nil, 10); err != nil {
+		t.Fatalf("Seals: %v", err)
+	}
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/archive"
+	"github.com/wechat-relay/wechat-relay/storage/embedded"
+)
+
+// Exit codes of `wechat-relay verify`.
+const (
+	verifyOK       = 0 // everything verifies
+	verifyProblems = 1 // the archive does not verify: rows or seals missing, altered or inserted
+	verifyUsage    = 2 // bad flags
+	verifyFailed   = 3 // the archive could not be read
+)
+
+// verifyArchive is the archive as verify reads it.
+type verifyArchive interface {
+	relay.VerifySource
+	Close() error
+}
+
+// stringList is a flag that may be given several times.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// verifyCommand runs `wechat-relay verify`: it recomputes every row hash,
+// Merkle root and seal chain from the archive the configuration names,
+// and reports what is missing, altered or inserted (relay.Verify).
+//
+//	wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-max-problems N]
+//
+// Output goes to stdout, human-readable or, with -json, as one JSON
+// object (relay.VerifyReport plus the archive's name); progress lines go
+// to stderr while a long run lasts. Exit code 0 only when everything
+// verifies, 1 when something does not, 2 for bad flags, 3 when the
+// archive cannot be read.
+func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) string) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", env("WR_CONFIG"), "configuration file naming the archive (none: the embedded demo archive)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	var seals stringList
+	fs.Var(&seals, "seal", "a seal hash an outside witness kept (from the \"archive seal\" log lines); must still be in the archive (repeatable)")
+	maxProblems := fs.Int("max-problems", 1000, "problems listed in the report (all are counted)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-max-problems N]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return verifyUsage
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return verifyUsage
+	}
+	cfg, err := loadConfig(*configPath, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+		return verifyFailed
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	a, name, err := openForVerify(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+		return verifyFailed
+	}
+	defer a.Close()
+
+	start := time.Now()
+	last := start
+	rep, err := relay.Verify(ctx, a, relay.VerifyOptions{
+		Witnesses:   seals,
+		MaxProblems: *maxProblems,
+		Progress: func(p relay.VerifyProgress) {
+			if now := time.Now(); now.Sub(last) >= 2*time.Second {
+				last = now
+				fmt.Fprintf(stderr, "verify: %d seals, %d rows checked, %d problems so far (%s)\n",
+					p.Seals, p.Rows, p.Problems, now.Sub(start).Round(time.Second))
+			}
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+		return verifyFailed
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Archive string `json:"archive"`
+			*relay.VerifyReport
+		}{name, rep}); err != nil {
+			fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+			return verifyFailed
+		}
+	} else {
+		printVerifyReport(stdout, name, rep, time.Since(start))
+	}
+	if !rep.OK {
+		return verifyProblems
+	}
+	return verifyOK
+}
+
+// openForVerify opens the configured archive for reading: ClickHouse
+// without creating or migrating anything, or the embedded file, which
+// must exist (an empty new one would verify, and prove nothing).
+func openForVerify(ctx context.Context, cfg *Config) (verifyArchive, string, error) {
+	log := slog.New(slog.DiscardHandler)
+	if c := cfg.Storage.ClickHouse; c.Addr != "" {
+		acfg := archive.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password, ReadOnly: true}
+		a, err := archive.Open(ctx, acfg, log)
+		if err != nil {
+			return nil, "", err
+		}
+		db := c.Database
+		if db == "" {
+			db = archive.DefaultDatabase
+		}
+		return a, "clickhouse://" + c.Addr + "/" + db, nil
+	}
+	path := cfg.archivePath()
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("no embedded archive at %s (is this the configuration the relay runs with?)", path)
+	}
+	a, err := embedded.Open(ctx, path, log)
+	if err != nil {
+		return nil, "", err
+	}
+	return a, path, nil
+}
+
+// printVerifyReport writes rep for people: the chains, the totals, the
+// conversations with problems, every listed problem, the witnesses, and
+// the verdict last.
+func printVerifyReport(w io.Writer, name string, rep *relay.VerifyReport, took time.Duration) {
+	fmt.Fprintf(w, "archive %s\n\n", name)
+	if len(rep.Chains) == 0 {
+		fmt.Fprintln(w, "no seals")
+	} else {
+		fmt.Fprintln(w, "seal chains (writer/stream: seals, rows, latest seal)")
+		for _, c := range rep.Chains {
+			fmt.Fprintf(w, "  %s/%s: seals %d..%d (%d), %d rows, latest %s at %s\n",
+				c.Writer, c.Stream, c.First, c.Last, c.Seals, c.Rows, c.LastHash, c.LastAt.UTC().Format(time.RFC3339))
+		}
+	}
+	fmt.Fprintf(w, "\nchecked %d seals: %d messages and %d events intact (%s)\n", rep.Seals, rep.Messages, rep.Events, took.Round(time.Millisecond))
+
+	if len(rep.Conversations) > 0 {
+		fmt.Fprintln(w, "\nconversations with problems (missing, altered, inserted)")
+		for _, c := range rep.Conversations {
+			fmt.Fprintf(w, "  %s: %d missing, %d altered, %d inserted\n", c.Conv, c.Missing, c.Altered, c.Inserted)
+		}
+	}
+	if n := problemCount(rep.Counts); n > 0 {
+		kinds := make([]string, 0, len(rep.Counts))
+		for k := range rep.Counts {
+			kinds = append(kinds, string(k))
+		}
+		sort.Strings(kinds)
+		var parts []string
+		for _, k := range kinds {
+			parts = append(parts, fmt.Sprintf("%s %d", k, rep.Counts[relay.ProblemKind(k)]))
+		}
+		fmt.Fprintf(w, "\nproblems: %d (%s)\n", n, strings.Join(parts, ", "))
+		for _, p := range rep.Problems {
+			fmt.Fprintf(w, "  %-14s %-8s %s", p.Kind, p.Table, p.ID)
+			if p.Conv != "" {
+				fmt.Fprintf(w, "  conv %s", p.Conv)
+			}
+			if p.Batch != "" {
+				fmt.Fprintf(w, "  batch %s", p.Batch)
+			}
+			fmt.Fprintf(w, ": %s\n", p.Detail)
+		}
+		if len(rep.Problems) < n {
+			fmt.Fprintf(w, "  ... and %d more (raise -max-problems to list them)\n", n-len(rep.Problems))
+		}
+	}
+	for _, wr := range rep.Witnesses {
+		if wr.Found {
+			fmt.Fprintf(w, "\nwitnessed seal %s: found, intact (%s)\n", wr.Hash, wr.Seal)
+		} else {
+			fmt.Fprintf(w, "\nwitnessed seal %s: NOT FOUND\n", wr.Hash)
+		}
+	}
+	if rep.OK {
+		fmt.Fprintln(w, "\nOK: every row is covered by an intact seal, every chain is unbroken")
+	} else {
+		fmt.Fprintln(w, "\nFAILED: the archive does not verify")
+	}
+}
+
+func problemCount(counts map[relay.ProblemKind]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}

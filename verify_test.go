@@ -1,0 +1,750 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	_ "modernc.org/sqlite"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/archive"
+	"github.com/wechat-relay/wechat-relay/storage/bus"
+	"github.com/wechat-relay/wechat-relay/storage/embedded"
+	"github.com/wechat-relay/wechat-relay/storage/spool"
+	"github.com/wechat-relay/wechat-relay/storage/state"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
+)
+
+// `wechat-relay verify` against archives written by a real relay, then
+// tampered with behind its back, directly in the database, as someone
+// with access to it would: each alteration, deletion and insertion must
+// be reported, with the row's id and conversation.
+
+// verifyReport is the -json output.
+type verifyReport struct {
+	Archive string `json:"archive"`
+	relay.VerifyReport
+}
+
+// runVerify runs `wechat-relay verify -config cfgPath -json` with extra
+// flags and returns the exit code and the report.
+func runVerify(t *testing.T, cfgPath string, extra ...string) (int, verifyReport) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(append([]string{"verify", "-config", cfgPath, "-json"}, extra...), &out, &errOut, func(string) string { return "" })
+	var rep verifyReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("verify exited %d; output is not JSON (%v):\n%s\nstderr:\n%s", code, err, out.String(), errOut.String())
+	}
+	return code, rep
+}
+
+// runVerifyText runs verify with human-readable output.
+func runVerifyText(t *testing.T, cfgPath string, extra ...string) (int, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(append([]string{"verify", "-config", cfgPath}, extra...), &out, &errOut, func(string) string { return "" })
+	return code, out.String() + errOut.String()
+}
+
+// wantFound fails unless rep lists a problem of kind about id (in conv,
+// if conv is set).
+func wantFound(t *testing.T, rep verifyReport, kind relay.ProblemKind, id string, conv relay.ConversationID) {
+	t.Helper()
+	for _, p := range rep.Problems {
+		if p.Kind == kind && p.ID == id && (conv == "" || p.Conv == conv) {
+			return
+		}
+	}
+	t.Fatalf("verify did not report %s %s (conv %s); problems: %+v", kind, id, conv, rep.Problems)
+}
+
+// writeVerifyConfig writes the configuration verify reads: the archive
+// the relay wrote (ClickHouse when chAddr is set, else the embedded file
+// in dataDir).
+func writeVerifyConfig(t *testing.T, dataDir, chAddr, db string) string {
+	t.Helper()
+	y := "data_dir: " + dataDir + "\n"
+	if chAddr != "" {
+		y += "storage:\n  clickhouse:\n    addr: " + chAddr + "\n    database: " + db + "\n"
+	}
+	path := filepath.Join(t.TempDir(), "verify.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// conversationTraffic runs a conversation through a relay: the client
+// writes n messages, one at a time (so they land in several batches),
+// and alice answers twice; it returns the conversation once everything
+// is archived and delivered.
+func conversationTraffic(t *testing.T, r *testRelay, appID string, n int) relay.ConversationID {
+	t.Helper()
+	if err := testSim.SetCallbackURL(appID, r.srv.URL+"/wechat/acme"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	client, err := testSim.NewClient(appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := client.Subscribe(ctx); err != nil {
+		t.Fatalf("subscribe: %v (%+v)", err, res)
+	}
+	conv := relay.ConversationID("acme:" + client.OpenID)
+	for i := range n {
+		if res, err := client.SendText(ctx, fmt.Sprintf("第 %d 条消息", i+1)); err != nil {
+			t.Fatalf("client message: %v (%+v)", err, res)
+		}
+		// Archived before the next: each in a batch (and seal) of its own.
+		verifyWait(t, "the message archived", func() bool {
+			got, err := r.sys.archive.Since(ctx, conv, 0, 0)
+			return err == nil && len(got) == i+2
+		})
+	}
+	for i := range 2 {
+		send := map[string]any{"key": fmt.Sprint("reply-", i), "kind": "text", "text": fmt.Sprint("回复 ", i)}
+		if status, body := r.api(t, "POST", "/api/conversations/"+string(conv)+"/messages", aliceTok, send); status != http.StatusAccepted {
+			t.Fatalf("send: %d %v", status, body)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		delivered, _ := client.Delivered()
+		ev, err := r.sys.archive.LatestEvents(ctx, []string{relay.OutboundID(conv, "reply-0"), relay.OutboundID(conv, "reply-1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(delivered) == 2 && len(ev) == 2 && ev[relay.OutboundID(conv, "reply-0")].State == relay.DeliverySent &&
+			ev[relay.OutboundID(conv, "reply-1")].State == relay.DeliverySent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replies not delivered and settled: phone %d, events %+v", len(delivered), ev)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return conv
+}
+
+// tamperer alters an archive behind the relay's back.
+type tamperer interface {
+	// exec runs SQL as an attacker with access to the database would.
+	exec(t *testing.T, q string, args ...any)
+	// insertMessage adds a row to messages, columns as given.
+	insertMessage(t *testing.T, m relay.Message)
+	// rewriteSeal replaces the stored seal s.ID with s.
+	rewriteSeal(t *testing.T, s relay.Seal)
+}
+
+// verifyCatchesTampering is the part shared by both backends: a clean
+// archive verifies; then each kind of tampering is reported.
+func verifyCatchesTampering(t *testing.T, cfgPath string, conv relay.ConversationID, src relay.VerifySource, tm tamperer) {
+	code, rep := runVerify(t, cfgPath)
+	if code != 0 || !rep.OK {
+		t.Fatalf("clean archive: exit %d, problems %+v", code, rep.Problems)
+	}
+	// subscribe, 5 texts, 2 replies; sending and sent for each reply.
+	if rep.Messages != 8 || rep.Events != 4 || len(rep.Chains) != 2 {
+		t.Fatalf("clean archive: %d messages, %d events, chains %+v", rep.Messages, rep.Events, rep.Chains)
+	}
+	if code, out := runVerifyText(t, cfgPath); code != 0 || !strings.Contains(out, "OK: every row") {
+		t.Fatalf("clean archive, text output: exit %d\n%s", code, out)
+	}
+
+	var msgChain relay.ChainReport
+	for _, c := range rep.Chains {
+		if c.Stream == relay.StreamMessages {
+			msgChain = c
+		}
+	}
+	if msgChain.Seals < 4 {
+		t.Fatalf("the messages chain has %d seals; the test needs 4", msgChain.Seals)
+	}
+	// A witness's copy of the latest seal is found; a made-up one is not.
+	if code, rep := runVerify(t, cfgPath, "-seal", msgChain.LastHash); code != 0 || len(rep.Witnesses) != 1 || !rep.Witnesses[0].Found {
+		t.Fatalf("witnessed seal: exit %d, %+v", code, rep.Witnesses)
+	}
+	bogus := strings.Repeat("ab", 32)
+	if code, rep := runVerify(t, cfgPath, "-seal", bogus); code != 1 {
+		t.Fatalf("made-up witnessed seal: exit %d, %+v", code, rep.Witnesses)
+	} else {
+		wantFound(t, rep, relay.ProblemWitnessMissing, bogus, "")
+	}
+
+	rows := storedRows(t, src, conv)
+	texts := rows.messages(func(m *relay.Message) bool { return m.Kind == relay.KindText && m.Direction == relay.Inbound })
+	if len(texts) != 5 {
+		t.Fatalf("%d inbound texts archived, want 5", len(texts))
+	}
+
+	// Altered: a message's text.
+	tm.exec(t, `UPDATE messages SET text = 'I never said that' WHERE id = ?`, texts[1].ID)
+	code, rep = runVerify(t, cfgPath)
+	if code != 1 {
+		t.Fatalf("after altering a row: exit %d", code)
+	}
+	wantFound(t, rep, relay.ProblemAltered, texts[1].ID, conv)
+	if len(rep.Conversations) != 1 || rep.Conversations[0].Conv != conv || rep.Conversations[0].Altered != 1 {
+		t.Fatalf("per conversation: %+v", rep.Conversations)
+	}
+	if _, out := runVerifyText(t, cfgPath); !strings.Contains(out, "altered") || !strings.Contains(out, texts[1].ID) ||
+		!strings.Contains(out, "conv "+string(conv)) || !strings.Contains(out, "FAILED") {
+		t.Fatalf("text output does not name the altered row:\n%s", out)
+	}
+
+	// Altered: a delivery event's outcome.
+	sent := rows.events(func(e *relay.DeliveryEvent) bool { return e.State == relay.DeliverySent })
+	tm.exec(t, `UPDATE events SET errmsg = 'never sent' WHERE id = ?`, sent[0].ID)
+	_, rep = runVerify(t, cfgPath)
+	wantFound(t, rep, relay.ProblemAltered, sent[0].ID, conv)
+
+	// Missing: a message deleted.
+	tm.exec(t, `DELETE FROM messages WHERE id = ?`, texts[3].ID)
+	_, rep = runVerify(t, cfgPath)
+	wantFound(t, rep, relay.ProblemMissing, texts[3].ID, conv)
+
+	// Inserted: a forged message with no batch, and one slipped into a
+	// sealed batch with a correct hash.
+	forged := *texts[0]
+	forged.ID, forged.WxMsgID, forged.Seq, forged.Text = "in:acme:forged-1", "forged-1", 99, "forged"
+	forged.BatchID, forged.Hash = "", ""
+	tm.insertMessage(t, forged)
+	slipped := forged
+	slipped.ID, slipped.Seq, slipped.BatchID = "in:acme:forged-2", 100, texts[0].BatchID
+	slipped.Hash = relay.MessageHash(slipped)
+	tm.insertMessage(t, slipped)
+	_, rep = runVerify(t, cfgPath)
+	wantFound(t, rep, relay.ProblemInserted, forged.ID, conv)
+	wantFound(t, rep, relay.ProblemInserted, slipped.ID, conv)
+	if rep.Counts[relay.ProblemInserted] != 2 || rep.Counts[relay.ProblemMissing] != 1 || rep.Counts[relay.ProblemAltered] != 2 {
+		t.Fatalf("counts %v", rep.Counts)
+	}
+
+	// A seal altered in place: its hash no longer matches.
+	seals := storedSeals(t, src, msgChain.Writer, relay.StreamMessages)
+	tm.exec(t, `UPDATE seals SET root = ? WHERE id = ?`, strings.Repeat("0", 64), seals[0].ID)
+	_, rep = runVerify(t, cfgPath)
+	wantFound(t, rep, relay.ProblemSealAltered, seals[0].ID, "")
+
+	// A row altered and its seal rewritten to match — hash column, leaf,
+	// root and seal hash all recomputed: the next seal's link breaks.
+	covering := func(id string) int {
+		for i, x := range seals {
+			if slices.ContainsFunc(x.Leaves, func(l relay.Leaf) bool { return l.ID == id }) {
+				return i
+			}
+		}
+		t.Fatalf("no seal lists %s", id)
+		return -1
+	}
+	victim := *texts[2]
+	victim.Text = "rewritten, seal and all"
+	victim.Hash = relay.MessageHash(victim)
+	tm.exec(t, `UPDATE messages SET text = ?, hash = ? WHERE id = ?`, victim.Text, victim.Hash, victim.ID)
+	j := covering(victim.ID)
+	if j == len(seals)-1 {
+		t.Fatalf("%s is in the last seal", victim.ID)
+	}
+	s := seals[j]
+	s.Leaves = slices.Clone(s.Leaves)
+	hashes := make([]string, len(s.Leaves))
+	for i := range s.Leaves {
+		if s.Leaves[i].ID == victim.ID {
+			s.Leaves[i].Hash = victim.Hash
+		}
+		hashes[i] = s.Leaves[i].Hash
+	}
+	s.Root = relay.MerkleRoot(hashes)
+	s.Hash = s.ComputeHash()
+	tm.rewriteSeal(t, s)
+	_, rep = runVerify(t, cfgPath)
+	wantFound(t, rep, relay.ProblemChainBroken, seals[j+1].ID, "")
+
+	// A seal deleted: its rows are left without one.
+	k := covering(texts[4].ID)
+	if k == len(seals)-1 || k == j || k == j+1 {
+		t.Fatalf("seal %d covers %s: the test needs another", k, texts[4].ID)
+	}
+	tm.exec(t, `DELETE FROM seals WHERE id = ?`, seals[k].ID)
+	_, rep = runVerify(t, cfgPath)
+	wantFound(t, rep, relay.ProblemSealMissing, seals[k].ID, "")
+	wantFound(t, rep, relay.ProblemInserted, texts[4].ID, conv)
+	if _, out := runVerifyText(t, cfgPath); os.Getenv("WR_SHOW_VERIFY") != "" {
+		t.Log(out)
+	}
+}
+
+// rowSet is a conversation's rows as stored.
+type rowSet []relay.StoredRow
+
+func (r rowSet) messages(keep func(*relay.Message) bool) []*relay.Message {
+	var out []*relay.Message
+	for _, x := range r {
+		if x.Message != nil && keep(x.Message) && !slices.ContainsFunc(out, func(m *relay.Message) bool { return m.ID == x.Message.ID }) {
+			out = append(out, x.Message)
+		}
+	}
+	slices.SortFunc(out, func(a, b *relay.Message) int { return int(a.Seq) - int(b.Seq) })
+	return out
+}
+
+func (r rowSet) events(keep func(*relay.DeliveryEvent) bool) []*relay.DeliveryEvent {
+	var out []*relay.DeliveryEvent
+	for _, x := range r {
+		if x.Event != nil && keep(x.Event) {
+			out = append(out, x.Event)
+		}
+	}
+	return out
+}
+
+// storedRows reads every sealed row of conv.
+func storedRows(t *testing.T, src relay.VerifySource, conv relay.ConversationID) rowSet {
+	t.Helper()
+	var out rowSet
+	if err := src.ScanBatches(context.Background(), "", "\xff", func(r relay.StoredRow) error {
+		if r.Conv() == conv {
+			out = append(out, r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// storedSeals reads the seals of one chain, in order.
+func storedSeals(t *testing.T, src relay.VerifySource, writer, stream string) []relay.Seal {
+	t.Helper()
+	all, err := src.Seals(context.Background(), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []relay.Seal
+	for _, s := range all {
+		if s.Writer == writer && s.Stream == stream {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// clickhouseTamperer alters a ClickHouse archive with SQL: mutations
+// (ALTER TABLE ... UPDATE/DELETE, which 18.16 has, applied in the
+// background: waited for here) and plain inserts.
+type clickhouseTamperer struct {
+	conn driver.Conn
+	db   string
+}
+
+// sqlite-style statements, rewritten into ClickHouse mutations.
+func (c clickhouseTamperer) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	switch {
+	case strings.HasPrefix(q, "UPDATE "):
+		table, rest, _ := strings.Cut(strings.TrimPrefix(q, "UPDATE "), " SET ")
+		q = "ALTER TABLE " + table + " UPDATE " + rest
+	case strings.HasPrefix(q, "DELETE FROM "):
+		table, rest, _ := strings.Cut(strings.TrimPrefix(q, "DELETE FROM "), " WHERE ")
+		q = "ALTER TABLE " + table + " DELETE WHERE " + rest
+	}
+	ctx := context.Background()
+	if err := c.conn.Exec(ctx, q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	c.waitMutations(t)
+}
+
+func (c clickhouseTamperer) waitMutations(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n uint64
+		if err := c.conn.QueryRow(context.Background(),
+			`SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0`, c.db).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mutations still running after 30s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c clickhouseTamperer) insertMessage(t *testing.T, m relay.Message) {
+	t.Helper()
+	b, err := c.conn.PrepareBatch(context.Background(), `INSERT INTO messages (id, account, client, conv, seq, direction, kind,
+		wx_msg_id, event, event_key, text, media_id, attrs, raw, created_at, accepted_at, accepted_ms, employee, day, interaction, hash, batch_id)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := m.AcceptedAt.UTC()
+	day := time.Date(acc.Year(), acc.Month(), acc.Day(), 0, 0, 0, 0, time.UTC)
+	var interaction uint8
+	if m.IsInteraction() {
+		interaction = 1
+	}
+	if err := b.Append(m.ID, m.Account, m.Client, string(m.Conv), m.Seq, string(m.Direction), string(m.Kind),
+		m.WxMsgID, m.Event, m.EventKey, m.Text, m.MediaID, attrsJSON(m), string(m.Raw), m.CreatedAt.UTC(), acc.Truncate(time.Second),
+		uint64(acc.UnixMilli()), m.Employee, day, interaction, m.Hash, m.BatchID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c clickhouseTamperer) rewriteSeal(t *testing.T, s relay.Seal) {
+	t.Helper()
+	ids, convs, hashes := leafColumns(s)
+	c.exec(t, `UPDATE seals SET leaf_ids = ?, leaf_convs = ?, leaf_hashes = ?, leaf_count = ?, root = ?, hash = ? WHERE id = ?`,
+		ids, convs, hashes, uint64(s.Count), s.Root, s.Hash, s.ID)
+}
+
+// attrsJSON is m.Attrs as both archives store them.
+func attrsJSON(m relay.Message) string {
+	if len(m.Attrs) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m.Attrs)
+	return string(b)
+}
+
+func leafColumns(s relay.Seal) (ids, convs, hashes []string) {
+	for _, l := range s.Leaves {
+		ids = append(ids, l.ID)
+		convs = append(convs, string(l.Conv))
+		hashes = append(hashes, l.Hash)
+	}
+	return ids, convs, hashes
+}
+
+// sqliteTamperer alters an embedded archive with the sqlite driver, after
+// dropping the triggers that make the tables append-only — as anyone
+// holding the file can.
+type sqliteTamperer struct{ db *sql.DB }
+
+func openSQLiteTamperer(t *testing.T, path string) sqliteTamperer {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'trigger'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var triggers []string
+	for rows.Next() {
+		var name string
+		rows.Scan(&name)
+		triggers = append(triggers, name)
+	}
+	rows.Close()
+	if len(triggers) == 0 {
+		t.Fatal("the embedded archive has no append-only triggers")
+	}
+	for _, name := range triggers {
+		if _, err := db.Exec(`DROP TRIGGER "` + name + `"`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sqliteTamperer{db}
+}
+
+func (s sqliteTamperer) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	res, err := s.db.Exec(q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("%s changed %d rows, want 1", q, n)
+	}
+}
+
+func (s sqliteTamperer) insertMessage(t *testing.T, m relay.Message) {
+	t.Helper()
+	interaction := 0
+	if m.IsInteraction() {
+		interaction = 1
+	}
+	s.exec(t, `INSERT INTO messages (id, account, client, conv, seq, direction, kind, wx_msg_id, event, event_key,
+		text, media_id, attrs, raw, created_at, accepted_ms, employee, has_media, interaction, hash, batch_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
+		m.ID, m.Account, m.Client, string(m.Conv), int64(m.Seq), string(m.Direction), string(m.Kind), m.WxMsgID, m.Event, m.EventKey,
+		m.Text, m.MediaID, attrsJSON(m), append([]byte{}, m.Raw...), m.CreatedAt.Unix(), m.AcceptedAt.UnixMilli(), m.Employee, interaction, m.Hash, m.BatchID)
+}
+
+func (s sqliteTamperer) rewriteSeal(t *testing.T, x relay.Seal) {
+	t.Helper()
+	leaves := make([][3]string, len(x.Leaves))
+	for i, l := range x.Leaves {
+		leaves[i] = [3]string{l.ID, string(l.Conv), l.Hash}
+	}
+	js, _ := json.Marshal(leaves)
+	s.exec(t, `UPDATE seals SET leaves = ?, leaf_count = ?, root = ?, hash = ? WHERE id = ?`, string(js), x.Count, x.Root, x.Hash, x.ID)
+}
+
+func TestVerifyClickHouseArchive(t *testing.T) {
+	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
+	db := testenv.UniqueName("e2e_verify")
+	dataDir := t.TempDir()
+	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", dataDir)
+	t.Cleanup(func() { dropVerifyDB(t, ch, db) })
+	acct := simAccount(t, cfg)
+	r := startRelay(t, cfg)
+	conv := conversationTraffic(t, r, acct.AppID, 5)
+	r.stop()
+
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch}, Auth: clickhouse.Auth{Database: db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	src, err := archive.Open(context.Background(), archive.Config{Addr: ch, Database: db, ReadOnly: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	tm := clickhouseTamperer{conn, db}
+	cfgPath := writeVerifyConfig(t, dataDir, ch, db)
+
+	// ReplacingMergeTree's way first: a modified copy of a row with a
+	// higher version, which FINAL and merges prefer to the original.
+	texts := storedRows(t, src, conv).messages(func(m *relay.Message) bool { return m.Kind == relay.KindText && m.Direction == relay.Inbound })
+	copyOf := *texts[4]
+	copyOf.Text = "a later, better version"
+	copyOf.AcceptedAt = copyOf.AcceptedAt.Add(time.Hour)
+	copyOf.Hash = relay.MessageHash(copyOf)
+	tm.insertMessage(t, copyOf)
+	code, rep := runVerify(t, cfgPath)
+	if code != 1 {
+		t.Fatalf("after a modified copy: exit %d", code)
+	}
+	wantFound(t, rep, relay.ProblemAltered, copyOf.ID, conv)
+	// Merged away, the original is gone and the copy alone is there.
+	if err := conn.Exec(context.Background(), `OPTIMIZE TABLE messages FINAL`); err != nil {
+		t.Fatal(err)
+	}
+	_, rep = runVerify(t, cfgPath)
+	wantFound(t, rep, relay.ProblemAltered, copyOf.ID, conv)
+	// Put it back as it was, so that the shared cases start clean.
+	tm.exec(t, `DELETE FROM messages WHERE id = ?`, copyOf.ID)
+	tm.insertMessage(t, *texts[4])
+
+	verifyCatchesTampering(t, cfgPath, conv, src, tm)
+}
+
+func dropVerifyDB(t *testing.T, addr, db string) {
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
+	if err != nil {
+		t.Errorf("dropping %s: %v", db, err)
+		return
+	}
+	defer conn.Close()
+	if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
+		t.Errorf("dropping %s: %v", db, err)
+	}
+}
+
+func TestVerifyEmbeddedArchive(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := e2eConfig(t, "", "", "", "", dataDir)
+	acct := simAccount(t, cfg)
+	r := startRelay(t, cfg)
+	conv := conversationTraffic(t, r, acct.AppID, 5)
+	r.stop()
+
+	cfgPath := writeVerifyConfig(t, dataDir, "", "")
+	src, err := embedded.Open(context.Background(), cfg.archivePath(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	tm := openSQLiteTamperer(t, cfg.archivePath())
+	verifyCatchesTampering(t, cfgPath, conv, src, tm)
+}
+
+func TestVerifyMissingEmbeddedArchive(t *testing.T) {
+	code, out := runVerifyText(t, writeVerifyConfig(t, t.TempDir(), "", ""))
+	if code != 3 || !strings.Contains(out, "no embedded archive") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+// sealFails is an archive whose seals are never stored: a relay that
+// dies between the insert of a batch and the insert of its seal.
+type sealFails struct{ relay.Archive }
+
+func (sealFails) InsertSeal(context.Context, relay.Seal) error {
+	return fmt.Errorf("killed before the seal was written")
+}
+
+// A crash between a batch's insert and its seal's: the restarted relay
+// seals the batch from the archive before it delivers anything, and the
+// archive verifies.
+func TestVerifyAfterCrashBeforeSeal(t *testing.T) {
+	for _, backend := range []string{"clickhouse", "embedded"} {
+		t.Run(backend, func(t *testing.T) {
+			dataDir := t.TempDir()
+			var (
+				store   relay.Archive
+				src     relay.VerifySource
+				cfgPath string
+			)
+			switch backend {
+			case "clickhouse":
+				ch := testenv.ClickHouseAddr(t)
+				db := testenv.UniqueName("e2e_crash")
+				t.Cleanup(func() { dropVerifyDB(t, ch, db) })
+				a, err := archive.Open(context.Background(), archive.Config{Addr: ch, Database: db}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { a.Close() })
+				store, src, cfgPath = a, a, writeVerifyConfig(t, dataDir, ch, db)
+			default:
+				a, err := embedded.Open(context.Background(), filepath.Join(dataDir, "archive.db"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { a.Close() })
+				store, src, cfgPath = a, a, writeVerifyConfig(t, dataDir, "", "")
+			}
+			spoolDir := filepath.Join(dataDir, "spool")
+			writer, err := writerID(spoolDir + "-id")
+			if err == nil {
+				t.Fatal("writerID of a missing directory succeeded")
+			}
+			os.MkdirAll(spoolDir, 0o700)
+			if writer, err = writerID(spoolDir); err != nil {
+				t.Fatal(err)
+			}
+			if again, _ := writerID(spoolDir); again != writer || !relay.ValidWriter(writer) {
+				t.Fatalf("writer id %q, then %q", writer, again)
+			}
+
+			conv := relay.Conversation("acme", "oCrash")
+			msgs := make([]relay.Message, 3)
+			for i := range msgs {
+				msgs[i] = relay.Message{
+					ID: msgID("oCrash", fmt.Sprint(900+i)), Account: "acme", Client: "oCrash", Conv: conv,
+					Direction: relay.Inbound, Kind: relay.KindText, WxMsgID: fmt.Sprint(900 + i), Text: fmt.Sprint("crash ", i),
+					CreatedAt: time.Now().Truncate(time.Second),
+				}
+			}
+
+			// First life: the batch is archived, its seal never is.
+			p1, sp1, published1 := crashPipeline(t, spoolDir, writer, sealFails{store})
+			ctx1, stop1 := context.WithCancel(context.Background())
+			done1 := make(chan error, 1)
+			go func() { done1 <- p1.Run(ctx1) }()
+			for _, m := range msgs {
+				if err := p1.Accept(context.Background(), m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			verifyWait(t, "the batch archived", func() bool {
+				got, err := store.Since(context.Background(), conv, 0, 0)
+				return err == nil && len(got) == len(msgs)
+			})
+			time.Sleep(50 * time.Millisecond)
+			stop1()
+			<-done1
+			sp1.Close()
+			if n := published1(); n != 0 {
+				t.Fatalf("%d messages delivered before their batch was sealed", n)
+			}
+			if code, rep := runVerify(t, cfgPath); code != 1 || rep.Counts[relay.ProblemInserted] != len(msgs) {
+				t.Fatalf("before the restart: exit %d, %+v", code, rep.Problems)
+			}
+
+			// Second life, same writer: the seal is written from the archive
+			// first, then the spooled batch is delivered, not archived again.
+			p2, sp2, published2 := crashPipeline(t, spoolDir, writer, store)
+			ctx2, stop2 := context.WithCancel(context.Background())
+			done2 := make(chan error, 1)
+			go func() { done2 <- p2.Run(ctx2) }()
+			verifyWait(t, "the spool drained", func() bool { return sp2.Len() == 0 && published2() == len(msgs) })
+			stop2()
+			<-done2
+			sp2.Close()
+
+			seals := storedSeals(t, src, writer, relay.StreamMessages)
+			if len(seals) != 1 || !seals[0].Recovered || seals[0].Count != len(msgs) {
+				t.Fatalf("seals after the restart: %+v", seals)
+			}
+			if code, rep := runVerify(t, cfgPath); code != 0 || rep.Messages != len(msgs) {
+				t.Fatalf("after the restart: exit %d, %d messages, problems %+v", code, rep.Messages, rep.Problems)
+			}
+		})
+	}
+}
+
+// crashPipeline builds a pipeline on real storage: the spool in dir, the
+// given archive, in-memory state and bus. published counts the messages
+// it has delivered.
+func crashPipeline(t *testing.T, dir, writer string, a relay.Archive) (*relay.Pipeline, *spool.Spool, func() int) {
+	t.Helper()
+	sp, err := spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bus.NewMemoryBus(bus.Options{})
+	ch, err := b.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	count := func() int {
+		for {
+			select {
+			case e := <-ch:
+				if e.Type == relay.EventMessage {
+					n++
+				}
+			default:
+				return n
+			}
+		}
+	}
+	p, err := relay.NewPipeline(relay.Config{Writer: writer, Linger: time.Millisecond, RetryMin: 5 * time.Millisecond,
+		RetryMax: 20 * time.Millisecond, DrainTimeout: 100 * time.Millisecond}, relay.Deps{
+		Spool: sp, Archive: a, Bus: b, Dedupe: state.NewMemoryDedupe(), Sequencer: state.NewMemorySequencer(),
+		Router: relay.NewRouter(state.NewMemoryAssignments(), map[string][]string{"acme": {"alice"}}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, sp, count
+}
+
+func verifyWait(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
