@@ -55,6 +55,7 @@ type authenticator struct {
 	hashes    [][32]byte // of tokens; zero for employees without one
 	byID      map[string]*Employee
 	sessions  *sessions // nil: no browser sign-in
+	dummy     []byte    // bcrypt hash compared against for unknown ids
 }
 
 func newAuthenticator(emps []Employee, ses *sessions) *authenticator {
@@ -67,7 +68,20 @@ func newAuthenticator(emps []Employee, ses *sessions) *authenticator {
 		a.hashes = append(a.hashes, h)
 		a.byID[e.ID] = &a.employees[i]
 	}
+	if ses != nil {
+		a.dummy = dummyHash(emps)
+	}
 	return a
+}
+
+// logID is how a sign-in id appears in logs: as typed when it is an
+// employee's, otherwise not at all, since people type their password
+// into the id field now and then.
+func (a *authenticator) logID(id string) string {
+	if a.byID[id] != nil {
+		return id
+	}
+	return "(unknown)"
 }
 
 // authenticate returns who sent r. A session store that cannot be

@@ -37,6 +37,12 @@ type Deliveries interface {
 // inboxLimit caps the conversations one inbox answer lists.
 const inboxLimit = 200
 
+// windowHorizon is how long after the client's last message the inbox
+// still asks the outbox about a conversation's window. WeChat's window is
+// 48 hours; beyond this bound the window is closed without a look-up, so
+// an inbox of old conversations costs no queries for them.
+const windowHorizon = 7 * 24 * time.Hour
+
 // inboxWorkers bounds the assignment and window look-ups one inbox
 // answer makes at a time.
 const inboxWorkers = 8
@@ -156,13 +162,14 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) 
 }
 
 // inboxWindow returns the window of a listed conversation: asked of the
-// outbox when the client has ever interacted, closed otherwise. nil
+// outbox when the client interacted within windowHorizon, closed
+// otherwise. nil
 // without an outbox, or when the outbox cannot tell right now.
 func (h *Hub) inboxWindow(ctx context.Context, s relay.ConversationSummary) *relay.WindowState {
 	if h.outbox == nil {
 		return nil
 	}
-	if s.LastInteraction.IsZero() {
+	if s.LastInteraction.IsZero() || h.now().Sub(s.LastInteraction) > windowHorizon {
 		return &relay.WindowState{Open: false}
 	}
 	ws, err := h.outbox.Window(ctx, s.Conv)

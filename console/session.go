@@ -140,9 +140,28 @@ func setCookie(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, c)
 }
 
-// dummyHash is compared against when the id is unknown or has no
-// password, so that the answer takes as long as for a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("wechat-relay: no such employee"), bcrypt.DefaultCost)
+// dummyHash returns a hash to compare against when the id is unknown or
+// has no password, at the highest cost of the employees' hashes, so that
+// the answer takes as long as for a wrong password and timing does not
+// tell which ids exist.
+func dummyHash(emps []Employee) []byte {
+	cost := 0
+	for _, e := range emps {
+		if c, err := bcrypt.Cost([]byte(e.PasswordHash)); err == nil && c > cost {
+			cost = c
+		}
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost // nobody has a password: nothing to match
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("wechat-relay: no such employee"), cost)
+	if err != nil {
+		// Cannot happen for this input and a cost Validate accepted;
+		// a hash nothing matches keeps sign-in closed rather than open.
+		return []byte("$2a$10$invalid")
+	}
+	return h
+}
 
 // errWrongLogin is the one answer to an unknown id and a wrong password.
 const errWrongLogin = "wrong employee id or password"
@@ -179,7 +198,7 @@ func (h *Hub) serveLogin(auth *authenticator) http.HandlerFunc {
 		defer cancel()
 		if len(body.ID) > maxLoginID {
 			// No employee has such an id; not worth a throttle entry.
-			bcrypt.CompareHashAndPassword(dummyHash, []byte(body.Password))
+			bcrypt.CompareHashAndPassword(auth.dummy, []byte(body.Password))
 			writeError(w, http.StatusUnauthorized, errWrongLogin)
 			return
 		}
@@ -191,24 +210,24 @@ func (h *Hub) serveLogin(auth *authenticator) http.HandlerFunc {
 				return
 			}
 			if locked > 0 {
-				h.writeLocked(w, r, body.ID, locked)
+				h.writeLocked(w, r, auth.logID(body.ID), locked)
 				return
 			}
 		}
 		emp := auth.byID[body.ID]
-		hash := dummyHash
+		hash := auth.dummy
 		if emp != nil && emp.PasswordHash != "" {
 			hash = []byte(emp.PasswordHash)
 		}
 		match := bcrypt.CompareHashAndPassword(hash, []byte(body.Password)) == nil
 		if !match || emp == nil || emp.PasswordHash == "" {
-			h.log.Info("console sign-in failed", "id", body.ID, "known", emp != nil, "remote", remoteAddr(r))
+			h.log.Info("console sign-in failed", "id", auth.logID(body.ID), "remote", remoteAddr(r))
 			if h.throttle != nil {
 				locked, err := h.throttle.LoginFailed(ctx, body.ID, h.cfg.LoginAttempts, h.cfg.LoginWindow, h.cfg.LoginLockout)
 				if err != nil {
 					h.log.Warn("counting a failed sign-in", "err", err)
 				} else if locked > 0 {
-					h.writeLocked(w, r, body.ID, locked)
+					h.writeLocked(w, r, auth.logID(body.ID), locked)
 					return
 				}
 			}
