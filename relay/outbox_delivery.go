@@ -212,4 +212,3 @@ func (o *Outbox) record(ctx context.Context, m Message, state DeliveryState, cod
 	}
 	return true
 }
-
