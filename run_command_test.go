@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestRunCommand(t *testing.T) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "WR_LISTEN="+relayAddr, "WR_SIM_LISTEN="+simAddr, "WR_DATA_DIR="+filepath.Join(dir, "data"), "WR_CONFIG=")
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -126,6 +127,25 @@ func TestRunCommand(t *testing.T) {
 	if !strings.Contains(stderr.String(), "stopped") {
 		t.Errorf("no orderly stop in the log")
 	}
+}
+
+// syncBuffer is a bytes.Buffer the test may read while the process
+// writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
