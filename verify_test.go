@@ -330,17 +330,26 @@ func storedRows(t *testing.T, src relay.VerifySource, conv relay.ConversationID)
 // storedSeals reads the seals of one chain, in order.
 func storedSeals(t *testing.T, src relay.VerifySource, writer, stream string) []relay.Seal {
 	t.Helper()
-	all, err := src.Seals(context.Background(), nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []relay.Seal
-	for _, s := range all {
-		if s.Writer == writer && s.Stream == stream {
-			out = append(out, s)
+	var (
+		out   []relay.Seal
+		after *relay.SealKey
+	)
+	for {
+		page, err := src.Seals(context.Background(), after, 100)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if len(page) == 0 {
+			return out
+		}
+		for _, s := range page {
+			if s.Writer == writer && s.Stream == stream {
+				out = append(out, s)
+			}
+		}
+		last := page[len(page)-1]
+		after = &relay.SealKey{Writer: last.Writer, Stream: last.Stream, Number: last.Number}
 	}
-	return out
 }
 
 // clickhouseTamperer alters a ClickHouse archive with SQL: mutations

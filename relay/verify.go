@@ -14,9 +14,13 @@ import (
 // its parts merge) included, so that Verify sees what is stored, not
 // what a collapsing read would show.
 type VerifySource interface {
-	// Seals returns up to limit stored seals that come after `after` in
-	// the order (writer, stream, number) — all of them for a nil after —
-	// in that order. Stored copies of one seal come one after another.
+	// Seals returns stored seals that come after `after` in the order
+	// (writer, stream, number) — from the first for a nil after — in that
+	// order, stored copies of one seal one after another. A page holds
+	// about limit seals: fewer is allowed (a backend may read a range of
+	// numbers at a time), and so is a page that ends in the middle of
+	// the copies of its last seal when it holds limit or more (limit <= 0:
+	// no bound); an empty page means there are no more.
 	Seals(ctx context.Context, after *SealKey, limit int) ([]Seal, error)
 	// ScanBatches calls fn for every stored row (messages and events)
 	// whose batch id b has from <= b <= to in byte order. An error from
@@ -327,20 +331,20 @@ func (v *verifier) readSeals(after *SealKey, only *chainKey) error {
 		if err != nil {
 			return fmt.Errorf("verify: reading seals: %w", err)
 		}
+		last := len(page) == 0
 		if only != nil {
 			n := 0
 			for n < len(page) && page[n].Writer == only.writer && page[n].Stream == only.stream {
 				n++
 			}
 			if n < len(page) {
-				page = page[:n]
-				limit = -1 // the chain ends here: this is the last page
+				page, last = page[:n], true // the chain ends here
 			}
 		}
-		full := limit > 0 && len(page) == limit
 		use := page
-		if full {
-			// The copies of the last seal may go on in the next page.
+		if !last && len(page) >= limit {
+			// A full page: the copies of its last seal may go on in the
+			// next one, so that seal is read again with them.
 			k := keyOf(page[len(page)-1])
 			i := len(page)
 			for i > 0 && keyOf(page[i-1]) == k {
@@ -362,7 +366,7 @@ func (v *verifier) readSeals(after *SealKey, only *chainKey) error {
 			}
 			i = j
 		}
-		if !full {
+		if last || len(use) == 0 {
 			return v.flush()
 		}
 		k := keyOf(use[len(use)-1])

@@ -89,26 +89,85 @@ func (a *Archive) BatchRows(ctx context.Context, id string) ([]relay.StoredRow, 
 	return out, nil
 }
 
-// Seals returns up to limit stored seals after `after` in (writer,
-// stream, number) order, copies included. The condition is a range of
-// the sort key, so each page reads only its own granules.
+// Seals returns the stored seals after `after` in (writer, stream,
+// number) order, copies included, one chain at a time and at most limit
+// numbers of it per call (a limit <= 0 reads the rest of the chain).
+//
+// Each call reads a range of the sort key — one chain, numbers after
+// `after` up to limit more — so that a page reads its own granules
+// only: a query with ORDER BY ... LIMIT would read (and on 18.16 sort)
+// every seal after the cursor, for every page. A range that a gap (seals
+// deleted) leaves empty is skipped by asking for the next number; a
+// chain that ends is followed by the next one.
 func (a *Archive) Seals(ctx context.Context, after *relay.SealKey, limit int) ([]relay.Seal, error) {
-	q := `SELECT ` + sealColumns + ` FROM seals`
+	var key relay.SealKey
+	if after != nil {
+		key = *after
+	} else {
+		next, ok, err := a.nextChain(ctx, nil)
+		if err != nil || !ok {
+			return nil, err
+		}
+		key = next
+	}
+	for {
+		q := `SELECT ` + sealColumns + ` FROM seals WHERE writer = ? AND stream = ? AND number > ?`
+		args := []any{key.Writer, key.Stream, key.Number}
+		if limit > 0 && key.Number <= math.MaxUint64-uint64(limit) {
+			q += ` AND number <= ?`
+			args = append(args, key.Number+uint64(limit))
+		}
+		seals, err := a.querySeals(ctx, q+` ORDER BY number, hash`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("archive: reading seals of %s/%s after %d: %w", key.Writer, key.Stream, key.Number, err)
+		}
+		if len(seals) > 0 {
+			return seals, nil
+		}
+		// Nothing in the range: a gap, or the end of the chain.
+		var (
+			n    uint64
+			next uint64
+		)
+		if err := a.conn.QueryRow(ctx, `SELECT count(), min(number) FROM seals WHERE writer = ? AND stream = ? AND number > ?`,
+			key.Writer, key.Stream, key.Number).Scan(&n, &next); err != nil {
+			return nil, fmt.Errorf("archive: reading seals of %s/%s after %d: %w", key.Writer, key.Stream, key.Number, err)
+		}
+		if n > 0 {
+			key.Number = next - 1
+			continue
+		}
+		chain, ok, err := a.nextChain(ctx, &key)
+		if err != nil || !ok {
+			return nil, err
+		}
+		key = chain
+	}
+}
+
+// nextChain returns the position before the first seal of the chain
+// after after's (the first chain for nil): its writer and stream, number
+// 0. ok is false when there is none.
+func (a *Archive) nextChain(ctx context.Context, after *relay.SealKey) (relay.SealKey, bool, error) {
+	q := `SELECT writer, stream FROM seals`
 	var args []any
 	if after != nil {
-		q += ` WHERE writer > ? OR (writer = ? AND (stream > ? OR (stream = ? AND number > ?)))`
-		args = append(args, after.Writer, after.Writer, after.Stream, after.Stream, after.Number)
+		q += ` WHERE writer > ? OR (writer = ? AND stream > ?)`
+		args = append(args, after.Writer, after.Writer, after.Stream)
 	}
-	q += ` ORDER BY writer, stream, number, hash`
-	if limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, limit)
-	}
-	seals, err := a.querySeals(ctx, q, args...)
+	rows, err := a.conn.Query(ctx, q+` GROUP BY writer, stream ORDER BY writer, stream LIMIT 1`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("archive: reading seals: %w", err)
+		return relay.SealKey{}, false, fmt.Errorf("archive: listing seal chains: %w", err)
 	}
-	return seals, nil
+	defer rows.Close()
+	if !rows.Next() {
+		return relay.SealKey{}, false, rows.Err()
+	}
+	var k relay.SealKey
+	if err := rows.Scan(&k.Writer, &k.Stream); err != nil {
+		return relay.SealKey{}, false, fmt.Errorf("archive: listing seal chains: %w", err)
+	}
+	return k, true, nil
 }
 
 // ScanBatches calls fn for every stored row whose batch id is between

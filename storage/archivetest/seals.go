@@ -123,7 +123,7 @@ func allSeals(t *testing.T, s Store, after *relay.SealKey, limit int) []relay.Se
 			}
 			out = append(out, x)
 		}
-		if limit <= 0 || len(page) < limit {
+		if len(page) == 0 {
 			return out
 		}
 		last := page[len(page)-1]

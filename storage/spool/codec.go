@@ -84,6 +84,13 @@ func encodeAccept(m *relay.Message) []byte {
 	b = appendTime(b, m.CreatedAt)
 	b = appendTime(b, m.AcceptedAt)
 	b = appendString(b, m.Employee)
+	// The sealing fields are set when a message is archived, never while
+	// it is spooled: written only when set, so that records stay what
+	// older binaries read.
+	if m.Hash != "" || m.BatchID != "" {
+		b = appendString(b, m.Hash)
+		b = appendString(b, m.BatchID)
+	}
 	return b
 }
 
@@ -331,5 +338,9 @@ func (d *decoder) message() relay.Message {
 	m.CreatedAt = d.time()
 	m.AcceptedAt = d.time()
 	m.Employee = d.str()
+	if len(d.b) > 0 && d.err == nil {
+		m.Hash = d.str()
+		m.BatchID = d.str()
+	}
 	return m
 }

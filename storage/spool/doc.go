@@ -19,7 +19,9 @@
 //
 // Payloads are Accept (type 1: every field of a relay.Message, strings
 // and byte slices length-prefixed with uvarints, nil kept apart from
-// empty, times as Unix seconds, nanoseconds and zone), Assign (type 2:
+// empty, times as Unix seconds, nanoseconds and zone; Hash and BatchID,
+// which are set only once a message is archived, last and only when
+// set), Assign (type 2:
 // id → sequence pairs) and Done (type 3: ids); integers inside payloads
 // are varints.
 //
