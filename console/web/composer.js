@@ -38,7 +38,7 @@ function kindOf(file) {
 
 export function updateComposer() {
   const conv = state.open;
-  if (!conv) return;
+  if (!conv || !state.me) return;
   if (shownConv !== conv) {
     if (shownConv !== null) drafts.set(shownConv, $('input').value);
     $('input').value = drafts.get(conv) || '';

@@ -4,9 +4,11 @@ import { t, locale } from './i18n.js';
 
 // shortID shows an OpenID (28 characters) as its start and end: WeChat
 // gives Official Accounts no nickname, so this is the client's name here.
+// The OpenIDs of one account share their first characters, so the end
+// is what tells clients apart.
 export function shortID(openid) {
   const s = String(openid || '');
-  return s.length <= 12 ? s : `${s.slice(0, 6)}…${s.slice(-4)}`;
+  return s.length <= 12 ? s : `${s.slice(0, 4)}…${s.slice(-6)}`;
 }
 
 export function splitConv(conv) {
@@ -19,7 +21,7 @@ export function avatarOf(id) {
   const s = String(id || '?');
   let n = 0;
   for (const ch of s) n = (n * 31 + ch.codePointAt(0)) >>> 0;
-  const letters = s.replace(/^o/, '').replace(/[^A-Za-z0-9]/g, '').slice(0, 2).toUpperCase() || '?';
+  const letters = s.replace(/[^A-Za-z0-9]/g, '').slice(-2).toUpperCase() || '?';
   return { hue: `hue-${n % 8}`, letters };
 }
 

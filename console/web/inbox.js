@@ -150,6 +150,7 @@ export function windowChip(w, compact) {
 const els = new Map(); // conv → li
 
 export function render() {
+  if (!state.me) return; // signed out meanwhile
   const ul = $('conv-list');
   const list = visible();
   const seen = new Set();

@@ -5,7 +5,7 @@
 import { $, h, clear, svgIcon, ICONS } from './dom.js';
 import { api, ApiError, convPath, mediaURL } from './api.js';
 import { t } from './i18n.js';
-import { state, thread, emit, isSupervisor, employeeName, deliveryOf } from './store.js';
+import { state, thread, emit, on as onStore, isSupervisor, employeeName, deliveryOf } from './store.js';
 import { shortID, avatarOf, splitConv, clock, dayLabel, fullTime } from './format.js';
 import { eventWords, windowChip, render as renderList } from './inbox.js';
 
@@ -16,7 +16,7 @@ let live = null; // the Live socket, set by setupThread
 // watch read-only.
 export function mayWrite(conv) {
   const c = state.convs.get(conv);
-  return !!c && c.employee === state.me.id;
+  return !!c && !!state.me && c.employee === state.me.id;
 }
 
 // mayManage: transfer, resolve and reopen.
@@ -32,6 +32,7 @@ export async function openThread(conv) {
   $('conv').hidden = false;
   $('thread-error').hidden = true;
   elsFor = null;
+  pinned = true;
   clear($('msgs'));
   renderHeader();
   renderThread(true);
@@ -179,7 +180,9 @@ export function markRead() {
   readTimer = setTimeout(async () => {
     const conv = state.open;
     const th = conv && state.threads.get(conv);
-    if (!th || !th.loaded || th.forbidden || document.visibilityState !== 'visible' || !atBottom()) return;
+    // Opening a conversation reads it (as in the agent inboxes people
+    // know); a page in a background tab reads nothing.
+    if (!th || !th.loaded || th.forbidden || document.visibilityState !== 'visible') return;
     const seq = th.maxSeq;
     const c = state.convs.get(conv);
     if (c && c.unread) { c.unread = 0; renderList(); }
@@ -200,7 +203,7 @@ function atBottom() {
 
 export function renderHeader() {
   const conv = state.open;
-  if (!conv) return;
+  if (!conv || !state.me) return;
   const c = state.convs.get(conv) || {};
   const [account, openid] = splitConv(conv);
   const av = avatarOf(openid);
@@ -241,15 +244,18 @@ export function renderWindowDetails() {
 // --------------------------------------------------------------- thread
 
 let elsFor = null; // conv whose elements are in #msgs
+// pinned: the employee is at the end of the conversation, so new
+// messages, loaded pictures and a taller composer keep the end in view.
+let pinned = true;
 const els = new Map(); // message id → li
 
 export function renderThread(scrollToEnd) {
   const conv = state.open;
-  const th = conv && state.threads.get(conv);
+  const th = conv && state.me && state.threads.get(conv);
   const ol = $('msgs');
   if (elsFor !== conv) { els.clear(); clear(ol); elsFor = conv; }
   if (!th) return;
-  const stick = scrollToEnd || atBottom();
+  const stick = scrollToEnd || pinned;
   const list = th.sorted();
   const seen = new Set();
   let prev = null;
@@ -278,8 +284,14 @@ export function renderThread(scrollToEnd) {
   $('load-earlier').hidden = th.complete || !th.loaded || !th.minSeq;
   $('thread-start').hidden = !th.complete || !th.loaded;
   $('msgs').setAttribute('aria-busy', String(!th.loaded));
-  if (stick) $('thread').scrollTop = $('thread').scrollHeight;
+  if (stick) toBottom();
   markRead();
+}
+
+function toBottom() {
+  const s = $('thread');
+  s.scrollTop = s.scrollHeight;
+  pinned = true;
 }
 
 function msgEl(th, m, day, dl) {
@@ -395,18 +407,30 @@ function mediaMissing(img, m) {
 }
 
 function keepBottom() {
-  const s = $('thread');
-  if (s.scrollHeight - s.scrollTop - s.clientHeight < 400) s.scrollTop = s.scrollHeight;
+  if (pinned) toBottom();
 }
 
 export function setupThread(liveSocket) {
   live = liveSocket;
+  let lastTop = 0;
   $('thread').addEventListener('scroll', () => {
+    // Only the employee scrolling up unpins: content growing under a
+    // pinned view (a picture loading) moves nothing.
+    const top = $('thread').scrollTop;
+    if (atBottom()) pinned = true;
+    else if (top < lastTop - 2) pinned = false;
+    lastTop = top;
     if ($('thread').scrollTop < 80) loadEarlier();
     markRead();
   }, { passive: true });
+  // The thread changes size with the window and the composer (the window
+  // bar, an attachment, a taller text): keep the end in view.
+  new ResizeObserver(() => { if (pinned) toBottom(); }).observe($('thread'));
   $('load-earlier').addEventListener('click', loadEarlier);
   document.addEventListener('visibilitychange', markRead);
+  // A list fetched while the open conversation was being read may count
+  // it unread: it is read.
+  onStore('convs', markRead);
   $('d-copy').addEventListener('click', () => {
     navigator.clipboard?.writeText($('d-openid').textContent).then(() => emit('toast', { text: t('copied') }), () => {});
   });
