@@ -74,15 +74,26 @@ func (a *Archive) LatestSeal(ctx context.Context, writer, stream string) (relay.
 	return seals[0], true, nil
 }
 
-// BatchRows returns every stored row, messages and events, of batch id.
-// batch_id is in no sort key: this reads the batch_id column of both
-// tables whole, which a writer does once per chain when it starts.
+// BatchRows returns every stored row of batch id: of messages for a
+// batch of the messages stream, of events for one of the events stream,
+// of both otherwise. batch_id is in no sort key: this reads the batch_id
+// column of the table whole, which a writer does once per chain when it
+// starts (and after a failed write).
 func (a *Archive) BatchRows(ctx context.Context, id string) ([]relay.StoredRow, error) {
 	var out []relay.StoredRow
-	err := a.scanRows(ctx, `batch_id = ?`, []any{id}, func(r relay.StoredRow) error {
+	collect := func(r relay.StoredRow) error {
 		out = append(out, r)
 		return nil
-	})
+	}
+	var err error
+	switch _, stream, _, _ := relay.ParseBatchID(id); stream {
+	case relay.StreamMessages:
+		err = a.scanMessages(ctx, `batch_id = ?`, []any{id}, collect)
+	case relay.StreamEvents:
+		err = a.scanEvents(ctx, `batch_id = ?`, []any{id}, collect)
+	default:
+		err = a.scanRows(ctx, `batch_id = ?`, []any{id}, collect)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("archive: rows of batch %s: %w", id, err)
 	}
@@ -192,28 +203,35 @@ func (a *Archive) ScanUnsealed(ctx context.Context, fn func(relay.StoredRow) err
 // scanRows calls fn for each row of messages, then of events, matching
 // where.
 func (a *Archive) scanRows(ctx context.Context, where string, args []any, fn func(relay.StoredRow) error) error {
+	if err := a.scanMessages(ctx, where, args, fn); err != nil {
+		return err
+	}
+	return a.scanEvents(ctx, where, args, fn)
+}
+
+// scanMessages calls fn for each row of messages matching where.
+func (a *Archive) scanMessages(ctx context.Context, where string, args []any, fn func(relay.StoredRow) error) error {
 	rows, err := a.conn.Query(ctx, `SELECT `+messageColumns+`, interaction FROM messages WHERE `+where, args...)
 	if err != nil {
 		return err
 	}
-	err = func() error {
-		defer rows.Close()
-		for rows.Next() {
-			var interaction uint8
-			m, err := scanMessageWith(rows, &interaction)
-			if err != nil {
-				return err
-			}
-			if err := fn(relay.StoredRow{Message: &m, Interaction: interaction != 0}); err != nil {
-				return err
-			}
+	defer rows.Close()
+	for rows.Next() {
+		var interaction uint8
+		m, err := scanMessageWith(rows, &interaction)
+		if err != nil {
+			return err
 		}
-		return rows.Err()
-	}()
-	if err != nil {
-		return err
+		if err := fn(relay.StoredRow{Message: &m, Interaction: interaction != 0}); err != nil {
+			return err
+		}
 	}
-	rows, err = a.conn.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE `+where, args...)
+	return rows.Err()
+}
+
+// scanEvents calls fn for each row of events matching where.
+func (a *Archive) scanEvents(ctx context.Context, where string, args []any, fn func(relay.StoredRow) error) error {
+	rows, err := a.conn.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE `+where, args...)
 	if err != nil {
 		return err
 	}
