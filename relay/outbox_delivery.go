@@ -12,6 +12,10 @@ import (
 // messages, call WeChat at most once per message, and archive the
 // outcome; and the scan that settles what a crash left unsettled.
 
+// archived is called by the pipeline as soon as m is inserted: from then
+// on the archive counts it for the window, so the outbox stops.
+func (o *Outbox) archived(m Message) { o.unspool(m) }
+
 // unspool forgets a send counted as spooled.
 func (o *Outbox) unspool(m Message) {
 	o.mu.Lock()

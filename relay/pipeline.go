@@ -95,13 +95,22 @@ type Pipeline struct {
 	log *slog.Logger
 	// outbound receives archived outbound messages for sending; set by
 	// NewOutbox before Run starts.
-	outbound interface{ enqueue(Message) }
+	outbound outboundQueue
 	// msgs seals the batches Run archives; events seals delivery events
 	// appended through SealedEvents. Both belong to cfg.Writer.
 	msgs, events *chain
 }
 
-func (p *Pipeline) setOutbound(o interface{ enqueue(Message) }) { p.outbound = o }
+// outboundQueue is the Outbox as the pipeline sees it.
+type outboundQueue interface {
+	// archived tells, right after the insert, that m is in the archive
+	// (the outbox stops counting it as spooled).
+	archived(m Message)
+	// enqueue hands over an archived, sealed, published message to send.
+	enqueue(m Message)
+}
+
+func (p *Pipeline) setOutbound(o outboundQueue) { p.outbound = o }
 
 // NewPipeline checks deps and returns a pipeline.
 func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
@@ -436,6 +445,13 @@ func (p *Pipeline) archiveSealed(ctx context.Context, fresh []Message) error {
 		return p.d.Archive.Insert(ctx, fresh)
 	}); err != nil {
 		return err
+	}
+	if p.outbound != nil {
+		for _, m := range fresh {
+			if m.Direction == Outbound {
+				p.outbound.archived(m)
+			}
+		}
 	}
 	c.stored(leaves, first, last)
 	return p.retry(ctx, "sealing batch", func() error { return c.writeSeal(ctx) })
