@@ -64,6 +64,7 @@ func browserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 		{ID: "hello", Title: "问候 Greeting", Text: "您好，我是您的专属顾问，很高兴为您服务。"},
 		{ID: "docs", Title: "Documents", Text: "Please send a photo of both sides of your ID card."},
 	}
+	cfg.Outbox.Template = "TPL_FOLLOW_UP"
 	cfg.Bot.Disabled = false
 	cfg.Bot.Open, cfg.Bot.Close = "00:00", "00:00" // always open: no out-of-hours answers
 	acct := simAccount(t, cfg)
@@ -300,15 +301,58 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("the caught-up message is shown %d times", n)
 	}
 
-	// Shortcuts: Alt+↑ moves to the neighbouring conversation; ? shows
-	// the help; the language switches to Chinese and back.
+	// The composer's helpers: "/" opens the canned replies, Enter takes
+	// one; the emoji picker inserts at the caret.
+	alice.do("a canned reply", chromedp.Click(chromedp.ID("input")), chromedp.SendKeys(chromedp.ID("input"), "/doc"))
+	alice.until("the canned replies, filtered", `!document.getElementById("canned-pop").hidden && document.querySelectorAll("#canned-list .canned").length === 1`)
+	alice.do("take it", chromedp.KeyEvent(kb.Enter))
+	// (CDP's synthetic Enter also types a line break, which a real
+	// keyboard's prevented Enter does not.)
+	alice.until("the canned text in the composer", `document.getElementById("input").value.trim() === "Please send a photo of both sides of your ID card."`)
+	alice.do("an emoji", chromedp.Click(chromedp.ID("btn-emoji")), chromedp.Click(chromedp.CSS("#emoji-pop .emoji")))
+	alice.until("the emoji in the composer", `document.getElementById("input").value.endsWith("😀") && document.getElementById("emoji-pop").hidden`)
+	alice.do("clear the composer", chromedp.SetValue(chromedp.ID("input"), " "))
+
+	// WeChat's quota: five replies per client message. Once they are
+	// used, the composer is closed with the reason, and the template
+	// message is offered.
+	// (Each send waits for the previous one to be sent: the relay's
+	// quota may count a message archived a moment ago twice.)
+	for i := range 5 {
+		body := map[string]any{"key": fmt.Sprintf("quota-%d", i), "kind": "text", "text": fmt.Sprintf("Update %d of 5", i+1)}
+		if status, b := r.api(t, "POST", "/api/conversations/"+conv2+"/messages", aliceTok, body); status != http.StatusAccepted {
+			t.Fatalf("send %d: %d %v", i, status, b)
+		}
+		alice.until("the reply, sent", fmt.Sprintf(`[...document.querySelectorAll('#msgs .msg-out[data-state="sent"] .text')].filter(n => n.textContent.startsWith("Update ")).length === %d`, i+1))
+	}
+	alice.until("the composer closed, with the reason and the template", `!document.getElementById("composer-closed").hidden && document.getElementById("input").disabled && document.getElementById("send").disabled && document.getElementById("closed-template").textContent.includes("TPL_FOLLOW_UP")`)
+
+	// Shortcuts: ? shows the help; Alt+↓ and Alt+↑ move through the
+	// supervisor's list; the language switches to Chinese and back.
 	alice.do("help", chromedp.Click(chromedp.ID("msgs")), chromedp.KeyEvent("?"))
 	alice.until("the shortcuts", `document.getElementById("dlg-help").open`)
 	alice.do("close the help", chromedp.KeyEvent(kb.Escape))
+	alice.until("the help closed", `!document.getElementById("dlg-help").open`)
+	// (the list is newest first: the second conversation, busier since,
+	// is above the first)
+	sup.do("previous conversation", chromedp.Click(chromedp.ID("msgs")), chromedp.KeyEvent(kb.ArrowUp, chromedp.KeyModifiers(chromedp.ModifierAlt)))
+	sup.until("the other conversation open", `decodeURIComponent(location.hash) === "#/c/" + `+js(conv2)+` && `+bubbleWith(meanwhile))
+	sup.do("next conversation", chromedp.KeyEvent(kb.ArrowDown, chromedp.KeyModifiers(chromedp.ModifierAlt)))
+	sup.until("the first one again", `decodeURIComponent(location.hash) === "#/c/" + `+js(conv1))
 	alice.do("switch to Chinese", chromedp.Click(chromedp.ID("nav-lang")))
-	alice.until("the Chinese UI", `document.documentElement.lang === "zh-CN" && document.getElementById("list-title").textContent === "收件箱"`)
+	alice.until("the Chinese UI", `document.documentElement.lang === "zh-CN" && document.getElementById("list-title").textContent === "收件箱" && document.getElementById("send").textContent === "发送"`)
 	alice.do("back to English", chromedp.Click(chromedp.ID("nav-lang")))
 	alice.until("the English UI", `document.documentElement.lang === "en"`)
+
+	// On a phone screen, one pane at a time: the list, then the
+	// conversation with a way back.
+	alice.do("a phone screen", chromedp.EmulateViewport(390, 844), chromedp.Evaluate[chromedp.Void](`location.hash = "#/"`))
+	alice.until("only the list", `getComputedStyle(document.getElementById("list-pane")).display !== "none" && getComputedStyle(document.getElementById("conv-pane")).display === "none"`)
+	alice.do("open a conversation", chromedp.Click(chromedp.CSS(`#conv-list li[data-conv="`+conv2+`"] a`)))
+	alice.until("only the conversation", `getComputedStyle(document.getElementById("list-pane")).display === "none" && getComputedStyle(document.getElementById("conv-back")).display !== "none" && `+bubbleWith(meanwhile))
+	alice.do("back", chromedp.Click(chromedp.ID("conv-back")))
+	alice.until("the list again", `getComputedStyle(document.getElementById("list-pane")).display !== "none" && document.body.dataset.view === "list"`)
+	alice.do("a laptop screen again", chromedp.EmulateViewport(1440, 900))
 
 	// Signing out ends the session: the page shows the sign-in form and
 	// the API no longer answers to it.

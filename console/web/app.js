@@ -264,7 +264,7 @@ function onKey(e) {
     return;
   }
   if (e.key === 'Escape' && !anyDialogOpen() && !popoverOpen()) {
-    if (document.body.classList.contains('details-open') && matchMedia('(max-width: 1099px)').matches) {
+    if (document.body.classList.contains('details-open') && NARROW.matches) {
       toggleDetails(false);
     } else if (document.body.dataset.view === 'conv' && matchMedia('(max-width: 759px)').matches) {
       go(null);
@@ -272,11 +272,19 @@ function onKey(e) {
   }
 }
 
-function toggleDetails(open) {
+// The details pane: beside the conversation on wide screens (remembered),
+// over it on narrower ones (opened on demand).
+const NARROW = matchMedia('(max-width: 1099px)');
+
+function toggleDetails(open, remember = true) {
   document.body.classList.toggle('details-open', open);
   $('details-pane').hidden = !open;
   $('act-details').setAttribute('aria-pressed', String(open));
-  localStorage.setItem('wr.details', open ? '1' : '0');
+  if (remember && !NARROW.matches) localStorage.setItem('wr.details', open ? '1' : '0');
+}
+
+function defaultDetails() {
+  toggleDetails(!NARROW.matches && localStorage.getItem('wr.details') !== '0', false);
 }
 
 // ---------------------------------------------------------------- toasts
@@ -313,7 +321,8 @@ async function boot() {
   setupThread(live);
   setupComposer();
   setupDialogs();
-  toggleDetails(localStorage.getItem('wr.details') !== '0' && matchMedia('(min-width: 1100px)').matches);
+  defaultDetails();
+  NARROW.addEventListener('change', defaultDetails);
 
   try {
     const me = await api('GET', '/api/me', { quiet401: true });
