@@ -197,6 +197,13 @@ func TestBrowserConsole(t *testing.T) {
 	alice.until("both conversations listed, unread", convItem(conv1)+`?.dataset.unread > 0 && `+convItem(conv2)+`?.dataset.unread > 0`)
 	alice.until("the window shown", convItem(conv1)+`.querySelector(".wchip-ok, .wchip-warn") !== null`)
 
+	// Her personal QR code, made through WeChat's qrcode/create with the
+	// scene emp:alice, to show or download.
+	alice.do("open the QR code", chromedp.Click(chromedp.ID("nav-qr")))
+	alice.until("the QR code", `(n => n.complete && n.naturalWidth > 0 && !n.hidden)(document.getElementById("qr-img")) && document.getElementById("qr-download").download === "qrcode-alice-acme.png" && document.getElementById("qr-status").textContent.includes("emp:alice")`)
+	alice.do("close it", chromedp.KeyEvent(kb.Escape))
+	alice.until("the dialog closed", `!document.getElementById("dlg-qr").open`)
+
 	// The supervisor signs in elsewhere: the live view lists both, with
 	// whom they are assigned to.
 	sup := openPage(t, browser, "sup", r.srv.URL+"/")
@@ -273,6 +280,12 @@ func TestBrowserConsole(t *testing.T) {
 	sup.until("the transfer in the supervisor's view, live", `[...document.querySelectorAll("#msgs .activity-transfer")].some(n => n.textContent.includes("Bob Li") && n.textContent.includes("港股通"))`)
 	sup.until("the list shows Bob, and nothing unread for the supervisor who watches it", convItem(conv1)+`.querySelector(".ci-emp").textContent === "Bob Li" && `+convItem(conv1)+`.dataset.unread === "0"`)
 	keepScreenshot(t, "console-supervisor.png", sup.shot("console-supervisor.png"))
+	sup.do("only Bob's conversations", chromedp.SetValue(chromedp.ID("filter-employee"), "bob"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("filter-employee").dispatchEvent(new Event("change"))`))
+	sup.until("the filter applied", convItem(conv1)+` !== null && `+convItem(conv2)+` === null`)
+	sup.do("everyone's again", chromedp.SetValue(chromedp.ID("filter-employee"), ""),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("filter-employee").dispatchEvent(new Event("change"))`))
+	sup.until("both listed", convItem(conv1)+` !== null && `+convItem(conv2)+` !== null`)
 
 	// Alice can no longer open it: the page says so, and the API and
 	// the socket refuse her (tried directly below).
@@ -341,6 +354,7 @@ func TestBrowserConsole(t *testing.T) {
 	sup.until("the first one again", `decodeURIComponent(location.hash) === "#/c/" + `+js(conv1))
 	alice.do("switch to Chinese", chromedp.Click(chromedp.ID("nav-lang")))
 	alice.until("the Chinese UI", `document.documentElement.lang === "zh-CN" && document.getElementById("list-title").textContent === "收件箱" && document.getElementById("send").textContent === "发送"`)
+	alice.shot("console-zh.png")
 	alice.do("back to English", chromedp.Click(chromedp.ID("nav-lang")))
 	alice.until("the English UI", `document.documentElement.lang === "en"`)
 
@@ -350,9 +364,18 @@ func TestBrowserConsole(t *testing.T) {
 	alice.until("only the list", `getComputedStyle(document.getElementById("list-pane")).display !== "none" && getComputedStyle(document.getElementById("conv-pane")).display === "none"`)
 	alice.do("open a conversation", chromedp.Click(chromedp.CSS(`#conv-list li[data-conv="`+conv2+`"] a`)))
 	alice.until("only the conversation", `getComputedStyle(document.getElementById("list-pane")).display === "none" && getComputedStyle(document.getElementById("conv-back")).display !== "none" && `+bubbleWith(meanwhile))
+	alice.shot("console-phone.png")
 	alice.do("back", chromedp.Click(chromedp.ID("conv-back")))
 	alice.until("the list again", `getComputedStyle(document.getElementById("list-pane")).display !== "none" && document.body.dataset.view === "list"`)
 	alice.do("a laptop screen again", chromedp.EmulateViewport(1440, 900))
+
+	// Resolve and reopen: archived as internal messages, shown to staff.
+	alice.do("open it again", chromedp.Click(chromedp.CSS(`#conv-list li[data-conv="`+conv2+`"] a`)))
+	alice.do("resolve", chromedp.WaitVisible(chromedp.ID("act-resolve")), chromedp.Click(chromedp.ID("act-resolve")))
+	alice.until("resolved", `document.getElementById("conv-status").textContent === "Resolved" && !document.getElementById("act-reopen").hidden && [...document.querySelectorAll("#msgs .activity-resolve")].some(n => n.textContent.includes("Resolved by Alice Wang"))`)
+	sup.until("the supervisor sees it resolved", convItem(conv2)+`?.dataset.status === "resolved" || `+convItem(conv2)+` === null`)
+	alice.do("reopen", chromedp.Click(chromedp.ID("act-reopen")))
+	alice.until("open again", `document.getElementById("conv-status").textContent === "Open" && !document.getElementById("act-resolve").hidden && [...document.querySelectorAll("#msgs .activity")].some(n => n.textContent.includes("Reopened by Alice Wang"))`)
 
 	// Signing out ends the session: the page shows the sign-in form and
 	// the API no longer answers to it.
