@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -175,5 +176,44 @@ func waitSpoolEmpty(t *testing.T, r *testRelay) {
 			t.Fatalf("spool still holds %d", r.sys.spool.Len())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A relay started while ClickHouse is down still answers WeChat and
+// spools; once ClickHouse is up, the archive is created and migrated, and
+// the message archived, then delivered.
+func TestE2EStartsWithClickHouseDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts its own ClickHouse")
+	}
+	t.Parallel()
+	ch := testenv.StartClickHouse(t)
+	ch.Stop()
+	rd := testenv.RedisAddr(t)
+	db := testenv.UniqueName("e2e")
+	r := startRelay(t, e2eConfig(t, ch.Addr, rd, db, testenv.UniqueName("wr")+":", t.TempDir()))
+	sup := r.dial(t, supTok)
+	resp, err := http.Get(r.srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz %d without an archive", resp.StatusCode)
+	}
+	now := time.Now()
+	if status, body := r.post(t, safeCallback(t, "acme", textXML("oCold", "70001", "cold start", now), now)); status != 200 || body != "success" {
+		t.Fatalf("callback answered %d %q with ClickHouse down since start", status, body)
+	}
+	if f, ok := readFrame(t, sup, time.Second); ok {
+		t.Fatalf("frame before the archive: %+v", f)
+	}
+	ch.Start()
+	f, ok := readFrame(t, sup, 30*time.Second)
+	if !ok || f.Message.WxMsgID != "70001" {
+		t.Fatalf("after ClickHouse came up: %+v (ok=%v)", f, ok)
+	}
+	if n := rowCount(t, ch.Addr, db, msgID("oCold", "70001")); n != 1 {
+		t.Fatalf("%d rows", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,7 +77,19 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if a := cfg.Storage.ClickHouse; a.Addr != "" {
-		ch, err := archive.Open(ctx, archive.Config{Addr: a.Addr, Database: a.Database, Username: a.Username, Password: a.Password}, log.With("component", "archive"))
+		acfg := archive.Config{Addr: a.Addr, Database: a.Database, Username: a.Username, Password: a.Password}
+		alog := log.With("component", "archive")
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ch, err := archive.Open(octx, acfg, alog)
+		cancel()
+		if err != nil && unreachable(err) {
+			// Callbacks must still be accepted into the spool while
+			// ClickHouse is down, also after a restart: start, and let
+			// the archive prepare itself when the server answers.
+			log.Warn("ClickHouse unreachable at start: accepting callbacks into the spool, archiving when it answers",
+				"addr", a.Addr, "err", err)
+			ch, err = archive.OpenLazy(acfg, alog)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("opening the ClickHouse archive at %s: %w", a.Addr, err)
 		}
@@ -194,6 +207,13 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	mux.HandleFunc("GET /readyz", s.ready)
 	s.handler = mux
 	return s, nil
+}
+
+// unreachable reports whether err means the server could not be reached
+// at all, as opposed to refusing (bad credentials, a schema it rejects).
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // ready answers 200 only when the archive answers: without it nothing

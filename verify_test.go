@@ -749,7 +749,7 @@ func crashPipeline(t *testing.T, dir, writer string, a relay.Archive) (*relay.Pi
 
 func verifyWait(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

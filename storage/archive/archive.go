@@ -135,40 +135,42 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Archive, error) {
 	if cfg.ReadOnly {
 		return openReadOnly(ctx, cfg, log, driverLog)
 	}
+	conn, err := clickhouse.Open(cfg.options(cfg.Database, driverLog))
+	if err != nil {
+		return nil, fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)
+	}
+	if err := bootstrap(ctx, cfg, log, driverLog, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &Archive{conn: conn, log: log}, nil
+}
+
+// bootstrap creates the database if it is missing and migrates its
+// schema, through conn (a connection to that database).
+func bootstrap(ctx context.Context, cfg Config, log, driverLog *slog.Logger, conn driver.Conn) error {
 	// The database may not exist yet, and a connection cannot name a
 	// missing database, so it is created through a connection to the
 	// user's default one.
 	boot, err := clickhouse.Open(cfg.options("", driverLog))
 	if err != nil {
-		return nil, fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)
+		return fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)
 	}
 	err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+cfg.Database+"`")
 	if cerr := boot.Close(); cerr != nil {
 		log.Debug("archive: closing bootstrap connection", "err", cerr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("archive: creating database %s on %s: %w", cfg.Database, cfg.Addr, err)
+		return fmt.Errorf("archive: creating database %s on %s: %w", cfg.Database, cfg.Addr, err)
 	}
-
-	conn, err := clickhouse.Open(cfg.options(cfg.Database, driverLog))
-	if err != nil {
-		return nil, fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)
-	}
-	a := &Archive{conn: conn, log: log}
 	if err := conn.Ping(ctx); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)
+		return fmt.Errorf("archive: connecting to %s: %w", cfg.Addr, err)
 	}
 	ms, err := loadMigrations(migrationFiles, "migrations")
 	if err != nil {
-		conn.Close()
-		return nil, err
+		return err
 	}
-	if err := migrate(ctx, conn, ms, log); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return a, nil
+	return migrate(ctx, conn, ms, log)
 }
 
 // openReadOnly connects to cfg.Database and checks that its schema has
