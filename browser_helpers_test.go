@@ -25,6 +25,9 @@ const chromiumPath = "/usr/bin/chromium"
 var updateScreenshots = flag.Bool("update-screenshots", false,
 	"browser tests: also write the console's screenshots to docs/screenshots/ (for the README)")
 
+var keepScreenshots = flag.String("keep-screenshots", "",
+	"browser tests: also keep every screenshot in this directory")
+
 // needChromium skips the test when Chromium is missing, except in CI,
 // where a missing browser is a broken setup.
 func needChromium(t *testing.T) {
@@ -181,6 +184,11 @@ func (p *page) shot(name string) []byte {
 		p.t.Fatal(err)
 	}
 	p.t.Logf("screenshot: %s", path)
+	if *keepScreenshots != "" {
+		if err := os.WriteFile(filepath.Join(*keepScreenshots, name), png, 0o644); err != nil {
+			p.t.Error(err)
+		}
+	}
 	return png
 }
 

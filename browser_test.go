@@ -313,6 +313,7 @@ func TestBrowserConsole(t *testing.T) {
 	if n := eval[int](alice, `[...document.querySelectorAll("#msgs .msg .text")].filter(n => n.textContent === `+js(meanwhile)+`).length`); n != 1 {
 		t.Errorf("the caught-up message is shown %d times", n)
 	}
+	alice.untilAsync("the caught-up message read", `fetch("/api/conversations").then(r => r.json()).then(b => b.conversations.find(c => c.conv === `+js(conv2)+`).unread === 0)`)
 
 	// The composer's helpers: "/" opens the canned replies, Enter takes
 	// one; the emoji picker inserts at the caret.
@@ -338,7 +339,7 @@ func TestBrowserConsole(t *testing.T) {
 		}
 		alice.until("the reply, sent", fmt.Sprintf(`[...document.querySelectorAll('#msgs .msg-out[data-state="sent"] .text')].filter(n => n.textContent.startsWith("Update ")).length === %d`, i+1))
 	}
-	alice.until("the composer closed, with the reason and the template", `!document.getElementById("composer-closed").hidden && document.getElementById("input").disabled && document.getElementById("send").disabled && document.getElementById("closed-template").textContent.includes("TPL_FOLLOW_UP")`)
+	alice.until("the composer closed, with the reason and the template", `!document.getElementById("composer-closed").hidden && document.getElementById("input").disabled && document.getElementById("send").disabled && document.getElementById("closed-template").textContent.includes("TPL_FOLLOW_UP") && document.getElementById("closed-reason").textContent.includes("no more messages until the client writes")`)
 
 	// Shortcuts: ? shows the help; Alt+↓ and Alt+↑ move through the
 	// supervisor's list; the language switches to Chinese and back.

@@ -8,7 +8,7 @@ import { $, h, clear } from './dom.js';
 import { api, ApiError, convPath, newKey } from './api.js';
 import { t } from './i18n.js';
 import { state, thread, on as onStore, emit, isSupervisor } from './store.js';
-import { splitConv, bytes } from './format.js';
+import { splitConv, bytes, windowReason } from './format.js';
 import { renderThread, fetchWindow, mayWrite, renderWindowDetails } from './thread.js';
 import { windowChip } from './inbox.js';
 
@@ -63,7 +63,8 @@ export function updateComposer() {
   const closed = mode === 'reply' && w && !w.open;
   $('composer-closed').hidden = !closed;
   if (closed) {
-    $('closed-reason').textContent = w.reason || t('windowClosedLong');
+    $('closed-reason').textContent = windowReason(w);
+    $('closed-reason').title = w.reason || '';
     $('closed-template').hidden = false;
     $('closed-template').textContent = w.template ? t('templateOffer', { template: w.template }) : t('templateNone');
   }
@@ -157,6 +158,7 @@ function sendMessage(conv, body) {
     } catch (e) {
       m.state = 'failed';
       m.reason = words(e);
+      m.errcode = e instanceof ApiError ? e.body.errcode : undefined;
       th.version++;
       if (e instanceof ApiError && e.status === 409) fetchWindow(conv);
     }

@@ -67,6 +67,28 @@ export function left(iso, now = Date.now()) {
   return t('hoursMinutes', { h: hrs, m: min % 60 });
 }
 
+// windowReason says, in the page's language, why the window is closed
+// (the relay's own words, in English, go into a tooltip).
+export function windowReason(w) {
+  if (!w || w.open) return '';
+  return w.closes_at ? t('quotaClosedLong') : t('windowClosedLong');
+}
+
+// deliveryReason says, in the page's language, why a message was not
+// delivered or may not have been: WeChat's errcodes in plain words, else
+// the relay's (or the request's) own words.
+export function deliveryReason(dl) {
+  if (!dl) return '';
+  if (dl.state === 'unknown') return t('reasonUnknown');
+  if (dl.state !== 'failed') return '';
+  const byCode = {
+    '-1': 'reasonBusy', 40003: 'reasonNotFollowing', 45009: 'reasonAPIQuota',
+    45015: 'windowClosedLong', 45047: 'quotaClosedLong', 48001: 'reasonUnauthorized',
+  }[dl.errcode];
+  if (byCode) return t(byCode);
+  return dl.reason || t('reasonRefused');
+}
+
 export function bytes(n) {
   if (!(n >= 0)) return '';
   if (n < 1024) return `${n} B`;

@@ -6,7 +6,8 @@ import { $, h, clear, svgIcon, ICONS } from './dom.js';
 import { api, ApiError } from './api.js';
 import { t } from './i18n.js';
 import { state, emit, isSupervisor, employeeName, on as onStore } from './store.js';
-import { shortID, avatarOf, listTime, left, splitConv } from './format.js';
+import { shortID, avatarOf, listTime, left, splitConv, windowReason } from './format.js';
+import { getLang } from './i18n.js';
 
 let refreshTimer = 0;
 let inflight = null;
@@ -144,7 +145,7 @@ export function windowChip(w, compact) {
     const soon = w.closes_at && new Date(w.closes_at).getTime() - Date.now() < 4 * 3600e3;
     return h('span', { class: `wchip ${soon || w.sends_left === 0 ? 'wchip-warn' : 'wchip-ok'}`, title: t('windowTitle') }, svgIcon(ICONS.clock), text);
   }
-  return h('span', { class: 'wchip wchip-closed', title: w.reason || '' }, svgIcon(ICONS.lock), t('windowClosed'));
+  return h('span', { class: 'wchip wchip-closed', title: windowReason(w) }, svgIcon(ICONS.lock), t('windowClosed'));
 }
 
 const els = new Map(); // conv → li
@@ -157,7 +158,7 @@ export function render() {
   let prev = null;
   for (const c of list) {
     seen.add(c.conv);
-    const sig = JSON.stringify([c.last_seq, c.unread, c.status, c.employee, c.window, c.conv === state.open, state.me.id, preview(c.last_message), listTime(c.last_message && c.last_message.accepted_at), c.window && c.window.closes_at && left(c.window.closes_at)]);
+    const sig = JSON.stringify([getLang(), c.last_seq, c.unread, c.status, c.employee, c.window, c.conv === state.open, state.me.id, preview(c.last_message), listTime(c.last_message && c.last_message.accepted_at), c.window && c.window.closes_at && left(c.window.closes_at)]);
     let li = els.get(c.conv);
     if (!li || li._sig !== sig) {
       const n = item(c);

@@ -6,7 +6,8 @@ import { $, h, clear, svgIcon, ICONS } from './dom.js';
 import { api, ApiError, convPath, mediaURL } from './api.js';
 import { t } from './i18n.js';
 import { state, thread, emit, on as onStore, isSupervisor, employeeName, deliveryOf } from './store.js';
-import { shortID, avatarOf, splitConv, clock, dayLabel, fullTime } from './format.js';
+import { shortID, avatarOf, splitConv, clock, dayLabel, fullTime, windowReason, deliveryReason } from './format.js';
+import { getLang } from './i18n.js';
 import { eventWords, windowChip, render as renderList } from './inbox.js';
 
 const PAGE = 50;
@@ -174,10 +175,13 @@ export async function fetchWindow(conv) {
 
 // ------------------------------------------------------------- reading
 
+// markRead reports the open conversation read, at most every 300 ms (a
+// throttle, not a debounce: a busy conversation is still marked).
 let readTimer = 0;
 export function markRead() {
-  clearTimeout(readTimer);
+  if (readTimer) return;
   readTimer = setTimeout(async () => {
+    readTimer = 0;
     const conv = state.open;
     const th = conv && state.threads.get(conv);
     // Opening a conversation reads it (as in the agent inboxes people
@@ -237,7 +241,7 @@ export function renderWindowDetails() {
   if (!w) { box.append(h('p', { class: 'muted small' }, '–')); return; }
   box.append(windowChip(w, false));
   if (w.open && w.closes_at) box.append(h('p', { class: 'small' }, t('closesAt', { at: fullTime(w.closes_at) })));
-  if (!w.open && w.reason) box.append(h('p', { class: 'small' }, w.reason));
+  if (!w.open) box.append(h('p', { class: 'small', title: w.reason || '' }, windowReason(w)));
   if (w.template) box.append(h('p', { class: 'small' }, t('templateOffer', { template: w.template })));
 }
 
@@ -266,7 +270,7 @@ export function renderThread(scrollToEnd) {
     const showDay = day !== prevDay;
     prevDay = day;
     const dl = m.direction === 'out' ? deliveryOf(th, m) : null;
-    const sig = `${showDay}|${dl ? dl.state + (dl.reason || '') : ''}|${m.seq}|${m.local ? 1 : 0}`;
+    const sig = `${getLang()}|${showDay}|${dl ? dl.state + (dl.errcode || '') + (dl.reason || '') : ''}|${m.seq}|${m.local ? 1 : 0}`;
     seen.add(m.id);
     let li = els.get(m.id);
     if (!li || li._sig !== sig) {
@@ -316,7 +320,7 @@ function msgEl(th, m, day, dl) {
   }
   li.append(h('div', { class: 'bubble-row' }, h('div', { class: `bubble bubble-${m.kind}` }, content(m))), meta);
   if (dl && (dl.state === 'failed' || dl.state === 'unknown')) {
-    li.append(h('div', { class: `delivery-reason delivery-${dl.state}` }, dl.reason || '',
+    li.append(h('div', { class: `delivery-reason delivery-${dl.state}`, title: dl.reason || '' }, deliveryReason(dl),
       m.local && dl.state === 'failed' && m.retry ? h('button', { type: 'button', class: 'link-btn', on: { click: () => m.retry() } }, t('retry')) : null));
   }
   return li;
@@ -354,7 +358,7 @@ function deliveryEl(dl) {
   const words = {
     pending: t('stPending'), sending: t('stSending'), sent: t('stSent'), failed: t('stFailed'), unknown: t('stUnknown'),
   }[st] || st;
-  return h('span', { class: `delivery delivery-${st}`, title: st === 'sent' ? t('sentTitle') : dl.reason || '' }, svgIcon(STATE_ICON[st] || ICONS.clock), words);
+  return h('span', { class: `delivery delivery-${st}`, title: st === 'sent' ? t('sentTitle') : '' }, svgIcon(STATE_ICON[st] || ICONS.clock), words);
 }
 
 function content(m) {
