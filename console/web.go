@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"path"
 	"sort"
@@ -132,7 +131,6 @@ func WebHandler() http.Handler {
 	if err != nil {
 		// The embedded files are part of the build; a broken template is a
 		// bug that this package's tests catch. Say so rather than crash.
-		slog.Error("console: web page unavailable", "err", err)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			webHeaders(w.Header())
 			http.Error(w, err.Error(), http.StatusInternalServerError)

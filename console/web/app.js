@@ -13,7 +13,7 @@
 import { $, h } from './dom.js';
 import { api, ApiError, setCSRF, whenSignedOut, convPath } from './api.js';
 import { t, applyStatic, setLang, getLang, onLangChange } from './i18n.js';
-import { state, emit, on, isSupervisor } from './store.js';
+import { state, emit, on, isSupervisor, employeeName } from './store.js';
 import { Live } from './live.js';
 import { setupInbox, load as loadList, refresh as refreshList, render as renderList, applyMessage, neighbour } from './inbox.js';
 import { setupThread, openThread, closeThread, onMessage, onStatus, renderHeader, renderThread, fetchWindow, mayManage } from './thread.js';
@@ -62,12 +62,15 @@ function onFrame(f) {
     case 'caught_up':
       return;
     case 'error':
-      if (f.conv && state.open === f.conv && /forbidden|not assigned/i.test(f.error || '')) {
+      if (f.conv && /forbidden|not assigned/i.test(f.error || '')) {
+        // Not (or no longer) this employee's: stop resuming it.
         const th = state.threads.get(f.conv);
         if (th) th.forbidden = true;
-        $('thread-error').hidden = false;
-        $('thread-error').textContent = t('notYours');
-        updateComposer();
+        if (state.open === f.conv) {
+          $('thread-error').hidden = false;
+          $('thread-error').textContent = t('notYours');
+          updateComposer();
+        }
       } else if (f.conv) {
         // e.g. the archive was unavailable during a resume: try again soon.
         setTimeout(() => { const th = state.threads.get(f.conv); if (th && th.loaded) live.resume(f.conv, th.maxSeq); }, 3000);
@@ -80,12 +83,12 @@ function onFrame(f) {
 function transferred(m) {
   const a = m.attrs || {};
   if (isSupervisor() || a.to === state.me.id) return;
-  const c = state.convs.get(m.conv);
-  if (c) state.convs.delete(m.conv);
-  if (state.open === m.conv) {
-    emit('toast', { text: t('transferDone', { name: a.to }) });
-    location.hash = '#/';
-  }
+  state.convs.delete(m.conv);
+  const th = state.threads.get(m.conv);
+  if (th) th.forbidden = true; // no longer hers to read or resume
+  // Her own transfers are announced by the dialog.
+  if (a.by !== state.me.id) emit('toast', { text: t('transferredAway', { by: employeeName(a.by), to: employeeName(a.to) }) });
+  if (state.open === m.conv) go(null);
 }
 
 function onState(s) {
