@@ -170,6 +170,12 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	clientSays(t, c2, "Hello, has my transfer to the Hong Kong account arrived?")
+	// A third, talkative client: more history than one page.
+	c3 := newClient(t, acct)
+	conv3 := "acme:" + c3.OpenID
+	for i := range 60 {
+		clientSays(t, c3, fmt.Sprintf("Question %d of 60", i+1))
+	}
 
 	// A wrong password is refused; five lock the employee id, and the
 	// page says for how long.
@@ -286,6 +292,15 @@ func TestBrowserConsole(t *testing.T) {
 	sup.do("everyone's again", chromedp.SetValue(chromedp.ID("filter-employee"), ""),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("filter-employee").dispatchEvent(new Event("change"))`))
 	sup.until("both listed", convItem(conv1)+` !== null && `+convItem(conv2)+` !== null`)
+
+	// A long history: the newest page first, older pages as the
+	// supervisor scrolls up, down to the start.
+	sup.do("open the long conversation", chromedp.Evaluate[chromedp.Void](`location.hash = "#/c/`+conv3+`"`))
+	sup.until("the newest page", bubbleWith("Question 60 of 60")+` && !document.getElementById("load-earlier").hidden && !`+bubbleWith("Question 1 of 60"))
+	sup.do("scroll up", chromedp.Evaluate[chromedp.Void](`document.getElementById("thread").scrollTop = 0`))
+	sup.until("the whole history", bubbleWith("Question 1 of 60")+` && !document.getElementById("thread-start").hidden && document.querySelectorAll('#msgs .msg-in .text').length === 60`)
+	sup.do("back to the first conversation", chromedp.Evaluate[chromedp.Void](`location.hash = "#/c/`+conv1+`"`))
+	sup.until("it is open", bubbleWith(answer))
 
 	// Alice can no longer open it: the page says so, and the API and
 	// the socket refuse her (tried directly below).
