@@ -345,8 +345,8 @@ func TestBrowserConsole(t *testing.T) {
 	// WeChat's quota: five replies per client message. Once they are
 	// used, the composer is closed with the reason, and the template
 	// message is offered.
-	// (Each send waits for the previous one to be sent: the relay's
-	// quota may count a message archived a moment ago twice.)
+	// (Each send waits for the previous one to show as sent, so the page
+	// is seen following every status frame.)
 	for i := range 5 {
 		body := map[string]any{"key": fmt.Sprintf("quota-%d", i), "kind": "text", "text": fmt.Sprintf("Update %d of 5", i+1)}
 		if status, b := r.api(t, "POST", "/api/conversations/"+conv2+"/messages", aliceTok, body); status != http.StatusAccepted {
