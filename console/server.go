@@ -105,6 +105,7 @@ func (h *Hub) Handler() http.Handler {
 	if h.qr != nil {
 		authed("GET /api/me/qrcode", h.serveQRCode)
 	}
+	h.routeSearchExport(authed) // GET /api/search, /api/exports (search.go)
 	mux.HandleFunc("GET /api/ws", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before upgrading: an unauthenticated request never
 		// becomes a socket.
