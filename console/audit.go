@@ -3,15 +3,20 @@ package console
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-// Audit records who looked at what. The console writes a record every
-// time a supervisor opens a conversation (reads its messages, over HTTP
-// or by a WebSocket resume) or downloads its media, before answering; a
-// record that cannot be written refuses the view.
+// Audit records who looked at what and who did what. The console writes
+// a record every time a supervisor, compliance officer or admin opens a
+// conversation (reads its messages, over HTTP or by a WebSocket resume)
+// or downloads its media, before answering — a record that cannot be
+// written refuses the view — and for every sign-in (failed ones too),
+// sign-out, transfer, search, export, review decision and legal hold.
+// ArchiveAudit keeps the records in the archive, chained
+// (relay.AuditLog); SlogAudit only logs them.
 type Audit interface {
 	Record(ctx context.Context, r AuditRecord) error
 }
@@ -21,6 +26,14 @@ const (
 	AuditOpenConversation   = "open_conversation"   // GET messages
 	AuditResumeConversation = "resume_conversation" // WebSocket resume
 	AuditDownloadMedia      = "download_media"      // GET media
+	AuditSignIn             = relay.AuditSignIn
+	AuditSignInFailed       = relay.AuditSignInFailed
+	AuditSignOut            = relay.AuditSignOut
+	AuditTransfer           = relay.AuditTransfer
+	AuditReview             = relay.AuditReview
+	AuditLegalHold          = relay.AuditLegalHold
+	AuditReadAudit          = relay.AuditReadAudit
+	AuditReadAlerts         = relay.AuditReadAlerts
 )
 
 // AuditRecord is one entry of the audit trail.
@@ -33,6 +46,9 @@ type AuditRecord struct {
 	// Target names what was looked at within the conversation (a
 	// message id for media), "" for the conversation itself.
 	Target string
+	// Detail says what else defines the action: a search's query, an
+	// export's scope, a transfer's target, a review's comment.
+	Detail string
 	// From is where the request came from: the peer address, and what a
 	// proxy said in X-Forwarded-For.
 	From      string
@@ -54,6 +70,49 @@ func (a SlogAudit) Record(ctx context.Context, r AuditRecord) error {
 	if r.Target != "" {
 		attrs = append(attrs, "target", r.Target)
 	}
+	if r.Detail != "" {
+		attrs = append(attrs, "detail", r.Detail)
+	}
 	a.Log.InfoContext(ctx, "audit", attrs...)
 	return nil
+}
+
+// ArchiveAudit archives each record in the audit log, chained per writer
+// (relay.AuditLog), and writes the slog line too. Record fails when the
+// archive does, so a view whose record cannot be archived is refused.
+type ArchiveAudit struct {
+	Log  *relay.AuditLog
+	Slog SlogAudit
+}
+
+var _ Audit = ArchiveAudit{}
+
+// Record archives r, then logs it.
+func (a ArchiveAudit) Record(ctx context.Context, r AuditRecord) error {
+	_, err := a.Log.Append(ctx, relay.AuditEntry{
+		At: r.At, Employee: r.Employee, Role: string(r.Role), Action: r.Action, Conv: string(r.Conv),
+		Target: r.Target, Detail: r.Detail, Remote: r.From, UserAgent: r.UserAgent,
+	})
+	if err != nil {
+		if a.Slog.Log != nil {
+			a.Slog.Log.ErrorContext(ctx, "audit record not archived", "employee", r.Employee, "action", r.Action, "conv", r.Conv, "err", err)
+		}
+		return err
+	}
+	if a.Slog.Log != nil {
+		return a.Slog.Record(ctx, r)
+	}
+	return nil
+}
+
+// record writes an audit record of an action emp took through r.
+func (h *Hub) record(r *http.Request, emp *Employee, action string, conv relay.ConversationID, target, detail string) error {
+	rec := AuditRecord{
+		At: h.now(), Action: action, Conv: conv, Target: target, Detail: detail,
+		From: remoteAddr(r), UserAgent: r.UserAgent(),
+	}
+	if emp != nil {
+		rec.Employee, rec.Role = emp.ID, emp.Role
+	}
+	return h.audit.Record(r.Context(), rec)
 }

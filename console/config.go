@@ -12,10 +12,16 @@ import (
 // Role decides what an employee may see.
 type Role string
 
-// The roles. Agents see their own conversations; supervisors see all.
+// The roles. Agents see and answer their own conversations; supervisors
+// see all and manage them (transfer, resolve); compliance officers read
+// all, search, read the audit log and review alerts, and never send nor
+// manage; admins are supervisors who may also change configuration.
+// See roles.go for what each may do.
 const (
 	RoleAgent      Role = "agent"
 	RoleSupervisor Role = "supervisor"
+	RoleCompliance Role = "compliance"
+	RoleAdmin      Role = "admin"
 )
 
 // Employee is a person who signs in to the console.
@@ -123,9 +129,9 @@ func (c Config) Validate() error {
 		}
 		seen[e.ID] = true
 		switch e.Role {
-		case RoleAgent, RoleSupervisor:
+		case RoleAgent, RoleSupervisor, RoleCompliance, RoleAdmin:
 		default:
-			errs = append(errs, fmt.Errorf("%s (%s): role %q is not one of agent, supervisor", where, e.ID, e.Role))
+			errs = append(errs, fmt.Errorf("%s (%s): role %q is not one of agent, supervisor, compliance, admin", where, e.ID, e.Role))
 		}
 		switch {
 		case e.Token == "" && e.PasswordHash == "":

@@ -183,7 +183,7 @@ func (c *conn) resume(f *Frame) error {
 	if !ok {
 		return c.write(&Frame{Type: FrameError, Conv: f.Conv, Error: "forbidden: this conversation is not assigned to you"})
 	}
-	if c.emp.Role == RoleSupervisor {
+	if c.emp.Role.SeesAll() {
 		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := c.hub.audit.Record(actx, AuditRecord{
 			At: c.hub.now(), Employee: c.emp.ID, Role: c.emp.Role, Action: AuditResumeConversation, Conv: conv,

@@ -176,7 +176,7 @@ func (h *Hub) dispatch(e relay.Event) {
 	h.mu.Lock()
 	targets := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {
-		if c.emp.Role == RoleSupervisor || c.emp.ID == e.Employee || (from != "" && c.emp.ID == from) {
+		if c.emp.Role.SeesAll() || c.emp.ID == e.Employee || (from != "" && c.emp.ID == from) {
 			targets = append(targets, c)
 		}
 	}
@@ -186,19 +186,19 @@ func (h *Hub) dispatch(e relay.Event) {
 	}
 }
 
-// mayRead reports whether emp may read conv: supervisors read all,
-// agents the conversations assigned to them.
+// mayRead reports whether emp may read conv: supervisors, compliance
+// and admins read all, agents the conversations assigned to them.
 func (h *Hub) mayRead(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
-	if emp.Role == RoleSupervisor {
+	if emp.Role.SeesAll() {
 		return true, nil
 	}
 	return h.mayWrite(ctx, emp, conv)
 }
 
 // mayManage reports whether emp may transfer, resolve or reopen conv:
-// supervisors, and the employee it is assigned to.
+// supervisors, admins, and the employee it is assigned to.
 func (h *Hub) mayManage(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
-	if emp.Role == RoleSupervisor {
+	if emp.Role.Manages() {
 		return true, nil
 	}
 	return h.mayWrite(ctx, emp, conv)

@@ -79,7 +79,7 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) 
 		writeError(w, http.StatusBadRequest, "status must be open, resolved or all")
 		return
 	}
-	if emp.Role != RoleSupervisor {
+	if !emp.Role.SeesAll() {
 		f.Employee = emp.ID
 	}
 	sums, err := h.inbox.Conversations(r.Context(), f)
@@ -127,10 +127,10 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) 
 	var convs []relay.ConversationID
 	var keep []int
 	for i, s := range sums {
-		if emp.Role != RoleSupervisor && owners[i] != emp.ID {
+		if !emp.Role.SeesAll() && owners[i] != emp.ID {
 			continue
 		}
-		if emp.Role == RoleSupervisor && f.Employee != "" && owners[i] != "" && owners[i] != f.Employee {
+		if emp.Role.SeesAll() && f.Employee != "" && owners[i] != "" && owners[i] != f.Employee {
 			continue
 		}
 		keep = append(keep, i)

@@ -169,11 +169,12 @@ func (h *Hub) serveHistory(w http.ResponseWriter, r *http.Request, emp *Employee
 	writeJSON(w, http.StatusOK, map[string]any{"conv": conv, "messages": out})
 }
 
-// auditView writes an audit record when a supervisor views something of
-// conv. It reports whether the view may go on; when not (the record
-// could not be written), it has answered.
+// auditView writes an audit record when a supervisor (or compliance
+// officer, or admin) views something of conv. It reports whether the
+// view may go on; when not (the record could not be written), it has
+// answered.
 func (h *Hub) auditView(w http.ResponseWriter, r *http.Request, emp *Employee, action string, conv relay.ConversationID, target string) bool {
-	if emp.Role != RoleSupervisor {
+	if !emp.Role.SeesAll() {
 		return true
 	}
 	err := h.audit.Record(r.Context(), AuditRecord{

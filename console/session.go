@@ -222,6 +222,9 @@ func (h *Hub) serveLogin(auth *authenticator) http.HandlerFunc {
 		match := bcrypt.CompareHashAndPassword(hash, []byte(body.Password)) == nil
 		if !match || emp == nil || emp.PasswordHash == "" {
 			h.log.Info("console sign-in failed", "id", auth.logID(body.ID), "remote", remoteAddr(r))
+			if err := h.record(r, &Employee{ID: auth.logID(body.ID)}, AuditSignInFailed, "", "", "password"); err != nil {
+				h.log.Error("writing the audit trail of a failed sign-in", "err", err)
+			}
 			if h.throttle != nil {
 				locked, err := h.throttle.LoginFailed(ctx, body.ID, h.cfg.LoginAttempts, h.cfg.LoginWindow, h.cfg.LoginLockout)
 				if err != nil {
@@ -257,6 +260,11 @@ func (h *Hub) writeLocked(w http.ResponseWriter, r *http.Request, id string, loc
 func (h *Hub) signIn(w http.ResponseWriter, r *http.Request, emp *Employee, via string) {
 	ctx, cancel := deadline(r.Context())
 	defer cancel()
+	if err := h.record(r, emp, AuditSignIn, "", "", via); err != nil {
+		h.log.Error("writing the audit trail; sign-in refused", "employee", emp.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now (the audit trail cannot be written); try again shortly")
+		return
+	}
 	id, sess, err := h.sessions.start(ctx, emp.ID, via)
 	if err != nil {
 		h.log.Warn("starting a console session", "employee", emp.ID, "err", err)
@@ -308,6 +316,10 @@ func (h *Hub) serveLogout(auth *authenticator) http.HandlerFunc {
 			}
 			setCookie(w, r, "")
 			h.log.Info("console sign-out", "employee", p.emp.ID, "remote", remoteAddr(r))
+			if err := h.record(r, p.emp, AuditSignOut, "", "", ""); err != nil {
+				// The session is gone already; the sign-out stands.
+				h.log.Error("writing the audit trail of a sign-out", "employee", p.emp.ID, "err", err)
+			}
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}

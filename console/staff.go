@@ -85,6 +85,11 @@ func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *Employe
 			return
 		}
 	}
+	if err := h.record(r, emp, AuditTransfer, conv, to.ID, body.Note); err != nil {
+		h.log.Error("writing the audit trail; transfer refused", "employee", emp.ID, "conv", conv, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so the conversation cannot be transferred")
+		return
+	}
 	h.act(w, r, relay.StaffAction{Kind: relay.KindTransfer, Conv: conv, By: emp.ID, Key: key, To: to.ID, Text: body.Note})
 }
 

@@ -47,18 +47,20 @@ const (
 	FrameCaughtUp = "caught_up" // a resume finished: Conv, Seq (last sent)
 	FrameError    = "error"     // a refused request: Error, and Conv when it concerns one
 	FrameStatus   = "status"    // delivery of an outbound message: Conv, Status
+	FrameAlert    = "alert"     // a lexicon hit, to supervisors, compliance and admins: Conv, Alert
 	// Browser → server.
 	FrameResume = "resume" // send what was archived in Conv after Seq
 )
 
 // Frame is one WebSocket message, either way.
 type Frame struct {
-	Type    string       `json:"type"`
-	Conv    string       `json:"conv,omitempty"`
-	Seq     uint64       `json:"seq,omitempty"`
-	Message *WireMessage `json:"message,omitempty"`
-	Status  *WireStatus  `json:"status,omitempty"`
-	Error   string       `json:"error,omitempty"`
+	Type    string            `json:"type"`
+	Conv    string            `json:"conv,omitempty"`
+	Seq     uint64            `json:"seq,omitempty"`
+	Message *WireMessage      `json:"message,omitempty"`
+	Status  *WireStatus       `json:"status,omitempty"`
+	Alert   *relay.LexiconHit `json:"alert,omitempty"`
+	Error   string            `json:"error,omitempty"`
 }
 
 // WireStatus is the delivery state of an outbound message.

@@ -148,8 +148,10 @@ type OutboxDeps struct {
 	Sender       Sender
 	Bus          Bus
 	Dedupe       Dedupe
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Lexicon, if set, refuses sends that match a blocking rule.
+	Lexicon *Lexicon
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Outbox sends outbound messages: policy first, then the archive, then
@@ -169,6 +171,9 @@ type Outbox struct {
 	// spooled holds, per conversation, the sends accepted here that the
 	// archive does not show yet: the window's count must include them.
 	spooled map[ConversationID]map[string]bool
+	// unspooled counts removals from spooled, so a count can tell that a
+	// send moved into the archive while it was reading.
+	unspooled uint64
 	// convLocks serialise the policy check and the acceptance of sends in
 	// one conversation, so two quick sends cannot both take the last slot.
 	convLocks [64]sync.Mutex
@@ -202,13 +207,10 @@ func OutboundID(conv ConversationID, key string) string { return "out:" + string
 
 // Window returns what may be sent in conv now.
 func (o *Outbox) Window(ctx context.Context, conv ConversationID) (WindowState, error) {
-	last, sends, err := o.d.Interactions.LastInteraction(ctx, conv)
+	last, sends, err := o.countSends(ctx, conv)
 	if err != nil {
-		return WindowState{}, fmt.Errorf("reading the last interaction of %s: %w", conv, err)
+		return WindowState{}, err
 	}
-	o.mu.Lock()
-	sends += len(o.spooled[conv])
-	o.mu.Unlock()
 	now := o.d.Now()
 	w := WindowState{Template: o.cfg.Template}
 	switch {
@@ -228,11 +230,37 @@ func (o *Outbox) Window(ctx context.Context, conv ConversationID) (WindowState, 
 	return w, nil
 }
 
+// countSends returns the client's last interaction and the sends since:
+// those the archive holds plus those still in the spool. A send that moves
+// from the spool into the archive while the archive is being read could be
+// counted twice or not at all, so the count is taken again when that
+// happened.
+func (o *Outbox) countSends(ctx context.Context, conv ConversationID) (time.Time, int, error) {
+	for attempt := 1; ; attempt++ {
+		o.mu.Lock()
+		gen, spooled := o.unspooled, len(o.spooled[conv])
+		o.mu.Unlock()
+		last, sends, err := o.d.Interactions.LastInteraction(ctx, conv)
+		if err != nil {
+			return time.Time{}, 0, fmt.Errorf("reading the last interaction of %s: %w", conv, err)
+		}
+		o.mu.Lock()
+		moved := o.unspooled != gen
+		o.mu.Unlock()
+		if !moved || attempt == 5 {
+			return last, sends + spooled, nil
+		}
+	}
+}
+
 // Send checks policy, archives the message as pending and queues it for
 // WeChat. It returns once the message is durable; the outcome follows on
 // the bus.
 func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) {
 	if err := o.validate(req); err != nil {
+		return SendResult{}, err
+	}
+	if err := o.d.Lexicon.checkOutbound(req); err != nil {
 		return SendResult{}, err
 	}
 	id := OutboundID(req.Conv, req.Key)

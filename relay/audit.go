@@ -1,0 +1,306 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The audit log: who did what, when, from where — sign-ins and
+// sign-outs, conversation views, searches, exports, transfers, admin and
+// config changes, review decisions, legal holds.
+//
+// Audit records are few (one per human action), so each is written on
+// its own, synchronously, before the action it records is answered. Each
+// writer (relay instance) chains its records: record n carries the hash
+// of record n-1 of the same writer (Prev), so a record altered, deleted
+// or inserted behind the relay's back breaks the chain, and
+// `wechat-relay verify` finds it (VerifyAudit). Deleting the newest
+// records of a chain leaves no gap; the "audit seal" log line
+// (AuditLog.Append logs the newest hash every AuditCheckpointEvery
+// records) is what an outside witness keeps to notice that.
+//
+// # Canonical encoding of an audit record, version 1
+//
+// As for messages (seal.go): length-prefixed fields, hex SHA-256.
+//
+//	"wechat-relay/audit/v1"
+//	id, writer
+//	number             (decimal)
+//	prev
+//	at_ms              (decimal epoch milliseconds, 0 before 1970)
+//	employee, role, action, conv, target, detail, remote, user_agent
+
+const auditTag = "wechat-relay/audit/v1"
+
+// AuditCheckpointEvery is how many records of a chain pass between two
+// "audit seal" log lines.
+const AuditCheckpointEvery = 100
+
+// Audit actions written by the relay's own parts; the console adds its
+// views (see console/audit.go).
+const (
+	AuditSignIn        = "sign_in"
+	AuditSignInFailed  = "sign_in_failed"
+	AuditSignOut       = "sign_out"
+	AuditSearch        = "search"
+	AuditExport        = "export"
+	AuditTransfer      = "transfer"
+	AuditAssign        = "assign"
+	AuditReview        = "alert_review"
+	AuditLegalHold     = "legal_hold"
+	AuditConfigChange  = "config_change"
+	AuditAdminAction   = "admin"
+	AuditReadAudit     = "read_audit"
+	AuditReadAlerts    = "read_alerts"
+	AuditRetentionView = "retention_report"
+)
+
+// AuditEntry is one archived audit record.
+type AuditEntry struct {
+	ID       string    `json:"id"`
+	Writer   string    `json:"writer"`
+	Number   uint64    `json:"number"` // 1, 2, ... within the writer's chain
+	Prev     string    `json:"prev"`   // Hash of record Number-1; "" for 1
+	At       time.Time `json:"at"`     // to the millisecond
+	Employee string    `json:"employee"`
+	Role     string    `json:"role"`
+	Action   string    `json:"action"`
+	Conv     string    `json:"conv,omitempty"`
+	// Target names what was acted on within Conv (a message id, an
+	// alert id, a hold), or the subject of an action without a
+	// conversation (the employee a sign-in failed for).
+	Target string `json:"target,omitempty"`
+	// Detail is what else says what was done: a search's query, an
+	// export's scope, a review's comment.
+	Detail    string `json:"detail,omitempty"`
+	Remote    string `json:"remote"` // where from: peer address and X-Forwarded-For
+	UserAgent string `json:"user_agent"`
+	Hash      string `json:"hash"`
+}
+
+// ComputeHash is the hash of e's fields other than Hash.
+func (e AuditEntry) ComputeHash() string {
+	enc := newEncoder(auditTag)
+	enc.str(e.ID)
+	enc.str(e.Writer)
+	enc.uint(e.Number)
+	enc.str(e.Prev)
+	enc.uint(archivedMillis(e.At))
+	enc.str(e.Employee)
+	enc.str(e.Role)
+	enc.str(e.Action)
+	enc.str(e.Conv)
+	enc.str(e.Target)
+	enc.str(e.Detail)
+	enc.str(e.Remote)
+	enc.str(e.UserAgent)
+	return enc.sum()
+}
+
+// AuditQuery selects audit records. Zero fields select everything.
+type AuditQuery struct {
+	Employee string    // who
+	Action   string    // what
+	Conv     string    // about which conversation
+	From, To time.Time // From <= At < To
+	Limit    int       // at most this many, newest first (1000)
+}
+
+// AuditStore is the archive as the audit log needs it. Both archives in
+// storage implement it.
+type AuditStore interface {
+	// AppendAudit stores e. Idempotent by (Writer, Number) for an
+	// identical e.
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	// LatestAudit returns writer's record with the highest number; ok is
+	// false when it has none.
+	LatestAudit(ctx context.Context, writer string) (e AuditEntry, ok bool, err error)
+	// SearchAudit returns the records q selects, newest first, one copy
+	// of each.
+	SearchAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// ScanAudit calls fn for every stored audit record, physical copies
+	// included, ordered by writer then number.
+	ScanAudit(ctx context.Context, fn func(AuditEntry) error) error
+}
+
+// AuditLog appends chained audit records for one writer. Safe for
+// concurrent use: records are written one at a time.
+type AuditLog struct {
+	store  AuditStore
+	writer string
+	log    interface {
+		Info(msg string, args ...any)
+	}
+	now func() time.Time
+
+	mu     sync.Mutex
+	loaded bool
+	last   AuditEntry
+}
+
+// NewAuditLog returns the audit log of writer (the pipeline's writer
+// id). log receives the "audit seal" checkpoint lines; nil discards them.
+func NewAuditLog(store AuditStore, writer string, log interface{ Info(string, ...any) }, now func() time.Time) (*AuditLog, error) {
+	if store == nil {
+		return nil, errors.New("relay: audit log needs a store")
+	}
+	if !ValidWriter(writer) {
+		return nil, fmt.Errorf("relay: audit writer id %q is not valid", writer)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &AuditLog{store: store, writer: writer, log: log, now: now}, nil
+}
+
+// Append chains e to the writer's previous record and stores it; it
+// returns the stored record. ID, Writer, Number, Prev and Hash are set
+// here; a zero At is now. After an error the chain is read again from
+// the archive before the next record, so a record stored despite the
+// error is not overwritten by a second one of the same number.
+func (l *AuditLog) Append(ctx context.Context, e AuditEntry) (AuditEntry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.loaded {
+		last, ok, err := l.store.LatestAudit(ctx, l.writer)
+		if err != nil {
+			return AuditEntry{}, fmt.Errorf("reading the audit chain of %s: %w", l.writer, err)
+		}
+		if !ok {
+			last = AuditEntry{}
+		}
+		l.last, l.loaded = last, true
+	}
+	if e.At.IsZero() {
+		e.At = l.now()
+	}
+	e.At = millis(e.At)
+	e.Writer = l.writer
+	e.Number = l.last.Number + 1
+	e.Prev = l.last.Hash
+	e.ID = fmt.Sprintf("%s/audit/%020d", l.writer, e.Number)
+	e.Hash = e.ComputeHash()
+	if err := l.store.AppendAudit(ctx, e); err != nil {
+		l.loaded = false
+		return AuditEntry{}, fmt.Errorf("archiving audit record %s: %w", e.ID, err)
+	}
+	l.last = e
+	if l.log != nil && e.Number%AuditCheckpointEvery == 0 {
+		l.log.Info("audit seal", "writer", e.Writer, "number", e.Number, "hash", e.Hash)
+	}
+	return e, nil
+}
+
+// AuditReport is what VerifyAudit found.
+type AuditReport struct {
+	OK       bool           `json:"ok"`
+	Records  int            `json:"records"` // intact records
+	Chains   []AuditChain   `json:"chains"`
+	Problems []AuditProblem `json:"problems"`
+}
+
+// AuditChain sums up one writer's audit chain.
+type AuditChain struct {
+	Writer   string `json:"writer"`
+	Records  int    `json:"records"`
+	Last     uint64 `json:"last"`
+	LastHash string `json:"last_hash"`
+}
+
+// AuditProblem is one thing wrong in the audit log. Kind is one of
+// ProblemAltered, ProblemSealMissing (a number skipped: records
+// deleted), ProblemChainBroken (prev does not match), ProblemInserted (a
+// second, different record in one place, or an id out of its place).
+type AuditProblem struct {
+	Kind   ProblemKind `json:"kind"`
+	ID     string      `json:"id"`
+	Detail string      `json:"detail"`
+}
+
+// maxAuditProblems bounds the problems listed.
+const maxAuditProblems = 10000
+
+// VerifyAudit recomputes every audit record's hash and chain link.
+func VerifyAudit(ctx context.Context, src AuditStore) (*AuditReport, error) {
+	rep := &AuditReport{}
+	add := func(k ProblemKind, id, detail string) {
+		if len(rep.Problems) < maxAuditProblems {
+			rep.Problems = append(rep.Problems, AuditProblem{Kind: k, ID: id, Detail: detail})
+		}
+	}
+	var (
+		cur     *AuditChain
+		prev    *AuditEntry // the previous distinct record of cur
+		prevBad bool
+	)
+	err := src.ScanAudit(ctx, func(e AuditEntry) error {
+		if cur == nil || cur.Writer != e.Writer {
+			rep.Chains = append(rep.Chains, AuditChain{Writer: e.Writer})
+			cur = &rep.Chains[len(rep.Chains)-1]
+			prev, prevBad = nil, false
+		}
+		computed := e.ComputeHash()
+		if prev != nil && prev.Number == e.Number {
+			// Another physical copy of the same place.
+			if e.Hash != prev.Hash || computed != prev.ComputeHash() {
+				add(ProblemInserted, e.ID, fmt.Sprintf("two different audit records numbered %d in %s's chain", e.Number, e.Writer))
+			}
+			return nil
+		}
+		bad := false
+		if computed != e.Hash {
+			add(ProblemAltered, e.ID, "content does not match its hash")
+			bad = true
+		}
+		if want := fmt.Sprintf("%s/audit/%020d", e.Writer, e.Number); e.ID != want {
+			add(ProblemInserted, e.ID, "id does not match its place "+want)
+			bad = true
+		}
+		switch {
+		case prev == nil && e.Number != 1:
+			add(ProblemSealMissing, e.ID, fmt.Sprintf("chain of %s starts at %d: records 1..%d missing", e.Writer, e.Number, e.Number-1))
+		case prev != nil && e.Number != prev.Number+1:
+			add(ProblemSealMissing, e.ID, fmt.Sprintf("records %d..%d of %s missing", prev.Number+1, e.Number-1, e.Writer))
+		case prev != nil && e.Prev != prev.Hash && !prevBad:
+			add(ProblemChainBroken, e.ID, "prev is not the hash of record "+prev.ID)
+			bad = true
+		case prev == nil && e.Number == 1 && e.Prev != "":
+			add(ProblemChainBroken, e.ID, "first record has a prev")
+			bad = true
+		}
+		if !bad {
+			rep.Records++
+		}
+		c := e
+		prev, prevBad = &c, bad
+		cur.Records++
+		cur.Last, cur.LastHash = e.Number, e.Hash
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify: reading the audit log: %w", err)
+	}
+	rep.OK = len(rep.Problems) == 0
+	return rep, nil
+}
+
+// ParseAuditTime reads a time of an audit query: RFC 3339, or a date
+// (YYYY-MM-DD, UTC midnight). "" is the zero time.
+func ParseAuditTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor YYYY-MM-DD", s)
+	}
+	return t, nil
+}

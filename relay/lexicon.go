@@ -1,0 +1,362 @@
+package relay
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Lexicon policy: word and regex lists per Official Account, matched on
+// the text of inbound and outbound messages. A hit is archived (a
+// LexiconHit), enters the review queue, and raises a live alert to
+// supervisors; an outbound rule with Block refuses the send before
+// anything is archived or sent (Outbox.Send).
+//
+// Rules are per account: teams do not exist yet. Words match as
+// substrings, case-insensitively for letters with case (Latin, Greek,
+// Cyrillic), exactly for Chinese; regexes are Go RE2 syntax, matched
+// case-insensitively.
+
+// LexiconRule is one named list.
+type LexiconRule struct {
+	// Name identifies the rule in alerts, refusals and reviews.
+	Name string `yaml:"name"`
+	// Accounts it applies to; empty: every account.
+	Accounts []string `yaml:"accounts"`
+	// Words match as substrings.
+	Words []string `yaml:"words"`
+	// Regex are RE2 patterns.
+	Regex []string `yaml:"regex"`
+	// Direction: "inbound", "outbound" or "both" (empty: both).
+	Direction string `yaml:"direction"`
+	// Block refuses an outbound send that matches, with Reason.
+	Block bool `yaml:"block"`
+	// Reason is shown to the employee whose send is blocked, and in
+	// alerts.
+	Reason string `yaml:"reason"`
+}
+
+// Lexicon is the compiled rules. The zero value and nil match nothing.
+type Lexicon struct {
+	rules []compiledRule
+}
+
+type compiledRule struct {
+	LexiconRule
+	accounts map[string]bool
+	dir      Direction // "" for both
+	words    []string  // lower-cased
+	regex    []*regexp.Regexp
+}
+
+// NewLexicon compiles rules, reporting every problem at once.
+func NewLexicon(rules []LexiconRule) (*Lexicon, error) {
+	var errs []error
+	l := &Lexicon{}
+	seen := map[string]bool{}
+	for i, r := range rules {
+		where := fmt.Sprintf("lexicon[%d]", i)
+		if r.Name == "" {
+			errs = append(errs, fmt.Errorf("%s: name is required", where))
+		} else if seen[r.Name] {
+			errs = append(errs, fmt.Errorf("%s: duplicate name %q", where, r.Name))
+		}
+		seen[r.Name] = true
+		c := compiledRule{LexiconRule: r}
+		switch r.Direction {
+		case "", "both":
+		case "inbound", string(Inbound):
+			c.dir = Inbound
+		case "outbound", string(Outbound):
+			c.dir = Outbound
+		default:
+			errs = append(errs, fmt.Errorf("%s (%s): direction %q is not inbound, outbound or both", where, r.Name, r.Direction))
+		}
+		if r.Block && c.dir == Inbound {
+			errs = append(errs, fmt.Errorf("%s (%s): block applies to outbound messages only", where, r.Name))
+		}
+		if len(r.Words) == 0 && len(r.Regex) == 0 {
+			errs = append(errs, fmt.Errorf("%s (%s): needs words or regex", where, r.Name))
+		}
+		if len(r.Accounts) > 0 {
+			c.accounts = map[string]bool{}
+			for _, a := range r.Accounts {
+				c.accounts[a] = true
+			}
+		}
+		for _, w := range r.Words {
+			if w = strings.TrimSpace(w); w != "" {
+				c.words = append(c.words, strings.ToLower(w))
+			}
+		}
+		for _, p := range r.Regex {
+			re, err := regexp.Compile("(?i)" + p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s (%s): regex %q: %w", where, r.Name, p, err))
+				continue
+			}
+			c.regex = append(c.regex, re)
+		}
+		l.rules = append(l.rules, c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// LexiconMatch is one rule that matched a text.
+type LexiconMatch struct {
+	Rule    string `json:"rule"`
+	Matched string `json:"matched"` // the word or the text the regex matched
+	Block   bool   `json:"block"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Match returns the rules of account that match text in direction d, one
+// match per rule, in the rules' order.
+func (l *Lexicon) Match(account string, d Direction, text string) []LexiconMatch {
+	if l == nil || text == "" {
+		return nil
+	}
+	lower := strings.ToLower(text)
+	var out []LexiconMatch
+	for _, r := range l.rules {
+		if r.accounts != nil && !r.accounts[account] {
+			continue
+		}
+		if r.dir != "" && r.dir != d {
+			continue
+		}
+		matched := ""
+		for _, w := range r.words {
+			if strings.Contains(lower, w) {
+				matched = w
+				break
+			}
+		}
+		if matched == "" {
+			for _, re := range r.regex {
+				if m := re.FindString(text); m != "" {
+					matched = m
+					break
+				}
+			}
+		}
+		if matched != "" {
+			out = append(out, LexiconMatch{Rule: r.Name, Matched: matched, Block: r.Block && d == Outbound, Reason: r.Reason})
+		}
+	}
+	return out
+}
+
+// ErrCodeLexicon is the code of a PolicyError for a send a lexicon rule
+// blocked. Not a WeChat errcode: WeChat never saw the message.
+const ErrCodeLexicon = -10001
+
+// checkOutbound refuses a send whose text matches a blocking rule.
+func (l *Lexicon) checkOutbound(req SendRequest) error {
+	if l == nil {
+		return nil
+	}
+	account, _ := splitConv(req.Conv)
+	for _, m := range l.Match(account, Outbound, req.Text) {
+		if m.Block {
+			why := m.Reason
+			if why == "" {
+				why = fmt.Sprintf("the text contains %q", m.Matched)
+			}
+			return &PolicyError{Code: ErrCodeLexicon, Reason: fmt.Sprintf("blocked by the compliance rule %q: %s. Nothing was sent or archived.", m.Rule, why)}
+		}
+	}
+	return nil
+}
+
+// LexiconHit is an archived hit: a rule that matched an archived message.
+type LexiconHit struct {
+	ID        string         `json:"id"`
+	Account   string         `json:"account"`
+	Conv      ConversationID `json:"conv"`
+	MessageID string         `json:"message_id"`
+	Direction Direction      `json:"direction"`
+	Employee  string         `json:"employee,omitempty"`
+	Rule      string         `json:"rule"`
+	Matched   string         `json:"matched"`
+	Excerpt   string         `json:"excerpt"`
+	At        time.Time      `json:"at"`
+	// Review is the latest decision, nil while the hit waits in the
+	// queue (filled by AlertStore.Alerts).
+	Review *AlertReview `json:"review,omitempty"`
+}
+
+// HitID is the id of the hit of rule on message id: the same on every
+// relay instance.
+func HitID(messageID, rule string) string {
+	sum := sha256.Sum256([]byte(messageID + "\x00" + rule))
+	return "hit-" + hex.EncodeToString(sum[:12])
+}
+
+// Review decisions.
+const (
+	DecisionReviewed  = "reviewed"
+	DecisionEscalated = "escalated"
+)
+
+// AlertReview is a decision on a hit.
+type AlertReview struct {
+	ID       string    `json:"id"`
+	HitID    string    `json:"hit_id"`
+	Decision string    `json:"decision"` // DecisionReviewed or DecisionEscalated
+	Comment  string    `json:"comment"`
+	Reviewer string    `json:"reviewer"`
+	At       time.Time `json:"at"`
+}
+
+// AlertQuery selects hits. Zero fields select everything.
+type AlertQuery struct {
+	Account  string
+	From, To time.Time
+	// Status: "open" (no decision yet), "reviewed", "escalated", or ""
+	// for all.
+	Status string
+	Limit  int // newest first (500)
+}
+
+// AlertStore archives hits and review decisions. Both archives in
+// storage implement it.
+type AlertStore interface {
+	// AppendHits stores hits; a hit whose id is stored already is not
+	// stored again (readers see one).
+	AppendHits(ctx context.Context, hits []LexiconHit) error
+	// AppendReview stores a decision.
+	AppendReview(ctx context.Context, r AlertReview) error
+	// Alerts returns the hits q selects with their latest decision,
+	// newest first.
+	Alerts(ctx context.Context, q AlertQuery) ([]LexiconHit, error)
+	// Hit returns one hit, ok false when there is none.
+	Hit(ctx context.Context, id string) (LexiconHit, bool, error)
+}
+
+// LexiconWatcher matches every archived message on the bus, archives the
+// hits and hands them to Alert (the console's live alert). Every relay
+// instance runs one: each archives the same hits (same ids, collapsed by
+// the readers) and alerts the supervisors connected to it.
+type LexiconWatcher struct {
+	Lexicon *Lexicon
+	Bus     Bus
+	Store   AlertStore
+	// Alert, if set, is called with each hit once it is archived.
+	Alert func(LexiconHit)
+	Log   *slog.Logger
+}
+
+// Run watches until ctx ends.
+func (w *LexiconWatcher) Run(ctx context.Context) error {
+	log := w.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ch, err := w.Bus.Subscribe(ctx)
+	if err != nil {
+		return fmt.Errorf("lexicon: subscribing to the bus: %w", err)
+	}
+	for e := range ch {
+		if e.Type != EventMessage || e.Message == nil {
+			continue
+		}
+		hits := w.Hits(*e.Message)
+		if len(hits) == 0 {
+			continue
+		}
+		// A hit must be archived before it is shown; retry briefly.
+		var err error
+		for attempt := range 5 {
+			if err = w.Store.AppendHits(ctx, hits); err == nil || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+			}
+		}
+		if err != nil {
+			log.Error("archiving lexicon hits failed; no alert raised", "msg_id", e.Message.ID, "conv", e.Message.Conv, "err", err)
+			continue
+		}
+		for _, h := range hits {
+			log.Info("lexicon hit", "rule", h.Rule, "msg_id", h.MessageID, "conv", h.Conv, "direction", h.Direction)
+			if w.Alert != nil {
+				w.Alert(h)
+			}
+		}
+	}
+	return nil
+}
+
+// Hits returns the hits of m, an archived message.
+func (w *LexiconWatcher) Hits(m Message) []LexiconHit {
+	if m.Direction != Inbound && m.Direction != Outbound {
+		return nil
+	}
+	matches := w.Lexicon.Match(m.Account, m.Direction, m.Text)
+	out := make([]LexiconHit, 0, len(matches))
+	for _, x := range matches {
+		emp := m.Employee
+		if by := m.Attrs["sent_by"]; by != "" {
+			emp = by
+		}
+		at := m.AcceptedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		out = append(out, LexiconHit{
+			ID: HitID(m.ID, x.Rule), Account: m.Account, Conv: m.Conv, MessageID: m.ID, Direction: m.Direction,
+			Employee: emp, Rule: x.Rule, Matched: x.Matched, Excerpt: excerpt(m.Text, x.Matched), At: millis(at),
+		})
+	}
+	return out
+}
+
+// excerpt is up to 40 characters either side of the first match.
+func excerpt(text, matched string) string {
+	r := []rune(text)
+	i := strings.Index(strings.ToLower(text), strings.ToLower(matched))
+	if i < 0 {
+		i = 0
+	}
+	start := len([]rune(text[:min(i, len(text))]))
+	lo, hi := max(start-40, 0), min(start+len([]rune(matched))+40, len(r))
+	return string(r[lo:hi])
+}
+
+// ValidDecision reports whether d is a review decision.
+func ValidDecision(d string) bool {
+	return slices.Contains([]string{DecisionReviewed, DecisionEscalated}, d)
+}
+
+// FilterAlerts keeps the hits of status ("open", "reviewed",
+// "escalated"; "" for all), at most limit of them.
+func FilterAlerts(hits []LexiconHit, status string, limit int) []LexiconHit {
+	out := hits[:0:0]
+	for _, h := range hits {
+		switch {
+		case status == "":
+		case status == "open" && h.Review != nil:
+			continue
+		case status != "open" && (h.Review == nil || h.Review.Decision != status):
+			continue
+		}
+		out = append(out, h)
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out
+}

@@ -1,0 +1,305 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// The compliance tables of migration 0004: the audit log, lexicon hits
+// and their reviews, legal holds. Triggers refuse UPDATE and DELETE.
+
+var (
+	_ relay.AuditStore     = (*Archive)(nil)
+	_ relay.AlertStore     = (*Archive)(nil)
+	_ relay.RetentionStore = (*Archive)(nil)
+)
+
+const auditColumns = `id, writer, number, prev, at_ms, employee, role, action, conv, target, detail, remote, user_agent, hash`
+
+// AppendAudit stores e. Storing the same id again is ignored.
+func (a *Archive) AppendAudit(ctx context.Context, e relay.AuditEntry) error {
+	if e.ID == "" || e.Writer == "" || e.Hash == "" {
+		return errors.New("embedded: append audit: id, writer and hash are required")
+	}
+	if e.Number > math.MaxInt64 {
+		return fmt.Errorf("embedded: append audit %s: number beyond what SQLite's INTEGER holds", e.ID)
+	}
+	err := a.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			e.ID, e.Writer, int64(e.Number), e.Prev, millis(e.At), e.Employee, e.Role, e.Action, e.Conv,
+			e.Target, e.Detail, e.Remote, e.UserAgent, e.Hash)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: append audit %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// LatestAudit returns writer's newest audit record.
+func (a *Archive) LatestAudit(ctx context.Context, writer string) (relay.AuditEntry, bool, error) {
+	out, err := a.queryAudit(ctx, `SELECT `+auditColumns+` FROM audit WHERE writer = ? ORDER BY number DESC LIMIT 1`, writer)
+	if err != nil || len(out) == 0 {
+		return relay.AuditEntry{}, false, err
+	}
+	return out[0], true, nil
+}
+
+// SearchAudit returns the records q selects, newest first.
+func (a *Archive) SearchAudit(ctx context.Context, q relay.AuditQuery) ([]relay.AuditEntry, error) {
+	where := []string{"1 = 1"}
+	var args []any
+	if q.Employee != "" {
+		where, args = append(where, "employee = ?"), append(args, q.Employee)
+	}
+	if q.Action != "" {
+		where, args = append(where, "action = ?"), append(args, q.Action)
+	}
+	if q.Conv != "" {
+		where, args = append(where, "conv = ?"), append(args, q.Conv)
+	}
+	if !q.From.IsZero() {
+		where, args = append(where, "at_ms >= ?"), append(args, millis(q.From))
+	}
+	if !q.To.IsZero() {
+		where, args = append(where, "at_ms < ?"), append(args, millis(q.To))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	args = append(args, limit)
+	return a.queryAudit(ctx, `SELECT `+auditColumns+` FROM audit WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY at_ms DESC, writer, number LIMIT ?`, args...)
+}
+
+// ScanAudit calls fn for every audit record by writer and number.
+func (a *Archive) ScanAudit(ctx context.Context, fn func(relay.AuditEntry) error) error {
+	out, err := a.queryAudit(ctx, `SELECT `+auditColumns+` FROM audit ORDER BY writer, number, hash`)
+	if err != nil {
+		return err
+	}
+	for _, e := range out {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Archive) queryAudit(ctx context.Context, q string, args ...any) ([]relay.AuditEntry, error) {
+	rows, err := a.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: reading audit: %w", err)
+	}
+	defer rows.Close()
+	var out []relay.AuditEntry
+	for rows.Next() {
+		var (
+			e      relay.AuditEntry
+			number int64
+			ms     int64
+		)
+		if err := rows.Scan(&e.ID, &e.Writer, &number, &e.Prev, &ms, &e.Employee, &e.Role, &e.Action, &e.Conv,
+			&e.Target, &e.Detail, &e.Remote, &e.UserAgent, &e.Hash); err != nil {
+			return nil, fmt.Errorf("embedded: reading audit: %w", err)
+		}
+		e.Number, e.At = uint64(number), fromMillis(ms)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: reading audit: %w", err)
+	}
+	return out, nil
+}
+
+const hitColumns = `id, account, conv, message_id, direction, employee, rule, matched, excerpt, at_ms`
+
+// AppendHits stores hits; ids stored already are ignored.
+func (a *Archive) AppendHits(ctx context.Context, hits []relay.LexiconHit) error {
+	if len(hits) == 0 {
+		return nil
+	}
+	err := a.write(ctx, func(tx *sql.Tx) error {
+		for _, h := range hits {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO lexicon_hits (`+hitColumns+`)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+				h.ID, h.Account, string(h.Conv), h.MessageID, string(h.Direction), h.Employee, h.Rule, h.Matched,
+				h.Excerpt, millis(h.At)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: append lexicon hits: %w", err)
+	}
+	return nil
+}
+
+// AppendReview stores a review decision.
+func (a *Archive) AppendReview(ctx context.Context, r relay.AlertReview) error {
+	err := a.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO alert_reviews (id, hit_id, decision, comment, reviewer, at_ms)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			r.ID, r.HitID, r.Decision, r.Comment, r.Reviewer, millis(r.At))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: append review %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Hit returns one hit with its latest review.
+func (a *Archive) Hit(ctx context.Context, id string) (relay.LexiconHit, bool, error) {
+	hits, err := a.queryHits(ctx, `SELECT `+hitColumns+` FROM lexicon_hits WHERE id = ?`, id)
+	if err != nil || len(hits) == 0 {
+		return relay.LexiconHit{}, false, err
+	}
+	return hits[0], true, nil
+}
+
+// Alerts returns the hits q selects with their latest decision, newest
+// first.
+func (a *Archive) Alerts(ctx context.Context, q relay.AlertQuery) ([]relay.LexiconHit, error) {
+	where := []string{"1 = 1"}
+	var args []any
+	if q.Account != "" {
+		where, args = append(where, "account = ?"), append(args, q.Account)
+	}
+	if !q.From.IsZero() {
+		where, args = append(where, "at_ms >= ?"), append(args, millis(q.From))
+	}
+	if !q.To.IsZero() {
+		where, args = append(where, "at_ms < ?"), append(args, millis(q.To))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 10000 {
+		limit = 500
+	}
+	hits, err := a.queryHits(ctx, `SELECT `+hitColumns+` FROM lexicon_hits WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY at_ms DESC, id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return relay.FilterAlerts(hits, q.Status, limit), nil
+}
+
+// queryHits reads hits and attaches each one's latest review.
+func (a *Archive) queryHits(ctx context.Context, q string, args ...any) ([]relay.LexiconHit, error) {
+	rows, err := a.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: reading lexicon hits: %w", err)
+	}
+	var out []relay.LexiconHit
+	for rows.Next() {
+		var (
+			h         relay.LexiconHit
+			conv, dir string
+			ms        int64
+		)
+		if err := rows.Scan(&h.ID, &h.Account, &conv, &h.MessageID, &dir, &h.Employee, &h.Rule, &h.Matched, &h.Excerpt, &ms); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("embedded: reading lexicon hits: %w", err)
+		}
+		h.Conv, h.Direction, h.At = relay.ConversationID(conv), relay.Direction(dir), fromMillis(ms)
+		out = append(out, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: reading lexicon hits: %w", err)
+	}
+	for i := range out {
+		var (
+			r  relay.AlertReview
+			ms int64
+		)
+		err := a.db.QueryRowContext(ctx, `SELECT id, hit_id, decision, comment, reviewer, at_ms FROM alert_reviews
+			WHERE hit_id = ? ORDER BY at_ms DESC, id DESC LIMIT 1`, out[i].ID).
+			Scan(&r.ID, &r.HitID, &r.Decision, &r.Comment, &r.Reviewer, &ms)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("embedded: reading reviews: %w", err)
+		default:
+			r.At = fromMillis(ms)
+			out[i].Review = &r
+		}
+	}
+	return out, nil
+}
+
+// PlaceHold stores h.
+func (a *Archive) PlaceHold(ctx context.Context, h relay.Hold) error {
+	err := a.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO holds (id, account, client, conv, reason, placed_by, at_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			h.ID, h.Account, h.Client, string(h.Conv), h.Reason, h.PlacedBy, millis(h.At))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: place hold %s: %w", h.ID, err)
+	}
+	return nil
+}
+
+// Holds returns every hold, oldest first.
+func (a *Archive) Holds(ctx context.Context) ([]relay.Hold, error) {
+	rows, err := a.db.QueryContext(ctx, `SELECT id, account, client, conv, reason, placed_by, at_ms FROM holds ORDER BY at_ms, id`)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: reading holds: %w", err)
+	}
+	defer rows.Close()
+	var out []relay.Hold
+	for rows.Next() {
+		var (
+			h    relay.Hold
+			conv string
+			ms   int64
+		)
+		if err := rows.Scan(&h.ID, &h.Account, &h.Client, &conv, &h.Reason, &h.PlacedBy, &ms); err != nil {
+			return nil, fmt.Errorf("embedded: reading holds: %w", err)
+		}
+		h.Conv, h.At = relay.ConversationID(conv), fromMillis(ms)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: reading holds: %w", err)
+	}
+	return out, nil
+}
+
+// MonthCounts counts messages per account and month (UTC, of their
+// acceptance), and those a hold covers.
+func (a *Archive) MonthCounts(ctx context.Context) ([]relay.MonthCount, error) {
+	rows, err := a.db.QueryContext(ctx, `SELECT account, strftime('%Y%m', COALESCE(accepted_ms, 0) / 1000, 'unixepoch') AS month,
+			count(*),
+			sum(CASE WHEN conv IN (SELECT conv FROM holds WHERE conv != '')
+				OR account || ':' || client IN (SELECT account || ':' || client FROM holds WHERE client != '')
+				THEN 1 ELSE 0 END)
+		FROM messages GROUP BY account, month ORDER BY account, month`)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: counting messages per month: %w", err)
+	}
+	defer rows.Close()
+	var out []relay.MonthCount
+	for rows.Next() {
+		var c relay.MonthCount
+		if err := rows.Scan(&c.Account, &c.Month, &c.Messages, &c.Held); err != nil {
+			return nil, fmt.Errorf("embedded: counting messages per month: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: counting messages per month: %w", err)
+	}
+	return out, nil
+}
