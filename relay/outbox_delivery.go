@@ -20,6 +20,9 @@ func (o *Outbox) archived(m Message) { o.unspool(m) }
 func (o *Outbox) unspool(m Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.spooled[m.Conv][m.ID] {
+		o.unspooled++
+	}
 	delete(o.spooled[m.Conv], m.ID)
 	if len(o.spooled[m.Conv]) == 0 {
 		delete(o.spooled, m.Conv)
