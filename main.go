@@ -6,6 +6,8 @@
 //	wechat-relay check-config [-config FILE]  validate the configuration
 //	wechat-relay sim [flags]                  run the WeChat simulator
 //	wechat-relay hash-password < password     bcrypt hash for an employee's password_hash
+//	wechat-relay search [flags]               search the archive
+//	wechat-relay export [flags]               export for eDiscovery (folder or zip)
 //	wechat-relay version                      print the version
 package main
 
@@ -51,6 +53,10 @@ func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
 		return hashPasswordCommand(args, os.Stdin, stdout, stderr)
 	case "verify":
 		return verifyCommand(args, stdout, stderr, env)
+	case "search":
+		return searchCommand(args, stdout, stderr, env)
+	case "export":
+		return exportCommand(args, stdout, stderr, env)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -91,6 +97,8 @@ commands:
   sim            run the WeChat simulator (API, clients, phone page; -load for a load test)
   hash-password  print the bcrypt hash of a console password read from stdin
   verify         check the archive's hashes and seals (-config FILE, -json, -seal HASH); exit 0 only if intact
+  search         search the archive (-text, -client, -employee, -conv, -from, -to, ...; -json)
+  export         export messages, media, transcript and manifest (-conv|-client|-employee|-text ... -out DIR|FILE.zip -by NAME)
   version        print the version
 `)
 }
