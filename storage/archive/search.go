@@ -13,12 +13,14 @@ import (
 // Search and the reads an export makes (relay.Searcher,
 // relay.ExportSource).
 //
-// A search runs in two steps. The first reads only the columns the
-// filters name plus (id, accepted_ms, account, conv), groups by id (which
-// collapses replayed copies: they share id and accepted_ms) and keeps the
-// page: newest first by accepted_ms then id, a keyset cursor or an
-// offset. The second reads the full rows of the page's ids, through the
-// sort key (account, conv, id). A date range prunes monthly partitions by
+// A search first finds the page's ids (searchKeys: newest first by
+// accepted_ms then id, after a keyset cursor or an offset, replayed
+// copies collapsed), reading only the columns the filters name plus
+// accepted_ms, and (id, account, conv) of the few newest rows. Then it
+// reads the full rows of those ids, through the sort key (account, conv,
+// id), with the ids as PREWHERE: the other columns (raw, attrs, text)
+// are read only from the granules holding one of them, not from every
+// granule of those conversations (5x faster for a page of 50 here). A date range prunes monthly partitions by
 // day. Free text is positionCaseInsensitiveUTF8(text, needle) > 0, which
 // 18.16 has (there is no ILIKE there): a case-insensitive substring,
 // Chinese included, folding case code point by code point.
@@ -52,11 +54,99 @@ func searchWhere(q relay.SearchQuery) (string, []any) {
 		where = append(where, "day <= toDate(?) AND accepted_ms < ?")
 		args = append(args, dateLiteral(storedTime(q.To)), epochMillis(q.To))
 	}
-	if q.Text != "" {
+	switch {
+	case q.Text == "":
+	case caseless(q.Text):
+		// Nothing to fold (Chinese, digits, punctuation): a plain byte
+		// search finds the same rows, faster.
+		where = append(where, "position(text, ?) > 0")
+		args = append(args, q.Text)
+	default:
 		where = append(where, "positionCaseInsensitiveUTF8(text, ?) > 0")
 		args = append(args, q.Text)
 	}
 	return strings.Join(where, " AND "), args
+}
+
+// searchKey is a message a search found, before its row is read.
+type searchKey struct {
+	id, account, conv string
+	ms                uint64
+}
+
+// searchKeys returns the first n distinct ids (with their accepted_ms,
+// account and conv) of the rows where matches, newest first (accepted_ms,
+// then id, descending).
+//
+// Grouping every matching row by id to collapse copies costs a hash
+// table of all of them (over a second for a million rows); sorting them
+// all by (accepted_ms, id) reads the id column of all of them. Instead:
+// the accepted_ms of the n newest physical rows gives a threshold T (one
+// UInt64 column read, a top-n heap), then only the rows at or after T
+// are read and sorted, and their copies (same id, same accepted_ms, so
+// adjacent) skipped here. Every row at T is included, so ties order
+// exactly. Should copies leave fewer than n distinct ids while older rows
+// exist, the window doubles.
+func (a *Archive) searchKeys(ctx context.Context, where string, args []any, n int) ([]searchKey, error) {
+	for window := n; ; window *= 2 {
+		rows, err := a.conn.Query(ctx, `SELECT accepted_ms FROM messages WHERE `+where+
+			fmt.Sprintf(` ORDER BY accepted_ms DESC LIMIT %d`, window), args...)
+		if err != nil {
+			return nil, err
+		}
+		var got int
+		var threshold uint64
+		for rows.Next() {
+			if err := rows.Scan(&threshold); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			got++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if got == 0 {
+			return nil, nil
+		}
+		full := got == window // older rows may exist below the threshold
+		if !full {
+			threshold = 0
+		}
+		rows, err = a.conn.Query(ctx, `SELECT id, accepted_ms, account, conv FROM messages WHERE `+where+
+			` AND accepted_ms >= ? ORDER BY accepted_ms DESC, id DESC`, append(args, threshold)...)
+		if err != nil {
+			return nil, err
+		}
+		var keys []searchKey
+		seen := map[string]bool{}
+		for rows.Next() {
+			var k searchKey
+			if err := rows.Scan(&k.id, &k.ms, &k.account, &k.conv); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if seen[k.id] {
+				continue // a replayed copy
+			}
+			seen[k.id] = true
+			keys = append(keys, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(keys) >= n || !full {
+			return keys[:min(n, len(keys))], nil
+		}
+	}
+}
+
+// caseless reports whether s has no letter that case folding changes,
+// so that a case-insensitive search for it is a byte search.
+func caseless(s string) bool {
+	return strings.ToLower(s) == s && strings.ToUpper(s) == s
 }
 
 // Search returns one page of the messages q selects, newest first, one
@@ -82,32 +172,15 @@ func (a *Archive) Search(ctx context.Context, q relay.SearchQuery) (relay.Search
 		keyWhere += " AND (accepted_ms < ? OR (accepted_ms = ? AND id < ?))"
 		keyArgs = append(keyArgs, afterMS, afterMS, afterID)
 	}
-	limit := fmt.Sprintf(" LIMIT %d", size+1)
-	if q.Cursor == "" && q.Offset > 0 {
-		limit = fmt.Sprintf(" LIMIT %d, %d", q.Offset, size+1)
+	skip := 0
+	if q.Cursor == "" {
+		skip = q.Offset
 	}
-	rows, err := a.conn.Query(ctx, `SELECT id, max(accepted_ms) AS ms, any(account), any(conv) FROM messages
-		WHERE `+keyWhere+` GROUP BY id ORDER BY ms DESC, id DESC`+limit, keyArgs...)
+	keys, err := a.searchKeys(ctx, keyWhere, keyArgs, skip+size+1)
 	if err != nil {
 		return relay.SearchPage{}, fmt.Errorf("archive: search %s: %w", q, err)
 	}
-	type key struct {
-		id, account, conv string
-		ms                uint64
-	}
-	var keys []key
-	for rows.Next() {
-		var k key
-		if err := rows.Scan(&k.id, &k.ms, &k.account, &k.conv); err != nil {
-			rows.Close()
-			return relay.SearchPage{}, fmt.Errorf("archive: search %s: %w", q, err)
-		}
-		keys = append(keys, k)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return relay.SearchPage{}, fmt.Errorf("archive: search %s: %w", q, err)
-	}
+	keys = keys[min(skip, len(keys)):]
 	more := len(keys) > size
 	if more {
 		keys = keys[:size]
@@ -130,9 +203,9 @@ func (a *Archive) Search(ctx context.Context, q relay.SearchQuery) (relay.Search
 		}
 	}
 	msgs, err := a.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE account IN ? AND conv IN ? AND id IN ?
+		PREWHERE id IN ? WHERE account IN ? AND conv IN ?
 		ORDER BY id, accepted_ms DESC LIMIT 1 BY id`,
-		clickhouse.GroupSet{Value: accounts}, clickhouse.GroupSet{Value: convs}, clickhouse.GroupSet{Value: ids})
+		clickhouse.GroupSet{Value: ids}, clickhouse.GroupSet{Value: accounts}, clickhouse.GroupSet{Value: convs})
 	if err != nil {
 		return relay.SearchPage{}, fmt.Errorf("archive: search %s: reading %d messages: %w", q, len(keys), err)
 	}
