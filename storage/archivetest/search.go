@@ -297,6 +297,7 @@ func testSearchReplays(t *testing.T, s SearchStore) {
 	insert(t, s, msgs...) // a replay after a crash
 	insert(t, s, msgs[1]) // and another of one message
 	insert(t, s, message(c, 4))
+	insert(t, s, message(c, 4)) // the newest replayed: a page of one sees two copies first
 	for _, q := range []relay.SearchQuery{
 		{Conv: c, WithTotal: true},
 		{Conv: c, WithTotal: true, Limit: 1},
