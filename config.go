@@ -38,6 +38,10 @@ type Config struct {
 			Database string `yaml:"database"`
 			Username string `yaml:"username"`
 			Password string `yaml:"-"` // WR_CLICKHOUSE_PASSWORD
+			// Migrate applies schema migrations at start (nil: true).
+			// False: the schema is only checked, and the relay's user
+			// needs INSERT and SELECT only.
+			Migrate *bool `yaml:"migrate"`
 		} `yaml:"clickhouse"`
 		// Redis: dedupe, sequence numbers, assignments, the shared access
 		// token and the bus between instances. Empty Addr keeps them in
@@ -67,6 +71,12 @@ type Config struct {
 		SendQueue      int                   `yaml:"send_queue"`
 		PingInterval   time.Duration         `yaml:"ping_interval"`
 	} `yaml:"console"`
+	// Lexicon rules, matched on inbound and outbound text (compliance.go).
+	Lexicon []relay.LexiconRule `yaml:"lexicon"`
+	// Retention per account ("*": every other account), e.g. 7y, 18m,
+	// 90d: only for `wechat-relay retention-report`; the relay never
+	// deletes.
+	Retention map[string]string `yaml:"retention"`
 	// ShutdownTimeout bounds a graceful stop (15s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -239,6 +249,7 @@ func (c *Config) Validate() error {
 	if err := cc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateCompliance()...)
 	accounts := map[string]bool{}
 	for _, a := range c.WeChat.Accounts {
 		accounts[a.ID] = true

@@ -36,6 +36,9 @@ type store interface {
 	relay.Interactions
 	relay.ConversationIndex
 	relay.MediaReader
+	relay.AuditStore
+	relay.AlertStore
+	relay.RetentionStore
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -62,6 +65,7 @@ type system struct {
 	bus      relay.Bus
 	media    *relay.MediaWorker
 	hub      *console.Hub
+	lexicon  *relay.LexiconWatcher // nil without lexicon rules
 	handler  http.Handler
 }
 
@@ -77,7 +81,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if a := cfg.Storage.ClickHouse; a.Addr != "" {
-		acfg := archive.Config{Addr: a.Addr, Database: a.Database, Username: a.Username, Password: a.Password}
+		acfg := archive.Config{Addr: a.Addr, Database: a.Database, Username: a.Username, Password: a.Password,
+			NoMigrate: !cfg.migrate()}
 		alog := log.With("component", "archive")
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		ch, err := archive.Open(octx, acfg, alog)
@@ -168,7 +173,16 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	if err != nil {
 		return nil, fmt.Errorf("setting up the WeChat sender: %w", err)
 	}
+	lex, err := cfg.lexicon()
+	if err != nil {
+		return nil, err
+	}
+	auditLog, err := relay.NewAuditLog(s.archive, pcfg.Writer, log.With("component", "audit"), nil)
+	if err != nil {
+		return nil, err
+	}
 	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
+		Lexicon:  lex,
 		Pipeline: s.pipeline, Archive: s.archive, Events: s.pipeline.SealedEvents(s.archive), Interactions: s.archive, Media: s.archive,
 		Sender: sender, Bus: b, Dedupe: dedupe, Logger: log.With("component", "outbox"),
 	})
@@ -193,7 +207,11 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
 		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr,
 		Logger: log.With("component", "console"), Registerer: s.reg,
+		Audit: console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
 	})
+	if lex != nil {
+		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Alert: s.hub.Alert, Log: log.With("component", "lexicon")}
+	}
 
 	callbacks := gateway.NewCallbackHandler(gcfg, s.pipeline, gateway.CallbackOptions{
 		Logger: log.With("component", "callback"), Registerer: s.reg,
@@ -201,6 +219,10 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	mux := http.NewServeMux()
 	mux.Handle("/wechat/", callbacks)
 	mux.Handle("/api/", s.hub.Handler())
+	compliance := s.hub.ComplianceHandler(console.ComplianceDeps{Audit: s.archive, Alerts: s.archive, Retention: s.archive})
+	for _, p := range []string{"/api/audit", "/api/alerts", "/api/alerts/", "/api/holds"} {
+		mux.Handle(p, compliance)
+	}
 	mux.Handle("/", console.WebHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -295,6 +317,9 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 	work.Go(func() error { return s.outbox.Run(workCtx) })
 	work.Go(func() error { return s.bot.Run(workCtx, s.bus) })
 	work.Go(func() error { return s.hub.Run(workCtx) })
+	if s.lexicon != nil {
+		work.Go(func() error { return s.lexicon.Run(workCtx) })
+	}
 	if sim != nil {
 		g.Go(func() error { return sim.serve(gctx) })
 		g.Go(func() error {

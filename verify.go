@@ -32,6 +32,7 @@ const (
 // verifyArchive is the archive as verify reads it.
 type verifyArchive interface {
 	relay.VerifySource
+	relay.AuditStore
 	Close() error
 }
 
@@ -110,20 +111,27 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
 	}
+	audit, err := relay.VerifyAudit(ctx, a)
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+		return verifyFailed
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			Archive string `json:"archive"`
 			*relay.VerifyReport
-		}{name, rep}); err != nil {
+			Audit *relay.AuditReport `json:"audit"`
+		}{name, rep, audit}); err != nil {
 			fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 			return verifyFailed
 		}
 	} else {
 		printVerifyReport(stdout, name, rep, time.Since(start))
+		printAuditReport(stdout, audit)
 	}
-	if !rep.OK {
+	if !rep.OK || !audit.OK {
 		return verifyProblems
 	}
 	return verifyOK

@@ -44,6 +44,13 @@ type Config struct {
 	// SELECT only. Open then fails if the schema is older than this
 	// binary's.
 	ReadOnly bool
+	// NoMigrate opens an existing database as ReadOnly does — no CREATE,
+	// no ALTER; Open fails if the schema is older than this binary's —
+	// but for writing: the relay then needs INSERT and SELECT only, and
+	// the schema is applied by an operator beforehand (a run with a user
+	// that may create tables, or the statements of migrations/). The
+	// relay's `storage.clickhouse.migrate: false`.
+	NoMigrate bool
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -132,7 +139,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Archive, error) {
 	log = log.With("database", cfg.Database)
 	driverLog := log.With("component", "clickhouse-go")
 
-	if cfg.ReadOnly {
+	if cfg.ReadOnly || cfg.NoMigrate {
 		return openReadOnly(ctx, cfg, log, driverLog)
 	}
 	conn, err := clickhouse.Open(cfg.options(cfg.Database, driverLog))
@@ -184,21 +191,28 @@ func openReadOnly(ctx context.Context, cfg Config, log, driverLog *slog.Logger) 
 		conn.Close()
 		return nil, fmt.Errorf("archive: connecting to %s, database %s: %w", cfg.Addr, cfg.Database, err)
 	}
-	ms, err := loadMigrations(migrationFiles, "migrations")
-	if err != nil {
+	if err := checkSchema(ctx, cfg, conn); err != nil {
 		conn.Close()
 		return nil, err
 	}
+	return &Archive{conn: conn, log: log}, nil
+}
+
+// checkSchema fails unless the database has every migration this binary
+// knows. It changes nothing.
+func checkSchema(ctx context.Context, cfg Config, conn driver.Conn) error {
+	ms, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
 	var have uint32
 	if err := conn.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&have); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("archive: reading the schema version of %s: %w", cfg.Database, err)
+		return fmt.Errorf("archive: reading the schema version of %s: %w", cfg.Database, err)
 	}
 	if want := ms[len(ms)-1].version; have < want {
-		conn.Close()
-		return nil, fmt.Errorf("archive: database %s is at schema version %d, this binary reads version %d: start the relay (or apply the migrations) first", cfg.Database, have, want)
+		return fmt.Errorf("archive: database %s is at schema version %d, this binary reads version %d: start the relay (or apply the migrations) first", cfg.Database, have, want)
 	}
-	return &Archive{conn: conn, log: log}, nil
+	return nil
 }
 
 // Close releases the connections. Calls in flight fail.

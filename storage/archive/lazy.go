@@ -37,6 +37,13 @@ func OpenLazy(cfg Config, log *slog.Logger) (*Archive, error) {
 	}
 	lc := &lazyConn{Conn: conn}
 	lc.prepare = func(ctx context.Context) error {
+		if cfg.NoMigrate {
+			if err := checkSchema(ctx, cfg, conn); err != nil {
+				return err
+			}
+			log.Info("archive ready: ClickHouse answered, schema checked (not migrated)")
+			return nil
+		}
 		if err := bootstrap(ctx, cfg, log, driverLog, conn); err != nil {
 			return err
 		}

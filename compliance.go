@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// The compliance parts of the configuration: lexicon rules, retention
+// per account, whether the relay migrates the ClickHouse schema.
+
+// migrate reports whether the relay applies ClickHouse migrations at
+// start (storage.clickhouse.migrate, default true).
+func (c *Config) migrate() bool {
+	return c.Storage.ClickHouse.Migrate == nil || *c.Storage.ClickHouse.Migrate
+}
+
+// lexicon compiles the lexicon rules; nil when there are none.
+func (c *Config) lexicon() (*relay.Lexicon, error) {
+	if len(c.Lexicon) == 0 {
+		return nil, nil
+	}
+	return relay.NewLexicon(c.Lexicon)
+}
+
+// retentionPolicies parses retention: account (or "*") → period.
+func (c *Config) retentionPolicies() (map[string]relay.Retention, error) {
+	out := map[string]relay.Retention{}
+	var errs []error
+	for acc, v := range c.Retention {
+		r, err := relay.ParseRetention(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("retention.%s: %w", acc, err))
+			continue
+		}
+		out[acc] = r
+	}
+	return out, errors.Join(errs...)
+}
+
+// validateCompliance reports the problems of the compliance keys.
+func (c *Config) validateCompliance() []error {
+	var errs []error
+	if _, err := c.lexicon(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.retentionPolicies(); err != nil {
+		errs = append(errs, err)
+	}
+	accounts := map[string]bool{"*": true}
+	for _, a := range c.WeChat.Accounts {
+		accounts[a.ID] = true
+	}
+	for acc := range c.Retention {
+		if !accounts[acc] {
+			errs = append(errs, fmt.Errorf("retention: account %q is not in wechat.accounts (use \"*\" for every account)", acc))
+		}
+	}
+	for i, r := range c.Lexicon {
+		for _, acc := range r.Accounts {
+			if !accounts[acc] || acc == "*" {
+				errs = append(errs, fmt.Errorf("lexicon[%d] (%s): account %q is not in wechat.accounts", i, r.Name, acc))
+			}
+		}
+	}
+	return errs
+}
+
+// retentionReportCommand runs `wechat-relay retention-report`: what an
+// operator MAY drop under the configured retention, per account and
+// monthly partition. The relay itself never deletes.
+//
+//	wechat-relay retention-report [-config FILE] [-json]
+func retentionReportCommand(args []string, stdout, stderr io.Writer, env func(string) string) int {
+	fs := flag.NewFlagSet("retention-report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", env("WR_CONFIG"), "configuration file naming the archive and the retention")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: wechat-relay retention-report [-config FILE] [-json]")
+		return 2
+	}
+	cfg, err := loadConfig(*configPath, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
+		return 3
+	}
+	policies, err := cfg.retentionPolicies()
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, name, err := openForVerify(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
+		return 3
+	}
+	defer a.Close()
+	st, ok := a.(relay.RetentionStore)
+	if !ok {
+		fmt.Fprintln(stderr, "wechat-relay retention-report: this archive keeps no retention counts")
+		return 3
+	}
+	rep, err := relay.BuildRetentionReport(ctx, st, policies, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
+		return 3
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Archive string `json:"archive"`
+			*relay.RetentionReport
+		}{name, rep}); err != nil {
+			fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
+			return 3
+		}
+		return 0
+	}
+	printRetentionReport(stdout, name, rep)
+	return 0
+}
+
+func printRetentionReport(w io.Writer, name string, rep *relay.RetentionReport) {
+	fmt.Fprintf(w, "archive %s, %s\n\n", name, rep.At.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tMONTH\tMESSAGES\tHELD\tRETENTION\tMAY DROP\tNOTE")
+	droppable := 0
+	for _, r := range rep.Rows {
+		may := "no"
+		if r.Droppable {
+			may = "yes"
+			droppable += r.Messages
+		}
+		ret := r.Retention
+		if ret == "" {
+			ret = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.Account, r.Month, r.Messages, r.Held, ret, may, r.Note)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d messages in partitions an operator may drop.\n", droppable)
+	if len(rep.Holds) > 0 {
+		fmt.Fprintf(w, "\nlegal holds (never expire; their months are excluded):\n")
+		for _, h := range rep.Holds {
+			what := "client " + h.Client
+			if h.Conv != "" {
+				what = "conversation " + string(h.Conv)
+			}
+			fmt.Fprintf(w, "  %s  %s %s, by %s at %s: %s\n", h.ID, h.Account, what, h.PlacedBy, h.At.UTC().Format(time.RFC3339), h.Reason)
+		}
+	}
+	fmt.Fprintf(w, "\n%s\n", rep.Note)
+}
+
+// printAuditReport writes the audit log's part of verify's report.
+func printAuditReport(w io.Writer, rep *relay.AuditReport) {
+	fmt.Fprintln(w, "\naudit log chains (writer: records, latest)")
+	if len(rep.Chains) == 0 {
+		fmt.Fprintln(w, "  no audit records")
+	}
+	chains := append([]relay.AuditChain(nil), rep.Chains...)
+	sort.Slice(chains, func(i, j int) bool { return chains[i].Writer < chains[j].Writer })
+	for _, c := range chains {
+		fmt.Fprintf(w, "  %s: %d records, latest %d %s\n", c.Writer, c.Records, c.Last, c.LastHash)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  %-14s audit    %s: %s\n", p.Kind, p.ID, p.Detail)
+	}
+	if rep.OK {
+		fmt.Fprintf(w, "\nOK: %d audit records intact, every audit chain unbroken\n", rep.Records)
+	} else {
+		fmt.Fprintf(w, "\nFAILED: the audit log does not verify (%d problems)\n", len(rep.Problems))
+	}
+}
