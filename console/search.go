@@ -57,7 +57,7 @@ const (
 // supervisors, compliance officers and admins.
 func maySearch(r Role) bool {
 	switch r {
-	case RoleSupervisor, Role("compliance"), Role("admin"):
+	case RoleSupervisor, RoleCompliance, RoleAdmin:
 		return true
 	}
 	return false

@@ -61,7 +61,7 @@ func newSearchEnv(t *testing.T) *searchEnv {
 	hub := NewHub(Config{Employees: []Employee{
 		{ID: "agent", Role: RoleAgent, Token: searchAgentTok},
 		{ID: "sup", Name: "Sue", Role: RoleSupervisor, Token: searchSupTok},
-		{ID: "comp", Name: "Chen", Role: Role("compliance"), Token: searchCompTok},
+		{ID: "comp", Name: "Chen", Role: RoleCompliance, Token: searchCompTok},
 	}}, Deps{
 		Bus: &fakeBus{}, History: arch, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}}, Audit: e.audit,
 	})
