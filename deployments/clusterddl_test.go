@@ -41,6 +41,10 @@ var shardKeys = map[string]string{
 	"media":             "cityHash64(sha256)",
 	"media_links":       "cityHash64(message_id)",
 	"seals":             "cityHash64(writer, stream)",
+	"audit":             "cityHash64(writer)", // one audit chain per shard
+	"lexicon_hits":      "cityHash64(conv)",
+	"alert_reviews":     "cityHash64(hit_id)",
+	"holds":             "cityHash64(account)",
 	"schema_migrations": "version",
 }
 

@@ -205,6 +205,89 @@ CREATE TABLE IF NOT EXISTS wechat_relay.seals ON CLUSTER '{cluster}'
     AS wechat_relay_local.seals
     ENGINE = Distributed('{cluster}', wechat_relay_local, seals, cityHash64(writer, stream));
 
+-- 0004_compliance.sql -----------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.audit ON CLUSTER '{cluster}' (
+    id         String,
+    writer     String,
+    number     UInt64,
+    prev       String,
+    at         DateTime,
+    at_ms      UInt64,
+    employee   String,
+    role       String,
+    action     String,
+    conv       String,
+    target     String,
+    detail     String,
+    remote     String,
+    user_agent String,
+    hash       String,
+    day        Date
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/audit', '{replica}')
+PARTITION BY toYYYYMM(day)
+ORDER BY (writer, number);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.audit ON CLUSTER '{cluster}'
+    AS wechat_relay_local.audit
+    ENGINE = Distributed('{cluster}', wechat_relay_local, audit, cityHash64(writer));
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.lexicon_hits ON CLUSTER '{cluster}' (
+    id         String,
+    account    String,
+    conv       String,
+    message_id String,
+    direction  String,
+    employee   String,
+    rule       String,
+    matched    String,
+    excerpt    String,
+    at         DateTime,
+    at_ms      UInt64,
+    day        Date
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/lexicon_hits', '{replica}')
+PARTITION BY toYYYYMM(day)
+ORDER BY (account, at_ms, id);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.lexicon_hits ON CLUSTER '{cluster}'
+    AS wechat_relay_local.lexicon_hits
+    ENGINE = Distributed('{cluster}', wechat_relay_local, lexicon_hits, cityHash64(conv));
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.alert_reviews ON CLUSTER '{cluster}' (
+    id         String,
+    hit_id     String,
+    decision   String,
+    comment    String,
+    reviewer   String,
+    at         DateTime,
+    at_ms      UInt64,
+    day        Date
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/alert_reviews', '{replica}')
+PARTITION BY toYYYYMM(day)
+ORDER BY (hit_id, at_ms, id);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.alert_reviews ON CLUSTER '{cluster}'
+    AS wechat_relay_local.alert_reviews
+    ENGINE = Distributed('{cluster}', wechat_relay_local, alert_reviews, cityHash64(hit_id));
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.holds ON CLUSTER '{cluster}' (
+    id         String,
+    account    String,
+    client     String,
+    conv       String,
+    reason     String,
+    placed_by  String,
+    at         DateTime,
+    at_ms      UInt64,
+    day        Date
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/holds', '{replica}')
+PARTITION BY toYYYYMM(day)
+ORDER BY (account, id);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.holds ON CLUSTER '{cluster}'
+    AS wechat_relay_local.holds
+    ENGINE = Distributed('{cluster}', wechat_relay_local, holds, cityHash64(account));
+
 -- Record the migrations as applied (checksum: SHA-256 of the file). A version
 -- recorded twice is harmless: ReplacingMergeTree keyed by version.
 
@@ -213,3 +296,4 @@ SET insert_distributed_sync = 1;
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (1, '0001_init.sql', 'f3790aa511a1b4f4e4d0e5b39b3092b8ae9562656bf8f50040f1ad41da8db1c2', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (2, '0002_interaction.sql', 'c565c125d628bc1e273938cf8bd5defbcda63d2735a69c257c7b5071764a2685', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (3, '0003_seals.sql', '06580f8a3e832a094a9a5181342b4b6b2a7a462cddf07d19707ad15e1bd5a926', now());
+INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (4, '0004_compliance.sql', 'cdf1e84bb31be03e40577196665f16f28652cf5ead889610dc65816f397f41c5', now());

@@ -19,16 +19,19 @@
 -- DEDUPLICATE would rewrite rows). So wechat_relay_writer has SELECT and
 -- INSERT only.
 --
--- Gap in the current binary: at every start it also runs
--- `CREATE DATABASE IF NOT EXISTS <database>` and
--- `CREATE TABLE IF NOT EXISTS schema_migrations (...)`, and ClickHouse
--- checks the CREATE privilege before it looks at IF NOT EXISTS. With
--- SELECT and INSERT alone the relay fails at start ("Not enough
--- privileges"). Until the binary can skip its startup DDL, the relay's user
--- also gets wechat_relay_startup: CREATE DATABASE and CREATE TABLE on the
--- archive database only. CREATE TABLE can add a table; it cannot alter,
--- drop, truncate, rename or optimize an existing one, nor remove a row.
--- Drop that role from the user as soon as the binary no longer needs it.
+-- The relay runs with `storage.clickhouse.migrate: false` (compose and
+-- Kubernetes configurations here do): it then runs no DDL at all at start,
+-- only checks that schema_migrations lists every migration it knows, and
+-- refuses to start, saying so, when one is missing. SELECT and INSERT are
+-- all it needs.
+--
+-- wechat_relay_startup (CREATE DATABASE and CREATE TABLE on the archive
+-- database) is kept for a relay left at the default `migrate: true`, which
+-- runs `CREATE DATABASE IF NOT EXISTS` and `CREATE TABLE IF NOT EXISTS
+-- schema_migrations` at every start (ClickHouse checks the CREATE privilege
+-- before IF NOT EXISTS). It is not granted to the relay's user below; grant
+-- it only if you cannot set migrate: false. CREATE TABLE can add a table; it
+-- cannot alter, drop, truncate, rename or optimize one, nor remove a row.
 --
 -- Schema changes (cluster.sql, or a new migration) are done by a person or
 -- a job holding wechat_relay_migrator, never by the running relay.
@@ -58,7 +61,8 @@ CREATE ROLE IF NOT EXISTS wechat_relay_migrator ON CLUSTER '{cluster}';
 GRANT ON CLUSTER '{cluster}' SELECT, INSERT ON wechat_relay.* TO wechat_relay_writer;
 GRANT ON CLUSTER '{cluster}' SELECT, INSERT ON wechat_relay_local.* TO wechat_relay_writer;
 
--- The binary's idempotent startup DDL (see the gap above).
+-- A relay at migrate: true: its idempotent startup DDL (see above). Not
+-- granted to wechat_relay by default.
 GRANT ON CLUSTER '{cluster}' CREATE DATABASE, CREATE TABLE ON wechat_relay.* TO wechat_relay_startup;
 
 -- Migrations: create tables and add columns (all migrations ever do), and
@@ -76,8 +80,8 @@ CREATE USER IF NOT EXISTS wechat_relay ON CLUSTER '{cluster}'
     IDENTIFIED WITH sha256_hash BY '__WECHAT_RELAY_PASSWORD_SHA256__'
     HOST ANY
     SETTINGS PROFILE 'wechat_relay_profile';
-GRANT ON CLUSTER '{cluster}' wechat_relay_writer, wechat_relay_startup TO wechat_relay;
-ALTER USER wechat_relay ON CLUSTER '{cluster}' DEFAULT ROLE wechat_relay_writer, wechat_relay_startup;
+GRANT ON CLUSTER '{cluster}' wechat_relay_writer TO wechat_relay;
+ALTER USER wechat_relay ON CLUSTER '{cluster}' DEFAULT ROLE wechat_relay_writer;
 
 -- The migration user, for cluster.sql and later migrations. Lock it away
 -- (or DROP USER it) between migrations.
