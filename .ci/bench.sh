@@ -23,10 +23,10 @@ out=$(mktemp)
 go test -run '^$' -bench 'BenchmarkCallback' -benchtime "${BENCHTIME:-3s}" -count 1 . | tee "$out"
 go test -run '^$' -bench . -benchtime "${BENCHTIME_STORAGE:-2000x}" -count 1 ./storage/spool/ | tee -a "$out"
 awk '
-/BenchmarkCallback\/baseline/ {base=$3}
-/BenchmarkCallback\/durable/  {dur=$3}
-/BenchmarkAppendSerial/       {ser=$3}
-/BenchmarkAppendParallel/     {par=$3}
+/^BenchmarkCallback\/baseline/ {base=$3}
+/^BenchmarkCallback\/durable/  {dur=$3}
+/^BenchmarkAppendSerial/       {ser=$3}
+/^BenchmarkAppendParallel/     {par=$3}
 END {
 	if (base > 0 && dur > 0)
 		printf "\ncallbacks: the durable path costs %.1fx the gateway alone (%d vs %d ns/op)\n", dur/base, dur, base
