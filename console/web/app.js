@@ -19,6 +19,7 @@ import { setupInbox, load as loadList, refresh as refreshList, render as renderL
 import { setupThread, openThread, closeThread, onMessage, onStatus, renderHeader, renderThread, fetchWindow, mayManage } from './thread.js';
 import { setupComposer, updateComposer, popoverOpen } from './composer.js';
 import { setupDialogs, openHelp, anyDialogOpen } from './dialogs.js';
+import { setupCompliance, startCompliance, showTool, toolOf, onAlert, focusMessage } from './compliance.js';
 
 const live = new Live({
   onFrame,
@@ -60,6 +61,9 @@ function onFrame(f) {
       if (f.conv && f.status) onStatus(f.conv, f.status);
       return;
     case 'caught_up':
+      return;
+    case 'alert':
+      onAlert(f.alert);
       return;
     case 'error':
       if (f.conv && /forbidden|not assigned/i.test(f.error || '')) {
@@ -104,11 +108,20 @@ function onState(s) {
 
 function route() {
   if (!state.me) return;
-  const m = /^#\/c\/(.+)$/.exec(location.hash);
+  const tool = toolOf(location.hash);
+  showTool(tool);
+  if (tool) {
+    document.body.dataset.view = 'tool';
+    if (state.open) closeThread();
+    return;
+  }
+  // #/c/<conv>, or #/c/<conv>/at/<seq> (a search result: that message).
+  const m = /^#\/c\/([^/]+)(?:\/at\/(\d+))?$/.exec(location.hash);
   if (m) {
     const conv = decodeURIComponent(m[1]);
     document.body.dataset.view = 'conv';
     if (state.open !== conv) openThread(conv);
+    if (m[2]) focusMessage(conv, Number(m[2]));
   } else {
     document.body.dataset.view = 'list';
     if (state.open) closeThread();
@@ -220,6 +233,7 @@ async function start(me) {
     api('GET', '/api/canned-replies').then((r) => { state.canned = r.replies || []; }).catch(() => {}),
   ]);
   emit('employees');
+  startCompliance();
   live.start();
   await loadList();
   route();
@@ -293,7 +307,7 @@ function defaultDetails() {
 // ---------------------------------------------------------------- toasts
 
 function toast({ text, kind }) {
-  const el = h('div', { class: `toast${kind === 'error' ? ' toast-error' : ''}` }, text);
+  const el = h('div', { class: `toast${kind === 'error' ? ' toast-error' : kind === 'alert' ? ' toast-alert' : ''}` }, text);
   $('toasts').append(el);
   setTimeout(() => el.classList.add('is-leaving'), 3500);
   setTimeout(() => el.remove(), 4000);
@@ -308,6 +322,7 @@ async function boot() {
   onLangChange(rerender);
   $('nav-signout').addEventListener('click', signOut);
   $('nav-inbox').addEventListener('click', () => go(null));
+  for (const tool of ['search', 'alerts', 'audit']) $(`nav-${tool}`).addEventListener('click', () => { location.hash = `#/${tool}`; });
   $('conv-back').addEventListener('click', () => go(null));
   $('act-details').addEventListener('click', () => toggleDetails(!document.body.classList.contains('details-open')));
   $('details-close').addEventListener('click', () => toggleDetails(false));
@@ -324,6 +339,7 @@ async function boot() {
   setupThread(live);
   setupComposer();
   setupDialogs();
+  setupCompliance();
   defaultDetails();
   NARROW.addEventListener('change', defaultDetails);
 
