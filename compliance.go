@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -185,5 +187,24 @@ func printAuditReport(w io.Writer, rep *relay.AuditReport) {
 		fmt.Fprintf(w, "\nOK: %d audit records intact, every audit chain unbroken\n", rep.Records)
 	} else {
 		fmt.Fprintf(w, "\nFAILED: the audit log does not verify (%d problems)\n", len(rep.Problems))
+	}
+}
+
+// blockedSendAudit records a send a lexicon rule refused in the audit
+// log: who, which conversation, which rule and what matched — not the
+// text, which is not archived.
+func blockedSendAudit(l *relay.AuditLog, log *slog.Logger) func(context.Context, relay.SendRequest, relay.LexiconMatch) {
+	return func(ctx context.Context, req relay.SendRequest, m relay.LexiconMatch) {
+		log.Warn("send blocked by a lexicon rule", "rule", m.Rule, "conv", req.Conv, "employee", req.Employee)
+		role := "agent" // only agents send; the relay's own messages have no employee
+		if req.Employee == "" {
+			role = "relay"
+		}
+		if _, err := l.Append(ctx, relay.AuditEntry{
+			Employee: req.Employee, Role: role, Action: relay.AuditSendBlocked, Conv: string(req.Conv),
+			Target: m.Rule, Detail: "matched " + strconv.Quote(m.Matched),
+		}); err != nil {
+			log.Error("archiving the audit record of a blocked send", "conv", req.Conv, "err", err)
+		}
 	}
 }

@@ -319,6 +319,7 @@ func runComplianceE2E(t *testing.T, cfg *Config, cfgPath string, tamper func(t *
 		{"cmp", console.AuditArchiveSearch, ""},
 		{"cmp", console.AuditArchiveExport, conv},
 		{"sup", relay.AuditTransfer, conv},
+		{"alice", relay.AuditSendBlocked, conv},
 	} {
 		e := hasAudit(recs, w.emp, w.action, w.conv)
 		if e == nil && w.action == relay.AuditSignInFailed {
@@ -326,6 +327,14 @@ func runComplianceE2E(t *testing.T, cfg *Config, cfgPath string, tamper func(t *
 		}
 		if e == nil {
 			t.Errorf("no audit record of %s %s %s in %d records", w.emp, w.action, w.conv, len(recs))
+			continue
+		}
+		if w.action == relay.AuditSendBlocked {
+			// Written by the outbox, which does not know the request's
+			// origin (docs/compliance.md).
+			if e.Target != "off-channel" || !strings.Contains(e.Detail, "加我微信") || strings.Contains(e.Detail, "abc123") {
+				t.Errorf("blocked-send record %+v: want the rule and the match, not the text", e)
+			}
 			continue
 		}
 		if e.At.IsZero() || e.Remote == "" || e.Hash == "" {

@@ -181,6 +181,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	if err != nil {
 		return nil, err
 	}
+	if lex != nil {
+		lex.OnBlocked(blockedSendAudit(auditLog, log.With("component", "lexicon")))
+	}
 	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
 		Lexicon:  lex,
 		Pipeline: s.pipeline, Archive: s.archive, Events: s.pipeline.SealedEvents(s.archive), Interactions: s.archive, Media: s.archive,

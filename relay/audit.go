@@ -54,6 +54,7 @@ const (
 	AuditLegalHold     = "legal_hold"
 	AuditConfigChange  = "config_change"
 	AuditAdminAction   = "admin"
+	AuditSendBlocked   = "send_blocked"
 	AuditReadAudit     = "read_audit"
 	AuditReadAlerts    = "read_alerts"
 	AuditRetentionView = "retention_report"

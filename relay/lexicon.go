@@ -46,6 +46,15 @@ type LexiconRule struct {
 // Lexicon is the compiled rules. The zero value and nil match nothing.
 type Lexicon struct {
 	rules []compiledRule
+	// blocked, if set, is told of every send a rule refused, before the
+	// refusal is returned (to audit the attempt).
+	blocked func(ctx context.Context, req SendRequest, m LexiconMatch)
+}
+
+// OnBlocked sets fn to be called with every send a blocking rule
+// refuses. Set it before the lexicon is used.
+func (l *Lexicon) OnBlocked(fn func(ctx context.Context, req SendRequest, m LexiconMatch)) {
+	l.blocked = fn
 }
 
 type compiledRule struct {
@@ -162,13 +171,16 @@ func (l *Lexicon) Match(account string, d Direction, text string) []LexiconMatch
 const ErrCodeLexicon = -10001
 
 // checkOutbound refuses a send whose text matches a blocking rule.
-func (l *Lexicon) checkOutbound(req SendRequest) error {
+func (l *Lexicon) checkOutbound(ctx context.Context, req SendRequest) error {
 	if l == nil {
 		return nil
 	}
 	account, _ := splitConv(req.Conv)
 	for _, m := range l.Match(account, Outbound, req.Text) {
 		if m.Block {
+			if l.blocked != nil {
+				l.blocked(ctx, req, m)
+			}
 			why := m.Reason
 			if why == "" {
 				why = fmt.Sprintf("the text contains %q", m.Matched)

@@ -260,7 +260,7 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 	if err := o.validate(req); err != nil {
 		return SendResult{}, err
 	}
-	if err := o.d.Lexicon.checkOutbound(req); err != nil {
+	if err := o.d.Lexicon.checkOutbound(ctx, req); err != nil {
 		return SendResult{}, err
 	}
 	id := OutboundID(req.Conv, req.Key)
