@@ -16,6 +16,11 @@
 //     acceptance order; delivery follows the same order.
 //   - Every accepted message is archived once: retries are dropped by
 //     Dedupe, and the archive's own key keeps it exact when Dedupe forgets.
+//   - Compliance (audit.go, lexicon.go, retention.go): the audit log,
+//     chained per writer and checked by VerifyAudit; lexicon rules matched
+//     on archived messages (LexiconWatcher: hits archived, then alerted)
+//     and on sends (a blocking rule refuses before anything is archived);
+//     legal holds and the retention report. Nothing here deletes.
 //   - Tamper evidence (seal.go, sealer.go, verify.go): every archived row
 //     carries the hash of its content and the id of the seal of its batch;
 //     a batch is delivered only once its seal is stored; each writer's

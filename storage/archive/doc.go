@@ -21,7 +21,16 @@
 //     messages and events carry hash and batch_id). It implements
 //     relay.VerifySource too: physical rows, copies included, for
 //     `wechat-relay verify`. Config.ReadOnly opens an existing database
-//     without DDL, for readers that have SELECT only. messages.interaction (since 0002) records
+//     without DDL, for readers that have SELECT only; Config.NoMigrate
+//     does the same for the relay itself (storage.clickhouse.migrate:
+//     false), which then needs INSERT and SELECT only.
+//   - The compliance tables (since 0004, compliance.go): audit (the
+//     audit log, chained per writer: relay.AuditStore), lexicon_hits and
+//     alert_reviews (relay.AlertStore), holds (relay.RetentionStore, which
+//     also counts messages per account and month for the retention
+//     report). Plain MergeTree, not Replacing: a retried insert leaves
+//     identical copies that readers collapse, and a forged second record
+//     in one place stays for verify to find instead of merging away. messages.interaction (since 0002) records
 //     relay.Message.IsInteraction when a message is archived; rows older
 //     than the column derive it on read from its DEFAULT expression.
 //
