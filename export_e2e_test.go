@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
+)
+
+// An export of a conversation a real relay archived and sealed: every
+// row is covered by a seal the manifest names, with the hash the archive
+// keeps, and the archive still verifies.
+func TestExportOfARelaysConversation(t *testing.T) {
+	for _, backend := range []string{"embedded", "clickhouse"} {
+		t.Run(backend, func(t *testing.T) {
+			dataDir := t.TempDir()
+			var ch, db string
+			if backend == "clickhouse" {
+				if testing.Short() {
+					t.Skip("needs ClickHouse")
+				}
+				ch, db = testenv.ClickHouseAddr(t), testenv.UniqueName("e2e_export")
+				t.Cleanup(func() { dropVerifyDB(t, ch, db) })
+			}
+			cfg := e2eConfig(t, ch, "", db, "", dataDir)
+			acct := simAccount(t, cfg)
+			r := startRelay(t, cfg)
+			conv := conversationTraffic(t, r, acct.AppID, 4)
+			r.stop()
+			cfgPath := writeVerifyConfig(t, dataDir, ch, db)
+
+			out := filepath.Join(t.TempDir(), "export")
+			code, stdout, stderr := runCLI("export", "-config", cfgPath, "-conv", string(conv), "-out", out, "-by", "e2e")
+			if code != searchFound {
+				t.Fatalf("export: exit %d\n%s%s", code, stdout, stderr)
+			}
+			var man relay.ExportManifest
+			b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+			if err == nil {
+				err = json.Unmarshal(b, &man)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The client's subscribe and 4 messages, alice's 2 answers.
+			if man.Counts.Messages < 7 || man.Counts.Events == 0 || len(man.Unsealed) != 0 || len(man.Seals) == 0 {
+				t.Fatalf("manifest counts %+v, %d seals, unsealed %v", man.Counts, len(man.Seals), man.Unsealed)
+			}
+			// Every row's batch has its seal in the manifest, with the
+			// archive's hash.
+			a, err := openForSearch(context.Background(), mustLoad(t, cfgPath))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			named := map[string]string{}
+			var ids []string
+			for _, s := range man.Seals {
+				named[s.ID] = s.Hash
+				ids = append(ids, s.ID)
+			}
+			stored, err := a.SealsByID(context.Background(), ids)
+			if err != nil || len(stored) != len(ids) {
+				t.Fatalf("SealsByID: %d of %d, %v", len(stored), len(ids), err)
+			}
+			for _, s := range stored {
+				if named[s.ID] != s.Hash || s.ComputeHash() != s.Hash {
+					t.Errorf("seal %s: manifest %s, archive %s", s.ID, named[s.ID], s.Hash)
+				}
+			}
+			for _, name := range []string{"messages.jsonl", "events.jsonl"} {
+				data, err := os.ReadFile(filepath.Join(out, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+					var row struct {
+						ID      string `json:"id"`
+						BatchID string `json:"batch_id"`
+					}
+					json.Unmarshal([]byte(line), &row)
+					if _, ok := named[row.BatchID]; !ok {
+						t.Errorf("%s: %s in batch %q, whose seal the manifest lacks", name, row.ID, row.BatchID)
+					}
+				}
+			}
+			if code, rep := runVerify(t, cfgPath); code != 0 || !rep.OK {
+				t.Errorf("verify after the export: exit %d", code)
+			}
+		})
+	}
+}
+
+func mustLoad(t *testing.T, path string) *Config {
+	t.Helper()
+	cfg, err := loadConfig(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
