@@ -170,7 +170,7 @@ func TestBrowserCompliance(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#al-list li.alert-item .review-comment`), "客户询问保证收益，已提醒顾问合规话术。"),
 		chromedp.Click(chromedp.CSS(`#al-list li.alert-item button[data-decision="escalated"]`)),
 	)
-	cmp.shot("console-alerts-before.png")
+	cmp.shot("console-alerts.png")
 	cmp.until("escalated, the badge cleared", alertItem+`?.dataset.state === "escalated" && `+alertItem+`.querySelector(".alert-review").textContent.includes("Chen Min") && document.getElementById("alerts-badge").hidden`)
 	cmp.untilAsync("the review archived", `fetch("/api/alerts?status=escalated").then(r => r.json()).then(b => b.alerts.some(a => a.conv === `+js(conv2)+` && a.review && a.review.reviewer === "cmp" && a.review.comment.includes("合规话术")))`)
 	cmp.do("the open alerts", chromedp.SetValue(chromedp.ID("al-status"), "open"),
@@ -194,6 +194,7 @@ func TestBrowserCompliance(t *testing.T) {
 	// A legal hold on the conversation, from its details pane.
 	cmp.do("open the conversation", chromedp.Evaluate[chromedp.Void](`location.hash = "#/c/`+conv1+`"`))
 	cmp.until("the legal-hold form", `!document.getElementById("d-hold-card").hidden && !document.getElementById("hold-form").hidden`)
+	cmp.until("read only: no transfer, resolve, reply or note", `document.getElementById("act-transfer").hidden && document.getElementById("act-resolve").hidden && document.getElementById("composer-box").hidden && document.getElementById("d-note").hidden && !document.getElementById("act-export").hidden`)
 	cmp.do("place a hold",
 		chromedp.SendKeys(chromedp.ID("hold-reason"), "监管问询 2026-17"),
 		chromedp.Click(chromedp.ID("hold-submit")),

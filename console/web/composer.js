@@ -7,7 +7,7 @@
 import { $, h, clear } from './dom.js';
 import { api, ApiError, convPath, newKey } from './api.js';
 import { t } from './i18n.js';
-import { state, thread, on as onStore, emit, isSupervisor } from './store.js';
+import { state, thread, on as onStore, emit, isSupervisor, managesAll } from './store.js';
 import { splitConv, bytes, windowReason } from './format.js';
 import { renderThread, fetchWindow, mayWrite, renderWindowDetails } from './thread.js';
 import { windowChip } from './inbox.js';
@@ -51,6 +51,10 @@ export function updateComposer() {
   const writer = mayWrite(conv);
   const composer = $('composer');
   composer.hidden = !!th.forbidden;
+  // Compliance officers read only: no replies, no notes.
+  const noter = writer || managesAll();
+  $('composer-box').hidden = !noter;
+  $('d-note').hidden = !noter;
   if (!writer) mode = 'note';
   $('mode-reply').hidden = !writer;
   $('readonly-note').hidden = writer;

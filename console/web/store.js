@@ -25,6 +25,10 @@ export function emit(ev, arg) {
 
 export const isSupervisor = () => state.me && state.me.role !== 'agent';
 
+// managesAll: supervisors and admins transfer, resolve, reopen and write
+// notes in any conversation; compliance officers only read.
+export const managesAll = () => !!state.me && (state.me.role === 'supervisor' || state.me.role === 'admin');
+
 export function employeeName(id) {
   if (!id) return '';
   const e = state.employees.find((x) => x.id === id);

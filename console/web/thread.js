@@ -5,7 +5,7 @@
 import { $, h, clear, svgIcon, ICONS } from './dom.js';
 import { api, ApiError, convPath, mediaURL } from './api.js';
 import { t } from './i18n.js';
-import { state, thread, emit, on as onStore, isSupervisor, employeeName, deliveryOf } from './store.js';
+import { state, thread, emit, on as onStore, managesAll, employeeName, deliveryOf } from './store.js';
 import { shortID, avatarOf, splitConv, clock, dayLabel, fullTime, windowReason, deliveryReason } from './format.js';
 import { getLang } from './i18n.js';
 import { eventWords, windowChip, render as renderList } from './inbox.js';
@@ -20,9 +20,9 @@ export function mayWrite(conv) {
   return !!c && !!state.me && c.employee === state.me.id;
 }
 
-// mayManage: transfer, resolve and reopen.
+// mayManage: transfer, resolve and reopen (and notes).
 export function mayManage(conv) {
-  return mayWrite(conv) || isSupervisor();
+  return mayWrite(conv) || managesAll();
 }
 
 export async function openThread(conv) {
