@@ -356,3 +356,96 @@ func TestWebStrings(t *testing.T) {
 		t.Errorf("string %s has no translation", k)
 	}
 }
+
+// TestWebElementIDs: every element a module looks up by id
+// ($('…')) exists in index.html, once; a typo would only show as an
+// exception in the browser.
+func TestWebElementIDs(t *testing.T) {
+	t.Parallel()
+	html, err := fs.ReadFile(webFiles, "web/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, m := range regexp.MustCompile(`\sid="([^"]+)"`).FindAllStringSubmatch(string(html), -1) {
+		ids[m[1]]++
+	}
+	for id, n := range ids {
+		if n > 1 {
+			t.Errorf("index.html: id %q %d times", id, n)
+		}
+	}
+	lookup := regexp.MustCompile(`\$\('([A-Za-z0-9_-]+)'\)`)
+	entries, _ := fs.ReadDir(webFiles, "web")
+	for _, e := range entries {
+		if path.Ext(e.Name()) != ".js" {
+			continue
+		}
+		src, _ := fs.ReadFile(webFiles, "web/"+e.Name())
+		for _, m := range lookup.FindAllStringSubmatch(string(src), -1) {
+			if ids[m[1]] == 0 {
+				t.Errorf("web/%s looks up #%s, which index.html does not have", e.Name(), m[1])
+			}
+		}
+	}
+	// The compliance views' ids built from their names.
+	for _, v := range []string{"search", "alerts", "audit"} {
+		for _, id := range []string{"nav-" + v, "tool-" + v} {
+			if ids[id] == 0 {
+				t.Errorf("index.html lacks #%s", id)
+			}
+		}
+	}
+}
+
+// TestWebComplianceViews: the search, export, alerts, audit and
+// legal-hold views are hidden until the page knows the employee's role
+// (an agent never sees them, not even while the page starts), use the
+// compliance API, and answer the live alert frame.
+func TestWebComplianceViews(t *testing.T) {
+	t.Parallel()
+	html, err := fs.ReadFile(webFiles, "web/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := func(id string) string {
+		m := regexp.MustCompile(`<[a-z]+[^>]*\sid="` + regexp.QuoteMeta(id) + `"[^>]*>`).Find(html)
+		if m == nil {
+			t.Fatalf("index.html has no #%s", id)
+		}
+		return string(m)
+	}
+	for _, id := range []string{"nav-search", "nav-alerts", "nav-audit", "tool-pane", "tool-search", "tool-alerts", "tool-audit",
+		"act-export", "d-export", "d-hold-card", "alerts-badge", "x-download"} {
+		if !regexp.MustCompile(`\shidden[\s>]`).MatchString(tag(id)) {
+			t.Errorf("#%s is not hidden from the start: %s", id, tag(id))
+		}
+	}
+	// Keyboard reachable: the views' controls are buttons, links and
+	// form fields with labels, never clickable divs.
+	if regexp.MustCompile(`<(div|span|li)[^>]*\s(tabindex="[0-9]|role="button")`).Match(html) {
+		t.Error("index.html makes a div, span or li clickable; use a button")
+	}
+	src, err := fs.ReadFile(webFiles, "web/compliance.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"'/api/search?", "'/api/exports'", "`/api/exports/${", "'/api/alerts?", "`/api/alerts/${",
+		"/review`", "`/api/audit?${", "'/api/holds'"} {
+		if !strings.Contains(string(src), strings.Trim(want, "'")) {
+			t.Errorf("compliance.js does not call %s", want)
+		}
+	}
+	app, _ := fs.ReadFile(webFiles, "web/app.js")
+	if !regexp.MustCompile(`case 'alert':\s*\n\s*onAlert\(f\.alert\)`).Match(app) {
+		t.Error("app.js does not hand alert frames to onAlert")
+	}
+	// The agent's view: the role check is in one place and names the
+	// roles the API allows.
+	for _, want := range []string{`maySearch = () => !!state.me && ['supervisor', 'compliance', 'admin'].includes(state.me.role)`,
+		`mayAudit = () => !!state.me && ['compliance', 'admin'].includes(state.me.role)`} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("compliance.js lacks %s", want)
+		}
+	}
+}
