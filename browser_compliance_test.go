@@ -207,7 +207,10 @@ func TestBrowserCompliance(t *testing.T) {
 	cmp.do("switch to Chinese", chromedp.Click(chromedp.ID("nav-lang")))
 	cmp.do("the search", chromedp.Click(chromedp.ID("nav-search")))
 	cmp.until("the Chinese search view", `document.getElementById("search-title").textContent === "存档检索" && document.getElementById("s-submit").textContent === "检索"`)
+	cmp.do("search in the Chinese UI", chromedp.SendKeys(chromedp.ID("s-text"), "港股通"), chromedp.Click(chromedp.ID("s-submit")))
+	cmp.until("the result, in Chinese", `document.getElementById("s-summary").textContent === "第 1–1 条，共 1 条消息" && document.querySelector("#s-results li .chip-dir-in")?.textContent === "客户发来"`)
 	cmp.do("back to English", chromedp.Click(chromedp.ID("nav-lang")))
+	cmp.until("the results drawn again in English", `document.querySelector("#s-results li .chip-dir-in")?.textContent === "From the client" && document.getElementById("s-summary").textContent === "1–1 of 1 messages"`)
 	t.Logf("compliance browser test took %s", time.Since(start).Round(time.Millisecond))
 }
 

@@ -19,7 +19,7 @@ import { setupInbox, load as loadList, refresh as refreshList, render as renderL
 import { setupThread, openThread, closeThread, onMessage, onStatus, renderHeader, renderThread, fetchWindow, mayManage } from './thread.js';
 import { setupComposer, updateComposer, popoverOpen } from './composer.js';
 import { setupDialogs, openHelp, anyDialogOpen } from './dialogs.js';
-import { setupCompliance, startCompliance, showTool, toolOf, onAlert, focusMessage } from './compliance.js';
+import { setupCompliance, startCompliance, rerenderCompliance, showTool, toolOf, onAlert, focusMessage } from './compliance.js';
 
 const live = new Live({
   onFrame,
@@ -250,6 +250,7 @@ function rerender() {
   onState(state.live);
   renderList();
   if (state.open) { renderHeader(); renderThread(false); updateComposer(); }
+  rerenderCompliance();
 }
 
 function resolveOrReopen(action) {

@@ -20,6 +20,10 @@ export const mayAudit = () => !!state.me && ['compliance', 'admin'].includes(sta
 
 const TOOLS = ['search', 'alerts', 'audit'];
 
+let alertCount = 0; // open alerts: the badge
+let alerts = []; // the alerts list as shown
+let auditShown = null; // the audit records shown, to draw again in another language
+
 // toolOf returns the compliance view a hash names, or ''.
 export function toolOf(hash) {
   const m = /^#\/(search|alerts|audit)$/.exec(hash);
@@ -49,8 +53,13 @@ export function startCompliance() {
   $('nav-alerts').hidden = !maySearch();
   $('nav-audit').hidden = !mayAudit();
   alertCount = 0;
+  alerts = [];
   renderBadge();
   clear($('s-results'));
+  search.shown = null;
+  auditShown = null;
+  clear($('a-rows'));
+  clear($('al-list'));
   $('s-summary').textContent = '';
   $('s-pager').hidden = true;
   audit.loaded = false;
@@ -83,7 +92,7 @@ function errText(e) {
 
 // ---------------------------------------------------------------- search
 
-const search = { filters: null, cursors: [''], page: 0, total: -1, next: '' };
+const search = { filters: null, cursors: [''], page: 0, total: -1, next: '', shown: null };
 
 // searchFilters reads the form: the query as the API names it.
 function searchFilters() {
@@ -123,6 +132,7 @@ async function runSearch(page) {
 }
 
 function renderResults(msgs) {
+  search.shown = msgs;
   const ul = clear($('s-results'));
   const from = search.page * PAGE;
   $('s-summary').textContent = msgs.length
@@ -283,8 +293,6 @@ function exportFailed(why) {
 
 // ---------------------------------------------------------------- alerts
 
-let alertCount = 0;
-let alerts = [];
 
 function renderBadge() {
   const b = $('alerts-badge');
@@ -412,6 +420,7 @@ async function loadAudit(e) {
 }
 
 function renderAudit(records) {
+  auditShown = records;
   const tb = clear($('a-rows'));
   $('a-empty').hidden = records.length > 0;
   for (const r of records) {
@@ -482,6 +491,17 @@ async function placeHold(e) {
   } finally {
     $('hold-submit').disabled = false;
   }
+}
+
+// rerenderCompliance draws the views again in the page's language.
+export function rerenderCompliance() {
+  if (!state.me) return;
+  fillSelects();
+  renderBadge();
+  if (search.shown) renderResults(search.shown);
+  if (!$('tool-alerts').hidden) renderAlerts();
+  if (auditShown) renderAudit(auditShown);
+  if (state.open && !$('d-hold-card').hidden) { holdsFor = ''; renderHold(state.open); }
 }
 
 // ---------------------------------------------------------------- set up
