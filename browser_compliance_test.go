@@ -147,6 +147,21 @@ func TestBrowserCompliance(t *testing.T) {
 	sup.do("close the export", chromedp.Click(chromedp.ID("x-close")))
 	sup.until("no legal-hold card for a supervisor", `document.getElementById("d-hold-card").hidden`)
 
+	// An export without any filter is refused, and the page says why.
+	sup.do("back to the search", chromedp.Click(chromedp.ID("nav-search")))
+	sup.until("the search view again", `document.body.dataset.view === "tool" && !document.getElementById("tool-search").hidden`)
+	sup.do("search everything", chromedp.Evaluate[chromedp.Void](`document.getElementById("s-text").value = ""`), chromedp.Click(chromedp.ID("s-submit")))
+	sup.until("every message", `document.querySelectorAll("#s-results li").length >= 3`)
+	sup.do("export everything", chromedp.Click(chromedp.ID("s-export")))
+	sup.until("the refusal, in words", `document.getElementById("dlg-export").dataset.state === "failed" && !document.getElementById("x-error").hidden && document.getElementById("x-error").textContent.includes("needs a filter") && document.getElementById("x-download").hidden`)
+	sup.do("close the export", chromedp.Click(chromedp.ID("x-close")))
+
+	// On a phone screen the search is one pane, with the rail below.
+	sup.do("a phone screen", chromedp.EmulateViewport(390, 844))
+	sup.until("the search fills the screen", `getComputedStyle(document.getElementById("tool-pane")).display !== "none" && getComputedStyle(document.getElementById("list-pane")).display === "none" && document.getElementById("tool-pane").getBoundingClientRect().width >= 380`)
+	sup.shot("console-search-phone.png")
+	sup.do("a laptop screen again", chromedp.EmulateViewport(1440, 900))
+
 	// The compliance officer signs in; a client writes words of the
 	// lexicon: a live alert, badge and toast, for her and the supervisor.
 	cmp := openPage(t, browser, "cmp", r.srv.URL+"/")
