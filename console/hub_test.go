@@ -97,12 +97,12 @@ type consoleEnv struct {
 
 func newConsoleEnv(t *testing.T, cfg Config) *consoleEnv {
 	t.Helper()
-	cfg.Employees = []Employee{
+	cfg.Employees = append([]Employee{
 		{ID: "alice", Name: "Alice Wang", Role: RoleAgent, Accounts: []string{"acct"}, Token: aliceTok, PasswordHash: testHash(alicePassword)},
 		{ID: "bob", Name: "Bob Li", Role: RoleAgent, Accounts: []string{"acct", "acct2"}, Token: bobTok, PasswordHash: testHash(bobPassword)},
 		{ID: "sup", Name: "Sue Zhang", Role: RoleSupervisor, Token: supTok, PasswordHash: testHash(supPassword)},
 		{ID: "tokenonly", Role: RoleAgent, Token: "tokenonly-token-0123456789"},
-	}
+	}, cfg.Employees...) // and any the test adds
 	e := &consoleEnv{bus: &fakeBus{}, history: &fakeHistory{}, sessions: newFakeSessions(), media: &fakeMedia{}, qr: &fakeQR{}, audit: &fakeAudit{}}
 	e.assign = &fakeAssign{m: map[relay.ConversationID]string{"acct:c-alice": "alice", "acct:c-bob": "bob"}}
 	e.outbox = &fakeOutbox{}
