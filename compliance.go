@@ -155,7 +155,18 @@ func printRetentionReport(w io.Writer, name string, rep *relay.RetentionReport) 
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.Account, r.Month, r.Messages, r.Held, ret, may, r.Note)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\n%d messages in partitions an operator may drop.\n", droppable)
+	fmt.Fprintf(w, "\n%d messages of accounts and months an operator may drop.\n", droppable)
+	fmt.Fprintln(w, "\nmonthly partitions (every account): the whole partition may be dropped only if every account's part may")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MONTH\tMESSAGES\tHELD\tMAY DROP PARTITION")
+	for _, p := range rep.Partitions {
+		may := "no"
+		if p.Droppable {
+			may = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", p.Month, p.Messages, p.Held, may)
+	}
+	tw.Flush()
 	if len(rep.Holds) > 0 {
 		fmt.Fprintf(w, "\nlegal holds (never expire; their months are excluded):\n")
 		for _, h := range rep.Holds {

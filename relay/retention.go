@@ -97,11 +97,23 @@ type RetentionRow struct {
 	Note      string `json:"note,omitempty"`
 }
 
+// PartitionRow sums up one monthly partition over every account: the
+// archive's tables are partitioned by month (ClickHouse: toYYYYMM(day)),
+// not by account, so a whole partition may be dropped only when every
+// account's part of it may.
+type PartitionRow struct {
+	Month     string `json:"month"` // YYYYMM
+	Messages  int    `json:"messages"`
+	Held      int    `json:"held"`
+	Droppable bool   `json:"droppable"`
+}
+
 // RetentionReport is what an operator may drop.
 type RetentionReport struct {
-	At    time.Time      `json:"at"`
-	Rows  []RetentionRow `json:"rows"`
-	Holds []Hold         `json:"holds"`
+	At         time.Time      `json:"at"`
+	Rows       []RetentionRow `json:"rows"`
+	Partitions []PartitionRow `json:"partitions"`
+	Holds      []Hold         `json:"holds"`
 	// Note says what the report is and is not.
 	Note string `json:"note"`
 }
@@ -153,6 +165,21 @@ func BuildRetentionReport(ctx context.Context, st RetentionStore, policies map[s
 		}
 		return strings.Compare(a.Month, b.Month)
 	})
+	parts := map[string]*PartitionRow{}
+	for _, r := range rep.Rows {
+		p := parts[r.Month]
+		if p == nil {
+			p = &PartitionRow{Month: r.Month, Droppable: true}
+			parts[r.Month] = p
+		}
+		p.Messages += r.Messages
+		p.Held += r.Held
+		p.Droppable = p.Droppable && r.Droppable
+	}
+	for _, p := range parts {
+		rep.Partitions = append(rep.Partitions, *p)
+	}
+	slices.SortFunc(rep.Partitions, func(a, b PartitionRow) int { return strings.Compare(a.Month, b.Month) })
 	return rep, nil
 }
 

@@ -288,4 +288,21 @@ func testRetentionHold(t *testing.T, s ComplianceStore) {
 	if len(rep.Holds) != 1 {
 		t.Fatalf("report holds = %+v", rep.Holds)
 	}
+	// 201801 holds "other" too, which keeps everything: not droppable as a
+	// whole partition.
+	wantParts := []relay.PartitionRow{
+		{Month: "201801", Messages: 3, Held: 0, Droppable: false},
+		{Month: "201802", Messages: 2, Held: 1, Droppable: false},
+		{Month: "202601", Messages: 1, Held: 0, Droppable: false},
+	}
+	if !slices.Equal(rep.Partitions, wantParts) {
+		t.Fatalf("partitions:\n got %+v\nwant %+v", rep.Partitions, wantParts)
+	}
+	rep, err = relay.BuildRetentionReport(ctx, s, map[string]relay.Retention{"*": {N: 7, Unit: 'y'}}, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Partitions[0]; p.Month != "201801" || !p.Droppable {
+		t.Fatalf("201801 with every account expired: %+v", p)
+	}
 }
