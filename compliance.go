@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -201,10 +202,11 @@ func printAuditReport(w io.Writer, rep *relay.AuditReport) {
 	}
 }
 
-// blockedSendAudit records a send a lexicon rule refused in the audit
-// log: who, which conversation, which rule and what matched — not the
-// text, which is not archived.
-func blockedSendAudit(l *relay.AuditLog, log *slog.Logger) func(context.Context, relay.SendRequest, relay.LexiconMatch) {
+// blockedSend records a send a lexicon rule refused: in the audit log
+// (who, which conversation, which rule and what matched — not the text,
+// which is not archived), and as a hit in the review queue (no message
+// id; the excerpt is the match alone), alerted like any other.
+func blockedSend(l *relay.AuditLog, hits relay.AlertStore, alert func(relay.LexiconHit), log *slog.Logger) func(context.Context, relay.SendRequest, relay.LexiconMatch) {
 	return func(ctx context.Context, req relay.SendRequest, m relay.LexiconMatch) {
 		log.Warn("send blocked by a lexicon rule", "rule", m.Rule, "conv", req.Conv, "employee", req.Employee)
 		role := "agent" // only agents send; the relay's own messages have no employee
@@ -217,5 +219,16 @@ func blockedSendAudit(l *relay.AuditLog, log *slog.Logger) func(context.Context,
 		}); err != nil {
 			log.Error("archiving the audit record of a blocked send", "conv", req.Conv, "err", err)
 		}
+		account, _, _ := strings.Cut(string(req.Conv), ":")
+		hit := relay.LexiconHit{
+			ID: relay.HitID("blocked:"+string(req.Conv)+":"+req.Key, m.Rule), Account: account, Conv: req.Conv,
+			Direction: relay.Outbound, Employee: req.Employee, Rule: m.Rule, Matched: m.Matched,
+			Excerpt: "(blocked, not sent) " + m.Matched, At: time.Now().Truncate(time.Millisecond),
+		}
+		if err := hits.AppendHits(ctx, []relay.LexiconHit{hit}); err != nil {
+			log.Error("archiving the hit of a blocked send", "conv", req.Conv, "err", err)
+			return
+		}
+		alert(hit)
 	}
 }

@@ -247,6 +247,10 @@ func runComplianceE2E(t *testing.T, cfg *Config, cfgPath string, tamper func(t *
 		!strings.Contains(fmt.Sprint(body["error"]), "official account") {
 		t.Fatalf("blocked send: %d %v, want 409 naming the rule and why", status, body)
 	}
+	if got := alerts(t, cmp, 10*time.Second, 2); len(got) != 2 || got[1].Rule != "off-channel" || got[1].MessageID != "" ||
+		got[1].Employee != "alice" || strings.Contains(got[1].Excerpt, "abc123") {
+		t.Fatalf("alerts of the allowed and the blocked send = %+v", got)
+	}
 	// Compliance reads but never sends.
 	if status, _ := apiUA(t, r, "POST", "/api/conversations/"+string(conv)+"/messages", cmpTok,
 		map[string]any{"key": "cmp-1", "kind": "text", "text": "hello"}); status != http.StatusForbidden {
@@ -360,8 +364,8 @@ func runComplianceE2E(t *testing.T, cfg *Config, cfgPath string, tamper func(t *
 	}
 	status, body = apiUA(t, r, "GET", "/api/alerts?status=open", cmpTok, nil)
 	open, _ := body["alerts"].([]any)
-	if status != http.StatusOK || len(open) != 3 {
-		t.Fatalf("open alerts: %d, %d alerts (%v), want 3", status, len(open), body)
+	if status != http.StatusOK || len(open) != 4 {
+		t.Fatalf("open alerts: %d, %d alerts (%v), want 4 (2 inbound, the allowed and the blocked send)", status, len(open), body)
 	}
 	hitID := fmt.Sprint(open[0].(map[string]any)["id"])
 	if status, _ := apiUA(t, r, "POST", "/api/alerts/"+hitID+"/review", supTok, map[string]any{"decision": "reviewed"}); status != http.StatusForbidden {

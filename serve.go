@@ -182,7 +182,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		return nil, err
 	}
 	if lex != nil {
-		lex.OnBlocked(blockedSendAudit(auditLog, log.With("component", "lexicon")))
+		// The hub is built below; a send is blocked only once it runs.
+		lex.OnBlocked(blockedSend(auditLog, s.archive, func(h relay.LexiconHit) { s.hub.Alert(h) }, log.With("component", "lexicon")))
 	}
 	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
 		Lexicon:  lex,
