@@ -216,6 +216,8 @@ func TestBrowserCompliance(t *testing.T) {
 	)
 	cmp.until("the hold shown", `document.querySelector("#d-hold .hold-on")?.textContent.includes("监管问询 2026-17") && document.getElementById("hold-form").hidden`)
 	cmp.shot("console-hold.png")
+	cmp.do("the conversation's audit trail", chromedp.Click(chromedp.ID("d-audit")))
+	cmp.until("its records only, the hold among them", `document.getElementById("a-conv").value === `+js(conv1)+` && (rows => rows.length > 0 && rows.every(r => r.textContent.includes(`+js(conv1)+`)) && rows.some(r => r.dataset.action === "legal_hold") && rows.some(r => r.dataset.action === "open_conversation"))([...document.querySelectorAll("#a-rows tr")])`)
 	cmp.untilAsync("the hold archived", `fetch("/api/holds").then(r => r.json()).then(b => b.holds.some(h => h.conv === `+js(conv1)+` && h.placed_by === "cmp"))`)
 
 	// In Chinese too.

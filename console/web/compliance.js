@@ -20,7 +20,7 @@ export const mayAudit = () => !!state.me && ['compliance', 'admin'].includes(sta
 
 const TOOLS = ['search', 'alerts', 'audit'];
 
-let alertCount = 0; // open alerts: the badge
+const openAlerts = new Set(); // ids of the open alerts: the badge
 let alerts = []; // the alerts list as shown
 let auditShown = null; // the audit records shown, to draw again in another language
 
@@ -52,7 +52,7 @@ export function startCompliance() {
   $('nav-search').hidden = !maySearch();
   $('nav-alerts').hidden = !maySearch();
   $('nav-audit').hidden = !mayAudit();
-  alertCount = 0;
+  openAlerts.clear();
   alerts = [];
   renderBadge();
   clear($('s-results'));
@@ -296,15 +296,17 @@ function exportFailed(why) {
 
 function renderBadge() {
   const b = $('alerts-badge');
-  b.hidden = !alertCount;
-  b.textContent = alertCount > 99 ? '99+' : String(alertCount);
-  $('nav-alerts').setAttribute('aria-label', alertCount ? `${t('alerts')} (${t('alertsOpen', { n: alertCount })})` : t('alerts'));
+  const n = openAlerts.size;
+  b.hidden = !n;
+  b.textContent = n > 99 ? '99+' : String(n);
+  $('nav-alerts').setAttribute('aria-label', n ? `${t('alerts')} (${t('alertsOpen', { n })})` : t('alerts'));
 }
 
 async function countOpenAlerts() {
   try {
     const res = await api('GET', '/api/alerts?status=open&limit=500');
-    alertCount = (res.alerts || []).length;
+    // Merged, not replaced: a live alert may have come meanwhile.
+    for (const a of res.alerts || []) openAlerts.add(a.id);
     renderBadge();
   } catch { /* the badge counts live alerts only */ }
 }
@@ -312,13 +314,12 @@ async function countOpenAlerts() {
 // onAlert handles a live alert frame.
 export function onAlert(hit) {
   if (!hit || !maySearch()) return;
-  if (!alerts.some((a) => a.id === hit.id)) {
-    alertCount++;
-    renderBadge();
-    if (!$('tool-alerts').hidden && ($('al-status').value === 'open' || !$('al-status').value)) {
-      alerts.unshift(hit);
-      renderAlerts();
-    }
+  openAlerts.add(hit.id);
+  renderBadge();
+  const listed = !$('tool-alerts').hidden && ($('al-status').value === 'open' || !$('al-status').value);
+  if (listed && !alerts.some((a) => a.id === hit.id)) {
+    alerts.unshift(hit);
+    renderAlerts();
   }
   emit('toast', { kind: 'alert', text: t('alertToast', { rule: hit.rule, matched: hit.matched, client: shortID(splitConv(hit.conv)[1]) }) });
 }
@@ -332,7 +333,11 @@ async function loadAlerts() {
   try {
     const res = await api('GET', `/api/alerts?${q}`);
     alerts = res.alerts || [];
-    if (st === 'open') { alertCount = alerts.length; renderBadge(); }
+    if (st === 'open') {
+      openAlerts.clear();
+      for (const a of alerts) openAlerts.add(a.id);
+      renderBadge();
+    }
     renderAlerts();
   } catch (e) {
     err.hidden = false;
@@ -375,7 +380,8 @@ function alertEl(a) {
       error.hidden = true;
       try {
         const rev = await api('POST', `/api/alerts/${encodeURIComponent(a.id)}/review`, { json: { decision, comment: comment.value } });
-        if (!a.review) { alertCount = Math.max(0, alertCount - 1); renderBadge(); }
+        openAlerts.delete(a.id);
+        renderBadge();
         a.review = rev;
         li.replaceWith(alertEl(a));
         emit('toast', { text: t('reviewSaved', { decision: t(`alertState_${decision}`) }) });
@@ -527,7 +533,15 @@ export function setupCompliance() {
   $('dlg-export').addEventListener('close', () => { clearTimeout(exportTimer); exportSeq++; });
   onStore('employees', () => { if (state.me) fillSelects(); });
   onStore('convs', () => { if (state.me) fillSelects(); });
+  $('d-audit').addEventListener('click', () => {
+    if (!state.open) return;
+    for (const id of ['a-who', 'a-action', 'a-from', 'a-to']) $(id).value = '';
+    $('a-conv').value = state.open;
+    audit.loaded = false;
+    location.hash = '#/audit';
+  });
   onStore('thread', (conv) => {
+    $('d-audit').hidden = !mayAudit() || !conv;
     const allowed = maySearch() && !!conv;
     $('act-export').hidden = !allowed;
     $('d-export').hidden = !allowed;

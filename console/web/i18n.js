@@ -259,6 +259,7 @@ const STRINGS = {
     colConv: 'Conversation',
     colWhat: 'What',
     colFrom: 'From',
+    convAudit: 'Its audit trail',
   },
   zh: {
     appName: 'wechat-relay 客服台',
@@ -515,6 +516,7 @@ const STRINGS = {
     colConv: '对话',
     colWhat: '内容',
     colFrom: '来源',
+    convAudit: '查看此对话的审计记录',
   },
 };
 
