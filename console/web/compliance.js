@@ -86,7 +86,9 @@ function fillSelects() {
 function errText(e) {
   if (e instanceof ApiError && e.status === 0) return t('cannotReach');
   if (e instanceof ApiError && e.status === 403) return t('notAllowed');
-  if (e instanceof ApiError && e.status === 503) return t('archiveDown');
+  // 503: the archive, or the audit trail (nothing is done unaudited):
+  // the relay's own words say which.
+  if (e instanceof ApiError && e.status === 503) return `${t('archiveDown')} (${e.message})`;
   return e.message;
 }
 
