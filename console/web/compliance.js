@@ -367,7 +367,7 @@ function alertEl(a) {
     h('p', { class: 'alert-excerpt' }, highlighted(a.excerpt || '', a.matched)),
     h('p', { class: 'muted small' },
       t('alertWhere', { client: shortID(openid), account: a.account, employee: a.employee ? employeeName(a.employee) : t('unassigned') }), ' · ',
-      h('a', { href: a.message_id ? `#/c/${encodeURIComponent(a.conv)}` : '#/', class: 'alert-open' }, t('openConversation'))));
+      a.conv ? h('a', { href: `#/c/${encodeURIComponent(a.conv)}`, class: 'alert-open' }, t('openConversation')) : null));
   if (r) {
     li.append(h('p', { class: 'alert-review small' }, t('reviewedBy', { by: employeeName(r.reviewer), at: fullTime(r.at), decision: t(`alertState_${r.decision}`) }),
       r.comment ? h('span', { class: 'alert-comment' }, ` “${r.comment}”`) : null));
