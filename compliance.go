@@ -195,6 +195,13 @@ func printAuditReport(w io.Writer, rep *relay.AuditReport) {
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "  %-14s audit    %s: %s\n", p.Kind, p.ID, p.Detail)
 	}
+	for _, wr := range rep.Witnesses {
+		if wr.Found {
+			fmt.Fprintf(w, "\nwitnessed audit hash %s: found, intact (%s)\n", wr.Hash, wr.Seal)
+		} else {
+			fmt.Fprintf(w, "\nwitnessed audit hash %s: NOT FOUND\n", wr.Hash)
+		}
+	}
 	if rep.OK {
 		fmt.Fprintf(w, "\nOK: %d audit records intact, every audit chain unbroken\n", rep.Records)
 	} else {

@@ -425,9 +425,12 @@ func runComplianceE2E(t *testing.T, cfg *Config, cfgPath string, tamper func(t *
 	if code, rep := runVerify(t, cfgPath); code != 0 {
 		t.Fatalf("verify of an untouched archive: exit %d, %+v", code, rep)
 	}
-	code, text := runVerifyText(t, cfgPath)
-	if code != 0 || !strings.Contains(text, "audit records intact") {
+	code, text := runVerifyText(t, cfgPath, "-audit-seal", recs[0].Hash)
+	if code != 0 || !strings.Contains(text, "audit records intact") || !strings.Contains(text, "witnessed audit hash "+recs[0].Hash+": found") {
 		t.Fatalf("verify text: exit %d\n%s", code, text)
+	}
+	if code, _ := runVerifyText(t, cfgPath, "-audit-seal", strings.Repeat("ab", 32)); code != 1 {
+		t.Fatalf("verify with an unknown witnessed audit hash: exit %d, want 1", code)
 	}
 
 	// The retention report: nothing expired yet, the held client counted.

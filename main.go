@@ -98,7 +98,7 @@ commands:
   check-config   validate the configuration and print what is wrong
   sim            run the WeChat simulator (API, clients, phone page; -load for a load test)
   hash-password  print the bcrypt hash of a console password read from stdin
-  verify         check the archive's hashes and seals, and the audit log's chains (-config FILE, -json, -seal HASH); exit 0 only if intact
+  verify         check the archive's hashes and seals, and the audit log's chains (-config FILE, -json, -seal HASH, -audit-seal HASH); exit 0 only if intact
   retention-report  what an operator MAY drop under the configured retention, legal holds excluded (-config FILE, -json)
   search         search the archive (-text, -client, -employee, -conv, -from, -to, ...; -json)
   export         export messages, media, transcript and manifest (-conv|-client|-employee|-text ... -out DIR|FILE.zip -by NAME)

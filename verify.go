@@ -68,8 +68,10 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 	var seals stringList
 	fs.Var(&seals, "seal", "a seal hash an outside witness kept (from the \"archive seal\" log lines); must still be in the archive (repeatable)")
 	maxProblems := fs.Int("max-problems", 1000, "problems listed in the report (all are counted)")
+	var auditSeals stringList
+	fs.Var(&auditSeals, "audit-seal", "an audit hash an outside witness kept (from the \"audit seal\" log lines); must still be an intact record (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-max-problems N]")
+		fmt.Fprintln(stderr, "usage: wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-audit-seal HASH]... [-max-problems N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -111,7 +113,7 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
 	}
-	audit, err := relay.VerifyAudit(ctx, a)
+	audit, err := relay.VerifyAudit(ctx, a, auditSeals...)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed

@@ -198,10 +198,11 @@ func (l *AuditLog) Append(ctx context.Context, e AuditEntry) (AuditEntry, error)
 
 // AuditReport is what VerifyAudit found.
 type AuditReport struct {
-	OK       bool           `json:"ok"`
-	Records  int            `json:"records"` // intact records
-	Chains   []AuditChain   `json:"chains"`
-	Problems []AuditProblem `json:"problems"`
+	OK        bool            `json:"ok"`
+	Records   int             `json:"records"` // intact records
+	Chains    []AuditChain    `json:"chains"`
+	Problems  []AuditProblem  `json:"problems"`
+	Witnesses []WitnessReport `json:"witnesses,omitempty"`
 }
 
 // AuditChain sums up one writer's audit chain.
@@ -225,9 +226,22 @@ type AuditProblem struct {
 // maxAuditProblems bounds the problems listed.
 const maxAuditProblems = 10000
 
-// VerifyAudit recomputes every audit record's hash and chain link.
-func VerifyAudit(ctx context.Context, src AuditStore) (*AuditReport, error) {
+// VerifyAudit recomputes every audit record's hash and chain link, and
+// checks that each witnessed hash (from the "audit seal" log lines) is
+// the hash of an intact record.
+func VerifyAudit(ctx context.Context, src AuditStore, witnesses ...string) (*AuditReport, error) {
 	rep := &AuditReport{}
+	seen := map[string]bool{}
+	for _, h := range witnesses {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" && !seen[h] {
+			seen[h] = true
+			rep.Witnesses = append(rep.Witnesses, WitnessReport{Hash: h})
+		}
+	}
+	wit := map[string]*WitnessReport{}
+	for i := range rep.Witnesses {
+		wit[rep.Witnesses[i].Hash] = &rep.Witnesses[i]
+	}
 	add := func(k ProblemKind, id, detail string) {
 		if len(rep.Problems) < maxAuditProblems {
 			rep.Problems = append(rep.Problems, AuditProblem{Kind: k, ID: id, Detail: detail})
@@ -275,6 +289,9 @@ func VerifyAudit(ctx context.Context, src AuditStore) (*AuditReport, error) {
 		}
 		if !bad {
 			rep.Records++
+			if w := wit[e.Hash]; w != nil {
+				w.Found, w.Seal = true, e.ID
+			}
 		}
 		c := e
 		prev, prevBad = &c, bad
@@ -284,6 +301,11 @@ func VerifyAudit(ctx context.Context, src AuditStore) (*AuditReport, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify: reading the audit log: %w", err)
+	}
+	for _, w := range rep.Witnesses {
+		if !w.Found {
+			add(ProblemWitnessMissing, w.Hash, "a witnessed audit hash is not the hash of any intact audit record")
+		}
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil

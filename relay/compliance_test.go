@@ -191,6 +191,16 @@ func TestVerifyAudit(t *testing.T) {
 			t.Errorf("%s: want %s %s, got %+v", c.name, c.kind, c.id, rep.Problems)
 		}
 	}
+	// Witnessed hashes: the newest record's is found; a removed one is not.
+	st = build()
+	last, _, _ := st.LatestAudit(ctx, "w1")
+	if rep, _ := VerifyAudit(ctx, st, last.Hash); !rep.OK || len(rep.Witnesses) != 1 || !rep.Witnesses[0].Found {
+		t.Errorf("witness of the newest record: %+v", rep)
+	}
+	st.recs = slices.DeleteFunc(st.recs, func(e AuditEntry) bool { return e.ID == last.ID })
+	if rep, _ := VerifyAudit(ctx, st, last.Hash); rep.OK || rep.Witnesses[0].Found {
+		t.Errorf("the newest record removed, its witness still found: %+v", rep)
+	}
 	// A retried identical record is not a problem.
 	st = build()
 	st.recs = append(st.recs, st.recs[2])
