@@ -26,6 +26,7 @@ const (
 	AuditOpenConversation   = "open_conversation"   // GET messages
 	AuditResumeConversation = "resume_conversation" // WebSocket resume
 	AuditDownloadMedia      = "download_media"      // GET media
+	AuditLiveView           = "live_view"           // a supervisor's WebSocket: every conversation, live
 	AuditSignIn             = relay.AuditSignIn
 	AuditSignInFailed       = relay.AuditSignInFailed
 	AuditSignOut            = relay.AuditSignOut

@@ -81,6 +81,16 @@ func TestAlertFramesGoToSupervisorsOnly(t *testing.T) {
 		}
 	}
 	expectNothing(t, alice)
+	var live []string
+	for _, r := range e.audit.all() {
+		if r.Action == AuditLiveView {
+			live = append(live, r.Employee)
+		}
+	}
+	slices.Sort(live)
+	if !slices.Equal(live, []string{"adm", "cmp", "sup"}) {
+		t.Errorf("live views audited for %v, want adm, cmp, sup", live)
+	}
 }
 
 func TestComplianceAPI(t *testing.T) {

@@ -119,6 +119,17 @@ func (h *Hub) Handler() http.Handler {
 			return
 		}
 		emp := p.emp
+		// A supervisor's socket receives every conversation live: the
+		// live view is audited before the upgrade. Not refused when the
+		// record cannot be archived (the failure is logged with the
+		// record): nothing reaches a socket before it is archived anyway,
+		// and supervisors must be able to watch a relay that waits for
+		// its archive. Each conversation they open is audited strictly.
+		if emp.Role.SeesAll() {
+			if err := h.record(r, emp, AuditLiveView, "", "", ""); err != nil {
+				h.log.Error("writing the audit trail of a live view; connecting anyway", "employee", emp.ID, "err", err)
+			}
+		}
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			h.log.Info("websocket upgrade refused", "employee", emp.ID, "origin", r.Header.Get("Origin"), "err", err)
