@@ -96,6 +96,8 @@ func (a ArchiveAudit) Record(ctx context.Context, r AuditRecord) error {
 	})
 	if err != nil {
 		if a.Slog.Log != nil {
+			// The log line keeps the record where the archive could not.
+			_ = a.Slog.Record(ctx, r)
 			a.Slog.Log.ErrorContext(ctx, "audit record not archived", "employee", r.Employee, "action", r.Action, "conv", r.Conv, "err", err)
 		}
 		return err
