@@ -57,6 +57,15 @@ func TestLexiconMatch(t *testing.T) {
 	if !slices.Equal(blocked, []string{"off"}) {
 		t.Errorf("OnBlocked calls = %v", blocked)
 	}
+	if err := l.checkOutbound(context.Background(), SendRequest{Conv: "a1:c", Kind: KindLink,
+		Attrs: map[string]string{"title": "Chat on WhatsApp", "url": "https://x"}}); err == nil {
+		t.Error("a link whose title matches a blocking rule was not refused")
+	}
+	w := &LexiconWatcher{Lexicon: l}
+	if hits := w.Hits(Message{ID: "m", Account: "a1", Conv: "a1:c", Direction: Inbound, Kind: KindLink,
+		Attrs: map[string]string{"description": "年化 12% 回报"}}); len(hits) != 1 || hits[0].Rule != "rate" || !strings.Contains(hits[0].Excerpt, "回报") {
+		t.Errorf("link description hits = %+v", hits)
+	}
 	if err := l.checkOutbound(context.Background(), SendRequest{Conv: "a1:c", Text: "保证收益"}); err != nil {
 		t.Errorf("a non-blocking rule refused a send: %v", err)
 	}

@@ -176,7 +176,7 @@ func (l *Lexicon) checkOutbound(ctx context.Context, req SendRequest) error {
 		return nil
 	}
 	account, _ := splitConv(req.Conv)
-	for _, m := range l.Match(account, Outbound, req.Text) {
+	for _, m := range l.Match(account, Outbound, matchedText(req.Text, req.Attrs)) {
 		if m.Block {
 			if l.blocked != nil {
 				l.blocked(ctx, req, m)
@@ -317,7 +317,8 @@ func (w *LexiconWatcher) Hits(m Message) []LexiconHit {
 	if m.Direction != Inbound && m.Direction != Outbound {
 		return nil
 	}
-	matches := w.Lexicon.Match(m.Account, m.Direction, m.Text)
+	text := matchedText(m.Text, m.Attrs)
+	matches := w.Lexicon.Match(m.Account, m.Direction, text)
 	out := make([]LexiconHit, 0, len(matches))
 	for _, x := range matches {
 		emp := m.Employee
@@ -330,10 +331,21 @@ func (w *LexiconWatcher) Hits(m Message) []LexiconHit {
 		}
 		out = append(out, LexiconHit{
 			ID: HitID(m.ID, x.Rule), Account: m.Account, Conv: m.Conv, MessageID: m.ID, Direction: m.Direction,
-			Employee: emp, Rule: x.Rule, Matched: x.Matched, Excerpt: excerpt(m.Text, x.Matched), At: millis(at),
+			Employee: emp, Rule: x.Rule, Matched: x.Matched, Excerpt: excerpt(text, x.Matched), At: millis(at),
 		})
 	}
 	return out
+}
+
+// matchedText is what the lexicon reads of a message: its text, and the
+// title and description of a link.
+func matchedText(text string, attrs map[string]string) string {
+	for _, k := range []string{"title", "description"} {
+		if v := attrs[k]; v != "" {
+			text += "\n" + v
+		}
+	}
+	return text
 }
 
 // excerpt is up to 40 characters either side of the first match.
