@@ -325,7 +325,18 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 		work.Go(func() error { return s.lexicon.Run(workCtx) })
 	}
 	if sim != nil {
-		g.Go(func() error { return sim.serve(gctx) })
+		// The simulator plays WeChat, which outlives the relay: it stops
+		// after the relay's work has drained (the outbox may still call
+		// it), and its own shutdown is no reason to fail the relay's.
+		simCtx, stopSim := context.WithCancel(context.Background())
+		simDone := make(chan struct{})
+		go func() {
+			defer close(simDone)
+			if err := sim.serve(simCtx); err != nil {
+				log.Warn("demo simulator", "err", err)
+			}
+		}()
+		defer func() { stopSim(); <-simDone }()
 		g.Go(func() error {
 			if err := sim.seed(gctx, base, cfg); err != nil && gctx.Err() == nil {
 				log.Warn("demo data", "err", err)
