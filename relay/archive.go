@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -56,4 +58,30 @@ type MediaStore interface {
 func ContentHash(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// EncodeAttrs is the stored form of Message.Attrs in every archive
+// backend: a JSON object with sorted keys, so the same map is always
+// stored as the same bytes; "{}" when empty.
+func EncodeAttrs(attrs map[string]string) (string, error) {
+	if len(attrs) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(attrs) // encoding/json sorts map keys
+	if err != nil {
+		return "", fmt.Errorf("encoding attrs: %w", err)
+	}
+	return string(b), nil
+}
+
+// DecodeAttrs reads what EncodeAttrs wrote; empty attrs come back nil.
+func DecodeAttrs(s string) (map[string]string, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	var attrs map[string]string
+	if err := json.Unmarshal([]byte(s), &attrs); err != nil {
+		return nil, fmt.Errorf("decoding attrs: %w", err)
+	}
+	return attrs, nil
 }

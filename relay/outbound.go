@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -129,4 +130,22 @@ type Interactions interface {
 	// none), and the number of outbound messages of conv archived after
 	// it whose latest event is sent, sending or unknown.
 	LastInteraction(ctx context.Context, conv ConversationID) (at time.Time, sends int, err error)
+}
+
+// Validate refuses an event no reader of the archive could use: every
+// backend refuses the same ones.
+func (e *DeliveryEvent) Validate() error {
+	switch {
+	case e.ID == "":
+		return errors.New("no ID")
+	case e.MessageID == "":
+		return fmt.Errorf("%s: no message ID", e.ID)
+	case e.State == "":
+		return fmt.Errorf("%s: no state", e.ID)
+	case e.At.IsZero():
+		return fmt.Errorf("%s: no time", e.ID)
+	case e.ErrCode < math.MinInt32 || e.ErrCode > math.MaxInt32:
+		return fmt.Errorf("%s: errcode %d does not fit 32 bits", e.ID, e.ErrCode)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package archive
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -70,7 +69,7 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 	defer abortUnsent(batch)
 	for i := range msgs {
 		m := &msgs[i]
-		attrs, err := encodeAttrs(m.Attrs)
+		attrs, err := relay.EncodeAttrs(m.Attrs)
 		if err != nil {
 			return fmt.Errorf("archive: insert: message %s: %w", m.ID, err)
 		}
@@ -152,28 +151,6 @@ func dayOf(t time.Time) time.Time {
 // nothing.
 func dateLiteral(t time.Time) string {
 	return t.UTC().Format("2006-01-02")
-}
-
-func encodeAttrs(attrs map[string]string) (string, error) {
-	if len(attrs) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(attrs) // keys sorted: the same map, the same bytes
-	if err != nil {
-		return "", fmt.Errorf("encoding attrs: %w", err)
-	}
-	return string(b), nil
-}
-
-func decodeAttrs(s string) (map[string]string, error) {
-	if s == "" || s == "{}" {
-		return nil, nil
-	}
-	var attrs map[string]string
-	if err := json.Unmarshal([]byte(s), &attrs); err != nil {
-		return nil, fmt.Errorf("decoding attrs: %w", err)
-	}
-	return attrs, nil
 }
 
 // retrySkew is how far either side of a message's AcceptedAt Existing
@@ -347,7 +324,7 @@ func scanMessageWith(rows driver.Rows, extra ...any) (relay.Message, error) {
 	m.Direction = relay.Direction(dir)
 	m.Kind = relay.Kind(kind)
 	var err error
-	if m.Attrs, err = decodeAttrs(attrs); err != nil {
+	if m.Attrs, err = relay.DecodeAttrs(attrs); err != nil {
 		return relay.Message{}, fmt.Errorf("message %s: %w", m.ID, err)
 	}
 	if len(raw) > 0 {

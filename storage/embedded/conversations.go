@@ -149,7 +149,7 @@ func scanMessageInto(rows *sql.Rows, m *relay.Message, extra ...any) error {
 	m.Direction = relay.Direction(dir)
 	m.Kind = relay.Kind(kind)
 	var err error
-	if m.Attrs, err = decodeAttrs(attrs); err != nil {
+	if m.Attrs, err = relay.DecodeAttrs(attrs); err != nil {
 		return fmt.Errorf("message %s: %w", m.ID, err)
 	}
 	if len(raw) > 0 {

@@ -3,9 +3,7 @@ package embedded
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -77,7 +75,7 @@ func (a *Archive) AppendEvents(ctx context.Context, evs []relay.DeliveryEvent) e
 		return nil
 	}
 	for i := range evs {
-		if err := checkEvent(&evs[i]); err != nil {
+		if err := evs[i].Validate(); err != nil {
 			return fmt.Errorf("embedded: append events: event %d of %d: %w", i+1, len(evs), err)
 		}
 	}
@@ -99,24 +97,6 @@ func (a *Archive) AppendEvents(ctx context.Context, evs []relay.DeliveryEvent) e
 	})
 	if err != nil {
 		return fmt.Errorf("embedded: append of %d events (first %s): %w", len(evs), evs[0].ID, err)
-	}
-	return nil
-}
-
-// checkEvent refuses an event no reader could use. Both backends refuse
-// the same ones.
-func checkEvent(e *relay.DeliveryEvent) error {
-	switch {
-	case e.ID == "":
-		return errors.New("no ID")
-	case e.MessageID == "":
-		return fmt.Errorf("%s: no message ID", e.ID)
-	case e.State == "":
-		return fmt.Errorf("%s: no state", e.ID)
-	case e.At.IsZero():
-		return fmt.Errorf("%s: no time", e.ID)
-	case e.ErrCode < math.MinInt32 || e.ErrCode > math.MaxInt32:
-		return fmt.Errorf("%s: errcode %d does not fit 32 bits", e.ID, e.ErrCode)
 	}
 	return nil
 }

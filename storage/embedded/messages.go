@@ -3,7 +3,6 @@ package embedded
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -54,7 +53,7 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 		if m.Seq > math.MaxInt64 {
 			return fmt.Errorf("embedded: insert: message %s: sequence %d is beyond what SQLite's INTEGER holds", m.ID, m.Seq)
 		}
-		attrs, err := encodeAttrs(m.Attrs)
+		attrs, err := relay.EncodeAttrs(m.Attrs)
 		if err != nil {
 			return fmt.Errorf("embedded: insert: message %s: %w", m.ID, err)
 		}
@@ -131,28 +130,6 @@ func unixMillis(t time.Time) any {
 		return nil
 	}
 	return t.UnixMilli()
-}
-
-func encodeAttrs(attrs map[string]string) (string, error) {
-	if len(attrs) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(attrs) // keys sorted: the same map, the same bytes
-	if err != nil {
-		return "", fmt.Errorf("encoding attrs: %w", err)
-	}
-	return string(b), nil
-}
-
-func decodeAttrs(s string) (map[string]string, error) {
-	if s == "" || s == "{}" {
-		return nil, nil
-	}
-	var attrs map[string]string
-	if err := json.Unmarshal([]byte(s), &attrs); err != nil {
-		return nil, fmt.Errorf("decoding attrs: %w", err)
-	}
-	return attrs, nil
 }
 
 // Existing reports which of msgs are archived (by ID), with their sequence
