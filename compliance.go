@@ -106,7 +106,7 @@ func retentionReportCommand(args []string, stdout, stderr io.Writer, env func(st
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, name, err := openForVerify(ctx, cfg)
+	a, name, err := openReadOnly(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
 		return 3

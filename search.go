@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,8 +17,6 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/relay"
-	"github.com/wechat-relay/wechat-relay/storage/archive"
-	"github.com/wechat-relay/wechat-relay/storage/embedded"
 )
 
 // Exit codes of `wechat-relay search` and `wechat-relay export`.
@@ -38,18 +34,10 @@ type searchArchive interface {
 }
 
 // openForSearch opens the configured archive for reading, as verify
-// does: ClickHouse without DDL (SELECT is enough), or the embedded file,
-// which must exist.
+// does.
 func openForSearch(ctx context.Context, cfg *Config) (searchArchive, error) {
-	log := slog.New(slog.DiscardHandler)
-	if c := cfg.Storage.ClickHouse; c.Addr != "" {
-		return archive.Open(ctx, archive.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password, ReadOnly: true}, log)
-	}
-	path := cfg.archivePath()
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no embedded archive at %s (is this the configuration the relay runs with?)", path)
-	}
-	return embedded.Open(ctx, path, log)
+	a, _, err := openReadOnly(ctx, cfg)
+	return a, err
 }
 
 // searchFlags are the filters search and export share.

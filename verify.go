@@ -36,6 +36,42 @@ type verifyArchive interface {
 	Close() error
 }
 
+// readArchive is the archive as the read-only commands (verify, search,
+// export, retention-report) use it.
+type readArchive interface {
+	verifyArchive
+	relay.ExportSource
+}
+
+// openReadOnly opens the configured archive for reading, and names it:
+// ClickHouse without creating or migrating anything (SELECT is enough),
+// or the embedded file, which must exist (an empty new one would verify,
+// and prove nothing).
+func openReadOnly(ctx context.Context, cfg *Config) (readArchive, string, error) {
+	log := slog.New(slog.DiscardHandler)
+	if c := cfg.Storage.ClickHouse; c.Addr != "" {
+		acfg := archive.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password, ReadOnly: true}
+		a, err := archive.Open(ctx, acfg, log)
+		if err != nil {
+			return nil, "", err
+		}
+		db := c.Database
+		if db == "" {
+			db = archive.DefaultDatabase
+		}
+		return a, "clickhouse://" + c.Addr + "/" + db, nil
+	}
+	path := cfg.archivePath()
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("no embedded archive at %s (is this the configuration the relay runs with?)", path)
+	}
+	a, err := embedded.Open(ctx, path, log)
+	if err != nil {
+		return nil, "", err
+	}
+	return a, path, nil
+}
+
 // stringList is a flag that may be given several times.
 type stringList []string
 
@@ -89,7 +125,7 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	a, name, err := openForVerify(ctx, cfg)
+	a, name, err := openReadOnly(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
@@ -137,34 +173,6 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 		return verifyProblems
 	}
 	return verifyOK
-}
-
-// openForVerify opens the configured archive for reading: ClickHouse
-// without creating or migrating anything, or the embedded file, which
-// must exist (an empty new one would verify, and prove nothing).
-func openForVerify(ctx context.Context, cfg *Config) (verifyArchive, string, error) {
-	log := slog.New(slog.DiscardHandler)
-	if c := cfg.Storage.ClickHouse; c.Addr != "" {
-		acfg := archive.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password, ReadOnly: true}
-		a, err := archive.Open(ctx, acfg, log)
-		if err != nil {
-			return nil, "", err
-		}
-		db := c.Database
-		if db == "" {
-			db = archive.DefaultDatabase
-		}
-		return a, "clickhouse://" + c.Addr + "/" + db, nil
-	}
-	path := cfg.archivePath()
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("no embedded archive at %s (is this the configuration the relay runs with?)", path)
-	}
-	a, err := embedded.Open(ctx, path, log)
-	if err != nil {
-		return nil, "", err
-	}
-	return a, path, nil
 }
 
 // printVerifyReport writes rep for people: the chains, the totals, the
