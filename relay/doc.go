@@ -3,9 +3,15 @@
 //
 // It knows no transport and no database. The edges plug into the small
 // interfaces declared here (Spool, Archive, Bus, Dedupe, Sequencer,
-// Assignments): gateway turns WeChat callbacks into Messages and hands
-// them to a Pipeline, storage implements the interfaces, console consumes
-// the Bus.
+// Assignments, Sender, EventLog, …): gateway turns WeChat callbacks into
+// Messages and hands them to a Pipeline, and sends through Sender; storage
+// implements the stores; console consumes the Bus and calls the Outbox.
+//
+// Goroutine model: Pipeline.Run is the single archive writer of a
+// process; Outbox.Run owns the sending workers (one per share of the
+// conversations, so one conversation's messages leave in order) and the
+// recovery scan; MediaWorker.Run fetches media; Bot.Run and the
+// LexiconWatcher react to the bus. Each stops when its context ends.
 //
 // Guarantees owned by this package:
 //   - A message is durable in the Spool before Accept returns, so WeChat is
@@ -16,6 +22,11 @@
 //     acceptance order; delivery follows the same order.
 //   - Every accepted message is archived once: retries are dropped by
 //     Dedupe, and the archive's own key keeps it exact when Dedupe forgets.
+//   - Outbound (outbox.go, outbox_delivery.go): WeChat's window and quota
+//     are checked before anything is archived; a message is archived, then
+//     a "sending" event, and only then is WeChat called — at most once: an
+//     attempt whose outcome is unknown is recorded as such, never repeated.
+//     The bot's messages (bot.go) are ordinary outbound messages.
 //   - Compliance (audit.go, lexicon.go, retention.go): the audit log,
 //     chained per writer and checked by VerifyAudit; lexicon rules matched
 //     on archived messages (LexiconWatcher: hits archived, then alerted)
