@@ -1,8 +1,10 @@
 // Package gateway is wechat-relay's edge towards WeChat: the callback
 // handler that turns WeChat's signed (and, in safe mode, encrypted) XML
-// callbacks into relay.Messages, and the small API client that fetches
-// the temporary media those messages refer to. (gateway/wxsim, a local
-// stand-in for WeChat's platform, lives in its own package.)
+// callbacks into relay.Messages, the API client that fetches the
+// temporary media those messages refer to, and the Sender through which
+// the relay answers (customer-service messages, typing, media upload,
+// template messages, QR codes). (gateway/wxsim, a local stand-in for
+// WeChat's platform, lives in its own package.)
 //
 // # What it owns
 //
@@ -16,6 +18,11 @@
 //     init() turns on debug logging of decrypted message bodies.
 //   - API: access tokens through silenceper's stable_token handle over a
 //     shared cache.Cache, and media download (cgi-bin/media/get).
+//   - Sender (relay.Sender): custom/send, custom/typing, media/upload and
+//     template/send, with WeChat's errcodes as *relay.SendError, an
+//     expired token refreshed once, and a request that may have reached
+//     WeChat without an answer reported as relay.ErrOutcomeUnknown — never
+//     retried here.
 //   - MemoryCache: a concurrency-safe cache.Cache for a single instance.
 //
 // # Goroutine model
