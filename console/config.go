@@ -7,21 +7,20 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-// Role decides what an employee may see.
-type Role string
+// Role decides what an employee may see (relay/roles.go says what each
+// may do).
+type Role = relay.Role
 
-// The roles. Agents see and answer their own conversations; supervisors
-// see all and manage them (transfer, resolve); compliance officers read
-// all, search, read the audit log and review alerts, and never send nor
-// manage; admins are supervisors who may also change configuration.
-// See roles.go for what each may do.
+// The roles.
 const (
-	RoleAgent      Role = "agent"
-	RoleSupervisor Role = "supervisor"
-	RoleCompliance Role = "compliance"
-	RoleAdmin      Role = "admin"
+	RoleAgent      = relay.RoleAgent
+	RoleSupervisor = relay.RoleSupervisor
+	RoleCompliance = relay.RoleCompliance
+	RoleAdmin      = relay.RoleAdmin
 )
 
 // Employee is a person who signs in to the console.
