@@ -28,6 +28,9 @@ type SearchQuery struct {
 	Conv      ConversationID `json:"conv,omitempty"`
 	Direction Direction      `json:"direction,omitempty"`
 	Kind      Kind           `json:"kind,omitempty"`
+	// Employees, when not empty, keeps only the messages whose Employee
+	// is one of them (AND with Employee, like every other field).
+	Employees []string `json:"employees,omitempty"`
 	// From and To bound AcceptedAt: From <= AcceptedAt < To. Zero: unbounded.
 	From time.Time `json:"from,omitzero"`
 	To   time.Time `json:"to,omitzero"`

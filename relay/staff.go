@@ -167,6 +167,9 @@ type ConversationFilter struct {
 	Employee string             // only those whose latest message is filed under this employee
 	Status   ConversationStatus // only those with this status
 	Conv     ConversationID     // only this conversation
+	// Employees, when not empty, keeps only the conversations whose
+	// latest message is filed under one of them (AND with Employee).
+	Employees []string
 	// ActiveSince keeps only conversations with a message accepted
 	// strictly after it. The summaries are still computed over every
 	// message of those conversations.

@@ -82,6 +82,10 @@ func (a *Archive) Conversations(ctx context.Context, f relay.ConversationFilter)
 		having = append(having, `last_employee = ?`)
 		args = append(args, f.Employee)
 	}
+	if len(f.Employees) > 0 {
+		having = append(having, `last_employee IN ?`)
+		args = append(args, stringSet(f.Employees))
+	}
 	switch f.Status {
 	case "":
 	case relay.StatusResolved:

@@ -46,6 +46,10 @@ func searchWhere(q relay.SearchQuery) (string, []any) {
 	eq("conv", string(q.Conv))
 	eq("direction", string(q.Direction))
 	eq("kind", string(q.Kind))
+	if len(q.Employees) > 0 {
+		where = append(where, "employee IN ?")
+		args = append(args, stringSet(q.Employees))
+	}
 	if !q.From.IsZero() {
 		where = append(where, "day >= toDate(?) AND accepted_ms >= ?")
 		args = append(args, dateLiteral(storedTime(q.From)), epochMillis(q.From))
@@ -66,6 +70,17 @@ func searchWhere(q relay.SearchQuery) (string, []any) {
 		args = append(args, q.Text)
 	}
 	return strings.Join(where, " AND "), args
+}
+
+// stringSet binds ss as the parenthesised list of `col IN ?`. A bare
+// slice binds as an array literal, which 18.16 refuses after IN, with or
+// without parentheses ("Type mismatch in IN or VALUES section").
+func stringSet(ss []string) clickhouse.GroupSet {
+	set := make([]any, len(ss))
+	for i, s := range ss {
+		set[i] = s
+	}
+	return clickhouse.GroupSet{Value: set}
 }
 
 // searchKey is a message a search found, before its row is read.

@@ -34,6 +34,7 @@ type ConversationStore interface {
 //     (to the millisecond, UTC), zero if none.
 //   - Order: latest message's AcceptedAt descending, then Conv ascending.
 //   - Filters combine; ActiveSince is strict; Limit <= 0 means none.
+//     Employees, like Employee, looks at the latest message's Employee.
 //   - A replayed message changes no summary and no count.
 //   - CountInbound counts inbound messages only (not outbound, not
 //     internal), with Seq strictly above the mark.
@@ -227,9 +228,26 @@ func testSummaryFilters(t *testing.T, s ConversationStore) {
 		{"active since, before", relay.ConversationFilter{ActiveSince: base.Add(20*time.Second - time.Millisecond)}, []relay.ConversationID{a, b, c, d}},
 		{"active since and account", relay.ConversationFilter{ActiveSince: base, Account: "acc2"}, []relay.ConversationID{e}},
 		{"active since, later than all", relay.ConversationFilter{ActiveSince: base.Add(time.Hour)}, nil},
+		{"employees", relay.ConversationFilter{Employees: []string{"bob", "carol"}}, []relay.ConversationID{b, d, e}},
+		{"employees, one", relay.ConversationFilter{Employees: []string{"alice"}}, []relay.ConversationID{a, c}},
+		{"employees, one unknown", relay.ConversationFilter{Employees: []string{"dave", "carol"}}, []relay.ConversationID{e}},
+		{"employees, none known", relay.ConversationFilter{Employees: []string{"dave"}}, nil},
+		{"employees, no injection", relay.ConversationFilter{Employees: []string{"alice' OR '1'='1"}}, nil},
+		{"employees and employee agree", relay.ConversationFilter{Employee: "bob", Employees: []string{"alice", "bob"}}, []relay.ConversationID{b, d}},
+		{"employees and employee disagree", relay.ConversationFilter{Employee: "alice", Employees: []string{"bob"}}, nil},
+		{"employees and status", relay.ConversationFilter{Employees: []string{"alice", "bob"}, Status: relay.StatusOpen}, []relay.ConversationID{a, c, d}},
+		{"employees and account", relay.ConversationFilter{Employees: []string{"alice", "carol"}, Account: "acc2"}, []relay.ConversationID{e}},
+		{"employees and limit", relay.ConversationFilter{Employees: []string{"carol", "bob"}, Limit: 2}, []relay.ConversationID{b, d}},
+		{"employees and active since", relay.ConversationFilter{Employees: []string{"alice", "bob"}, ActiveSince: base.Add(20 * time.Second)}, []relay.ConversationID{a, b, c}},
 	} {
 		wantConvs(t, tc.name, conversations(t, s, tc.f), tc.want...)
 	}
+	// Employees looks at the latest message only: f was alice's, then
+	// transferred to dave.
+	f := conv("o_f")
+	insert(t, s, in(f, 1, "alice", 8*time.Second), staffMessage(f, 2, relay.KindTransfer, "dave", 9*time.Second))
+	wantConvs(t, "employees after a transfer, old holder", conversations(t, s, relay.ConversationFilter{Employees: []string{"alice"}}), a, c)
+	wantConvs(t, "employees after a transfer, new holder", conversations(t, s, relay.ConversationFilter{Employees: []string{"dave", "carol"}}), e, f)
 	// ActiveSince selects conversations, not messages: b's summary still
 	// counts its resolve, older than the bound... and its status stays.
 	got := conversations(t, s, relay.ConversationFilter{Conv: b, ActiveSince: base.Add(39 * time.Second)})

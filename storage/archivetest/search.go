@@ -30,6 +30,8 @@ type SearchStore interface {
 //   - Text is a case-insensitive substring: ASCII and other cased
 //     scripts (Ä/ä) fold; Chinese matches as is.
 //   - A replayed message is one result, and counts once in Total.
+//   - Employees selects the messages of any of its employees, and
+//     combines with Employee by AND; pages and Total follow it.
 //   - A cursor page and an offset page of the same query agree; the
 //     last page has no Next; a cursor the backend did not make is an
 //     error.
@@ -45,6 +47,7 @@ func RunSearch(t *testing.T, open func(t *testing.T) SearchStore) {
 		{"SearchText", testSearchText},
 		{"SearchPaging", testSearchPaging},
 		{"SearchReplaysCollapsed", testSearchReplays},
+		{"SearchEmployeesPaging", testSearchEmployeesPaging},
 		{"SearchBadQueries", testSearchBad},
 		{"ExportReads", testExportReads},
 		{"ExportContents", testExportContents},
@@ -157,6 +160,16 @@ func testSearchFilters(t *testing.T, s SearchStore) {
 		{"combined", relay.SearchQuery{Client: "o_b", Kind: relay.KindText, Employee: "emp2"}, []string{"b3"}},
 		{"combined with text", relay.SearchQuery{Account: "acc", Text: "退款"}, []string{"a2", "a1"}},
 		{"nothing", relay.SearchQuery{Client: "o_nobody"}, nil},
+		{"employees, one", relay.SearchQuery{Employees: []string{"emp2"}}, []string{"b3", "b2", "b1"}},
+		{"employees, both", relay.SearchQuery{Employees: []string{"emp2", "emp1"}}, []string{"c1", "b3", "b2", "b1", "a3", "a2", "a1"}},
+		{"employees, one unknown", relay.SearchQuery{Employees: []string{"emp9", "emp2"}}, []string{"b3", "b2", "b1"}},
+		{"employees, none known", relay.SearchQuery{Employees: []string{"emp9"}}, nil},
+		{"employees, no injection", relay.SearchQuery{Employees: []string{"emp2' OR '1'='1", `emp2\`}}, nil},
+		{"employees and employee agree", relay.SearchQuery{Employee: "emp2", Employees: []string{"emp1", "emp2"}}, []string{"b3", "b2", "b1"}},
+		{"employees and employee disagree", relay.SearchQuery{Employee: "emp1", Employees: []string{"emp2"}}, nil},
+		{"employees and account", relay.SearchQuery{Account: "acc", Employees: []string{"emp1"}}, []string{"a3", "a2", "a1"}},
+		{"employees with text", relay.SearchQuery{Employees: []string{"emp1"}, Text: "退款"}, []string{"c1", "a2", "a1"}},
+		{"employees with dates", relay.SearchQuery{Employees: []string{"emp2", "emp1"}, From: base.Add(3 * time.Second), To: base.Add(time.Hour)}, []string{"b2", "b1", "a3"}},
 	} {
 		q := c.q
 		q.WithTotal = true
@@ -278,6 +291,84 @@ func testSearchPaging(t *testing.T, s SearchStore) {
 	}
 	if p := search(t, s, relay.SearchQuery{Limit: 24}); len(p.Messages) != 24 || p.Next == "" {
 		t.Errorf("limit 24 over 25 messages: %d messages, next %q", len(p.Messages), p.Next)
+	}
+}
+
+// testSearchEmployeesPaging pages through a search for a set of
+// employees, some messages replayed: cursor and offset pages agree, every
+// match comes once, in order, and Total counts distinct matches.
+func testSearchEmployeesPaging(t *testing.T, s SearchStore) {
+	c := conv("o_staffset")
+	emps := []string{"e0", "e1", "e2"}
+	msgs := make([]relay.Message, 30)
+	for i := range msgs {
+		msgs[i] = message(c, uint64(i+1))
+		msgs[i].Employee = emps[i%3]
+		if i%4 == 0 {
+			msgs[i].Text = fmt.Sprintf("对账单 %d", i+1)
+		}
+	}
+	msgs[7].AcceptedAt = msgs[6].AcceptedAt // a tie, broken by ID
+	insert(t, s, msgs...)
+	insert(t, s, msgs[20:]...) // replays, the newest among them
+	want := slices.Clone(msgs)
+	slices.SortFunc(want, func(a, b relay.Message) int {
+		if c := b.AcceptedAt.Truncate(time.Millisecond).Compare(a.AcceptedAt.Truncate(time.Millisecond)); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	for _, q := range []relay.SearchQuery{
+		{Employees: []string{"e0", "e2"}, Limit: 4},
+		{Employees: []string{"e2", "e0"}, Limit: 4, Text: "对账单"},
+		{Employees: []string{"e1"}, Employee: "e1", Limit: 3},
+		{Employees: []string{"e1", "e9"}, Limit: 25, From: msgs[3].AcceptedAt, To: msgs[27].AcceptedAt},
+	} {
+		var expect []string
+		for _, m := range want {
+			if slices.Contains(q.Employees, m.Employee) && (q.Employee == "" || q.Employee == m.Employee) &&
+				strings.Contains(m.Text, q.Text) &&
+				(q.From.IsZero() || !m.AcceptedAt.Truncate(time.Millisecond).Before(q.From.Truncate(time.Millisecond))) &&
+				(q.To.IsZero() || m.AcceptedAt.Truncate(time.Millisecond).Before(q.To.Truncate(time.Millisecond))) {
+				expect = append(expect, m.ID)
+			}
+		}
+		if len(expect) == 0 {
+			t.Fatalf("%s: the fixture selects nothing", q)
+		}
+		var got []string
+		cur := q
+		cur.WithTotal = true
+		for pages := 0; ; pages++ {
+			if pages > len(msgs) {
+				t.Fatalf("%v: more pages than there are messages", q.Employees)
+			}
+			p := search(t, s, cur)
+			if pages == 0 && p.Total != len(expect) {
+				t.Errorf("%v %s: Total %d, want %d", q.Employees, q, p.Total, len(expect))
+			}
+			byOffset := q
+			byOffset.Offset = len(got)
+			if o := search(t, s, byOffset); !slices.Equal(idsOf(p.Messages), idsOf(o.Messages)) {
+				t.Errorf("%v %s, page %d: cursor %v, offset %v", q.Employees, q, pages, idsOf(p.Messages), idsOf(o.Messages))
+			}
+			for _, m := range p.Messages {
+				if !slices.Contains(q.Employees, m.Employee) {
+					t.Errorf("%v: got %s of %q", q.Employees, m.ID, m.Employee)
+				}
+			}
+			got = append(got, idsOf(p.Messages)...)
+			if p.Next == "" {
+				break
+			}
+			if len(p.Messages) != q.PageSize() {
+				t.Errorf("%v: a page of %d before the last", q.Employees, len(p.Messages))
+			}
+			cur.Cursor, cur.WithTotal = p.Next, false
+		}
+		if !slices.Equal(got, expect) {
+			t.Errorf("%v %s: pages gave\n\t%v\nwant\n\t%v", q.Employees, q, got, expect)
+		}
 	}
 }
 

@@ -72,6 +72,12 @@ func (a *Archive) Conversations(ctx context.Context, f relay.ConversationFilter)
 		cond = append(cond, `m.employee = ?`)
 		args = append(args, f.Employee)
 	}
+	if len(f.Employees) > 0 {
+		cond = append(cond, `m.employee IN `+placeholders(len(f.Employees)))
+		for _, e := range f.Employees {
+			args = append(args, e)
+		}
+	}
 	const resolved = `(agg.rs > agg.ro AND agg.rs > agg.li)`
 	switch f.Status {
 	case "":

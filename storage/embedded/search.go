@@ -53,6 +53,12 @@ func searchWhere(q relay.SearchQuery) (string, []any) {
 	eq("conv", string(q.Conv))
 	eq("direction", string(q.Direction))
 	eq("kind", string(q.Kind))
+	if len(q.Employees) > 0 {
+		where = append(where, "employee IN "+placeholders(len(q.Employees)))
+		for _, e := range q.Employees {
+			args = append(args, e)
+		}
+	}
 	if !q.From.IsZero() {
 		where = append(where, acceptedMS+" >= ?")
 		args = append(args, millis(q.From))
