@@ -4,10 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/wechat-relay/wechat-relay/relay"
 )
 
 // How a request proves who sent it, in the order they are looked at:
@@ -49,36 +54,80 @@ type principal struct {
 	sid    string   // the session's store key; authSession only
 }
 
-// authenticator finds the employee a request belongs to.
+// authenticator finds the employee a request belongs to, in the current
+// directory: a change an admin makes applies to the next request.
 type authenticator struct {
-	employees []Employee
-	hashes    [][32]byte // of tokens; zero for employees without one
-	byID      map[string]*Employee
-	sessions  *sessions // nil: no browser sign-in
-	dummy     []byte    // bcrypt hash compared against for unknown ids
+	dir      *relay.Directory
+	sessions *sessions // nil: no browser sign-in
+	view     atomic.Pointer[staffView]
 }
 
-func newAuthenticator(emps []Employee, ses *sessions) *authenticator {
-	a := &authenticator{employees: emps, byID: map[string]*Employee{}, sessions: ses}
-	for i, e := range emps {
-		var h [32]byte
-		if e.Token != "" {
-			h = sha256.Sum256([]byte(e.Token))
+// staffView is what authentication needs of one directory snapshot:
+// the employees who may sign in, and their token hashes.
+type staffView struct {
+	snap   *relay.DirectorySnapshot
+	byID   map[string]*Employee // enabled employees
+	hashes []tokenHash
+	once   sync.Once
+	dummy  []byte // bcrypt hash compared against for unknown ids; see dummyFor
+}
+
+type tokenHash struct {
+	sum [32]byte
+	emp *Employee
+}
+
+func newAuthenticator(dir *relay.Directory, ses *sessions) *authenticator {
+	return &authenticator{dir: dir, sessions: ses}
+}
+
+// current returns the view of the directory's current snapshot.
+func (a *authenticator) current() *staffView {
+	snap := a.dir.Snapshot()
+	if v := a.view.Load(); v != nil && v.snap == snap {
+		return v
+	}
+	v := &staffView{snap: snap, byID: map[string]*Employee{}}
+	for _, e := range snap.Employees {
+		if e.Disabled {
+			continue
 		}
-		a.hashes = append(a.hashes, h)
-		a.byID[e.ID] = &a.employees[i]
+		emp := employeeOf(e)
+		v.byID[e.ID] = emp
+		if sum, err := hex.DecodeString(e.TokenHash); err == nil && len(sum) == sha256.Size {
+			v.hashes = append(v.hashes, tokenHash{sum: [32]byte(sum), emp: emp})
+		}
 	}
-	if ses != nil {
-		a.dummy = dummyHash(emps)
-	}
-	return a
+	a.view.Store(v)
+	return v
+}
+
+// employee returns the enabled employee with the given id, or nil.
+func (a *authenticator) employee(id string) *Employee { return a.current().byID[id] }
+
+// dummyHash is the hash a sign-in for an unknown id is compared with.
+func (a *authenticator) dummyHash() []byte {
+	v := a.current()
+	v.once.Do(func() {
+		emps := make([]Employee, 0, len(v.byID))
+		for _, e := range v.byID {
+			emps = append(emps, *e)
+		}
+		v.dummy = dummyHash(emps)
+	})
+	return v.dummy
+}
+
+// employeeOf is the console's view of a directory entry.
+func employeeOf(e relay.Employee) *Employee {
+	return &Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts, Teams: e.Teams, PasswordHash: e.PasswordHash}
 }
 
 // logID is how a sign-in id appears in logs: as typed when it is an
 // employee's, otherwise not at all, since people type their password
 // into the id field now and then.
 func (a *authenticator) logID(id string) string {
-	if a.byID[id] != nil {
+	if _, ok := a.dir.Snapshot().Employee(id); ok {
 		return id
 	}
 	return "(unknown)"
@@ -104,7 +153,7 @@ func (a *authenticator) authenticate(r *http.Request) (*principal, error) {
 			return nil, err
 		}
 		if sess != nil {
-			if emp := a.byID[sess.Employee]; emp != nil {
+			if emp := a.employee(sess.Employee); emp != nil {
 				return &principal{emp: emp, method: authSession, sess: sess, sid: sid}, nil
 			}
 		}
@@ -117,24 +166,21 @@ func (a *authenticator) authenticate(r *http.Request) (*principal, error) {
 	return nil, errUnauthenticated
 }
 
-// byToken returns the employee whose token tok is, or nil. Tokens are
-// compared as hashes in constant time, and every employee is compared,
-// so timing reveals neither a token nor which one matched.
+// byToken returns the enabled employee whose token tok is, or nil.
+// Tokens are compared as hashes in constant time, and every employee is
+// compared, so timing reveals neither a token nor which one matched.
 func (a *authenticator) byToken(tok string) *Employee {
 	if tok == "" {
 		return nil
 	}
 	sum := sha256.Sum256([]byte(tok))
-	found := -1
-	for i, h := range a.hashes {
-		if a.employees[i].Token != "" && subtle.ConstantTimeCompare(sum[:], h[:]) == 1 {
-			found = i
+	var found *Employee
+	for _, h := range a.current().hashes {
+		if subtle.ConstantTimeCompare(sum[:], h.sum[:]) == 1 {
+			found = h.emp
 		}
 	}
-	if found < 0 {
-		return nil
-	}
-	return &a.employees[found]
+	return found
 }
 
 // checkCSRF refuses a session-authenticated request that changes

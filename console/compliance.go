@@ -34,7 +34,7 @@ type ComplianceDeps struct {
 // answered; one whose record cannot be written is refused. There is no
 // route that deletes or changes anything archived.
 func (h *Hub) ComplianceHandler(d ComplianceDeps) http.Handler {
-	auth := newAuthenticator(h.cfg.Employees, h.sessions)
+	auth := h.auth
 	mux := http.NewServeMux()
 	route := func(pattern string, allowed func(Role) bool, serve func(http.ResponseWriter, *http.Request, *Employee)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,6 +33,9 @@ type Employee struct {
 	// Accounts are the Official Accounts whose new clients may be
 	// auto-assigned to this employee.
 	Accounts []string `yaml:"accounts"`
+	// Teams the employee belongs to (ids of console.teams); a supervisor
+	// in teams sees only their members' conversations.
+	Teams []string `yaml:"teams"`
 	// Token authenticates API clients (Authorization: Bearer) and, for
 	// reads and the WebSocket only, the wr_token cookie. A secret: set
 	// it through the environment, never in a committed file. Optional
@@ -44,6 +49,12 @@ type Employee struct {
 	PasswordHash string `yaml:"password_hash"`
 }
 
+// Team is a group of employees a supervisor may be limited to.
+type Team struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
 // CannedReply is a prepared answer employees insert into the composer.
 type CannedReply struct {
 	ID    string `yaml:"id" json:"id"`
@@ -54,7 +65,11 @@ type CannedReply struct {
 // Config configures the console. Zero values select the defaults in the
 // comments.
 type Config struct {
+	// Employees and Teams are the directory the relay starts from; admins
+	// change it at run time in the console (changes are archived and win
+	// over this list).
 	Employees []Employee `yaml:"employees"`
+	Teams     []Team     `yaml:"teams"`
 	// AllowedOrigins lists the origins (scheme://host[:port]) allowed to
 	// open the WebSocket from a browser. Empty allows only the console's
 	// own host.
@@ -80,6 +95,9 @@ type Config struct {
 	LoginAttempts int           `yaml:"login_attempts"`
 	LoginWindow   time.Duration `yaml:"login_window"`
 	LoginLockout  time.Duration `yaml:"login_lockout"`
+	// PasswordCost is the bcrypt cost of passwords set in the Admin
+	// section (12).
+	PasswordCost int `yaml:"password_cost"`
 	// InboxHorizon bounds the inbox to conversations with a message in
 	// this long (90 days); older ones stay in the archive.
 	InboxHorizon time.Duration `yaml:"inbox_horizon"`
@@ -110,6 +128,9 @@ func (c Config) withDefaults() Config {
 	def(&c.InboxHorizon, 90*24*time.Hour)
 	if c.LoginAttempts <= 0 {
 		c.LoginAttempts = 5
+	}
+	if c.PasswordCost <= 0 {
+		c.PasswordCost = 12
 	}
 	return c
 }
@@ -148,6 +169,24 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s (%s): id longer than 60 characters (it goes into QR scene strings, at most 64)", where, e.ID))
 		}
 	}
+	teams := map[string]bool{}
+	for i, t := range c.Teams {
+		where := fmt.Sprintf("console.teams[%d]", i)
+		switch {
+		case !relay.ValidDirectoryID(t.ID):
+			errs = append(errs, fmt.Errorf("%s: id %q must be 1-60 letters, digits, '.', '_' or '-', starting with a letter or digit", where, t.ID))
+		case teams[t.ID]:
+			errs = append(errs, fmt.Errorf("%s: duplicate id %q", where, t.ID))
+		}
+		teams[t.ID] = true
+	}
+	for i, e := range c.Employees {
+		for _, t := range e.Teams {
+			if !teams[t] {
+				errs = append(errs, fmt.Errorf("console.employees[%d] (%s): team %q is not in console.teams", i, e.ID, t))
+			}
+		}
+	}
 	seenReply := map[string]bool{}
 	for i, r := range c.CannedReplies {
 		where := fmt.Sprintf("console.canned_replies[%d]", i)
@@ -163,6 +202,27 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Seed is the directory this configuration gives, for the accounts
+// served. Tokens are kept as their SHA-256 only.
+func (c Config) Seed(accounts []relay.AccountInfo) relay.DirectorySeed {
+	seed := relay.DirectorySeed{Accounts: accounts}
+	for _, e := range c.Employees {
+		var tokenHash string
+		if e.Token != "" {
+			sum := sha256.Sum256([]byte(e.Token))
+			tokenHash = hex.EncodeToString(sum[:])
+		}
+		seed.Employees = append(seed.Employees, relay.Employee{
+			ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts, Teams: e.Teams,
+			PasswordHash: e.PasswordHash, TokenHash: tokenHash,
+		})
+	}
+	for _, t := range c.Teams {
+		seed.Teams = append(seed.Teams, relay.Team{ID: t.ID, Name: t.Name})
+	}
+	return seed
 }
 
 // PasswordHashEnv names the environment variable that carries the bcrypt

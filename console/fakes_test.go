@@ -367,3 +367,35 @@ func (o *fakeOutbox) LatestEvents(_ context.Context, ids []string) (map[string]r
 	}
 	return out, nil
 }
+
+// fakeDirectoryStore keeps directory records in memory.
+type fakeDirectoryStore struct {
+	mu   sync.Mutex
+	recs []relay.DirectoryRecord
+	err  error
+}
+
+func (s *fakeDirectoryStore) AppendDirectory(_ context.Context, r relay.DirectoryRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.recs = append(s.recs, r)
+	return nil
+}
+
+func (s *fakeDirectoryStore) DirectoryRecords(context.Context) ([]relay.DirectoryRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	return slices.Clone(s.recs), nil
+}
+
+func (s *fakeDirectoryStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recs)
+}

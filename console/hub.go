@@ -59,6 +59,10 @@ type Deps struct {
 	QRCodes QRCodes
 	// Audit records supervisors' views; nil: SlogAudit on Logger.
 	Audit Audit
+	// Directory is who may sign in, in which role and team; admins
+	// change it (GET/POST /api/admin/...). nil: the configuration's
+	// employees and teams, unchangeable.
+	Directory *relay.Directory
 	// IdentityProviders are mounted under /api/sso/<name>/ (the seam for
 	// single sign-on).
 	IdentityProviders []IdentityProvider
@@ -88,6 +92,8 @@ type Hub struct {
 	audit      Audit
 	idps       []IdentityProvider
 	now        func() time.Time
+	dir        *relay.Directory
+	auth       *authenticator
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -130,10 +136,32 @@ func NewHub(cfg Config, d Deps) *Hub {
 	if d.Sessions != nil {
 		h.sessions = &sessions{store: d.Sessions, idle: cfg.SessionIdle, maxAge: cfg.SessionMaxAge, now: d.Now}
 	}
+	h.dir = d.Directory
+	if h.dir == nil {
+		h.dir = relay.NewDirectory(nil, cfg.Seed(employeeAccounts(cfg.Employees)), log, d.Now)
+	}
+	h.auth = newAuthenticator(h.dir, h.sessions)
+	h.dir.OnChange(h.directoryChanged)
 	if d.Registerer != nil {
 		d.Registerer.MustRegister(h.connections, h.frames, h.disconnects)
 	}
 	return h
+}
+
+// employeeAccounts lists the accounts the employees serve, for a hub
+// given no directory.
+func employeeAccounts(emps []Employee) []relay.AccountInfo {
+	var out []relay.AccountInfo
+	seen := map[string]bool{}
+	for _, e := range emps {
+		for _, a := range e.Accounts {
+			if !seen[a] {
+				seen[a] = true
+				out = append(out, relay.AccountInfo{ID: a})
+			}
+		}
+	}
+	return out
 }
 
 // Run subscribes to the bus and dispatches events until ctx is done. A
@@ -168,7 +196,8 @@ func (h *Hub) dispatch(e relay.Event) {
 		return
 	}
 	// A transfer also reaches the employee it was taken from, who sees
-	// it leave; everything after it goes to the new assignee only.
+	// it leave, and their team's supervisors; everything after it goes to
+	// the new assignee only.
 	from := ""
 	if m := e.Message; m != nil && m.Direction == relay.Internal && m.Kind == relay.KindTransfer {
 		from = m.Attrs[relay.AttrFrom]
@@ -176,7 +205,7 @@ func (h *Hub) dispatch(e relay.Event) {
 	h.mu.Lock()
 	targets := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {
-		if c.emp.Role.SeesAll() || c.emp.ID == e.Employee || (from != "" && c.emp.ID == from) {
+		if h.sees(c.emp, e.Employee) || (from != "" && h.sees(c.emp, from)) {
 			targets = append(targets, c)
 		}
 	}
@@ -186,22 +215,36 @@ func (h *Hub) dispatch(e relay.Event) {
 	}
 }
 
-// mayRead reports whether emp may read conv: supervisors, compliance
-// and admins read all, agents the conversations assigned to them.
+// mayRead reports whether emp may read conv: agents the conversations
+// assigned to them; compliance, admins and supervisors in no team all;
+// supervisors in teams their members' and those nobody holds.
 func (h *Hub) mayRead(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
-	if emp.Role.SeesAll() {
+	if emp.Role.SeesAll() && !teamScoped(emp) {
 		return true, nil
+	}
+	owner, err := h.assign.Get(ctx, conv)
+	if err != nil {
+		return false, err
+	}
+	return h.sees(emp, owner), nil
+}
+
+// mayManage reports whether emp may transfer, resolve or reopen conv:
+// supervisors and admins what they may read, and the employee it is
+// assigned to.
+func (h *Hub) mayManage(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
+	if emp.Role.Manages() {
+		return h.mayRead(ctx, emp, conv)
 	}
 	return h.mayWrite(ctx, emp, conv)
 }
 
-// mayManage reports whether emp may transfer, resolve or reopen conv:
-// supervisors, admins, and the employee it is assigned to.
-func (h *Hub) mayManage(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
-	if emp.Role.Manages() {
-		return true, nil
-	}
-	return h.mayWrite(ctx, emp, conv)
+// teamScoped reports whether emp is a supervisor limited to teams.
+func teamScoped(emp *Employee) bool { return emp.Role == RoleSupervisor && len(emp.Teams) > 0 }
+
+// sees reports whether emp may read what owner holds ("" for nobody).
+func (h *Hub) sees(emp *Employee, owner string) bool {
+	return h.dir.Snapshot().Sees(relay.Employee{ID: emp.ID, Role: emp.Role, Teams: emp.Teams}, owner)
 }
 
 // mayWrite reports whether emp may write to conv: only the employee it

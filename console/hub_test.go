@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
@@ -92,6 +94,8 @@ type consoleEnv struct {
 	media    *fakeMedia
 	qr       *fakeQR
 	audit    *fakeAudit
+	dirStore *fakeDirectoryStore
+	dir      *relay.Directory
 	srv      *httptest.Server
 }
 
@@ -103,6 +107,9 @@ func newConsoleEnv(t *testing.T, cfg Config) *consoleEnv {
 		{ID: "sup", Name: "Sue Zhang", Role: RoleSupervisor, Token: supTok, PasswordHash: testHash(supPassword)},
 		{ID: "tokenonly", Role: RoleAgent, Token: "tokenonly-token-0123456789"},
 	}, cfg.Employees...) // and any the test adds
+	if cfg.PasswordCost == 0 {
+		cfg.PasswordCost = bcrypt.MinCost
+	}
 	e := &consoleEnv{bus: &fakeBus{}, history: &fakeHistory{}, sessions: newFakeSessions(), media: &fakeMedia{}, qr: &fakeQR{}, audit: &fakeAudit{}}
 	e.assign = &fakeAssign{m: map[relay.ConversationID]string{"acct:c-alice": "alice", "acct:c-bob": "bob"}}
 	e.outbox = &fakeOutbox{}
@@ -111,10 +118,12 @@ func newConsoleEnv(t *testing.T, cfg Config) *consoleEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.dirStore = &fakeDirectoryStore{}
+	e.dir = relay.NewDirectory(e.dirStore, cfg.Seed([]relay.AccountInfo{{ID: "acct", Name: "Account"}, {ID: "acct2"}}), nil, nil)
 	e.hub = NewHub(cfg, Deps{
 		Bus: e.bus, History: e.history, Assignments: e.assign, Outbox: e.outbox,
 		Sessions: e.sessions, Throttle: e.sessions, ReadMarks: e.sessions, Inbox: e.history, Deliveries: e.outbox,
-		Media: e.media, Staff: staff, QRCodes: e.qr, Audit: e.audit,
+		Media: e.media, Staff: staff, QRCodes: e.qr, Audit: e.audit, Directory: e.dir,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -61,8 +63,9 @@ type WireConversation struct {
 }
 
 // serveInbox handles GET /api/conversations?status=open|resolved|all
-// &employee=ID&account=ID: agents get the conversations assigned to them
-// (employee is ignored), supervisors all, filterable.
+// &employee=ID&team=ID&account=ID: agents get the conversations assigned
+// to them (employee and team are ignored), supervisors all or their
+// teams', filterable; team keeps those held by the team's members.
 func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) {
 	q := r.URL.Query()
 	f := relay.ConversationFilter{
@@ -81,6 +84,19 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) 
 	}
 	if !emp.Role.SeesAll() {
 		f.Employee = emp.ID
+	}
+	var members []string // of the team asked for
+	if team := q.Get("team"); team != "" {
+		snap := h.dir.Snapshot()
+		if _, ok := snap.Team(team); !ok {
+			writeError(w, http.StatusBadRequest, "no team "+strconv.Quote(team))
+			return
+		}
+		members = snap.Members(team)
+		if len(members) == 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"conversations": []WireConversation{}})
+			return
+		}
 	}
 	sums, err := h.inbox.Conversations(r.Context(), f)
 	if err != nil {
@@ -127,10 +143,13 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) 
 	var convs []relay.ConversationID
 	var keep []int
 	for i, s := range sums {
-		if !emp.Role.SeesAll() && owners[i] != emp.ID {
+		if !h.sees(emp, owners[i]) {
 			continue
 		}
 		if emp.Role.SeesAll() && f.Employee != "" && owners[i] != "" && owners[i] != f.Employee {
+			continue
+		}
+		if members != nil && !slices.Contains(members, owners[i]) {
 			continue
 		}
 		keep = append(keep, i)

@@ -18,9 +18,11 @@ import (
 //	POST /api/logout                              end the session
 //	GET  /api/me                                  the signed-in employee (and the session's CSRF token)
 //	GET  /api/me/qrcode                           the employee's QR code (?account=ID&download=1)
-//	GET  /api/employees                           every employee: id, name, role
+//	GET  /api/employees                           every employee: id, name, role, teams, disabled
+//	GET  /api/teams                               every team and its members
+//	     /api/admin/...                           the directory, for admins (admin.go)
 //	GET  /api/canned-replies                      the canned replies
-//	GET  /api/conversations                       the inbox (?status=&employee=&account=)
+//	GET  /api/conversations                       the inbox (?status=&employee=&team=&account=)
 //	GET  /api/conversations/{conv}/messages       archived messages (?after=SEQ&limit=N)
 //	POST /api/conversations/{conv}/messages       send (JSON or multipart)
 //	GET  /api/conversations/{conv}/window         may the employee send now, and how much
@@ -39,7 +41,7 @@ import (
 // of session requests that change something, then the employee's right
 // to the conversation.
 func (h *Hub) Handler() http.Handler {
-	auth := newAuthenticator(h.cfg.Employees, h.sessions)
+	auth := h.auth
 	up := websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
@@ -106,6 +108,7 @@ func (h *Hub) Handler() http.Handler {
 		authed("GET /api/me/qrcode", h.serveQRCode)
 	}
 	h.routeSearchExport(authed) // GET /api/search, /api/exports (search.go)
+	h.routeAdmin(authed)        // GET /api/teams, /api/admin/... (admin.go)
 	mux.HandleFunc("GET /api/ws", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before upgrading: an unauthenticated request never
 		// becomes a socket.

@@ -198,7 +198,7 @@ func (h *Hub) serveLogin(auth *authenticator) http.HandlerFunc {
 		defer cancel()
 		if len(body.ID) > maxLoginID {
 			// No employee has such an id; not worth a throttle entry.
-			bcrypt.CompareHashAndPassword(auth.dummy, []byte(body.Password))
+			bcrypt.CompareHashAndPassword(auth.dummyHash(), []byte(body.Password))
 			writeError(w, http.StatusUnauthorized, errWrongLogin)
 			return
 		}
@@ -214,8 +214,8 @@ func (h *Hub) serveLogin(auth *authenticator) http.HandlerFunc {
 				return
 			}
 		}
-		emp := auth.byID[body.ID]
-		hash := auth.dummy
+		emp := auth.employee(body.ID)
+		hash := auth.dummyHash()
 		if emp != nil && emp.PasswordHash != "" {
 			hash = []byte(emp.PasswordHash)
 		}
@@ -279,7 +279,7 @@ func (h *Hub) signIn(w http.ResponseWriter, r *http.Request, emp *Employee, via 
 // signInFunc is the SignInFunc handed to identity providers.
 func (h *Hub) signInFunc(auth *authenticator, via string) SignInFunc {
 	return func(w http.ResponseWriter, r *http.Request, employeeID string) {
-		emp := auth.byID[employeeID]
+		emp := auth.employee(employeeID)
 		if emp == nil {
 			h.log.Warn("single sign-on for an unknown employee", "via", via, "id", employeeID, "remote", remoteAddr(r))
 			writeError(w, http.StatusForbidden, "you are not an employee of this console")

@@ -54,13 +54,13 @@ func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *Employe
 	if !decodeBody(w, r, &body, maxActionBody, false) {
 		return
 	}
-	to := h.employee(body.To)
+	to := h.auth.employee(body.To)
 	switch {
 	case body.To == "":
 		writeError(w, http.StatusBadRequest, "to is required: the id of the agent to transfer to")
 		return
 	case to == nil:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("no employee %q", body.To))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("no enabled employee %q", body.To))
 		return
 	case to.Role != RoleAgent:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is a %s; conversations are served by agents", to.ID, to.Role))
@@ -170,27 +170,20 @@ func (h *Hub) authorizeManage(w http.ResponseWriter, r *http.Request, emp *Emplo
 	return h.authorize(w, r, emp, conv, h.mayManage, "only the employee this conversation is assigned to, or a supervisor, may do this")
 }
 
-// employee returns the configured employee with id, or nil.
-func (h *Hub) employee(id string) *Employee {
-	for i := range h.cfg.Employees {
-		if h.cfg.Employees[i].ID == id {
-			return &h.cfg.Employees[i]
-		}
-	}
-	return nil
-}
-
 // serveEmployees handles GET /api/employees: who may be transferred to
-// and who is who.
+// and who is who, from the current directory.
 func (h *Hub) serveEmployees(w http.ResponseWriter, r *http.Request, emp *Employee) {
 	type wireEmployee struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-		Role Role   `json:"role"`
+		ID       string   `json:"id"`
+		Name     string   `json:"name"`
+		Role     Role     `json:"role"`
+		Teams    []string `json:"teams"`
+		Disabled bool     `json:"disabled,omitempty"`
 	}
-	out := make([]wireEmployee, len(h.cfg.Employees))
-	for i, e := range h.cfg.Employees {
-		out[i] = wireEmployee{ID: e.ID, Name: e.Name, Role: e.Role}
+	emps := h.dir.Snapshot().Employees
+	out := make([]wireEmployee, len(emps))
+	for i, e := range emps {
+		out[i] = wireEmployee{ID: e.ID, Name: e.Name, Role: e.Role, Teams: orEmpty(e.Teams), Disabled: e.Disabled}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"employees": out})
 }

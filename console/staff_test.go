@@ -195,8 +195,8 @@ func TestEmployeesAndCannedReplies(t *testing.T) {
 		t.Fatalf("employees: %d %v", status, body)
 	}
 	first := list[0].(map[string]any)
-	if first["id"] != "alice" || first["name"] != "Alice Wang" || first["role"] != "agent" || len(first) != 3 {
-		t.Fatalf("first employee %v: want only id, name, role", first)
+	if first["id"] != "alice" || first["name"] != "Alice Wang" || first["role"] != "agent" || first["teams"] == nil || len(first) != 4 {
+		t.Fatalf("first employee %v: want only id, name, role, teams (never credentials)", first)
 	}
 	status, body = b.get("/api/canned-replies")
 	replies, _ := body["replies"].([]any)

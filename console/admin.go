@@ -1,0 +1,513 @@
+package console
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// The Admin section: admins change the directory (employees, teams,
+// accounts) at run time. Each change is written to the audit log before
+// it is made (a change whose record cannot be written is refused), then
+// archived as a new version of the entry (relay.Directory). Employees
+// are disabled, never deleted: the archive names them.
+
+// reasonDirectoryChanged closes the sockets of employees whose role,
+// teams or standing an admin changed; they reconnect with their new
+// rights, or find themselves signed out.
+const reasonDirectoryChanged = "directory_changed"
+
+// MinPasswordLen is the shortest password the Admin section sets.
+const MinPasswordLen = 10
+
+// maxAdminBody caps an admin request body.
+const maxAdminBody = 16 << 10
+
+// directoryChanged closes the connections of employees whose entry
+// changed in a way that changes what they may see.
+func (h *Hub) directoryChanged(old, cur *relay.DirectorySnapshot) {
+	h.mu.Lock()
+	var stale []*conn
+	for c := range h.conns {
+		was, _ := old.Employee(c.emp.ID)
+		now, ok := cur.Employee(c.emp.ID)
+		if !ok || now.Disabled || now.Role != was.Role || !slices.Equal(now.Teams, was.Teams) {
+			stale = append(stale, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range stale {
+		c.close(reasonDirectoryChanged)
+	}
+}
+
+// routeAdmin adds the directory routes: GET /api/teams for everyone,
+// /api/admin/... for admins.
+func (h *Hub) routeAdmin(authed func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee))) {
+	authed("GET /api/teams", h.serveTeams)
+	admin := func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee)) {
+		authed(pattern, func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+			if !emp.Role.Configures() {
+				writeError(w, http.StatusForbidden, "only admins change the directory; your role is "+string(emp.Role))
+				return
+			}
+			serve(w, r, emp)
+		})
+	}
+	admin("GET /api/admin/directory", h.serveDirectory)
+	admin("GET /api/admin/history", h.serveDirectoryHistory)
+	admin("POST /api/admin/employees", h.serveCreateEmployee)
+	admin("PUT /api/admin/employees/{id}", h.serveUpdateEmployee)
+	admin("POST /api/admin/employees/{id}/password", h.serveSetPassword)
+	admin("POST /api/admin/employees/{id}/token", h.serveNewToken)
+	admin("POST /api/admin/teams", h.serveCreateTeam)
+	admin("PUT /api/admin/teams/{id}", h.serveUpdateTeam)
+	admin("DELETE /api/admin/teams/{id}", h.serveDeleteTeam)
+	admin("PUT /api/admin/accounts/{id}", h.serveUpdateAccount)
+}
+
+// Wire shapes of the Admin section. Credential hashes never leave the
+// relay: has_password and has_token say whether there are any.
+type adminEmployee struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Role        Role       `json:"role"`
+	Accounts    []string   `json:"accounts"`
+	Teams       []string   `json:"teams"`
+	Disabled    bool       `json:"disabled"`
+	Version     uint64     `json:"version"`
+	Seeded      bool       `json:"seeded"`
+	HasPassword bool       `json:"has_password"`
+	HasToken    bool       `json:"has_token"`
+	UpdatedAt   *time.Time `json:"updated_at,omitempty"`
+	UpdatedBy   string     `json:"updated_by,omitempty"`
+}
+
+type adminTeam struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Version   uint64     `json:"version"`
+	Members   []string   `json:"members"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	UpdatedBy string     `json:"updated_by,omitempty"`
+}
+
+type adminAccount struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Version   uint64     `json:"version"`
+	Agents    []string   `json:"agents"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	UpdatedBy string     `json:"updated_by,omitempty"`
+}
+
+func changedAt(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func toAdminEmployee(e relay.Employee) adminEmployee {
+	return adminEmployee{
+		ID: e.ID, Name: e.Name, Role: e.Role, Accounts: orEmpty(e.Accounts), Teams: orEmpty(e.Teams),
+		Disabled: e.Disabled, Version: e.Version, Seeded: e.Seeded,
+		HasPassword: e.PasswordHash != "", HasToken: e.TokenHash != "",
+		UpdatedAt: changedAt(e.UpdatedAt), UpdatedBy: e.UpdatedBy,
+	}
+}
+
+func toAdminTeam(s *relay.DirectorySnapshot, t relay.Team) adminTeam {
+	return adminTeam{ID: t.ID, Name: t.Name, Version: t.Version, Members: orEmpty(s.Members(t.ID)),
+		UpdatedAt: changedAt(t.UpdatedAt), UpdatedBy: t.UpdatedBy}
+}
+
+func toAdminAccount(s *relay.DirectorySnapshot, a relay.AccountInfo) adminAccount {
+	return adminAccount{ID: a.ID, Name: a.Name, Version: a.Version, Agents: orEmpty(s.AutoAssign(a.ID)),
+		UpdatedAt: changedAt(a.UpdatedAt), UpdatedBy: a.UpdatedBy}
+}
+
+// serveTeams handles GET /api/teams: every team and its members.
+func (h *Hub) serveTeams(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	type wireTeam struct {
+		ID      string   `json:"id"`
+		Name    string   `json:"name"`
+		Members []string `json:"members"`
+	}
+	s := h.dir.Snapshot()
+	out := make([]wireTeam, len(s.Teams))
+	for i, t := range s.Teams {
+		out[i] = wireTeam{ID: t.ID, Name: t.Name, Members: orEmpty(s.Members(t.ID))}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"teams": out})
+}
+
+// serveDirectory handles GET /api/admin/directory.
+func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	s := h.dir.Snapshot()
+	emps := make([]adminEmployee, len(s.Employees))
+	for i, e := range s.Employees {
+		emps[i] = toAdminEmployee(e)
+	}
+	teams := make([]adminTeam, len(s.Teams))
+	for i, t := range s.Teams {
+		teams[i] = toAdminTeam(s, t)
+	}
+	accts := make([]adminAccount, len(s.Accounts))
+	for i, a := range s.Accounts {
+		accts[i] = toAdminAccount(s, a)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"employees": emps, "teams": teams, "accounts": accts, "roles": relay.Roles, "writable": h.dir.Writable(),
+	})
+}
+
+// serveDirectoryHistory handles GET /api/admin/history?kind=&id=: the
+// archived versions of an entry, oldest first, without credentials.
+func (h *Hub) serveDirectoryHistory(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	kind, id := r.URL.Query().Get("kind"), r.URL.Query().Get("id")
+	switch kind {
+	case relay.DirEmployee, relay.DirTeam, relay.DirAccount:
+	default:
+		writeError(w, http.StatusBadRequest, "kind must be employee, team or account")
+		return
+	}
+	if id == "" {
+		writeError(w, http.StatusBadRequest, "id is required")
+		return
+	}
+	recs, err := h.dir.History(r.Context(), kind, id)
+	if err != nil {
+		h.log.Warn("reading the directory history", "kind", kind, "id", id, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
+		return
+	}
+	type version struct {
+		Version uint64         `json:"version"`
+		At      time.Time      `json:"at"`
+		By      string         `json:"by"`
+		Deleted bool           `json:"deleted"`
+		Entry   map[string]any `json:"entry"`
+	}
+	out := make([]version, 0, len(recs))
+	for _, rec := range recs {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(rec.Data), &entry); err != nil {
+			entry = map[string]any{}
+		}
+		for _, secret := range []string{"password_hash", "token_hash"} {
+			if _, ok := entry[secret]; ok {
+				entry[secret] = "(set)"
+			}
+		}
+		out = append(out, version{Version: rec.Version, At: rec.At.UTC(), By: rec.By, Deleted: rec.Deleted, Entry: entry})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"versions": out})
+}
+
+type employeeBody struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Role     Role     `json:"role"`
+	Accounts []string `json:"accounts"`
+	Teams    []string `json:"teams"`
+	Disabled bool     `json:"disabled"`
+	Password string   `json:"password"`
+	Version  uint64   `json:"version"`
+}
+
+// serveCreateEmployee handles POST /api/admin/employees.
+func (h *Hub) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	var b employeeBody
+	if !decodeBody(w, r, &b, maxAdminBody, false) {
+		return
+	}
+	e := relay.Employee{ID: b.ID, Name: b.Name, Role: b.Role, Accounts: b.Accounts, Teams: b.Teams, Disabled: b.Disabled}
+	if b.Password != "" {
+		hash, err := hashPassword(b.Password, h.cfg.PasswordCost)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		e.PasswordHash = hash
+	}
+	detail := fmt.Sprintf("created: name=%q role=%s teams=%v accounts=%v disabled=%t password=%t",
+		e.Name, e.Role, e.Teams, e.Accounts, e.Disabled, b.Password != "")
+	if !h.auditAdmin(w, r, emp, relay.DirEmployee, e.ID, detail) {
+		return
+	}
+	got, err := h.dir.CreateEmployee(r.Context(), emp.ID, e)
+	if err != nil {
+		h.directoryError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toAdminEmployee(got))
+}
+
+// serveUpdateEmployee handles PUT /api/admin/employees/{id}: name,
+// role, accounts, teams, disabled. Credentials have their own routes.
+func (h *Hub) serveUpdateEmployee(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	var b employeeBody
+	if !decodeBody(w, r, &b, maxAdminBody, false) {
+		return
+	}
+	id := r.PathValue("id")
+	if b.ID != "" && b.ID != id {
+		writeError(w, http.StatusBadRequest, "an employee's id cannot change")
+		return
+	}
+	if b.Password != "" {
+		writeError(w, http.StatusBadRequest, "set a password with POST /api/admin/employees/{id}/password")
+		return
+	}
+	have, ok := h.dir.Snapshot().Employee(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no employee "+strconv.Quote(id))
+		return
+	}
+	e := relay.Employee{ID: id, Name: b.Name, Role: b.Role, Accounts: b.Accounts, Teams: b.Teams, Disabled: b.Disabled}
+	if !h.auditAdmin(w, r, emp, relay.DirEmployee, id, employeeDiff(have, e)) {
+		return
+	}
+	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, b.Version)
+	if err != nil {
+		h.directoryError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toAdminEmployee(got))
+}
+
+// employeeDiff says what a change does to an employee, for the audit log.
+func employeeDiff(have, e relay.Employee) string {
+	var parts []string
+	add := func(field string, was, now any) {
+		if fmt.Sprint(was) != fmt.Sprint(now) {
+			parts = append(parts, fmt.Sprintf("%s %v→%v", field, was, now))
+		}
+	}
+	add("name", strconv.Quote(have.Name), strconv.Quote(e.Name))
+	add("role", have.Role, e.Role)
+	add("teams", orEmpty(have.Teams), orEmpty(e.Teams))
+	add("accounts", orEmpty(have.Accounts), orEmpty(e.Accounts))
+	add("disabled", have.Disabled, e.Disabled)
+	if len(parts) == 0 {
+		return "saved unchanged"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// serveSetPassword handles POST /api/admin/employees/{id}/password.
+func (h *Hub) serveSetPassword(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	var b struct {
+		Password string `json:"password"`
+		Version  uint64 `json:"version"`
+	}
+	if !decodeBody(w, r, &b, maxAdminBody, false) {
+		return
+	}
+	hash, err := hashPassword(b.Password, h.cfg.PasswordCost)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	h.changeCredential(w, r, emp, "password set", func(e *relay.Employee) { e.PasswordHash = hash }, b.Version, "")
+}
+
+// serveNewToken handles POST /api/admin/employees/{id}/token: a new API
+// token replaces the old one and is answered once; only its hash is kept.
+func (h *Hub) serveNewToken(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	var b struct {
+		Version uint64 `json:"version"`
+	}
+	if !decodeBody(w, r, &b, maxAdminBody, false) {
+		return
+	}
+	raw := make([]byte, 24)
+	rand.Read(raw)
+	token := "wr_" + hex.EncodeToString(raw)
+	sum := sha256.Sum256([]byte(token))
+	h.changeCredential(w, r, emp, "new API token", func(e *relay.Employee) { e.TokenHash = hex.EncodeToString(sum[:]) }, b.Version, token)
+}
+
+// changeCredential sets a credential of the employee in the path and
+// answers the employee (and token, when one was made).
+func (h *Hub) changeCredential(w http.ResponseWriter, r *http.Request, emp *Employee, what string, set func(*relay.Employee), version uint64, token string) {
+	id := r.PathValue("id")
+	have, ok := h.dir.Snapshot().Employee(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no employee "+strconv.Quote(id))
+		return
+	}
+	e := relay.Employee{ID: id, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams, Disabled: have.Disabled}
+	set(&e)
+	if !h.auditAdmin(w, r, emp, relay.DirEmployee, id, what) {
+		return
+	}
+	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, version)
+	if err != nil {
+		h.directoryError(w, err)
+		return
+	}
+	if token == "" {
+		writeJSON(w, http.StatusOK, toAdminEmployee(got))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"employee": toAdminEmployee(got), "token": token})
+}
+
+// hashPassword checks a new password and returns its bcrypt hash.
+func hashPassword(pw string, cost int) (string, error) {
+	switch n := utf8.RuneCountInString(pw); {
+	case n < MinPasswordLen:
+		return "", fmt.Errorf("the password must be at least %d characters", MinPasswordLen)
+	case len(pw) > 72:
+		return "", errors.New("the password must be at most 72 bytes (bcrypt ignores the rest)")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
+	if err != nil {
+		return "", fmt.Errorf("hashing the password: %w", err)
+	}
+	return string(hash), nil
+}
+
+type teamBody struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Version uint64 `json:"version"`
+}
+
+// serveCreateTeam handles POST /api/admin/teams.
+func (h *Hub) serveCreateTeam(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	var b teamBody
+	if !decodeBody(w, r, &b, maxAdminBody, false) {
+		return
+	}
+	if !h.auditAdmin(w, r, emp, relay.DirTeam, b.ID, fmt.Sprintf("created: name=%q", b.Name)) {
+		return
+	}
+	got, err := h.dir.CreateTeam(r.Context(), emp.ID, relay.Team{ID: b.ID, Name: b.Name})
+	if err != nil {
+		h.directoryError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toAdminTeam(h.dir.Snapshot(), got))
+}
+
+// serveUpdateTeam handles PUT /api/admin/teams/{id}: a new name.
+func (h *Hub) serveUpdateTeam(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	var b teamBody
+	if !decodeBody(w, r, &b, maxAdminBody, false) {
+		return
+	}
+	id := r.PathValue("id")
+	if b.ID != "" && b.ID != id {
+		writeError(w, http.StatusBadRequest, "a team's id cannot change")
+		return
+	}
+	have, ok := h.dir.Snapshot().Team(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no team "+strconv.Quote(id))
+		return
+	}
+	if !h.auditAdmin(w, r, emp, relay.DirTeam, id, fmt.Sprintf("name %q→%q", have.Name, b.Name)) {
+		return
+	}
+	got, err := h.dir.UpdateTeam(r.Context(), emp.ID, relay.Team{ID: id, Name: b.Name}, b.Version)
+	if err != nil {
+		h.directoryError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toAdminTeam(h.dir.Snapshot(), got))
+}
+
+// serveDeleteTeam handles DELETE /api/admin/teams/{id}?version=N.
+func (h *Hub) serveDeleteTeam(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	id := r.PathValue("id")
+	version, err := strconv.ParseUint(r.URL.Query().Get("version"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "version: the version of the team you saw is required")
+		return
+	}
+	if _, ok := h.dir.Snapshot().Team(id); !ok {
+		writeError(w, http.StatusNotFound, "no team "+strconv.Quote(id))
+		return
+	}
+	if !h.auditAdmin(w, r, emp, relay.DirTeam, id, "deleted") {
+		return
+	}
+	if err := h.dir.DeleteTeam(r.Context(), emp.ID, id, version); err != nil {
+		h.directoryError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveUpdateAccount handles PUT /api/admin/accounts/{id}: a display name.
+func (h *Hub) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	var b teamBody
+	if !decodeBody(w, r, &b, maxAdminBody, false) {
+		return
+	}
+	id := r.PathValue("id")
+	have, ok := h.dir.Snapshot().Account(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no account "+strconv.Quote(id)+" (accounts are added in the configuration, with their secrets)")
+		return
+	}
+	if !h.auditAdmin(w, r, emp, relay.DirAccount, id, fmt.Sprintf("name %q→%q", have.Name, b.Name)) {
+		return
+	}
+	got, err := h.dir.UpdateAccount(r.Context(), emp.ID, relay.AccountInfo{ID: id, Name: b.Name}, b.Version)
+	if err != nil {
+		h.directoryError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toAdminAccount(h.dir.Snapshot(), got))
+}
+
+// auditAdmin writes the audit record of a directory change before it is
+// made. It reports whether the change may go on; when not, it has
+// answered.
+func (h *Hub) auditAdmin(w http.ResponseWriter, r *http.Request, emp *Employee, kind, id, detail string) bool {
+	if !h.dir.Writable() {
+		writeError(w, http.StatusServiceUnavailable, "the directory cannot be changed here: the relay keeps no archive for it")
+		return false
+	}
+	if err := h.record(r, emp, relay.AuditAdminAction, "", kind+":"+id, detail); err != nil {
+		h.log.Error("writing the audit trail; directory change refused", "employee", emp.ID, "target", kind+":"+id, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so nothing was changed")
+		return false
+	}
+	return true
+}
+
+// directoryError answers a failed directory change.
+func (h *Hub) directoryError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, relay.ErrDirectoryInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, relay.ErrDirectoryConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, relay.ErrDirectoryNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, relay.ErrDirectoryReadOnly):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		h.log.Warn("changing the directory", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the archive is unavailable, so nothing was changed: "+err.Error())
+	}
+}
