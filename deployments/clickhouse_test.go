@@ -21,6 +21,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/archivetest"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -387,6 +388,27 @@ func TestClusterSchemaOnClickHouse(t *testing.T) {
 
 	t.Run("conformance over Distributed tables", func(t *testing.T) {
 		archivetest.Run(t, func(t *testing.T) archivetest.Store {
+			dist := testenv.UniqueName("d")
+			ch.applyCluster(t, dist+"_local", dist)
+			t.Cleanup(func() {
+				ch.client(t, fmt.Sprintf("DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s_local", dist, dist))
+			})
+			octx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			a, err := archive.Open(octx, archive.Config{Addr: ch.addr, Database: dist, Username: relayUser, Password: relayPassword},
+				slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})))
+			if err != nil {
+				t.Fatalf("archive.Open: %v", err)
+			}
+			t.Cleanup(func() { a.Close() })
+			return a
+		})
+	})
+
+	// The directory is read back right after each change: the relay's
+	// user inserts synchronously, so the Distributed table has it.
+	t.Run("directory over Distributed tables", func(t *testing.T) {
+		archivetest.RunDirectory(t, func(t *testing.T) relay.DirectoryStore {
 			dist := testenv.UniqueName("d")
 			ch.applyCluster(t, dist+"_local", dist)
 			t.Cleanup(func() {

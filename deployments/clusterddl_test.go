@@ -45,6 +45,7 @@ var shardKeys = map[string]string{
 	"lexicon_hits":      "cityHash64(conv)",
 	"alert_reviews":     "cityHash64(hit_id)",
 	"holds":             "cityHash64(account)",
+	"directory":         "cityHash64(kind, id)", // an entry's versions together
 	"schema_migrations": "version",
 }
 

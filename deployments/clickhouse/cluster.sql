@@ -288,6 +288,23 @@ CREATE TABLE IF NOT EXISTS wechat_relay.holds ON CLUSTER '{cluster}'
     AS wechat_relay_local.holds
     ENGINE = Distributed('{cluster}', wechat_relay_local, holds, cityHash64(account));
 
+-- 0005_directory.sql ------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.directory ON CLUSTER '{cluster}' (
+    kind    String,
+    id      String,
+    version UInt64,
+    at_ms   UInt64,
+    by      String,
+    deleted UInt8,
+    data    String
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/directory', '{replica}')
+ORDER BY (kind, id, version);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.directory ON CLUSTER '{cluster}'
+    AS wechat_relay_local.directory
+    ENGINE = Distributed('{cluster}', wechat_relay_local, directory, cityHash64(kind, id));
+
 -- Record the migrations as applied (checksum: SHA-256 of the file). A version
 -- recorded twice is harmless: ReplacingMergeTree keyed by version.
 
@@ -297,3 +314,4 @@ INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at)
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (2, '0002_interaction.sql', 'c565c125d628bc1e273938cf8bd5defbcda63d2735a69c257c7b5071764a2685', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (3, '0003_seals.sql', '06580f8a3e832a094a9a5181342b4b6b2a7a462cddf07d19707ad15e1bd5a926', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (4, '0004_compliance.sql', 'cdf1e84bb31be03e40577196665f16f28652cf5ead889610dc65816f397f41c5', now());
+INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (5, '0005_directory.sql', '129c2e7a4253b5136fb309b28ec6a97c815716f369ab7f4e0207722606e25c69', now());
