@@ -20,6 +20,7 @@ import { setupThread, openThread, closeThread, onMessage, onStatus, renderHeader
 import { setupComposer, updateComposer, popoverOpen } from './composer.js';
 import { setupDialogs, openHelp, anyDialogOpen } from './dialogs.js';
 import { setupCompliance, startCompliance, rerenderCompliance, showTool, toolOf, onAlert, focusMessage } from './compliance.js';
+import { setupAdmin, startAdmin, rerenderAdmin, showAdmin, adminOf } from './admin.js';
 
 const live = new Live({
   onFrame,
@@ -108,9 +109,11 @@ function onState(s) {
 
 function route() {
   if (!state.me) return;
-  const tool = toolOf(location.hash);
+  const admin = adminOf(location.hash);
+  const tool = admin ? '' : toolOf(location.hash);
   showTool(tool);
-  if (tool) {
+  showAdmin(admin);
+  if (tool || admin) {
     document.body.dataset.view = 'tool';
     if (state.open) closeThread();
     return;
@@ -209,6 +212,7 @@ function signedOut(message) {
   state.threads = new Map();
   state.open = null;
   setCSRF('');
+  showAdmin(false);
   location.hash = '';
   showSignin(message);
 }
@@ -234,6 +238,7 @@ async function start(me) {
   ]);
   emit('employees');
   startCompliance();
+  startAdmin();
   live.start();
   await loadList();
   route();
@@ -251,6 +256,7 @@ function rerender() {
   renderList();
   if (state.open) { renderHeader(); renderThread(false); updateComposer(); }
   rerenderCompliance();
+  rerenderAdmin();
 }
 
 function resolveOrReopen(action) {
@@ -341,6 +347,7 @@ async function boot() {
   setupComposer();
   setupDialogs();
   setupCompliance();
+  setupAdmin();
   defaultDetails();
   NARROW.addEventListener('change', defaultDetails);
 

@@ -12,6 +12,10 @@ import { getLang } from './i18n.js';
 let refreshTimer = 0;
 let inflight = null;
 let listError = '';
+// teams: the teams a supervisor may filter the list by (GET /api/teams);
+// teamFilter: the one chosen ('' for all).
+let teams = [];
+let teamFilter = '';
 
 // refresh fetches the list again (debounced: many events, one request).
 export function refresh(delay = 250) {
@@ -28,6 +32,7 @@ export async function load() {
   if (isSupervisor()) {
     if (state.filter.employee) q.set('employee', state.filter.employee);
     if (state.filter.account) q.set('account', state.filter.account);
+    if (teamFilter) q.set('team', teamFilter);
   }
   try {
     const res = await api('GET', `/api/conversations?${q}`, { signal: ctl.signal });
@@ -64,8 +69,14 @@ export function visible() {
     .filter((c) => st === 'all' || (c.status || 'open') === st || c.conv === state.open)
     .filter((c) => !isSupervisor() || !state.filter.employee || c.employee === state.filter.employee || c.conv === state.open)
     .filter((c) => !isSupervisor() || !state.filter.account || c.account === state.filter.account || c.conv === state.open)
+    .filter((c) => !isSupervisor() || !teamFilter || teamHas(teamFilter, c.employee) || c.conv === state.open)
     .filter((c) => !q || c.conv.toLowerCase().includes(q) || employeeName(c.employee).toLowerCase().includes(q))
     .sort((a, b) => activity(b) - activity(a) || (a.conv < b.conv ? -1 : 1));
+}
+
+function teamHas(id, employee) {
+  const tm = teams.find((x) => x.id === id);
+  return !tm || (tm.members || []).includes(employee);
 }
 
 function activity(c) {
@@ -231,7 +242,9 @@ export function setupInbox() {
   $('filter-q').addEventListener('input', (e) => { state.filter.q = e.target.value; render(); });
   $('filter-employee').addEventListener('change', (e) => { state.filter.employee = e.target.value; render(); load(); });
   $('filter-account').addEventListener('change', (e) => { state.filter.account = e.target.value; render(); load(); });
+  $('filter-team').addEventListener('change', (e) => { teamFilter = e.target.value; render(); load(); });
   onStore('employees', fillFilters);
+  onStore('employees', loadTeams);
   onStore('convs', fillFilters);
   // Times and windows age: redraw every half minute.
   setInterval(render, 30000);
@@ -248,4 +261,24 @@ function fillFilters() {
   const curA = acc.value;
   clear(acc).append(h('option', { value: '' }, t('allAccounts')), ...[...state.accounts].sort().map((a) => h('option', { value: a }, a)));
   acc.value = curA;
+}
+
+// loadTeams fills the team filter (supervisors and up); hidden when
+// there are no teams, or the relay has none to give.
+async function loadTeams() {
+  const sel = $('filter-team');
+  if (!isSupervisor()) { teams = []; teamFilter = ''; sel.hidden = true; return; }
+  try {
+    teams = ((await api('GET', '/api/teams')) || {}).teams || [];
+  } catch {
+    teams = [];
+  }
+  if (!state.me) return;
+  const was = teamFilter;
+  if (!teams.some((x) => x.id === teamFilter)) teamFilter = '';
+  clear(sel).append(h('option', { value: '', dataset: { i18n: 'allTeams' } }, t('allTeams')),
+    ...teams.map((x) => h('option', { value: x.id }, x.name || x.id)));
+  sel.value = teamFilter;
+  sel.hidden = teams.length === 0;
+  if (was !== teamFilter) { render(); load(); }
 }
