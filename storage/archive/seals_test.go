@@ -34,9 +34,9 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatalf("ReadOnly on an old schema: %v", err)
 	}
 	var n uint64
-	// audit is a table of the last migration (0004), left out above.
-	if err := conn.QueryRow(ctx, `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'audit'`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("ReadOnly migrated the database (audit tables: %d, %v)", n, err)
+	// directory is the table of the last migration (0005), left out above.
+	if err := conn.QueryRow(ctx, `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'directory'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("ReadOnly migrated the database (directory tables: %d, %v)", n, err)
 	}
 
 	if err := migrate(ctx, conn, ms, testLogger(t)); err != nil {
