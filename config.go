@@ -67,9 +67,14 @@ type Config struct {
 	Console  struct {
 		AllowedOrigins []string              `yaml:"allowed_origins"`
 		Employees      []EmployeeConfig      `yaml:"employees"`
+		Teams          []console.Team        `yaml:"teams"`
 		CannedReplies  []console.CannedReply `yaml:"canned_replies"`
-		SendQueue      int                   `yaml:"send_queue"`
-		PingInterval   time.Duration         `yaml:"ping_interval"`
+		// DirectoryRefresh is how often each instance reloads the
+		// directory from the archive, to see changes admins made on
+		// other instances (5s).
+		DirectoryRefresh time.Duration `yaml:"directory_refresh"`
+		SendQueue        int           `yaml:"send_queue"`
+		PingInterval     time.Duration `yaml:"ping_interval"`
 	} `yaml:"console"`
 	// Lexicon rules, matched on inbound and outbound text (compliance.go).
 	Lexicon []relay.LexiconRule `yaml:"lexicon"`
@@ -102,6 +107,7 @@ type EmployeeConfig struct {
 	Name         string       `yaml:"name"`
 	Role         console.Role `yaml:"role"`
 	Accounts     []string     `yaml:"accounts"`
+	Teams        []string     `yaml:"teams"`
 	PasswordHash string       `yaml:"password_hash"`
 	Token        string       `yaml:"-"`
 }
@@ -286,26 +292,23 @@ func (c *Config) consoleConfig() console.Config {
 		SendQueue:      c.Console.SendQueue,
 		PingInterval:   c.Console.PingInterval,
 		CannedReplies:  c.Console.CannedReplies,
+		Teams:          c.Console.Teams,
 	}
 	for _, e := range c.Console.Employees {
 		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts,
-			Token: e.Token, PasswordHash: e.PasswordHash})
+			Teams: e.Teams, Token: e.Token, PasswordHash: e.PasswordHash})
 	}
 	return cc
 }
 
-// autoAssign lists, per account, the agents new clients may go to.
-func (c *Config) autoAssign() map[string][]string {
-	out := map[string][]string{}
-	for _, e := range c.Console.Employees {
-		if e.Role != console.RoleAgent {
-			continue
-		}
-		for _, a := range e.Accounts {
-			out[a] = append(out[a], e.ID)
-		}
+// directorySeed is the directory the configuration gives: its employees
+// and teams, and the accounts it serves.
+func (c *Config) directorySeed() relay.DirectorySeed {
+	accts := make([]relay.AccountInfo, len(c.WeChat.Accounts))
+	for i, a := range c.WeChat.Accounts {
+		accts[i] = relay.AccountInfo{ID: a.ID}
 	}
-	return out
+	return c.consoleConfig().Seed(accts)
 }
 
 func (c *Config) spoolDir() string    { return filepath.Join(c.DataDir, "spool") }

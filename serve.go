@@ -39,6 +39,7 @@ type store interface {
 	relay.AuditStore
 	relay.AlertStore
 	relay.RetentionStore
+	relay.DirectoryStore
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -65,6 +66,7 @@ type system struct {
 	bus      relay.Bus
 	media    *relay.MediaWorker
 	hub      *console.Hub
+	dir      *relay.Directory
 	lexicon  *relay.LexiconWatcher // nil without lexicon rules
 	handler  http.Handler
 }
@@ -161,9 +163,18 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 			return nil, err
 		}
 	}
+	// The directory (employees, teams) is the configuration's, changed by
+	// what admins archived since.
+	s.dir = relay.NewDirectory(s.archive, cfg.directorySeed(), log.With("component", "directory"), nil)
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = s.dir.Load(lctx)
+	cancel()
+	if err != nil {
+		log.Warn("directory not read from the archive: starting from the configuration's, reloading until the archive answers", "err", err)
+	}
 	s.pipeline, err = relay.NewPipeline(pcfg, relay.Deps{
 		Spool: s.spool, Archive: s.archive, Bus: b, Dedupe: dedupe, Sequencer: seq,
-		Router: relay.NewRouter(assign, cfg.autoAssign()), Media: s.media,
+		Router: relay.NewDirectoryRouter(assign, s.dir), Media: s.media,
 		Logger: log.With("component", "pipeline"), Metrics: relay.NewMetrics(s.reg),
 	})
 	if err != nil {
@@ -209,7 +220,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	s.hub = console.NewHub(cfg.consoleConfig(), console.Deps{
 		Bus: b, History: s.archive, Assignments: assign, Outbox: s.outbox,
 		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
-		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr,
+		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr, Directory: s.dir,
 		Logger: log.With("component", "console"), Registerer: s.reg,
 		Audit: console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
 	})
@@ -321,6 +332,7 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 	work.Go(func() error { return s.outbox.Run(workCtx) })
 	work.Go(func() error { return s.bot.Run(workCtx, s.bus) })
 	work.Go(func() error { return s.hub.Run(workCtx) })
+	work.Go(func() error { return s.dir.Run(workCtx, cfg.Console.DirectoryRefresh) })
 	if s.lexicon != nil {
 		work.Go(func() error { return s.lexicon.Run(workCtx) })
 	}

@@ -139,6 +139,16 @@ func (h *Hub) auditArchive(w http.ResponseWriter, r *http.Request, emp *Employee
 	return true
 }
 
+// narrow limits a search or export of a supervisor in teams to what
+// their teams' members handled, and what nobody held.
+func (h *Hub) narrow(emp *Employee, q *relay.SearchQuery) {
+	if !teamScoped(emp) {
+		return
+	}
+	ids, _ := h.dir.Snapshot().Scope(relay.Employee{ID: emp.ID, Role: emp.Role, Teams: emp.Teams})
+	q.Employees = append(ids, "")
+}
+
 func (h *Hub) serveSearch(w http.ResponseWriter, r *http.Request, emp *Employee, src relay.Searcher) {
 	if !maySearch(emp.Role) {
 		writeError(w, http.StatusForbidden, "searching the archive is for supervisors and compliance officers")
@@ -150,6 +160,7 @@ func (h *Hub) serveSearch(w http.ResponseWriter, r *http.Request, emp *Employee,
 		return
 	}
 	q.WithTotal = q.Cursor == ""
+	h.narrow(emp, &q)
 	if !h.auditArchive(w, r, emp, AuditArchiveSearch, q.Conv, q.String()) {
 		return
 	}
@@ -235,6 +246,7 @@ func (x *exportJobs) serveCreate(w http.ResponseWriter, r *http.Request, emp *Em
 		writeError(w, http.StatusBadRequest, "an export needs a filter: conv, client, employee, account, text or a date range")
 		return
 	}
+	x.h.narrow(emp, &q)
 	id := newExportID()
 	if !x.h.auditArchive(w, r, emp, AuditArchiveExport, q.Conv, "export "+id+": "+q.String()) {
 		return

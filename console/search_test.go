@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,64 @@ func TestExportJobs(t *testing.T) {
 	}
 	if code, _ := e.do(t, "GET", "/api/exports/nope", searchSupTok, nil); code != http.StatusNotFound {
 		t.Errorf("unknown export: %d, want 404", code)
+	}
+}
+
+// A supervisor in a team searches and exports what the team's members
+// handled (and what nobody held), nothing of other teams.
+func TestSearchTeamSupervisor(t *testing.T) {
+	arch, err := embedded.Open(context.Background(), embedded.MemoryPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { arch.Close() })
+	now := time.Now().UTC()
+	var msgs []relay.Message
+	for i, emp := range []string{"in-team", "other-team", ""} {
+		conv := relay.Conversation("acct", fmt.Sprintf("o_%d", i))
+		_, client, _ := strings.Cut(string(conv), ":")
+		msgs = append(msgs, relay.Message{
+			ID: fmt.Sprintf("m%d", i), Account: "acct", Client: client, Conv: conv, Seq: 1,
+			Direction: relay.Inbound, Kind: relay.KindText, Text: "退款 " + emp, AcceptedAt: now, Employee: emp,
+		})
+	}
+	if err := arch.Insert(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	audit := &fakeAudit{}
+	const leadTok = "lead-token-0123456789ab"
+	hub := NewHub(Config{
+		Teams: []Team{{ID: "t1"}, {ID: "t2"}},
+		Employees: []Employee{
+			{ID: "in-team", Role: RoleAgent, Teams: []string{"t1"}, Token: "in-team-token-0123456789"},
+			{ID: "other-team", Role: RoleAgent, Teams: []string{"t2"}, Token: "other-token-0123456789"},
+			{ID: "lead", Role: RoleSupervisor, Teams: []string{"t1"}, Token: leadTok},
+		},
+	}, Deps{Bus: &fakeBus{}, History: arch, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}}, Audit: audit})
+	e := &searchEnv{srv: httptest.NewServer(hub.Handler()), audit: audit, arch: arch}
+	t.Cleanup(e.srv.Close)
+
+	code, body := e.do(t, "GET", "/api/search?text="+url.QueryEscape("退款"), leadTok, nil)
+	var res struct {
+		Messages []WireMessage `json:"messages"`
+		Total    int           `json:"total"`
+	}
+	json.Unmarshal(body, &res)
+	var got []string
+	for _, m := range res.Messages {
+		got = append(got, m.ID)
+	}
+	slices.Sort(got)
+	if code != http.StatusOK || strings.Join(got, ",") != "m0,m2" || res.Total != 2 {
+		t.Fatalf("team supervisor's search: %d %s, want m0 (the team's) and m2 (nobody's)", code, body)
+	}
+	recs := audit.all()
+	if len(recs) != 1 || !strings.Contains(recs[0].Target, `employees="lead,in-team,(nobody)"`) {
+		t.Fatalf("the audit record does not show the narrowed search: %+v", recs)
+	}
+	// Asking for another team's employee by name finds nothing.
+	code, body = e.do(t, "GET", "/api/search?employee=other-team", leadTok, nil)
+	if code != http.StatusOK || strings.Contains(string(body), "m1") {
+		t.Fatalf("team supervisor searching another team's employee: %d %s", code, body)
 	}
 }

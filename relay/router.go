@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 )
 
@@ -17,21 +18,26 @@ const ScenePrefix = "emp:"
 // contact is auto-assigned to one of the account's employees.
 type Router struct {
 	assignments Assignments
-	employees   map[string][]string // account → employees eligible for auto-assignment
-	known       map[string]bool     // account + "/" + employee
+	// roster returns the employees eligible for auto-assignment of an
+	// account's clients, in the same order on every instance.
+	roster func(account string) []string
 }
 
 // NewRouter returns a router over the given assignments. employees maps
 // an account id to the employees that may be auto-assigned its clients.
 func NewRouter(a Assignments, employees map[string][]string) *Router {
-	r := &Router{assignments: a, employees: map[string][]string{}, known: map[string]bool{}}
+	fixed := map[string][]string{}
 	for acct, emps := range employees {
-		r.employees[acct] = append([]string(nil), emps...)
-		for _, e := range emps {
-			r.known[acct+"/"+e] = true
-		}
+		fixed[acct] = slices.Clone(emps)
 	}
-	return r
+	return &Router{assignments: a, roster: func(account string) []string { return fixed[account] }}
+}
+
+// NewDirectoryRouter returns a router that assigns new clients to the
+// enabled agents the directory has for the account at the time
+// (DirectorySnapshot.AutoAssign), and binds QR scans to them.
+func NewDirectoryRouter(a Assignments, d *Directory) *Router {
+	return &Router{assignments: a, roster: func(account string) []string { return d.Snapshot().AutoAssign(account) }}
 }
 
 // Route returns the employee serving m's conversation, assigning one if
@@ -50,7 +56,7 @@ func (r *Router) Route(ctx context.Context, m Message) (string, error) {
 	if cur != "" {
 		return cur, nil
 	}
-	emps := r.employees[m.Account]
+	emps := r.roster(m.Account)
 	if len(emps) == 0 {
 		return "", nil
 	}
@@ -82,7 +88,7 @@ func (r *Router) sceneEmployee(m Message) string {
 		return ""
 	}
 	emp, ok := strings.CutPrefix(scene, ScenePrefix)
-	if !ok || !r.known[m.Account+"/"+emp] {
+	if !ok || !slices.Contains(r.roster(m.Account), emp) {
 		return ""
 	}
 	return emp

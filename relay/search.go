@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -138,6 +139,13 @@ func (q SearchQuery) String() string {
 	add("account", q.Account)
 	add("client", q.Client)
 	add("employee", q.Employee)
+	if len(q.Employees) > 0 {
+		names := make([]string, len(q.Employees))
+		for i, e := range q.Employees {
+			names[i] = cmp.Or(e, "(nobody)")
+		}
+		add("employees", strings.Join(names, ","))
+	}
 	add("conv", string(q.Conv))
 	add("direction", string(q.Direction))
 	add("kind", string(q.Kind))

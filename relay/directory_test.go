@@ -1,0 +1,190 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memDirectory keeps directory records in memory.
+type memDirectory struct {
+	mu   sync.Mutex
+	recs []DirectoryRecord
+}
+
+func (m *memDirectory) AppendDirectory(_ context.Context, r DirectoryRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs = append(m.recs, r)
+	return nil
+}
+
+func (m *memDirectory) DirectoryRecords(context.Context) ([]DirectoryRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.recs), nil
+}
+
+func testSeed() DirectorySeed {
+	return DirectorySeed{
+		Employees: []Employee{
+			{ID: "root", Role: RoleAdmin, PasswordHash: "seed-root-hash"},
+			{ID: "alice", Role: RoleAgent, Accounts: []string{"acct"}, Teams: []string{"t1"}, PasswordHash: "seed-alice-hash", TokenHash: "seed-alice-token"},
+			{ID: "bob", Role: RoleAgent, Accounts: []string{"acct"}, Teams: []string{"t2"}},
+			{ID: "lead", Role: RoleSupervisor, Teams: []string{"t1"}},
+			{ID: "sup", Role: RoleSupervisor},
+			{ID: "cmp", Role: RoleCompliance, Teams: []string{"t1"}},
+		},
+		Teams:    []Team{{ID: "t1", Name: "One"}, {ID: "t2", Name: "Two"}},
+		Accounts: []AccountInfo{{ID: "acct"}},
+	}
+}
+
+func TestDirectorySees(t *testing.T) {
+	s := NewDirectory(nil, testSeed(), nil, nil).Snapshot()
+	emp := func(id string) Employee { e, _ := s.Employee(id); return e }
+	cases := []struct {
+		viewer, owner string
+		want          bool
+	}{
+		{"alice", "alice", true},
+		{"alice", "bob", false},
+		{"alice", "", false},
+		{"lead", "alice", true}, // same team
+		{"lead", "bob", false},  // other team
+		{"lead", "", true},      // nobody's: someone must pick it up
+		{"lead", "ghost", false},
+		{"sup", "bob", true}, // a supervisor in no team sees all
+		{"cmp", "bob", true}, // compliance sees all, teams or not
+		{"root", "bob", true},
+	}
+	for _, c := range cases {
+		if got := s.Sees(emp(c.viewer), c.owner); got != c.want {
+			t.Errorf("Sees(%s, %q) = %t, want %t", c.viewer, c.owner, got, c.want)
+		}
+	}
+	if ids, all := s.Scope(emp("lead")); all || strings.Join(ids, ",") != "lead,alice,cmp" {
+		t.Errorf("lead's scope: %v %t", ids, all)
+	}
+	if _, all := s.Scope(emp("sup")); !all {
+		t.Error("an unscoped supervisor's scope is not everyone")
+	}
+	if got := s.AutoAssign("acct"); strings.Join(got, ",") != "alice,bob" {
+		t.Errorf("AutoAssign = %v", got)
+	}
+}
+
+func TestDirectoryReadOnlyWithoutStore(t *testing.T) {
+	d := NewDirectory(nil, testSeed(), nil, nil)
+	_, err := d.CreateTeam(context.Background(), "root", Team{ID: "t3"})
+	if !errors.Is(err, ErrDirectoryReadOnly) || d.Writable() {
+		t.Fatalf("change without a store: %v", err)
+	}
+}
+
+func TestDirectoryCredentialsFollowTheSeedUntilSet(t *testing.T) {
+	ctx := context.Background()
+	store := &memDirectory{}
+	d := NewDirectory(store, testSeed(), nil, nil)
+	if err := d.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := d.Snapshot().Employee("alice")
+	alice.PasswordHash, alice.TokenHash, alice.Name = "", "", "Alice"
+	if _, err := d.UpdateEmployee(ctx, "root", alice, 0); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(store.recs[0].Data, "seed-alice") {
+		t.Fatalf("the record copies the seed's credentials: %s", store.recs[0].Data)
+	}
+	// A new secret in the environment (a new seed) still applies.
+	seed := testSeed()
+	seed.Employees[1].PasswordHash = "rotated-hash"
+	d2 := NewDirectory(store, seed, nil, nil)
+	if err := d2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := d2.Snapshot().Employee("alice")
+	if got.Name != "Alice" || got.PasswordHash != "rotated-hash" || got.TokenHash != "seed-alice-token" || !got.Seeded || got.Version != 1 {
+		t.Fatalf("alice over a rotated seed: %+v", got)
+	}
+	// Once an admin sets one, it wins over the seed, and survives edits.
+	got.PasswordHash = "admin-set-hash"
+	if _, err := d2.UpdateEmployee(ctx, "root", got, 1); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = d2.Snapshot().Employee("alice")
+	got.PasswordHash, got.TokenHash, got.Name = "", "", "Alice W."
+	if _, err := d2.UpdateEmployee(ctx, "root", got, 2); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = d2.Snapshot().Employee("alice")
+	if got.PasswordHash != "admin-set-hash" || got.TokenHash != "seed-alice-token" || got.Name != "Alice W." {
+		t.Fatalf("alice after an edit: %+v", got)
+	}
+}
+
+func TestDirectoryConcurrentVersionsConverge(t *testing.T) {
+	// Two instances wrote version 1 of the same team at once: every
+	// reader picks the same one.
+	at := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	recs := []DirectoryRecord{
+		{Kind: DirTeam, ID: "t9", Version: 1, At: at, By: "root", Data: `{"id":"t9","name":"A"}`},
+		{Kind: DirTeam, ID: "t9", Version: 1, At: at, By: "root2", Data: `{"id":"t9","name":"B"}`},
+	}
+	for _, order := range [][]DirectoryRecord{recs, {recs[1], recs[0]}} {
+		s := build(testSeed(), order, func(DirectoryRecord, error) {})
+		if tm, _ := s.Team("t9"); tm.Name != "B" {
+			t.Fatalf("team t9 = %+v, want the same pick (B) whatever the order", tm)
+		}
+	}
+	// A deleted team leaves no membership behind, and a broken record is
+	// skipped, reported, and does not hide the rest.
+	var bad []string
+	s := build(testSeed(), []DirectoryRecord{
+		{Kind: DirTeam, ID: "t2", Version: 1, At: at, By: "root", Deleted: true, Data: `{}`},
+		{Kind: DirEmployee, ID: "sup", Version: 1, At: at, By: "root", Data: `{not json`},
+	}, func(r DirectoryRecord, err error) { bad = append(bad, r.ID) })
+	if bob, _ := s.Employee("bob"); len(bob.Teams) != 0 {
+		t.Errorf("bob's teams after t2 was deleted: %v", bob.Teams)
+	}
+	if _, ok := s.Team("t2"); ok || strings.Join(bad, ",") != "sup" {
+		t.Errorf("t2 still there, or bad records %v", bad)
+	}
+	if sup, ok := s.Employee("sup"); !ok || sup.Role != RoleSupervisor {
+		t.Errorf("sup after an unreadable record: %+v", sup)
+	}
+}
+
+func TestDirectoryOnChange(t *testing.T) {
+	ctx := context.Background()
+	store := &memDirectory{}
+	d := NewDirectory(store, testSeed(), nil, nil)
+	var changes int
+	d.OnChange(func(old, cur *DirectorySnapshot) { changes++ })
+	if err := d.Load(ctx); err != nil || changes != 0 {
+		t.Fatalf("loading an empty store: %v, %d changes", err, changes)
+	}
+	if _, err := d.CreateTeam(ctx, "root", Team{ID: "t3", Name: "Three"}); err != nil {
+		t.Fatal(err)
+	}
+	if changes != 1 {
+		t.Fatalf("%d changes after a team was made, want 1", changes)
+	}
+	// Another instance sees it on its next reload, and says so once.
+	other := NewDirectory(store, testSeed(), nil, nil)
+	var seen int
+	other.OnChange(func(old, cur *DirectorySnapshot) { seen++ })
+	for range 2 {
+		if err := other.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := other.Snapshot().Team("t3"); !ok || seen != 1 {
+		t.Fatalf("the other instance: team there %t, %d changes", ok, seen)
+	}
+}
