@@ -10,8 +10,8 @@ import (
 	"github.com/wechat-relay/wechat-relay/gateway"
 )
 
-// The embedded defaults: one demo Official Account, two agents and a
-// supervisor, with well-known demo secrets. They exist so that a first
+// The embedded defaults: one demo Official Account, two agents in a team,
+// a supervisor and an admin, with well-known demo secrets. They exist so that a first
 // run needs no file at all; the relay says loudly that it uses them.
 const (
 	demoAppID     = "wxd3m0000000000001"
@@ -24,6 +24,7 @@ var demoEmployeeTokens = map[string]string{
 	"alice": "demo-alice-token-0001",
 	"bob":   "demo-bob-token-00002",
 	"sup":   "demo-supervisor-token-3",
+	"ada":   "demo-admin-token-00004",
 }
 
 // demoPasswords sign the demo employees in to the web console. Public,
@@ -32,6 +33,7 @@ var demoPasswords = map[string]string{
 	"alice": "demo-alice",
 	"bob":   "demo-bob",
 	"sup":   "demo-sup",
+	"ada":   "demo-admin",
 }
 
 // demoPasswordHashes are the bcrypt hashes of demoPasswords, made once.
@@ -54,10 +56,12 @@ func demoConfig() Config {
 		ID: "demo", AppID: demoAppID, Mode: gateway.ModeSafe,
 		AppSecret: demoAppSecret, Token: demoToken, EncodingAESKey: demoAESKey,
 	}}
+	c.Console.Teams = []console.Team{{ID: "wealth", Name: "财富管理 Wealth desk"}}
 	c.Console.Employees = []EmployeeConfig{
-		{ID: "alice", Name: "Alice Wang", Role: console.RoleAgent, Accounts: []string{"demo"}, Token: demoEmployeeTokens["alice"]},
-		{ID: "bob", Name: "Bob Li", Role: console.RoleAgent, Accounts: []string{"demo"}, Token: demoEmployeeTokens["bob"]},
+		{ID: "alice", Name: "Alice Wang", Role: console.RoleAgent, Accounts: []string{"demo"}, Teams: []string{"wealth"}, Token: demoEmployeeTokens["alice"]},
+		{ID: "bob", Name: "Bob Li", Role: console.RoleAgent, Accounts: []string{"demo"}, Teams: []string{"wealth"}, Token: demoEmployeeTokens["bob"]},
 		{ID: "sup", Name: "Sue Zhang", Role: console.RoleSupervisor, Token: demoEmployeeTokens["sup"]},
+		{ID: "ada", Name: "Ada Admin", Role: console.RoleAdmin, Token: demoEmployeeTokens["ada"]},
 	}
 	hashes := demoPasswordHashes()
 	for i := range c.Console.Employees {

@@ -20,6 +20,10 @@ func TestConfigValidate(t *testing.T) {
 		"canned without id": {Config{CannedReplies: []CannedReply{{Text: "x"}}}, "canned_replies[0]: id is required"},
 		"canned duplicate":  {Config{CannedReplies: []CannedReply{{ID: "a", Text: "x"}, {ID: "a", Text: "y"}}}, "duplicate id"},
 		"canned empty":      {Config{CannedReplies: []CannedReply{{ID: "a"}}}, "text is required"},
+		"team member":       {Config{Teams: []Team{{ID: "t1"}}, Employees: []Employee{{ID: "a", Role: RoleAgent, Teams: []string{"t1"}, PasswordHash: hash}}}, ""},
+		"unknown team":      {Config{Employees: []Employee{{ID: "a", Role: RoleAgent, Teams: []string{"t9"}, PasswordHash: hash}}}, `team "t9" is not in console.teams`},
+		"bad team id":       {Config{Teams: []Team{{ID: "a b"}}}, "console.teams[0]: id"},
+		"duplicate team":    {Config{Teams: []Team{{ID: "t"}, {ID: "t"}}}, `duplicate id "t"`},
 	} {
 		err := tc.cfg.Validate()
 		switch {

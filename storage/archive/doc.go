@@ -24,6 +24,9 @@
 //     without DDL, for readers that have SELECT only; Config.NoMigrate
 //     does the same for the relay itself (storage.clickhouse.migrate:
 //     false), which then needs INSERT and SELECT only.
+//   - The directory table (since 0005, directory.go): every version of
+//     every employee, team and account entry admins changed
+//     (relay.DirectoryStore), never updated; readers take the newest.
 //   - The compliance tables (since 0004, compliance.go): audit (the
 //     audit log, chained per writer: relay.AuditStore), lexicon_hits and
 //     alert_reviews (relay.AlertStore), holds (relay.RetentionStore, which

@@ -23,7 +23,8 @@
 //     transaction together with its row in schema_migrations.
 //   - The tables messages, events, media (content-addressed by SHA-256),
 //     media_links and seals (since 0003), and audit, lexicon_hits,
-//     alert_reviews and holds (since 0004, compliance.go), with the same
+//     alert_reviews and holds (since 0004, compliance.go), directory
+//     (since 0005, directory.go), with the same
 //     meaning as in the ClickHouse schema; messages and events carry hash and batch_id
 //     (relay/seal.go), indexed for healing and verification.
 //     messages.interaction (since 0002) records
