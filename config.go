@@ -73,8 +73,11 @@ type Config struct {
 		// directory from the archive, to see changes admins made on
 		// other instances (5s).
 		DirectoryRefresh time.Duration `yaml:"directory_refresh"`
-		SendQueue        int           `yaml:"send_queue"`
-		PingInterval     time.Duration `yaml:"ping_interval"`
+		// PasswordCost is the bcrypt cost of passwords set in the Admin
+		// section (12).
+		PasswordCost int           `yaml:"password_cost"`
+		SendQueue    int           `yaml:"send_queue"`
+		PingInterval time.Duration `yaml:"ping_interval"`
 	} `yaml:"console"`
 	// Lexicon rules, matched on inbound and outbound text (compliance.go).
 	Lexicon []relay.LexiconRule `yaml:"lexicon"`
@@ -293,6 +296,7 @@ func (c *Config) consoleConfig() console.Config {
 		PingInterval:   c.Console.PingInterval,
 		CannedReplies:  c.Console.CannedReplies,
 		Teams:          c.Console.Teams,
+		PasswordCost:   c.Console.PasswordCost,
 	}
 	for _, e := range c.Console.Employees {
 		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts,
