@@ -91,6 +91,7 @@ func startRelay(t testing.TB, cfg *Config) *testRelay {
 	g.Go(func() error { return sys.hub.Run(work) })
 	g.Go(func() error { return sys.outbox.Run(work) })
 	g.Go(func() error { return sys.bot.Run(work, sys.bus) })
+	g.Go(func() error { return sys.dir.Run(work, cfg.Console.DirectoryRefresh) })
 	var once sync.Once
 	r := &testRelay{sys: sys, srv: srv}
 	r.stop = func() {
