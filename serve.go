@@ -188,6 +188,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 	if err != nil {
 		return nil, err
 	}
+	if lex != nil {
+		lex.TeamsOf(s.dir.TeamsOf)
+	}
 	auditLog, err := relay.NewAuditLog(s.archive, pcfg.Writer, log.With("component", "audit"), nil)
 	if err != nil {
 		return nil, err

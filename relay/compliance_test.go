@@ -43,7 +43,7 @@ func TestLexiconMatch(t *testing.T) {
 		{"a2", Outbound, "add me on whatsapp", nil}, // off is for a1 only
 		{"a1", Outbound, "", nil},
 	} {
-		if got := rules(l.Match(c.account, c.dir, c.text)); !slices.Equal(got, c.want) {
+		if got := rules(l.Match(c.account, "", c.dir, c.text)); !slices.Equal(got, c.want) {
 			t.Errorf("Match(%s, %s, %q) = %v, want %v", c.account, c.dir, c.text, got, c.want)
 		}
 	}
@@ -70,8 +70,55 @@ func TestLexiconMatch(t *testing.T) {
 		t.Errorf("a non-blocking rule refused a send: %v", err)
 	}
 	var nilLex *Lexicon
-	if nilLex.Match("a1", Inbound, "保证收益") != nil || nilLex.checkOutbound(context.Background(), SendRequest{Text: "x"}) != nil {
+	if nilLex.Match("a1", "", Inbound, "保证收益") != nil || nilLex.checkOutbound(context.Background(), SendRequest{Text: "x"}) != nil {
 		t.Error("a nil lexicon matched")
+	}
+}
+
+func TestLexiconTeams(t *testing.T) {
+	t.Parallel()
+	l, err := NewLexicon([]LexiconRule{
+		{Name: "desk-a-only", Words: []string{"内幕"}, Teams: []string{"desk-a"}},
+		{Name: "block-b", Words: []string{"微信转账"}, Teams: []string{"desk-b"}, Direction: "outbound", Block: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the directory, team rules match nothing.
+	if got := l.Match("a1", "alice", Inbound, "内幕消息"); got != nil {
+		t.Fatalf("a team rule matched without a directory: %v", got)
+	}
+	teams := map[string][]string{"alice": {"desk-a"}, "bob": {"desk-b"}}
+	l.TeamsOf(func(emp string) []string { return teams[emp] })
+	for _, c := range []struct {
+		emp, text string
+		want      bool
+	}{
+		{"alice", "内幕消息", true},
+		{"bob", "内幕消息", false},
+		{"", "内幕消息", false}, // nobody's conversation: no team
+		{"carol", "内幕消息", false},
+	} {
+		if got := len(l.Match("a1", c.emp, Inbound, c.text)) == 1; got != c.want {
+			t.Errorf("Match for %q: %t, want %t", c.emp, got, c.want)
+		}
+	}
+	if err := l.checkOutbound(context.Background(), SendRequest{Conv: "a1:c", Employee: "bob", Text: "请微信转账"}); err == nil {
+		t.Error("desk-b's blocking rule let bob send")
+	}
+	if err := l.checkOutbound(context.Background(), SendRequest{Conv: "a1:c", Employee: "alice", Text: "请微信转账"}); err != nil {
+		t.Errorf("desk-b's blocking rule refused alice (desk-a): %v", err)
+	}
+	// Membership is read at match time: a move applies at once.
+	teams["alice"] = []string{"desk-b"}
+	if err := l.checkOutbound(context.Background(), SendRequest{Conv: "a1:c", Employee: "alice", Text: "请微信转账"}); err == nil {
+		t.Error("alice moved to desk-b, and desk-b's rule let her send")
+	}
+	w := &LexiconWatcher{Lexicon: l}
+	hits := w.Hits(Message{ID: "m", Account: "a1", Conv: "a1:c", Direction: Outbound, Text: "微信转账", Employee: "bob",
+		Attrs: map[string]string{"sent_by": "alice"}})
+	if len(hits) != 1 || hits[0].Employee != "alice" {
+		t.Errorf("hits of alice's send in bob's conversation: %+v", hits)
 	}
 }
 

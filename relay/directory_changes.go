@@ -44,6 +44,12 @@ func NewDirectory(store DirectoryStore, seed DirectorySeed, log *slog.Logger, no
 // Snapshot returns the current directory.
 func (d *Directory) Snapshot() *DirectorySnapshot { return d.snap.Load() }
 
+// TeamsOf returns the teams employee is in now (Lexicon.TeamsOf).
+func (d *Directory) TeamsOf(employee string) []string {
+	e, _ := d.Snapshot().Employee(employee)
+	return e.Teams
+}
+
 // Writable reports whether changes can be made.
 func (d *Directory) Writable() bool { return d.store != nil }
 

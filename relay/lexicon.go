@@ -19,7 +19,8 @@ import (
 // supervisors; an outbound rule with Block refuses the send before
 // anything is archived or sent (Outbox.Send).
 //
-// Rules are per account: teams do not exist yet. Words match as
+// Rules apply per account and per team (of the employee who handles the
+// conversation, or who sends). Words match as
 // substrings, case-insensitively for letters with case (Latin, Greek,
 // Cyrillic), exactly for Chinese; regexes are Go RE2 syntax, matched
 // case-insensitively.
@@ -30,6 +31,10 @@ type LexiconRule struct {
 	Name string `yaml:"name"`
 	// Accounts it applies to; empty: every account.
 	Accounts []string `yaml:"accounts"`
+	// Teams it applies to: messages of conversations held by, and sends
+	// of, the members of these teams (console.teams or made by admins;
+	// membership as the directory says now). Empty: everyone.
+	Teams []string `yaml:"teams"`
 	// Words match as substrings.
 	Words []string `yaml:"words"`
 	// Regex are RE2 patterns.
@@ -49,6 +54,15 @@ type Lexicon struct {
 	// blocked, if set, is told of every send a rule refused, before the
 	// refusal is returned (to audit the attempt).
 	blocked func(ctx context.Context, req SendRequest, m LexiconMatch)
+	// teamsOf says which teams an employee is in, for rules with Teams.
+	teamsOf func(employee string) []string
+}
+
+// TeamsOf sets fn to tell the teams of an employee (the directory's).
+// Without it, rules with Teams match nothing. Set it before the lexicon
+// is used.
+func (l *Lexicon) TeamsOf(fn func(employee string) []string) {
+	l.teamsOf = fn
 }
 
 // OnBlocked sets fn to be called with every send a blocking rule
@@ -129,17 +143,28 @@ type LexiconMatch struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// Match returns the rules of account that match text in direction d, one
+// Match returns the rules of account and of the teams of employee (who
+// handles or sends the message) that match text in direction d, one
 // match per rule, in the rules' order.
-func (l *Lexicon) Match(account string, d Direction, text string) []LexiconMatch {
+func (l *Lexicon) Match(account, employee string, d Direction, text string) []LexiconMatch {
 	if l == nil || text == "" {
 		return nil
 	}
 	lower := strings.ToLower(text)
 	var out []LexiconMatch
+	var teams []string // of employee, once needed
+	teamsKnown := false
 	for _, r := range l.rules {
 		if r.accounts != nil && !r.accounts[account] {
 			continue
+		}
+		if len(r.Teams) > 0 {
+			if !teamsKnown && l.teamsOf != nil && employee != "" {
+				teams, teamsKnown = l.teamsOf(employee), true
+			}
+			if !slices.ContainsFunc(r.Teams, func(t string) bool { return slices.Contains(teams, t) }) {
+				continue
+			}
 		}
 		if r.dir != "" && r.dir != d {
 			continue
@@ -176,7 +201,7 @@ func (l *Lexicon) checkOutbound(ctx context.Context, req SendRequest) error {
 		return nil
 	}
 	account, _ := splitConv(req.Conv)
-	for _, m := range l.Match(account, Outbound, matchedText(req.Text, req.Attrs)) {
+	for _, m := range l.Match(account, req.Employee, Outbound, matchedText(req.Text, req.Attrs)) {
 		if m.Block {
 			if l.blocked != nil {
 				l.blocked(ctx, req, m)
@@ -318,13 +343,13 @@ func (w *LexiconWatcher) Hits(m Message) []LexiconHit {
 		return nil
 	}
 	text := matchedText(m.Text, m.Attrs)
-	matches := w.Lexicon.Match(m.Account, m.Direction, text)
+	emp := m.Employee
+	if by := m.Attrs["sent_by"]; by != "" {
+		emp = by
+	}
+	matches := w.Lexicon.Match(m.Account, emp, m.Direction, text)
 	out := make([]LexiconHit, 0, len(matches))
 	for _, x := range matches {
-		emp := m.Employee
-		if by := m.Attrs["sent_by"]; by != "" {
-			emp = by
-		}
 		at := m.AcceptedAt
 		if at.IsZero() {
 			at = time.Now()
