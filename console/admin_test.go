@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -370,6 +371,69 @@ func readFrames(ws *websocket.Conn) <-chan Frame {
 			}
 			if f.Type == FrameMessage {
 				ch <- f
+			}
+		}
+	}()
+	return ch
+}
+
+func TestTeamSupervisorAlerts(t *testing.T) {
+	e := adminEnv(t)
+	const leadTok = "lead-token-0123456789ab"
+	st := &fakeCompliance{hits: []relay.LexiconHit{
+		{ID: "hit-a", Account: "acct", Conv: "acct:c-alice", Employee: "alice", Rule: "r", Excerpt: "alice's client"},
+		{ID: "hit-b", Account: "acct", Conv: "acct:c-bob", Employee: "bob", Rule: "r", Excerpt: "bob's client"},
+	}}
+	srv := httptest.NewServer(e.hub.ComplianceHandler(ComplianceDeps{Audit: st, Alerts: st, Retention: st}))
+	t.Cleanup(srv.Close)
+	alerts := func(tok string) []string {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/alerts", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Alerts []relay.LexiconHit }
+		json.NewDecoder(resp.Body).Decode(&body)
+		var ids []string
+		for _, h := range body.Alerts {
+			ids = append(ids, h.ID)
+		}
+		return ids
+	}
+	if got := alerts(leadTok); strings.Join(got, ",") != "hit-a" {
+		t.Errorf("team supervisor's alerts: %v, want only hit-a", got)
+	}
+	if got := alerts(supTok); len(got) != 2 {
+		t.Errorf("supervisor's alerts: %v, want both", got)
+	}
+
+	lead := readAlerts(e.dial(t, leadTok))
+	e.hub.Alert(st.hits[1])
+	e.hub.Alert(st.hits[0])
+	select {
+	case id := <-lead:
+		if id != "hit-a" {
+			t.Fatalf("first alert frame to the team supervisor: %s, want hit-a (hit-b is another team's)", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the team's alert did not reach the team supervisor")
+	}
+}
+
+// readAlerts reads ws until it closes, handing over the ids of alerts.
+func readAlerts(ws *websocket.Conn) <-chan string {
+	ch := make(chan string, 16)
+	go func() {
+		defer close(ch)
+		for {
+			var f Frame
+			if err := ws.ReadJSON(&f); err != nil {
+				return
+			}
+			if f.Type == FrameAlert && f.Alert != nil {
+				ch <- f.Alert.ID
 			}
 		}
 	}()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -146,6 +147,9 @@ func (h *Hub) serveAlerts(w http.ResponseWriter, r *http.Request, emp *Employee,
 		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 		return
 	}
+	if teamScoped(emp) {
+		out = slices.DeleteFunc(out, func(hit relay.LexiconHit) bool { return !h.sees(emp, hit.Employee) })
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": orEmpty(out)})
 }
 
@@ -224,15 +228,16 @@ func (h *Hub) auditOrRefuse(w http.ResponseWriter, r *http.Request, emp *Employe
 	return true
 }
 
-// Alert pushes a lexicon hit to the supervisors, compliance officers and
-// admins connected to this instance, as an "alert" frame. Every instance
+// Alert pushes a lexicon hit to the supervisors (team supervisors: of
+// the employee's teams), compliance officers and admins connected to
+// this instance, as an "alert" frame. Every instance
 // sees every archived message (the bus) and alerts its own connections,
 // so each person gets the alert once.
 func (h *Hub) Alert(hit relay.LexiconHit) {
 	h.mu.Lock()
 	targets := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {
-		if c.emp.Role.SeesAll() {
+		if c.emp.Role.SeesAll() && h.sees(c.emp, hit.Employee) {
 			targets = append(targets, c)
 		}
 	}
