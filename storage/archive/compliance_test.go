@@ -9,7 +9,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/archivetest"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -23,15 +22,7 @@ func TestComplianceConformance(t *testing.T) {
 	var mu sync.Mutex
 	dbs := map[archivetest.ComplianceStore]string{}
 	archivetest.RunCompliance(t, func(t *testing.T) archivetest.ComplianceStore {
-		db := testenv.UniqueName("t")
-		t.Cleanup(func() { dropConformanceDB(t, addr, db) })
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		a, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, conformanceLogger(t))
-		if err != nil {
-			t.Fatalf("archive.Open: %v", err)
-		}
-		t.Cleanup(func() { a.Close() })
+		a, db := openConformance(t, addr)
 		mu.Lock()
 		dbs[a] = db
 		mu.Unlock()

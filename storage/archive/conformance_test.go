@@ -23,21 +23,29 @@ func TestConformance(t *testing.T) {
 	}
 	addr := testenv.ClickHouseAddr(t)
 	archivetest.Run(t, func(t *testing.T) archivetest.Store {
-		db := testenv.UniqueName("t")
-		t.Cleanup(func() { dropConformanceDB(t, addr, db) })
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		a, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, conformanceLogger(t))
-		if err != nil {
-			t.Fatalf("archive.Open: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := a.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
+		a, _ := openConformance(t, addr)
 		return a
 	})
+}
+
+// openConformance opens an archive on a database of its own, dropped
+// when the test ends, and says which.
+func openConformance(t *testing.T, addr string) (*archive.Archive, string) {
+	t.Helper()
+	db := testenv.UniqueName("t")
+	t.Cleanup(func() { dropConformanceDB(t, addr, db) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, conformanceLogger(t))
+	if err != nil {
+		t.Fatalf("archive.Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return a, db
 }
 
 // dropConformanceDB drops a database this test created; the server may be

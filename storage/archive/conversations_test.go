@@ -1,11 +1,8 @@
 package archive_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
-	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/archivetest"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -19,19 +16,7 @@ func TestConversationsConformance(t *testing.T) {
 	}
 	addr := testenv.ClickHouseAddr(t)
 	archivetest.RunConversations(t, func(t *testing.T) archivetest.ConversationStore {
-		db := testenv.UniqueName("t")
-		t.Cleanup(func() { dropConformanceDB(t, addr, db) })
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		a, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, conformanceLogger(t))
-		if err != nil {
-			t.Fatalf("archive.Open: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := a.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
+		a, _ := openConformance(t, addr)
 		return a
 	})
 }

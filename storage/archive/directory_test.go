@@ -1,12 +1,9 @@
 package archive_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
-	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/archivetest"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -20,19 +17,7 @@ func TestDirectoryConformance(t *testing.T) {
 	}
 	addr := testenv.ClickHouseAddr(t)
 	archivetest.RunDirectory(t, func(t *testing.T) relay.DirectoryStore {
-		db := testenv.UniqueName("t")
-		t.Cleanup(func() { dropConformanceDB(t, addr, db) })
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		a, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, conformanceLogger(t))
-		if err != nil {
-			t.Fatalf("archive.Open: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := a.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
+		a, _ := openConformance(t, addr)
 		return a
 	})
 }
