@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -285,6 +286,10 @@ type AlertStore interface {
 // hits and hands them to Alert (the console's live alert). Every relay
 // instance runs one: each archives the same hits (same ids, collapsed by
 // the readers) and alerts the supervisors connected to it.
+//
+// With Scan set it also scans the archive for the messages accepted
+// recently (lexicon_scan.go), to match those whose publication the bus
+// lost.
 type LexiconWatcher struct {
 	Lexicon *Lexicon
 	Bus     Bus
@@ -292,6 +297,20 @@ type LexiconWatcher struct {
 	// Alert, if set, is called with each hit once it is archived.
 	Alert func(LexiconHit)
 	Log   *slog.Logger
+
+	// Scan, if set, is the archive scanned every ScanEvery (1 minute
+	// when <= 0) for the messages accepted since the previous scan's
+	// upper bound minus ScanOverlap (10 minutes when <= 0; the first
+	// scan looks back that far), up to ScanSettle (5 seconds when <= 0)
+	// ago. See CatchUp.
+	Scan        Searcher
+	ScanEvery   time.Duration
+	ScanOverlap time.Duration
+	ScanSettle  time.Duration
+	// Now is the scan's clock; time.Now when nil.
+	Now func() time.Time
+
+	scan scanState
 }
 
 // Run watches until ctx ends.
@@ -303,6 +322,14 @@ func (w *LexiconWatcher) Run(ctx context.Context) error {
 	ch, err := w.Bus.Subscribe(ctx)
 	if err != nil {
 		return fmt.Errorf("lexicon: subscribing to the bus: %w", err)
+	}
+	if w.Scan != nil {
+		var scans sync.WaitGroup
+		defer scans.Wait()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel() // before the Wait: the scans end with the bus
+		scans.Go(func() { w.scanLoop(ctx, log) })
 	}
 	for e := range ch {
 		if e.Type != EventMessage || e.Message == nil {
@@ -328,6 +355,9 @@ func (w *LexiconWatcher) Run(ctx context.Context) error {
 			continue
 		}
 		for _, h := range hits {
+			if !w.claim(h.ID) {
+				continue // the catch-up scan alerted it already
+			}
 			log.Info("lexicon hit", "rule", h.Rule, "msg_id", h.MessageID, "conv", h.Conv, "direction", h.Direction)
 			if w.Alert != nil {
 				w.Alert(h)

@@ -35,6 +35,7 @@ func RunCompliance(t *testing.T, open func(t *testing.T) ComplianceStore, tamper
 		{"AuditChainRoundTrip", testAuditChain},
 		{"AuditSearch", testAuditSearch},
 		{"AlertsAndReviews", testAlertsReviews},
+		{"LexiconCatchUpScan", testLexiconCatchUp},
 		{"RetentionWithHold", testRetentionHold},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -233,6 +234,84 @@ func testAlertsReviews(t *testing.T, s ComplianceStore) {
 	}
 	if _, ok, err := s.Hit(ctx, "hit-none"); err != nil || ok {
 		t.Fatalf("Hit(none) = %v, %v", ok, err)
+	}
+}
+
+// testLexiconCatchUp runs the lexicon watcher's catch-up scan on the
+// store (its Search and its hits): a message archived but never published
+// is matched and alerted once; one whose hit is archived already (the bus
+// path, or another instance) is not alerted; a later scan and a restarted
+// watcher alert nothing again. It relies on Alerts bounding At by From and
+// To like Search bounds AcceptedAt.
+func testLexiconCatchUp(t *testing.T, s ComplianceStore) {
+	ctx := testCtx(t)
+	src, ok := s.(relay.Searcher)
+	if !ok {
+		t.Fatalf("%T is not a relay.Searcher", s)
+	}
+	lex, err := relay.NewLexicon([]relay.LexiconRule{{Name: "promise", Words: []string{"保证收益", "guaranteed return"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := message(conv("lost"), 100)
+	lost.Text = "你们保证收益吗"
+	seen := message(conv("seen"), 120)
+	seen.Direction, seen.Text = relay.Outbound, "a Guaranteed Return"
+	plain := message(conv("plain"), 130)
+	early := message(conv("early"), 1) // before the first window
+	early.Text = "保证收益"
+	if err := s.Insert(ctx, []relay.Message{lost, seen, plain, early}); err != nil {
+		t.Fatal(err)
+	}
+	// Windows: [base+25s, base+4m55s), then [base+25s, base+5m55s); a
+	// restarted watcher's [base+1m25s, base+5m55s).
+	now := base.Add(5 * time.Minute)
+	var alerted []string
+	watcher := func() *relay.LexiconWatcher {
+		return &relay.LexiconWatcher{Lexicon: lex, Store: s, Scan: src, ScanOverlap: 4*time.Minute + 30*time.Second,
+			Now: func() time.Time { return now }, Alert: func(h relay.LexiconHit) { alerted = append(alerted, h.ID) }}
+	}
+	w := watcher()
+	// The bus delivered seen: its hit is archived (and was alerted).
+	if err := s.AppendHits(ctx, w.Hits(seen)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.CatchUp(ctx); err != nil || n != 1 {
+		t.Fatalf("CatchUp = %d, %v; want 1 (lost)", n, err)
+	}
+	lostHit := relay.HitID(lost.ID, "promise")
+	if !slices.Equal(alerted, []string{lostHit}) {
+		t.Fatalf("alerted = %v, want lost's hit only", alerted)
+	}
+	if h, ok, err := s.Hit(ctx, lostHit); err != nil || !ok || h.MessageID != lost.ID || h.Rule != "promise" || !h.At.Equal(lost.AcceptedAt.Truncate(time.Millisecond)) {
+		t.Fatalf("Hit(lost) = %+v, %v, %v", h, ok, err)
+	}
+	if _, ok, err := s.Hit(ctx, relay.HitID(early.ID, "promise")); err != nil || ok {
+		t.Fatalf("early's hit archived (%v, %v): it is before the window", ok, err)
+	}
+	now = now.Add(time.Minute)
+	if n, err := w.CatchUp(ctx); err != nil || n != 0 {
+		t.Fatalf("second CatchUp = %d, %v; want 0", n, err)
+	}
+	if n, err := watcher().CatchUp(ctx); err != nil || n != 0 {
+		t.Fatalf("CatchUp after a restart = %d, %v; want 0", n, err)
+	}
+	if len(alerted) != 1 {
+		t.Fatalf("alerted = %v, want lost's hit once", alerted)
+	}
+	got, err := s.Alerts(ctx, relay.AlertQuery{})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Alerts = %+v, %v; want lost's and seen's hits", got, err)
+	}
+	// Alerts bounds At like Search bounds AcceptedAt: [From, To).
+	at := lost.AcceptedAt.Truncate(time.Millisecond)
+	for _, c := range []struct {
+		from, to time.Time
+		want     int
+	}{{at, at.Add(time.Millisecond), 1}, {at.Add(time.Millisecond), seen.AcceptedAt, 0}, {early.AcceptedAt, at, 0}} {
+		if got, err := s.Alerts(ctx, relay.AlertQuery{From: c.from, To: c.to}); err != nil || len(got) != c.want {
+			t.Errorf("Alerts from %s to %s = %d hits, %v; want %d", c.from, c.to, len(got), err, c.want)
+		}
 	}
 }
 
