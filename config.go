@@ -44,13 +44,28 @@ type Config struct {
 			Migrate *bool `yaml:"migrate"`
 		} `yaml:"clickhouse"`
 		// Redis: dedupe, sequence numbers, assignments, the shared access
-		// token and the bus between instances. Empty Addr keeps them in
-		// memory, which is only correct for a single instance.
+		// token and the bus between instances. Empty Addr (and no
+		// Sentinel) keeps them in memory, which is only correct for a
+		// single instance. See redis.go.
 		Redis struct {
-			Addr     string `yaml:"addr"`
-			DB       int    `yaml:"db"`
-			Prefix   string `yaml:"prefix"`
-			Password string `yaml:"-"` // WR_REDIS_PASSWORD
+			Addr   string `yaml:"addr"`
+			DB     int    `yaml:"db"`
+			Prefix string `yaml:"prefix"`
+			// Username is the ACL user (empty: "default"); it is sent
+			// with the password, so it needs WR_REDIS_PASSWORD.
+			Username string `yaml:"username"` // or WR_REDIS_USERNAME
+			Password string `yaml:"-"`        // WR_REDIS_PASSWORD
+			// Sentinel: with MasterName set, the master's address is
+			// asked of the sentinels in Addrs, and failovers are
+			// followed; Addr must then be empty. Username and Password
+			// are those of the sentinels themselves (their requirepass
+			// or ACL user), not of the Redis servers.
+			Sentinel struct {
+				MasterName string   `yaml:"master_name"`
+				Addrs      []string `yaml:"addrs"`
+				Username   string   `yaml:"username"`
+				Password   string   `yaml:"-"` // WR_REDIS_SENTINEL_PASSWORD
+			} `yaml:"sentinel"`
 		} `yaml:"redis"`
 	} `yaml:"storage"`
 	WeChat struct {
@@ -177,6 +192,7 @@ func (c *Config) applyEnv(env func(string) string) error {
 	str(&c.Storage.ClickHouse.Username, "WR_CLICKHOUSE_USERNAME")
 	str(&c.Storage.Redis.Addr, "WR_REDIS_ADDR")
 	str(&c.Storage.Redis.Prefix, "WR_REDIS_PREFIX")
+	str(&c.Storage.Redis.Username, "WR_REDIS_USERNAME")
 	str(&c.WeChat.APIBaseURL, "WR_WECHAT_API_BASE_URL")
 	if v := env("WR_REDIS_DB"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -195,6 +211,7 @@ func (c *Config) applyEnv(env func(string) string) error {
 	}
 	secret(&c.Storage.ClickHouse.Password, "WR_CLICKHOUSE_PASSWORD")
 	secret(&c.Storage.Redis.Password, "WR_REDIS_PASSWORD")
+	secret(&c.Storage.Redis.Sentinel.Password, "WR_REDIS_SENTINEL_PASSWORD")
 	for i := range c.WeChat.Accounts {
 		a := &c.WeChat.Accounts[i]
 		p := accountEnvPrefix(a.ID)
@@ -248,6 +265,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format %q is not one of json, text", c.Log.Format))
 	}
+	errs = append(errs, c.validateRedis()...)
 	if len(c.WeChat.Accounts) == 0 {
 		errs = append(errs, errors.New("wechat.accounts: at least one Official Account is required"))
 	}

@@ -126,13 +126,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		tokCache cache.Cache
 		sessions consoleState
 	)
-	if r := cfg.Storage.Redis; r.Addr != "" {
-		// ContextTimeoutEnabled makes every call end by its context's
-		// deadline, so a hung Redis cannot stall a callback.
-		s.rdb = redis.NewClient(&redis.Options{
-			Addr: r.Addr, Password: r.Password, DB: r.DB, ContextTimeoutEnabled: true,
-			DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
-		})
+	if r := cfg.Storage.Redis; r.Addr != "" || r.Sentinel.MasterName != "" {
+		// One address, or the master the sentinels name (redis.go).
+		s.rdb = cfg.redisClient()
 		dedupe = state.NewRedisDedupe(s.rdb, r.Prefix)
 		seq = state.NewRedisSequencer(s.rdb, r.Prefix)
 		assign = state.NewRedisAssignments(s.rdb, r.Prefix)

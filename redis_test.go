@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/bus"
+	"github.com/wechat-relay/wechat-relay/storage/state"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
+)
+
+// aclUserArgs adds, on the command line of a test Redis, the ACL user
+// the relay is meant to run as: only keys and channels under prefix.
+func aclUserArgs(user, password, prefix string) []string {
+	return []string{"--user", user, "on", ">" + password, "~" + prefix + "*", "&" + prefix + "*", "+@all"}
+}
+
+// redisConfig loads a configuration whose storage section is yaml (the
+// rest: defaults), with env applied as the binary would.
+func redisConfig(t *testing.T, yaml string, env map[string]string) *Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "relay.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, envMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := cfg.validateRedis(); len(errs) > 0 {
+		t.Fatalf("storage.redis invalid: %v", errs)
+	}
+	return cfg
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRedisACLUser(t *testing.T) {
+	const prefix = "wr:acl:"
+	srv := testenv.StartRedisWith(t, aclUserArgs("relayuser", "pw", prefix)...)
+	pwFile := filepath.Join(t.TempDir(), "redis-pw")
+	os.WriteFile(pwFile, []byte("pw\n"), 0o600)
+	yaml := fmt.Sprintf("storage:\n  redis:\n    addr: %q\n    prefix: %q\n", srv.Addr, prefix)
+	cfg := redisConfig(t, yaml, map[string]string{"WR_REDIS_USERNAME": "relayuser", "WR_REDIS_PASSWORD_FILE": pwFile})
+	if cfg.Storage.Redis.Username != "relayuser" || cfg.Storage.Redis.Password != "pw" {
+		t.Fatalf("username/password from the environment: %q/%q", cfg.Storage.Redis.Username, cfg.Storage.Redis.Password)
+	}
+	rdb := cfg.redisClient()
+	if rdb == nil {
+		t.Fatal("no client for storage.redis.addr")
+	}
+	defer rdb.Close()
+	ctx := ctxT(t, 20*time.Second)
+
+	if who, err := rdb.Do(ctx, "ACL", "WHOAMI").Text(); err != nil || who != "relayuser" {
+		t.Fatalf("ACL WHOAMI = %q, %v; want relayuser", who, err)
+	}
+	if err := rdb.Set(ctx, prefix+"k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET as relayuser: %v", err)
+	}
+	if v, err := rdb.Get(ctx, prefix+"k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET as relayuser = %q, %v", v, err)
+	}
+	// The ACL is in force: a key outside the prefix is refused.
+	if err := rdb.Set(ctx, "other:k", "v", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("SET outside the prefix: %v; want NOPERM", err)
+	}
+	// The relay's own Redis state and bus work with an ACL that grants
+	// only keys and channels under storage.redis.prefix.
+	d := state.NewRedisDedupe(rdb, prefix)
+	if first, err := d.Claim(ctx, "m1", time.Minute); err != nil || !first {
+		t.Fatalf("dedupe claim: %v, %v", first, err)
+	}
+	seq := state.NewRedisSequencer(rdb, prefix)
+	if err := seq.Seed(ctx, relay.ConversationID("c1"), 0); err != nil {
+		t.Fatalf("sequence seed: %v", err)
+	}
+	if n, err := seq.Next(ctx, relay.ConversationID("c1"), 1); err != nil || n != 1 {
+		t.Fatalf("sequence next = %d, %v", n, err)
+	}
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if _, err := bus.NewRedisBus(rdb, prefix, bus.Options{}).Subscribe(subCtx); err != nil {
+		t.Fatalf("bus subscribe: %v", err)
+	}
+
+	// A wrong password is refused, with Redis' reason.
+	bad := redisConfig(t, yaml, map[string]string{"WR_REDIS_USERNAME": "relayuser", "WR_REDIS_PASSWORD": "wrong"})
+	brdb := bad.redisClient()
+	defer brdb.Close()
+	err := brdb.Ping(ctx).Err()
+	if err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("PING with a wrong password: %v; want WRONGPASS", err)
+	}
+	t.Logf("wrong password: %v", err)
+}
+
+func TestRedisSentinelFailover(t *testing.T) {
+	const prefix = "wr:sen:"
+	user := aclUserArgs("relayuser", "pw", prefix)
+	master := testenv.StartRedisWith(t, user...)
+	replica := testenv.StartRedisReplica(t, master, user...)
+	// The sentinel has its own users: the relay signs in as
+	// relaysentinel; the default user's password is one nobody uses.
+	sentinel := testenv.StartSentinel(t, "m", master, "requirepass unused-"+testenv.UniqueName("x"), "user relaysentinel on >spw &* +@all")
+
+	yaml := fmt.Sprintf(`storage:
+  redis:
+    prefix: %q
+    username: relayuser
+    sentinel:
+      master_name: m
+      addrs: [%q]
+      username: relaysentinel
+`, prefix, sentinel.Addr)
+	cfg := redisConfig(t, yaml, map[string]string{"WR_REDIS_PASSWORD": "pw", "WR_REDIS_SENTINEL_PASSWORD": "spw"})
+	rdb := cfg.redisClient()
+	if rdb == nil {
+		t.Fatal("no client for storage.redis.sentinel")
+	}
+	defer rdb.Close()
+	ctx := ctxT(t, 90*time.Second)
+
+	if err := rdb.Set(ctx, prefix+"before", "1", 0).Err(); err != nil {
+		t.Fatalf("SET through the sentinel: %v", err)
+	}
+	if v, err := rdb.Get(ctx, prefix+"before").Result(); err != nil || v != "1" {
+		t.Fatalf("GET through the sentinel = %q, %v", v, err)
+	}
+	assertMaster(t, ctx, rdb, master.Addr)
+	if who, err := rdb.Do(ctx, "ACL", "WHOAMI").Text(); err != nil || who != "relayuser" {
+		t.Fatalf("ACL WHOAMI = %q, %v; want relayuser", who, err)
+	}
+
+	// A wrong sentinel password: the client cannot learn the master.
+	badSentinel := redisConfig(t, yaml, map[string]string{"WR_REDIS_PASSWORD": "pw", "WR_REDIS_SENTINEL_PASSWORD": "wrong"})
+	brdb := badSentinel.redisClient()
+	defer brdb.Close()
+	if err := brdb.Ping(ctx).Err(); err == nil {
+		t.Fatal("PING with a wrong sentinel password succeeded")
+	} else {
+		t.Logf("wrong sentinel password: %v", err)
+	}
+
+	// The write is on the replica before the failover, so the promoted
+	// replica has it.
+	if n, err := rdb.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("WAIT 1: %d, %v", n, err)
+	}
+
+	admin := redis.NewSentinelClient(&redis.Options{Addr: sentinel.Addr, Username: "relaysentinel", Password: "spw"})
+	defer admin.Close()
+	// The client listens for the sentinel's +switch-master announcement
+	// (this needs channel permissions for the sentinel user: "&*"), so it
+	// switches at once rather than when the old master refuses writes.
+	eventually(t, 10*time.Second, "the client subscribes to the sentinel", func() error {
+		cmd := redis.NewStringCmd(ctx, "CLIENT", "LIST")
+		if err := admin.Process(ctx, cmd); err != nil {
+			return err
+		}
+		list := cmd.Val()
+		for line := range strings.Lines(list) {
+			if strings.Contains(line, " user=relaysentinel ") && !strings.Contains(line, " sub=0 ") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no subscribed client of relaysentinel in CLIENT LIST:\n%s", list)
+	})
+	// The sentinel needs a moment to learn the replica from the master;
+	// until then FAILOVER answers NOGOODSLAVE.
+	eventually(t, 30*time.Second, "SENTINEL FAILOVER m", func() error {
+		return admin.Failover(ctx, "m").Err()
+	})
+	eventually(t, 30*time.Second, "sentinel names the replica as master", func() error {
+		addr, err := admin.GetMasterAddrByName(ctx, "m").Result()
+		if err != nil {
+			return err
+		}
+		if got := strings.Join(addr, ":"); got != replica.Addr {
+			return fmt.Errorf("master is %s", got)
+		}
+		return nil
+	})
+	// The relay's client follows: writes reach the new master, which has
+	// the write from before.
+	eventually(t, 30*time.Second, "the client talks to the new master", func() error {
+		if err := rdb.Set(ctx, prefix+"after", "2", 0).Err(); err != nil {
+			return err
+		}
+		port, err := serverPort(ctx, rdb)
+		if err != nil {
+			return err
+		}
+		if !strings.HasSuffix(replica.Addr, ":"+port) {
+			return fmt.Errorf("still on port %s", port)
+		}
+		return nil
+	})
+	assertMaster(t, ctx, rdb, replica.Addr)
+	for k, want := range map[string]string{"before": "1", "after": "2"} {
+		if v, err := rdb.Get(ctx, prefix+k).Result(); err != nil || v != want {
+			t.Errorf("GET %s after the failover = %q, %v; want %q", k, v, err, want)
+		}
+	}
+}
+
+// assertMaster checks that rdb's connection is to a master listening on
+// addr's port.
+func assertMaster(t *testing.T, ctx context.Context, rdb *redis.Client, addr string) {
+	t.Helper()
+	role, err := rdb.Do(ctx, "ROLE").Slice()
+	if err != nil || len(role) == 0 || role[0] != "master" {
+		t.Fatalf("ROLE = %v, %v; want master", role, err)
+	}
+	port, err := serverPort(ctx, rdb)
+	if err != nil || !strings.HasSuffix(addr, ":"+port) {
+		t.Fatalf("client talks to port %q (%v), want %s", port, err, addr)
+	}
+}
+
+// serverPort is the tcp_port of the server rdb's connection reaches.
+func serverPort(ctx context.Context, rdb *redis.Client) (string, error) {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(info) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "tcp_port:"); ok {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no tcp_port in INFO server")
+}
+
+// eventually retries f until it succeeds or d has passed.
+func eventually(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(d)
+	for {
+		err := f()
+		if err == nil {
+			t.Logf("%s: after %v", what, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// validConfigYAML is a complete configuration whose only variable part
+// is the storage.redis section.
+func validConfigYAML(redisSection string) string {
+	return `listen: 127.0.0.1:8080
+storage:
+  redis:
+` + redisSection + `
+wechat:
+  accounts:
+    - {id: main, app_id: wx0123456789abcdef, mode: safe}
+`
+}
+
+var validConfigEnv = map[string]string{
+	"WR_ACCOUNT_MAIN_APP_SECRET":       "s3cret",
+	"WR_ACCOUNT_MAIN_TOKEN":            "tok",
+	"WR_ACCOUNT_MAIN_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+}
+
+func TestConfigRedisSentinelCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	check := func(section string, extraEnv map[string]string) (int, string) {
+		path := filepath.Join(dir, "relay.yaml")
+		if err := os.WriteFile(path, []byte(validConfigYAML(section)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{}
+		for k, v := range validConfigEnv {
+			env[k] = v
+		}
+		for k, v := range extraEnv {
+			env[k] = v
+		}
+		var out, errOut bytes.Buffer
+		code := run([]string{"check-config", "-config", path}, &out, &errOut, envMap(env))
+		return code, out.String() + errOut.String()
+	}
+	sentinel := "    username: relayuser\n    sentinel:\n      master_name: wr-master\n      addrs: [10.0.0.1:26379, 10.0.0.2:26379]\n      username: relaysentinel\n"
+	secrets := map[string]string{"WR_REDIS_PASSWORD": "pw", "WR_REDIS_SENTINEL_PASSWORD": "spw"}
+	if code, out := check(sentinel, secrets); code != 0 {
+		t.Fatalf("sentinel configuration refused (exit %d): %s", code, out)
+	}
+
+	tests := []struct {
+		name    string
+		section string
+		env     map[string]string
+		want    []string
+	}{
+		{"sentinel and addr", "    addr: 10.0.0.9:6379\n" + sentinel, secrets,
+			[]string{"storage.redis.addr", "storage.redis.sentinel.master_name", "both set", "leave storage.redis.addr"}},
+		{"sentinel and WR_REDIS_ADDR", sentinel, map[string]string{"WR_REDIS_PASSWORD": "pw", "WR_REDIS_SENTINEL_PASSWORD": "spw", "WR_REDIS_ADDR": "10.0.0.9:6379"},
+			[]string{"both set", "WR_REDIS_ADDR"}},
+		{"no sentinel addrs", "    sentinel:\n      master_name: wr-master\n", nil, []string{"storage.redis.sentinel.addrs"}},
+		{"bad sentinel addr", "    sentinel:\n      master_name: wr-master\n      addrs: [sentinel-a]\n", nil, []string{`storage.redis.sentinel.addrs[0] "sentinel-a" is not host:port`}},
+		{"sentinels without master_name", "    sentinel:\n      addrs: [10.0.0.1:26379]\n", nil, []string{"storage.redis.sentinel.master_name is empty"}},
+		{"username without password", "    addr: 10.0.0.9:6379\n    username: relayuser\n", nil, []string{"storage.redis.username", "WR_REDIS_PASSWORD"}},
+		{"sentinel username without password", sentinel, map[string]string{"WR_REDIS_PASSWORD": "pw"}, []string{"storage.redis.sentinel.username", "WR_REDIS_SENTINEL_PASSWORD"}},
+		{"sentinel password in YAML", "    sentinel:\n      master_name: m\n      addrs: [10.0.0.1:26379]\n      password: x\n", nil, []string{"password"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := check(tt.section, tt.env)
+			if code == 0 {
+				t.Fatalf("check-config accepted it:\n%s", out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("check-config output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, secret := range []string{"spw", `"pw"`} {
+				if strings.Contains(out, secret) {
+					t.Errorf("check-config output leaks a password:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigRedisFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	spw := filepath.Join(dir, "spw")
+	os.WriteFile(spw, []byte("sentinel-secret\n"), 0o600)
+	path := filepath.Join(dir, "relay.yaml")
+	os.WriteFile(path, []byte("storage:\n  redis:\n    username: fromyaml\n    sentinel:\n      master_name: m\n      addrs: [127.0.0.1:26379]\n"), 0o600)
+	cfg, err := loadConfig(path, envMap(map[string]string{
+		"WR_REDIS_USERNAME":               "fromenv",
+		"WR_REDIS_PASSWORD":               "pw",
+		"WR_REDIS_SENTINEL_PASSWORD_FILE": spw,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Storage.Redis
+	if r.Username != "fromenv" || r.Password != "pw" || r.Sentinel.Password != "sentinel-secret" {
+		t.Errorf("from the environment: username %q, password %q, sentinel password %q", r.Username, r.Password, r.Sentinel.Password)
+	}
+	if r.Sentinel.MasterName != "m" || len(r.Sentinel.Addrs) != 1 {
+		t.Errorf("sentinel from YAML: %+v", r.Sentinel)
+	}
+	if _, err := loadConfig(path, envMap(map[string]string{"WR_REDIS_SENTINEL_PASSWORD": "a", "WR_REDIS_SENTINEL_PASSWORD_FILE": spw})); err == nil || !strings.Contains(err.Error(), "use one") {
+		t.Errorf("both WR_REDIS_SENTINEL_PASSWORD and _FILE: %v", err)
+	}
+
+	// Neither an address nor sentinels: no client, in-memory state.
+	var none Config
+	if none.redisClient() != nil {
+		t.Error("a Redis client without storage.redis.addr or sentinel")
+	}
+	// The failover client: go-redis marks it with the pseudo address
+	// "FailoverClient", and it carries the options of the plain client.
+	c := cfg.redisClient()
+	defer c.Close()
+	o := c.Options()
+	if o.Addr != "FailoverClient" || o.Username != "fromenv" || o.Password != "pw" || !o.ContextTimeoutEnabled ||
+		o.DialTimeout != 2*time.Second || o.ReadTimeout != 2*time.Second || o.WriteTimeout != 2*time.Second {
+		t.Errorf("failover client options: addr %q, user %q, ctx timeouts %v, dial/read/write %v/%v/%v",
+			o.Addr, o.Username, o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout)
+	}
+}
