@@ -40,6 +40,7 @@ type store interface {
 	relay.AlertStore
 	relay.RetentionStore
 	relay.DirectoryStore
+	relay.ExportSource
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -224,7 +225,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err e
 		Audit: console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
 	})
 	if lex != nil {
-		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive.(relay.Searcher), Alert: s.hub.Alert, Log: log.With("component", "lexicon")}
+		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive, Alert: s.hub.Alert, Log: log.With("component", "lexicon")}
 	}
 
 	callbacks := gateway.NewCallbackHandler(gcfg, s.pipeline, gateway.CallbackOptions{
