@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -33,16 +32,7 @@ func adminBrowserRelay(t *testing.T) *testRelay {
 	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
 	cfg := e2eConfig(t, ch, rd, testenv.UniqueName("e2e"), testenv.UniqueName("wr")+":", t.TempDir())
 	cfg.Console.Employees = append(cfg.Console.Employees, EmployeeConfig{ID: "adm", Role: console.RoleAdmin})
-	names := map[string]string{"alice": "Alice Wang", "sup": "Sue Zhang", "adm": "Ada Ma"}
-	for i := range cfg.Console.Employees {
-		e := &cfg.Console.Employees[i]
-		e.Name = names[e.ID]
-		hash, err := bcrypt.GenerateFromPassword([]byte(adminBrowserPasswords[e.ID]), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.PasswordHash = string(hash)
-	}
+	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "sup": "Sue Zhang", "adm": "Ada Ma"}, adminBrowserPasswords)
 	return startRelay(t, cfg)
 }
 

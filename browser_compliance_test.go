@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
@@ -41,16 +40,7 @@ func complianceBrowserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
 	cfg := e2eConfig(t, ch, rd, testenv.UniqueName("e2e"), testenv.UniqueName("wr")+":", t.TempDir())
 	cfg.Console.Employees = append(cfg.Console.Employees, EmployeeConfig{ID: "cmp", Role: console.RoleCompliance})
-	names := map[string]string{"alice": "Alice Wang", "sup": "Sue Zhang", "cmp": "Chen Min"}
-	for i := range cfg.Console.Employees {
-		e := &cfg.Console.Employees[i]
-		e.Name = names[e.ID]
-		hash, err := bcrypt.GenerateFromPassword([]byte(complianceBrowserPasswords[e.ID]), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.PasswordHash = string(hash)
-	}
+	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "sup": "Sue Zhang", "cmp": "Chen Min"}, complianceBrowserPasswords)
 	cfg.Lexicon = []relay.LexiconRule{{
 		Name: complianceLexiconRule, Words: []string{"保证收益", "guaranteed return"}, Direction: "inbound",
 		Reason: "promises of returns must be reviewed",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Helpers for driving the web console in Debian's headless Chromium.
@@ -330,4 +331,19 @@ func convItem(conv string) string {
 // shows text.
 func bubbleWith(text string) string {
 	return `[...document.querySelectorAll("#msgs .msg .text")].some(n => n.textContent === ` + js(text) + `)`
+}
+
+// setPasswords names the employees of cfg and gives them console
+// passwords, hashed at bcrypt's lowest cost.
+func setPasswords(t *testing.T, cfg *Config, names, passwords map[string]string) {
+	t.Helper()
+	for i := range cfg.Console.Employees {
+		e := &cfg.Console.Employees[i]
+		e.Name = names[e.ID]
+		hash, err := bcrypt.GenerateFromPassword([]byte(passwords[e.ID]), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.PasswordHash = string(hash)
+	}
 }

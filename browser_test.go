@@ -19,7 +19,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/gorilla/websocket"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
@@ -50,16 +49,7 @@ func browserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 	cfg.Console.Employees = append(cfg.Console.Employees,
 		EmployeeConfig{ID: "bob", Role: console.RoleAgent},
 		EmployeeConfig{ID: "carol", Role: console.RoleAgent})
-	names := map[string]string{"alice": "Alice Wang", "bob": "Bob Li", "sup": "Sue Zhang", "carol": "Carol Chen"}
-	for i := range cfg.Console.Employees {
-		e := &cfg.Console.Employees[i]
-		e.Name = names[e.ID]
-		hash, err := bcrypt.GenerateFromPassword([]byte(browserPasswords[e.ID]), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.PasswordHash = string(hash)
-	}
+	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "bob": "Bob Li", "sup": "Sue Zhang", "carol": "Carol Chen"}, browserPasswords)
 	cfg.Console.CannedReplies = []console.CannedReply{
 		{ID: "hello", Title: "问候 Greeting", Text: "您好，我是您的专属顾问，很高兴为您服务。"},
 		{ID: "docs", Title: "Documents", Text: "Please send a photo of both sides of your ID card."},

@@ -388,20 +388,7 @@ func TestClusterSchemaOnClickHouse(t *testing.T) {
 
 	t.Run("conformance over Distributed tables", func(t *testing.T) {
 		archivetest.Run(t, func(t *testing.T) archivetest.Store {
-			dist := testenv.UniqueName("d")
-			ch.applyCluster(t, dist+"_local", dist)
-			t.Cleanup(func() {
-				ch.client(t, fmt.Sprintf("DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s_local", dist, dist))
-			})
-			octx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			a, err := archive.Open(octx, archive.Config{Addr: ch.addr, Database: dist, Username: relayUser, Password: relayPassword},
-				slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})))
-			if err != nil {
-				t.Fatalf("archive.Open: %v", err)
-			}
-			t.Cleanup(func() { a.Close() })
-			return a
+			return openDistributed(t, ch)
 		})
 	})
 
@@ -409,20 +396,7 @@ func TestClusterSchemaOnClickHouse(t *testing.T) {
 	// user inserts synchronously, so the Distributed table has it.
 	t.Run("directory over Distributed tables", func(t *testing.T) {
 		archivetest.RunDirectory(t, func(t *testing.T) relay.DirectoryStore {
-			dist := testenv.UniqueName("d")
-			ch.applyCluster(t, dist+"_local", dist)
-			t.Cleanup(func() {
-				ch.client(t, fmt.Sprintf("DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s_local", dist, dist))
-			})
-			octx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			a, err := archive.Open(octx, archive.Config{Addr: ch.addr, Database: dist, Username: relayUser, Password: relayPassword},
-				slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})))
-			if err != nil {
-				t.Fatalf("archive.Open: %v", err)
-			}
-			t.Cleanup(func() { a.Close() })
-			return a
+			return openDistributed(t, ch)
 		})
 	})
 }
@@ -598,4 +572,25 @@ func xmlComments(s string) string {
 		b.WriteString(s[:j] + "\n")
 		s = s[j+3:]
 	}
+}
+
+// openDistributed applies the cluster schema to a database of its own on
+// ch, dropped when the test ends, and opens it as the relay's restricted
+// user.
+func openDistributed(t *testing.T, ch *privateClickHouse) *archive.Archive {
+	t.Helper()
+	dist := testenv.UniqueName("d")
+	ch.applyCluster(t, dist+"_local", dist)
+	t.Cleanup(func() {
+		ch.client(t, fmt.Sprintf("DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s_local", dist, dist))
+	})
+	octx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := archive.Open(octx, archive.Config{Addr: ch.addr, Database: dist, Username: relayUser, Password: relayPassword},
+		slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		t.Fatalf("archive.Open: %v", err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
 }
