@@ -50,6 +50,16 @@ func browserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 		EmployeeConfig{ID: "bob", Role: console.RoleAgent},
 		EmployeeConfig{ID: "carol", Role: console.RoleAgent})
 	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "bob": "Bob Li", "sup": "Sue Zhang", "carol": "Carol Chen"}, browserPasswords)
+	// Two desks, so that the live view offers its team filter.
+	cfg.Console.Teams = []console.Team{{ID: "wealth", Name: "财富管理"}, {ID: "brokerage", Name: "经纪业务"}}
+	for i := range cfg.Console.Employees {
+		switch e := &cfg.Console.Employees[i]; e.ID {
+		case "alice", "bob":
+			e.Teams = []string{"wealth"}
+		case "carol":
+			e.Teams = []string{"brokerage"}
+		}
+	}
 	cfg.Console.CannedReplies = []console.CannedReply{
 		{ID: "hello", Title: "问候 Greeting", Text: "您好，我是您的专属顾问，很高兴为您服务。"},
 		{ID: "docs", Title: "Documents", Text: "Please send a photo of both sides of your ID card."},
