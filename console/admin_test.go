@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 )
@@ -438,4 +440,41 @@ func readAlerts(ws *websocket.Conn) <-chan string {
 		}
 	}()
 	return ch
+}
+
+// Until the directory has been read from the archive nobody gets in: the
+// configuration alone might let in someone an admin disabled.
+func TestDirectoryNotLoadedRefusesSignIn(t *testing.T) {
+	store := &fakeDirectoryStore{err: errors.New("clickhouse unreachable")}
+	cfg := Config{PasswordCost: bcrypt.MinCost, Employees: []Employee{
+		{ID: "alice", Role: RoleAgent, Token: aliceTok, PasswordHash: testHash(alicePassword)},
+	}}
+	dir := relay.NewDirectory(store, cfg.Seed(nil), nil, nil)
+	if err := dir.Load(context.Background()); err == nil {
+		t.Fatal("Load succeeded over a failing store")
+	}
+	hub := NewHub(cfg, Deps{Bus: &fakeBus{}, History: &fakeHistory{}, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}},
+		Sessions: newFakeSessions(), Directory: dir})
+	srv := httptest.NewServer(hub.Handler())
+	t.Cleanup(srv.Close)
+	e := &consoleEnv{srv: srv}
+	if code, body := e.do(t, "GET", "/api/me", aliceTok, "", nil); code != http.StatusServiceUnavailable || !strings.Contains(body["error"].(string), "try again") {
+		t.Fatalf("token while the directory is not loaded: %d %v, want 503", code, body)
+	}
+	if status, body, _ := e.browser(t).login("alice", alicePassword); status != http.StatusServiceUnavailable || !strings.Contains(body["error"].(string), "not loaded") {
+		t.Fatalf("sign-in while the directory is not loaded: %d %v, want 503", status, body)
+	}
+	// The archive answers again: the next load lets her in.
+	store.mu.Lock()
+	store.err = nil
+	store.mu.Unlock()
+	if err := dir.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := e.do(t, "GET", "/api/me", aliceTok, "", nil); code != http.StatusOK {
+		t.Fatalf("token once the directory is loaded: %d", code)
+	}
+	if status, _, _ := e.browser(t).login("alice", alicePassword); status != http.StatusOK {
+		t.Fatalf("sign-in once the directory is loaded: %d", status)
+	}
 }

@@ -26,6 +26,11 @@ import (
 //     used it before sessions existed, for reads and the WebSocket only,
 //     since it has no CSRF token.
 
+// errDirectoryNotLoaded is answered 503: until the directory has been
+// read from the archive, the configuration alone might let in someone an
+// admin disabled.
+var errDirectoryNotLoaded = errors.New("the directory of employees is not loaded yet (the archive is unreachable)")
+
 // errUnauthenticated is answered 401.
 var errUnauthenticated = errors.New("sign-in required: sign in (POST /api/login) or send Authorization: Bearer <token>")
 
@@ -102,8 +107,14 @@ func (a *authenticator) current() *staffView {
 	return v
 }
 
-// employee returns the enabled employee with the given id, or nil.
-func (a *authenticator) employee(id string) *Employee { return a.current().byID[id] }
+// employee returns the enabled employee with the given id, or nil (also
+// while the directory is not loaded).
+func (a *authenticator) employee(id string) *Employee {
+	if !a.dir.Loaded() {
+		return nil
+	}
+	return a.current().byID[id]
+}
 
 // dummyHash is the hash a sign-in for an unknown id is compared with.
 func (a *authenticator) dummyHash() []byte {
@@ -136,6 +147,9 @@ func (a *authenticator) logID(id string) string {
 // authenticate returns who sent r. A session store that cannot be
 // reached is an error other than errUnauthenticated.
 func (a *authenticator) authenticate(r *http.Request) (*principal, error) {
+	if !a.dir.Loaded() {
+		return nil, errDirectoryNotLoaded
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {

@@ -120,6 +120,9 @@ func newConsoleEnv(t *testing.T, cfg Config) *consoleEnv {
 	}
 	e.dirStore = &fakeDirectoryStore{}
 	e.dir = relay.NewDirectory(e.dirStore, cfg.Seed([]relay.AccountInfo{{ID: "acct", Name: "Account"}, {ID: "acct2"}}), nil, nil)
+	if err := e.dir.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	e.hub = NewHub(cfg, Deps{
 		Bus: e.bus, History: e.history, Assignments: e.assign, Outbox: e.outbox,
 		Sessions: e.sessions, Throttle: e.sessions, ReadMarks: e.sessions, Inbox: e.history, Deliveries: e.outbox,

@@ -194,6 +194,10 @@ func (h *Hub) serveLogin(auth *authenticator) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "id and password are required")
 			return
 		}
+		if !auth.dir.Loaded() {
+			writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now: "+errDirectoryNotLoaded.Error()+"; try again shortly")
+			return
+		}
 		ctx, cancel := deadline(r.Context())
 		defer cancel()
 		if len(body.ID) > maxLoginID {
@@ -279,6 +283,10 @@ func (h *Hub) signIn(w http.ResponseWriter, r *http.Request, emp *Employee, via 
 // signInFunc is the SignInFunc handed to identity providers.
 func (h *Hub) signInFunc(auth *authenticator, via string) SignInFunc {
 	return func(w http.ResponseWriter, r *http.Request, employeeID string) {
+		if !auth.dir.Loaded() {
+			writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now: "+errDirectoryNotLoaded.Error()+"; try again shortly")
+			return
+		}
 		emp := auth.employee(employeeID)
 		if emp == nil {
 			h.log.Warn("single sign-on for an unknown employee", "via", via, "id", employeeID, "remote", remoteAddr(r))

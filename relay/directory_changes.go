@@ -22,6 +22,7 @@ type Directory struct {
 
 	mu       sync.Mutex // serialises changes and loads
 	snap     atomic.Pointer[DirectorySnapshot]
+	loaded   atomic.Bool // the store has been read at least once
 	watchers []func(old, cur *DirectorySnapshot)
 }
 
@@ -49,6 +50,11 @@ func (d *Directory) TeamsOf(employee string) []string {
 	e, _ := d.Snapshot().Employee(employee)
 	return e.Teams
 }
+
+// Loaded reports whether the directory is known: read from the store at
+// least once (always, without a store). Until then the seed alone would
+// let in someone an admin has disabled, so callers refuse sign-ins.
+func (d *Directory) Loaded() bool { return d.store == nil || d.loaded.Load() }
 
 // Writable reports whether changes can be made.
 func (d *Directory) Writable() bool { return d.store != nil }
@@ -84,6 +90,7 @@ func (d *Directory) reload(ctx context.Context) (*DirectorySnapshot, error) {
 		d.log.Error("directory record cannot be read; skipped", "kind", r.Kind, "id", r.ID, "version", r.Version, "err", err)
 	})
 	d.install(cur)
+	d.loaded.Store(true)
 	return cur, nil
 }
 
