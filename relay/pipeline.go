@@ -43,6 +43,11 @@ type Config struct {
 	// SealLogInterval is how often the latest seals are written to the
 	// log, for an outside witness to keep (1m; and always at shutdown).
 	SealLogInterval time.Duration `yaml:"seal_log_interval"`
+	// SealKeyFile is the Ed25519 private key (PEM, PKCS #8) this writer
+	// signs its seals with (seal_sign.go); kept outside the archive.
+	// Empty: seals are not signed (one warning at start). An unreadable
+	// or invalid file: NewPipeline fails.
+	SealKeyFile string `yaml:"seal_key_file"`
 }
 
 func (c Config) withDefaults() Config {
@@ -146,10 +151,14 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 	case !ValidWriter(cfg.Writer):
 		return nil, fmt.Errorf("relay: writer id %q: use 1 to 64 letters, digits, '.', '_' or '-'", cfg.Writer)
 	}
+	signer, err := sealSignerFor(cfg, d.Logger)
+	if err != nil {
+		return nil, err
+	}
 	p := &Pipeline{cfg: cfg, d: d, log: d.Logger}
 	sealLog := d.Logger.With("component", "seal")
-	p.msgs = newChain(cfg.Writer, StreamMessages, d.Archive, sealLog, d.Now)
-	p.events = newChain(cfg.Writer, StreamEvents, d.Archive, sealLog, d.Now)
+	p.msgs = newChain(cfg.Writer, StreamMessages, d.Archive, sealLog, d.Now, signer)
+	p.events = newChain(cfg.Writer, StreamEvents, d.Archive, sealLog, d.Now, signer)
 	return p, nil
 }
 

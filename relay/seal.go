@@ -304,6 +304,11 @@ type Seal struct {
 	Recovered bool
 	Leaves    []Leaf // sorted by ID
 	Hash      string // ComputeHash of the fields above
+	// KeyID and Signature sign Hash with the writer's seal key
+	// (seal_sign.go); both empty for an unsigned seal. They are not
+	// part of the hash.
+	KeyID     string
+	Signature string
 }
 
 // ComputeHash is the hash of s's fields other than Hash, in the

@@ -24,6 +24,7 @@ type chain struct {
 	log            *slog.Logger
 	now            func() time.Time
 	turn           chan struct{} // one token: whoever holds it uses the chain
+	signer         *SealSigner   // signs every seal made here; nil: unsigned
 
 	loaded bool
 	last   Seal       // latest stored seal; Number 0 before the first
@@ -43,9 +44,9 @@ type openBatch struct {
 	seal *Seal
 }
 
-func newChain(writer, stream string, store SealStore, log *slog.Logger, now func() time.Time) *chain {
+func newChain(writer, stream string, store SealStore, log *slog.Logger, now func() time.Time, signer *SealSigner) *chain {
 	c := &chain{
-		writer: writer, stream: stream, store: store, now: now,
+		writer: writer, stream: stream, store: store, now: now, signer: signer,
 		log:    log.With("writer", writer, "stream", stream),
 		turn:   make(chan struct{}, 1),
 		healed: newRecentIDs(10000),
@@ -151,7 +152,7 @@ func (c *chain) sealRows(n uint64, rows []StoredRow) Seal {
 	for _, l := range byID {
 		leaves = append(leaves, l)
 	}
-	return newSeal(c.writer, c.stream, n, c.last.Hash, leaves, first, last, c.now(), true)
+	return c.signer.Sign(newSeal(c.writer, c.stream, n, c.last.Hash, leaves, first, last, c.now(), true))
 }
 
 // begin opens the next batch and returns its id. The chain must be
@@ -167,7 +168,7 @@ func (c *chain) begin() string {
 // stored records that the open batch's rows, leaves, are stored, and
 // makes its seal.
 func (c *chain) stored(leaves []Leaf, first, last time.Time) Seal {
-	s := newSeal(c.writer, c.stream, c.open.number, c.last.Hash, leaves, first, last, c.now(), false)
+	s := c.signer.Sign(newSeal(c.writer, c.stream, c.open.number, c.last.Hash, leaves, first, last, c.now(), false))
 	c.open.seal = &s
 	return s
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"slices"
 	"strings"
@@ -67,6 +68,18 @@ const (
 	// ProblemWitnessMissing: a seal hash an outside witness kept is not
 	// in the archive (seals removed or rewritten).
 	ProblemWitnessMissing ProblemKind = "witness_missing"
+	// ProblemBadSignature: a seal is signed by one of the given public
+	// keys, and the signature does not verify (or is malformed): the
+	// seal was rewritten by someone without the private key. Only when
+	// VerifyOptions.PublicKeys are given.
+	ProblemBadSignature ProblemKind = "bad_signature"
+	// ProblemUnknownKey: a seal is signed by a key that is not among the
+	// given public keys. Only when VerifyOptions.PublicKeys are given.
+	ProblemUnknownKey ProblemKind = "unknown_key"
+	// ProblemUnsigned: a seal carries no signature, and
+	// VerifyOptions.AllowUnsignedBefore does not cover it. Only when
+	// VerifyOptions.PublicKeys are given.
+	ProblemUnsigned ProblemKind = "unsigned"
 )
 
 // Problem is one thing Verify found wrong.
@@ -89,6 +102,31 @@ type ChainReport struct {
 	LastHash string    `json:"last_hash"`
 	LastAt   time.Time `json:"last_at"`
 	Rows     int       `json:"rows"` // rows its seals list
+	// Signed and Unsigned count its seals with and without a signature
+	// (whether or not public keys were given to check them).
+	Signed   int `json:"signed"`
+	Unsigned int `json:"unsigned"`
+}
+
+// SignatureReport sums up the seals' signatures. Without public keys
+// (Checked false) it only counts; with them, every signature is checked
+// and every seal must be signed by one of them, but for unsigned seals
+// AllowUnsignedBefore covers.
+type SignatureReport struct {
+	Signed   int `json:"signed"`   // seals that carry a signature
+	Unsigned int `json:"unsigned"` // seals that carry none
+	// ByKey counts the signed seals per key id.
+	ByKey map[string]int `json:"by_key,omitempty"`
+
+	Checked bool     `json:"checked"`        // public keys were given
+	Keys    []string `json:"keys,omitempty"` // the ids of the given public keys
+	// AllowUnsignedBefore is VerifyOptions.AllowUnsignedBefore, if set.
+	AllowUnsignedBefore *time.Time `json:"allow_unsigned_before,omitempty"`
+	Valid               int        `json:"valid"`            // signed by a given key, and verified
+	Bad                 int        `json:"bad"`              // signed by a given key, and not verified
+	UnknownKey          int        `json:"unknown_key"`      // signed by a key not given
+	UnsignedAllowed     int        `json:"unsigned_allowed"` // unsigned, covered by AllowUnsignedBefore
+	UnsignedRefused     int        `json:"unsigned_refused"` // unsigned, and reported
 }
 
 // ConvReport counts a conversation's problems.
@@ -123,6 +161,7 @@ type VerifyReport struct {
 	Problems      []Problem           `json:"problems"`
 	Conversations []ConvReport        `json:"conversations"` // those with problems, by id
 	Witnesses     []WitnessReport     `json:"witnesses,omitempty"`
+	Signatures    SignatureReport     `json:"signatures"`
 }
 
 // VerifyProgress is how far Verify got, for a progress line.
@@ -145,6 +184,15 @@ type VerifyOptions struct {
 	MaxProblems int
 	// Progress, if set, is called after each chunk.
 	Progress func(VerifyProgress)
+	// PublicKeys, if any, are the writers' seal keys (seal_sign.go):
+	// every seal must then carry a signature that one of them verifies.
+	PublicKeys []ed25519.PublicKey
+	// AllowUnsignedBefore, with PublicKeys, accepts an unsigned seal made
+	// (its At) before this time — one written before signing was turned
+	// on — unless a signed seal comes before it in its chain: a chain
+	// that was signed once stays signed. Zero: no unsigned seal is
+	// accepted.
+	AllowUnsignedBefore time.Time
 }
 
 func (o VerifyOptions) withDefaults() VerifyOptions {
@@ -185,6 +233,22 @@ func Verify(ctx context.Context, src VerifySource, opt VerifyOptions) (*VerifyRe
 		chains:    map[chainKey]*chainState{},
 		witnesses: map[string]*WitnessReport{},
 	}
+	if len(opt.PublicKeys) > 0 {
+		v.keys = map[string]ed25519.PublicKey{}
+		sr := &v.rep.Signatures
+		sr.Checked = true
+		for _, k := range opt.PublicKeys {
+			id := SealKeyID(k)
+			if _, dup := v.keys[id]; !dup {
+				v.keys[id] = k
+				sr.Keys = append(sr.Keys, id)
+			}
+		}
+		if !opt.AllowUnsignedBefore.IsZero() {
+			t := opt.AllowUnsignedBefore.UTC()
+			sr.AllowUnsignedBefore = &t
+		}
+	}
 	for _, h := range opt.Witnesses {
 		h = strings.ToLower(strings.TrimSpace(h))
 		if h != "" && v.witnesses[h] == nil {
@@ -221,6 +285,7 @@ type chainState struct {
 	report   *ChainReport
 	last     uint64 // number of the last seal read
 	lastHash string // its stored hash
+	signed   bool   // a signed seal was read: every later one must be signed
 }
 
 // orphanBatch holds the unsealed rows of one batch id.
@@ -242,6 +307,7 @@ type verifier struct {
 	chains    map[chainKey]*chainState
 	order     []chainKey
 	witnesses map[string]*WitnessReport
+	keys      map[string]ed25519.PublicKey // by key id; nil: signatures are not checked
 
 	cur   *chainState
 	chunk *chunk
@@ -403,12 +469,15 @@ func (v *verifier) addSeal(copies []Seal) error {
 	if len(distinct) > 1 {
 		v.problem(Problem{Kind: ProblemSealAltered, Table: "seals", ID: s.ID,
 			Detail: fmt.Sprintf("%d different seals stored as number %d of %s/%s", len(distinct), s.Number, s.Writer, s.Stream)})
-		// Go on with the one that fits: intact and linked to the chain.
-		for _, d := range distinct {
-			if sealIntact(d) == "" && (cs.last == 0 || d.Prev == cs.lastHash) {
-				s = d
-				break
-			}
+		// Go on with the one that fits: intact and linked to the chain
+		// (and, when keys are given, validly signed, if one is).
+		fits := func(d Seal) bool { return sealIntact(d) == "" && (cs.last == 0 || d.Prev == cs.lastHash) }
+		if i := slices.IndexFunc(distinct, func(d Seal) bool {
+			return fits(d) && v.keys != nil && CheckSealSignature(d, v.keys) == SignatureValid
+		}); i >= 0 {
+			s = distinct[i]
+		} else if i := slices.IndexFunc(distinct, fits); i >= 0 {
+			s = distinct[i]
 		}
 	}
 
@@ -442,6 +511,7 @@ func (v *verifier) addSeal(copies []Seal) error {
 	if w := v.witnesses[strings.ToLower(s.Hash)]; w != nil && sealIntact(s) == "" {
 		w.Found, w.Seal = true, s.ID
 	}
+	v.checkSignature(cs, s)
 
 	cs.last, cs.lastHash = s.Number, s.Hash
 	r := cs.report
@@ -476,9 +546,69 @@ func (v *verifier) addSeal(copies []Seal) error {
 	return nil
 }
 
-// sameSeal reports whether two stored copies of a seal are identical.
+// sameSeal reports whether two stored copies of a seal are identical,
+// signature included (Ed25519 signs deterministically: a seal stored
+// again carries the same one).
 func sameSeal(a, b Seal) bool {
-	return a.ID == b.ID && a.Hash == b.Hash && a.ComputeHash() == b.ComputeHash()
+	return a.ID == b.ID && a.Hash == b.Hash && a.ComputeHash() == b.ComputeHash() &&
+		a.KeyID == b.KeyID && a.Signature == b.Signature
+}
+
+// checkSignature counts s's signature and, when keys are given, checks
+// it: a bad one, one by an unknown key, and a missing one that
+// AllowUnsignedBefore does not cover are problems.
+func (v *verifier) checkSignature(cs *chainState, s Seal) {
+	sr := &v.rep.Signatures
+	signed := s.KeyID != "" || s.Signature != ""
+	after := cs.signed
+	if signed {
+		sr.Signed++
+		cs.report.Signed++
+		cs.signed = true
+		if sr.ByKey == nil {
+			sr.ByKey = map[string]int{}
+		}
+		sr.ByKey[s.KeyID]++
+	} else {
+		sr.Unsigned++
+		cs.report.Unsigned++
+	}
+	if v.keys == nil {
+		return
+	}
+	place := fmt.Sprintf("seal %d of writer %s, stream %s", s.Number, s.Writer, s.Stream)
+	p := Problem{Table: "seals", ID: s.ID}
+	switch CheckSealSignature(s, v.keys) {
+	case SignatureValid:
+		sr.Valid++
+		return
+	case SignatureBad:
+		sr.Bad++
+		p.Kind, p.Detail = ProblemBadSignature, fmt.Sprintf("%s: its signature by key %s does not verify: the seal was written or rewritten without that key", place, s.KeyID)
+	case SignatureUnknownKey:
+		sr.UnknownKey++
+		key := s.KeyID
+		if key == "" {
+			key = `""`
+		}
+		p.Kind, p.Detail = ProblemUnknownKey, fmt.Sprintf("%s: signed by key %s, which is not among the public keys given", place, key)
+	case SignatureUnsigned:
+		cut := v.opt.AllowUnsignedBefore
+		switch {
+		case !cut.IsZero() && s.At.Before(cut) && !after:
+			sr.UnsignedAllowed++
+			return
+		case !cut.IsZero() && after:
+			p.Detail = fmt.Sprintf("%s: not signed, and an earlier seal of its chain is: a signed chain stays signed", place)
+		case !cut.IsZero():
+			p.Detail = fmt.Sprintf("%s: not signed, and made at %s, not before %s", place, s.At.UTC().Format(time.RFC3339Nano), cut.UTC().Format(time.RFC3339Nano))
+		default:
+			p.Detail = fmt.Sprintf("%s: not signed (seals written before signing was turned on: -allow-unsigned-before TIME)", place)
+		}
+		sr.UnsignedRefused++
+		p.Kind = ProblemUnsigned
+	}
+	v.problem(p)
 }
 
 // sealIntact returns what is wrong inside s, or "".
