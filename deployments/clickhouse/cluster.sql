@@ -305,6 +305,14 @@ CREATE TABLE IF NOT EXISTS wechat_relay.directory ON CLUSTER '{cluster}'
     AS wechat_relay_local.directory
     ENGINE = Distributed('{cluster}', wechat_relay_local, directory, cityHash64(kind, id));
 
+-- 0006_seal_signatures.sql ------------------------------------------------
+
+ALTER TABLE wechat_relay_local.seals ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS key_id String DEFAULT '';
+ALTER TABLE wechat_relay.seals ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS key_id String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.seals ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
+ALTER TABLE wechat_relay.seals ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
+
 -- Record the migrations as applied (checksum: SHA-256 of the file). A version
 -- recorded twice is harmless: ReplacingMergeTree keyed by version.
 
@@ -315,3 +323,4 @@ INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at)
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (3, '0003_seals.sql', '06580f8a3e832a094a9a5181342b4b6b2a7a462cddf07d19707ad15e1bd5a926', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (4, '0004_compliance.sql', 'cdf1e84bb31be03e40577196665f16f28652cf5ead889610dc65816f397f41c5', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (5, '0005_directory.sql', '129c2e7a4253b5136fb309b28ec6a97c815716f369ab7f4e0207722606e25c69', now());
+INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (6, '0006_seal_signatures.sql', 'f24f89566e7d7e17c51fefa72b81666f8e25b06e7733d4bc121cc2919f796481', now());

@@ -21,9 +21,10 @@ import (
 var _ relay.VerifySource = (*Archive)(nil)
 
 // sealColumns is the column list of every INSERT into and SELECT from
-// seals.
+// seals. key_id and signature (migration 0006) sign the seal's hash
+// (relay/seal_sign.go); empty for an unsigned seal.
 const sealColumns = `id, writer, stream, number, prev, root, leaf_count, first_ms, last_ms, at, at_ms, recovered, ` +
-	`leaf_ids, leaf_convs, leaf_hashes, hash, day`
+	`leaf_ids, leaf_convs, leaf_hashes, hash, day, key_id, signature`
 
 // InsertSeal stores s in one batch. Idempotent: storing the same seal
 // again adds an identical copy, which merges away (the table is keyed by
@@ -50,7 +51,7 @@ func (a *Archive) InsertSeal(ctx context.Context, s relay.Seal) error {
 	if err := batch.Append(
 		s.ID, s.Writer, s.Stream, s.Number, s.Prev, s.Root, uint64(s.Count),
 		epochMillis(s.First), epochMillis(s.Last), at, epochMillis(s.At), boolUInt8(s.Recovered),
-		ids, convs, hashes, s.Hash, dayOf(at),
+		ids, convs, hashes, s.Hash, dayOf(at), s.KeyID, s.Signature,
 	); err != nil {
 		return fmt.Errorf("archive: insert seal %s: %w", s.ID, err)
 	}
@@ -278,7 +279,7 @@ func scanSeal(rows driver.Rows) (relay.Seal, error) {
 		ids, convs, hashes    []string
 	)
 	if err := rows.Scan(&s.ID, &s.Writer, &s.Stream, &s.Number, &s.Prev, &s.Root, &count,
-		&firstMS, &lastMS, &at, &atMS, &recovered, &ids, &convs, &hashes, &s.Hash, &day); err != nil {
+		&firstMS, &lastMS, &at, &atMS, &recovered, &ids, &convs, &hashes, &s.Hash, &day, &s.KeyID, &s.Signature); err != nil {
 		return relay.Seal{}, err
 	}
 	s.Count = int(min(count, math.MaxInt32))

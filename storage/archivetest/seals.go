@@ -1,6 +1,7 @@
 package archivetest
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"slices"
 	"strings"
@@ -80,6 +81,8 @@ func sealDiff(got, want relay.Seal) []string {
 	field("Count", got.Count, want.Count)
 	field("Recovered", got.Recovered, want.Recovered)
 	field("Hash", got.Hash, want.Hash)
+	field("KeyID", got.KeyID, want.KeyID)
+	field("Signature", got.Signature, want.Signature)
 	for _, tf := range []struct {
 		name string
 		g, w time.Time
@@ -131,8 +134,10 @@ func allSeals(t *testing.T, s Store, after *relay.SealKey, limit int) []relay.Se
 	}
 }
 
-// The seal comes back as it went in, with sub-millisecond parts dropped;
-// storing it again is harmless.
+// The seal comes back as it went in, with sub-millisecond parts dropped,
+// its signature (key id and signature, relay/seal_sign.go) included, and
+// still verifying; an unsigned seal comes back unsigned; storing a seal
+// again is harmless.
 func testSealRoundTrip(t *testing.T, s Store) {
 	at := base.Add(123_456 * time.Nanosecond)
 	leaves := []relay.Leaf{
@@ -143,6 +148,11 @@ func testSealRoundTrip(t *testing.T, s Store) {
 	x := seal("relay-1", relay.StreamMessages, 1, "", leaves, at)
 	x.Recovered = true
 	x.Hash = x.ComputeHash()
+	signer := relay.NewSealSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	x = signer.Sign(x)
+	if x.KeyID == "" || x.Signature == "" {
+		t.Fatalf("Sign left the seal unsigned: %+v", x)
+	}
 	insertSeal(t, s, x, x)
 	got, ok, err := s.LatestSeal(testCtx(t), "relay-1", relay.StreamMessages)
 	if err != nil || !ok {
@@ -154,6 +164,21 @@ func testSealRoundTrip(t *testing.T, s Store) {
 		t.Fatalf("Seals returned %d different seals, want 1: %+v", len(all), all)
 	}
 	sameSeal(t, "Seals", all[0], x)
+	keys := map[string]ed25519.PublicKey{signer.KeyID(): signer.PublicKey()}
+	if st := relay.CheckSealSignature(got, keys); st != relay.SignatureValid {
+		t.Errorf("the signature read back does not verify: status %v", st)
+	}
+
+	unsigned := seal("relay-2", relay.StreamEvents, 1, "", leaves[:1], at)
+	insertSeal(t, s, unsigned)
+	got, ok, err = s.LatestSeal(testCtx(t), "relay-2", relay.StreamEvents)
+	if err != nil || !ok {
+		t.Fatalf("LatestSeal = %v, %v", ok, err)
+	}
+	sameSeal(t, "LatestSeal of an unsigned seal", got, unsigned)
+	if got.KeyID != "" || got.Signature != "" {
+		t.Errorf("an unsigned seal read back signed: key %q signature %q", got.KeyID, got.Signature)
+	}
 
 	for _, bad := range []relay.Seal{{}, {ID: "x", Writer: "w", Stream: "s", Hash: "h", Count: 2}} {
 		if err := s.InsertSeal(testCtx(t), bad); err == nil {

@@ -19,8 +19,9 @@ import (
 var _ relay.VerifySource = (*Archive)(nil)
 
 // sealColumns is the column list of every INSERT into and SELECT from
-// seals.
-const sealColumns = `id, writer, stream, number, prev, root, leaf_count, first_ms, last_ms, at_ms, recovered, leaves, hash`
+// seals. key_id and signature (migration 0006) sign the seal's hash
+// (relay/seal_sign.go); empty for an unsigned seal.
+const sealColumns = `id, writer, stream, number, prev, root, leaf_count, first_ms, last_ms, at_ms, recovered, leaves, hash, key_id, signature`
 
 // InsertSeal stores s in one transaction, durable when it returns.
 // Idempotent by id: a seal already stored is kept as it is.
@@ -44,10 +45,10 @@ func (a *Archive) InsertSeal(ctx context.Context, s relay.Seal) error {
 	}
 	err = a.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO seals (`+sealColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`,
 			s.ID, s.Writer, s.Stream, int64(s.Number), s.Prev, s.Root, s.Count,
-			millis(s.First), millis(s.Last), millis(s.At), boolInt(s.Recovered), string(js), s.Hash)
+			millis(s.First), millis(s.Last), millis(s.At), boolInt(s.Recovered), string(js), s.Hash, s.KeyID, s.Signature)
 		return err
 	})
 	if err != nil {
@@ -200,7 +201,7 @@ func (a *Archive) querySeals(ctx context.Context, q string, args ...any) ([]rela
 			leaves                string
 		)
 		if err := rows.Scan(&s.ID, &s.Writer, &s.Stream, &number, &s.Prev, &s.Root, &count,
-			&firstMS, &lastMS, &atMS, &recovered, &leaves, &s.Hash); err != nil {
+			&firstMS, &lastMS, &atMS, &recovered, &leaves, &s.Hash, &s.KeyID, &s.Signature); err != nil {
 			return nil, err
 		}
 		s.Number, s.Count = uint64(number), int(count)
