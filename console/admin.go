@@ -20,9 +20,10 @@ import (
 )
 
 // The Admin section: admins change the directory (employees, teams,
-// accounts) at run time. Each change is written to the audit log before
-// it is made (a change whose record cannot be written is refused), then
-// archived as a new version of the entry (relay.Directory). Employees
+// accounts) at run time. Each change is checked, written to the audit
+// log (a change whose record cannot be written is refused; one that is
+// refused for any reason leaves no record), then archived as a new
+// version of the entry (relay.Directory). Employees
 // are disabled, never deleted: the archive names them.
 
 // reasonDirectoryChanged closes the sockets of employees whose role,
@@ -246,11 +247,8 @@ func (h *Hub) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *E
 		e.PasswordHash = hash
 	}
 	detail := fmt.Sprintf("created: name=%q role=%s teams=%v accounts=%v disabled=%t password=%t",
-		e.Name, e.Role, e.Teams, e.Accounts, e.Disabled, b.Password != "")
-	if !h.auditAdmin(w, r, emp, relay.DirEmployee, e.ID, detail) {
-		return
-	}
-	got, err := h.dir.CreateEmployee(r.Context(), emp.ID, e)
+		e.Name, e.Role, orEmpty(e.Teams), orEmpty(e.Accounts), e.Disabled, b.Password != "")
+	got, err := h.dir.CreateEmployee(r.Context(), emp.ID, e, h.audited(r, emp, said(detail)))
 	if err != nil {
 		h.directoryError(w, err)
 		return
@@ -274,16 +272,12 @@ func (h *Hub) serveUpdateEmployee(w http.ResponseWriter, r *http.Request, emp *E
 		writeError(w, http.StatusBadRequest, "set a password with POST /api/admin/employees/{id}/password")
 		return
 	}
-	have, ok := h.dir.Snapshot().Employee(id)
-	if !ok {
-		writeError(w, http.StatusNotFound, "no employee "+strconv.Quote(id))
-		return
-	}
 	e := relay.Employee{ID: id, Name: b.Name, Role: b.Role, Accounts: b.Accounts, Teams: b.Teams, Disabled: b.Disabled}
-	if !h.auditAdmin(w, r, emp, relay.DirEmployee, id, employeeDiff(have, e)) {
-		return
+	diff := func(before *relay.DirectorySnapshot, _ relay.DirectoryRecord) string {
+		have, _ := before.Employee(id)
+		return employeeDiff(have, e)
 	}
-	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, b.Version)
+	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, b.Version, h.audited(r, emp, diff))
 	if err != nil {
 		h.directoryError(w, err)
 		return
@@ -354,10 +348,7 @@ func (h *Hub) changeCredential(w http.ResponseWriter, r *http.Request, emp *Empl
 	}
 	e := relay.Employee{ID: id, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams, Disabled: have.Disabled}
 	set(&e)
-	if !h.auditAdmin(w, r, emp, relay.DirEmployee, id, what) {
-		return
-	}
-	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, version)
+	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, version, h.audited(r, emp, said(what)))
 	if err != nil {
 		h.directoryError(w, err)
 		return
@@ -396,10 +387,7 @@ func (h *Hub) serveCreateTeam(w http.ResponseWriter, r *http.Request, emp *Emplo
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
 	}
-	if !h.auditAdmin(w, r, emp, relay.DirTeam, b.ID, fmt.Sprintf("created: name=%q", b.Name)) {
-		return
-	}
-	got, err := h.dir.CreateTeam(r.Context(), emp.ID, relay.Team{ID: b.ID, Name: b.Name})
+	got, err := h.dir.CreateTeam(r.Context(), emp.ID, relay.Team{ID: b.ID, Name: b.Name}, h.audited(r, emp, said(fmt.Sprintf("created: name=%q", b.Name))))
 	if err != nil {
 		h.directoryError(w, err)
 		return
@@ -418,15 +406,11 @@ func (h *Hub) serveUpdateTeam(w http.ResponseWriter, r *http.Request, emp *Emplo
 		writeError(w, http.StatusBadRequest, "a team's id cannot change")
 		return
 	}
-	have, ok := h.dir.Snapshot().Team(id)
-	if !ok {
-		writeError(w, http.StatusNotFound, "no team "+strconv.Quote(id))
-		return
+	rename := func(before *relay.DirectorySnapshot, _ relay.DirectoryRecord) string {
+		have, _ := before.Team(id)
+		return fmt.Sprintf("name %q→%q", have.Name, b.Name)
 	}
-	if !h.auditAdmin(w, r, emp, relay.DirTeam, id, fmt.Sprintf("name %q→%q", have.Name, b.Name)) {
-		return
-	}
-	got, err := h.dir.UpdateTeam(r.Context(), emp.ID, relay.Team{ID: id, Name: b.Name}, b.Version)
+	got, err := h.dir.UpdateTeam(r.Context(), emp.ID, relay.Team{ID: id, Name: b.Name}, b.Version, h.audited(r, emp, rename))
 	if err != nil {
 		h.directoryError(w, err)
 		return
@@ -442,14 +426,7 @@ func (h *Hub) serveDeleteTeam(w http.ResponseWriter, r *http.Request, emp *Emplo
 		writeError(w, http.StatusBadRequest, "version: the version of the team you saw is required")
 		return
 	}
-	if _, ok := h.dir.Snapshot().Team(id); !ok {
-		writeError(w, http.StatusNotFound, "no team "+strconv.Quote(id))
-		return
-	}
-	if !h.auditAdmin(w, r, emp, relay.DirTeam, id, "deleted") {
-		return
-	}
-	if err := h.dir.DeleteTeam(r.Context(), emp.ID, id, version); err != nil {
+	if err := h.dir.DeleteTeam(r.Context(), emp.ID, id, version, h.audited(r, emp, said("deleted"))); err != nil {
 		h.directoryError(w, err)
 		return
 	}
@@ -463,15 +440,11 @@ func (h *Hub) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *Em
 		return
 	}
 	id := r.PathValue("id")
-	have, ok := h.dir.Snapshot().Account(id)
-	if !ok {
-		writeError(w, http.StatusNotFound, "no account "+strconv.Quote(id)+" (accounts are added in the configuration, with their secrets)")
-		return
+	rename := func(before *relay.DirectorySnapshot, _ relay.DirectoryRecord) string {
+		have, _ := before.Account(id)
+		return fmt.Sprintf("name %q→%q", have.Name, b.Name)
 	}
-	if !h.auditAdmin(w, r, emp, relay.DirAccount, id, fmt.Sprintf("name %q→%q", have.Name, b.Name)) {
-		return
-	}
-	got, err := h.dir.UpdateAccount(r.Context(), emp.ID, relay.AccountInfo{ID: id, Name: b.Name}, b.Version)
+	got, err := h.dir.UpdateAccount(r.Context(), emp.ID, relay.AccountInfo{ID: id, Name: b.Name}, b.Version, h.audited(r, emp, rename))
 	if err != nil {
 		h.directoryError(w, err)
 		return
@@ -479,20 +452,23 @@ func (h *Hub) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *Em
 	writeJSON(w, http.StatusOK, toAdminAccount(h.dir.Snapshot(), got))
 }
 
-// auditAdmin writes the audit record of a directory change before it is
-// made. It reports whether the change may go on; when not, it has
-// answered.
-func (h *Hub) auditAdmin(w http.ResponseWriter, r *http.Request, emp *Employee, kind, id, detail string) bool {
-	if !h.dir.Writable() {
-		writeError(w, http.StatusServiceUnavailable, "the directory cannot be changed here: the relay keeps no archive for it")
-		return false
+// audited returns the hook that writes the audit record of an admin's
+// directory change through r, once the change is checked and before it
+// is archived (relay.AuditChange); describe says what changes.
+func (h *Hub) audited(r *http.Request, emp *Employee, describe func(*relay.DirectorySnapshot, relay.DirectoryRecord) string) relay.AuditChange {
+	return func(before *relay.DirectorySnapshot, rec relay.DirectoryRecord) error {
+		target := rec.Kind + ":" + rec.ID
+		if err := h.record(r, emp, relay.AuditAdminAction, "", target, describe(before, rec)); err != nil {
+			h.log.Error("writing the audit trail; directory change refused", "employee", emp.ID, "target", target, "err", err)
+			return err
+		}
+		return nil
 	}
-	if err := h.record(r, emp, relay.AuditAdminAction, "", kind+":"+id, detail); err != nil {
-		h.log.Error("writing the audit trail; directory change refused", "employee", emp.ID, "target", kind+":"+id, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so nothing was changed")
-		return false
-	}
-	return true
+}
+
+// said describes every change the same way.
+func said(detail string) func(*relay.DirectorySnapshot, relay.DirectoryRecord) string {
+	return func(*relay.DirectorySnapshot, relay.DirectoryRecord) string { return detail }
 }
 
 // directoryError answers a failed directory change.
@@ -505,7 +481,9 @@ func (h *Hub) directoryError(w http.ResponseWriter, err error) {
 	case errors.Is(err, relay.ErrDirectoryNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, relay.ErrDirectoryReadOnly):
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		writeError(w, http.StatusServiceUnavailable, "the directory cannot be changed here: the relay keeps no archive for it")
+	case errors.Is(err, relay.ErrDirectoryAudit):
+		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so nothing was changed")
 	default:
 		h.log.Warn("changing the directory", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the archive is unavailable, so nothing was changed: "+err.Error())

@@ -179,6 +179,16 @@ func TestAdminTokenAndPassword(t *testing.T) {
 func TestAdminRefusals(t *testing.T) {
 	e := adminEnv(t)
 	before := e.dirStore.count()
+	adminRecords := func() int {
+		n := 0
+		for _, r := range e.audit.all() {
+			if r.Action == relay.AuditAdminAction {
+				n++
+			}
+		}
+		return n
+	}
+	audited := adminRecords()
 	put := func(body map[string]any) (int, string) {
 		code, out := e.adminDo(t, "PUT", "/api/admin/employees/alice", rootTok, body)
 		msg, _ := out["error"].(string)
@@ -231,6 +241,9 @@ func TestAdminRefusals(t *testing.T) {
 	}
 	if got := e.dirStore.count(); got != before {
 		t.Fatalf("refused changes archived %d records", got-before)
+	}
+	if got := adminRecords(); got != audited {
+		t.Fatalf("refused changes left %d audit records: only changes made are audited", got-audited)
 	}
 	if a, _ := e.dir.Snapshot().Employee("alice"); a.Role != RoleAgent || a.Version != 1 {
 		t.Fatalf("alice after refusals: %+v", a)

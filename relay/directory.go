@@ -41,6 +41,7 @@ var (
 	ErrDirectoryConflict = errors.New("directory entry changed meanwhile")
 	ErrDirectoryNotFound = errors.New("no such directory entry")
 	ErrDirectoryReadOnly = errors.New("the directory cannot be changed here")
+	ErrDirectoryAudit    = errors.New("the audit record of the change cannot be written, so nothing was changed")
 )
 
 // DirectoryRecord is one archived version of a directory entry.

@@ -157,19 +157,19 @@ func (d *Directory) Run(ctx context.Context, every time.Duration) error {
 
 // CreateEmployee adds an employee as admin by, and returns it as
 // stored.
-func (d *Directory) CreateEmployee(ctx context.Context, by string, e Employee) (Employee, error) {
-	return d.saveEmployee(ctx, by, e, 0, true)
+func (d *Directory) CreateEmployee(ctx context.Context, by string, e Employee, audit AuditChange) (Employee, error) {
+	return d.saveEmployee(ctx, by, e, 0, true, audit)
 }
 
 // UpdateEmployee changes an employee as admin by; expect is the version
 // the admin saw (0 for one only the configuration defines yet). Empty
 // credential hashes leave the employee's credentials as they are.
-func (d *Directory) UpdateEmployee(ctx context.Context, by string, e Employee, expect uint64) (Employee, error) {
-	return d.saveEmployee(ctx, by, e, expect, false)
+func (d *Directory) UpdateEmployee(ctx context.Context, by string, e Employee, expect uint64, audit AuditChange) (Employee, error) {
+	return d.saveEmployee(ctx, by, e, expect, false, audit)
 }
 
-func (d *Directory) saveEmployee(ctx context.Context, by string, e Employee, expect uint64, create bool) (Employee, error) {
-	err := d.change(ctx, func(s *DirectorySnapshot) (DirectoryRecord, error) {
+func (d *Directory) saveEmployee(ctx context.Context, by string, e Employee, expect uint64, create bool, audit AuditChange) (Employee, error) {
+	err := d.change(ctx, audit, func(s *DirectorySnapshot) (DirectoryRecord, error) {
 		have, exists := s.Employee(e.ID)
 		switch {
 		case create && exists:
@@ -216,17 +216,17 @@ func (d *Directory) seedEmployee(id string) Employee {
 }
 
 // CreateTeam adds a team.
-func (d *Directory) CreateTeam(ctx context.Context, by string, t Team) (Team, error) {
-	return d.saveTeam(ctx, by, t, 0, true)
+func (d *Directory) CreateTeam(ctx context.Context, by string, t Team, audit AuditChange) (Team, error) {
+	return d.saveTeam(ctx, by, t, 0, true, audit)
 }
 
 // UpdateTeam renames a team; expect is the version the admin saw.
-func (d *Directory) UpdateTeam(ctx context.Context, by string, t Team, expect uint64) (Team, error) {
-	return d.saveTeam(ctx, by, t, expect, false)
+func (d *Directory) UpdateTeam(ctx context.Context, by string, t Team, expect uint64, audit AuditChange) (Team, error) {
+	return d.saveTeam(ctx, by, t, expect, false, audit)
 }
 
-func (d *Directory) saveTeam(ctx context.Context, by string, t Team, expect uint64, create bool) (Team, error) {
-	err := d.change(ctx, func(s *DirectorySnapshot) (DirectoryRecord, error) {
+func (d *Directory) saveTeam(ctx context.Context, by string, t Team, expect uint64, create bool, audit AuditChange) (Team, error) {
+	err := d.change(ctx, audit, func(s *DirectorySnapshot) (DirectoryRecord, error) {
 		have, exists := s.Team(t.ID)
 		switch {
 		case create && exists:
@@ -255,8 +255,8 @@ func (d *Directory) saveTeam(ctx context.Context, by string, t Team, expect uint
 }
 
 // DeleteTeam deletes a team that has no members.
-func (d *Directory) DeleteTeam(ctx context.Context, by, id string, expect uint64) error {
-	return d.change(ctx, func(s *DirectorySnapshot) (DirectoryRecord, error) {
+func (d *Directory) DeleteTeam(ctx context.Context, by, id string, expect uint64, audit AuditChange) error {
+	return d.change(ctx, audit, func(s *DirectorySnapshot) (DirectoryRecord, error) {
 		have, ok := s.Team(id)
 		switch {
 		case !ok:
@@ -276,8 +276,8 @@ func (d *Directory) DeleteTeam(ctx context.Context, by, id string, expect uint64
 }
 
 // UpdateAccount changes what the directory says of a configured account.
-func (d *Directory) UpdateAccount(ctx context.Context, by string, a AccountInfo, expect uint64) (AccountInfo, error) {
-	err := d.change(ctx, func(s *DirectorySnapshot) (DirectoryRecord, error) {
+func (d *Directory) UpdateAccount(ctx context.Context, by string, a AccountInfo, expect uint64, audit AuditChange) (AccountInfo, error) {
+	err := d.change(ctx, audit, func(s *DirectorySnapshot) (DirectoryRecord, error) {
 		have, ok := s.Account(a.ID)
 		switch {
 		case !ok:
@@ -347,10 +347,17 @@ func (d *Directory) record(kind, id string, version uint64, by string, deleted b
 		By: by, Deleted: deleted, Data: string(data)}, nil
 }
 
+// AuditChange writes the audit record of a directory change, called once
+// the change has been checked and before it is archived, with the
+// directory as it stands and the record of the change: an error refuses
+// the change, and a change that is refused or conflicts leaves no audit
+// record. nil: no audit record.
+type AuditChange func(before *DirectorySnapshot, rec DirectoryRecord) error
+
 // change makes one change: it reloads the directory, so the change is
 // checked against what every instance has archived, asks mk for the
-// record, archives it and installs the new directory.
-func (d *Directory) change(ctx context.Context, mk func(*DirectorySnapshot) (DirectoryRecord, error)) error {
+// record, has it audited, archives it and installs the new directory.
+func (d *Directory) change(ctx context.Context, audit AuditChange, mk func(*DirectorySnapshot) (DirectoryRecord, error)) error {
 	if d.store == nil {
 		return fmt.Errorf("%w: no archive to keep changes in", ErrDirectoryReadOnly)
 	}
@@ -363,6 +370,11 @@ func (d *Directory) change(ctx context.Context, mk func(*DirectorySnapshot) (Dir
 	rec, err := mk(s)
 	if err != nil {
 		return err
+	}
+	if audit != nil {
+		if err := audit(s, rec); err != nil {
+			return fmt.Errorf("%w: %w", ErrDirectoryAudit, err)
+		}
 	}
 	if err := d.store.AppendDirectory(ctx, rec); err != nil {
 		return fmt.Errorf("archiving the change of %s %q: %w", rec.Kind, rec.ID, err)

@@ -80,7 +80,7 @@ func TestDirectorySees(t *testing.T) {
 
 func TestDirectoryReadOnlyWithoutStore(t *testing.T) {
 	d := NewDirectory(nil, testSeed(), nil, nil)
-	_, err := d.CreateTeam(context.Background(), "root", Team{ID: "t3"})
+	_, err := d.CreateTeam(context.Background(), "root", Team{ID: "t3"}, nil)
 	if !errors.Is(err, ErrDirectoryReadOnly) || d.Writable() {
 		t.Fatalf("change without a store: %v", err)
 	}
@@ -95,7 +95,7 @@ func TestDirectoryCredentialsFollowTheSeedUntilSet(t *testing.T) {
 	}
 	alice, _ := d.Snapshot().Employee("alice")
 	alice.PasswordHash, alice.TokenHash, alice.Name = "", "", "Alice"
-	if _, err := d.UpdateEmployee(ctx, "root", alice, 0); err != nil {
+	if _, err := d.UpdateEmployee(ctx, "root", alice, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(store.recs[0].Data, "seed-alice") {
@@ -114,12 +114,12 @@ func TestDirectoryCredentialsFollowTheSeedUntilSet(t *testing.T) {
 	}
 	// Once an admin sets one, it wins over the seed, and survives edits.
 	got.PasswordHash = "admin-set-hash"
-	if _, err := d2.UpdateEmployee(ctx, "root", got, 1); err != nil {
+	if _, err := d2.UpdateEmployee(ctx, "root", got, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = d2.Snapshot().Employee("alice")
 	got.PasswordHash, got.TokenHash, got.Name = "", "", "Alice W."
-	if _, err := d2.UpdateEmployee(ctx, "root", got, 2); err != nil {
+	if _, err := d2.UpdateEmployee(ctx, "root", got, 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = d2.Snapshot().Employee("alice")
@@ -169,7 +169,7 @@ func TestDirectoryOnChange(t *testing.T) {
 	if err := d.Load(ctx); err != nil || changes != 0 {
 		t.Fatalf("loading an empty store: %v, %d changes", err, changes)
 	}
-	if _, err := d.CreateTeam(ctx, "root", Team{ID: "t3", Name: "Three"}); err != nil {
+	if _, err := d.CreateTeam(ctx, "root", Team{ID: "t3", Name: "Three"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if changes != 1 {
@@ -186,5 +186,41 @@ func TestDirectoryOnChange(t *testing.T) {
 	}
 	if _, ok := other.Snapshot().Team("t3"); !ok || seen != 1 {
 		t.Fatalf("the other instance: team there %t, %d changes", ok, seen)
+	}
+}
+
+func TestDirectoryAuditHook(t *testing.T) {
+	ctx := context.Background()
+	store := &memDirectory{}
+	d := NewDirectory(store, testSeed(), nil, nil)
+	if err := d.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	audit := func(before *DirectorySnapshot, rec DirectoryRecord) error {
+		was, _ := before.Team(rec.ID)
+		audited = append(audited, rec.Kind+":"+rec.ID+" was "+was.Name)
+		return nil
+	}
+	if _, err := d.UpdateTeam(ctx, "root", Team{ID: "t1", Name: "Uno"}, 0, audit); err != nil {
+		t.Fatal(err)
+	}
+	// Refused and conflicting changes are not audited.
+	if _, err := d.UpdateTeam(ctx, "root", Team{ID: "t1", Name: "Stale"}, 0, audit); !errors.Is(err, ErrDirectoryConflict) {
+		t.Fatalf("stale change: %v", err)
+	}
+	if _, err := d.CreateTeam(ctx, "root", Team{ID: "bad id"}, audit); !errors.Is(err, ErrDirectoryInvalid) {
+		t.Fatalf("bad id: %v", err)
+	}
+	if strings.Join(audited, ";") != "team:t1 was One" {
+		t.Fatalf("audited %q", audited)
+	}
+	// An audit record that cannot be written refuses the change.
+	failing := func(*DirectorySnapshot, DirectoryRecord) error { return errors.New("archive down") }
+	if _, err := d.UpdateTeam(ctx, "root", Team{ID: "t1", Name: "Dos"}, 1, failing); !errors.Is(err, ErrDirectoryAudit) {
+		t.Fatalf("change with a failing audit: %v", err)
+	}
+	if tm, _ := d.Snapshot().Team("t1"); tm.Name != "Uno" || len(store.recs) != 1 {
+		t.Fatalf("after a failed audit: %+v, %d records", tm, len(store.recs))
 	}
 }

@@ -253,12 +253,12 @@ func testDirectoryChanges(t *testing.T, s relay.DirectoryStore) {
 	now, last := directoryClock()
 	d1 := loadedDirectory(t, s, now)
 
-	team := must[relay.Team](t, "CreateTeam")(d1.CreateTeam(ctx, "root", relay.Team{ID: "support", Name: "客服部"}))
+	team := must[relay.Team](t, "CreateTeam")(d1.CreateTeam(ctx, "root", relay.Team{ID: "support", Name: "客服部"}, nil))
 	if team.Version != 1 || team.Name != "客服部" || team.UpdatedBy != "root" {
 		t.Errorf("created team: %+v", team)
 	}
 	bob := must[relay.Employee](t, "CreateEmployee")(d1.CreateEmployee(ctx, "root", relay.Employee{
-		ID: "bob", Name: "王小明", Role: relay.RoleAgent, Accounts: []string{"acc", "acc2"}, Teams: []string{"support", "sales"}}))
+		ID: "bob", Name: "王小明", Role: relay.RoleAgent, Accounts: []string{"acc", "acc2"}, Teams: []string{"support", "sales"}}, nil))
 	if want := last().UTC().Truncate(time.Millisecond); !bob.UpdatedAt.Equal(want) || bob.UpdatedAt.Location() != time.UTC {
 		t.Errorf("created employee's UpdatedAt %s, want %s (UTC, to the millisecond)", fmtTime(bob.UpdatedAt), fmtTime(want))
 	}
@@ -266,31 +266,31 @@ func testDirectoryChanges(t *testing.T, s relay.DirectoryStore) {
 		!slices.Equal(bob.Accounts, []string{"acc", "acc2"}) || !slices.Equal(bob.Teams, []string{"support", "sales"}) {
 		t.Errorf("created employee: %+v", bob)
 	}
-	_, err := d1.CreateEmployee(ctx, "root", relay.Employee{ID: "bob", Name: "again", Role: relay.RoleAgent})
+	_, err := d1.CreateEmployee(ctx, "root", relay.Employee{ID: "bob", Name: "again", Role: relay.RoleAgent}, nil)
 	wantErr(t, "creating bob twice", err, relay.ErrDirectoryInvalid)
-	_, err = d1.CreateEmployee(ctx, "root", relay.Employee{ID: "eve", Name: "Eve", Role: relay.RoleAgent, Accounts: []string{"no-such-account"}})
+	_, err = d1.CreateEmployee(ctx, "root", relay.Employee{ID: "eve", Name: "Eve", Role: relay.RoleAgent, Accounts: []string{"no-such-account"}}, nil)
 	wantErr(t, "an employee of an unknown account", err, relay.ErrDirectoryInvalid)
 
 	bob.Name, bob.Role = "王小明 (主管)", relay.RoleSupervisor
-	bob = must[relay.Employee](t, "UpdateEmployee")(d1.UpdateEmployee(ctx, "root", bob, 1))
+	bob = must[relay.Employee](t, "UpdateEmployee")(d1.UpdateEmployee(ctx, "root", bob, 1, nil))
 	if bob.Version != 2 || bob.Role != relay.RoleSupervisor || bob.Name != "王小明 (主管)" {
 		t.Errorf("updated employee: %+v", bob)
 	}
 	stale := bob
 	stale.Name = "stale"
-	_, err = d1.UpdateEmployee(ctx, "root", stale, 1)
+	_, err = d1.UpdateEmployee(ctx, "root", stale, 1, nil)
 	wantErr(t, "updating bob at version 1 when it is at 2", err, relay.ErrDirectoryConflict)
-	_, err = d1.UpdateEmployee(ctx, "root", relay.Employee{ID: "nobody", Name: "x", Role: relay.RoleAgent}, 0)
+	_, err = d1.UpdateEmployee(ctx, "root", relay.Employee{ID: "nobody", Name: "x", Role: relay.RoleAgent}, 0, nil)
 	wantErr(t, "updating an unknown employee", err, relay.ErrDirectoryNotFound)
 
 	// A seeded employee changed: from version 0.
 	alice, _ := d1.Snapshot().Employee("alice")
 	alice.Name = "Alice 李"
-	alice = must[relay.Employee](t, "UpdateEmployee alice")(d1.UpdateEmployee(ctx, "root", alice, 0))
+	alice = must[relay.Employee](t, "UpdateEmployee alice")(d1.UpdateEmployee(ctx, "root", alice, 0, nil))
 	if alice.Version != 1 || !alice.Seeded || alice.Name != "Alice 李" {
 		t.Errorf("updated seeded employee: %+v", alice)
 	}
-	acct := must[relay.AccountInfo](t, "UpdateAccount")(d1.UpdateAccount(ctx, "root", relay.AccountInfo{ID: "acc2", Name: "第二服务号"}, 0))
+	acct := must[relay.AccountInfo](t, "UpdateAccount")(d1.UpdateAccount(ctx, "root", relay.AccountInfo{ID: "acc2", Name: "第二服务号"}, 0, nil))
 	if acct.Version != 1 || acct.Name != "第二服务号" {
 		t.Errorf("updated account: %+v", acct)
 	}
@@ -326,19 +326,19 @@ func testDirectoryChanges(t *testing.T, s relay.DirectoryStore) {
 	before := time.Now()
 	bob2 := bob
 	bob2.Teams = []string{"support"}
-	bob2 = must[relay.Employee](t, "UpdateEmployee on the second instance")(d2.UpdateEmployee(ctx, "root2", bob2, 2))
+	bob2 = must[relay.Employee](t, "UpdateEmployee on the second instance")(d2.UpdateEmployee(ctx, "root2", bob2, 2, nil))
 	if bob2.Version != 3 || bob2.UpdatedBy != "root2" || bob2.UpdatedAt.Before(before.Truncate(time.Millisecond)) || bob2.UpdatedAt.After(time.Now()) {
 		t.Errorf("bob changed on the second instance: %+v", bob2)
 	}
 	if got, _ := d1.Snapshot().Employee("bob"); got.Version != 2 {
 		t.Errorf("the first instance has bob at version %d before reloading, want 2", got.Version)
 	}
-	_, err = d1.UpdateEmployee(ctx, "root", bob, 2)
+	_, err = d1.UpdateEmployee(ctx, "root", bob, 2, nil)
 	wantErr(t, "the first instance updating bob at version 2 after the second made 3", err, relay.ErrDirectoryConflict)
 	if got, _ := d1.Snapshot().Employee("bob"); got.Version != 3 || !slices.Equal(got.Teams, []string{"support"}) {
 		t.Errorf("the first instance after a conflict: bob %+v, want version 3 (a change reloads)", got)
 	}
-	bob3 := must[relay.Employee](t, "UpdateEmployee at version 3")(d1.UpdateEmployee(ctx, "root", bob2, 3))
+	bob3 := must[relay.Employee](t, "UpdateEmployee at version 3")(d1.UpdateEmployee(ctx, "root", bob2, 3, nil))
 	if bob3.Version != 4 {
 		t.Errorf("bob after updating version 3: version %d, want 4", bob3.Version)
 	}
@@ -371,25 +371,25 @@ func testDirectoryTeams(t *testing.T, s relay.DirectoryStore) {
 	ctx := testCtx(t)
 	now, _ := directoryClock()
 	d1 := loadedDirectory(t, s, now)
-	must[relay.Team](t, "CreateTeam")(d1.CreateTeam(ctx, "root", relay.Team{ID: "vip", Name: "贵宾组"}))
-	must[relay.Employee](t, "CreateEmployee")(d1.CreateEmployee(ctx, "root", relay.Employee{ID: "bob", Name: "Bob", Role: relay.RoleAgent, Teams: []string{"vip"}}))
+	must[relay.Team](t, "CreateTeam")(d1.CreateTeam(ctx, "root", relay.Team{ID: "vip", Name: "贵宾组"}, nil))
+	must[relay.Employee](t, "CreateEmployee")(d1.CreateEmployee(ctx, "root", relay.Employee{ID: "bob", Name: "Bob", Role: relay.RoleAgent, Teams: []string{"vip"}}, nil))
 
 	// A team with members cannot go; neither can the seed's, which alice
 	// is in.
-	err := d1.DeleteTeam(ctx, "root", "vip", 1)
+	err := d1.DeleteTeam(ctx, "root", "vip", 1, nil)
 	wantErr(t, "deleting a team with a member", err, relay.ErrDirectoryInvalid)
-	err = d1.DeleteTeam(ctx, "root", "sales", 0)
+	err = d1.DeleteTeam(ctx, "root", "sales", 0, nil)
 	wantErr(t, "deleting the seed's team with a member", err, relay.ErrDirectoryInvalid)
 	if _, ok := d1.Snapshot().Team("vip"); !ok {
 		t.Error("a refused delete deleted the team")
 	}
 
 	// Emptied, renamed, then deleted: the version must be the current one.
-	must[relay.Employee](t, "UpdateEmployee")(d1.UpdateEmployee(ctx, "root", relay.Employee{ID: "bob", Name: "Bob", Role: relay.RoleAgent}, 1))
-	must[relay.Team](t, "UpdateTeam")(d1.UpdateTeam(ctx, "root", relay.Team{ID: "vip", Name: "贵宾服务组"}, 1))
-	err = d1.DeleteTeam(ctx, "root", "vip", 1)
+	must[relay.Employee](t, "UpdateEmployee")(d1.UpdateEmployee(ctx, "root", relay.Employee{ID: "bob", Name: "Bob", Role: relay.RoleAgent}, 1, nil))
+	must[relay.Team](t, "UpdateTeam")(d1.UpdateTeam(ctx, "root", relay.Team{ID: "vip", Name: "贵宾服务组"}, 1, nil))
+	err = d1.DeleteTeam(ctx, "root", "vip", 1, nil)
 	wantErr(t, "deleting at a stale version", err, relay.ErrDirectoryConflict)
-	if err := d1.DeleteTeam(ctx, "root", "vip", 2); err != nil {
+	if err := d1.DeleteTeam(ctx, "root", "vip", 2, nil); err != nil {
 		t.Fatalf("deleting an empty team: %v", err)
 	}
 	if _, ok := d1.Snapshot().Team("vip"); ok {
@@ -399,11 +399,11 @@ func testDirectoryTeams(t *testing.T, s relay.DirectoryStore) {
 	if _, ok := d2.Snapshot().Team("vip"); ok {
 		t.Error("a deleted team is in a second instance's directory")
 	}
-	err = d2.DeleteTeam(ctx, "root", "vip", 3)
+	err = d2.DeleteTeam(ctx, "root", "vip", 3, nil)
 	wantErr(t, "deleting a deleted team", err, relay.ErrDirectoryNotFound)
 
 	// Made again, on the other instance: the versions continue.
-	vip := must[relay.Team](t, "CreateTeam again")(d2.CreateTeam(ctx, "root", relay.Team{ID: "vip", Name: "新贵宾组"}))
+	vip := must[relay.Team](t, "CreateTeam again")(d2.CreateTeam(ctx, "root", relay.Team{ID: "vip", Name: "新贵宾组"}, nil))
 	if vip.Version != 4 || vip.Name != "新贵宾组" {
 		t.Errorf("team made again: %+v, want version 4", vip)
 	}
@@ -434,11 +434,11 @@ func testDirectoryLastAdmin(t *testing.T, s relay.DirectoryStore) {
 
 	demoted := root
 	demoted.Role = relay.RoleSupervisor
-	_, err := d.UpdateEmployee(ctx, "root", demoted, 0)
+	_, err := d.UpdateEmployee(ctx, "root", demoted, 0, nil)
 	wantErr(t, "demoting the last admin", err, relay.ErrDirectoryInvalid)
 	disabled := root
 	disabled.Disabled = true
-	_, err = d.UpdateEmployee(ctx, "root", disabled, 0)
+	_, err = d.UpdateEmployee(ctx, "root", disabled, 0, nil)
 	wantErr(t, "disabling the last admin", err, relay.ErrDirectoryInvalid)
 	if got, _ := d.Snapshot().Employee("root"); got.Role != relay.RoleAdmin || got.Disabled || got.Version != 0 {
 		t.Errorf("the last admin after refused changes: %+v", got)
@@ -448,14 +448,14 @@ func testDirectoryLastAdmin(t *testing.T, s relay.DirectoryStore) {
 	}
 
 	// With a second admin, the first may go; then the second is the last.
-	must[relay.Employee](t, "CreateEmployee")(d.CreateEmployee(ctx, "root", relay.Employee{ID: "carol", Name: "Carol", Role: relay.RoleAdmin}))
-	got := must[relay.Employee](t, "demoting one of two admins")(d.UpdateEmployee(ctx, "carol", demoted, 0))
+	must[relay.Employee](t, "CreateEmployee")(d.CreateEmployee(ctx, "root", relay.Employee{ID: "carol", Name: "Carol", Role: relay.RoleAdmin}, nil))
+	got := must[relay.Employee](t, "demoting one of two admins")(d.UpdateEmployee(ctx, "carol", demoted, 0, nil))
 	if got.Role != relay.RoleSupervisor || got.Version != 1 || got.PasswordHash != "seed-hash" {
 		t.Errorf("demoted admin: %+v (the seed's password hash kept)", got)
 	}
 	d2 := loadedDirectory(t, s, nil)
 	carol, _ := d2.Snapshot().Employee("carol")
 	carol.Role = relay.RoleAgent
-	_, err = d2.UpdateEmployee(ctx, "carol", carol, 1)
+	_, err = d2.UpdateEmployee(ctx, "carol", carol, 1, nil)
 	wantErr(t, "demoting the new last admin on a second instance", err, relay.ErrDirectoryInvalid)
 }
