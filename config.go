@@ -194,6 +194,7 @@ func (c *Config) applyEnv(env func(string) string) error {
 	str(&c.Storage.Redis.Prefix, "WR_REDIS_PREFIX")
 	str(&c.Storage.Redis.Username, "WR_REDIS_USERNAME")
 	str(&c.WeChat.APIBaseURL, "WR_WECHAT_API_BASE_URL")
+	str(&c.Pipeline.SealKeyFile, "WR_SEAL_KEY_FILE")
 	if v := env("WR_REDIS_DB"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -277,6 +278,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateCompliance()...)
+	if c.Pipeline.SealKeyFile != "" {
+		// The relay refuses to start with it; say so before.
+		if _, err := relay.LoadSealSigner(c.Pipeline.SealKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("pipeline.seal_key_file: %w", err))
+		}
+	}
 	accounts := map[string]bool{}
 	for _, a := range c.WeChat.Accounts {
 		accounts[a.ID] = true

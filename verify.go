@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -85,11 +86,61 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
+// fileList is a flag that may be given several times, one file each
+// (no splitting: a path may hold a comma).
+type fileList []string
+
+func (l *fileList) String() string { return strings.Join(*l, " ") }
+func (l *fileList) Set(v string) error {
+	if v = strings.TrimSpace(v); v == "" {
+		return errors.New("empty file name")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+// readPublicKeys reads every seal public key in files.
+func readPublicKeys(files []string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("-public-key: %w", err)
+		}
+		k, err := relay.ParseSealPublicKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("-public-key %s: %w", f, err)
+		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
+}
+
+// parseCutoff reads -allow-unsigned-before: RFC 3339, or a date (UTC
+// midnight).
+func parseCutoff(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("-allow-unsigned-before %q: give a time as 2006-01-02T15:04:05Z07:00 or a date as 2006-01-02 (UTC)", v)
+}
+
 // verifyCommand runs `wechat-relay verify`: it recomputes every row hash,
 // Merkle root and seal chain from the archive the configuration names,
 // and reports what is missing, altered or inserted (relay.Verify).
 //
 //	wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-max-problems N]
+//	                    [-public-key FILE]... [-allow-unsigned-before TIME]
+//
+// With -public-key, every seal must be signed by one of the keys (each
+// file may hold several): a bad signature, an unknown key or a missing
+// signature is a problem, as tampering is; -allow-unsigned-before accepts
+// unsigned seals made before TIME (before signing was turned on), but
+// never one after a signed seal of its chain. Without it, signed and
+// unsigned seals are only counted.
 //
 // Output goes to stdout, human-readable or, with -json, as one JSON
 // object (relay.VerifyReport plus the archive's name); progress lines go
@@ -106,8 +157,11 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 	maxProblems := fs.Int("max-problems", 1000, "problems listed in the report (all are counted)")
 	var auditSeals stringList
 	fs.Var(&auditSeals, "audit-seal", "an audit hash an outside witness kept (from the \"audit seal\" log lines); must still be an intact record (repeatable)")
+	var publicKeys fileList
+	fs.Var(&publicKeys, "public-key", "a file of seal public keys (PEM, one or more; from wechat-relay seal-key): every seal must be signed by one of them (repeatable)")
+	allowUnsigned := fs.String("allow-unsigned-before", "", "with -public-key: accept unsigned seals made before this time (RFC 3339, or a date in UTC), i.e. written before signing was turned on")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-audit-seal HASH]... [-max-problems N]")
+		fmt.Fprintln(stderr, "usage: wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-audit-seal HASH]... [-max-problems N] [-public-key FILE]... [-allow-unsigned-before TIME]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +170,22 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return verifyUsage
+	}
+	keys, err := readPublicKeys(publicKeys)
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+		return verifyUsage
+	}
+	var cutoff time.Time
+	if *allowUnsigned != "" {
+		if len(keys) == 0 {
+			fmt.Fprintln(stderr, "wechat-relay verify: -allow-unsigned-before needs -public-key (without keys no signature is required)")
+			return verifyUsage
+		}
+		if cutoff, err = parseCutoff(*allowUnsigned); err != nil {
+			fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+			return verifyUsage
+		}
 	}
 	cfg, err := loadConfig(*configPath, env)
 	if err != nil {
@@ -135,8 +205,10 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 	start := time.Now()
 	last := start
 	rep, err := relay.Verify(ctx, a, relay.VerifyOptions{
-		Witnesses:   seals,
-		MaxProblems: *maxProblems,
+		Witnesses:           seals,
+		MaxProblems:         *maxProblems,
+		PublicKeys:          keys,
+		AllowUnsignedBefore: cutoff,
 		Progress: func(p relay.VerifyProgress) {
 			if now := time.Now(); now.Sub(last) >= 2*time.Second {
 				last = now
@@ -190,6 +262,7 @@ func printVerifyReport(w io.Writer, name string, rep *relay.VerifyReport, took t
 		}
 	}
 	fmt.Fprintf(w, "\nchecked %d seals: %d messages and %d events intact (%s)\n", rep.Seals, rep.Messages, rep.Events, took.Round(time.Millisecond))
+	printSignatures(w, rep)
 
 	if len(rep.Conversations) > 0 {
 		fmt.Fprintln(w, "\nconversations with problems (missing, altered, inserted)")
@@ -230,10 +303,44 @@ func printVerifyReport(w io.Writer, name string, rep *relay.VerifyReport, took t
 		}
 	}
 	if rep.OK {
-		fmt.Fprintln(w, "\nOK: every row is covered by an intact seal, every chain is unbroken")
+		signed := ""
+		if sr := rep.Signatures; sr.Checked {
+			signed = ", every seal is signed by a given key"
+			if sr.UnsignedAllowed > 0 {
+				signed = fmt.Sprintf(", every seal is signed by a given key but %d unsigned ones made before %s", sr.UnsignedAllowed, sr.AllowUnsignedBefore.Format(time.RFC3339))
+			}
+		}
+		fmt.Fprintf(w, "\nOK: every row is covered by an intact seal, every chain is unbroken%s\n", signed)
 	} else {
 		fmt.Fprintln(w, "\nFAILED: the archive does not verify")
 	}
+}
+
+// printSignatures writes what the seals' signatures are: counted only,
+// without public keys; checked, with them.
+func printSignatures(w io.Writer, rep *relay.VerifyReport) {
+	sr := rep.Signatures
+	if !sr.Checked {
+		fmt.Fprintf(w, "seal signatures: %d signed, %d unsigned (not checked: give -public-key FILE to check them", sr.Signed, sr.Unsigned)
+		if len(sr.ByKey) > 0 {
+			ids := make([]string, 0, len(sr.ByKey))
+			for id := range sr.ByKey {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			fmt.Fprintf(w, "; key ids %s", strings.Join(ids, ", "))
+		}
+		fmt.Fprintln(w, ")")
+		return
+	}
+	fmt.Fprintf(w, "seal signatures, checked with key ids %s: %d valid, %d bad, %d by an unknown key, %d unsigned",
+		strings.Join(sr.Keys, ", "), sr.Valid, sr.Bad, sr.UnknownKey, sr.Unsigned)
+	if sr.AllowUnsignedBefore != nil {
+		fmt.Fprintf(w, " (%d allowed: made before %s; %d refused)", sr.UnsignedAllowed, sr.AllowUnsignedBefore.Format(time.RFC3339), sr.UnsignedRefused)
+	} else if sr.Unsigned > 0 {
+		fmt.Fprint(w, " (refused: -allow-unsigned-before TIME accepts those written before signing was turned on)")
+	}
+	fmt.Fprintln(w)
 }
 
 func problemCount(counts map[relay.ProblemKind]int) int {

@@ -760,3 +760,250 @@ func verifyWait(t *testing.T, what string, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// makeSealKey runs `wechat-relay seal-key -out dir/name` and returns the
+// private key's path and the path of a file holding the public key it
+// printed.
+func makeSealKey(t *testing.T, dir, name string) (private, public string) {
+	t.Helper()
+	private = filepath.Join(dir, name)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"seal-key", "-out", private}, &out, &errOut, func(string) string { return "" }); code != 0 {
+		t.Fatalf("seal-key exited %d: %s", code, errOut.String())
+	}
+	public = private + ".pub"
+	if err := os.WriteFile(public, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return private, public
+}
+
+// verifyChecksSignatures runs a relay without a seal key, then again
+// (same writer) with one, and checks what verify says of the signatures
+// — with the right key, the wrong one, both, unsigned seals before and
+// after the cut-off — and that a chain's last seal rewritten with
+// recomputed hashes by someone without the key is caught.
+func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay.VerifySource, tm tamperer) {
+	keys := t.TempDir()
+	private, public := makeSealKey(t, keys, "seal.key")
+	_, otherPublic := makeSealKey(t, keys, "other.key")
+	pubs, err := os.ReadFile(public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	others, _ := os.ReadFile(otherPublic)
+	both := filepath.Join(keys, "both.pem")
+	os.WriteFile(both, append(others, pubs...), 0o600)
+
+	// First life: no key. Then signing is turned on.
+	acct := simAccount(t, cfg)
+	before := time.Now()
+	r := startRelay(t, cfg)
+	conversationTraffic(t, r, acct.AppID, 2)
+	r.stop()
+	time.Sleep(5 * time.Millisecond)
+	cutoff := time.Now().UTC()
+	time.Sleep(5 * time.Millisecond)
+	cfg.Pipeline.SealKeyFile = private
+	r = startRelay(t, cfg)
+	conv := conversationTraffic(t, r, acct.AppID, 3)
+	r.stop()
+
+	// Without keys: as before, plus the counts.
+	code, rep := runVerify(t, cfgPath)
+	if code != 0 || !rep.OK {
+		t.Fatalf("mixed archive without keys: exit %d, %+v", code, rep.Problems)
+	}
+	sr := rep.Signatures
+	if sr.Checked || sr.Signed == 0 || sr.Unsigned == 0 || sr.Signed+sr.Unsigned != rep.Seals || len(sr.ByKey) != 1 {
+		t.Fatalf("signature counts without keys: %+v (%d seals)", sr, rep.Seals)
+	}
+	if _, out := runVerifyText(t, cfgPath); !strings.Contains(out, fmt.Sprintf("seal signatures: %d signed, %d unsigned (not checked", sr.Signed, sr.Unsigned)) {
+		t.Fatalf("text output without keys:\n%s", out)
+	}
+	unsigned := sr.Unsigned
+
+	// With the key: the unsigned seals fail, unless the cut-off covers them.
+	code, rep = runVerify(t, cfgPath, "-public-key", public)
+	if code != 1 || rep.Counts[relay.ProblemUnsigned] != unsigned || rep.Signatures.Valid != sr.Signed || len(rep.Counts) != 1 {
+		t.Fatalf("with the key, no cut-off: exit %d, counts %v, %+v", code, rep.Counts, rep.Signatures)
+	}
+	for _, p := range rep.Problems {
+		if _, stream, n, ok := relay.ParseBatchID(p.ID); !ok || p.Table != "seals" ||
+			!strings.Contains(p.Detail, fmt.Sprintf("seal %d of writer ", n)) || !strings.Contains(p.Detail, "stream "+stream) {
+			t.Fatalf("problem does not name writer, stream and number: %+v", p)
+		}
+	}
+	if code, out := runVerifyText(t, cfgPath, "-public-key", public); code != 1 || !strings.Contains(out, "unsigned") ||
+		!strings.Contains(out, "-allow-unsigned-before") || !strings.Contains(out, "FAILED") {
+		t.Fatalf("text output, unsigned refused: exit %d\n%s", code, out)
+	}
+	code, rep = runVerify(t, cfgPath, "-public-key", public, "-allow-unsigned-before", cutoff.Format(time.RFC3339Nano))
+	if code != 0 || !rep.OK || rep.Signatures.UnsignedAllowed != unsigned || rep.Signatures.Valid != sr.Signed {
+		t.Fatalf("with the key and the cut-off: exit %d, %+v, %+v", code, rep.Problems, rep.Signatures)
+	}
+	if code, out := runVerifyText(t, cfgPath, "-public-key", public, "-allow-unsigned-before", cutoff.Format(time.RFC3339Nano)); code != 0 ||
+		!strings.Contains(out, fmt.Sprintf("but %d unsigned ones made before", unsigned)) {
+		t.Fatalf("text output, unsigned allowed: exit %d\n%s", code, out)
+	}
+	early := before.Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	if code, rep := runVerify(t, cfgPath, "-public-key", public, "-allow-unsigned-before", early); code != 1 || rep.Counts[relay.ProblemUnsigned] != unsigned {
+		t.Fatalf("a cut-off before the first life: exit %d, %v", code, rep.Counts)
+	}
+	// The wrong key; then both (two instances, or a key rotation) as two
+	// flags and as one file.
+	code, rep = runVerify(t, cfgPath, "-public-key", otherPublic, "-allow-unsigned-before", cutoff.Format(time.RFC3339Nano))
+	if code != 1 || rep.Counts[relay.ProblemUnknownKey] != sr.Signed {
+		t.Fatalf("the wrong key: exit %d, %v", code, rep.Counts)
+	}
+	for _, flags := range [][]string{{"-public-key", otherPublic, "-public-key", public}, {"-public-key", both}} {
+		code, rep = runVerify(t, cfgPath, append(flags, "-allow-unsigned-before", cutoff.Format(time.RFC3339Nano))...)
+		if code != 0 || len(rep.Signatures.Keys) != 2 {
+			t.Fatalf("%v: exit %d, %+v", flags, code, rep.Signatures)
+		}
+	}
+	// Bad flags.
+	for _, flags := range [][]string{
+		{"-public-key", private}, {"-public-key", filepath.Join(keys, "none.pem")},
+		{"-allow-unsigned-before", "2024-01-01"}, {"-public-key", public, "-allow-unsigned-before", "yesterday"},
+	} {
+		if code, out := runVerifyText(t, cfgPath, flags...); code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", flags, code, out)
+		}
+	}
+
+	// The attacker: alters a row of the messages chain's last seal, and
+	// rewrites that seal to match — hash column, leaf, root, seal hash —
+	// but cannot sign it. No later seal links to it: without keys this
+	// passes (the hole signing closes), with the key it does not.
+	var writer string
+	for _, c := range rep.Chains {
+		if c.Stream == relay.StreamMessages {
+			writer = c.Writer
+		}
+	}
+	seals := storedSeals(t, src, writer, relay.StreamMessages)
+	last := seals[len(seals)-1]
+	if last.KeyID == "" {
+		t.Fatalf("the last seal %s is not signed", last.ID)
+	}
+	var victim *relay.Message
+	for _, r := range storedRows(t, src, conv) {
+		if r.Message != nil && r.Message.BatchID == last.ID {
+			victim = r.Message
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no message of %s in the last seal %s", conv, last.ID)
+	}
+	changed := *victim
+	changed.Text = "rewritten at the end of the chain"
+	changed.Hash = relay.MessageHash(changed)
+	tm.exec(t, `UPDATE messages SET text = ?, hash = ? WHERE id = ?`, changed.Text, changed.Hash, changed.ID)
+	forged := last
+	forged.Leaves = slices.Clone(last.Leaves)
+	hashes := make([]string, len(forged.Leaves))
+	for i := range forged.Leaves {
+		if forged.Leaves[i].ID == changed.ID {
+			forged.Leaves[i].Hash = changed.Hash
+		}
+		hashes[i] = forged.Leaves[i].Hash
+	}
+	forged.Root = relay.MerkleRoot(hashes)
+	forged.Hash = forged.ComputeHash()
+	tm.rewriteSeal(t, forged)
+	if code, rep := runVerify(t, cfgPath); code != 0 {
+		t.Fatalf("the rewritten tail without keys: exit %d, %+v (expected to pass: hashes alone cannot tell)", code, rep.Problems)
+	}
+	code, rep = runVerify(t, cfgPath, "-public-key", public, "-allow-unsigned-before", cutoff.Format(time.RFC3339Nano))
+	if code != 1 || rep.Counts[relay.ProblemBadSignature] != 1 || len(rep.Counts) != 1 {
+		t.Fatalf("the rewritten tail with the key: exit %d, %v", code, rep.Counts)
+	}
+	wantFound(t, rep, relay.ProblemBadSignature, last.ID, "")
+	if code, out := runVerifyText(t, cfgPath, "-public-key", public, "-allow-unsigned-before", cutoff.Format(time.RFC3339Nano)); code != 1 ||
+		!strings.Contains(out, "bad_signature") || !strings.Contains(out, last.ID) || !strings.Contains(out, "FAILED") {
+		t.Fatalf("text output, bad signature: exit %d\n%s", code, out)
+	}
+	// Its signature removed instead: unsigned after signed seals, refused
+	// whatever the cut-off.
+	tm.exec(t, `UPDATE seals SET key_id = '', signature = '' WHERE id = ?`, last.ID)
+	code, rep = runVerify(t, cfgPath, "-public-key", public, "-allow-unsigned-before", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	if code != 1 || rep.Counts[relay.ProblemUnsigned] != 1 {
+		t.Fatalf("the rewritten tail, unsigned: exit %d, %v", code, rep.Counts)
+	}
+	wantFound(t, rep, relay.ProblemUnsigned, last.ID, "")
+}
+
+func TestVerifySignedClickHouseArchive(t *testing.T) {
+	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
+	db := testenv.UniqueName("e2e_signed")
+	dataDir := t.TempDir()
+	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", dataDir)
+	t.Cleanup(func() { dropVerifyDB(t, ch, db) })
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch}, Auth: clickhouse.Auth{Database: db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	src, err := archive.Open(context.Background(), archive.Config{Addr: ch, Database: db}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	verifyChecksSignatures(t, cfg, writeVerifyConfig(t, dataDir, ch, db), src, clickhouseTamperer{conn, db})
+}
+
+func TestVerifySignedEmbeddedArchive(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := e2eConfig(t, "", "", "", "", dataDir)
+	cfgPath := writeVerifyConfig(t, dataDir, "", "")
+	src := lazySQLite{path: cfg.archivePath()}
+	t.Cleanup(func() {
+		if src.a != nil {
+			src.a.Close()
+		}
+	})
+	verifyChecksSignatures(t, cfg, cfgPath, &src, &src)
+}
+
+// lazySQLite opens the embedded archive, as reader and as tamperer, once
+// the relays that write it have run (the tamperer drops its triggers).
+type lazySQLite struct {
+	path string
+	a    *embedded.Archive
+	tm   *sqliteTamperer
+}
+
+func (l *lazySQLite) archive() *embedded.Archive {
+	if l.a == nil {
+		a, err := embedded.Open(context.Background(), l.path, nil)
+		if err != nil {
+			panic(err)
+		}
+		l.a = a
+	}
+	return l.a
+}
+
+func (l *lazySQLite) tamper(t *testing.T) *sqliteTamperer {
+	if l.tm == nil {
+		tm := openSQLiteTamperer(t, l.path)
+		l.tm = &tm
+	}
+	return l.tm
+}
+
+func (l *lazySQLite) Seals(ctx context.Context, after *relay.SealKey, limit int) ([]relay.Seal, error) {
+	return l.archive().Seals(ctx, after, limit)
+}
+func (l *lazySQLite) ScanBatches(ctx context.Context, from, to string, fn func(relay.StoredRow) error) error {
+	return l.archive().ScanBatches(ctx, from, to, fn)
+}
+func (l *lazySQLite) ScanUnsealed(ctx context.Context, fn func(relay.StoredRow) error) error {
+	return l.archive().ScanUnsealed(ctx, fn)
+}
+func (l *lazySQLite) exec(t *testing.T, q string, args ...any) { l.tamper(t).exec(t, q, args...) }
+func (l *lazySQLite) insertMessage(t *testing.T, m relay.Message) {
+	l.tamper(t).insertMessage(t, m)
+}
+func (l *lazySQLite) rewriteSeal(t *testing.T, s relay.Seal) { l.tamper(t).rewriteSeal(t, s) }
