@@ -74,8 +74,10 @@ type system struct {
 
 // build opens storage and wires the parts. On error, whatever was opened
 // is closed again.
-func build(ctx context.Context, cfg *Config, log *slog.Logger) (s *system, err error) {
-	s = &system{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err error) {
+	// s is closed through its own variable: a failed return sets the
+	// result to nil.
+	s := &system{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			s.close()
