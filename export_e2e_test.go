@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -28,6 +29,10 @@ func TestExportOfARelaysConversation(t *testing.T) {
 				t.Cleanup(func() { dropVerifyDB(t, ch, db) })
 			}
 			cfg := e2eConfig(t, ch, "", db, "", dataDir)
+			// Signed seals: the manifest carries the signatures, which a
+			// recipient checks with the public key alone.
+			private, public := makeSealKey(t, t.TempDir(), "seal.key")
+			cfg.Pipeline.SealKeyFile = private
 			acct := simAccount(t, cfg)
 			r := startRelay(t, cfg)
 			conv := conversationTraffic(t, r, acct.AppID, 4)
@@ -63,6 +68,21 @@ func TestExportOfARelaysConversation(t *testing.T) {
 			for _, s := range man.Seals {
 				named[s.ID] = s.Hash
 				ids = append(ids, s.ID)
+			}
+			pemKeys, err := os.ReadFile(public)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pubs, err := relay.ParseSealPublicKeys(pemKeys)
+			if err != nil || len(pubs) != 1 {
+				t.Fatalf("public key: %v", err)
+			}
+			keys := map[string]ed25519.PublicKey{relay.SealKeyID(pubs[0]): pubs[0]}
+			for _, s := range man.Seals {
+				seal := relay.Seal{Hash: s.Hash, KeyID: s.KeyID, Signature: s.Signature}
+				if st := relay.CheckSealSignature(seal, keys); st != relay.SignatureValid {
+					t.Errorf("manifest seal %s: signature %v", s.ID, st)
+				}
 			}
 			stored, err := a.SealsByID(context.Background(), ids)
 			if err != nil || len(stored) != len(ids) {

@@ -122,6 +122,11 @@ type ExportedSeal struct {
 	Count  int    `json:"count"`
 	// Rows is how many of the exported rows it covers.
 	Rows int `json:"rows"`
+	// KeyID and Signature are the writer's signature of Hash
+	// (docs/tamper-evidence.md), empty for an unsigned seal: a recipient
+	// with the public key checks the seal without the archive.
+	KeyID     string `json:"key_id,omitempty"`
+	Signature string `json:"signature,omitempty"`
 }
 
 // ExportedMessage is one line of messages.jsonl.
@@ -342,7 +347,7 @@ func Export(ctx context.Context, src ExportSource, req ExportRequest, sink Expor
 			found[s.ID] = true
 			man.Seals = append(man.Seals, ExportedSeal{
 				ID: s.ID, Hash: s.Hash, Root: s.Root, Prev: s.Prev, Writer: s.Writer, Stream: s.Stream,
-				Number: s.Number, Count: s.Count, Rows: batchRows[s.ID],
+				Number: s.Number, Count: s.Count, Rows: batchRows[s.ID], KeyID: s.KeyID, Signature: s.Signature,
 			})
 		}
 		sort.Slice(man.Seals, func(i, j int) bool { return man.Seals[i].ID < man.Seals[j].ID })
