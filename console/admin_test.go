@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -489,5 +490,28 @@ func TestDirectoryNotLoadedRefusesSignIn(t *testing.T) {
 	}
 	if status, _, _ := e.browser(t).login("alice", alicePassword); status != http.StatusOK {
 		t.Fatalf("sign-in once the directory is loaded: %d", status)
+	}
+}
+
+// A team supervisor's inbox asks the archive for the team's
+// conversations, so other teams' newer ones do not crowd them out of the
+// page.
+func TestTeamSupervisorInboxNotCrowdedOut(t *testing.T) {
+	e := adminEnv(t)
+	const leadTok = "lead-token-0123456789ab"
+	old := time.Now().Add(-time.Hour)
+	e.history.add(relay.Message{ID: "m-a", Conv: "acct:c-alice", Account: "acct", Client: "c-alice", Direction: relay.Inbound, Kind: relay.KindText, Text: "a", Seq: 1, Employee: "alice", AcceptedAt: old})
+	for i := range inboxLimit + 5 {
+		conv := relay.ConversationID(fmt.Sprintf("acct:c-bob-%d", i))
+		e.assign.Set(context.Background(), conv, "bob")
+		e.history.add(relay.Message{ID: fmt.Sprintf("m-b-%d", i), Conv: conv, Account: "acct", Client: string(conv[5:]), Direction: relay.Inbound,
+			Kind: relay.KindText, Text: "b", Seq: 1, Employee: "bob", AcceptedAt: time.Now()})
+	}
+	for _, query := range []string{"", "&team=desk-a"} {
+		code, body := e.adminDo(t, "GET", "/api/conversations?status=all"+query, leadTok, nil)
+		list, _ := body["conversations"].([]any)
+		if code != http.StatusOK || len(list) != 1 || list[0].(map[string]any)["conv"] != "acct:c-alice" {
+			t.Fatalf("team supervisor's inbox%s behind %d newer conversations of another team: %d, %d listed", query, inboxLimit+5, code, len(list))
+		}
 	}
 }

@@ -74,7 +74,7 @@ type staffView struct {
 	byID   map[string]*Employee // enabled employees
 	hashes []tokenHash
 	once   sync.Once
-	dummy  []byte // bcrypt hash compared against for unknown ids; see dummyFor
+	dummy  []byte // bcrypt hash compared against for unknown ids (dummyHash)
 }
 
 type tokenHash struct {

@@ -117,7 +117,8 @@ func (h *fakeHistory) Conversations(_ context.Context, f relay.ConversationFilte
 			s.Status = relay.StatusResolved
 		}
 		if !active || (f.Account != "" && s.Account != f.Account) || (f.Employee != "" && s.Employee != f.Employee) ||
-			(f.Status != "" && s.Status != f.Status) || (f.Conv != "" && c != f.Conv) {
+			(f.Status != "" && s.Status != f.Status) || (f.Conv != "" && c != f.Conv) ||
+			(len(f.Employees) > 0 && !slices.Contains(f.Employees, s.Employee)) {
 			continue
 		}
 		out = append(out, s)

@@ -92,11 +92,17 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) 
 			writeError(w, http.StatusBadRequest, "no team "+strconv.Quote(team))
 			return
 		}
-		members = snap.Members(team)
+		members = slices.DeleteFunc(snap.Members(team), func(id string) bool { return !h.sees(emp, id) })
 		if len(members) == 0 {
 			writeJSON(w, http.StatusOK, map[string]any{"conversations": []WireConversation{}})
 			return
 		}
+		f.Employees = members
+	} else if teamScoped(emp) {
+		// The archive's newest conversations may be other teams': ask it
+		// for this supervisor's teams' (and nobody's) only.
+		ids, _ := h.dir.Snapshot().Scope(relay.Employee{ID: emp.ID, Role: emp.Role, Teams: emp.Teams})
+		f.Employees = append(ids, "")
 	}
 	sums, err := h.inbox.Conversations(r.Context(), f)
 	if err != nil {
