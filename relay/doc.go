@@ -38,4 +38,10 @@
 //     seals form a chain per stream; a batch a crash left unsealed is
 //     sealed from the archive when the writer starts again. Verify
 //     recomputes all of it. See docs/tamper-evidence.md.
+//   - The directory (directory.go, directory_changes.go, roles.go): who
+//     works here, in which role and team, serving which accounts. It
+//     starts from the configuration; admins' changes are checked, audited,
+//     then archived as new versions, never updates, and every instance
+//     reloads it (Directory.Run). Routing, team supervisors' scope and
+//     team lexicon rules read the current snapshot.
 package relay
