@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,6 +23,12 @@ import (
 // records of a chain leaves no gap; the "audit seal" log line
 // (AuditLog.Append logs the newest hash every AuditCheckpointEvery
 // records) is what an outside witness keeps to notice that.
+//
+// Hashes alone do not stop someone who can write the archive: they can
+// rewrite a record and recompute its hash and every later one. So, when
+// the writer has a seal key (pipeline.seal_key_file), each record is
+// also signed (KeyID, Signature; SealSigner.SignAudit, seal_sign.go),
+// and VerifyAuditWith checks the signatures against the public keys.
 //
 // # Canonical encoding of an audit record, version 1
 //
@@ -81,6 +88,11 @@ type AuditEntry struct {
 	Remote    string `json:"remote"` // where from: peer address and X-Forwarded-For
 	UserAgent string `json:"user_agent"`
 	Hash      string `json:"hash"`
+	// KeyID and Signature sign Hash with the writer's seal key
+	// (SealSigner.SignAudit); both empty for an unsigned record. They
+	// are not part of the hash.
+	KeyID     string `json:"key_id,omitempty"`
+	Signature string `json:"signature,omitempty"`
 }
 
 // ComputeHash is the hash of e's fields other than Hash.
@@ -139,6 +151,7 @@ type AuditLog struct {
 	now func() time.Time
 
 	mu     sync.Mutex
+	signer *SealSigner // signs every record; nil: unsigned
 	loaded bool
 	last   AuditEntry
 }
@@ -158,9 +171,18 @@ func NewAuditLog(store AuditStore, writer string, log interface{ Info(string, ..
 	return &AuditLog{store: store, writer: writer, log: log, now: now}, nil
 }
 
+// SignWith makes l sign every record it appends from now on with s (the
+// writer's seal key: Pipeline.Signer); nil leaves them unsigned.
+func (l *AuditLog) SignWith(s *SealSigner) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.signer = s
+}
+
 // Append chains e to the writer's previous record and stores it; it
 // returns the stored record. ID, Writer, Number, Prev and Hash are set
-// here; a zero At is now. After an error the chain is read again from
+// here, and KeyID and Signature (empty without a signer); a zero At is
+// now. After an error the chain is read again from
 // the archive before the next record, so a record stored despite the
 // error is not overwritten by a second one of the same number.
 func (l *AuditLog) Append(ctx context.Context, e AuditEntry) (AuditEntry, error) {
@@ -185,6 +207,8 @@ func (l *AuditLog) Append(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	e.Prev = l.last.Hash
 	e.ID = fmt.Sprintf("%s/audit/%020d", l.writer, e.Number)
 	e.Hash = e.ComputeHash()
+	e.KeyID, e.Signature = "", ""
+	e = l.signer.SignAudit(e)
 	if err := l.store.AppendAudit(ctx, e); err != nil {
 		l.loaded = false
 		return AuditEntry{}, fmt.Errorf("archiving audit record %s: %w", e.ID, err)
@@ -203,6 +227,9 @@ type AuditReport struct {
 	Chains    []AuditChain    `json:"chains"`
 	Problems  []AuditProblem  `json:"problems"`
 	Witnesses []WitnessReport `json:"witnesses,omitempty"`
+	// Signatures sums up the records' signatures, as
+	// VerifyReport.Signatures does the seals' (counted per record).
+	Signatures SignatureReport `json:"signatures"`
 }
 
 // AuditChain sums up one writer's audit chain.
@@ -211,12 +238,18 @@ type AuditChain struct {
 	Records  int    `json:"records"`
 	Last     uint64 `json:"last"`
 	LastHash string `json:"last_hash"`
+	// Signed and Unsigned count its records with and without a
+	// signature (whether or not public keys were given to check them).
+	Signed   int `json:"signed"`
+	Unsigned int `json:"unsigned"`
 }
 
 // AuditProblem is one thing wrong in the audit log. Kind is one of
 // ProblemAltered, ProblemSealMissing (a number skipped: records
 // deleted), ProblemChainBroken (prev does not match), ProblemInserted (a
-// second, different record in one place, or an id out of its place).
+// second, different record in one place, or an id out of its place),
+// and, with public keys, ProblemBadSignature, ProblemUnknownKey and
+// ProblemUnsigned (as for seals).
 type AuditProblem struct {
 	Kind   ProblemKind `json:"kind"`
 	ID     string      `json:"id"`
@@ -226,13 +259,54 @@ type AuditProblem struct {
 // maxAuditProblems bounds the problems listed.
 const maxAuditProblems = 10000
 
-// VerifyAudit recomputes every audit record's hash and chain link, and
-// checks that each witnessed hash (from the "audit seal" log lines) is
-// the hash of an intact record.
+// AuditVerifyOptions tunes VerifyAuditWith.
+type AuditVerifyOptions struct {
+	// Witnesses are audit hashes an outside witness kept (the "audit
+	// seal" log lines); each must be the hash of an intact record.
+	Witnesses []string
+	// PublicKeys, if any, are the writers' seal keys: every record must
+	// then carry a signature that one of them verifies.
+	PublicKeys []ed25519.PublicKey
+	// AllowUnsignedBefore, with PublicKeys, accepts an unsigned record
+	// made (its At) before this time — one written before signing was
+	// turned on — unless a signed record comes before it in its chain: a
+	// chain that was signed once stays signed. Zero: no unsigned record
+	// is accepted.
+	AllowUnsignedBefore time.Time
+}
+
+// VerifyAudit is VerifyAuditWith with witnesses and no public keys:
+// signatures are counted, not checked.
 func VerifyAudit(ctx context.Context, src AuditStore, witnesses ...string) (*AuditReport, error) {
+	return VerifyAuditWith(ctx, src, AuditVerifyOptions{Witnesses: witnesses})
+}
+
+// VerifyAuditWith recomputes every audit record's hash and chain link,
+// checks that each witnessed hash (from the "audit seal" log lines) is
+// the hash of an intact record, and, with public keys, that every record
+// is signed by one of them (unsigned ones only as AllowUnsignedBefore
+// allows).
+func VerifyAuditWith(ctx context.Context, src AuditStore, opt AuditVerifyOptions) (*AuditReport, error) {
 	rep := &AuditReport{}
+	var keys map[string]ed25519.PublicKey
+	if len(opt.PublicKeys) > 0 {
+		keys = map[string]ed25519.PublicKey{}
+		sr := &rep.Signatures
+		sr.Checked = true
+		for _, k := range opt.PublicKeys {
+			id := SealKeyID(k)
+			if _, dup := keys[id]; !dup {
+				keys[id] = k
+				sr.Keys = append(sr.Keys, id)
+			}
+		}
+		if !opt.AllowUnsignedBefore.IsZero() {
+			t := opt.AllowUnsignedBefore.UTC()
+			sr.AllowUnsignedBefore = &t
+		}
+	}
 	seen := map[string]bool{}
-	for _, h := range witnesses {
+	for _, h := range opt.Witnesses {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" && !seen[h] {
 			seen[h] = true
 			rep.Witnesses = append(rep.Witnesses, WitnessReport{Hash: h})
@@ -251,17 +325,20 @@ func VerifyAudit(ctx context.Context, src AuditStore, witnesses ...string) (*Aud
 		cur     *AuditChain
 		prev    *AuditEntry // the previous distinct record of cur
 		prevBad bool
+		signed  bool // a record of cur was signed: every later one must be
 	)
 	err := src.ScanAudit(ctx, func(e AuditEntry) error {
 		if cur == nil || cur.Writer != e.Writer {
 			rep.Chains = append(rep.Chains, AuditChain{Writer: e.Writer})
 			cur = &rep.Chains[len(rep.Chains)-1]
-			prev, prevBad = nil, false
+			prev, prevBad, signed = nil, false, false
 		}
 		computed := e.ComputeHash()
 		if prev != nil && prev.Number == e.Number {
-			// Another physical copy of the same place.
-			if e.Hash != prev.Hash || computed != prev.ComputeHash() {
+			// Another physical copy of the same place. Ed25519 signs
+			// deterministically: a retried insert carries the same
+			// signature.
+			if e.Hash != prev.Hash || computed != prev.ComputeHash() || e.KeyID != prev.KeyID || e.Signature != prev.Signature {
 				add(ProblemInserted, e.ID, fmt.Sprintf("two different audit records numbered %d in %s's chain", e.Number, e.Writer))
 			}
 			return nil
@@ -287,6 +364,7 @@ func VerifyAudit(ctx context.Context, src AuditStore, witnesses ...string) (*Aud
 			add(ProblemChainBroken, e.ID, "first record has a prev")
 			bad = true
 		}
+		signed = checkAuditSignature(rep, cur, keys, opt.AllowUnsignedBefore, signed, e, add)
 		if !bad {
 			rep.Records++
 			if w := wit[e.Hash]; w != nil {
@@ -309,6 +387,60 @@ func VerifyAudit(ctx context.Context, src AuditStore, witnesses ...string) (*Aud
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// checkAuditSignature counts e's signature and, when keys are given,
+// checks it: a bad one, one by an unknown key, and a missing one that
+// cut does not cover (or that comes after a signed record of its chain,
+// after) are problems. It returns whether the chain is signed from e on.
+func checkAuditSignature(rep *AuditReport, c *AuditChain, keys map[string]ed25519.PublicKey, cut time.Time, after bool, e AuditEntry, add func(ProblemKind, string, string)) bool {
+	sr := &rep.Signatures
+	isSigned := e.KeyID != "" || e.Signature != ""
+	if isSigned {
+		sr.Signed++
+		c.Signed++
+		if sr.ByKey == nil {
+			sr.ByKey = map[string]int{}
+		}
+		sr.ByKey[e.KeyID]++
+	} else {
+		sr.Unsigned++
+		c.Unsigned++
+	}
+	if keys == nil {
+		return after || isSigned
+	}
+	place := fmt.Sprintf("audit record %d of writer %s", e.Number, e.Writer)
+	switch CheckAuditSignature(e, keys) {
+	case SignatureValid:
+		sr.Valid++
+	case SignatureBad:
+		sr.Bad++
+		add(ProblemBadSignature, e.ID, fmt.Sprintf("%s: its signature by key %s does not verify: the record was written or rewritten without that key", place, e.KeyID))
+	case SignatureUnknownKey:
+		sr.UnknownKey++
+		key := e.KeyID
+		if key == "" {
+			key = `""`
+		}
+		add(ProblemUnknownKey, e.ID, fmt.Sprintf("%s: signed by key %s, which is not among the public keys given", place, key))
+	case SignatureUnsigned:
+		var detail string
+		switch {
+		case !cut.IsZero() && e.At.Before(cut) && !after:
+			sr.UnsignedAllowed++
+			return after
+		case !cut.IsZero() && after:
+			detail = fmt.Sprintf("%s: not signed, and an earlier record of its chain is: a signed chain stays signed", place)
+		case !cut.IsZero():
+			detail = fmt.Sprintf("%s: not signed, and made at %s, not before %s", place, e.At.UTC().Format(time.RFC3339Nano), cut.UTC().Format(time.RFC3339Nano))
+		default:
+			detail = fmt.Sprintf("%s: not signed (records written before signing was turned on: -allow-unsigned-before TIME)", place)
+		}
+		sr.UnsignedRefused++
+		add(ProblemUnsigned, e.ID, detail)
+	}
+	return after || isSigned
 }
 
 // ParseAuditTime reads a time of an audit query: RFC 3339, or a date

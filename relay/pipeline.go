@@ -44,7 +44,8 @@ type Config struct {
 	// log, for an outside witness to keep (1m; and always at shutdown).
 	SealLogInterval time.Duration `yaml:"seal_log_interval"`
 	// SealKeyFile is the Ed25519 private key (PEM, PKCS #8) this writer
-	// signs its seals with (seal_sign.go); kept outside the archive.
+	// signs its seals with (seal_sign.go), and its audit records
+	// (Pipeline.Signer, AuditLog.SignWith); kept outside the archive.
 	// Empty: seals are not signed (one warning at start). An unreadable
 	// or invalid file: NewPipeline fails.
 	SealKeyFile string `yaml:"seal_key_file"`
@@ -104,6 +105,8 @@ type Pipeline struct {
 	// msgs seals the batches Run archives; events seals delivery events
 	// appended through SealedEvents. Both belong to cfg.Writer.
 	msgs, events *chain
+	// signer signs both chains' seals (cfg.SealKeyFile); nil: unsigned.
+	signer *SealSigner
 }
 
 // outboundQueue is the Outbox as the pipeline sees it.
@@ -155,7 +158,7 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, d: d, log: d.Logger}
+	p := &Pipeline{cfg: cfg, d: d, log: d.Logger, signer: signer}
 	sealLog := d.Logger.With("component", "seal")
 	p.msgs = newChain(cfg.Writer, StreamMessages, d.Archive, sealLog, d.Now, signer)
 	p.events = newChain(cfg.Writer, StreamEvents, d.Archive, sealLog, d.Now, signer)
@@ -164,6 +167,11 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 
 // Writer returns the writer id this pipeline seals under.
 func (p *Pipeline) Writer() string { return p.cfg.Writer }
+
+// Signer returns the key this pipeline signs its seals with, loaded once
+// from Config.SealKeyFile, for the writer's audit log to sign with too
+// (AuditLog.SignWith); nil when seals are not signed.
+func (p *Pipeline) Signer() *SealSigner { return p.signer }
 
 // Accept makes m durable. It returns nil when m is in the spool, or when
 // it is a retry of a message accepted before; only then may WeChat be

@@ -163,10 +163,11 @@ func LoadSealSigner(path string) (*SealSigner, error) {
 }
 
 // sealSignerFor loads the key that cfg.SealKeyFile names, or, without
-// one, logs once that seals will not be signed and returns nil.
+// one, logs once that seals (and audit records) will not be signed and
+// returns nil.
 func sealSignerFor(cfg Config, log *slog.Logger) (*SealSigner, error) {
 	if strings.TrimSpace(cfg.SealKeyFile) == "" {
-		log.Warn("no seal key: seals are hash-chained but not signed, so someone who can write the archive could append or rewrite seals undetected; "+
+		log.Warn("no seal key: seals and audit records are hash-chained but not signed, so someone who can write the archive could append or rewrite them undetected; "+
 			"create a key with `wechat-relay seal-key -out FILE` and set pipeline.seal_key_file (or WR_SEAL_KEY_FILE)",
 			"component", "seal")
 		return nil, nil
@@ -192,16 +193,60 @@ const (
 
 // CheckSealSignature checks s's signature against keys (by key id).
 func CheckSealSignature(s Seal, keys map[string]ed25519.PublicKey) SignatureStatus {
-	if s.KeyID == "" && s.Signature == "" {
+	return checkSignature(s.KeyID, s.Signature, SealSignatureMessage(s.Hash), keys)
+}
+
+// checkSignature checks a signature (base64) by the key keyID of msg.
+func checkSignature(keyID, signature string, msg []byte, keys map[string]ed25519.PublicKey) SignatureStatus {
+	if keyID == "" && signature == "" {
 		return SignatureUnsigned
 	}
-	pub, ok := keys[s.KeyID]
+	pub, ok := keys[keyID]
 	if !ok {
 		return SignatureUnknownKey
 	}
-	sig, err := base64.StdEncoding.DecodeString(s.Signature)
-	if err != nil || len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, SealSignatureMessage(s.Hash), sig) {
+	sig, err := base64.StdEncoding.DecodeString(signature)
+	if err != nil || len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, sig) {
 		return SignatureBad
 	}
 	return SignatureValid
+}
+
+// Signed audit records: the writer's seal key also signs every audit
+// record (audit.go) it appends, over the record's Hash, with its own
+// domain separation, so that a seal's signature can never pass for an
+// audit record's or the other way round:
+//
+//	message   = "wechat-relay/audit-signature/v1" || 0x00 || Hash
+//
+// KeyID and Signature are encoded as for seals, and are not part of the
+// audit hash (encoding version 1 is unchanged).
+
+// auditSignatureTag is the domain separation of an audit record's
+// signed message.
+const auditSignatureTag = "wechat-relay/audit-signature/v1"
+
+// AuditSignatureMessage is what an audit record's signature signs: the
+// tag, a zero byte, and the record's hash as stored (hex).
+func AuditSignatureMessage(hash string) []byte {
+	msg := make([]byte, 0, len(auditSignatureTag)+1+len(hash))
+	msg = append(msg, auditSignatureTag...)
+	msg = append(msg, 0)
+	return append(msg, hash...)
+}
+
+// SignAudit returns e with KeyID and Signature set for its Hash. A nil
+// signer leaves the record unsigned.
+func (s *SealSigner) SignAudit(e AuditEntry) AuditEntry {
+	if s == nil {
+		return e
+	}
+	e.KeyID = s.id
+	e.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, AuditSignatureMessage(e.Hash)))
+	return e
+}
+
+// CheckAuditSignature checks e's signature against keys (by key id).
+func CheckAuditSignature(e AuditEntry, keys map[string]ed25519.PublicKey) SignatureStatus {
+	return checkSignature(e.KeyID, e.Signature, AuditSignatureMessage(e.Hash), keys)
 }
