@@ -22,10 +22,14 @@ var (
 	_ relay.RetentionStore = (*Archive)(nil)
 )
 
-const auditColumns = `id, writer, number, prev, at, at_ms, employee, role, action, conv, target, detail, remote, user_agent, hash, day`
+// auditColumns is the column list of every INSERT into audit. key_id and
+// signature (migration 0007) sign the record's hash
+// (SealSigner.SignAudit); empty for an unsigned record.
+const auditColumns = `id, writer, number, prev, at, at_ms, employee, role, action, conv, target, detail, remote, user_agent, hash, day, key_id, signature`
 
-// auditSelect is auditColumns without day, in AuditEntry's scan order.
-const auditSelect = `id, writer, number, prev, at_ms, employee, role, action, conv, target, detail, remote, user_agent, hash`
+// auditSelect is auditColumns without at and day, in AuditEntry's scan
+// order.
+const auditSelect = `id, writer, number, prev, at_ms, employee, role, action, conv, target, detail, remote, user_agent, hash, key_id, signature`
 
 // AppendAudit stores e in one batch.
 func (a *Archive) AppendAudit(ctx context.Context, e relay.AuditEntry) error {
@@ -39,7 +43,7 @@ func (a *Archive) AppendAudit(ctx context.Context, e relay.AuditEntry) error {
 	defer abortUnsent(batch)
 	at := a.clampTime(e.At, e.ID, "audit at")
 	if err := batch.Append(e.ID, e.Writer, e.Number, e.Prev, at, epochMillis(e.At), e.Employee, e.Role, e.Action,
-		e.Conv, e.Target, e.Detail, e.Remote, e.UserAgent, e.Hash, dayOf(at)); err != nil {
+		e.Conv, e.Target, e.Detail, e.Remote, e.UserAgent, e.Hash, dayOf(at), e.KeyID, e.Signature); err != nil {
 		return fmt.Errorf("archive: append audit %s: %w", e.ID, err)
 	}
 	if err := batch.Send(); err != nil {
@@ -93,7 +97,7 @@ func (a *Archive) SearchAudit(ctx context.Context, q relay.AuditQuery) ([]relay.
 // ScanAudit calls fn for every stored audit record, copies included, by
 // writer and number.
 func (a *Archive) ScanAudit(ctx context.Context, fn func(relay.AuditEntry) error) error {
-	rows, err := a.conn.Query(ctx, `SELECT `+auditSelect+` FROM audit ORDER BY writer, number, hash`)
+	rows, err := a.conn.Query(ctx, `SELECT `+auditSelect+` FROM audit ORDER BY writer, number, hash, key_id, signature`)
 	if err != nil {
 		return fmt.Errorf("archive: scanning audit: %w", err)
 	}
@@ -136,7 +140,7 @@ func scanAudit(scan func(...any) error) (relay.AuditEntry, error) {
 		ms uint64
 	)
 	err := scan(&e.ID, &e.Writer, &e.Number, &e.Prev, &ms, &e.Employee, &e.Role, &e.Action, &e.Conv,
-		&e.Target, &e.Detail, &e.Remote, &e.UserAgent, &e.Hash)
+		&e.Target, &e.Detail, &e.Remote, &e.UserAgent, &e.Hash, &e.KeyID, &e.Signature)
 	e.At = fromMillis(ms)
 	return e, err
 }

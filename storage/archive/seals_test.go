@@ -34,9 +34,9 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatalf("ReadOnly on an old schema: %v", err)
 	}
 	var n uint64
-	// seals.signature is a column of the last migration (0006), left out above.
-	if err := conn.QueryRow(ctx, `SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'seals' AND name = 'signature'`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("ReadOnly migrated the database (seals.signature columns: %d, %v)", n, err)
+	// audit.signature is a column of the last migration (0007), left out above.
+	if err := conn.QueryRow(ctx, `SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'audit' AND name = 'signature'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("ReadOnly migrated the database (audit.signature columns: %d, %v)", n, err)
 	}
 
 	if err := migrate(ctx, conn, ms, testLogger(t)); err != nil {

@@ -1,6 +1,7 @@
 package archivetest
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"slices"
 	"testing"
@@ -34,6 +35,7 @@ func RunCompliance(t *testing.T, open func(t *testing.T) ComplianceStore, tamper
 	}{
 		{"AuditChainRoundTrip", testAuditChain},
 		{"AuditSearch", testAuditSearch},
+		{"AuditSignaturesRoundTrip", testAuditSignatures},
 		{"AlertsAndReviews", testAlertsReviews},
 		{"LexiconCatchUpScan", testLexiconCatchUp},
 		{"RetentionWithHold", testRetentionHold},
@@ -110,6 +112,73 @@ func testAuditChain(t *testing.T, s ComplianceStore) {
 	}
 	if rep, err := relay.VerifyAudit(ctx, s); err != nil || !rep.OK {
 		t.Fatalf("VerifyAudit after a retried insert = %+v, %v", rep, err)
+	}
+}
+
+// Signed audit records come back with their key id and signature (the
+// columns of migration 0007), from every reader, and still verify with
+// the public key; unsigned ones come back unsigned; a retried insert of
+// a signed record is harmless.
+func testAuditSignatures(t *testing.T, s ComplianceStore) {
+	ctx := testCtx(t)
+	clock := base
+	signer := relay.NewSealSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	l := auditLog(t, s, "signed", &clock)
+	l.SignWith(signer)
+	var want []relay.AuditEntry
+	for i := range 2 {
+		e := appendAudit(t, l, relay.AuditEntry{Employee: "sup", Role: "supervisor", Action: relay.AuditExport, Conv: fmt.Sprintf("acc:c%d", i)})
+		if e.KeyID != signer.KeyID() || e.Signature == "" {
+			t.Fatalf("Append left the record unsigned: %+v", e)
+		}
+		want = append(want, e)
+	}
+	unsigned := appendAudit(t, auditLog(t, s, "plain", &clock), relay.AuditEntry{Employee: "sup", Action: relay.AuditSignIn})
+	if unsigned.KeyID != "" || unsigned.Signature != "" {
+		t.Fatalf("a log without a signer signed: %+v", unsigned)
+	}
+
+	latest, ok, err := s.LatestAudit(ctx, "signed")
+	if err != nil || !ok || latest != want[1] {
+		t.Fatalf("LatestAudit = %+v, %v, %v; want %+v", latest, ok, err, want[1])
+	}
+	if got, ok, err := s.LatestAudit(ctx, "plain"); err != nil || !ok || got != unsigned {
+		t.Fatalf("LatestAudit(plain) = %+v, %v, %v; want %+v", got, ok, err, unsigned)
+	}
+	found, err := s.SearchAudit(ctx, relay.AuditQuery{Action: relay.AuditExport})
+	if err != nil || len(found) != 2 || found[0] != want[1] || found[1] != want[0] {
+		t.Fatalf("SearchAudit = %+v, %v; want %+v", found, err, want)
+	}
+	var scanned []relay.AuditEntry
+	if err := s.ScanAudit(ctx, func(e relay.AuditEntry) error {
+		if e.Writer == "signed" {
+			scanned = append(scanned, e)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(scanned) != 2 || scanned[0] != want[0] || scanned[1] != want[1] {
+		t.Fatalf("ScanAudit = %+v; want %+v", scanned, want)
+	}
+	keys := map[string]ed25519.PublicKey{signer.KeyID(): signer.PublicKey()}
+	for _, e := range scanned {
+		if st := relay.CheckAuditSignature(e, keys); st != relay.SignatureValid {
+			t.Errorf("the signature of %s read back does not verify: status %v", e.ID, st)
+		}
+	}
+
+	if err := s.AppendAudit(ctx, want[1]); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := relay.VerifyAuditWith(ctx, s, relay.AuditVerifyOptions{
+		PublicKeys: []ed25519.PublicKey{signer.PublicKey()}, AllowUnsignedBefore: unsigned.At.Add(time.Millisecond),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sr := rep.Signatures; !rep.OK || sr.Valid != 2 || sr.Signed != 2 || sr.Unsigned != 1 || sr.UnsignedAllowed != 1 {
+		t.Fatalf("VerifyAuditWith the key = %+v", rep)
 	}
 }
 

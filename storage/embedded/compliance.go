@@ -20,7 +20,10 @@ var (
 	_ relay.RetentionStore = (*Archive)(nil)
 )
 
-const auditColumns = `id, writer, number, prev, at_ms, employee, role, action, conv, target, detail, remote, user_agent, hash`
+// auditColumns is the column list of every INSERT into and SELECT from
+// audit. key_id and signature (migration 0007) sign the record's hash
+// (SealSigner.SignAudit); empty for an unsigned record.
+const auditColumns = `id, writer, number, prev, at_ms, employee, role, action, conv, target, detail, remote, user_agent, hash, key_id, signature`
 
 // AppendAudit stores e. Storing the same id again is ignored.
 func (a *Archive) AppendAudit(ctx context.Context, e relay.AuditEntry) error {
@@ -32,9 +35,9 @@ func (a *Archive) AppendAudit(ctx context.Context, e relay.AuditEntry) error {
 	}
 	err := a.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			e.ID, e.Writer, int64(e.Number), e.Prev, millis(e.At), e.Employee, e.Role, e.Action, e.Conv,
-			e.Target, e.Detail, e.Remote, e.UserAgent, e.Hash)
+			e.Target, e.Detail, e.Remote, e.UserAgent, e.Hash, e.KeyID, e.Signature)
 		return err
 	})
 	if err != nil {
@@ -108,7 +111,7 @@ func (a *Archive) queryAudit(ctx context.Context, q string, args ...any) ([]rela
 			ms     int64
 		)
 		if err := rows.Scan(&e.ID, &e.Writer, &number, &e.Prev, &ms, &e.Employee, &e.Role, &e.Action, &e.Conv,
-			&e.Target, &e.Detail, &e.Remote, &e.UserAgent, &e.Hash); err != nil {
+			&e.Target, &e.Detail, &e.Remote, &e.UserAgent, &e.Hash, &e.KeyID, &e.Signature); err != nil {
 			return nil, fmt.Errorf("embedded: reading audit: %w", err)
 		}
 		e.Number, e.At = uint64(number), fromMillis(ms)
