@@ -192,6 +192,7 @@ func printAuditReport(w io.Writer, rep *relay.AuditReport) {
 	for _, c := range chains {
 		fmt.Fprintf(w, "  %s: %d records, latest %d %s\n", c.Writer, c.Records, c.Last, c.LastHash)
 	}
+	printSignatures(w, "audit record", rep.Signatures)
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "  %-14s audit    %s: %s\n", p.Kind, p.ID, p.Detail)
 	}
@@ -203,7 +204,14 @@ func printAuditReport(w io.Writer, rep *relay.AuditReport) {
 		}
 	}
 	if rep.OK {
-		fmt.Fprintf(w, "\nOK: %d audit records intact, every audit chain unbroken\n", rep.Records)
+		signed := ""
+		if sr := rep.Signatures; sr.Checked {
+			signed = ", every record is signed by a given key"
+			if sr.UnsignedAllowed > 0 {
+				signed = fmt.Sprintf(", every record is signed by a given key but %d unsigned ones made before %s", sr.UnsignedAllowed, sr.AllowUnsignedBefore.Format(time.RFC3339))
+			}
+		}
+		fmt.Fprintf(w, "\nOK: %d audit records intact, every audit chain unbroken%s\n", rep.Records, signed)
 	} else {
 		fmt.Fprintf(w, "\nFAILED: the audit log does not verify (%d problems)\n", len(rep.Problems))
 	}

@@ -194,6 +194,9 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	if err != nil {
 		return nil, err
 	}
+	// The audit records are signed with the key the pipeline loaded for
+	// its seals (pipeline.seal_key_file), if any.
+	auditLog.SignWith(s.pipeline.Signer())
 	if lex != nil {
 		// The hub is built below; a send is blocked only once it runs.
 		lex.OnBlocked(blockedSend(auditLog, s.archive, func(h relay.LexiconHit) { s.hub.Alert(h) }, log.With("component", "lexicon")))

@@ -135,12 +135,13 @@ func parseCutoff(v string) (time.Time, error) {
 //	wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-max-problems N]
 //	                    [-public-key FILE]... [-allow-unsigned-before TIME]
 //
-// With -public-key, every seal must be signed by one of the keys (each
-// file may hold several): a bad signature, an unknown key or a missing
-// signature is a problem, as tampering is; -allow-unsigned-before accepts
-// unsigned seals made before TIME (before signing was turned on), but
-// never one after a signed seal of its chain. Without it, signed and
-// unsigned seals are only counted.
+// With -public-key, every seal and every audit record must be signed by
+// one of the keys (each file may hold several): a bad signature, an
+// unknown key or a missing signature is a problem, as tampering is;
+// -allow-unsigned-before accepts unsigned seals and audit records made
+// before TIME (before signing was turned on), but never one after a
+// signed seal (record) of its chain. Without it, signed and unsigned
+// seals and records are only counted.
 //
 // Output goes to stdout, human-readable or, with -json, as one JSON
 // object (relay.VerifyReport plus the archive's name); progress lines go
@@ -158,8 +159,8 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 	var auditSeals stringList
 	fs.Var(&auditSeals, "audit-seal", "an audit hash an outside witness kept (from the \"audit seal\" log lines); must still be an intact record (repeatable)")
 	var publicKeys fileList
-	fs.Var(&publicKeys, "public-key", "a file of seal public keys (PEM, one or more; from wechat-relay seal-key): every seal must be signed by one of them (repeatable)")
-	allowUnsigned := fs.String("allow-unsigned-before", "", "with -public-key: accept unsigned seals made before this time (RFC 3339, or a date in UTC), i.e. written before signing was turned on")
+	fs.Var(&publicKeys, "public-key", "a file of seal public keys (PEM, one or more; from wechat-relay seal-key): every seal and audit record must be signed by one of them (repeatable)")
+	allowUnsigned := fs.String("allow-unsigned-before", "", "with -public-key: accept unsigned seals and audit records made before this time (RFC 3339, or a date in UTC), i.e. written before signing was turned on")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-audit-seal HASH]... [-max-problems N] [-public-key FILE]... [-allow-unsigned-before TIME]")
 		fs.PrintDefaults()
@@ -221,7 +222,9 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
 	}
-	audit, err := relay.VerifyAudit(ctx, a, auditSeals...)
+	audit, err := relay.VerifyAuditWith(ctx, a, relay.AuditVerifyOptions{
+		Witnesses: auditSeals, PublicKeys: keys, AllowUnsignedBefore: cutoff,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
@@ -262,7 +265,7 @@ func printVerifyReport(w io.Writer, name string, rep *relay.VerifyReport, took t
 		}
 	}
 	fmt.Fprintf(w, "\nchecked %d seals: %d messages and %d events intact (%s)\n", rep.Seals, rep.Messages, rep.Events, took.Round(time.Millisecond))
-	printSignatures(w, rep)
+	printSignatures(w, "seal", rep.Signatures)
 
 	if len(rep.Conversations) > 0 {
 		fmt.Fprintln(w, "\nconversations with problems (missing, altered, inserted)")
@@ -316,12 +319,12 @@ func printVerifyReport(w io.Writer, name string, rep *relay.VerifyReport, took t
 	}
 }
 
-// printSignatures writes what the seals' signatures are: counted only,
-// without public keys; checked, with them.
-func printSignatures(w io.Writer, rep *relay.VerifyReport) {
-	sr := rep.Signatures
+// printSignatures writes what the signatures of the seals (or audit
+// records: what) are: counted only, without public keys; checked, with
+// them.
+func printSignatures(w io.Writer, what string, sr relay.SignatureReport) {
 	if !sr.Checked {
-		fmt.Fprintf(w, "seal signatures: %d signed, %d unsigned (not checked: give -public-key FILE to check them", sr.Signed, sr.Unsigned)
+		fmt.Fprintf(w, "%s signatures: %d signed, %d unsigned (not checked: give -public-key FILE to check them", what, sr.Signed, sr.Unsigned)
 		if len(sr.ByKey) > 0 {
 			ids := make([]string, 0, len(sr.ByKey))
 			for id := range sr.ByKey {
@@ -333,8 +336,8 @@ func printSignatures(w io.Writer, rep *relay.VerifyReport) {
 		fmt.Fprintln(w, ")")
 		return
 	}
-	fmt.Fprintf(w, "seal signatures, checked with key ids %s: %d valid, %d bad, %d by an unknown key, %d unsigned",
-		strings.Join(sr.Keys, ", "), sr.Valid, sr.Bad, sr.UnknownKey, sr.Unsigned)
+	fmt.Fprintf(w, "%s signatures, checked with key ids %s: %d valid, %d bad, %d by an unknown key, %d unsigned",
+		what, strings.Join(sr.Keys, ", "), sr.Valid, sr.Bad, sr.UnknownKey, sr.Unsigned)
 	if sr.AllowUnsignedBefore != nil {
 		fmt.Fprintf(w, " (%d allowed: made before %s; %d refused)", sr.UnsignedAllowed, sr.AllowUnsignedBefore.Format(time.RFC3339), sr.UnsignedRefused)
 	} else if sr.Unsigned > 0 {

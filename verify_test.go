@@ -36,6 +36,7 @@ import (
 type verifyReport struct {
 	Archive string `json:"archive"`
 	relay.VerifyReport
+	Audit *relay.AuditReport `json:"audit"`
 }
 
 // runVerify runs `wechat-relay verify -config cfgPath -json` with extra
@@ -778,10 +779,31 @@ func makeSealKey(t *testing.T, dir, name string) (private, public string) {
 	return private, public
 }
 
+// supervisorViews has the supervisor open conv n times: each view is an
+// audit record.
+func supervisorViews(t *testing.T, r *testRelay, conv relay.ConversationID, n int) {
+	t.Helper()
+	for range n {
+		if status, body := r.api(t, "GET", "/api/conversations/"+string(conv)+"/messages", supTok, nil); status != http.StatusOK {
+			t.Fatalf("supervisor view: %d %v", status, body)
+		}
+	}
+}
+
+// wantAudit fails unless rep's audit part lists a problem of kind about
+// id.
+func wantAudit(t *testing.T, rep verifyReport, kind relay.ProblemKind, id string) {
+	t.Helper()
+	if rep.Audit == nil || !slices.ContainsFunc(rep.Audit.Problems, func(p relay.AuditProblem) bool { return p.Kind == kind && p.ID == id }) {
+		t.Fatalf("verify did not report audit %s %s; audit report: %+v", kind, id, rep.Audit)
+	}
+}
+
 // verifyChecksSignatures runs a relay without a seal key, then again
 // (same writer) with one, and checks what verify says of the signatures
-// — with the right key, the wrong one, both, unsigned seals before and
-// after the cut-off — and that a chain's last seal rewritten with
+// of the seals and the audit records — with the right key, the wrong
+// one, both, unsigned ones before and after the cut-off — and that a
+// chain's last seal, or the audit log's last record, rewritten with
 // recomputed hashes by someone without the key is caught.
 func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay.VerifySource, tm tamperer) {
 	keys := t.TempDir()
@@ -799,7 +821,7 @@ func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay
 	acct := simAccount(t, cfg)
 	before := time.Now()
 	r := startRelay(t, cfg)
-	conversationTraffic(t, r, acct.AppID, 2)
+	supervisorViews(t, r, conversationTraffic(t, r, acct.AppID, 2), 1)
 	r.stop()
 	time.Sleep(5 * time.Millisecond)
 	cutoff := time.Now().UTC()
@@ -807,6 +829,7 @@ func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay
 	cfg.Pipeline.SealKeyFile = private
 	r = startRelay(t, cfg)
 	conv := conversationTraffic(t, r, acct.AppID, 3)
+	supervisorViews(t, r, conv, 2)
 	r.stop()
 
 	// Without keys: as before, plus the counts.
@@ -818,16 +841,30 @@ func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay
 	if sr.Checked || sr.Signed == 0 || sr.Unsigned == 0 || sr.Signed+sr.Unsigned != rep.Seals || len(sr.ByKey) != 1 {
 		t.Fatalf("signature counts without keys: %+v (%d seals)", sr, rep.Seals)
 	}
-	if _, out := runVerifyText(t, cfgPath); !strings.Contains(out, fmt.Sprintf("seal signatures: %d signed, %d unsigned (not checked", sr.Signed, sr.Unsigned)) {
+	if _, out := runVerifyText(t, cfgPath); !strings.Contains(out, fmt.Sprintf("seal signatures: %d signed, %d unsigned (not checked", sr.Signed, sr.Unsigned)) ||
+		!strings.Contains(out, "audit record signatures: 2 signed, 1 unsigned (not checked") {
 		t.Fatalf("text output without keys:\n%s", out)
 	}
 	unsigned := sr.Unsigned
+	// The audit log: the first life's view unsigned, the second's two
+	// signed, one chain, only counted.
+	if a := rep.Audit; !a.OK || len(a.Chains) != 1 || a.Chains[0].Records != 3 || a.Signatures.Checked ||
+		a.Signatures.Signed != 2 || a.Signatures.Unsigned != 1 || len(a.Signatures.ByKey) != 1 {
+		t.Fatalf("audit signatures without keys: %+v", a)
+	}
+	auditWriter := rep.Audit.Chains[0].Writer
+	firstAudit := fmt.Sprintf("%s/audit/%020d", auditWriter, 1)
+	lastAudit := fmt.Sprintf("%s/audit/%020d", auditWriter, 3)
 
 	// With the key: the unsigned seals fail, unless the cut-off covers them.
 	code, rep = runVerify(t, cfgPath, "-public-key", public)
 	if code != 1 || rep.Counts[relay.ProblemUnsigned] != unsigned || rep.Signatures.Valid != sr.Signed || len(rep.Counts) != 1 {
 		t.Fatalf("with the key, no cut-off: exit %d, counts %v, %+v", code, rep.Counts, rep.Signatures)
 	}
+	if a := rep.Audit; a.OK || len(a.Problems) != 1 || a.Signatures.Valid != 2 || a.Signatures.UnsignedRefused != 1 {
+		t.Fatalf("audit with the key, no cut-off: %+v", a)
+	}
+	wantAudit(t, rep, relay.ProblemUnsigned, firstAudit)
 	for _, p := range rep.Problems {
 		if _, stream, n, ok := relay.ParseBatchID(p.ID); !ok || p.Table != "seals" ||
 			!strings.Contains(p.Detail, fmt.Sprintf("seal %d of writer ", n)) || !strings.Contains(p.Detail, "stream "+stream) {
@@ -842,13 +879,19 @@ func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay
 	if code != 0 || !rep.OK || rep.Signatures.UnsignedAllowed != unsigned || rep.Signatures.Valid != sr.Signed {
 		t.Fatalf("with the key and the cut-off: exit %d, %+v, %+v", code, rep.Problems, rep.Signatures)
 	}
+	if a := rep.Audit; !a.OK || a.Signatures.Valid != 2 || a.Signatures.UnsignedAllowed != 1 {
+		t.Fatalf("audit with the key and the cut-off: %+v", a)
+	}
 	if code, out := runVerifyText(t, cfgPath, "-public-key", public, "-allow-unsigned-before", cutoff.Format(time.RFC3339Nano)); code != 0 ||
-		!strings.Contains(out, fmt.Sprintf("but %d unsigned ones made before", unsigned)) {
+		!strings.Contains(out, fmt.Sprintf("but %d unsigned ones made before", unsigned)) ||
+		!strings.Contains(out, "audit record signatures, checked with key ids") ||
+		!strings.Contains(out, "every record is signed by a given key but 1 unsigned ones made before") {
 		t.Fatalf("text output, unsigned allowed: exit %d\n%s", code, out)
 	}
 	early := before.Add(-time.Second).UTC().Format(time.RFC3339Nano)
-	if code, rep := runVerify(t, cfgPath, "-public-key", public, "-allow-unsigned-before", early); code != 1 || rep.Counts[relay.ProblemUnsigned] != unsigned {
-		t.Fatalf("a cut-off before the first life: exit %d, %v", code, rep.Counts)
+	if code, rep := runVerify(t, cfgPath, "-public-key", public, "-allow-unsigned-before", early); code != 1 || rep.Counts[relay.ProblemUnsigned] != unsigned ||
+		rep.Audit.Signatures.UnsignedRefused != 1 {
+		t.Fatalf("a cut-off before the first life: exit %d, %v, audit %+v", code, rep.Counts, rep.Audit.Signatures)
 	}
 	// The wrong key; then both (two instances, or a key rotation) as two
 	// flags and as one file.
@@ -856,10 +899,14 @@ func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay
 	if code != 1 || rep.Counts[relay.ProblemUnknownKey] != sr.Signed {
 		t.Fatalf("the wrong key: exit %d, %v", code, rep.Counts)
 	}
+	if a := rep.Audit; a.OK || a.Signatures.UnknownKey != 2 {
+		t.Fatalf("audit with the wrong key: %+v", a)
+	}
+	wantAudit(t, rep, relay.ProblemUnknownKey, lastAudit)
 	for _, flags := range [][]string{{"-public-key", otherPublic, "-public-key", public}, {"-public-key", both}} {
 		code, rep = runVerify(t, cfgPath, append(flags, "-allow-unsigned-before", cutoff.Format(time.RFC3339Nano))...)
-		if code != 0 || len(rep.Signatures.Keys) != 2 {
-			t.Fatalf("%v: exit %d, %+v", flags, code, rep.Signatures)
+		if code != 0 || len(rep.Signatures.Keys) != 2 || !rep.Audit.OK || rep.Audit.Signatures.Valid != 2 {
+			t.Fatalf("%v: exit %d, %+v, audit %+v", flags, code, rep.Signatures, rep.Audit)
 		}
 	}
 	// Bad flags.
@@ -932,6 +979,44 @@ func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay
 		t.Fatalf("the rewritten tail, unsigned: exit %d, %v", code, rep.Counts)
 	}
 	wantFound(t, rep, relay.ProblemUnsigned, last.ID, "")
+
+	// The same attacker on the audit log: the last record's detail
+	// rewritten, its hash recomputed (the chain still links: nothing
+	// follows it). Without keys it passes; with the key its signature
+	// does not verify; stripped of it, it is unsigned after signed
+	// records, refused whatever the cut-off.
+	audits, ok := src.(interface {
+		LatestAudit(ctx context.Context, writer string) (relay.AuditEntry, bool, error)
+	})
+	if !ok {
+		t.Fatalf("%T cannot read the audit log", src)
+	}
+	rec, ok, err := audits.LatestAudit(context.Background(), auditWriter)
+	if err != nil || !ok || rec.ID != lastAudit || rec.KeyID == "" {
+		t.Fatalf("LatestAudit = %+v, %v, %v; want %s, signed", rec, ok, err, lastAudit)
+	}
+	rec.Detail = "never looked at this conversation"
+	rec.Hash = rec.ComputeHash()
+	tm.exec(t, `UPDATE audit SET detail = ?, hash = ? WHERE id = ?`, rec.Detail, rec.Hash, rec.ID)
+	if _, rep := runVerify(t, cfgPath); !rep.Audit.OK {
+		t.Fatalf("the rewritten audit record without keys: %+v (expected to pass: hashes alone cannot tell)", rep.Audit.Problems)
+	}
+	cut := cutoff.Format(time.RFC3339Nano)
+	code, rep = runVerify(t, cfgPath, "-public-key", public, "-allow-unsigned-before", cut)
+	if code != 1 || rep.Audit.OK || len(rep.Audit.Problems) != 1 || rep.Audit.Signatures.Bad != 1 {
+		t.Fatalf("the rewritten audit record with the key: exit %d, %+v", code, rep.Audit)
+	}
+	wantAudit(t, rep, relay.ProblemBadSignature, lastAudit)
+	if code, out := runVerifyText(t, cfgPath, "-public-key", public, "-allow-unsigned-before", cut); code != 1 ||
+		!strings.Contains(out, "bad_signature  audit    "+lastAudit) || !strings.Contains(out, "FAILED: the audit log does not verify") {
+		t.Fatalf("text output, bad audit signature: exit %d\n%s", code, out)
+	}
+	tm.exec(t, `UPDATE audit SET key_id = '', signature = '' WHERE id = ?`, rec.ID)
+	_, rep = runVerify(t, cfgPath, "-public-key", public, "-allow-unsigned-before", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	if rep.Audit.OK || len(rep.Audit.Problems) != 1 || !strings.Contains(rep.Audit.Problems[0].Detail, "a signed chain stays signed") {
+		t.Fatalf("the rewritten audit record, unsigned: %+v", rep.Audit)
+	}
+	wantAudit(t, rep, relay.ProblemUnsigned, lastAudit)
 }
 
 func TestVerifySignedClickHouseArchive(t *testing.T) {
@@ -1007,3 +1092,6 @@ func (l *lazySQLite) insertMessage(t *testing.T, m relay.Message) {
 	l.tamper(t).insertMessage(t, m)
 }
 func (l *lazySQLite) rewriteSeal(t *testing.T, s relay.Seal) { l.tamper(t).rewriteSeal(t, s) }
+func (l *lazySQLite) LatestAudit(ctx context.Context, writer string) (relay.AuditEntry, bool, error) {
+	return l.archive().LatestAudit(ctx, writer)
+}
