@@ -341,7 +341,7 @@ func TestTeamSupervisorSeesOnlyTheTeam(t *testing.T) {
 
 	// Live: only the team's messages reach the team supervisor's socket.
 	ws := e.dial(t, leadTok)
-	frames := readFrames(ws)
+	frames := readFrames(ws, FrameMessage)
 	e.publish(relay.Message{ID: "m-b2", Conv: "acct:c-bob", Account: "acct", Direction: relay.Inbound, Kind: relay.KindText, Text: "b2", Seq: 2, Employee: "bob"})
 	e.publish(relay.Message{ID: "m-a2", Conv: "acct:c-alice", Account: "acct", Direction: relay.Inbound, Kind: relay.KindText, Text: "a2", Seq: 2, Employee: "alice"})
 	select {
@@ -375,8 +375,9 @@ func TestTeamSupervisorSeesOnlyTheTeam(t *testing.T) {
 	}
 }
 
-// readFrames reads ws until it closes, handing over the message frames.
-func readFrames(ws *websocket.Conn) <-chan Frame {
+// readFrames reads ws until it closes, handing over the frames of type
+// typ.
+func readFrames(ws *websocket.Conn, typ string) <-chan Frame {
 	ch := make(chan Frame, 16)
 	go func() {
 		defer close(ch)
@@ -385,7 +386,7 @@ func readFrames(ws *websocket.Conn) <-chan Frame {
 			if err := ws.ReadJSON(&f); err != nil {
 				return
 			}
-			if f.Type == FrameMessage {
+			if f.Type == typ {
 				ch <- f
 			}
 		}
@@ -425,35 +426,17 @@ func TestTeamSupervisorAlerts(t *testing.T) {
 		t.Errorf("supervisor's alerts: %v, want both", got)
 	}
 
-	lead := readAlerts(e.dial(t, leadTok))
+	lead := readFrames(e.dial(t, leadTok), FrameAlert)
 	e.hub.Alert(st.hits[1])
 	e.hub.Alert(st.hits[0])
 	select {
-	case id := <-lead:
-		if id != "hit-a" {
-			t.Fatalf("first alert frame to the team supervisor: %s, want hit-a (hit-b is another team's)", id)
+	case f := <-lead:
+		if f.Alert == nil || f.Alert.ID != "hit-a" {
+			t.Fatalf("first alert frame to the team supervisor: %+v, want hit-a (hit-b is another team's)", f.Alert)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the team's alert did not reach the team supervisor")
 	}
-}
-
-// readAlerts reads ws until it closes, handing over the ids of alerts.
-func readAlerts(ws *websocket.Conn) <-chan string {
-	ch := make(chan string, 16)
-	go func() {
-		defer close(ch)
-		for {
-			var f Frame
-			if err := ws.ReadJSON(&f); err != nil {
-				return
-			}
-			if f.Type == FrameAlert && f.Alert != nil {
-				ch <- f.Alert.ID
-			}
-		}
-	}()
-	return ch
 }
 
 // Until the directory has been read from the archive nobody gets in: the

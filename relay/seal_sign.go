@@ -46,9 +46,13 @@ const sealSignatureTag = "wechat-relay/seal-signature/v1"
 
 // SealSignatureMessage is what a seal's signature signs: the tag, a zero
 // byte, and the seal's hash as stored (hex).
-func SealSignatureMessage(hash string) []byte {
-	msg := make([]byte, 0, len(sealSignatureTag)+1+len(hash))
-	msg = append(msg, sealSignatureTag...)
+func SealSignatureMessage(hash string) []byte { return signedMessage(sealSignatureTag, hash) }
+
+// signedMessage is tag, a zero byte, and hash: the tag keeps a signature
+// of one kind of record from passing for another's.
+func signedMessage(tag, hash string) []byte {
+	msg := make([]byte, 0, len(tag)+1+len(hash))
+	msg = append(msg, tag...)
 	msg = append(msg, 0)
 	return append(msg, hash...)
 }
@@ -228,12 +232,7 @@ const auditSignatureTag = "wechat-relay/audit-signature/v1"
 
 // AuditSignatureMessage is what an audit record's signature signs: the
 // tag, a zero byte, and the record's hash as stored (hex).
-func AuditSignatureMessage(hash string) []byte {
-	msg := make([]byte, 0, len(auditSignatureTag)+1+len(hash))
-	msg = append(msg, auditSignatureTag...)
-	msg = append(msg, 0)
-	return append(msg, hash...)
-}
+func AuditSignatureMessage(hash string) []byte { return signedMessage(auditSignatureTag, hash) }
 
 // SignAudit returns e with KeyID and Signature set for its Hash. A nil
 // signer leaves the record unsigned.
