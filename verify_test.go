@@ -260,18 +260,7 @@ func verifyCatchesTampering(t *testing.T, cfgPath string, conv relay.Conversatio
 	if j == len(seals)-1 {
 		t.Fatalf("%s is in the last seal", victim.ID)
 	}
-	s := seals[j]
-	s.Leaves = slices.Clone(s.Leaves)
-	hashes := make([]string, len(s.Leaves))
-	for i := range s.Leaves {
-		if s.Leaves[i].ID == victim.ID {
-			s.Leaves[i].Hash = victim.Hash
-		}
-		hashes[i] = s.Leaves[i].Hash
-	}
-	s.Root = relay.MerkleRoot(hashes)
-	s.Hash = s.ComputeHash()
-	tm.rewriteSeal(t, s)
+	tm.rewriteSeal(t, resealed(seals[j], victim.ID, victim.Hash))
 	_, rep = runVerify(t, cfgPath)
 	wantFound(t, rep, relay.ProblemChainBroken, seals[j+1].ID, "")
 
@@ -947,18 +936,7 @@ func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay
 	changed.Text = "rewritten at the end of the chain"
 	changed.Hash = relay.MessageHash(changed)
 	tm.exec(t, `UPDATE messages SET text = ?, hash = ? WHERE id = ?`, changed.Text, changed.Hash, changed.ID)
-	forged := last
-	forged.Leaves = slices.Clone(last.Leaves)
-	hashes := make([]string, len(forged.Leaves))
-	for i := range forged.Leaves {
-		if forged.Leaves[i].ID == changed.ID {
-			forged.Leaves[i].Hash = changed.Hash
-		}
-		hashes[i] = forged.Leaves[i].Hash
-	}
-	forged.Root = relay.MerkleRoot(hashes)
-	forged.Hash = forged.ComputeHash()
-	tm.rewriteSeal(t, forged)
+	tm.rewriteSeal(t, resealed(last, changed.ID, changed.Hash))
 	if code, rep := runVerify(t, cfgPath); code != 0 {
 		t.Fatalf("the rewritten tail without keys: exit %d, %+v (expected to pass: hashes alone cannot tell)", code, rep.Problems)
 	}
@@ -1094,4 +1072,21 @@ func (l *lazySQLite) insertMessage(t *testing.T, m relay.Message) {
 func (l *lazySQLite) rewriteSeal(t *testing.T, s relay.Seal) { l.tamper(t).rewriteSeal(t, s) }
 func (l *lazySQLite) LatestAudit(ctx context.Context, writer string) (relay.AuditEntry, bool, error) {
 	return l.archive().LatestAudit(ctx, writer)
+}
+
+// resealed is s with the leaf id's hash replaced and its root and hash
+// recomputed, as someone who can write the archive but has no seal key
+// would forge it.
+func resealed(s relay.Seal, id, hash string) relay.Seal {
+	s.Leaves = slices.Clone(s.Leaves)
+	hashes := make([]string, len(s.Leaves))
+	for i := range s.Leaves {
+		if s.Leaves[i].ID == id {
+			s.Leaves[i].Hash = hash
+		}
+		hashes[i] = s.Leaves[i].Hash
+	}
+	s.Root = relay.MerkleRoot(hashes)
+	s.Hash = s.ComputeHash()
+	return s
 }
