@@ -112,6 +112,32 @@ func TestBrowserAdmin(t *testing.T) {
 	carol.signIn("carol", carolPassword)
 	carol.until("her empty inbox", `document.getElementById("list-title").textContent === "Inbox" && !document.getElementById("list-empty").hidden && document.querySelectorAll("#conv-list li").length === 0 && document.getElementById("nav-admin").hidden`)
 
+	// She replaces the password the admin gave her with her own.
+	const carolOwn = "carol-chose-this-one"
+	login := func(p *page, password string) int {
+		return eval[int](p, `fetch("/api/login", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({id: "carol", password: `+js(password)+`})}).then(r => r.status)`)
+	}
+	carol.do("open her account", chromedp.Click(chromedp.ID("nav-account")))
+	carol.until("the account dialog", `document.getElementById("dlg-account").open && document.getElementById("account-who").textContent.includes("Carol Chen")`)
+	carol.do("a mistyped confirmation", chromedp.SendKeys(chromedp.ID("pw-current"), carolPassword),
+		chromedp.SendKeys(chromedp.ID("pw-new"), carolOwn), chromedp.SendKeys(chromedp.ID("pw-confirm"), carolOwn+"!"),
+		chromedp.Click(chromedp.ID("pw-submit")))
+	carol.until("the mismatch said", `!document.getElementById("pw-error").hidden && document.getElementById("pw-error").textContent.includes("differ")`)
+	carol.do("the confirmation retyped", chromedp.SetValue(chromedp.ID("pw-confirm"), carolOwn), chromedp.Click(chromedp.ID("pw-submit")))
+	carol.until("the password changed", `!document.getElementById("dlg-account").open`)
+	if got := login(carol, carolPassword); got != 401 {
+		t.Errorf("the admin's password after she changed it: %d, want 401", got)
+	}
+	if got := login(carol, carolOwn); got != 200 {
+		t.Errorf("her own password: %d, want 200", got)
+	}
+	carol.do("reload", chromedp.Reload())
+	carol.until("her inbox again", `document.getElementById("list-title").textContent === "Inbox"`)
+	// The admin's page still shows the version before her change: it
+	// fetches the directory again.
+	adm.do("reload the Admin view", chromedp.Reload())
+	adm.until("carol's row again", carolRow+`?.dataset.version === "2"`)
+
 	// The same employee changed through the API meanwhile: the dialog's
 	// version is stale, and saving it says so and shows the latest.
 	adm.do("edit carol", chromedp.Click(chromedp.CSS(`#admin-emp-rows tr[data-emp="carol"] button[data-action="edit"]`)))
@@ -134,7 +160,7 @@ func TestBrowserAdmin(t *testing.T) {
 
 	// The history of carol: every version, newest first.
 	adm.do("her history", chromedp.Click(chromedp.ID("admin-history-show")))
-	adm.until("two versions", `document.getElementById("admin-history-dlg").open && document.querySelectorAll("#admin-history li[data-version]").length === 2 && document.querySelector("#admin-history li").dataset.version === "2" && document.querySelector("#admin-history li").textContent.includes("Carol Chen 陈")`)
+	adm.until("three versions (created, her password, the API's change)", `document.getElementById("admin-history-dlg").open && document.querySelectorAll("#admin-history li[data-version]").length === 3 && document.querySelector("#admin-history li").dataset.version === "3" && document.querySelector("#admin-history li").textContent.includes("Carol Chen 陈")`)
 	adm.do("close the history", chromedp.Click(chromedp.CSS(`#admin-history-dlg button[value="close"]`)))
 
 	// The admin disables carol; her next request signs her out.
@@ -142,8 +168,8 @@ func TestBrowserAdmin(t *testing.T) {
 	adm.until("carol disabled", `!document.getElementById("admin-dlg").open && `+carolRow+`?.dataset.disabled === "true" && `+carolRow+`.textContent.includes("Disabled")`)
 	carol.do("her next request", chromedp.Click(chromedp.CSS(`#status-tabs .tab[data-status="all"]`)))
 	carol.until("signed out", `!document.getElementById("signin").hidden && document.getElementById("shell").hidden`)
-	if got := eval[int](carol, `fetch("/api/login", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({id: "carol", password: `+js(carolPassword)+`})}).then(r => r.status)`); got != 401 && got != 403 {
-		t.Errorf("a disabled employee's sign-in: %d", got)
+	if got := login(carol, carolOwn); got != 401 && got != 403 {
+		t.Errorf("a disabled employee's sign-in with her password: %d", got)
 	}
 
 	// A new API token, shown once.

@@ -18,6 +18,7 @@ import (
 //	POST /api/logout                              end the session
 //	GET  /api/me                                  the signed-in employee (and the session's CSRF token)
 //	GET  /api/me/qrcode                           the employee's QR code (?account=ID&download=1)
+//	POST /api/me/password                         change one's own password ({"current","new"})
 //	GET  /api/employees                           every employee: id, name, role, teams, disabled
 //	GET  /api/teams                               every team and its members
 //	     /api/admin/...                           the directory, for admins (admin.go)
@@ -81,6 +82,7 @@ func (h *Hub) Handler() http.Handler {
 	withPrincipal("GET /api/me", func(w http.ResponseWriter, r *http.Request, p *principal) {
 		writeJSON(w, http.StatusOK, meBody(p.emp, p.sess))
 	})
+	authed("POST /api/me/password", h.servePassword)
 	authed("GET /api/employees", h.serveEmployees)
 	authed("GET /api/canned-replies", h.serveCanned)
 	authed("GET /api/conversations/{conv}/messages", h.serveHistory)

@@ -50,21 +50,22 @@ const AuditCheckpointEvery = 100
 // Audit actions written by the relay's own parts; the console adds its
 // views (see console/audit.go).
 const (
-	AuditSignIn        = "sign_in"
-	AuditSignInFailed  = "sign_in_failed"
-	AuditSignOut       = "sign_out"
-	AuditSearch        = "search"
-	AuditExport        = "export"
-	AuditTransfer      = "transfer"
-	AuditAssign        = "assign"
-	AuditReview        = "alert_review"
-	AuditLegalHold     = "legal_hold"
-	AuditConfigChange  = "config_change"
-	AuditAdminAction   = "admin"
-	AuditSendBlocked   = "send_blocked"
-	AuditReadAudit     = "read_audit"
-	AuditReadAlerts    = "read_alerts"
-	AuditRetentionView = "retention_report"
+	AuditSignIn         = "sign_in"
+	AuditSignInFailed   = "sign_in_failed"
+	AuditSignOut        = "sign_out"
+	AuditSearch         = "search"
+	AuditExport         = "export"
+	AuditTransfer       = "transfer"
+	AuditAssign         = "assign"
+	AuditReview         = "alert_review"
+	AuditLegalHold      = "legal_hold"
+	AuditConfigChange   = "config_change"
+	AuditAdminAction    = "admin"
+	AuditSendBlocked    = "send_blocked"
+	AuditReadAudit      = "read_audit"
+	AuditReadAlerts     = "read_alerts"
+	AuditRetentionView  = "retention_report"
+	AuditPasswordChange = "password_change" // an employee changed their own password
 )
 
 // AuditEntry is one archived audit record.

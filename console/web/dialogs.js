@@ -1,5 +1,5 @@
-// Dialogs: transfer to a colleague, the personal QR code, and the
-// keyboard shortcuts.
+// Dialogs: transfer to a colleague, the personal QR code, one's own
+// account (changing the password), and the keyboard shortcuts.
 
 import { $, h, clear } from './dom.js';
 import { api, ApiError, convPath } from './api.js';
@@ -105,6 +105,37 @@ export function anyDialogOpen() {
   return [...document.querySelectorAll('dialog')].some((d) => d.open);
 }
 
+// ---------------------------------------------------------------- my account
+
+function openAccount() {
+  const me = state.me;
+  $('account-who').textContent = `${me.name || me.id} · ${me.id} · ${t(`role_${me.role}`)}`;
+  for (const id of ['pw-current', 'pw-new', 'pw-confirm']) $(id).value = '';
+  $('pw-error').hidden = true;
+  $('dlg-account').showModal();
+  $('pw-current').focus();
+}
+
+async function submitPassword(e) {
+  e.preventDefault();
+  const err = $('pw-error');
+  const say = (text) => { err.hidden = false; err.textContent = text; };
+  const current = $('pw-current').value;
+  const next = $('pw-new').value;
+  if ([...next].length < 10) return say(t('pwTooShort'));
+  if (next !== $('pw-confirm').value) return say(t('pwMismatch'));
+  $('pw-submit').disabled = true;
+  try {
+    await api('POST', '/api/me/password', { json: { current, new: next } });
+    $('dlg-account').close();
+    emit('toast', { text: t('pwChanged') });
+  } catch (x) {
+    say(x instanceof ApiError && x.status === 0 ? t('cannotReach') : x.message);
+  } finally {
+    $('pw-submit').disabled = false;
+  }
+}
+
 export function setupDialogs() {
   $('form-transfer').addEventListener('submit', submitTransfer);
   $('transfer-cancel').addEventListener('click', () => $('dlg-transfer').close());
@@ -113,6 +144,9 @@ export function setupDialogs() {
   $('nav-qr').addEventListener('click', openQR);
   $('qr-account').addEventListener('change', (e) => loadQR(e.target.value));
   $('nav-help').addEventListener('click', openHelp);
+  $('nav-account').addEventListener('click', openAccount);
+  $('form-password').addEventListener('submit', submitPassword);
+  $('pw-cancel').addEventListener('click', () => $('dlg-account').close());
   // Show the platform's modifier key in the help.
   if (/Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent)) {
     for (const k of document.querySelectorAll('.mod-key')) k.textContent = '⌘';

@@ -1,0 +1,79 @@
+package console
+
+import (
+	"errors"
+	"net/http"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wechat-relay/wechat-relay/relay"
+)
+
+// servePassword handles POST /api/me/password {"current","new"}: an
+// employee changes their own console password. The current one must be
+// given (a wrong one counts as a failed sign-in, so this is no way round
+// the lockout); the change is audited (password_change) before it is
+// archived, like an admin's.
+func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	var b struct {
+		Current string `json:"current"`
+		New     string `json:"new"`
+	}
+	if !decodeBody(w, r, &b, 4<<10, false) {
+		return
+	}
+	have, ok := h.dir.Snapshot().Employee(emp.ID)
+	switch {
+	case !ok:
+		writeError(w, http.StatusNotFound, "you are no longer in the directory")
+		return
+	case have.PasswordHash == "":
+		writeError(w, http.StatusConflict, "you have no console password to change; ask an admin to set one")
+		return
+	case b.New == b.Current:
+		writeError(w, http.StatusBadRequest, "the new password must differ from the current one")
+		return
+	}
+	hash, err := hashPassword(b.New, h.cfg.PasswordCost)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := deadline(r.Context())
+	defer cancel()
+	if h.throttle != nil {
+		locked, err := h.throttle.LoginLocked(ctx, emp.ID)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "cannot check the sign-in throttle right now; try again")
+			return
+		}
+		if locked > 0 {
+			h.writeLocked(w, r, emp.ID, locked)
+			return
+		}
+	}
+	if bcrypt.CompareHashAndPassword([]byte(have.PasswordHash), []byte(b.Current)) != nil {
+		if h.throttle != nil {
+			if locked, err := h.throttle.LoginFailed(ctx, emp.ID, h.cfg.LoginAttempts, h.cfg.LoginWindow, h.cfg.LoginLockout); err == nil && locked > 0 {
+				h.writeLocked(w, r, emp.ID, locked)
+				return
+			}
+		}
+		writeError(w, http.StatusForbidden, "the current password is wrong")
+		return
+	}
+	e := relay.Employee{ID: have.ID, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams,
+		Disabled: have.Disabled, PasswordHash: hash}
+	audit := func(*relay.DirectorySnapshot, relay.DirectoryRecord) error {
+		return h.record(r, emp, relay.AuditPasswordChange, "", relay.DirEmployee+":"+emp.ID, "own password changed")
+	}
+	if _, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, have.Version, audit); err != nil {
+		if errors.Is(err, relay.ErrDirectoryConflict) {
+			writeError(w, http.StatusConflict, "your entry changed meanwhile; try again")
+			return
+		}
+		h.directoryError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
