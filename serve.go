@@ -165,6 +165,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	// The directory (employees, teams) is the configuration's, changed by
 	// what admins archived since.
 	s.dir = relay.NewDirectory(s.archive, cfg.directorySeed(), log.With("component", "directory"), nil)
+	s.dir.Instrument(s.reg)
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = s.dir.Load(lctx)
 	cancel()

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Directory holds the current directory and makes changes to it. Safe
@@ -24,6 +26,12 @@ type Directory struct {
 	snap     atomic.Pointer[DirectorySnapshot]
 	loaded   atomic.Bool // the store has been read at least once
 	watchers []func(old, cur *DirectorySnapshot)
+
+	// Metrics (Instrument); they count whether or not anyone registered
+	// them.
+	loadedAt       prometheus.Gauge
+	reloadFailures prometheus.Counter
+	changes        *prometheus.CounterVec
 }
 
 // NewDirectory returns the directory of seed, changed by the records in
@@ -37,9 +45,27 @@ func NewDirectory(store DirectoryStore, seed DirectorySeed, log *slog.Logger, no
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Directory{store: store, seed: seed, log: log, now: now}
+	d := &Directory{store: store, seed: seed, log: log, now: now,
+		loadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wechat_relay_directory_loaded_timestamp_seconds",
+			Help: "When this instance last read the directory from the archive (Unix seconds); it reloads every console.directory_refresh.",
+		}),
+		reloadFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wechat_relay_directory_reload_failures_total",
+			Help: "Failed reads of the directory from the archive; the instance keeps the directory it had.",
+		}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wechat_relay_directory_changes_total",
+			Help: "Directory changes archived by this instance, by kind (employee, team, account).",
+		}, []string{"kind"}),
+	}
 	d.snap.Store(build(seed, nil, nil))
 	return d
+}
+
+// Instrument registers the directory's metrics with reg.
+func (d *Directory) Instrument(reg prometheus.Registerer) {
+	reg.MustRegister(d.loadedAt, d.reloadFailures, d.changes)
 }
 
 // Snapshot returns the current directory.
@@ -84,8 +110,10 @@ func (d *Directory) Load(ctx context.Context) error {
 func (d *Directory) reload(ctx context.Context) (*DirectorySnapshot, error) {
 	recs, err := d.store.DirectoryRecords(ctx)
 	if err != nil {
+		d.reloadFailures.Inc()
 		return nil, fmt.Errorf("reading the directory from the archive: %w", err)
 	}
+	d.loadedAt.Set(float64(d.now().UnixMilli()) / 1000)
 	cur := build(d.seed, recs, func(r DirectoryRecord, err error) {
 		d.log.Error("directory record cannot be read; skipped", "kind", r.Kind, "id", r.ID, "version", r.Version, "err", err)
 	})
@@ -379,6 +407,7 @@ func (d *Directory) change(ctx context.Context, audit AuditChange, mk func(*Dire
 	if err := d.store.AppendDirectory(ctx, rec); err != nil {
 		return fmt.Errorf("archiving the change of %s %q: %w", rec.Kind, rec.ID, err)
 	}
+	d.changes.WithLabelValues(rec.Kind).Inc()
 	if _, err := d.reload(ctx); err != nil {
 		return fmt.Errorf("the change of %s %q is archived, but reading the directory back failed: %w", rec.Kind, rec.ID, err)
 	}

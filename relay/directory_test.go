@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // memDirectory keeps directory records in memory.
@@ -223,4 +226,48 @@ func TestDirectoryAuditHook(t *testing.T) {
 	if tm, _ := d.Snapshot().Team("t1"); tm.Name != "Uno" || len(store.recs) != 1 {
 		t.Fatalf("after a failed audit: %+v, %d records", tm, len(store.recs))
 	}
+}
+
+func TestDirectoryMetrics(t *testing.T) {
+	ctx := context.Background()
+	store := &failingDirectory{}
+	at := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+	d := NewDirectory(store, testSeed(), nil, func() time.Time { return at })
+	reg := prometheus.NewPedanticRegistry()
+	d.Instrument(reg)
+	if err := d.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CreateTeam(ctx, "root", Team{ID: "t3"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	store.fail = true
+	if err := d.Load(ctx); err == nil {
+		t.Fatal("a failing store loaded")
+	}
+	if got := testutil.ToFloat64(d.loadedAt); got != float64(at.Unix()) {
+		t.Errorf("loaded timestamp %v, want %d", got, at.Unix())
+	}
+	if got := testutil.ToFloat64(d.reloadFailures); got != 1 {
+		t.Errorf("reload failures %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(d.changes.WithLabelValues(DirTeam)); got != 1 {
+		t.Errorf("team changes %v, want 1", got)
+	}
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 3 {
+		t.Errorf("gathered %d metrics (%v), want 3", n, err)
+	}
+}
+
+// failingDirectory is a memDirectory that fails reads when told to.
+type failingDirectory struct {
+	memDirectory
+	fail bool
+}
+
+func (f *failingDirectory) DirectoryRecords(ctx context.Context) ([]DirectoryRecord, error) {
+	if f.fail {
+		return nil, errors.New("archive down")
+	}
+	return f.memDirectory.DirectoryRecords(ctx)
 }
