@@ -125,6 +125,14 @@ func TestBrowserAdmin(t *testing.T) {
 	carol.until("the mismatch said", `!document.getElementById("pw-error").hidden && document.getElementById("pw-error").textContent.includes("differ")`)
 	carol.do("the confirmation retyped", chromedp.SetValue(chromedp.ID("pw-confirm"), carolOwn), chromedp.Click(chromedp.ID("pw-submit")))
 	carol.until("the password changed", `!document.getElementById("dlg-account").open`)
+	// The page went on in the session the change started: its next change
+	// passes the CSRF check and is judged on its merits.
+	carol.do("open her account again", chromedp.Click(chromedp.ID("nav-account")))
+	carol.do("a wrong current password", chromedp.SendKeys(chromedp.ID("pw-current"), "not-my-password"),
+		chromedp.SendKeys(chromedp.ID("pw-new"), carolOwn+"2"), chromedp.SendKeys(chromedp.ID("pw-confirm"), carolOwn+"2"),
+		chromedp.Click(chromedp.ID("pw-submit")))
+	carol.until("judged on its merits", `!document.getElementById("pw-error").hidden && document.getElementById("pw-error").textContent.includes("current password is wrong")`)
+	carol.do("close", chromedp.Click(chromedp.ID("pw-cancel")))
 	if got := login(carol, carolPassword); got != 401 {
 		t.Errorf("the admin's password after she changed it: %d, want 401", got)
 	}

@@ -141,7 +141,7 @@ func TestAdminTokenAndPassword(t *testing.T) {
 		t.Fatalf("the replaced token: %d, want 401", code)
 	}
 	// The password from the configuration stays until one is set.
-	e.signedIn(t, "alice", alicePassword)
+	before := e.signedIn(t, "alice", alicePassword)
 	if code, body := e.adminDo(t, "POST", "/api/admin/employees/alice/password", rootTok, map[string]any{"password": "short", "version": 2}); code != http.StatusBadRequest || !strings.Contains(body["error"].(string), "at least 10") {
 		t.Fatalf("short password: %d %v", code, body)
 	}
@@ -150,6 +150,11 @@ func TestAdminTokenAndPassword(t *testing.T) {
 	}
 	if status, _, _ := e.browser(t).login("alice", alicePassword); status != http.StatusUnauthorized {
 		t.Fatalf("the old password: %d, want 401", status)
+	}
+	// A session begun with the old password ends with it (an admin resets
+	// a password after a suspected compromise).
+	if code, _ := before.get("/api/me"); code != http.StatusUnauthorized {
+		t.Fatalf("a session begun before an admin set a new password: %d, want 401", code)
 	}
 	e.signedIn(t, "alice", "alice-new-password")
 	// Neither credential was lost by the other's change, nor by an edit.

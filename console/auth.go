@@ -167,7 +167,8 @@ func (a *authenticator) authenticate(r *http.Request) (*principal, error) {
 			return nil, err
 		}
 		if sess != nil {
-			if emp := a.employee(sess.Employee); emp != nil {
+			// A session begun before the password last changed is over.
+			if emp := a.employee(sess.Employee); emp != nil && sess.Cred == credFingerprint(emp.PasswordHash) {
 				return &principal{emp: emp, method: authSession, sess: sess, sid: sid}, nil
 			}
 		}

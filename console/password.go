@@ -13,8 +13,11 @@ import (
 // employee changes their own console password. The current one must be
 // given (a wrong one counts as a failed sign-in, so this is no way round
 // the lockout); the change is audited (password_change) before it is
-// archived, like an admin's.
-func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, emp *Employee) {
+// archived, like an admin's. Every session begun before it ends; a
+// browser that asked gets a new one, and the answer carries its CSRF
+// token.
+func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, p *principal) {
+	emp := p.emp
 	var b struct {
 		Current string `json:"current"`
 		New     string `json:"new"`
@@ -67,7 +70,8 @@ func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, emp *Employe
 	audit := func(*relay.DirectorySnapshot, relay.DirectoryRecord) error {
 		return h.record(r, emp, relay.AuditPasswordChange, "", relay.DirEmployee+":"+emp.ID, "own password changed")
 	}
-	if _, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, have.Version, audit); err != nil {
+	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, have.Version, audit)
+	if err != nil {
 		if errors.Is(err, relay.ErrDirectoryConflict) {
 			writeError(w, http.StatusConflict, "your entry changed meanwhile; try again")
 			return
@@ -75,5 +79,21 @@ func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, emp *Employe
 		h.directoryError(w, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	if p.method != authSession {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	// This browser's session began with the old password: it goes on in
+	// a new one.
+	if err := h.sessions.store.DeleteSession(ctx, p.sid); err != nil {
+		h.log.Warn("ending the session of a changed password", "employee", emp.ID, "err", err)
+	}
+	id, sess, err := h.sessions.start(ctx, employeeOf(got), p.sess.Via)
+	if err != nil {
+		setCookie(w, r, "")
+		writeError(w, http.StatusServiceUnavailable, "your password is changed, but a new session could not be started: sign in again")
+		return
+	}
+	setCookie(w, r, id)
+	writeJSON(w, http.StatusOK, map[string]string{"csrf": sess.CSRF})
 }

@@ -11,6 +11,7 @@ import (
 func TestChangeOwnPassword(t *testing.T) {
 	e := newConsoleEnv(t, Config{LoginAttempts: 3})
 	b := e.signedIn(t, "alice", alicePassword)
+	other := e.signedIn(t, "alice", alicePassword) // her phone, say
 	change := func(current, next string) (int, string) {
 		t.Helper()
 		code, out := b.post("/api/me/password", map[string]string{"current": current, "new": next})
@@ -30,8 +31,18 @@ func TestChangeOwnPassword(t *testing.T) {
 			t.Errorf("change(%q, %q) = %d %q, want %d with %q", c.current, c.next, code, msg, c.code, c.msg)
 		}
 	}
-	if code, _ := change(alicePassword, "alice-new-password"); code != http.StatusNoContent {
-		t.Fatalf("change: %d", code)
+	oldCSRF := b.csrf
+	code, out := b.post("/api/me/password", map[string]string{"current": alicePassword, "new": "alice-new-password"})
+	if code != http.StatusOK || out["csrf"] == nil || out["csrf"] == oldCSRF {
+		t.Fatalf("change: %d %v", code, out)
+	}
+	// This browser goes on in a new session; every other one has ended.
+	b.csrf = out["csrf"].(string)
+	if code, me := b.get("/api/me"); code != http.StatusOK || me["csrf"] != b.csrf {
+		t.Fatalf("the changing browser after the change: %d %v", code, me)
+	}
+	if code, _ := other.get("/api/me"); code != http.StatusUnauthorized {
+		t.Fatalf("a session begun with the old password: %d, want 401", code)
 	}
 	if status, _, _ := e.browser(t).login("alice", alicePassword); status != http.StatusUnauthorized {
 		t.Fatalf("the old password still signs in: %d", status)
@@ -53,7 +64,6 @@ func TestChangeOwnPassword(t *testing.T) {
 
 	// Guessing the current password counts toward the sign-in lockout.
 	b2 := e.signedIn(t, "bob", bobPassword)
-	var code int
 	for range 3 {
 		code, _ = b2.post("/api/me/password", map[string]string{"current": "guess-guess-guess", "new": "bob-new-password"})
 	}

@@ -82,7 +82,7 @@ func (h *Hub) Handler() http.Handler {
 	withPrincipal("GET /api/me", func(w http.ResponseWriter, r *http.Request, p *principal) {
 		writeJSON(w, http.StatusOK, meBody(p.emp, p.sess))
 	})
-	authed("POST /api/me/password", h.servePassword)
+	withPrincipal("POST /api/me/password", h.servePassword)
 	authed("GET /api/employees", h.serveEmployees)
 	authed("GET /api/canned-replies", h.serveCanned)
 	authed("GET /api/conversations/{conv}/messages", h.serveHistory)

@@ -52,6 +52,20 @@ type session struct {
 	CSRF     string    `json:"csrf"`
 	Created  time.Time `json:"created"`
 	Via      string    `json:"via"` // "password", or an IdentityProvider's name
+	// Cred fingerprints the employee's password hash when the session
+	// began: a new password (set by the employee or by an admin, say
+	// after a suspected compromise) ends every session begun before it.
+	Cred string `json:"cred,omitempty"`
+}
+
+// credFingerprint is a session's Cred for a password hash: short, and
+// telling nothing of the hash.
+func credFingerprint(passwordHash string) string {
+	if passwordHash == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("wechat-relay/session-cred\x00" + passwordHash))
+	return hex.EncodeToString(sum[:8])
 }
 
 // sessions creates, finds and ends browser sessions.
@@ -77,7 +91,7 @@ func randomToken() (string, error) {
 }
 
 // start creates a session for emp and returns the cookie value.
-func (s *sessions) start(ctx context.Context, emp, via string) (id string, sess *session, err error) {
+func (s *sessions) start(ctx context.Context, emp *Employee, via string) (id string, sess *session, err error) {
 	id, err = randomToken()
 	if err != nil {
 		return "", nil, fmt.Errorf("making a session id: %w", err)
@@ -86,7 +100,7 @@ func (s *sessions) start(ctx context.Context, emp, via string) (id string, sess 
 	if err != nil {
 		return "", nil, fmt.Errorf("making a CSRF token: %w", err)
 	}
-	sess = &session{Employee: emp, CSRF: csrf, Created: s.now().UTC(), Via: via}
+	sess = &session{Employee: emp.ID, CSRF: csrf, Created: s.now().UTC(), Via: via, Cred: credFingerprint(emp.PasswordHash)}
 	data, err := json.Marshal(sess)
 	if err != nil {
 		return "", nil, err
@@ -269,7 +283,7 @@ func (h *Hub) signIn(w http.ResponseWriter, r *http.Request, emp *Employee, via 
 		writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now (the audit trail cannot be written); try again shortly")
 		return
 	}
-	id, sess, err := h.sessions.start(ctx, emp.ID, via)
+	id, sess, err := h.sessions.start(ctx, emp, via)
 	if err != nil {
 		h.log.Warn("starting a console session", "employee", emp.ID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now; try again shortly")

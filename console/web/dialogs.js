@@ -2,7 +2,7 @@
 // account (changing the password), and the keyboard shortcuts.
 
 import { $, h, clear } from './dom.js';
-import { api, ApiError, convPath } from './api.js';
+import { api, ApiError, convPath, setCSRF } from './api.js';
 import { t } from './i18n.js';
 import { state, emit, employeeName } from './store.js';
 import { refresh as refreshList } from './inbox.js';
@@ -126,7 +126,10 @@ async function submitPassword(e) {
   if (next !== $('pw-confirm').value) return say(t('pwMismatch'));
   $('pw-submit').disabled = true;
   try {
-    await api('POST', '/api/me/password', { json: { current, new: next } });
+    // The session begun with the old password ends; this page goes on
+    // in the new one the answer names.
+    const r = await api('POST', '/api/me/password', { json: { current, new: next } });
+    if (r && r.csrf) setCSRF(r.csrf);
     $('dlg-account').close();
     emit('toast', { text: t('pwChanged') });
   } catch (x) {
