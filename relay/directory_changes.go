@@ -113,7 +113,7 @@ func (d *Directory) reload(ctx context.Context) (*DirectorySnapshot, error) {
 		d.reloadFailures.Inc()
 		return nil, fmt.Errorf("reading the directory from the archive: %w", err)
 	}
-	d.loadedAt.Set(float64(d.now().UnixMilli()) / 1000)
+	d.loadedAt.SetToCurrentTime() // wall time, for alerting; d.now dates records
 	cur := build(d.seed, recs, func(r DirectoryRecord, err error) {
 		d.log.Error("directory record cannot be read; skipped", "kind", r.Kind, "id", r.ID, "version", r.Version, "err", err)
 	})
