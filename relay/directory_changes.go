@@ -122,13 +122,16 @@ func (d *Directory) reload(ctx context.Context) (*DirectorySnapshot, error) {
 	return cur, nil
 }
 
-// install makes cur current and tells the watchers when it differs. d.mu
-// is held.
+// install makes cur current and tells the watchers, when it differs
+// from the current one: an unchanged reload keeps the snapshot, so what
+// callers derived from it (the console's sign-in tables) stays valid.
+// d.mu is held.
 func (d *Directory) install(cur *DirectorySnapshot) {
-	old := d.snap.Swap(cur)
+	old := d.snap.Load()
 	if sameDirectory(old, cur) {
 		return
 	}
+	d.snap.Store(cur)
 	for _, f := range d.watchers {
 		f(old, cur)
 	}

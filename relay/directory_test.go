@@ -190,6 +190,11 @@ func TestDirectoryOnChange(t *testing.T) {
 	if _, ok := other.Snapshot().Team("t3"); !ok || seen != 1 {
 		t.Fatalf("the other instance: team there %t, %d changes", ok, seen)
 	}
+	// A reload that finds nothing new keeps the snapshot itself.
+	before := other.Snapshot()
+	if err := other.Load(ctx); err != nil || other.Snapshot() != before {
+		t.Fatalf("an unchanged reload replaced the snapshot (%v)", err)
+	}
 }
 
 func TestDirectoryAuditHook(t *testing.T) {
