@@ -21,6 +21,9 @@ type Router struct {
 	// roster returns the employees eligible for auto-assignment of an
 	// account's clients, in the same order on every instance.
 	roster func(account string) []string
+	// active reports whether an assigned employee still serves clients;
+	// nil: everyone does.
+	active func(employee string) bool
 }
 
 // NewRouter returns a router over the given assignments. employees maps
@@ -36,8 +39,20 @@ func NewRouter(a Assignments, employees map[string][]string) *Router {
 // NewDirectoryRouter returns a router that assigns new clients to the
 // enabled agents the directory has for the account at the time
 // (DirectorySnapshot.AutoAssign), and binds QR scans to them.
+//
+// A conversation held by someone who no longer serves clients — not in
+// the directory, disabled, or no longer an agent — goes to one of the
+// account's enabled agents with the client's next message, so no client
+// waits on someone who left.
 func NewDirectoryRouter(a Assignments, d *Directory) *Router {
-	return &Router{assignments: a, roster: func(account string) []string { return d.Snapshot().AutoAssign(account) }}
+	return &Router{
+		assignments: a,
+		roster:      func(account string) []string { return d.Snapshot().AutoAssign(account) },
+		active: func(id string) bool {
+			e, ok := d.Snapshot().Employee(id)
+			return ok && !e.Disabled && e.Role == RoleAgent
+		},
+	}
 }
 
 // Route returns the employee serving m's conversation, assigning one if
@@ -53,7 +68,7 @@ func (r *Router) Route(ctx context.Context, m Message) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("looking up assignment of %s: %w", m.Conv, err)
 	}
-	if cur != "" {
+	if cur != "" && (r.active == nil || r.active(cur)) {
 		return cur, nil
 	}
 	emps := r.roster(m.Account)
@@ -65,6 +80,13 @@ func (r *Router) Route(ctx context.Context, m Message) (string, error) {
 	h := fnv.New32a()
 	h.Write([]byte(m.Conv))
 	pick := emps[int(h.Sum32()%uint32(len(emps)))]
+	if cur != "" {
+		// Held by someone who left: every instance picks the same agent.
+		if err := r.assignments.Set(ctx, m.Conv, pick); err != nil {
+			return "", fmt.Errorf("reassigning %s from %s, who no longer serves clients: %w", m.Conv, cur, err)
+		}
+		return pick, nil
+	}
 	emp, err := r.assignments.SetIfAbsent(ctx, m.Conv, pick)
 	if err != nil {
 		return "", fmt.Errorf("assigning %s: %w", m.Conv, err)

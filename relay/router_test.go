@@ -48,3 +48,52 @@ func TestRouter(t *testing.T) {
 		})
 	}
 }
+
+// A conversation held by an employee who was disabled, or removed from
+// the directory, goes to an enabled agent with the client's next message.
+func TestDirectoryRouterReassignsFromDisabled(t *testing.T) {
+	ctx := context.Background()
+	store := &memDirectory{}
+	d := NewDirectory(store, testSeed(), nil, nil)
+	if err := d.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := &memAssign{}
+	r := NewDirectoryRouter(a, d)
+	conv := ConversationID("acct:u1")
+	a.Set(ctx, conv, "alice")
+	if got, _ := r.Route(ctx, Message{Account: "acct", Conv: conv, Kind: KindText}); got != "alice" {
+		t.Fatalf("routed to %q while alice serves", got)
+	}
+	alice, _ := d.Snapshot().Employee("alice")
+	alice.Disabled = true
+	if _, err := d.UpdateEmployee(ctx, "root", alice, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Route(ctx, Message{Account: "acct", Conv: conv, Kind: KindText})
+	if err != nil || got != "bob" {
+		t.Fatalf("routed to %q (%v) after alice was disabled, want bob, the account's other agent", got, err)
+	}
+	if stored, _ := a.Get(ctx, conv); stored != "bob" {
+		t.Fatalf("assignment %q, want bob", stored)
+	}
+	// Her QR code binds nobody any more.
+	if got, _ := r.Route(ctx, Message{Account: "acct", Conv: "acct:u2", Kind: KindEvent, Event: "SCAN", EventKey: "emp:alice"}); got == "alice" {
+		t.Fatal("a disabled agent's QR code still binds clients")
+	}
+	// Held by someone the directory never had: reassigned too.
+	a.Set(ctx, "acct:u3", "ghost")
+	if got, _ := r.Route(ctx, Message{Account: "acct", Conv: "acct:u3", Kind: KindText}); got != "bob" {
+		t.Fatalf("routed to %q from an unknown holder, want bob", got)
+	}
+	// Held by an agent made supervisor: reassigned (only agents serve).
+	a.Set(ctx, "acct:u4", "bob")
+	bob, _ := d.Snapshot().Employee("bob")
+	bob.Role = RoleSupervisor
+	if _, err := d.UpdateEmployee(ctx, "root", bob, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.Route(ctx, Message{Account: "acct", Conv: "acct:u4", Kind: KindText}); got != "" {
+		t.Fatalf("routed to %q with no agent left for acct, want nobody", got)
+	}
+}
