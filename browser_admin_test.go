@@ -48,6 +48,11 @@ func TestBrowserAdmin(t *testing.T) {
 	start := time.Now()
 	r := adminBrowserRelay(t)
 	browser := newBrowser(t)
+	// A client of alice's, the only agent of acme yet.
+	now := time.Now()
+	if status, body := r.post(t, safeCallback(t, "acme", textXML("oHandover", "90001", "我的顾问还在吗？", now), now)); status != 200 || body != "success" {
+		t.Fatalf("callback answered %d %q", status, body)
+	}
 
 	// The admin opens the Admin view: every employee of the
 	// configuration, marked so.
@@ -145,6 +150,15 @@ func TestBrowserAdmin(t *testing.T) {
 	// fetches the directory again.
 	adm.do("reload the Admin view", chromedp.Reload())
 	adm.until("carol's row again", carolRow+`?.dataset.version === "2"`)
+
+	// Alice hands her client over to carol (as if she left): carol sees
+	// the conversation arrive.
+	adm.do("edit alice", chromedp.Click(chromedp.CSS(`#admin-emp-rows tr[data-emp="alice"] button[data-action="edit"]`)))
+	adm.until("carol offered", `document.getElementById("admin-dlg").open && [...document.getElementById("admin-handover-to").options].some(o => o.value === "carol")`)
+	adm.do("hand over to carol", chromedp.SetValue(chromedp.ID("admin-handover-to"), "carol"), chromedp.Click(chromedp.ID("admin-handover")))
+	adm.until("one conversation handed over", `document.getElementById("admin-handover-result").dataset.moved === "1" && document.getElementById("admin-handover-result").textContent.includes("Carol Chen")`)
+	adm.do("close alice's dialog", chromedp.Click(chromedp.ID("admin-cancel")))
+	carol.until("alice's client in carol's inbox", `document.querySelectorAll("#conv-list li").length === 1 && document.getElementById("conv-list").textContent.includes("acme")`)
 
 	// The same employee changed through the API meanwhile: the dialog's
 	// version is stale, and saving it says so and shows the latest.
@@ -244,7 +258,7 @@ func TestBrowserAdmin(t *testing.T) {
 	}
 	sup.do("only desk-a", chromedp.SetValue(chromedp.ID("filter-team"), "desk-a"),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("filter-team").dispatchEvent(new Event("change"))`))
-	sup.until("an empty list for desk-a", `!document.getElementById("list-empty").hidden && document.querySelectorAll("#conv-list li").length === 0`)
+	sup.until("desk-a's one conversation: the client handed over to carol", `document.querySelectorAll("#conv-list li").length === 1 && document.getElementById("conv-list").textContent.includes("Carol Chen")`)
 	if got := eval[int](sup, `fetch("/api/conversations?team=desk-a").then(r => r.status)`); got != 200 {
 		t.Errorf("GET /api/conversations?team=desk-a: %d", got)
 	}

@@ -74,6 +74,7 @@ func (h *Hub) routeAdmin(authed func(pattern string, serve func(http.ResponseWri
 	admin("PUT /api/admin/employees/{id}", h.serveUpdateEmployee)
 	admin("POST /api/admin/employees/{id}/password", h.serveSetPassword)
 	admin("POST /api/admin/employees/{id}/token", h.serveNewToken)
+	admin("POST /api/admin/employees/{id}/handover", h.serveHandover)
 	admin("POST /api/admin/teams", h.serveCreateTeam)
 	admin("PUT /api/admin/teams/{id}", h.serveUpdateTeam)
 	admin("DELETE /api/admin/teams/{id}", h.serveDeleteTeam)

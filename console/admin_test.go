@@ -503,3 +503,70 @@ func TestTeamSupervisorInboxNotCrowdedOut(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminHandover(t *testing.T) {
+	e := adminEnv(t)
+	const leadTok = "lead-token-0123456789ab"
+	for i, conv := range []relay.ConversationID{"acct:c-alice", "acct:c-alice2"} {
+		e.assign.Set(context.Background(), conv, "alice")
+		e.history.add(relay.Message{ID: fmt.Sprintf("m-h%d", i), Conv: conv, Account: "acct", Client: string(conv[5:]), Direction: relay.Inbound,
+			Kind: relay.KindText, Text: "hi", Seq: 1, Employee: "alice", AcceptedAt: time.Now()})
+	}
+	e.history.add(relay.Message{ID: "m-hb", Conv: "acct:c-bob", Account: "acct", Client: "c-bob", Direction: relay.Inbound,
+		Kind: relay.KindText, Text: "hi", Seq: 1, Employee: "bob", AcceptedAt: time.Now()})
+
+	for _, c := range []struct {
+		tok, path string
+		body      map[string]any
+		code      int
+	}{
+		{leadTok, "/api/admin/employees/alice/handover", map[string]any{"to": "bob"}, http.StatusForbidden},
+		{rootTok, "/api/admin/employees/nobody/handover", map[string]any{"to": "bob"}, http.StatusNotFound},
+		{rootTok, "/api/admin/employees/alice/handover", map[string]any{"to": "lead"}, http.StatusBadRequest},
+		{rootTok, "/api/admin/employees/alice/handover", map[string]any{"to": "alice"}, http.StatusBadRequest},
+		{rootTok, "/api/admin/employees/alice/handover", map[string]any{}, http.StatusBadRequest},
+	} {
+		if code, out := e.adminDo(t, "POST", c.path, c.tok, c.body); code != c.code {
+			t.Errorf("%s %v: %d %v, want %d", c.path, c.body, code, out, c.code)
+		}
+	}
+	if owner, _ := e.assign.Get(context.Background(), "acct:c-alice"); owner != "alice" {
+		t.Fatalf("a refused handover moved a conversation to %q", owner)
+	}
+
+	code, out := e.adminDo(t, "POST", "/api/admin/employees/alice/handover", rootTok, map[string]any{"to": "bob", "note": "Alice 离职"})
+	moved, _ := out["moved"].([]any)
+	if code != http.StatusOK || len(moved) != 2 {
+		t.Fatalf("handover: %d %v", code, out)
+	}
+	for _, conv := range []relay.ConversationID{"acct:c-alice", "acct:c-alice2"} {
+		if owner, _ := e.assign.Get(context.Background(), conv); owner != "bob" {
+			t.Errorf("%s held by %q after the handover, want bob", conv, owner)
+		}
+		msgs, _ := e.history.Since(context.Background(), conv, 0, 100)
+		if len(msgs) == 0 {
+			t.Fatalf("%s: no messages", conv)
+		}
+		last := msgs[len(msgs)-1]
+		if last.Kind != relay.KindTransfer || last.Attrs[relay.AttrFrom] != "alice" || last.Attrs[relay.AttrTo] != "bob" ||
+			last.Attrs[relay.AttrBy] != "root" || last.Text != "Alice 离职" {
+			t.Errorf("%s: last archived message %+v, want root's transfer from alice to bob with the note", conv, last)
+		}
+	}
+	var admin, transfers int
+	for _, r := range e.audit.all() {
+		switch {
+		case r.Action == relay.AuditAdminAction && r.Target == "employee:alice" && strings.Contains(r.Detail, "handover of 2 conversations to bob"):
+			admin++
+		case r.Action == AuditTransfer && r.Employee == "root" && r.Target == "bob":
+			transfers++
+		}
+	}
+	if admin != 1 || transfers != 2 {
+		t.Fatalf("audit: %d handover and %d transfer records, want 1 and 2", admin, transfers)
+	}
+	// Done already: a second handover finds nothing left.
+	if code, out := e.adminDo(t, "POST", "/api/admin/employees/alice/handover", rootTok, map[string]any{"to": "bob"}); code != http.StatusOK || len(out["moved"].([]any)) != 0 {
+		t.Fatalf("second handover: %d %v", code, out)
+	}
+}

@@ -139,16 +139,27 @@ func (h *Hub) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Reque
 // conversation (its last sequence) gets the same key, so a double click
 // or a retry before the first was archived records it once.
 func (h *Hub) derivedKey(w http.ResponseWriter, r *http.Request, conv relay.ConversationID, kind relay.Kind, by, extra string) (string, bool) {
+	key, err := h.actionKey(r.Context(), conv, kind, by, extra)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
+		return "", false
+	}
+	return key, true
+}
+
+// actionKey is the idempotency key of an action on conv in the state it
+// is in now (its newest sequence number): a retry makes the same key, the
+// same action after anything else happened a new one.
+func (h *Hub) actionKey(ctx context.Context, conv relay.ConversationID, kind relay.Kind, by, extra string) (string, error) {
 	var last uint64
 	if h.inbox != nil {
 		var err error
-		if last, err = h.inbox.MaxSeq(r.Context(), conv); err != nil {
-			writeError(w, http.StatusServiceUnavailable, "archive unavailable")
-			return "", false
+		if last, err = h.inbox.MaxSeq(ctx, conv); err != nil {
+			return "", err
 		}
 	}
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%s\x00%d", kind, by, extra, last)))
-	return "auto-" + hex.EncodeToString(sum[:16]), true
+	return "auto-" + hex.EncodeToString(sum[:16]), nil
 }
 
 // act carries out a and answers 202 {"message_id"}.

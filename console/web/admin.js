@@ -26,7 +26,9 @@
 //   (checkboxes), admin-edit-enabled (checkbox), admin-save, admin-cancel,
 //   admin-error (any refusal, the conflict included; data-status=<HTTP status>),
 //   admin-pw, admin-pw-set, admin-token-new, admin-token-box, admin-token-value,
-//   admin-token-copy, admin-history-show
+//   admin-token-copy, admin-handover-to (select of enabled agents),
+//   admin-handover, admin-handover-result (data-moved, data-failed),
+//   admin-history-show
 // History (admin-history-dlg): admin-history (li[data-version]), admin-history-error
 // Teams: admin-team-form (admin-team-id, admin-team-name, admin-team-create),
 //   admin-team-error, admin-team-rows: tr#admin-team-row-<id>, data-team=<id>,
@@ -325,6 +327,8 @@ function openEdit(id) {
   if (!e) return;
   editing = { id, version: e.version };
   hideError($('admin-error'));
+  $('admin-handover-result').hidden = true;
+  $('admin-handover-to').value = '';
   $('admin-pw').value = '';
   hideToken();
   fillEdit(true);
@@ -357,6 +361,49 @@ function fillEdit(values) {
     checks($('admin-edit-accounts'), dir.accounts || [], checkedValues($('admin-edit-accounts')), 'account');
   }
   for (const id of ['admin-edit-name', 'admin-edit-role', 'admin-edit-enabled', 'admin-pw']) $(id).disabled = ro;
+  fillHandover(e);
+}
+
+// fillHandover offers the enabled agents other than e to take e's
+// conversations.
+function fillHandover(e) {
+  const sel = $('admin-handover-to');
+  const keep = sel.value;
+  clear(sel);
+  for (const a of dir.employees || []) {
+    if (a.id === e.id || a.disabled || a.role !== 'agent') continue;
+    sel.append(h('option', { value: a.id }, a.name && a.name !== a.id ? `${a.name} (${a.id})` : a.id));
+  }
+  if (keep) sel.value = keep;
+  $('admin-handover').disabled = !writable() || !sel.options.length;
+}
+
+async function handOver() {
+  if (!editing) return;
+  hideError($('admin-error'));
+  const out = $('admin-handover-result');
+  const to = $('admin-handover-to').value;
+  if (!to) { out.hidden = false; out.textContent = t('adminHandoverNone'); return; }
+  $('admin-handover').disabled = true;
+  try {
+    const r = await api('POST', `/api/admin/employees/${encodeURIComponent(editing.id)}/handover`, { json: { to } });
+    const n = (r.moved || []).length;
+    out.hidden = false;
+    out.dataset.moved = String(n);
+    out.dataset.failed = '0';
+    out.textContent = t('adminHandoverDone', { n, name: employeeName(to) });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 503 && e.body.moved) {
+      out.hidden = false;
+      out.dataset.moved = String(e.body.moved.length);
+      out.dataset.failed = String((e.body.failed || []).length);
+      out.textContent = t('adminHandoverFailed', { n: e.body.moved.length, failed: (e.body.failed || []).length });
+    } else {
+      showError($('admin-error'), e);
+    }
+  } finally {
+    $('admin-handover').disabled = !writable();
+  }
 }
 
 // refused shows a refusal in the dialog; a conflict fetches the
@@ -603,6 +650,7 @@ export function setupAdmin() {
   $('admin-pw').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); setPassword(); } });
   $('admin-token-new').addEventListener('click', newToken);
   $('admin-token-copy').addEventListener('click', copyToken);
+  $('admin-handover').addEventListener('click', handOver);
   $('admin-history-show').addEventListener('click', () => { if (editing) openHistory('employee', editing.id); });
   $('admin-history-dlg').addEventListener('close', () => { historyShown = null; });
   $('admin-team-form').addEventListener('submit', createTeam);
