@@ -23,8 +23,9 @@ import (
 // accounts) at run time. Each change is checked, written to the audit
 // log (a change whose record cannot be written is refused; one that is
 // refused for any reason leaves no record), then archived as a new
-// version of the entry (relay.Directory). Employees
-// are disabled, never deleted: the archive names them.
+// version of the entry (relay.Directory). Employees are disabled, never
+// deleted: the archive names them. handover.go moves the conversations
+// of one who leaves.
 
 // reasonDirectoryChanged closes the sockets of employees whose role,
 // teams or standing an admin changed; they reconnect with their new
