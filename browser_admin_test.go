@@ -157,6 +157,7 @@ func TestBrowserAdmin(t *testing.T) {
 	adm.until("carol offered", `document.getElementById("admin-dlg").open && [...document.getElementById("admin-handover-to").options].some(o => o.value === "carol")`)
 	adm.do("hand over to carol", chromedp.SetValue(chromedp.ID("admin-handover-to"), "carol"), chromedp.Click(chromedp.ID("admin-handover")))
 	adm.until("one conversation handed over", `document.getElementById("admin-handover-result").dataset.moved === "1" && document.getElementById("admin-handover-result").textContent.includes("Carol Chen")`)
+	adm.shot("admin-handover.png")
 	adm.do("close alice's dialog", chromedp.Click(chromedp.ID("admin-cancel")))
 	carol.until("alice's client in carol's inbox", `document.querySelectorAll("#conv-list li").length === 1 && document.getElementById("conv-list").textContent.includes("acme")`)
 
