@@ -31,18 +31,11 @@ func (h *Hub) serveHandover(w http.ResponseWriter, r *http.Request, emp *Employe
 		writeError(w, http.StatusNotFound, "no employee "+strconv.Quote(from))
 		return
 	}
-	to := h.auth.employee(b.To)
-	switch {
-	case b.To == "":
-		writeError(w, http.StatusBadRequest, "to is required: the agent who takes the conversations over")
+	to, ok := h.transferTarget(w, b.To)
+	if !ok {
 		return
-	case to == nil:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("no enabled employee %q", b.To))
-		return
-	case to.Role != RoleAgent:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is a %s; conversations are served by agents", to.ID, to.Role))
-		return
-	case to.ID == from:
+	}
+	if to.ID == from {
 		writeError(w, http.StatusBadRequest, "an employee cannot hand over to themselves")
 		return
 	}

@@ -54,16 +54,8 @@ func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *Employe
 	if !decodeBody(w, r, &body, maxActionBody, false) {
 		return
 	}
-	to := h.auth.employee(body.To)
-	switch {
-	case body.To == "":
-		writeError(w, http.StatusBadRequest, "to is required: the id of the agent to transfer to")
-		return
-	case to == nil:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("no enabled employee %q", body.To))
-		return
-	case to.Role != RoleAgent:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is a %s; conversations are served by agents", to.ID, to.Role))
+	to, ok := h.transferTarget(w, body.To)
+	if !ok {
 		return
 	}
 	if !h.authorizeManage(w, r, emp, conv) {
@@ -91,6 +83,23 @@ func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *Employe
 		return
 	}
 	h.act(w, r, relay.StaffAction{Kind: relay.KindTransfer, Conv: conv, By: emp.ID, Key: key, To: to.ID, Text: body.Note})
+}
+
+// transferTarget returns the enabled agent id names, who may take
+// conversations over. When not, it has answered 400.
+func (h *Hub) transferTarget(w http.ResponseWriter, id string) (*Employee, bool) {
+	to := h.auth.employee(id)
+	switch {
+	case id == "":
+		writeError(w, http.StatusBadRequest, "to is required: the id of the agent who takes the conversation over")
+	case to == nil:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("no enabled employee %q", id))
+	case to.Role != RoleAgent:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is a %s; conversations are served by agents", to.ID, to.Role))
+	default:
+		return to, true
+	}
+	return nil, false
 }
 
 // serveStatus handles POST .../resolve and .../reopen {"key"} (the body
