@@ -158,8 +158,18 @@ func startNginx(t *testing.T, nginx, relay1, relay2 string) string {
 		}
 		c = strings.ReplaceAll(c, old, repl)
 	}
-	c = strings.Replace(c, "http {", "http {\n    client_body_temp_path "+dir+"/body;\n    proxy_temp_path "+dir+"/proxy;\n"+
-		"    fastcgi_temp_path "+dir+"/fastcgi;\n    uwsgi_temp_path "+dir+"/uwsgi;\n    scgi_temp_path "+dir+"/scgi;", 1)
+	// nginx's workers run as an unprivileged user when it starts as root:
+	// their temporary files go where that user may write.
+	tmp, err := os.MkdirTemp("", "wr-nginx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	if err := os.Chmod(tmp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	c = strings.Replace(c, "http {", "http {\n    client_body_temp_path "+tmp+"/body;\n    proxy_temp_path "+tmp+"/proxy;\n"+
+		"    fastcgi_temp_path "+tmp+"/fastcgi;\n    uwsgi_temp_path "+tmp+"/uwsgi;\n    scgi_temp_path "+tmp+"/scgi;", 1)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(c), 0o644); err != nil {
 		t.Fatal(err)
