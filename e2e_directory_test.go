@@ -39,15 +39,16 @@ func TestE2EDirectoryAcrossInstances(t *testing.T) {
 	}); code != http.StatusCreated {
 		t.Fatalf("create carol on A: %d %v", code, out)
 	}
-	code, out := a.api(t, "POST", "/api/admin/employees/carol/token", admTok, map[string]any{"version": 1})
-	carolTok, _ := out["token"].(string)
-	if code != http.StatusOK || carolTok == "" {
-		t.Fatalf("carol's token on A: %d %v", code, out)
-	}
 	if code, out := a.api(t, "PUT", "/api/admin/employees/alice", admTok, map[string]any{
 		"name": "", "role": "agent", "accounts": []string{}, "version": 0,
 	}); code != http.StatusOK {
 		t.Fatalf("take acme from alice on A: %d %v", code, out)
+	}
+	// Her token last: once B accepts it, B has read every change above.
+	code, out := a.api(t, "POST", "/api/admin/employees/carol/token", admTok, map[string]any{"version": 1})
+	carolTok, _ := out["token"].(string)
+	if code != http.StatusOK || carolTok == "" {
+		t.Fatalf("carol's token on A: %d %v", code, out)
 	}
 
 	// B lets carol in once it has reloaded.
