@@ -136,11 +136,16 @@ func (p *page) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// browserWait bounds each wait for a page's condition. It is generous on
+// purpose: it only decides how long a broken page takes to fail, and the
+// full suite runs under -race on two busy cores.
+const browserWait = time.Minute
+
 // until waits for a JavaScript condition to hold.
 func (p *page) until(what, cond string) {
 	p.t.Helper()
 	_, err := chromedp.Run(p.ctx, chromedp.Poll[bool]("!!("+cond+")",
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(browserWait)))
 	if err != nil {
 		p.shot("failed-" + p.name + ".png")
 		p.t.Fatalf("%s: waiting for %s: %v", p.name, what, err)
@@ -151,7 +156,7 @@ func (p *page) until(what, cond string) {
 // boolean), such as an answer of the API.
 func (p *page) untilAsync(what, cond string) {
 	p.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(browserWait)
 	for !eval[bool](p, cond) {
 		if time.Now().After(deadline) {
 			p.shot("failed-" + p.name + ".png")

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 )
@@ -252,7 +250,3 @@ func remoteAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// deadline bounds a store call made on behalf of a request.
-func deadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, 5*time.Second)
-}

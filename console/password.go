@@ -42,8 +42,7 @@ func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, p *principal
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ctx, cancel := deadline(r.Context())
-	defer cancel()
+	ctx := r.Context()
 	if h.throttle != nil {
 		locked, err := h.throttle.LoginLocked(ctx, emp.ID)
 		if err != nil {

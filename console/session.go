@@ -118,8 +118,6 @@ func (s *sessions) get(ctx context.Context, id string) (*session, string, error)
 		return nil, "", nil
 	}
 	key := storeKey(id)
-	ctx, cancel := deadline(ctx)
-	defer cancel()
 	data, err := s.store.GetSession(ctx, key, s.idle)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading the session: %w", err)
@@ -212,8 +210,7 @@ func (h *Hub) serveLogin(auth *authenticator) http.HandlerFunc {
 			writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now: "+errDirectoryNotLoaded.Error()+"; try again shortly")
 			return
 		}
-		ctx, cancel := deadline(r.Context())
-		defer cancel()
+		ctx := r.Context()
 		if len(body.ID) > maxLoginID {
 			// No employee has such an id; not worth a throttle entry.
 			bcrypt.CompareHashAndPassword(auth.dummyHash(), []byte(body.Password))
@@ -276,8 +273,7 @@ func (h *Hub) writeLocked(w http.ResponseWriter, r *http.Request, id string, loc
 
 // signIn starts a session for emp and answers as /api/login does.
 func (h *Hub) signIn(w http.ResponseWriter, r *http.Request, emp *Employee, via string) {
-	ctx, cancel := deadline(r.Context())
-	defer cancel()
+	ctx := r.Context()
 	if err := h.record(r, emp, AuditSignIn, "", "", via); err != nil {
 		h.log.Error("writing the audit trail; sign-in refused", "employee", emp.ID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now (the audit trail cannot be written); try again shortly")
@@ -329,8 +325,7 @@ func (h *Hub) serveLogout(auth *authenticator) http.HandlerFunc {
 			return
 		}
 		if p.method == authSession {
-			ctx, cancel := deadline(r.Context())
-			defer cancel()
+			ctx := r.Context()
 			if err := h.sessions.store.DeleteSession(ctx, p.sid); err != nil {
 				h.log.Warn("ending a console session", "employee", p.emp.ID, "err", err)
 				writeError(w, http.StatusServiceUnavailable, "cannot reach the session store; try again")
