@@ -249,4 +249,3 @@ func remoteAddr(r *http.Request) string {
 	}
 	return r.RemoteAddr
 }
-
