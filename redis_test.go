@@ -81,7 +81,7 @@ func TestRedisACLUser(t *testing.T) {
 	// The relay's own Redis state and bus work with an ACL that grants
 	// only keys and channels under storage.redis.prefix.
 	d := state.NewRedisDedupe(rdb, prefix)
-	if first, err := d.Claim(ctx, "m1", time.Minute); err != nil || !first {
+	if first, err := d.Claim(ctx, "m1", "a", time.Minute); err != nil || first != relay.ClaimWon {
 		t.Fatalf("dedupe claim: %v, %v", first, err)
 	}
 	seq := state.NewRedisSequencer(rdb, prefix)

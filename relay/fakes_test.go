@@ -335,33 +335,69 @@ func (b *memBus) published() []Event {
 	return slices.Clone(b.events)
 }
 
+// memDedupe is a Dedupe in memory: a key is held by an owner until its
+// lease ends, or done.
 type memDedupe struct {
 	mu   sync.Mutex
-	seen map[string]bool
+	keys map[string]memClaim
 	fail bool
 }
 
-func (d *memDedupe) Claim(_ context.Context, key string, _ time.Duration) (bool, error) {
+type memClaim struct {
+	owner   string // "" once done
+	expires time.Time
+}
+
+func (d *memDedupe) Claim(_ context.Context, key, owner string, lease time.Duration) (ClaimState, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.fail {
-		return false, errors.New("dedupe down")
+		return 0, errors.New("dedupe down")
 	}
-	if d.seen == nil {
-		d.seen = map[string]bool{}
+	if d.keys == nil {
+		d.keys = map[string]memClaim{}
 	}
-	if d.seen[key] {
-		return false, nil
+	if c, ok := d.keys[key]; ok && time.Now().Before(c.expires) {
+		if c.owner == "" {
+			return ClaimDone, nil
+		}
+		return ClaimHeld, nil
 	}
-	d.seen[key] = true
-	return true, nil
+	d.keys[key] = memClaim{owner: owner, expires: time.Now().Add(lease)}
+	return ClaimWon, nil
 }
 
-func (d *memDedupe) Release(_ context.Context, key string) error {
+func (d *memDedupe) Finish(_ context.Context, key string, ttl time.Duration) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.seen, key)
+	if d.fail {
+		return errors.New("dedupe down")
+	}
+	if d.keys == nil {
+		d.keys = map[string]memClaim{}
+	}
+	d.keys[key] = memClaim{expires: time.Now().Add(ttl)}
 	return nil
+}
+
+func (d *memDedupe) Release(_ context.Context, key, owner string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.keys[key]; ok && c.owner == owner && owner != "" {
+		delete(d.keys, key)
+	}
+	return nil
+}
+
+// hold makes key held by another attempt, as if it were in flight on
+// another instance, for lease.
+func (d *memDedupe) hold(key string, lease time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.keys == nil {
+		d.keys = map[string]memClaim{}
+	}
+	d.keys[key] = memClaim{owner: "elsewhere", expires: time.Now().Add(lease)}
 }
 
 type memSeq struct {

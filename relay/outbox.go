@@ -177,6 +177,9 @@ type Outbox struct {
 	// convLocks serialise the policy check and the acceptance of sends in
 	// one conversation, so two quick sends cannot both take the last slot.
 	convLocks [64]sync.Mutex
+	// claims keep a retried send (same key) from being accepted twice, or
+	// answered "pending" before its first attempt is durable.
+	claims *claims
 }
 
 // NewOutbox returns an outbox. It registers itself with the pipeline, so
@@ -194,6 +197,7 @@ func NewOutbox(cfg OutboxConfig, d OutboxDeps) (*Outbox, error) {
 	o := &Outbox{
 		cfg: cfg.withDefaults(), d: d, log: d.Logger,
 		inFlight: map[string]bool{}, typing: map[ConversationID]time.Time{}, spooled: map[ConversationID]map[string]bool{},
+		claims: &claims{d: d.Dedupe, lease: defaultClaimLease, wait: defaultClaimWait, log: d.Logger},
 	}
 	for range o.cfg.Workers {
 		o.queues = append(o.queues, make(chan Message, 1024))
@@ -264,14 +268,24 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 		return SendResult{}, err
 	}
 	id := OutboundID(req.Conv, req.Key)
-	first, err := o.d.Dedupe.Claim(ctx, "send:"+id, 7*24*time.Hour)
-	if err != nil {
-		o.log.Warn("dedupe unavailable for a send; relying on the archive", "msg_id", id, "err", err)
-		first = true
-	}
-	if !first {
+	var res SendResult
+	dup, err := o.claims.once(ctx, "send:"+id, 7*24*time.Hour, func() (err error) {
+		res, err = o.accept(ctx, req, id)
+		return err
+	})
+	switch {
+	case err != nil:
+		return SendResult{}, err
+	case dup:
 		return o.result(ctx, id, true)
 	}
+	return res, nil
+}
+
+// accept makes the send with id durable, unless the archive has it
+// already: policy, the upload, then the spool. It runs under the send's
+// claim, which an error releases.
+func (o *Outbox) accept(ctx context.Context, req SendRequest, id string) (SendResult, error) {
 	if res, ok, err := o.archivedResult(ctx, id); err != nil || ok {
 		return res, err
 	}
@@ -280,11 +294,9 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 	defer lock.Unlock()
 	w, err := o.Window(ctx, req.Conv)
 	if err != nil {
-		o.release(ctx, id)
 		return SendResult{}, err
 	}
 	if !w.Open {
-		o.release(ctx, id)
 		code := ErrCodeOutOfWindow
 		if !w.ClosesAt.IsZero() {
 			code = ErrCodeSendQuota
@@ -305,14 +317,12 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 	if req.Upload != nil {
 		mediaID, err := o.d.Sender.UploadMedia(ctx, account, req.Kind, req.Upload.FileName, req.Upload.Data)
 		if err != nil {
-			o.release(ctx, id)
 			return SendResult{}, fmt.Errorf("uploading %s to WeChat: %w", req.Kind, err)
 		}
 		m.MediaID = mediaID
 		m.Attrs = withAttr(m.Attrs, "file_name", req.Upload.FileName)
 		if o.d.Media != nil {
 			if err := o.d.Media.PutMedia(ctx, mediaOf(m, req.Upload, o.d.Now())); err != nil {
-				o.release(ctx, id)
 				return SendResult{}, fmt.Errorf("archiving the uploaded %s: %w", req.Kind, err)
 			}
 		}
@@ -325,7 +335,6 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 	o.mu.Unlock()
 	if err := o.d.Pipeline.Accept(ctx, m); err != nil {
 		o.unspool(m)
-		o.release(ctx, id)
 		return SendResult{}, fmt.Errorf("archiving the message: %w", err)
 	}
 	return SendResult{MessageID: id, State: DeliveryPending}, nil
@@ -361,14 +370,6 @@ func (o *Outbox) validate(req SendRequest) error {
 		return bad("cannot send %q through WeChat's customer-service API", req.Kind)
 	}
 	return nil
-}
-
-func (o *Outbox) release(ctx context.Context, id string) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	if err := o.d.Dedupe.Release(rctx, "send:"+id); err != nil {
-		o.log.Warn("releasing a send key", "msg_id", id, "err", err)
-	}
 }
 
 // result returns what is known of an earlier send with the same id.

@@ -137,8 +137,10 @@ func (o *Outbox) deliver(ctx context.Context, m Message) {
 	// Only one attempt, in one instance, may send a message: the claim
 	// covers the moments before the "sending" event is archived, the
 	// event everything after.
-	claimed, err := o.d.Dedupe.Claim(ctx, "dispatch:"+m.ID, o.cfg.SettleAfter)
-	if err == nil && !claimed {
+	// The claim is a lock that only its lease ends: nothing finishes or
+	// releases it.
+	st, err := o.d.Dedupe.Claim(ctx, "dispatch:"+m.ID, newOwner(), o.cfg.SettleAfter)
+	if err == nil && st != ClaimWon {
 		return
 	}
 	if _, settled, err := o.archivedResult(ctx, m.ID); err != nil || settled {

@@ -21,6 +21,13 @@ type Config struct {
 	// DedupeTTL is how long a message id is remembered to drop WeChat's
 	// retries (24h; WeChat retries within about 15 seconds).
 	DedupeTTL time.Duration `yaml:"dedupe_ttl"`
+	// ClaimLease is how long one attempt to accept a callback holds its
+	// message id while it makes the message durable (2s): a retry that
+	// finds the id held waits, and takes it over once the lease ends (the
+	// attempt died). ClaimWait bounds that wait (3s) before the retry is
+	// answered 503. Both must stay well inside WeChat's 5-second limit.
+	ClaimLease time.Duration `yaml:"claim_lease"`
+	ClaimWait  time.Duration `yaml:"claim_wait"`
 	// RetryMin and RetryMax bound the backoff while the archive or the
 	// bus is failing (100ms, 5s).
 	RetryMin time.Duration `yaml:"retry_min"`
@@ -65,6 +72,8 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.Linger, 20*time.Millisecond)
 	def(&c.DedupeTTL, 24*time.Hour)
+	def(&c.ClaimLease, defaultClaimLease)
+	def(&c.ClaimWait, defaultClaimWait)
 	def(&c.RetryMin, 100*time.Millisecond)
 	def(&c.RetryMax, 5*time.Second)
 	def(&c.DrainTimeout, 10*time.Second)
@@ -107,6 +116,9 @@ type Pipeline struct {
 	msgs, events *chain
 	// signer signs both chains' seals (cfg.SealKeyFile); nil: unsigned.
 	signer *SealSigner
+	// claims keeps WeChat's retries of one callback from being accepted
+	// twice, or answered before the first attempt is durable.
+	claims *claims
 }
 
 // outboundQueue is the Outbox as the pipeline sees it.
@@ -158,7 +170,8 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, d: d, log: d.Logger, signer: signer}
+	p := &Pipeline{cfg: cfg, d: d, log: d.Logger, signer: signer,
+		claims: &claims{d: d.Dedupe, lease: cfg.ClaimLease, wait: cfg.ClaimWait, log: d.Logger}}
 	sealLog := d.Logger.With("component", "seal")
 	p.msgs = newChain(cfg.Writer, StreamMessages, d.Archive, sealLog, d.Now, signer)
 	p.events = newChain(cfg.Writer, StreamEvents, d.Archive, sealLog, d.Now, signer)
@@ -173,9 +186,11 @@ func (p *Pipeline) Writer() string { return p.cfg.Writer }
 // (AuditLog.SignWith); nil when seals are not signed.
 func (p *Pipeline) Signer() *SealSigner { return p.signer }
 
-// Accept makes m durable. It returns nil when m is in the spool, or when
-// it is a retry of a message accepted before; only then may WeChat be
-// answered. An error means nothing was accepted and WeChat should retry.
+// Accept makes m durable. It returns nil when m is in the spool (its
+// record fsynced), or when it is a retry of a message that is; only then
+// may WeChat be answered. An error means nothing is known to be accepted
+// and WeChat should retry: ErrInFlight when an earlier attempt of the
+// same message is still making it durable.
 func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 	if m.ID == "" || m.Conv == "" {
 		return errors.New("relay: message without id or conversation")
@@ -184,30 +199,29 @@ func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 		m.AcceptedAt = p.d.Now()
 	}
 	m.Seq = 0
-	first, err := p.d.Dedupe.Claim(ctx, m.ID, p.cfg.DedupeTTL)
-	if err != nil {
-		// Without the dedupe store the spool and the archive still keep
-		// the message unique; accepting beats making WeChat retry.
-		p.log.Warn("dedupe unavailable, accepting without it", "msg_id", m.ID, "err", err)
-		first = true
-	}
-	if !first {
-		p.d.Metrics.accepted.WithLabelValues("duplicate").Inc()
-		return nil
-	}
-	if err := p.d.Spool.Append(ctx, m); err != nil {
+	var spooled bool // an earlier attempt's copy is in the spool
+	dup, err := p.claims.once(ctx, m.ID, p.cfg.DedupeTTL, func() error {
+		err := p.d.Spool.Append(ctx, m)
 		if errors.Is(err, ErrDuplicate) {
-			p.d.Metrics.accepted.WithLabelValues("duplicate").Inc()
+			// The spool answers a pending id only once its record is
+			// fsynced: durable, as if this attempt had written it.
+			spooled = true
 			return nil
 		}
-		// Forget the claim so WeChat's retry is not dropped as a duplicate.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		if rerr := p.d.Dedupe.Release(rctx, m.ID); rerr != nil {
-			p.log.Error("releasing dedupe claim after spool failure", "msg_id", m.ID, "err", rerr)
-		}
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrInFlight):
+		p.d.Metrics.accepted.WithLabelValues("in_flight").Inc()
+		return err
+	case err != nil:
 		p.d.Metrics.accepted.WithLabelValues("error").Inc()
 		return fmt.Errorf("spooling message %s: %w", m.ID, err)
+	}
+	dup = dup || spooled
+	if dup {
+		p.d.Metrics.accepted.WithLabelValues("duplicate").Inc()
+		return nil
 	}
 	p.d.Metrics.accepted.WithLabelValues("accepted").Inc()
 	p.d.Metrics.spoolDepth.Set(float64(p.d.Spool.Len()))

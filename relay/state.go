@@ -3,18 +3,53 @@ package relay
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
-// Dedupe remembers recently seen message IDs so WeChat's retries are
-// dropped before they reach the spool.
+// Dedupe remembers which requests (WeChat's callbacks, employees'
+// sends, staff actions) were accepted, so that their retries, on any
+// instance, are not accepted twice. A key goes through two states: held
+// by one attempt while it makes the request durable (a short lease, so
+// that an attempt that dies does not swallow the retries), then done.
+// Only done means durable: a retry that finds a key held must not be
+// told "accepted" on its strength (see once.go).
 type Dedupe interface {
-	// Claim marks key as seen for ttl and reports whether this call was
-	// the first to see it.
-	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
-	// Release forgets key, so a message that failed to be accepted can be
-	// retried.
-	Release(ctx context.Context, key string) error
+	// Claim takes key for owner for lease, if nobody holds it and it is
+	// not done, and says what it found.
+	Claim(ctx context.Context, key, owner string, lease time.Duration) (ClaimState, error)
+	// Finish marks key done for ttl, whoever holds it: what it stands
+	// for is durable.
+	Finish(ctx context.Context, key string, ttl time.Duration) error
+	// Release frees key if owner still holds it (not after its lease
+	// ended and another attempt took it, nor once it is done), so that
+	// a request that failed to be accepted can be retried at once.
+	Release(ctx context.Context, key, owner string) error
+}
+
+// ClaimState is what Dedupe.Claim found.
+type ClaimState int
+
+const (
+	// ClaimWon: the key was free; the caller holds it now.
+	ClaimWon ClaimState = iota + 1
+	// ClaimHeld: another attempt holds the key and has not finished;
+	// whether its request is durable is not known yet.
+	ClaimHeld
+	// ClaimDone: an attempt finished; the request is durable.
+	ClaimDone
+)
+
+func (s ClaimState) String() string {
+	switch s {
+	case ClaimWon:
+		return "won"
+	case ClaimHeld:
+		return "held"
+	case ClaimDone:
+		return "done"
+	}
+	return "ClaimState(" + strconv.Itoa(int(s)) + ")"
 }
 
 // ErrUnseeded is returned by Sequencer.Next when the counter of a

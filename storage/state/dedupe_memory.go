@@ -21,51 +21,82 @@ const minSweep = 1024
 // memory stays proportional to the keys still alive without a goroutine.
 type MemoryDedupe struct {
 	mu        sync.Mutex
-	expires   map[string]time.Time
+	keys      map[string]memoryClaim
 	nextSweep int
+}
+
+// memoryClaim is one key: held by owner until expires, or done (owner
+// "") until expires.
+type memoryClaim struct {
+	owner   string
+	expires time.Time
 }
 
 // NewMemoryDedupe returns an empty in-process Dedupe.
 func NewMemoryDedupe() *MemoryDedupe {
-	return &MemoryDedupe{expires: make(map[string]time.Time), nextSweep: minSweep}
+	return &MemoryDedupe{keys: make(map[string]memoryClaim), nextSweep: minSweep}
 }
 
-// Claim records key until ttl has passed and reports whether it was new
-// (or had expired).
-func (d *MemoryDedupe) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if err := checkTTL(ttl); err != nil {
-		return false, fmt.Errorf("state: claim %q: %w", key, err)
+// Claim takes key for owner for lease unless it is held or done.
+func (d *MemoryDedupe) Claim(ctx context.Context, key, owner string, lease time.Duration) (relay.ClaimState, error) {
+	if err := checkTTL(lease); err != nil {
+		return 0, fmt.Errorf("state: claim %q: %w", key, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("state: claim %q: %w", key, err)
+		return 0, fmt.Errorf("state: claim %q: %w", key, err)
+	}
+	if owner == "" {
+		return 0, fmt.Errorf("state: claim %q: no owner", key)
 	}
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if exp, ok := d.expires[key]; ok && now.Before(exp) {
-		return false, nil
+	if c, ok := d.keys[key]; ok && now.Before(c.expires) {
+		if c.owner == "" {
+			return relay.ClaimDone, nil
+		}
+		return relay.ClaimHeld, nil
 	}
-	d.expires[key] = now.Add(ttl)
-	if len(d.expires) >= d.nextSweep {
-		d.sweep(now)
-	}
-	return true, nil
+	d.put(key, memoryClaim{owner: owner, expires: now.Add(lease)}, now)
+	return relay.ClaimWon, nil
 }
 
-// Release forgets key.
-func (d *MemoryDedupe) Release(ctx context.Context, key string) error {
+// Finish marks key done for ttl.
+func (d *MemoryDedupe) Finish(ctx context.Context, key string, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return fmt.Errorf("state: finish %q: %w", key, err)
+	}
+	now := time.Now()
 	d.mu.Lock()
-	delete(d.expires, key)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	d.put(key, memoryClaim{expires: now.Add(ttl)}, now)
 	return nil
+}
+
+// Release forgets key if owner still holds it.
+func (d *MemoryDedupe) Release(ctx context.Context, key, owner string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.keys[key]; ok && c.owner != "" && c.owner == owner {
+		delete(d.keys, key)
+	}
+	return nil
+}
+
+// put stores c under key; d.mu must be held.
+func (d *MemoryDedupe) put(key string, c memoryClaim, now time.Time) {
+	d.keys[key] = c
+	if len(d.keys) >= d.nextSweep {
+		d.sweep(now)
+	}
 }
 
 // sweep drops expired keys; d.mu must be held.
 func (d *MemoryDedupe) sweep(now time.Time) {
-	for k, exp := range d.expires {
-		if !now.Before(exp) {
-			delete(d.expires, k)
+	for k, c := range d.keys {
+		if !now.Before(c.expires) {
+			delete(d.keys, k)
 		}
 	}
-	d.nextSweep = max(2*len(d.expires), minSweep)
+	d.nextSweep = max(2*len(d.keys), minSweep)
 }

@@ -27,21 +27,41 @@ func TestDedupeMemory(t *testing.T) {
 // testDedupe is the contract of relay.Dedupe, run against every backend.
 func testDedupe(t *testing.T, newDedupe func(t *testing.T) relay.Dedupe) {
 	ctx := context.Background()
+	claim := func(t *testing.T, d relay.Dedupe, key, owner string, lease time.Duration) relay.ClaimState {
+		t.Helper()
+		st, err := d.Claim(ctx, key, owner, lease)
+		if err != nil {
+			t.Fatalf("claim %q by %q: %v", key, owner, err)
+		}
+		return st
+	}
 
-	t.Run("second claim loses", func(t *testing.T) {
+	t.Run("held until finished, then done", func(t *testing.T) {
 		t.Parallel()
 		d := newDedupe(t)
-		for i, want := range []bool{true, false, false} {
-			got, err := d.Claim(ctx, "in:acct:1", time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != want {
-				t.Fatalf("claim #%d = %v, want %v", i+1, got, want)
+		if st := claim(t, d, "in:acct:1", "a", time.Minute); st != relay.ClaimWon {
+			t.Fatalf("first claim = %v, want won", st)
+		}
+		for _, owner := range []string{"b", "a"} {
+			if st := claim(t, d, "in:acct:1", owner, time.Minute); st != relay.ClaimHeld {
+				t.Fatalf("claim by %q while a holds it = %v, want held", owner, st)
 			}
 		}
-		if got, err := d.Claim(ctx, "in:acct:2", time.Minute); err != nil || !got {
-			t.Fatalf("claim of another key = %v, %v; want true", got, err)
+		if st := claim(t, d, "in:acct:2", "b", time.Minute); st != relay.ClaimWon {
+			t.Fatalf("claim of another key = %v, want won", st)
+		}
+		if err := d.Finish(ctx, "in:acct:1", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if st := claim(t, d, "in:acct:1", "b", time.Minute); st != relay.ClaimDone {
+			t.Fatalf("claim after finish = %v, want done", st)
+		}
+		// A done key is not freed by its former holder.
+		if err := d.Release(ctx, "in:acct:1", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if st := claim(t, d, "in:acct:1", "b", time.Minute); st != relay.ClaimDone {
+			t.Fatalf("claim after a release of a done key = %v, want done", st)
 		}
 	})
 
@@ -50,13 +70,13 @@ func testDedupe(t *testing.T, newDedupe func(t *testing.T) relay.Dedupe) {
 		d := newDedupe(t)
 		var wins atomic.Int32
 		var wg sync.WaitGroup
-		for range 20 {
+		for i := range 20 {
 			wg.Go(func() {
-				ok, err := d.Claim(ctx, "race", time.Minute)
+				st, err := d.Claim(ctx, "race", strconv.Itoa(i), time.Minute)
 				if err != nil {
 					t.Error(err)
 				}
-				if ok {
+				if st == relay.ClaimWon {
 					wins.Add(1)
 				}
 			})
@@ -67,42 +87,55 @@ func testDedupe(t *testing.T, newDedupe func(t *testing.T) relay.Dedupe) {
 		}
 	})
 
-	t.Run("claim expires", func(t *testing.T) {
+	t.Run("a lease ends by itself", func(t *testing.T) {
 		t.Parallel()
 		d := newDedupe(t)
-		const ttl = 100 * time.Millisecond
+		const lease = 100 * time.Millisecond
 		start := time.Now()
-		if ok, err := d.Claim(ctx, "short", ttl); err != nil || !ok {
-			t.Fatalf("first claim = %v, %v", ok, err)
+		if st := claim(t, d, "short", "a", lease); st != relay.ClaimWon {
+			t.Fatalf("first claim = %v", st)
 		}
-		ok, err := d.Claim(ctx, "short", ttl)
-		if err != nil {
+		st := claim(t, d, "short", "b", lease)
+		// On a loaded machine the second claim may come after expiry.
+		if st == relay.ClaimWon && time.Since(start) < lease {
+			t.Fatal("claim before the lease ended won")
+		}
+		waitPast(lease)
+		if st := claim(t, d, "short", "c", time.Minute); st != relay.ClaimWon {
+			t.Fatalf("claim after the lease = %v, want won", st)
+		}
+		// a's late release does not free c's claim.
+		if err := d.Release(ctx, "short", "a"); err != nil {
 			t.Fatal(err)
 		}
-		// On a loaded machine the second claim may come after expiry.
-		if ok && time.Since(start) < ttl {
-			t.Fatal("claim before expiry won")
-		}
-		waitPast(ttl)
-		if ok, err := d.Claim(ctx, "short", ttl); err != nil || !ok {
-			t.Fatalf("claim after expiry = %v, %v; want true", ok, err)
+		if st := claim(t, d, "short", "d", time.Minute); st != relay.ClaimHeld {
+			t.Fatalf("claim after a stale release = %v, want held (by c)", st)
 		}
 	})
 
-	t.Run("release", func(t *testing.T) {
+	t.Run("release by the holder frees the key", func(t *testing.T) {
 		t.Parallel()
 		d := newDedupe(t)
-		if ok, err := d.Claim(ctx, "k", time.Minute); err != nil || !ok {
-			t.Fatalf("first claim = %v, %v", ok, err)
-		}
-		if err := d.Release(ctx, "k"); err != nil {
+		claim(t, d, "k", "a", time.Minute)
+		if err := d.Release(ctx, "k", "a"); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := d.Claim(ctx, "k", time.Minute); err != nil || !ok {
-			t.Fatalf("claim after release = %v, %v; want true", ok, err)
+		if st := claim(t, d, "k", "b", time.Minute); st != relay.ClaimWon {
+			t.Fatalf("claim after release = %v, want won", st)
 		}
-		if err := d.Release(ctx, "never-claimed"); err != nil {
+		if err := d.Release(ctx, "never-claimed", "a"); err != nil {
 			t.Fatalf("release of an unknown key: %v", err)
+		}
+	})
+
+	t.Run("finish without a claim", func(t *testing.T) {
+		t.Parallel()
+		d := newDedupe(t)
+		if err := d.Finish(ctx, "k", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if st := claim(t, d, "k", "a", time.Minute); st != relay.ClaimDone {
+			t.Fatalf("claim after finish = %v, want done", st)
 		}
 	})
 
@@ -110,11 +143,28 @@ func testDedupe(t *testing.T, newDedupe func(t *testing.T) relay.Dedupe) {
 		t.Parallel()
 		d := newDedupe(t)
 		for _, ttl := range []time.Duration{0, -time.Second, time.Microsecond} {
-			if _, err := d.Claim(ctx, "k", ttl); err == nil {
-				t.Errorf("Claim with ttl %v: no error", ttl)
+			if _, err := d.Claim(ctx, "k", "a", ttl); err == nil {
+				t.Errorf("Claim with lease %v: no error", ttl)
+			}
+			if err := d.Finish(ctx, "k", ttl); err == nil {
+				t.Errorf("Finish with ttl %v: no error", ttl)
 			}
 		}
 	})
+}
+
+// A key a release before the two-state claim left ("1") reads as done,
+// as it meant then.
+func TestRedisDedupeReadsLegacyKeysAsDone(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testRedis(t)
+	d := NewRedisDedupe(rdb, prefix)
+	if err := rdb.Set(context.Background(), keyPrefix(prefix)+"dedupe:old", "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := d.Claim(context.Background(), "old", "a", time.Minute); err != nil || st != relay.ClaimDone {
+		t.Fatalf("claim of a legacy key = %v, %v; want done", st, err)
+	}
 }
 
 // TestMemoryDedupeSweeps checks that expired keys do not accumulate.
@@ -123,7 +173,7 @@ func TestMemoryDedupeSweeps(t *testing.T) {
 	ctx := context.Background()
 	d := NewMemoryDedupe()
 	for i := range 5000 {
-		if _, err := d.Claim(ctx, strconv.Itoa(i), time.Millisecond); err != nil {
+		if _, err := d.Claim(ctx, strconv.Itoa(i), "a", time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		if i%1000 == 999 {
@@ -131,7 +181,7 @@ func TestMemoryDedupeSweeps(t *testing.T) {
 		}
 	}
 	d.mu.Lock()
-	n := len(d.expires)
+	n := len(d.keys)
 	d.mu.Unlock()
 	if n > 3*minSweep {
 		t.Fatalf("%d keys held, want at most %d", n, 3*minSweep)

@@ -17,7 +17,7 @@
 //
 // # Keys
 //
-//	<prefix>dedupe:<key>   string "1" with a TTL       (Dedupe)
+//	<prefix>dedupe:<key>   "held:<owner>" for the lease, then "done" for the TTL (Dedupe)
 //	<prefix>seq:<conv>     integer, no TTL             (Sequencer)
 //	<prefix>assign         hash conv -> employee        (Assignments)
 //	<prefix>token:<key>    string with a TTL           (token cache)

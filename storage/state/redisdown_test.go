@@ -46,8 +46,9 @@ func TestRedisDown(t *testing.T) {
 		name string
 		call func(ctx context.Context) error
 	}{
-		{"Claim", func(ctx context.Context) error { _, err := dedupe.Claim(ctx, "k", time.Minute); return err }},
-		{"Release", func(ctx context.Context) error { return dedupe.Release(ctx, "k") }},
+		{"Claim", func(ctx context.Context) error { _, err := dedupe.Claim(ctx, "k", "a", time.Minute); return err }},
+		{"Finish", func(ctx context.Context) error { return dedupe.Finish(ctx, "k", time.Minute) }},
+		{"Release", func(ctx context.Context) error { return dedupe.Release(ctx, "k", "a") }},
 		{"Seed", func(ctx context.Context) error { return seq.Seed(ctx, conv, 10) }},
 		{"Next", func(ctx context.Context) error { _, err := seq.Next(ctx, conv, 1); return err }},
 		{"Get", func(ctx context.Context) error { _, err := assign.Get(ctx, conv); return err }},
