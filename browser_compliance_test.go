@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -50,11 +49,6 @@ func complianceBrowserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 	if r.sys.lexicon == nil {
 		t.Fatal("no lexicon watcher built from the configuration")
 	}
-	// The lexicon watcher runs in serve, not in startRelay's minimal set.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.sys.lexicon.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 	if err := testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme"); err != nil {
 		t.Fatal(err)
 	}

@@ -69,12 +69,6 @@ func browserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 	cfg.Bot.Open, cfg.Bot.Close = "00:00", "00:00" // always open: no out-of-hours answers
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
-	// The media worker runs in serve, not in startRelay's minimal set:
-	// clients' pictures are fetched from WeChat and archived.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.sys.media.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 	if err := testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme"); err != nil {
 		t.Fatal(err)
 	}

@@ -173,10 +173,6 @@ func runComplianceE2E(t *testing.T, cfg *Config, cfgPath string, tamper func(t *
 	if r.sys.lexicon == nil {
 		t.Fatal("no lexicon watcher built from the configuration")
 	}
-	wctx, stopWatch := context.WithCancel(context.Background())
-	watchDone := make(chan struct{})
-	go func() { r.sys.lexicon.Run(wctx); close(watchDone) }()
-	t.Cleanup(func() { stopWatch(); <-watchDone })
 	ctx := context.Background()
 
 	sup, cmp, alice := r.dial(t, supTok), r.dial(t, cmpTok), r.dial(t, aliceTok)

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +232,41 @@ func TestE2EStartsWithClickHouseDown(t *testing.T) {
 	}
 	if n := rowCount(t, ch.Addr, db, msgID("oCold", "70001")); n != 1 {
 		t.Fatalf("%d rows", n)
+	}
+}
+
+// A spool that refuses everything (failed for good after an fsync error,
+// or closed) makes the instance unready, so that the load balancer sends
+// WeChat elsewhere instead of to an instance that answers 503 to every
+// callback; /readyz says why.
+func TestE2EReadyReflectsTheSpool(t *testing.T) {
+	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
+	cfg := e2eConfig(t, ch, rd, testenv.UniqueName("e2e"), testenv.UniqueName("wr")+":", t.TempDir())
+	r := startRelay(t, cfg)
+	readyz := func() (int, string) {
+		resp, err := http.Get(r.srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	eventually(t, time.Minute, "ready", func() error {
+		if code, body := readyz(); code != http.StatusOK {
+			return fmt.Errorf("readyz %d %q", code, body)
+		}
+		return nil
+	})
+	if err := r.sys.spool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, body := readyz()
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "spool") {
+		t.Fatalf("readyz with the spool refusing everything: %d %q, want 503 naming the spool", code, body)
+	}
+	now := time.Now()
+	if status, _ := r.post(t, safeCallback(t, "acme", textXML("oGone", "80001", "hello", now), now)); status == http.StatusOK {
+		t.Fatal("a callback was answered 200 with the spool refusing everything")
 	}
 }

@@ -266,11 +266,6 @@ func TestE2EMediaFetchedAndArchived(t *testing.T) {
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
 	testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme")
-	// The media worker runs in serve, not in startRelay's minimal set.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.sys.media.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
 
 	client, _ := testSim.NewClient(acct.AppID)
 	client.Subscribe(context.Background())

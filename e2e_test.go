@@ -19,7 +19,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/gorilla/websocket"
 	"github.com/silenceper/wechat/v2/util"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/relay"
@@ -85,13 +84,8 @@ func startRelay(t testing.TB, cfg *Config) *testRelay {
 		t.Fatalf("building the relay: %v", err)
 	}
 	srv := httptest.NewServer(sys.handler)
-	work, stopWork := context.WithCancel(context.Background())
-	g := &errgroup.Group{}
-	g.Go(func() error { return sys.pipeline.Run(work) })
-	g.Go(func() error { return sys.hub.Run(work) })
-	g.Go(func() error { return sys.outbox.Run(work) })
-	g.Go(func() error { return sys.bot.Run(work, sys.bus) })
-	g.Go(func() error { return sys.dir.Run(work, cfg.Console.DirectoryRefresh) })
+	// Every worker, as serve starts them.
+	work := sys.startWorkers()
 	var once sync.Once
 	r := &testRelay{sys: sys, srv: srv}
 	r.stop = func() {
@@ -99,8 +93,9 @@ func startRelay(t testing.TB, cfg *Config) *testRelay {
 			srv.CloseClientConnections()
 			srv.Close()
 			sys.hub.Shutdown(context.Background())
-			stopWork()
-			g.Wait()
+			if err := work.Stop(); err != nil {
+				t.Errorf("stopping the workers: %v", err)
+			}
 			sys.close()
 		})
 	}

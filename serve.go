@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,6 +72,8 @@ type system struct {
 	dir      *relay.Directory
 	lexicon  *relay.LexiconWatcher // nil without lexicon rules
 	handler  http.Handler
+	// stopping is set when shutdown begins: /readyz fails from then on.
+	stopping atomic.Bool
 }
 
 // build opens storage and wires the parts. On error, whatever was opened
@@ -259,13 +263,33 @@ func unreachable(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// ready answers 200 only when the archive answers: without it nothing
-// is delivered, so a load balancer should prefer another instance.
+// ready answers 200 only when this instance can do its work: it is not
+// shutting down, its spool accepts callbacks, the archive writer runs,
+// the archive answers (without it nothing is delivered), and its bus
+// subscriptions are up (without them its consoles and lexicon alerts go
+// quiet). Otherwise 503, with one line per problem, so that a load
+// balancer sends WeChat to another instance.
 func (s *system) ready(w http.ResponseWriter, r *http.Request) {
+	var problems []string
+	check := func(what string, err error) {
+		if err != nil {
+			problems = append(problems, what+": "+err.Error())
+		}
+	}
+	if s.stopping.Load() {
+		problems = append(problems, "shutting down")
+	}
+	check("spool", s.spool.Err())
+	check("archive writer", s.pipeline.Running())
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.archive.Ping(ctx); err != nil {
-		http.Error(w, "archive unavailable: "+err.Error(), http.StatusServiceUnavailable)
+	check("archive unavailable", s.archive.Ping(ctx))
+	check("console", s.hub.Subscribed())
+	if s.lexicon != nil {
+		check("lexicon watcher", s.lexicon.Subscribed())
+	}
+	if len(problems) > 0 {
+		http.Error(w, strings.Join(problems, "\n"), http.StatusServiceUnavailable)
 		return
 	}
 	io.WriteString(w, "ready\n")
@@ -327,21 +351,25 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 		printDemo(stdout, base, sim.base, cfg)
 	}
 
-	// The pipeline and the media worker outlive the HTTP server: they
-	// stop after it, so callbacks accepted during shutdown are drained.
-	workCtx, stopWork := context.WithCancel(context.Background())
-	defer stopWork()
+	// The workers outlive the HTTP server: they stop after it, so
+	// callbacks accepted during shutdown are drained. One that stops on
+	// its own stops the process (workers.go).
+	work := s.startWorkers()
+	stopped := false
+	defer func() {
+		if !stopped {
+			work.Stop()
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
-	work, _ := errgroup.WithContext(workCtx)
-	work.Go(func() error { return s.pipeline.Run(workCtx) })
-	work.Go(func() error { return s.media.Run(workCtx) })
-	work.Go(func() error { return s.outbox.Run(workCtx) })
-	work.Go(func() error { return s.bot.Run(workCtx, s.bus) })
-	work.Go(func() error { return s.hub.Run(workCtx) })
-	work.Go(func() error { return s.dir.Run(workCtx, cfg.Console.DirectoryRefresh) })
-	if s.lexicon != nil {
-		work.Go(func() error { return s.lexicon.Run(workCtx) })
-	}
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case err := <-work.Failed():
+			return err
+		}
+	})
 	if sim != nil {
 		// The simulator plays WeChat, which outlives the relay: it stops
 		// after the relay's work has drained (the outbox may still call
@@ -370,6 +398,9 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 	})
 	g.Go(func() error {
 		<-gctx.Done()
+		// Lame duck: /readyz fails from now on, so the balancer sends
+		// the next callbacks elsewhere while these drain.
+		s.stopping.Store(true)
 		log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
@@ -380,8 +411,8 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 		return err
 	})
 	err = g.Wait()
-	stopWork()
-	if werr := work.Wait(); werr != nil && err == nil {
+	stopped = true
+	if werr := work.Stop(); werr != nil && err == nil {
 		err = werr
 	}
 	log.Info("stopped", "spool_pending", s.spool.Len())

@@ -94,6 +94,7 @@ type Hub struct {
 	now        func() time.Time
 	dir        *relay.Directory
 	auth       *authenticator
+	sub        *relay.Subscriber
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -142,6 +143,7 @@ func NewHub(cfg Config, d Deps) *Hub {
 	}
 	h.auth = newAuthenticator(h.dir, h.sessions)
 	h.dir.OnChange(h.directoryChanged)
+	h.sub = &relay.Subscriber{Name: "console", Bus: d.Bus, Log: log}
 	if d.Registerer != nil {
 		d.Registerer.MustRegister(h.connections, h.frames, h.disconnects)
 	}
@@ -167,26 +169,11 @@ func employeeAccounts(emps []Employee) []relay.AccountInfo {
 // Run subscribes to the bus and dispatches events until ctx is done. A
 // failed subscription is retried: meanwhile consoles still catch up from
 // the archive.
-func (h *Hub) Run(ctx context.Context) error {
-	wait := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		events, err := h.bus.Subscribe(ctx)
-		if err != nil {
-			h.log.Warn("subscribing to the bus", "err", err, "retry_in", wait)
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-			wait = min(2*wait, 5*time.Second)
-			continue
-		}
-		wait = 100 * time.Millisecond
-		for e := range events {
-			h.dispatch(e)
-		}
-	}
-	return nil
-}
+func (h *Hub) Run(ctx context.Context) error { return h.sub.Run(ctx, h.dispatch) }
+
+// Subscribed returns nil while the hub's bus subscription is up: without
+// it, this instance's consoles get no live messages (a readiness check).
+func (h *Hub) Subscribed() error { return h.sub.Check() }
 
 func (h *Hub) dispatch(e relay.Event) {
 	switch {

@@ -311,6 +311,9 @@ type LexiconWatcher struct {
 	Now func() time.Time
 
 	scan scanState
+
+	subOnce    sync.Once
+	subscriber *Subscriber
 }
 
 // Run watches until ctx ends.
@@ -318,10 +321,6 @@ func (w *LexiconWatcher) Run(ctx context.Context) error {
 	log := w.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	ch, err := w.Bus.Subscribe(ctx)
-	if err != nil {
-		return fmt.Errorf("lexicon: subscribing to the bus: %w", err)
 	}
 	if w.Scan != nil {
 		var scans sync.WaitGroup
@@ -331,40 +330,54 @@ func (w *LexiconWatcher) Run(ctx context.Context) error {
 		defer cancel() // before the Wait: the scans end with the bus
 		scans.Go(func() { w.scanLoop(ctx, log) })
 	}
-	for e := range ch {
-		if e.Type != EventMessage || e.Message == nil {
-			continue
+	// A failed or lost subscription is retried with backoff: meanwhile
+	// the catch-up scan finds what the bus did not bring.
+	return w.sub(log).Run(ctx, func(e Event) { w.watch(ctx, log, e) })
+}
+
+// sub returns the watcher's bus subscription, made on first use.
+func (w *LexiconWatcher) sub(log *slog.Logger) *Subscriber {
+	w.subOnce.Do(func() { w.subscriber = &Subscriber{Name: "lexicon", Bus: w.Bus, Log: log} })
+	return w.subscriber
+}
+
+// Subscribed returns nil while the watcher's bus subscription is up (a
+// readiness check).
+func (w *LexiconWatcher) Subscribed() error { return w.sub(w.Log).Check() }
+
+// watch raises the alerts of one event.
+func (w *LexiconWatcher) watch(ctx context.Context, log *slog.Logger, e Event) {
+	if e.Type != EventMessage || e.Message == nil {
+		return
+	}
+	hits := w.Hits(*e.Message)
+	if len(hits) == 0 {
+		return
+	}
+	// A hit must be archived before it is shown; retry briefly.
+	var err error
+	for attempt := range 5 {
+		if err = w.Store.AppendHits(ctx, hits); err == nil || ctx.Err() != nil {
+			break
 		}
-		hits := w.Hits(*e.Message)
-		if len(hits) == 0 {
-			continue
-		}
-		// A hit must be archived before it is shown; retry briefly.
-		var err error
-		for attempt := range 5 {
-			if err = w.Store.AppendHits(ctx, hits); err == nil || ctx.Err() != nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
-			}
-		}
-		if err != nil {
-			log.Error("archiving lexicon hits failed; no alert raised", "msg_id", e.Message.ID, "conv", e.Message.Conv, "err", err)
-			continue
-		}
-		for _, h := range hits {
-			if !w.claim(h.ID) {
-				continue // the catch-up scan alerted it already
-			}
-			log.Info("lexicon hit", "rule", h.Rule, "msg_id", h.MessageID, "conv", h.Conv, "direction", h.Direction)
-			if w.Alert != nil {
-				w.Alert(h)
-			}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
 		}
 	}
-	return nil
+	if err != nil {
+		log.Error("archiving lexicon hits failed; no alert raised", "msg_id", e.Message.ID, "conv", e.Message.Conv, "err", err)
+		return
+	}
+	for _, h := range hits {
+		if !w.claim(h.ID) {
+			continue // the catch-up scan alerted it already
+		}
+		log.Info("lexicon hit", "rule", h.Rule, "msg_id", h.MessageID, "conv", h.Conv, "direction", h.Direction)
+		if w.Alert != nil {
+			w.Alert(h)
+		}
+	}
 }
 
 // Hits returns the hits of m, an archived message.

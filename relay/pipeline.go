@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -119,6 +120,8 @@ type Pipeline struct {
 	// claims keeps WeChat's retries of one callback from being accepted
 	// twice, or answered before the first attempt is durable.
 	claims *claims
+	// running is set while Run, the archive writer, runs.
+	running atomic.Bool
 }
 
 // outboundQueue is the Outbox as the pipeline sees it.
@@ -228,6 +231,18 @@ func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 	return nil
 }
 
+// errWriterStopped is what Running says when the writer is not running.
+var errWriterStopped = errors.New("the archive writer is not running")
+
+// Running returns nil while Run, the archive writer, runs (a readiness
+// check: without it nothing accepted is archived or delivered).
+func (p *Pipeline) Running() error {
+	if p.running.Load() {
+		return nil
+	}
+	return errWriterStopped
+}
+
 // Run is the archive writer: it drains the spool into the archive in
 // batches and publishes each archived message. It returns when ctx is
 // done, after one bounded attempt to flush what is pending.
@@ -235,6 +250,8 @@ func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 // Before anything else it heals the writer's seal chains: a batch a
 // crash left archived without its seal is sealed from the archive.
 func (p *Pipeline) Run(ctx context.Context) error {
+	p.running.Store(true)
+	defer p.running.Store(false)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	if err := p.healChains(ctx); err != nil {
