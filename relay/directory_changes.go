@@ -164,6 +164,7 @@ func sameDirectory(a, b *DirectorySnapshot) bool {
 // ends, so changes made by other instances arrive. A failed reload is
 // logged and the current directory kept.
 func (d *Directory) Run(ctx context.Context, every time.Duration) error {
+	const reloadTimeout = 30 * time.Second
 	if d.store == nil {
 		return nil
 	}
@@ -178,7 +179,9 @@ func (d *Directory) Run(ctx context.Context, every time.Duration) error {
 			return nil
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, every)
+		// A reload may take longer than the interval under load: bounding
+		// it by the interval (100ms in tests) made every reload fail then.
+		rctx, cancel := context.WithTimeout(ctx, max(every, reloadTimeout))
 		if err := d.Load(rctx); err != nil && ctx.Err() == nil {
 			d.log.Warn("reloading the directory; keeping the current one", "err", err)
 		}
