@@ -45,6 +45,9 @@ func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request, emp *Employee) {
 		writeJSON(w, http.StatusConflict, map[string]any{"error": pe.Reason, "errcode": pe.Code, "template": pe.Template})
 	case errors.Is(err, relay.ErrBadRequest):
 		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), relay.ErrBadRequest.Error()+": "))
+	case errors.Is(err, relay.ErrInFlight):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "an earlier attempt with this key is still being accepted; try again with the same key")
 	case err != nil:
 		h.log.Warn("send failed", "conv", conv, "employee", emp.ID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the message could not be archived or uploaded; nothing was sent, try again")
