@@ -73,7 +73,9 @@ func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *Employe
 			return
 		}
 		var ok bool
-		if key, ok = h.derivedKey(w, r, conv, relay.KindTransfer, emp.ID, owner+"\x00"+to.ID); !ok {
+		// The note is part of the request: two transfers that differ
+		// only in it are two requests, not a request and its retry.
+		if key, ok = h.derivedKey(w, r, conv, relay.KindTransfer, emp.ID, owner+"\x00"+to.ID+"\x00"+body.Note); !ok {
 			return
 		}
 	}
@@ -171,12 +173,17 @@ func (h *Hub) actionKey(ctx context.Context, conv relay.ConversationID, kind rel
 	return "auto-" + hex.EncodeToString(sum[:16]), nil
 }
 
-// act carries out a and answers 202 {"message_id"}.
+// act carries out a and answers 202 {"message_id"}: for a retry (the
+// same key, the same request) the first one's id. A key used before for
+// a different request is answered 409 and nothing is done.
 func (h *Hub) act(w http.ResponseWriter, r *http.Request, a relay.StaffAction) {
 	id, err := h.staff.Act(r.Context(), a)
 	switch {
 	case errors.Is(err, relay.ErrBadAction):
 		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), relay.ErrBadAction.Error()+": "))
+	case errors.Is(err, relay.ErrKeyReused):
+		h.log.Info("staff action refused: key reused", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "key", a.Key)
+		writeError(w, http.StatusConflict, fmt.Sprintf("idempotency key %s was already used for a different request (another %s of this conversation); nothing was done: use a new key for a new request", a.Key, a.Kind))
 	case err != nil:
 		h.log.Warn("staff action failed", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "err", err)
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the %s could not be recorded; try again", a.Kind))

@@ -208,3 +208,60 @@ func TestEmployeesAndCannedReplies(t *testing.T) {
 		t.Fatalf("no canned replies: %v, want an empty list", body)
 	}
 }
+
+// Recorded makes the fake pipeline a relay.Recorder: what it archived
+// under the id.
+func (p *fakePipeline) Recorded(_ context.Context, m relay.Message) (relay.Message, bool, error) {
+	got, ok := p.e.history.byID(m.ID)
+	return got, ok, nil
+}
+
+// A key stands for one request. Reused for a different transfer or note
+// it is answered 409, saying so, and nothing moves or is archived; the
+// exact retry is answered as the first was.
+func TestStaffActionKeyReused(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	ctx := context.Background()
+	e.history.add(at("acct:c-alice", 1, "alice", relay.Inbound, time.Now()))
+	const transfer = "/api/conversations/acct:c-alice/transfer"
+	const first = `{"to":"bob","note":"休假","key":"t-1"}`
+	s, b := e.post(t, transfer, supTok, first)
+	if s != http.StatusAccepted {
+		t.Fatalf("transfer: %d %v", s, b)
+	}
+	id := b["message_id"]
+	for name, body := range map[string]string{
+		"another target": `{"to":"tokenonly","note":"休假","key":"t-1"}`,
+		"another note":   `{"to":"bob","note":"出差","key":"t-1"}`,
+	} {
+		s, b := e.post(t, transfer, supTok, body)
+		msg, _ := b["error"].(string)
+		if s != http.StatusConflict || !strings.Contains(msg, "idempotency key t-1 was already used for a different request") {
+			t.Errorf("%s: %d %v, want 409 naming the key", name, s, b)
+		}
+		if owner, _ := e.assign.Get(ctx, "acct:c-alice"); owner != "bob" {
+			t.Fatalf("%s: a refused transfer moved the conversation to %q", name, owner)
+		}
+	}
+	if s, b := e.post(t, transfer, supTok, first); s != http.StatusAccepted || b["message_id"] != id {
+		t.Fatalf("exact retry: %d %v, want 202 %v", s, b, id)
+	}
+	if n, _ := e.history.MaxSeq(ctx, "acct:c-alice"); n != 2 {
+		t.Fatalf("the conversation ends at %d, want 2: the client's message and one transfer", n)
+	}
+
+	const notes = "/api/conversations/acct:c-alice/notes"
+	if s, b := e.post(t, notes, supTok, `{"key":"n-1","text":"请回电"}`); s != http.StatusAccepted {
+		t.Fatalf("note: %d %v", s, b)
+	}
+	s, b = e.post(t, notes, supTok, `{"key":"n-1","text":"不用回电"}`)
+	if msg, _ := b["error"].(string); s != http.StatusConflict || !strings.Contains(msg, "idempotency key n-1 was already used for a different request") {
+		t.Fatalf("note with a reused key: %d %v, want 409", s, b)
+	}
+	if n, _ := e.history.MaxSeq(ctx, "acct:c-alice"); n != 3 {
+		t.Fatalf("the conversation ends at %d, want 3", n)
+	}
+	if m, _ := e.history.byID(relay.StaffID("acct:c-alice", relay.KindNote, "n-1")); m.Text != "请回电" {
+		t.Fatalf("archived note %+v", m)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 )
@@ -40,14 +41,22 @@ const MaxNoteBytes = 4096
 // ErrBadAction wraps staff actions that cannot be carried out as they are.
 var ErrBadAction = errors.New("relay: bad staff action")
 
+// ErrKeyReused wraps staff actions whose key was used before, in the same
+// conversation for the same kind of action, by a different request:
+// another target, text or acting employee. Nothing is done; the key
+// keeps standing for the request recorded under it.
+var ErrKeyReused = errors.New("relay: idempotency key already used for a different request")
+
 // StaffAction is something an employee does to a conversation.
 type StaffAction struct {
 	Kind Kind // KindNote, KindTransfer, KindResolve or KindReopen
 	Conv ConversationID
 	By   string // the employee acting; authorisation is the caller's job
 	// Key makes the action idempotent: the same conversation, kind and
-	// key give the same message id, so a retry is archived once. Letters,
-	// digits, '-', '_', ':', up to 100 characters.
+	// key give the same message id, so a retry is archived once. A key
+	// names one request: used again with another To, Text or By, the
+	// action is refused (ErrKeyReused). Letters, digits, '-', '_', ':',
+	// up to 100 characters.
 	Key  string
 	Text string // note: the note (required); transfer: optional
 	To   string // transfer: the employee who serves the conversation from now on
@@ -63,33 +72,84 @@ type Acceptor interface {
 	Accept(ctx context.Context, m Message) error
 }
 
+// Recorder makes staff actions durable and reads back what is durable
+// under an id: the Pipeline.
+type Recorder interface {
+	Acceptor
+	// Recorded returns the message durable under m.ID, spooled or
+	// archived, and whether there is one. m gives the id, account and
+	// conversation.
+	Recorded(ctx context.Context, m Message) (Message, bool, error)
+}
+
+// Recorded returns what is durable under m.ID: the spool's copy while it
+// waits for the archive, else the archive's. A message leaves the spool
+// only once it is archived, so one found in neither was never accepted.
+// The archive is asked as Archive.Existing allows: in m's conversation,
+// a day either side of m.AcceptedAt (now, when zero).
+func (p *Pipeline) Recorded(ctx context.Context, m Message) (Message, bool, error) {
+	for _, q := range p.d.Spool.Pending(math.MaxInt32) {
+		if q.ID == m.ID {
+			return q, true, nil
+		}
+	}
+	if m.AcceptedAt.IsZero() {
+		m.AcceptedAt = p.d.Now()
+	}
+	seqs, err := p.d.Archive.Existing(ctx, []Message{m})
+	if err != nil {
+		return Message{}, false, fmt.Errorf("looking up %s in the archive: %w", m.ID, err)
+	}
+	seq, ok := seqs[m.ID]
+	if !ok {
+		return Message{}, false, nil
+	}
+	msgs, err := p.d.Archive.Since(ctx, m.Conv, seq-1, 1)
+	if err != nil {
+		return Message{}, false, fmt.Errorf("reading %s back from the archive: %w", m.ID, err)
+	}
+	if len(msgs) == 0 || msgs[0].ID != m.ID {
+		return Message{}, false, fmt.Errorf("reading %s back from the archive: not found at its sequence %d", m.ID, seq)
+	}
+	return msgs[0], true, nil
+}
+
 // Staff carries out staff actions. Safe for concurrent use.
 type Staff struct {
-	accept Acceptor
+	rec    Recorder
 	assign Assignments
 	now    func() time.Time
 }
 
-// NewStaff returns staff actions that archive through accept (the
+// NewStaff returns staff actions that are recorded through rec (the
 // pipeline) and reassign conversations in assign. now may be nil
 // (time.Now).
-func NewStaff(accept Acceptor, assign Assignments, now func() time.Time) (*Staff, error) {
-	if accept == nil || assign == nil {
+func NewStaff(rec Recorder, assign Assignments, now func() time.Time) (*Staff, error) {
+	if rec == nil || assign == nil {
 		return nil, errors.New("relay: staff actions need a pipeline and assignments")
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Staff{accept: accept, assign: assign, now: now}, nil
+	return &Staff{rec: rec, assign: assign, now: now}, nil
 }
 
 // Act carries out a, and returns the id of its internal message once
 // that is durable (spooled; archived and published shortly after).
 //
-// A transfer first assigns the conversation to a.To, then archives the
+// The record under a's id decides what a is. None: a is new. One for
+// the same request (the same To, Text and By): a is a retry, answered
+// with the same id and recorded nothing more. One for a different
+// request: a is refused with ErrKeyReused before anything changes.
+//
+// A new transfer assigns the conversation to a.To and then archives the
 // transfer message, which routing therefore files under the new
-// assignee. If archiving fails after the assignment changed, repeating
-// the action with the same key records it.
+// assignee. If the message is not durable after all, the assignment is
+// put back, unless it changed again meanwhile: a conversation is not
+// moved without its record. (If another transfer with the same key took
+// the id at the same moment, the conversation goes where that one's
+// record says.) A retry of a transfer whose record exists but whose
+// assignment was put back completes it.
 func (s *Staff) Act(ctx context.Context, a StaffAction) (string, error) {
 	if err := validateAction(a); err != nil {
 		return "", err
@@ -100,20 +160,113 @@ func (s *Staff) Act(ctx context.Context, a StaffAction) (string, error) {
 		Direction: Internal, Kind: a.Kind, Text: a.Text, CreatedAt: s.now(),
 		Attrs: map[string]string{AttrBy: a.By},
 	}
-	if a.Kind == KindTransfer {
-		from, err := s.assign.Get(ctx, a.Conv)
-		if err != nil {
-			return "", fmt.Errorf("reading the assignment of %s: %w", a.Conv, err)
+	// When the lookup fails (the archive is down, say) a goes ahead as
+	// new: the spool still takes it, and record's reading back, which
+	// needs the archive only when the id was taken before, decides.
+	prev, found, err := s.rec.Recorded(ctx, m)
+	if err == nil && found {
+		if !sameRequest(prev, a) {
+			return "", reused(a)
 		}
-		m.Attrs[AttrFrom], m.Attrs[AttrTo] = from, a.To
-		if err := s.assign.Set(ctx, a.Conv, a.To); err != nil {
-			return "", fmt.Errorf("assigning %s to %s: %w", a.Conv, a.To, err)
+		if err := s.complete(ctx, prev); err != nil {
+			return "", err
 		}
+		return m.ID, nil
 	}
-	if err := s.accept.Accept(ctx, m); err != nil {
-		return "", fmt.Errorf("archiving the %s: %w", a.Kind, err)
+	if a.Kind != KindTransfer {
+		if _, err := s.record(ctx, m, a); err != nil {
+			return "", err
+		}
+		return m.ID, nil
+	}
+	from, err := s.assign.Get(ctx, a.Conv)
+	if err != nil {
+		return "", fmt.Errorf("reading the assignment of %s: %w", a.Conv, err)
+	}
+	m.Attrs[AttrFrom], m.Attrs[AttrTo] = from, a.To
+	if err := s.assign.Set(ctx, a.Conv, a.To); err != nil {
+		return "", fmt.Errorf("assigning %s to %s: %w", a.Conv, a.To, err)
+	}
+	if won, err := s.record(ctx, m, a); err != nil {
+		back := from
+		if won.Kind == KindTransfer {
+			// Another transfer holds the id: its record, not the
+			// state before this one, says where the conversation is.
+			back = won.Attrs[AttrTo]
+		}
+		if perr := s.putBack(ctx, a.Conv, a.To, back); perr != nil {
+			return "", fmt.Errorf("%w (and putting %s back with %q failed, so it stays with %s unrecorded: %v)", err, a.Conv, back, a.To, perr)
+		}
+		return "", err
 	}
 	return m.ID, nil
+}
+
+// record accepts m, the message of a, and checks that what is durable
+// under its id is a's: another request with the same key may have made
+// it durable first. That one's message is returned with ErrKeyReused.
+func (s *Staff) record(ctx context.Context, m Message, a StaffAction) (Message, error) {
+	if err := s.rec.Accept(ctx, m); err != nil {
+		return Message{}, fmt.Errorf("archiving the %s: %w", a.Kind, err)
+	}
+	got, found, err := s.rec.Recorded(ctx, m)
+	switch {
+	case err != nil:
+		return Message{}, fmt.Errorf("reading back the %s %s: %w", a.Kind, m.ID, err)
+	case !found:
+		return Message{}, fmt.Errorf("the %s %s was accepted but is neither spooled nor archived; try again", a.Kind, m.ID)
+	case !sameRequest(got, a):
+		return got, reused(a)
+	}
+	return got, nil
+}
+
+// complete finishes the action recorded as m if it was cut short: a
+// transfer whose assignment was put back (the conversation is still
+// with the employee it was transferred from) is assigned again. A
+// conversation that has moved on since is left where it is.
+func (s *Staff) complete(ctx context.Context, m Message) error {
+	if m.Kind != KindTransfer {
+		return nil
+	}
+	from, to := m.Attrs[AttrFrom], m.Attrs[AttrTo]
+	cur, err := s.assign.Get(ctx, m.Conv)
+	if err != nil {
+		return fmt.Errorf("reading the assignment of %s: %w", m.Conv, err)
+	}
+	if cur != from || cur == to {
+		return nil
+	}
+	if err := s.assign.Set(ctx, m.Conv, to); err != nil {
+		return fmt.Errorf("assigning %s to %s: %w", m.Conv, to, err)
+	}
+	return nil
+}
+
+// putBack undoes the assignment of conv to to by a transfer that was
+// not recorded, assigning it to back, unless something else reassigned
+// it meanwhile.
+func (s *Staff) putBack(ctx context.Context, conv ConversationID, to, back string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	cur, err := s.assign.Get(ctx, conv)
+	if err != nil || cur == back || cur != to {
+		return err
+	}
+	return s.assign.Set(ctx, conv, back)
+}
+
+// sameRequest reports whether m, the record under a's id, was made by
+// the same request as a.
+func sameRequest(m Message, a StaffAction) bool {
+	if m.Direction != Internal || m.Kind != a.Kind || m.Attrs[AttrBy] != a.By || m.Text != a.Text {
+		return false
+	}
+	return a.Kind != KindTransfer || m.Attrs[AttrTo] == a.To
+}
+
+func reused(a StaffAction) error {
+	return fmt.Errorf("%w: idempotency key %q was already used for a different %s of %s", ErrKeyReused, a.Key, a.Kind, a.Conv)
 }
 
 func validateAction(a StaffAction) error {

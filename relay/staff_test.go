@@ -3,7 +3,9 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -41,10 +43,10 @@ func TestStaffActionsAreArchivedNeverSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Retries with the same keys are archived once.
+	// Retries (the same request with the same key) are archived once.
 	for _, a := range []StaffAction{
 		{Kind: KindNote, Conv: conv, By: "sup", Key: "n1", Text: "客户要求回电"},
-		{Kind: KindTransfer, Conv: conv, By: owner, Key: "t1", To: other},
+		{Kind: KindTransfer, Conv: conv, By: owner, Key: "t1", To: other, Text: "休假"},
 	} {
 		id, err := staff.Act(ctx, a)
 		if err != nil {
@@ -109,7 +111,7 @@ func TestStaffActionsAreArchivedNeverSent(t *testing.T) {
 }
 
 func TestStaffActionValidation(t *testing.T) {
-	staff, err := NewStaff(acceptFunc(func(context.Context, Message) error { return nil }), &memAssign{}, nil)
+	staff, err := NewStaff(&memRecorder{}, &memAssign{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,24 +134,329 @@ func TestStaffActionValidation(t *testing.T) {
 	}
 }
 
+// A transfer assigns before it archives, so that routing files the
+// transfer message under the new assignee; when archiving fails, the
+// assignment is put back: no move without its record.
 func TestStaffTransferAssignsBeforeArchiving(t *testing.T) {
+	ctx := context.Background()
+	conv := Conversation("acct", "c1")
 	assign := &memAssign{}
-	assign.Set(context.Background(), Conversation("acct", "c1"), "alice")
+	assign.Set(ctx, conv, "alice")
 	var seen string
 	fail := errors.New("spool full")
-	staff, _ := NewStaff(acceptFunc(func(ctx context.Context, m Message) error {
+	rec := &memRecorder{accept: func(ctx context.Context, m Message) error {
 		seen, _ = assign.Get(ctx, m.Conv)
 		return fail
-	}), assign, nil)
-	_, err := staff.Act(context.Background(), StaffAction{Kind: KindTransfer, Conv: Conversation("acct", "c1"), By: "sup", Key: "k", To: "bob"})
+	}}
+	staff, _ := NewStaff(rec, assign, nil)
+	_, err := staff.Act(ctx, StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob"})
 	if !errors.Is(err, fail) {
 		t.Fatalf("error %v", err)
 	}
 	if seen != "bob" {
 		t.Fatalf("assignment when archiving was %q, want bob", seen)
 	}
+	if owner, _ := assign.Get(ctx, conv); owner != "alice" || rec.len() != 0 {
+		t.Fatalf("after a transfer that was not archived: assigned to %q, %d records; want alice, none", owner, rec.len())
+	}
 }
 
-type acceptFunc func(context.Context, Message) error
+// Two requests with one key at the same moment: the one whose record
+// is durable under the id wins. The other, which found no record when it
+// started and moved the conversation, is refused, and the conversation
+// goes where the winner's record says (whether or not the winner has
+// moved it yet), not where the loser put it.
+func TestStaffTransferLosingItsKeyFollowsTheWinner(t *testing.T) {
+	ctx := context.Background()
+	conv := Conversation("acct", "c1")
+	for _, tc := range []struct {
+		winnerTo, winnerText string
+		winnerMoved          bool
+	}{
+		{"carol", "", false},
+		{"carol", "", true},
+		{"bob", "另一个说明", false},
+	} {
+		assign := &memAssign{}
+		assign.Set(ctx, conv, "alice")
+		rec := &memRecorder{}
+		rec.accept = func(ctx context.Context, m Message) error {
+			w := m // the other request got there first
+			w.Text, w.Attrs = tc.winnerText, map[string]string{AttrBy: "sup", AttrFrom: "alice", AttrTo: tc.winnerTo}
+			rec.put(w)
+			if tc.winnerMoved {
+				assign.Set(ctx, conv, tc.winnerTo)
+			}
+			return nil
+		}
+		staff, _ := NewStaff(rec, assign, nil)
+		_, err := staff.Act(ctx, StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob"})
+		if !errors.Is(err, ErrKeyReused) {
+			t.Fatalf("%+v: %v, want ErrKeyReused", tc, err)
+		}
+		if owner, _ := assign.Get(ctx, conv); owner != tc.winnerTo || rec.len() != 1 {
+			t.Fatalf("%+v: assigned to %q, %d records; want the winner's record and target", tc, owner, rec.len())
+		}
+	}
+}
 
-func (f acceptFunc) Accept(ctx context.Context, m Message) error { return f(ctx, m) }
+// A transfer whose record is durable but could not be confirmed is put
+// back and answered with an error; its retry finds the record and
+// completes the move, recording nothing more. A retry that comes after
+// the conversation moved on leaves it where it is.
+func TestStaffRetryCompletesRecordedTransfer(t *testing.T) {
+	ctx := context.Background()
+	conv := Conversation("acct", "c1")
+	assign := &memAssign{}
+	assign.Set(ctx, conv, "alice")
+	rec := &memRecorder{}
+	rec.accept = func(context.Context, Message) error {
+		rec.lookupErr = errors.New("archive down") // from the read back on
+		return nil
+	}
+	staff, _ := NewStaff(rec, assign, nil)
+	a := StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob", Text: "休假"}
+	if _, err := staff.Act(ctx, a); err == nil {
+		t.Fatal("a transfer that could not be read back succeeded")
+	}
+	if owner, _ := assign.Get(ctx, conv); owner != "alice" || rec.len() != 1 {
+		t.Fatalf("assigned to %q, %d records; want alice, the record", owner, rec.len())
+	}
+	rec.lookupErr, rec.accept = nil, func(context.Context, Message) error {
+		t.Error("a retry was accepted again")
+		return nil
+	}
+	id, err := staff.Act(ctx, a)
+	if err != nil || id != StaffID(conv, KindTransfer, "k") {
+		t.Fatalf("retry: %q, %v", id, err)
+	}
+	if owner, _ := assign.Get(ctx, conv); owner != "bob" {
+		t.Fatalf("after the retry assigned to %q, want bob", owner)
+	}
+	assign.Set(ctx, conv, "dave")
+	if _, err := staff.Act(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if owner, _ := assign.Get(ctx, conv); owner != "dave" {
+		t.Fatalf("a late retry moved the conversation to %q", owner)
+	}
+}
+
+// memRecorder is a Recorder over a map. accept, when set, runs first; an
+// error from it stores nothing. lookupErr fails Recorded.
+type memRecorder struct {
+	mu        sync.Mutex
+	recs      map[string]Message
+	accept    func(context.Context, Message) error
+	lookupErr error
+}
+
+func (r *memRecorder) Accept(ctx context.Context, m Message) error {
+	if r.accept != nil {
+		if err := r.accept(ctx, m); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.recs[m.ID]; !dup {
+		r.putLocked(m)
+	}
+	return nil
+}
+
+func (r *memRecorder) Recorded(_ context.Context, m Message) (Message, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lookupErr != nil {
+		return Message{}, false, r.lookupErr
+	}
+	got, ok := r.recs[m.ID]
+	return got, ok, nil
+}
+
+func (r *memRecorder) put(m Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.putLocked(m)
+}
+
+func (r *memRecorder) putLocked(m Message) {
+	if r.recs == nil {
+		r.recs = map[string]Message{}
+	}
+	r.recs[m.ID] = m
+}
+
+func (r *memRecorder) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.recs)
+}
+
+// waitStored waits until id is archived.
+func waitStored(t *testing.T, a *memArchive, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.has(id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never archived", id)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// archivedOfKind counts the archived rows of conv of kind k, copies
+// included.
+func archivedOfKind(a *memArchive, conv ConversationID, k Kind) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, r := range a.rows {
+		if r.Conv == conv && r.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// A key stands for one request. Reusing it for a different transfer
+// (another target, note or employee) is refused, before anything moves:
+// the conversation stays where the recorded transfer put it, and the
+// archive holds that one transfer. An exact retry is the same request:
+// the same answer, no second record, no change. Checked while the first
+// is still in the spool and once it is archived.
+func TestStaffKeyReusedForAnotherTransferIsRefused(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	conv := Conversation("acct", "c1")
+	h.assign.Set(ctx, conv, "alice")
+	staff, err := NewStaff(h.p, h.assign, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "K", To: "bob", Text: "休假"}
+	id, err := staff.Act(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for name, a := range map[string]StaffAction{
+			"another target":   {Kind: KindTransfer, Conv: conv, By: "sup", Key: "K", To: "carol", Text: "休假"},
+			"another note":     {Kind: KindTransfer, Conv: conv, By: "sup", Key: "K", To: "bob", Text: "出差"},
+			"another employee": {Kind: KindTransfer, Conv: conv, By: "alice", Key: "K", To: "bob", Text: "休假"},
+		} {
+			got, err := staff.Act(ctx, a)
+			if !errors.Is(err, ErrKeyReused) || got != "" {
+				t.Errorf("%s, %s: %q, %v; want ErrKeyReused", when, name, got, err)
+			}
+			if !strings.Contains(fmt.Sprint(err), `"K"`) {
+				t.Errorf("%s, %s: the error %q does not name the key", when, name, err)
+			}
+			if owner, _ := h.assign.Get(ctx, conv); owner != "bob" {
+				t.Fatalf("%s, %s: a refused transfer moved the conversation to %q", when, name, owner)
+			}
+		}
+		got, err := staff.Act(ctx, first)
+		if err != nil || got != id {
+			t.Fatalf("%s, exact retry: %q, %v; want %q", when, got, err, id)
+		}
+		if owner, _ := h.assign.Get(ctx, conv); owner != "bob" {
+			t.Fatalf("%s, exact retry: assigned to %q", when, owner)
+		}
+	}
+	check("spooled")
+	h.start(t)
+	waitStored(t, h.archive, id)
+	check("archived")
+	time.Sleep(20 * time.Millisecond) // anything wrongly spooled is archived by now
+	h.stop()
+	if n := archivedOfKind(h.archive, conv, KindTransfer); n != 1 || h.archive.count(id) != 1 || h.spool.Len() != 0 {
+		t.Fatalf("%d transfers archived (%d as %s), %d left in the spool; want the first alone", n, h.archive.count(id), id, h.spool.Len())
+	}
+	msgs, _ := h.archive.Since(ctx, conv, 0, 10)
+	if len(msgs) != 1 || msgs[0].Attrs[AttrTo] != "bob" || msgs[0].Attrs[AttrFrom] != "alice" || msgs[0].Text != "休假" || msgs[0].Employee != "bob" {
+		t.Fatalf("archived %+v", msgs)
+	}
+}
+
+// The same for notes: a key reused with another text is refused, and
+// the archive keeps the first note.
+func TestStaffKeyReusedForAnotherNoteIsRefused(t *testing.T) {
+	h := newHarness(t)
+	h.start(t)
+	ctx := context.Background()
+	conv := Conversation("acct", "c1")
+	staff, err := NewStaff(h.p, h.assign, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := StaffAction{Kind: KindNote, Conv: conv, By: "sup", Key: "n1", Text: "客户要求回电"}
+	id, err := staff.Act(ctx, note)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := note
+	other.Text = "客户不要回电"
+	if got, err := staff.Act(ctx, other); !errors.Is(err, ErrKeyReused) || got != "" {
+		t.Fatalf("note with a reused key: %q, %v; want ErrKeyReused", got, err)
+	}
+	waitStored(t, h.archive, id)
+	if got, err := staff.Act(ctx, other); !errors.Is(err, ErrKeyReused) {
+		t.Fatalf("note with a reused key, once archived: %q, %v; want ErrKeyReused", got, err)
+	}
+	if got, err := staff.Act(ctx, note); err != nil || got != id {
+		t.Fatalf("exact retry: %q, %v", got, err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	h.stop()
+	msgs, _ := h.archive.Since(ctx, conv, 0, 10)
+	if len(msgs) != 1 || msgs[0].Text != note.Text || h.archive.count(id) != 1 {
+		t.Fatalf("archived %+v", msgs)
+	}
+}
+
+// While the archive is down, staff actions are still taken (spooled) and
+// their retries answered from the spool; they are archived once when it
+// is back. A key reused then is still refused, from the spool's copy.
+func TestStaffActsWhileArchiveDown(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	conv := Conversation("acct", "c1")
+	h.assign.Set(ctx, conv, "alice")
+	h.archive.setDown(true)
+	h.start(t)
+	staff, err := NewStaff(h.p, h.assign, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := StaffAction{Kind: KindNote, Conv: conv, By: "sup", Key: "n", Text: "请回电"}
+	tr := StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "t", To: "bob"}
+	var ids []string
+	for _, a := range []StaffAction{note, tr, note, tr} {
+		id, err := staff.Act(ctx, a)
+		if err != nil {
+			t.Fatalf("%s with the archive down: %v", a.Kind, err)
+		}
+		ids = append(ids, id)
+	}
+	if ids[0] != ids[2] || ids[1] != ids[3] {
+		t.Fatalf("retries answered %v", ids)
+	}
+	other := tr
+	other.To = "carol"
+	if _, err := staff.Act(ctx, other); !errors.Is(err, ErrKeyReused) {
+		t.Fatalf("reused key with the archive down: %v", err)
+	}
+	if owner, _ := h.assign.Get(ctx, conv); owner != "bob" {
+		t.Fatalf("assigned to %q", owner)
+	}
+	h.archive.setDown(false)
+	waitStored(t, h.archive, ids[0])
+	waitStored(t, h.archive, ids[1])
+	h.stop()
+	if h.archive.count(ids[0]) != 1 || h.archive.count(ids[1]) != 1 || archivedOfKind(h.archive, conv, KindTransfer) != 1 {
+		t.Fatalf("archived %d notes, %d transfers", h.archive.count(ids[0]), archivedOfKind(h.archive, conv, KindTransfer))
+	}
+}
