@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 )
 
 // BotTexts are the relay's own messages to clients of one account.
 // Empty fields take the defaults of the account's language.
 type BotTexts struct {
-	// ComplianceNotice is sent on a client's first contact: regulated
-	// firms must tell clients the conversation is recorded.
+	// ComplianceNotice is sent before anything else reaches a client:
+	// regulated firms must tell clients the conversation is recorded.
+	// Whether a client has had it is read from the archive (notice.go).
 	ComplianceNotice string `yaml:"compliance_notice"`
 	// Welcome is sent when a client follows the account.
 	Welcome string `yaml:"welcome"`
@@ -67,12 +69,12 @@ type BotSender interface {
 }
 
 // Bot sends the relay's own messages in reaction to archived inbound
-// messages: a compliance notice on first contact, a welcome on
-// subscribe, an out-of-hours reply, and a reply while nobody is assigned.
-// Each is an ordinary outbound message — archived first, subject to
-// WeChat's window and quota — keyed by the message it answers, so every
-// relay instance may react to the same event and only one message
-// leaves.
+// messages: the compliance notice (EnsureNotice, decided from the
+// archive), a welcome on subscribe, an out-of-hours reply, and a reply
+// while nobody is assigned. Each is an ordinary outbound message —
+// archived first, subject to WeChat's window and quota — keyed by the
+// conversation or the message it answers, so every relay instance may
+// react to the same event and only one message leaves.
 type Bot struct {
 	cfg  BotConfig
 	loc  *time.Location
@@ -81,9 +83,19 @@ type Bot struct {
 	out  BotSender
 	log  *slog.Logger
 	now  func() time.Time
+
+	// notices is where the notice is looked up; nil: nowhere, the
+	// sender's idempotency alone keeps it single.
+	notices     NoticeStore
+	noticeMu    sync.Mutex
+	noticed     map[ConversationID]noticeMark
+	noticeLocks [64]sync.Mutex
 }
 
-// NewBot checks cfg and returns a bot.
+// NewBot checks cfg and returns a bot. When out is an Outbox whose
+// archive implements NoticeStore's ArchivedIDs (both archives do), the
+// bot decides the compliance notice from that archive and the outbox's
+// event log.
 func NewBot(cfg BotConfig, out BotSender, log *slog.Logger) (*Bot, error) {
 	if cfg.Timezone == "" {
 		cfg.Timezone = "Asia/Shanghai"
@@ -110,11 +122,19 @@ func NewBot(cfg BotConfig, out BotSender, log *slog.Logger) (*Bot, error) {
 		if _, ok := defaultTexts[a.lang()]; !ok {
 			return nil, fmt.Errorf("bot.accounts.%s.language %q is not zh or en", id, a.Language)
 		}
+		if err := checkNoticeText(a.Texts.ComplianceNotice); err != nil {
+			return nil, fmt.Errorf("bot.accounts.%s.texts.compliance_notice: %w", id, err)
+		}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bot{cfg: cfg, loc: loc, open: open, shut: shut, out: out, log: log, now: time.Now}, nil
+	b := &Bot{cfg: cfg, loc: loc, open: open, shut: shut, out: out, log: log, now: time.Now,
+		notices: noticeStoreOf(out), noticed: map[ConversationID]noticeMark{}}
+	if b.notices == nil && !cfg.Disabled {
+		log.Warn("bot: the archive cannot be asked whether a client had the compliance notice; relying on the sender's idempotency")
+	}
+	return b, nil
 }
 
 func (a BotAccount) lang() string {
@@ -157,17 +177,22 @@ func (b *Bot) Run(ctx context.Context, bus Bus) error {
 	return nil
 }
 
-// React sends what m calls for, if anything.
+// React sends what m calls for, if anything. Every interaction of the
+// client checks the compliance notice (cheap once it is known sent), so
+// that neither what the conversation began with nor a bus event lost
+// decides it; the other replies follow it, or wait for the next
+// interaction when it cannot be sent.
 func (b *Bot) React(ctx context.Context, m Message) {
 	if b.cfg.Disabled || m.Direction != Inbound || !m.IsInteraction() {
+		return
+	}
+	if err := b.EnsureNotice(ctx, m.Conv); err != nil {
+		b.log.Warn("compliance notice not sent; no other bot message before it", "conv", m.Conv, "msg_id", m.ID, "err", err)
 		return
 	}
 	texts := b.texts(m.Account)
 	type reply struct{ why, key, text string }
 	var replies []reply
-	if m.Seq == 1 {
-		replies = append(replies, reply{"compliance notice", "notice", texts.ComplianceNotice})
-	}
 	if m.Kind == KindEvent && m.Event == "subscribe" {
 		replies = append(replies, reply{"welcome", "welcome", texts.Welcome})
 	}
@@ -184,8 +209,8 @@ func (b *Bot) React(ctx context.Context, m Message) {
 		if r.text == "" {
 			continue
 		}
-		// Keyed by the conversation (notice, daily replies) or the
-		// message (welcome), so repeats and other instances are no-ops.
+		// Keyed by the conversation (daily replies) or the message
+		// (welcome), so repeats and other instances are no-ops.
 		key := "bot-" + r.key
 		if r.key == "welcome" {
 			key += "-" + keySafe(m.ID)

@@ -35,13 +35,19 @@ func TestBotReactions(t *testing.T) {
 		m    Message
 		want []string // key prefixes, in order
 	}{
+		// A new bot with nothing to look the notice up in: every
+		// interaction begins with the notice (the outbox's key keeps it
+		// single); see notice_test.go for the archive's answers.
 		{"first message in hours", msg(1, KindText, "", inHours, "alice"), []string{"bot-notice"}},
 		{"subscribe", msg(1, KindEvent, "subscribe", inHours, "alice"), []string{"bot-notice", "bot-welcome-"}},
-		{"later message in hours", msg(5, KindText, "", inHours, "alice"), nil},
-		{"weekend", msg(5, KindText, "", outHours, "alice"), []string{"bot-ooh-20261128"}},
-		{"evening", msg(5, KindImage, "", evening, "alice"), []string{"bot-ooh-20261125"}},
-		{"nobody assigned", msg(5, KindText, "", inHours, ""), []string{"bot-unassigned-20261125"}},
+		{"later message in hours", msg(5, KindText, "", inHours, "alice"), []string{"bot-notice"}},
+		{"weekend", msg(5, KindText, "", outHours, "alice"), []string{"bot-notice", "bot-ooh-20261128"}},
+		{"evening", msg(5, KindImage, "", evening, "alice"), []string{"bot-notice", "bot-ooh-20261125"}},
+		{"nobody assigned", msg(5, KindText, "", inHours, ""), []string{"bot-notice", "bot-unassigned-20261125"}},
+		{"menu click", msg(5, KindEvent, "CLICK", inHours, "alice"), []string{"bot-notice"}},
 		{"unsubscribe", msg(5, KindEvent, "unsubscribe", outHours, ""), nil},
+		{"location report", msg(1, KindEvent, "LOCATION", inHours, "alice"), nil},
+		{"menu link", msg(1, KindEvent, "VIEW", inHours, "alice"), nil},
 		{"outbound", Message{Direction: Outbound, Kind: KindText, Seq: 1, Conv: "acct:c"}, nil},
 	}
 	for _, tt := range tests {
@@ -91,6 +97,7 @@ func TestBotTextsAndConfig(t *testing.T) {
 	want := []string{
 		"Please note: as regulations require, this conversation is recorded and archived.",
 		"Hello, we are outside business hours (weekdays 08:30–20:00). We have your message and will answer as soon as we are open.",
+		"温馨提示：根据监管要求，本对话内容将被完整记录并存档。", // custom:c's first interaction seen here
 		"08:30-20:00 only",
 		"稍等",
 	}
@@ -99,9 +106,11 @@ func TestBotTextsAndConfig(t *testing.T) {
 	}
 
 	for name, cfg := range map[string]BotConfig{
-		"bad timezone": {Timezone: "Mars/Olympus"},
-		"bad hour":     {Open: "9am", Close: "18:00"},
-		"bad language": {Accounts: map[string]BotAccount{"a": {Language: "fr"}}},
+		"bad timezone":     {Timezone: "Mars/Olympus"},
+		"bad hour":         {Open: "9am", Close: "18:00"},
+		"bad language":     {Accounts: map[string]BotAccount{"a": {Language: "fr"}}},
+		"notice too long":  {Accounts: map[string]BotAccount{"a": {Texts: BotTexts{ComplianceNotice: strings.Repeat("录", 700)}}}},
+		"notice not UTF-8": {Accounts: map[string]BotAccount{"a": {Texts: BotTexts{ComplianceNotice: "\xff"}}}},
 	} {
 		if _, err := NewBot(cfg, rs, nil); err == nil {
 			t.Errorf("%s accepted", name)

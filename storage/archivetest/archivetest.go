@@ -27,6 +27,11 @@
 //     asked about with an AcceptedAt seconds later (a WeChat retry).
 //     Whether it finds a message asked about under another conversation,
 //     or days away from its AcceptedAt, is not specified.
+//   - ArchivedIDs finds the ids archived in the conversation asked about,
+//     whenever they were accepted (months or years apart), with their
+//     sequence; not those of another conversation, not a prefix or a
+//     different case of an id. It returns an empty map, not nil, when
+//     none is found, and for no ids at all.
 //   - AppendEvents of nothing is a no-op; a batch holding an event
 //     without ID, MessageID, State or At, or with an ErrCode beyond 32
 //     bits, is refused whole. At is kept to the millisecond and comes
@@ -79,6 +84,8 @@ type Store interface {
 	relay.EventLog
 	relay.Interactions
 	relay.VerifySource
+	// ArchivedIDs (relay.NoticeStore; LatestEvents is the EventLog's).
+	relay.NoticeStore
 }
 
 // Run runs the conformance suite. open is called once per subtest, from
@@ -96,6 +103,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"InsertIsIdempotentByID", testInsertIdempotent},
 		{"Existing", testExisting},
 		{"ExistingByAcceptedAt", testExistingByAcceptedAt},
+		{"ArchivedIDs", testArchivedIDs},
+		{"ArchivedIDsMany", testArchivedIDsMany},
 		{"MaxSeq", testMaxSeq},
 		{"SincePagesInSequenceOrder", testSincePaging},
 		{"SinceIsolatesConversations", testSinceIsolation},
@@ -871,6 +880,7 @@ func testCancelledContext(t *testing.T, s Store) {
 	}{
 		{"Insert", func() error { return s.Insert(ctx, messages(c, 2)) }},
 		{"Existing", func() error { _, err := s.Existing(ctx, []relay.Message{m}); return err }},
+		{"ArchivedIDs", func() error { _, err := s.ArchivedIDs(ctx, c, []string{m.ID}); return err }},
 		{"Since", func() error { _, err := s.Since(ctx, c, 0, 10); return err }},
 		{"MaxSeq", func() error { _, err := s.MaxSeq(ctx, c); return err }},
 		{"PutMedia", func() error { return s.PutMedia(ctx, media(m, []byte("x"))) }},
