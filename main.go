@@ -9,6 +9,7 @@
 //	wechat-relay search [flags]               search the archive
 //	wechat-relay export [flags]               export for eDiscovery (folder or zip)
 //	wechat-relay seal-key -out FILE           make the key pair that signs seals
+//	wechat-relay spool-salvage -dir DIR       keep the valid records of a damaged spool
 //	wechat-relay version                      print the version
 package main
 
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
 		return verifyCommand(args, stdout, stderr, env)
 	case "seal-key":
 		return sealKeyCommand(args, stdout, stderr)
+	case "spool-salvage":
+		return spoolSalvageCommand(args, stdout, stderr)
 	case "retention-report":
 		return retentionReportCommand(args, stdout, stderr, env)
 	case "search":
@@ -103,6 +106,7 @@ commands:
   hash-password  print the bcrypt hash of a console password read from stdin
   verify         check the archive's hashes and seals, and the audit log's chains (-config FILE, -json, -seal HASH, -audit-seal HASH, -public-key FILE, -allow-unsigned-before TIME); exit 0 only if intact
   seal-key       make the Ed25519 key pair that signs seals: private key to -out FILE (0600), public key and key id to stdout
+  spool-salvage  keep the valid records of a spool the relay refuses as corrupt, drop the damaged bytes (-dir DIR; relay stopped)
   retention-report  what an operator MAY drop under the configured retention, legal holds excluded (-config FILE, -json)
   search         search the archive (-text, -client, -employee, -conv, -from, -to, ...; -json)
   export         export messages, media, transcript and manifest (-conv|-client|-employee|-text ... -out DIR|FILE.zip -by NAME)

@@ -27,6 +27,9 @@ const (
 	locFixed byte = 2
 )
 
+// knownRecordType reports whether a payload starting with t can decode.
+func knownRecordType(t byte) bool { return t == recAccept || t == recAssign || t == recDone }
+
 // record is one decoded log record.
 type record struct {
 	typ  byte

@@ -44,13 +44,44 @@
 // # Recovery
 //
 // Open replays all segments in order. A record that is cut short or
-// fails its checksum at the end of the last segment is what a crash
-// during a write leaves: it was never acknowledged, so Open truncates it
-// away, logs a warning with the offset, and carries on. The same damage
-// in any other segment, or a record whose checksum holds but which does
-// not decode, is an error from Open: acknowledged records may follow it.
-// Open then always starts a new segment, so a file a crash left behind is
-// never appended to.
+// fails its checksum is a torn tail only if it is in the last segment
+// and no valid record follows it: no frame at any later offset, byte by
+// byte, has a length within 1 .. 16 MiB that fits in the file, a
+// matching CRC-32C and a payload that decodes. That is what a crash
+// during a write leaves: the record was never acknowledged, so Open
+// truncates it away, logs a warning with the offset, and carries on
+// (TestTornTail, TestTornTailOfLargeSegment). Only frames that fit the
+// bytes left are checksummed, so the scan stays quick at the end of a
+// full segment.
+//
+// Any other damage is corruption, and Open refuses to start with an
+// error wrapping ErrCorrupt that names the file, the offset of the bad
+// record and that of the next valid one, and leaves every file as it is:
+// a bad record followed by a valid one in the last segment (acknowledged
+// records follow it; TestCorruptRecordRefusesOpen,
+// TestCorruptionInLastSegment), any bad record in another segment, and a
+// record whose checksum holds but which does not decode
+// (TestCorruptionIsAnError). A segment whose header is not the spool's
+// is an error of its own ("not a spool segment"). The rule errs on the
+// safe side: should a crash persist a later page of an unacknowledged
+// batch but not an earlier one, Open refuses too, and salvage keeps
+// those records.
+//
+// Salvage, run as `wechat-relay spool-salvage -dir DIR` with the relay
+// stopped, recovers such a spool: under the directory lock it keeps the
+// valid records of each damaged segment, byte for byte, and drops each
+// run of damaged bytes up to the next valid record (the same rule). It
+// writes them to a new file and fsyncs it, keeps the original as
+// <segment>.damaged (a hard link, so the segment's own name never goes
+// missing; never deleted), renames the new file into place and fsyncs
+// the directory; Open then hands out exactly the messages whose
+// records were intact (TestSalvage, TestSalvageDamage). What the dropped
+// bytes held is lost: an Accept loses its message, an Assign its
+// sequence numbers, and a Done brings its messages back as pending. On a
+// clean spool Salvage changes nothing (TestSalvageCleanSpool).
+//
+// After replay Open always starts a new segment, so a file a crash left
+// behind is never appended to.
 //
 // # Compaction
 //

@@ -74,6 +74,21 @@ func FuzzReplay(f *testing.F) {
 			if err2 != nil || valid2 != valid || n2 != n {
 				t.Fatalf("kept prefix does not read back: %d records/%d bytes then, %d/%d now, %v", n, valid, n2, valid2, err2)
 			}
+			// What decides between a torn tail and damage: a valid
+			// record after it, which must really be one.
+			next, found, err := nextValidFrame(bytes.NewReader(data), torn.Offset+1, int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found {
+				var buf []byte
+				if next <= torn.Offset {
+					t.Fatalf("valid record at %d, not after the damage at %d", next, torn.Offset)
+				}
+				if _, _, err := readFrameAt(bytes.NewReader(data), next, int64(len(data)), &buf); err != nil {
+					t.Fatalf("record found at %d does not read: %v", next, err)
+				}
+			}
 		}
 
 	})

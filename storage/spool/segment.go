@@ -73,8 +73,10 @@ func appendFrame(b, payload []byte) []byte {
 }
 
 // tornError reports a record that is cut short or fails its checksum:
-// what a crash in the middle of a write leaves behind. In the last
-// segment it is truncated away; anywhere else it is corruption.
+// what a crash in the middle of a write leaves behind, or damage. At the
+// end of the last segment, with no valid record after it
+// (nextValidFrame), it is a torn tail and truncated away; anywhere else
+// it is corruption.
 type tornError struct {
 	Offset int64
 	Reason string
@@ -122,13 +124,8 @@ func readSegment(r io.Reader, size int64, fn func(off int64, rec record) error) 
 			return off, fmt.Errorf("reading record frame at offset %d: %w", off, err)
 		}
 		n := int64(binary.LittleEndian.Uint32(frame[0:4]))
-		switch {
-		case n == 0:
-			return off, &tornError{Offset: off, Reason: "zero record length"}
-		case n > maxPayload:
-			return off, &tornError{Offset: off, Reason: fmt.Sprintf("record length %d exceeds the limit of %d", n, maxPayload)}
-		case n > size-off-frameLen:
-			return off, &tornError{Offset: off, Reason: fmt.Sprintf("record of %d bytes runs past the end of the file", n)}
+		if err := checkLength(off, n, size); err != nil {
+			return off, err
 		}
 		if int64(cap(payload)) < n {
 			payload = make([]byte, n)
@@ -137,10 +134,8 @@ func readSegment(r io.Reader, size int64, fn func(off int64, rec record) error) 
 		if _, err := io.ReadFull(r, payload); err != nil {
 			return off, fmt.Errorf("reading record at offset %d: %w", off, err)
 		}
-		crc := crc32.Update(0, castagnoli, frame[0:4])
-		crc = crc32.Update(crc, castagnoli, payload)
-		if want := binary.LittleEndian.Uint32(frame[4:8]); crc != want {
-			return off, &tornError{Offset: off, Reason: fmt.Sprintf("checksum %08x, want %08x", crc, want)}
+		if err := checkSum(off, frame[:], payload); err != nil {
+			return off, err
 		}
 		rec, err := decodeRecord(payload)
 		if err != nil {
@@ -152,6 +147,144 @@ func readSegment(r io.Reader, size int64, fn func(off int64, rec record) error) 
 		off += frameLen + n
 	}
 	return off, nil
+}
+
+// checkLength checks the length n read from the frame at off of a
+// segment of size bytes, as readSegment does.
+func checkLength(off, n, size int64) error {
+	switch {
+	case n == 0:
+		return &tornError{Offset: off, Reason: "zero record length"}
+	case n > maxPayload:
+		return &tornError{Offset: off, Reason: fmt.Sprintf("record length %d exceeds the limit of %d", n, maxPayload)}
+	case n > size-off-frameLen:
+		return &tornError{Offset: off, Reason: fmt.Sprintf("record of %d bytes runs past the end of the file", n)}
+	}
+	return nil
+}
+
+// checkSum checks the CRC-32C in frame against its length bytes and
+// payload.
+func checkSum(off int64, frame, payload []byte) error {
+	crc := crc32.Update(0, castagnoli, frame[0:4])
+	crc = crc32.Update(crc, castagnoli, payload)
+	if want := binary.LittleEndian.Uint32(frame[4:8]); crc != want {
+		return &tornError{Offset: off, Reason: fmt.Sprintf("checksum %08x, want %08x", crc, want)}
+	}
+	return nil
+}
+
+// readFrameAt reads and checks the record at off of the segment r of
+// size bytes, reusing *buf for the frame. It returns the whole frame
+// (header and payload; valid until the next call) and the record, or the
+// error readSegment would report for it: a *tornError, an errDecode, or
+// an I/O error.
+func readFrameAt(r io.ReaderAt, off, size int64, buf *[]byte) ([]byte, record, error) {
+	if size-off < frameLen {
+		return nil, record{}, &tornError{Offset: off, Reason: fmt.Sprintf("%d bytes left, short of a record frame", size-off)}
+	}
+	b := grow(*buf, frameLen)
+	if err := readAt(r, b, off); err != nil {
+		return nil, record{}, fmt.Errorf("reading record frame at offset %d: %w", off, err)
+	}
+	n := int64(binary.LittleEndian.Uint32(b[0:4]))
+	if err := checkLength(off, n, size); err != nil {
+		return nil, record{}, err
+	}
+	b = grow(b, frameLen+int(n))
+	*buf = b
+	if err := readAt(r, b[frameLen:], off+frameLen); err != nil {
+		return nil, record{}, fmt.Errorf("reading record at offset %d: %w", off, err)
+	}
+	if err := checkSum(off, b[:frameLen], b[frameLen:]); err != nil {
+		return nil, record{}, err
+	}
+	rec, err := decodeRecord(b[frameLen:])
+	if err != nil {
+		return nil, record{}, fmt.Errorf("record at offset %d: %w", off, err)
+	}
+	return b, rec, nil
+}
+
+// grow returns b resized to n bytes, keeping its content, reallocating
+// only when its capacity is short.
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		nb := make([]byte, n)
+		copy(nb, b)
+		return nb
+	}
+	return b[:n]
+}
+
+// readAt fills b from off of r; a reader may report io.EOF along with a
+// full read at the end of the file.
+func readAt(r io.ReaderAt, b []byte, off int64) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// scanChunk is how much nextValidFrame reads at a time, unless a
+// candidate frame needs more.
+const scanChunk = 1 << 20
+
+// nextValidFrame looks for a valid record in the segment r of size bytes
+// at any offset from from on, byte by byte: a frame whose length is
+// within 1..maxPayload and fits in the file, whose CRC-32C matches, and
+// whose payload decodes. It returns the offset of the first one, or
+// found false when there is none: then the damage before it is a torn
+// tail, since nothing acknowledged can follow.
+//
+// Only a frame that fits the remaining bytes and starts with a known
+// record type is checksummed, and the file is read in chunks from the
+// damage on, so the scan stays cheap: random bytes make such a candidate
+// at about one offset in 20,000, text and zeros almost never, and at the
+// end of a segment only short candidates fit.
+func nextValidFrame(r io.ReaderAt, from, size int64) (off int64, found bool, err error) {
+	var buf []byte // holds the file from base on
+	var base int64
+	fill := func(at int64, want int64) error {
+		want = min(size-at, max(want, int64(cap(buf)), scanChunk))
+		buf = grow(buf, int(want))
+		base = at
+		if err := readAt(r, buf, at); err != nil {
+			return fmt.Errorf("scanning for a valid record at offset %d: %w", at, err)
+		}
+		return nil
+	}
+	for off = max(from, headerLen); size-off > frameLen; off++ {
+		if off+frameLen+1 > base+int64(len(buf)) {
+			if err := fill(off, 0); err != nil {
+				return 0, false, err
+			}
+		}
+		h := buf[off-base:]
+		n := int64(binary.LittleEndian.Uint32(h[0:4]))
+		if n == 0 || n > maxPayload || n > size-off-frameLen || !knownRecordType(h[frameLen]) {
+			continue
+		}
+		if off+frameLen+n > base+int64(len(buf)) {
+			if err := fill(off, frameLen+n); err != nil {
+				return 0, false, err
+			}
+			h = buf
+		}
+		frame, payload := h[:frameLen], h[frameLen:frameLen+n]
+		if checkSum(off, frame, payload) != nil {
+			continue
+		}
+		if _, err := decodeRecord(payload); err != nil {
+			continue
+		}
+		return off, true, nil
+	}
+	return 0, false, nil
 }
 
 // createSegment creates segment n in dir with its header, durably: the

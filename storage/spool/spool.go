@@ -27,6 +27,14 @@ var (
 	// ErrLocked is returned by Open when another Spool, in this process
 	// or another, has the directory open.
 	ErrLocked = errors.New("spool: directory is in use by another spool")
+	// ErrCorrupt is returned by Open, wrapped with the file and the
+	// offsets, when a segment holds damage that a crash during a write
+	// cannot explain: a bad record followed by a valid one, a bad record
+	// in a segment that is not the last, or a record whose checksum holds
+	// but which does not decode. Acknowledged records may lie beyond the
+	// damage, so Open refuses to start and changes nothing; Salvage (the
+	// spool-salvage command) keeps the valid records.
+	ErrCorrupt = errors.New("spool: corrupt segment")
 )
 
 // Options configures a Spool. The zero value of every field but Dir is a
@@ -102,9 +110,12 @@ type request struct {
 // a torn tail off the last segment, starts a fresh segment, deletes the
 // segments nothing needs any more, and starts the writer goroutine.
 //
-// Corruption anywhere but at the end of the last segment is an error:
-// acknowledged records may lie beyond it, and dropping them silently
-// would break the spool's promise.
+// A bad record is a torn tail, truncated with a warning, only when it is
+// in the last segment and no valid record follows it. Any other damage is
+// an error wrapping ErrCorrupt that names the file and the offsets, and
+// Open leaves the files as they are: acknowledged records may lie beyond
+// the damage, and dropping them silently would break the spool's
+// promise. Salvage recovers what is intact.
 func Open(opts Options) (*Spool, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("spool: Options.Dir is required")
@@ -213,16 +224,42 @@ func (s *Spool) replaySegment(rp *replayer, n uint64, last bool) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &torn) && last:
-		s.log.Warn("truncating torn tail of the last segment (a crash interrupted a write that was never acknowledged)",
-			"file", path, "offset", torn.Offset, "dropped_bytes", st.Size()-valid, "reason", torn.Reason)
-		return truncateSegment(path, valid, s.sync)
 	case errors.As(err, &torn):
-		return fmt.Errorf("spool: segment %s: %w; it is not the last segment, so records acknowledged after "+
-			"the damage would be lost: refusing to start (inspect the file, or move it aside knowingly)", path, err)
+		next, found, serr := nextValidFrame(f, torn.Offset+1, st.Size())
+		if serr != nil {
+			return fmt.Errorf("spool: %s: %w (after %v)", path, serr, err)
+		}
+		if last && !found {
+			s.log.Warn("truncating torn tail of the last segment (a crash interrupted a write that was never acknowledged; no valid record follows)",
+				"file", path, "offset", torn.Offset, "dropped_bytes", st.Size()-valid, "reason", torn.Reason)
+			return truncateSegment(path, valid, s.sync)
+		}
+		var where string
+		if found {
+			where = fmt.Sprintf("a valid record follows at offset %d (%d bytes unreadable)", next, next-torn.Offset)
+		} else {
+			where = fmt.Sprintf("no valid record follows (%d bytes unreadable to the end)", st.Size()-torn.Offset)
+		}
+		why := "so this is damage, not a torn tail: the records after it were acknowledged"
+		if !last {
+			why = "and it is not the last segment, so records acknowledged after the damage would be lost"
+		}
+		return fmt.Errorf("%w: %s: %v; %s, %s. Refusing to start; the file is left as it is. %s",
+			ErrCorrupt, path, err, where, why, salvageHint(s.dir, path))
+	case errors.Is(err, errDecode):
+		return fmt.Errorf("%w: %s: %v; its checksum holds, so it was written that way. Refusing to start; the file is "+
+			"left as it is. If a newer wechat-relay wrote this spool, run that version instead. Otherwise: %s",
+			ErrCorrupt, path, err, salvageHint(s.dir, path))
 	default:
 		return fmt.Errorf("spool: replaying %s: %w", path, err)
 	}
+}
+
+// salvageHint tells the operator how to recover the valid records of
+// the damaged segment path in dir.
+func salvageHint(dir, path string) string {
+	return fmt.Sprintf("To keep the valid records and drop the damaged bytes, stop every relay using the spool and run "+
+		"\"wechat-relay spool-salvage -dir %s\" (it keeps the damaged file as %s%s)", dir, filepath.Base(path), damagedSuffix)
 }
 
 // Close stops the writer after it has written everything already

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -658,6 +659,24 @@ func TestTornTail(t *testing.T) {
 		{"partial valid frame", func(b []byte) []byte { return append(b, frame[:len(frame)-2]...) }, 5},
 		{"flipped payload byte", func(b []byte) []byte { b[len(b)-2] ^= 0x40; return b }, 4},
 		{"huge length", func(b []byte) []byte { return append(b, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0) }, 5},
+		// Nothing valid follows the damage in any of these, however much
+		// of it there is: a torn tail (TestCorruptionInLastSegment has
+		// the damage that something valid follows).
+		{"cut and zeros", func(b []byte) []byte { return append(b[:len(b)-5], make([]byte, 4096)...) }, 4},
+		{"random bytes appended", func(b []byte) []byte {
+			r := rand.New(rand.NewPCG(5, 6))
+			for range 64 << 10 {
+				b = append(b, byte(r.Uint32()))
+			}
+			return b
+		}, 5},
+		{"zeros then a partial frame", func(b []byte) []byte {
+			return append(append(b, make([]byte, 100)...), frame[:len(frame)-1]...)
+		}, 5},
+		{"first byte of the last record lost", func(b []byte) []byte {
+			last := len(b) - len(msgFrame(4))
+			return append(b[:last], b[last+1:]...)
+		}, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
