@@ -186,6 +186,10 @@ func (p *fakePipeline) Accept(ctx context.Context, m relay.Message) error {
 	last, _ := p.e.history.MaxSeq(ctx, m.Conv)
 	m.Seq = last + 1
 	m.AcceptedAt = time.Now()
+	if to := m.Attrs[relay.AttrTo]; m.Kind == relay.KindTransfer && to != "" {
+		// The archive writer's routing makes a transfer's move.
+		p.e.assign.Set(ctx, m.Conv, to)
+	}
 	m.Employee, _ = p.e.assign.Get(ctx, m.Conv)
 	p.e.publish(m)
 	return nil

@@ -57,7 +57,17 @@ func NewDirectoryRouter(a Assignments, d *Directory) *Router {
 
 // Route returns the employee serving m's conversation, assigning one if
 // needed. It returns "" when the account has no employees.
+//
+// A transfer (Staff.Act) is the state change it records: it hands the
+// conversation to its AttrTo here, in the archive writer, just before
+// the message is archived, and is filed under that employee.
 func (r *Router) Route(ctx context.Context, m Message) (string, error) {
+	if to := m.Attrs[AttrTo]; m.Direction == Internal && m.Kind == KindTransfer && to != "" {
+		if err := r.assignments.Set(ctx, m.Conv, to); err != nil {
+			return "", fmt.Errorf("transferring %s to %s: %w", m.Conv, to, err)
+		}
+		return to, nil
+	}
 	if emp := r.sceneEmployee(m); emp != "" {
 		if err := r.assignments.Set(ctx, m.Conv, emp); err != nil {
 			return "", fmt.Errorf("binding %s to %s from QR scene: %w", m.Conv, emp, err)

@@ -140,16 +140,14 @@ func NewStaff(rec Recorder, assign Assignments, now func() time.Time) (*Staff, e
 // The record under a's id decides what a is. None: a is new. One for
 // the same request (the same To, Text and By): a is a retry, answered
 // with the same id and recorded nothing more. One for a different
-// request: a is refused with ErrKeyReused before anything changes.
+// request: a is refused with ErrKeyReused and nothing changes.
 //
-// A new transfer assigns the conversation to a.To and then archives the
-// transfer message, which routing therefore files under the new
-// assignee. If the message is not durable after all, the assignment is
-// put back, unless it changed again meanwhile: a conversation is not
-// moved without its record. (If another transfer with the same key took
-// the id at the same moment, the conversation goes where that one's
-// record says.) A retry of a transfer whose record exists but whose
-// assignment was put back completes it.
+// A transfer does not reassign the conversation itself: its record does.
+// The archive writer, routing the transfer message (Router.Route), hands
+// the conversation to a.To just before it archives the message, so the
+// conversation never moves without its record, and a transfer whose
+// record is durable always moves it, after a crash too (the writer
+// routes it again from the spool).
 func (s *Staff) Act(ctx context.Context, a StaffAction) (string, error) {
 	if err := validateAction(a); err != nil {
 		return "", err
@@ -168,35 +166,16 @@ func (s *Staff) Act(ctx context.Context, a StaffAction) (string, error) {
 		if !sameRequest(prev, a) {
 			return "", reused(a)
 		}
-		if err := s.complete(ctx, prev); err != nil {
-			return "", err
-		}
 		return m.ID, nil
 	}
-	if a.Kind != KindTransfer {
-		if _, err := s.record(ctx, m, a); err != nil {
-			return "", err
+	if a.Kind == KindTransfer {
+		from, err := s.assign.Get(ctx, a.Conv)
+		if err != nil {
+			return "", fmt.Errorf("reading the assignment of %s: %w", a.Conv, err)
 		}
-		return m.ID, nil
+		m.Attrs[AttrFrom], m.Attrs[AttrTo] = from, a.To
 	}
-	from, err := s.assign.Get(ctx, a.Conv)
-	if err != nil {
-		return "", fmt.Errorf("reading the assignment of %s: %w", a.Conv, err)
-	}
-	m.Attrs[AttrFrom], m.Attrs[AttrTo] = from, a.To
-	if err := s.assign.Set(ctx, a.Conv, a.To); err != nil {
-		return "", fmt.Errorf("assigning %s to %s: %w", a.Conv, a.To, err)
-	}
-	if won, err := s.record(ctx, m, a); err != nil {
-		back := from
-		if won.Kind == KindTransfer {
-			// Another transfer holds the id: its record, not the
-			// state before this one, says where the conversation is.
-			back = won.Attrs[AttrTo]
-		}
-		if perr := s.putBack(ctx, a.Conv, a.To, back); perr != nil {
-			return "", fmt.Errorf("%w (and putting %s back with %q failed, so it stays with %s unrecorded: %v)", err, a.Conv, back, a.To, perr)
-		}
+	if err := s.record(ctx, m, a); err != nil {
 		return "", err
 	}
 	return m.ID, nil
@@ -204,56 +183,21 @@ func (s *Staff) Act(ctx context.Context, a StaffAction) (string, error) {
 
 // record accepts m, the message of a, and checks that what is durable
 // under its id is a's: another request with the same key may have made
-// it durable first. That one's message is returned with ErrKeyReused.
-func (s *Staff) record(ctx context.Context, m Message, a StaffAction) (Message, error) {
+// it durable first.
+func (s *Staff) record(ctx context.Context, m Message, a StaffAction) error {
 	if err := s.rec.Accept(ctx, m); err != nil {
-		return Message{}, fmt.Errorf("archiving the %s: %w", a.Kind, err)
+		return fmt.Errorf("archiving the %s: %w", a.Kind, err)
 	}
 	got, found, err := s.rec.Recorded(ctx, m)
 	switch {
 	case err != nil:
-		return Message{}, fmt.Errorf("reading back the %s %s: %w", a.Kind, m.ID, err)
+		return fmt.Errorf("reading back the %s %s: %w", a.Kind, m.ID, err)
 	case !found:
-		return Message{}, fmt.Errorf("the %s %s was accepted but is neither spooled nor archived; try again", a.Kind, m.ID)
+		return fmt.Errorf("the %s %s was accepted but is neither spooled nor archived; try again", a.Kind, m.ID)
 	case !sameRequest(got, a):
-		return got, reused(a)
-	}
-	return got, nil
-}
-
-// complete finishes the action recorded as m if it was cut short: a
-// transfer whose assignment was put back (the conversation is still
-// with the employee it was transferred from) is assigned again. A
-// conversation that has moved on since is left where it is.
-func (s *Staff) complete(ctx context.Context, m Message) error {
-	if m.Kind != KindTransfer {
-		return nil
-	}
-	from, to := m.Attrs[AttrFrom], m.Attrs[AttrTo]
-	cur, err := s.assign.Get(ctx, m.Conv)
-	if err != nil {
-		return fmt.Errorf("reading the assignment of %s: %w", m.Conv, err)
-	}
-	if cur != from || cur == to {
-		return nil
-	}
-	if err := s.assign.Set(ctx, m.Conv, to); err != nil {
-		return fmt.Errorf("assigning %s to %s: %w", m.Conv, to, err)
+		return reused(a)
 	}
 	return nil
-}
-
-// putBack undoes the assignment of conv to to by a transfer that was
-// not recorded, assigning it to back, unless something else reassigned
-// it meanwhile.
-func (s *Staff) putBack(ctx context.Context, conv ConversationID, to, back string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	cur, err := s.assign.Get(ctx, conv)
-	if err != nil || cur == back || cur != to {
-		return err
-	}
-	return s.assign.Set(ctx, conv, back)
 }
 
 // sameRequest reports whether m, the record under a's id, was made by

@@ -134,111 +134,68 @@ func TestStaffActionValidation(t *testing.T) {
 	}
 }
 
-// A transfer assigns before it archives, so that routing files the
-// transfer message under the new assignee; when archiving fails, the
-// assignment is put back: no move without its record.
-func TestStaffTransferAssignsBeforeArchiving(t *testing.T) {
+// A transfer moves the conversation only with its record: Act itself
+// assigns nothing (a transfer that fails to be accepted leaves the
+// conversation where it was), and the archive writer hands the
+// conversation over as it archives the transfer, filing it under the
+// new assignee.
+func TestStaffTransferMovesWithItsRecord(t *testing.T) {
 	ctx := context.Background()
 	conv := Conversation("acct", "c1")
 	assign := &memAssign{}
 	assign.Set(ctx, conv, "alice")
-	var seen string
 	fail := errors.New("spool full")
-	rec := &memRecorder{accept: func(ctx context.Context, m Message) error {
-		seen, _ = assign.Get(ctx, m.Conv)
-		return fail
-	}}
+	rec := &memRecorder{accept: func(context.Context, Message) error { return fail }}
 	staff, _ := NewStaff(rec, assign, nil)
-	_, err := staff.Act(ctx, StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob"})
-	if !errors.Is(err, fail) {
+	if _, err := staff.Act(ctx, StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob"}); !errors.Is(err, fail) {
 		t.Fatalf("error %v", err)
 	}
-	if seen != "bob" {
-		t.Fatalf("assignment when archiving was %q, want bob", seen)
-	}
 	if owner, _ := assign.Get(ctx, conv); owner != "alice" || rec.len() != 0 {
-		t.Fatalf("after a transfer that was not archived: assigned to %q, %d records; want alice, none", owner, rec.len())
+		t.Fatalf("after a transfer that was not accepted: assigned to %q, %d records; want alice, none", owner, rec.len())
+	}
+
+	h := newHarness(t)
+	h.assign.Set(ctx, conv, "alice")
+	staff, _ = NewStaff(h.p, h.assign, nil)
+	id, err := staff.Act(ctx, StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner, _ := h.assign.Get(ctx, conv); owner != "alice" {
+		t.Fatalf("assigned to %q before the transfer was archived, want alice", owner)
+	}
+	h.start(t)
+	waitStored(t, h.archive, id)
+	if owner, _ := h.assign.Get(ctx, conv); owner != "bob" {
+		t.Fatalf("assigned to %q after the transfer was archived, want bob", owner)
+	}
+	for _, e := range h.waitEvents(t, 1) {
+		if e.Message.ID == id && (e.Employee != "bob" || e.Message.Attrs[AttrFrom] != "alice") {
+			t.Fatalf("transfer filed under %q from %q, want bob from alice", e.Employee, e.Message.Attrs[AttrFrom])
+		}
 	}
 }
 
 // Two requests with one key at the same moment: the one whose record
-// is durable under the id wins. The other, which found no record when it
-// started and moved the conversation, is refused, and the conversation
-// goes where the winner's record says (whether or not the winner has
-// moved it yet), not where the loser put it.
-func TestStaffTransferLosingItsKeyFollowsTheWinner(t *testing.T) {
-	ctx := context.Background()
-	conv := Conversation("acct", "c1")
-	for _, tc := range []struct {
-		winnerTo, winnerText string
-		winnerMoved          bool
-	}{
-		{"carol", "", false},
-		{"carol", "", true},
-		{"bob", "另一个说明", false},
-	} {
-		assign := &memAssign{}
-		assign.Set(ctx, conv, "alice")
-		rec := &memRecorder{}
-		rec.accept = func(ctx context.Context, m Message) error {
-			w := m // the other request got there first
-			w.Text, w.Attrs = tc.winnerText, map[string]string{AttrBy: "sup", AttrFrom: "alice", AttrTo: tc.winnerTo}
-			rec.put(w)
-			if tc.winnerMoved {
-				assign.Set(ctx, conv, tc.winnerTo)
-			}
-			return nil
-		}
-		staff, _ := NewStaff(rec, assign, nil)
-		_, err := staff.Act(ctx, StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob"})
-		if !errors.Is(err, ErrKeyReused) {
-			t.Fatalf("%+v: %v, want ErrKeyReused", tc, err)
-		}
-		if owner, _ := assign.Get(ctx, conv); owner != tc.winnerTo || rec.len() != 1 {
-			t.Fatalf("%+v: assigned to %q, %d records; want the winner's record and target", tc, owner, rec.len())
-		}
-	}
-}
-
-// A transfer whose record is durable but could not be confirmed is put
-// back and answered with an error; its retry finds the record and
-// completes the move, recording nothing more. A retry that comes after
-// the conversation moved on leaves it where it is.
-func TestStaffRetryCompletesRecordedTransfer(t *testing.T) {
+// is durable under the id wins; the other is refused, and moves nothing.
+func TestStaffTransferLosingItsKeyIsRefused(t *testing.T) {
 	ctx := context.Background()
 	conv := Conversation("acct", "c1")
 	assign := &memAssign{}
 	assign.Set(ctx, conv, "alice")
 	rec := &memRecorder{}
-	rec.accept = func(context.Context, Message) error {
-		rec.lookupErr = errors.New("archive down") // from the read back on
+	rec.accept = func(ctx context.Context, m Message) error {
+		w := m // the other request got there first
+		w.Attrs = map[string]string{AttrBy: "sup", AttrFrom: "alice", AttrTo: "carol"}
+		rec.put(w)
 		return nil
 	}
 	staff, _ := NewStaff(rec, assign, nil)
-	a := StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob", Text: "休假"}
-	if _, err := staff.Act(ctx, a); err == nil {
-		t.Fatal("a transfer that could not be read back succeeded")
+	if _, err := staff.Act(ctx, StaffAction{Kind: KindTransfer, Conv: conv, By: "sup", Key: "k", To: "bob"}); !errors.Is(err, ErrKeyReused) {
+		t.Fatalf("%v, want ErrKeyReused", err)
 	}
 	if owner, _ := assign.Get(ctx, conv); owner != "alice" || rec.len() != 1 {
-		t.Fatalf("assigned to %q, %d records; want alice, the record", owner, rec.len())
-	}
-	rec.lookupErr, rec.accept = nil, func(context.Context, Message) error {
-		t.Error("a retry was accepted again")
-		return nil
-	}
-	id, err := staff.Act(ctx, a)
-	if err != nil || id != StaffID(conv, KindTransfer, "k") {
-		t.Fatalf("retry: %q, %v", id, err)
-	}
-	if owner, _ := assign.Get(ctx, conv); owner != "bob" {
-		t.Fatalf("after the retry assigned to %q, want bob", owner)
-	}
-	assign.Set(ctx, conv, "dave")
-	if _, err := staff.Act(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if owner, _ := assign.Get(ctx, conv); owner != "dave" {
-		t.Fatalf("a late retry moved the conversation to %q", owner)
+		t.Fatalf("assigned to %q, %d records; want alice (the writer moves it for the winner), 1", owner, rec.len())
 	}
 }
 
@@ -340,7 +297,8 @@ func TestStaffKeyReusedForAnotherTransferIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(when string) {
+	// The conversation moves when the writer archives the transfer.
+	check := func(when, owner string) {
 		t.Helper()
 		for name, a := range map[string]StaffAction{
 			"another target":   {Kind: KindTransfer, Conv: conv, By: "sup", Key: "K", To: "carol", Text: "休假"},
@@ -354,22 +312,22 @@ func TestStaffKeyReusedForAnotherTransferIsRefused(t *testing.T) {
 			if !strings.Contains(fmt.Sprint(err), `"K"`) {
 				t.Errorf("%s, %s: the error %q does not name the key", when, name, err)
 			}
-			if owner, _ := h.assign.Get(ctx, conv); owner != "bob" {
-				t.Fatalf("%s, %s: a refused transfer moved the conversation to %q", when, name, owner)
+			if got, _ := h.assign.Get(ctx, conv); got != owner {
+				t.Fatalf("%s, %s: a refused transfer moved the conversation to %q", when, name, got)
 			}
 		}
 		got, err := staff.Act(ctx, first)
 		if err != nil || got != id {
 			t.Fatalf("%s, exact retry: %q, %v; want %q", when, got, err, id)
 		}
-		if owner, _ := h.assign.Get(ctx, conv); owner != "bob" {
-			t.Fatalf("%s, exact retry: assigned to %q", when, owner)
+		if got, _ := h.assign.Get(ctx, conv); got != owner {
+			t.Fatalf("%s, exact retry: assigned to %q, want %q", when, got, owner)
 		}
 	}
-	check("spooled")
+	check("spooled", "alice")
 	h.start(t)
 	waitStored(t, h.archive, id)
-	check("archived")
+	check("archived", "bob")
 	time.Sleep(20 * time.Millisecond) // anything wrongly spooled is archived by now
 	h.stop()
 	if n := archivedOfKind(h.archive, conv, KindTransfer); n != 1 || h.archive.count(id) != 1 || h.spool.Len() != 0 {
@@ -419,7 +377,8 @@ func TestStaffKeyReusedForAnotherNoteIsRefused(t *testing.T) {
 
 // While the archive is down, staff actions are still taken (spooled) and
 // their retries answered from the spool; they are archived once when it
-// is back. A key reused then is still refused, from the spool's copy.
+// is back, and only then does the transfer move the conversation. A key
+// reused meanwhile is still refused, from the spool's copy.
 func TestStaffActsWhileArchiveDown(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
@@ -449,12 +408,15 @@ func TestStaffActsWhileArchiveDown(t *testing.T) {
 	if _, err := staff.Act(ctx, other); !errors.Is(err, ErrKeyReused) {
 		t.Fatalf("reused key with the archive down: %v", err)
 	}
-	if owner, _ := h.assign.Get(ctx, conv); owner != "bob" {
-		t.Fatalf("assigned to %q", owner)
+	if owner, _ := h.assign.Get(ctx, conv); owner != "alice" {
+		t.Fatalf("assigned to %q before the transfer is archived, want alice", owner)
 	}
 	h.archive.setDown(false)
 	waitStored(t, h.archive, ids[0])
 	waitStored(t, h.archive, ids[1])
+	if owner, _ := h.assign.Get(ctx, conv); owner != "bob" {
+		t.Fatalf("assigned to %q once the transfer is archived, want bob", owner)
+	}
 	h.stop()
 	if h.archive.count(ids[0]) != 1 || h.archive.count(ids[1]) != 1 || archivedOfKind(h.archive, conv, KindTransfer) != 1 {
 		t.Fatalf("archived %d notes, %d transfers", h.archive.count(ids[0]), archivedOfKind(h.archive, conv, KindTransfer))
