@@ -218,6 +218,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	if err != nil {
 		return nil, err
 	}
+	// No reply before the notice that the conversation is recorded.
+	s.outbox.NoticeFirst(s.bot.EnsureNotice)
 	s.bus = b
 	staff, err := relay.NewStaff(s.pipeline, assign, nil)
 	if err != nil {
@@ -285,6 +287,7 @@ func (s *system) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	check("archive unavailable", s.archive.Ping(ctx))
 	check("console", s.hub.Subscribed())
+	check("bot", s.bot.Subscribed())
 	if s.lexicon != nil {
 		check("lexicon watcher", s.lexicon.Subscribed())
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -90,6 +91,9 @@ type Bot struct {
 	noticeMu    sync.Mutex
 	noticed     map[ConversationID]noticeMark
 	noticeLocks [64]sync.Mutex
+
+	// sub is Run's bus subscription, once Run started.
+	sub atomic.Pointer[Subscriber]
 }
 
 // NewBot checks cfg and returns a bot. When out is an Outbox whose
@@ -153,28 +157,32 @@ func clock(s string) (time.Duration, error) {
 }
 
 // Run reacts to the archived messages that arrive on the bus until ctx
-// is done.
+// is done, subscribing again with backoff whenever the subscription
+// fails (what it missed meanwhile is caught up by EnsureNotice).
 func (b *Bot) Run(ctx context.Context, bus Bus) error {
 	if b.cfg.Disabled {
 		<-ctx.Done()
 		return nil
 	}
-	for ctx.Err() == nil {
-		events, err := bus.Subscribe(ctx)
-		if err != nil {
-			b.log.Warn("bot: subscribing to the bus", "err", err)
-			if sleep(ctx, time.Second) != nil {
-				return nil
-			}
-			continue
+	sub := &Subscriber{Name: "bot", Bus: bus, Log: b.log}
+	b.sub.Store(sub)
+	return sub.Run(ctx, func(e Event) {
+		if e.Type == EventMessage && e.Message != nil {
+			b.React(ctx, *e.Message)
 		}
-		for e := range events {
-			if e.Type == EventMessage && e.Message != nil {
-				b.React(ctx, *e.Message)
-			}
-		}
+	})
+}
+
+// Subscribed returns nil while the bot's bus subscription is up, or the
+// bot is disabled (a readiness check).
+func (b *Bot) Subscribed() error {
+	if b.cfg.Disabled {
+		return nil
 	}
-	return nil
+	if sub := b.sub.Load(); sub != nil {
+		return sub.Check()
+	}
+	return errNotSubscribed
 }
 
 // React sends what m calls for, if anything. Every interaction of the

@@ -524,15 +524,13 @@ func TestNoticeConcurrentCallers(t *testing.T) {
 // wiredSender is the outbox with EnsureNotice called at the start of
 // Send, as the lead wires it: the notice's own send must not wait for
 // itself, and every reply follows the notice.
+// wiredSender is the outbox wired as serve wires it (NoticeFirst).
 type wiredSender struct {
 	ob  *Outbox
 	bot *Bot
 }
 
 func (w *wiredSender) Send(ctx context.Context, req SendRequest) (SendResult, error) {
-	if err := w.bot.EnsureNotice(ctx, req.Conv); err != nil {
-		return SendResult{}, err
-	}
 	return w.ob.Send(ctx, req)
 }
 
@@ -545,6 +543,7 @@ func TestNoticeThroughWiredOutbox(t *testing.T) {
 	}
 	bot.notices = noticeLookup{archivedIDs: nh.archive, events: nh.events}
 	ws.bot = bot
+	nh.ob.NoticeFirst(bot.EnsureNotice)
 
 	// The bot's own welcome, and an employee's reply.
 	sub := nh.accept(t, inboundEvent("c1", "subscribe", "", 1700000200))

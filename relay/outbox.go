@@ -180,7 +180,16 @@ type Outbox struct {
 	// claims keep a retried send (same key) from being accepted twice, or
 	// answered "pending" before its first attempt is durable.
 	claims *claims
+	// notice, when set, is asked before every send to make sure the
+	// conversation has had the compliance notice (NoticeFirst).
+	notice func(context.Context, ConversationID) error
 }
+
+// NoticeFirst makes every Send first call ensure for its conversation
+// (Bot.EnsureNotice), and refuse the send with its error: no client gets
+// a reply before the notice that the conversation is recorded. Call it
+// before the outbox is used.
+func (o *Outbox) NoticeFirst(ensure func(context.Context, ConversationID) error) { o.notice = ensure }
 
 // NewOutbox returns an outbox. It registers itself with the pipeline, so
 // archived outbound messages come to it.
@@ -266,6 +275,11 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 	}
 	if err := o.d.Lexicon.checkOutbound(ctx, req); err != nil {
 		return SendResult{}, err
+	}
+	if o.notice != nil {
+		if err := o.notice(ctx, req.Conv); err != nil {
+			return SendResult{}, fmt.Errorf("sending the compliance notice first: %w", err)
+		}
 	}
 	id := OutboundID(req.Conv, req.Key)
 	var res SendResult
