@@ -33,8 +33,8 @@
 //   - If ctx is done while a call waits, it returns ctx.Err(), but the
 //     record has been submitted and normally becomes durable anyway: a
 //     cancelled Append leaves the message pending (a retry gets
-//     relay.ErrDuplicate), a cancelled Done has removed the messages from
-//     Pending.
+//     relay.ErrDuplicate once that record is durable), a cancelled Done
+//     has removed the messages from Pending.
 //   - A failed write or fsync fails the spool for good: every later call
 //     returns the error, and the process must reopen the spool. Records
 //     of the failed batch may or may not be found on replay.
@@ -106,8 +106,12 @@
 //
 // # Invariants
 //
-//   - A message ID is pending at most once; Append of a pending ID returns
-//     relay.ErrDuplicate and writes nothing.
+//   - A message ID is pending at most once; Append of a pending ID writes
+//     nothing and returns relay.ErrDuplicate only once the first copy is
+//     durable: it waits for a write in flight, and returns that write's
+//     error if it fails (or ctx.Err()), so a retry is never told
+//     "accepted" on the strength of a write that may yet fail
+//     (TestDuplicateOfFailedAppend, TestContextCancel).
 //   - Records only refer backwards: an Assign or Done follows the Accept
 //     of the message it names.
 //   - Everything pending lives in memory as well as on disk; the spool is

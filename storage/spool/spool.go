@@ -302,7 +302,7 @@ func (s *Spool) Append(ctx context.Context, m relay.Message) error {
 	if len(payload) > maxPayload {
 		return fmt.Errorf("spool: message %s encodes to %d bytes, over the limit of %d", m.ID, len(payload), maxPayload)
 	}
-	e := &entry{msg: m}
+	e := &entry{msg: m, settled: make(chan struct{})}
 	r := &request{typ: recAccept, frame: appendFrame(nil, payload), entries: []*entry{e}, done: make(chan error, 1)}
 
 	s.mu.Lock()
@@ -310,7 +310,7 @@ func (s *Spool) Append(ctx context.Context, m relay.Message) error {
 		s.mu.Unlock()
 		return err
 	}
-	if s.pending.get(m.ID) != nil {
+	if have := s.pending.get(m.ID); have != nil {
 		s.mu.Unlock()
 		return relay.ErrDuplicate
 	}
@@ -318,6 +318,29 @@ func (s *Spool) Append(ctx context.Context, m relay.Message) error {
 	s.enqueueLocked(r)
 	s.mu.Unlock()
 	return s.wait(ctx, r)
+}
+
+// duplicate answers an Append of an id already pending as have: with
+// relay.ErrDuplicate once have's record is durable, which may mean
+// waiting for the write in flight. Answering before that would let a
+// retry be told "accepted" on the strength of a write that may yet fail.
+func (s *Spool) duplicate(ctx context.Context, have *entry) error {
+	if have.settled != nil {
+		select {
+		case <-have.settled:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if have.durable {
+		return relay.ErrDuplicate
+	}
+	if s.failed != nil {
+		return s.failed
+	}
+	return fmt.Errorf("spool: the earlier copy of %s was not written", have.msg.ID)
 }
 
 // Assign records the sequence numbers of pending messages durably; IDs

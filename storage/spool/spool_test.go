@@ -473,10 +473,18 @@ func TestContextCancel(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Append took %v to notice its deadline", d)
 	}
-	if err := s.Append(context.Background(), msg(1)); !errors.Is(err, relay.ErrDuplicate) {
-		t.Fatalf("retry of a cancelled Append = %v, want ErrDuplicate", err)
+	// Its retry is answered only once the first copy is durable.
+	retry := make(chan error, 1)
+	go func() { retry <- s.Append(context.Background(), msg(1)) }()
+	select {
+	case err := <-retry:
+		t.Fatalf("retry of a cancelled Append answered %v while its fsync hangs", err)
+	case <-time.After(50 * time.Millisecond):
 	}
 	g.open(hold)
+	if err := <-retry; !errors.Is(err, relay.ErrDuplicate) {
+		t.Fatalf("retry of a cancelled Append = %v, want ErrDuplicate once durable", err)
+	}
 	// The next call is queued behind the cancelled one: when it returns,
 	// the cancelled record is durable too.
 	if err := s.Append(context.Background(), msg(2)); err != nil {
@@ -1037,3 +1045,48 @@ func runModel(t *testing.T, seed uint64) {
 }
 
 var _ io.Closer = (*Spool)(nil)
+
+// TestDuplicateOfFailedAppend: a retry that arrives while the first
+// copy's fsync is in flight is not told "duplicate" (accepted) on its
+// strength: it waits, and when that fsync fails it gets the error, so
+// WeChat retries again instead of the message vanishing.
+func TestDuplicateOfFailedAppend(t *testing.T) {
+	t.Parallel()
+	g := newSyncGate()
+	s := open(t, Options{Dir: t.TempDir(), syncFile: g.sync})
+	g.mu.Lock()
+	g.err = errors.New("EIO") // the fsync in flight will fail
+	g.mu.Unlock()
+	hold := g.close()
+	first := make(chan error, 1)
+	go func() { first <- s.Append(context.Background(), msg(1)) }()
+	<-g.entered
+	retry := make(chan error, 1)
+	go func() { retry <- s.Append(context.Background(), msg(1)) }()
+	select {
+	case err := <-retry:
+		t.Fatalf("the retry was answered %v while the first copy's fsync is in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.open(hold)
+	if err := <-first; err == nil {
+		t.Fatal("the first Append succeeded with a failed fsync")
+	}
+	if err := <-retry; err == nil || errors.Is(err, relay.ErrDuplicate) {
+		t.Fatalf("the retry of a failed Append = %v, want the failure", err)
+	}
+	// A retry with a deadline gives up waiting instead of answering.
+	g.mu.Lock()
+	g.err = nil
+	g.mu.Unlock()
+	s2 := open(t, Options{Dir: t.TempDir(), syncFile: g.sync})
+	hold = g.close()
+	go s2.Append(context.Background(), msg(2))
+	<-g.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := s2.Append(ctx, msg(2)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a retry whose deadline passed while the first copy is in flight = %v", err)
+	}
+	g.open(hold)
+}

@@ -15,6 +15,9 @@ type entry struct {
 	// entries are visible through Pending and Len. Guarded by Spool.mu.
 	durable bool
 	removed bool // Done before its Accept was durable; guarded by Spool.mu
+	// settled is closed by the writer once the Accept record's write has
+	// succeeded or failed; nil for entries replayed from disk.
+	settled chan struct{}
 	// seg is the segment that holds the Accept record. Set by the
 	// writer when it places the record (or by replay) and read only by
 	// the writer: no lock.

@@ -37,6 +37,11 @@ func (s *Spool) run() {
 		}
 		for _, r := range batch {
 			r.done <- failed
+			if r.typ == recAccept {
+				for _, e := range r.entries {
+					close(e.settled)
+				}
+			}
 		}
 		clear(batch)
 	}
