@@ -30,3 +30,10 @@ lint: ## go vet and gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 
 .PHONY: help build run test test-unit bench fuzz lint
+
+chaos: ## the chaos suite: two relays under faults, then a check that nothing was lost (N=1000000 for the long run)
+	@command -v clickhouse-server >/dev/null && command -v redis-server >/dev/null || bash -c 'source .ci/services.sh && services_install'
+	WR_CHAOS=1 $(if $(N),WR_CHAOS_N=$(N)) $(GO) test -count=1 -v -timeout $(CHAOS_TIMEOUT) -run 'TestChaos$$' ./deployments/chaos/
+
+CHAOS_TIMEOUT ?= 12h
+.PHONY: chaos

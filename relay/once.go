@@ -70,7 +70,11 @@ func (c *claims) once(ctx context.Context, key string, ttl time.Duration, accept
 				}
 				return false, err
 			}
-			if err := c.d.Finish(context.WithoutCancel(ctx), key, ttl); err != nil {
+			// Bounded: WeChat waits for the answer, and a retry that finds
+			// the claim held only waits for its lease to end.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			if err := c.d.Finish(fctx, key, ttl); err != nil {
 				// The request is durable. A retry will find the claim's
 				// lease ended and make it again; the spool or the
 				// archive drops the copy.
