@@ -17,3 +17,4 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 8m "$@" ./...
+WR_CHAOS=1 go test -race -count=1 -timeout 10m -v -run 'TestChaos$' ./deployments/chaos/ # the chaos suite's short schedule, on its own (docs/chaos.md)
