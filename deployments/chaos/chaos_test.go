@@ -64,7 +64,9 @@ func loadParams(t *testing.T) params {
 	long := p.n > shortN
 	p.clients, p.duration, p.faultFor, p.gap, p.connLife = 40, 60*time.Second, 3*time.Second, 2*time.Second, 5*time.Second
 	if long {
-		p.clients, p.duration, p.faultFor, p.gap, p.connLife = 200, 0, 5*time.Second, 10*time.Second, 20*time.Second
+		// About 1,000 messages a second, so that the faults are spread
+		// over the whole run.
+		p.clients, p.duration, p.faultFor, p.gap, p.connLife = 200, time.Duration(p.n)*time.Millisecond, 5*time.Second, 10*time.Second, 20*time.Second
 	}
 	num("WR_CHAOS_CLIENTS", &p.clients)
 	p.clients = min(p.clients, p.n)
@@ -375,6 +377,7 @@ func (h *harness) run() {
 	for _, r := range h.relays {
 		exits = append(exits, fmt.Sprintf("%s: %s", r.name, r.stop()))
 	}
+	h.probeCanary()
 	h.probe.finish()
 
 	rep := h.check(clients)
@@ -523,4 +526,27 @@ func (h *harness) keepLogs() {
 	}
 	os.WriteFile(filepath.Join(dir, "timeline.txt"), []byte(h.tl.String()+"\n"), 0o644)
 	h.t.Logf("the relays' logs, the report and the timeline are kept in %s", dir)
+}
+
+// probeCanary proves the archive probe can tell: an id that is archived
+// is found, one that is not is not.
+func (h *harness) probeCanary() {
+	h.t.Helper()
+	var archived string
+	h.probe.mu.Lock()
+	for id := range h.probe.seen {
+		if strings.HasPrefix(id, "in:") {
+			archived = id
+			break
+		}
+	}
+	h.probe.mu.Unlock()
+	if archived == "" {
+		h.t.Errorf("the archive probe looked nothing up")
+		return
+	}
+	found, err := h.probe.lookup([]probeReq{{id: archived}, {id: "in:" + accountID + ":chaos-canary-never-sent"}})
+	if err != nil || !found[archived] || len(found) != 1 {
+		h.t.Fatalf("the archive probe cannot tell archived from not archived: %v, %v", found, err)
+	}
 }

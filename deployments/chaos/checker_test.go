@@ -146,6 +146,7 @@ func (h *harness) waitCaughtUp(within time.Duration) bool {
 	deadline := time.Now().Add(within)
 	lastKick := time.Now()
 	for {
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		table, _, err := h.readRows(ctx, conn)
 		cancel()
@@ -165,6 +166,9 @@ func (h *harness) waitCaughtUp(within time.Duration) bool {
 		if time.Now().After(deadline) {
 			h.tl.note("consoles not caught up within %s: %d missing (%v)", within, missing, err)
 			return false
+		}
+		if took := time.Since(start); took > time.Second {
+			time.Sleep(took) // a large archive: poll less often
 		}
 		if time.Since(lastKick) > 5*time.Second {
 			for _, c := range h.consumers {
@@ -220,6 +224,7 @@ type report struct {
 	probeInfo             string
 	insertLogMissing      int
 	stuck                 []string
+	otherRelay            int
 	wrongOutcome          []string
 	unknownRows           int
 }
@@ -477,7 +482,7 @@ func (h *harness) check(clients *clientsRun) *report {
 				if !c.holds(r.conv, r.seq, id) {
 					missing++
 					if i < 2 && len(rep.undelivered) < 50 {
-						rep.undelivered = append(rep.undelivered, fmt.Sprintf("%s never got %s (%s seq %d)", c.name, id, r.conv, r.seq))
+						rep.undelivered = append(rep.undelivered, fmt.Sprintf("%s never got %s (%s seq %d); it %s", c.name, id, r.conv, r.seq, c.heldAt(r.conv, r.seq)))
 					}
 				}
 			}
@@ -490,6 +495,9 @@ func (h *harness) check(clients *clientsRun) *report {
 		}
 		rep.consumerInfo = append(rep.consumerInfo, fmt.Sprintf("%-6s %5d connections, %7d message frames (%d again after a resume), %d gaps healed by reconnecting, %d error frames, %d failed dials, %d missing at the end",
 			c.name, s.conns, s.messages, s.redelivered, s.gaps, s.errorFrames, s.dialFailures, missing))
+		for text, n := range s.errors {
+			rep.consumerInfo = append(rep.consumerInfo, fmt.Sprintf("         %5d× error frame %q", n, text))
+		}
 	}
 
 	// Employees' replies.
@@ -574,6 +582,7 @@ func (h *harness) check(clients *clientsRun) *report {
 			r.name, r.starts, len(r.exits), r.exits, errs, panics, r.logPath))
 		r.mu.Unlock()
 	}
+	rep.otherRelay = h.lb.retriedElsewhere()
 	rep.balancer = fmt.Sprintf("%d requests, %d connections refused (sent to the other relay), %d dropped (relay died mid-request), %d with no relay (502)",
 		h.lb.requests.Load(), h.lb.refused.Load(), h.lb.dropped.Load(), h.lb.noRelay.Load())
 	return rep
@@ -642,6 +651,7 @@ func (r *report) String(h *harness) string {
 	line("acknowledged (WeChat got success)", r.acked, false)
 	line("unacknowledged (WeChat gave up)", unacked, false)
 	line("  retried by WeChat (more than one try)", r.retried, false)
+	line("  tried on both relays", r.otherRelay, false)
 	line("archived (distinct client messages)", r.archivedClient, false)
 	line("  of them unacknowledged", r.archivedUnacked, false)
 	line("subscribes acknowledged", r.subsAcked, false)

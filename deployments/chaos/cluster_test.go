@@ -245,6 +245,22 @@ func (r *relayProc) kill9() {
 	<-done
 }
 
+// pause stops the relay with SIGSTOP: its sockets stay open and it
+// answers nothing, like a process frozen by a VM pause or a long stall.
+func (r *relayProc) pause() error { return r.signal(syscall.SIGSTOP) }
+
+// resume continues a paused relay.
+func (r *relayProc) resume() error { return r.signal(syscall.SIGCONT) }
+
+func (r *relayProc) signal(sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return fmt.Errorf("%s is not running", r.name)
+	}
+	return r.cmd.Process.Signal(sig)
+}
+
 // stop ends the relay with SIGTERM (SIGKILL after 30 s) and reports how
 // it exited.
 func (r *relayProc) stop() string {
@@ -255,6 +271,7 @@ func (r *relayProc) stop() string {
 	if cmd == nil {
 		return "not running"
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
@@ -441,6 +458,27 @@ func (b *balancer) route(id string, start time.Time, backend int, what string) {
 	b.mu.Lock()
 	b.routes[id] = append(b.routes[id], line)
 	b.mu.Unlock()
+}
+
+// retriedElsewhere counts the callbacks whose tries reached both relays.
+func (b *balancer) retriedElsewhere() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, tries := range b.routes {
+		seen := map[string]bool{}
+		for _, t := range tries {
+			for _, name := range b.names {
+				if strings.Contains(t, "→"+name+" ") {
+					seen[name] = true
+				}
+			}
+		}
+		if len(seen) > 1 {
+			n++
+		}
+	}
+	return n
 }
 
 // tries describes where the tries of a callback went.

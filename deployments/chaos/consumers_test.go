@@ -200,6 +200,7 @@ type consumerStats struct {
 	gaps, gapReconnects                                int
 	outOfOrder, seqConflicts, errorFrames              int
 	details                                            []string
+	errors                                             map[string]int // error frames by text
 }
 
 func newConsumer(name, emp string, relays []*relayProc, probe *archiveProbe) *consumer {
@@ -317,6 +318,10 @@ func (c *consumer) handle(f *frame, connLast map[string]uint64) {
 	case "message":
 	case "error":
 		c.stats.errorFrames++
+		if c.stats.errors == nil {
+			c.stats.errors = map[string]int{}
+		}
+		c.stats.errors[f.Error]++
 		c.mu.Unlock()
 		return
 	default:
@@ -389,11 +394,31 @@ func (c *consumer) holds(conv string, seq uint64, id string) bool {
 	return st != nil && seq >= 1 && seq <= uint64(len(st.ids)) && st.ids[seq-1] == id
 }
 
+// heldAt describes what the consumer holds of conv: the id at seq, its
+// contiguous watermark and the highest sequence it has.
+func (c *consumer) heldAt(conv string, seq uint64) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.convs[conv]
+	if st == nil {
+		return "nothing of the conversation"
+	}
+	at := "nothing"
+	if seq >= 1 && seq <= uint64(len(st.ids)) && st.ids[seq-1] != "" {
+		at = st.ids[seq-1]
+	}
+	return fmt.Sprintf("holds %s there, everything up to seq %d, highest seq %d", at, st.water, len(st.ids))
+}
+
 func (c *consumer) snapshot() consumerStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
 	s.details = append([]string(nil), s.details...)
+	s.errors = map[string]int{}
+	for k, v := range c.stats.errors {
+		s.errors[k] = v
+	}
 	return s
 }
 

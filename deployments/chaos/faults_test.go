@@ -16,7 +16,8 @@ import (
 type fault struct {
 	name       string
 	begin, end func() error
-	skip       string // why this fault cannot run here; empty: it can
+	skip       string        // why this fault cannot run here; empty: it can
+	least      time.Duration // the fault lasts at least this long
 }
 
 // timeline records what happened when, relative to the start of the run.
@@ -65,6 +66,13 @@ func (h *harness) faults() []fault {
 		}
 		return f
 	}
+	pauseRelay := func(r *relayProc) fault {
+		// Longer than WeChat's 5 s: the callbacks in flight on it are
+		// tried again, maybe on the other relay, while it still holds
+		// them; it carries on with them when it wakes up.
+		return fault{name: "relay hung (SIGSTOP) " + r.name, least: 7 * time.Second,
+			begin: r.pause, end: r.resume}
+	}
 	simFault := func(name string, flt wxsim.Fault) fault {
 		return fault{name: name,
 			begin: func() error { return h.sim.SetFault(pathCustomSend, flt) },
@@ -77,6 +85,7 @@ func (h *harness) faults() []fault {
 			end:   func() error { ch.Start(); return nil }},
 		simFault("WeChat custom/send failing (errcode -1)", wxsim.Fault{ErrCode: -1}),
 		killRelay(b),
+		pauseRelay(a),
 		{name: "ClickHouse hung (SIGSTOP)",
 			begin: func() error { ch.Pause(); return nil },
 			end:   func() error { ch.Resume(); return nil }},
@@ -89,6 +98,7 @@ func (h *harness) faults() []fault {
 			begin: func() error { ch.Kill(); return nil },
 			end:   func() error { ch.Start(); return nil }},
 		diskFull(b, h.disks[1]),
+		pauseRelay(b),
 	}
 	if only := h.p.faults; len(only) > 0 {
 		var keep []fault
@@ -135,7 +145,7 @@ func (h *harness) runFaults(done <-chan struct{}) (ran int) {
 			if err := f.begin(); err != nil {
 				h.tl.note("  %s: %v", f.name, err)
 			}
-			h.sleepUnless(h.p.faultFor, nil)
+			h.sleepUnless(max(h.p.faultFor, f.least), nil)
 			if err := f.end(); err != nil {
 				h.t.Errorf("undoing %s: %v", f.name, err)
 			}

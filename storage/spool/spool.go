@@ -312,7 +312,7 @@ func (s *Spool) Append(ctx context.Context, m relay.Message) error {
 	}
 	if have := s.pending.get(m.ID); have != nil {
 		s.mu.Unlock()
-		return relay.ErrDuplicate
+		return s.duplicate(ctx, have)
 	}
 	s.pending.add(e)
 	s.enqueueLocked(r)
