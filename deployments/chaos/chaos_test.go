@@ -302,7 +302,7 @@ func (h *harness) run() {
 	// console sees the conversations assigned to them.
 	cctx, stopConsumers := context.WithCancel(ctx)
 	var cwg sync.WaitGroup
-	h.replies = newRepliers(h.lb.url, 4)
+	h.replies = newRepliers(h.lb.url, 32)
 	names := []string{"sup-1", "sup-2"}
 	emps := []string{supID, supID}
 	for _, a := range agentIDs {
@@ -323,6 +323,13 @@ func (h *harness) run() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var convs []string
+	for _, c := range clients.clients {
+		convs = append(convs, c.conv)
+	}
+	for _, c := range h.consumers[:2] {
+		c.know(convs) // the supervisors resume every conversation
+	}
 	clients.subscribe(ctx)
 	h.tl.note("%d clients follow the account", len(clients.clients))
 
@@ -332,9 +339,11 @@ func (h *harness) run() {
 	}
 	sendersDone := make(chan struct{})
 	sendStart := time.Now()
+	var sendTime time.Duration
 	go func() {
 		defer close(sendersDone)
 		clients.send(ctx, interval)
+		sendTime = time.Since(sendStart)
 	}()
 	progressDone := make(chan struct{})
 	go func() {
@@ -353,8 +362,8 @@ func (h *harness) run() {
 	ran := h.runFaults(sendersDone)
 	<-sendersDone
 	close(progressDone)
-	sendTime := time.Since(sendStart)
-	h.tl.note("clients done: %d sent, %d acknowledged in %s; %d faults run", clients.sentN.Load(), clients.ackedN.Load(), sendTime.Round(time.Second), ran)
+	h.tl.note("clients done: %d sent, %d acknowledged in %s; %d faults run in %s", clients.sentN.Load(), clients.ackedN.Load(),
+		sendTime.Round(time.Second), ran, time.Since(sendStart).Round(time.Second))
 
 	// The drain: everything back up, every spool empty, every reply
 	// settled, every console caught up.

@@ -352,7 +352,13 @@ func (h *harness) check(clients *clientsRun) *report {
 		}
 		for s := uint64(1); s <= max; s++ {
 			if len(seqs[s]) == 0 {
-				rep.seqGaps = append(rep.seqGaps, fmt.Sprintf("%s has no seq %d (last %d)", conv, s, max))
+				var near []string
+				for _, n := range []uint64{s - 1, s + 1} {
+					for _, id := range seqs[n] {
+						near = append(near, fmt.Sprintf("seq %d is %s (%s)", n, id, h.describe(id, conv)))
+					}
+				}
+				rep.seqGaps = append(rep.seqGaps, fmt.Sprintf("%s has no seq %d (last %d); %s", conv, s, max, strings.Join(near, "; ")))
 			}
 		}
 	}
@@ -739,4 +745,22 @@ func (r *report) String(h *harness) string {
 	b.WriteString(h.tl.String())
 	b.WriteString("\n==== end of chaos report")
 	return b.String()
+}
+
+// describe tells where the tries of an inbound message's callback went
+// (the clients' only events are their subscribes).
+func (h *harness) describe(id, conv string) string {
+	key := ""
+	switch {
+	case strings.HasPrefix(id, "in:"+accountID+":"):
+		key = strings.TrimPrefix(id, "in:"+accountID+":")
+	case strings.HasPrefix(id, "ev:"):
+		key = strings.TrimPrefix(conv, accountID+":") + "/subscribe"
+	default:
+		return "not from a client"
+	}
+	if tries := h.lb.tries(key); tries != "" {
+		return "tries: " + tries
+	}
+	return "no tries recorded"
 }

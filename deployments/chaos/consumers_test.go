@@ -277,6 +277,18 @@ func (c *consumer) serve(ctx context.Context, ws *websocket.Conn) {
 			return
 		}
 	}
+	// The resumes are answered one by one (caught_up, or an error
+	// naming the conversation); live frames arrive meanwhile. A live frame
+	// of a conversation not yet resumed can leave a hole the resume will
+	// not fill on this connection (the server only sends what is above
+	// the highest sequence it sent), so a hole seen while resumes are
+	// pending is healed by reconnecting once they are all answered.
+	var pending atomic.Int64
+	pending.Store(int64(len(resumes)))
+	resumed := make(chan struct{})
+	if len(resumes) == 0 {
+		close(resumed)
+	}
 	readErr := make(chan error, 1)
 	go func() {
 		connLast := map[string]uint64{}
@@ -292,19 +304,53 @@ func (c *consumer) serve(ctx context.Context, ws *websocket.Conn) {
 				return
 			}
 			c.handle(&f, connLast)
+			if f.Type == "caught_up" || f.Type == "error" && f.Conv != "" {
+				if pending.Add(-1) == 0 {
+					close(resumed)
+				}
+			}
 		}
 	}()
+	start := time.Now()
 	timer := time.NewTimer(c.lifetime())
 	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-	case <-timer.C:
-	case <-c.kick:
+	patience := time.NewTimer(15 * time.Second)
+	defer patience.Stop()
+	holed := false
+	reconnect := func() {
 		c.mu.Lock()
 		c.stats.gapReconnects++
 		c.mu.Unlock()
-	case <-readErr:
-		return
+		sleepCtx(ctx, time.Second-time.Since(start)) // at most one reconnect a second
+	}
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-timer.C:
+			break wait
+		case <-c.kick:
+			if pending.Load() > 0 {
+				holed = true
+				continue
+			}
+			reconnect()
+			break wait
+		case <-resumed:
+			resumed = nil
+			if holed {
+				reconnect()
+				break wait
+			}
+		case <-patience.C:
+			if holed {
+				reconnect()
+				break wait
+			}
+		case <-readErr:
+			return
+		}
 	}
 	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	ws.Close()
@@ -386,6 +432,19 @@ func (c *consumer) handle(f *frame, connLast map[string]uint64) {
 	}
 }
 
+// know adds conversations the consumer resumes on every connection even
+// before it has received anything of them, as a console resumes what its
+// inbox lists.
+func (c *consumer) know(convs []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conv := range convs {
+		if c.convs[conv] == nil {
+			c.convs[conv] = &convState{}
+		}
+	}
+}
+
 // holds reports whether the consumer holds id at conv/seq.
 func (c *consumer) holds(conv string, seq uint64, id string) bool {
 	c.mu.Lock()
@@ -449,8 +508,10 @@ type repliers struct {
 	http  *http.Client
 	tasks chan replyTask
 
-	mu      sync.Mutex
+	qmu     sync.Mutex // queued, closed and sends on tasks
+	closed  bool
 	queued  map[string]bool
+	mu      sync.Mutex // results
 	results []replyResult
 	wg      sync.WaitGroup
 	pending atomic.Int64
@@ -477,19 +538,21 @@ func newRepliers(balancerURL string, workers int) *repliers {
 
 // add queues a reply once per key.
 func (r *repliers) add(t replyTask) {
-	r.mu.Lock()
-	if r.queued[t.key] {
-		r.mu.Unlock()
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	if r.queued[t.key] || r.closed {
 		return
 	}
 	r.queued[t.key] = true
-	r.mu.Unlock()
 	r.pending.Add(1)
 	r.tasks <- t
 }
 
 func (r *repliers) close() {
+	r.qmu.Lock()
+	r.closed = true
 	close(r.tasks)
+	r.qmu.Unlock()
 	r.wg.Wait()
 }
 
