@@ -433,14 +433,26 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	// Once the batch is archived, finish it even if the pipeline is being
 	// stopped: publishing and marking done are quick, and a batch cut in
 	// half here would only be delivered a second time after a restart.
-	post, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
-	defer cancel()
+	// Each step has its own budget: a bus that is down must not use up
+	// the time the spool needs (that once stopped the writer for good).
 	deliver = mergeBySeq(deliver, fresh)
+	pub, cancelPub := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancelPub()
 	for i := range deliver {
-		p.publish(post, deliver[i])
+		if !p.publish(pub, deliver[i]) {
+			// The bus is down: the rest would fail too. Consoles catch
+			// up from the archive.
+			if rest := len(deliver) - i - 1; rest > 0 {
+				p.d.Metrics.delivered.WithLabelValues("failed").Add(float64(rest))
+				p.log.Warn("bus unavailable: the rest of the batch is not published; consoles catch up from the archive", "skipped", rest)
+			}
+			break
+		}
 	}
-	if err := p.retry(post, "marking spool records done", func() error {
-		return p.d.Spool.Done(post, ids)
+	done, cancelDone := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancelDone()
+	if err := p.retry(done, "marking spool records done", func() error {
+		return p.d.Spool.Done(done, ids)
 	}); err != nil {
 		return err
 	}
@@ -588,24 +600,25 @@ func (p *Pipeline) reserve(ctx context.Context, conv ConversationID, n int) (uin
 	return p.d.Sequencer.Next(ctx, conv, n)
 }
 
-// publish announces an archived message, retrying a few times.
-func (p *Pipeline) publish(ctx context.Context, m Message) {
+// publish announces an archived message, retrying a few times. It
+// reports whether the message was published.
+func (p *Pipeline) publish(ctx context.Context, m Message) bool {
 	e := Event{Type: EventMessage, Conv: m.Conv, Employee: m.Employee, Message: &m}
 	wait := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		err := p.d.Bus.Publish(ctx, e)
 		if err == nil {
 			p.d.Metrics.delivered.WithLabelValues("published").Inc()
-			return
+			return true
 		}
 		if attempt >= p.cfg.PublishAttempts || ctx.Err() != nil {
 			p.d.Metrics.delivered.WithLabelValues("failed").Inc()
 			p.log.Error("publishing archived message failed; consoles will catch up from the archive",
 				"msg_id", m.ID, "conv", m.Conv, "seq", m.Seq, "err", err)
-			return
+			return false
 		}
 		if sleep(ctx, wait) != nil {
-			return
+			return false
 		}
 		wait = min(2*wait, p.cfg.RetryMax)
 	}

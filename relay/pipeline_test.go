@@ -263,3 +263,65 @@ func TestAcceptRejectsIncompleteMessage(t *testing.T) {
 		t.Fatal("spooled an invalid message")
 	}
 }
+
+// downBus refuses every publication, as a Redis that was killed.
+type downBus struct{}
+
+func (downBus) Publish(context.Context, Event) error { return fmt.Errorf("dial tcp: connection refused") }
+func (downBus) Subscribe(context.Context) (<-chan Event, error) {
+	return nil, fmt.Errorf("dial tcp: connection refused")
+}
+
+// ctxSpool honours the context of Done, as the real spool does.
+type ctxSpool struct{ *memSpool }
+
+func (s ctxSpool) Done(ctx context.Context, ids []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.memSpool.Done(ctx, ids)
+}
+
+// With the bus down, publishing a batch gives up quickly and the spool
+// is still marked done: the writer goes on archiving. (Publishing used
+// to spend the budget marking the spool done needed, and the writer
+// stopped for good.)
+func TestPipelineKeepsArchivingWithTheBusDown(t *testing.T) {
+	archive := &memArchive{}
+	sp := newMemSpool()
+	p, err := NewPipeline(Config{Linger: time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 40 * time.Millisecond,
+		PublishAttempts: 3, DrainTimeout: 100 * time.Millisecond}, Deps{
+		Spool: ctxSpool{sp}, Archive: archive, Bus: downBus{}, Dedupe: &memDedupe{}, Sequencer: &memSeq{},
+		Router: NewRouter(&memAssign{}, map[string][]string{"acct": {"alice"}}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for round := range 3 {
+		for i := range 20 {
+			if err := p.Accept(context.Background(), text(fmt.Sprintf("c%d", i), fmt.Sprintf("%d-%d", round, i), "hi")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for sp.Len() > 0 {
+			select {
+			case err := <-done:
+				done <- err // for the deferred wait
+				t.Fatalf("the writer stopped with the bus down: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d messages still spooled", round, sp.Len())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if p.Running() != nil {
+		t.Fatal("the writer is not running")
+	}
+}
