@@ -76,6 +76,16 @@ func (w *workers) Stop() error {
 // end-to-end tests start them the same way.
 func (s *system) startWorkers() *workers {
 	w := newWorkers(s.log)
+	// A spool that failed a write refuses everything until it is
+	// reopened: stop, so that the supervisor restarts the process.
+	w.Go("spool", func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.spool.Broken():
+			return s.spool.Err()
+		}
+	})
 	w.Go("pipeline", s.pipeline.Run)
 	w.Go("media", s.media.Run)
 	w.Go("outbox", s.outbox.Run)

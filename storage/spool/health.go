@@ -9,3 +9,9 @@ func (s *Spool) Err() error {
 	defer s.mu.Unlock()
 	return s.usableLocked()
 }
+
+// Broken is closed when a write or fsync failed and the spool refuses
+// everything until it is reopened: the process should stop (and be
+// restarted, which replays what reached the disk) rather than stay up
+// refusing every callback.
+func (s *Spool) Broken() <-chan struct{} { return s.broken }

@@ -71,6 +71,7 @@ type Spool struct {
 	notify   chan struct{}
 	kick     chan struct{} // wakes the writer; buffered 1
 	stopped  chan struct{} // closed when the writer has returned
+	broken   chan struct{} // closed when a write or fsync failed
 
 	closeOnce sync.Once
 	closeErr  error
@@ -131,6 +132,7 @@ func Open(opts Options) (*Spool, error) {
 		notify:   make(chan struct{}, 1),
 		kick:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
+		broken:   make(chan struct{}),
 	}
 	if s.segBytes == 0 {
 		s.segBytes = DefaultSegmentBytes

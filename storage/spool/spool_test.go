@@ -508,8 +508,21 @@ func TestSyncFailureFailsSpool(t *testing.T) {
 	g.mu.Lock()
 	g.err = errors.New("EIO")
 	g.mu.Unlock()
+	select {
+	case <-s.Broken():
+		t.Fatal("Broken before any failure")
+	default:
+	}
 	if err := s.Append(context.Background(), msg(2)); err == nil || !strings.Contains(err.Error(), "EIO") {
 		t.Fatalf("Append with failing fsync = %v", err)
+	}
+	select {
+	case <-s.Broken():
+	default:
+		t.Fatal("Broken not closed after a failed fsync")
+	}
+	if err := s.Err(); err == nil || !strings.Contains(err.Error(), "EIO") {
+		t.Fatalf("Err after a failed fsync = %v", err)
 	}
 	g.mu.Lock()
 	g.err = nil

@@ -60,6 +60,7 @@ func (s *Spool) commit(batch []*request) error {
 		s.mu.Lock()
 		s.failed = err
 		s.mu.Unlock()
+		close(s.broken)
 		return err
 	}
 
