@@ -369,7 +369,7 @@ func (h *harness) run() {
 	// settled, every console caught up.
 	drainStart := time.Now()
 	h.restoreAll()
-	h.stuck = h.unstick(time.Minute)
+	h.stuck = h.unstick(30 * time.Second)
 	h.waitDrained(3 * time.Minute)
 	h.noReplies.Store(true)
 	waitUntil(2*time.Minute, func() bool { return h.replies.pending.Load() == 0 })

@@ -341,6 +341,12 @@ func (h *harness) check(clients *clientsRun) *report {
 			convSeqs[conv][s] = append(convSeqs[conv][s], id)
 		}
 	}
+	subSeq := map[string]string{} // conv → where its subscribe is
+	for id, r := range byID {
+		if r.fromTable && r.kind == "event" && r.event == "subscribe" {
+			subSeq[r.conv] += fmt.Sprintf("its subscribe %s is at seq %v (%s)", id, keys(seqsOf[id]), h.describe(id, r.conv))
+		}
+	}
 	for conv, seqs := range convSeqs {
 		var max uint64
 		for s, ids := range seqs {
@@ -357,6 +363,9 @@ func (h *harness) check(clients *clientsRun) *report {
 					for _, id := range seqs[n] {
 						near = append(near, fmt.Sprintf("seq %d is %s (%s)", n, id, h.describe(id, conv)))
 					}
+				}
+				if s == 1 && subSeq[conv] != "" {
+					near = append(near, subSeq[conv])
 				}
 				rep.seqGaps = append(rep.seqGaps, fmt.Sprintf("%s has no seq %d (last %d); %s", conv, s, max, strings.Join(near, "; ")))
 			}
@@ -446,6 +455,13 @@ func (h *harness) check(clients *clientsRun) *report {
 			if len(ids) > 0 {
 				rep.archivedClient++
 				order = append(order, placed{mi, minKey(seqsOf[ids[0]]), ids[0]})
+			}
+		}
+		// The subscribe came before every message.
+		if ids := subs[c.conv]; c.sub.acked() && len(ids) > 0 && len(order) > 0 {
+			if seq := minKey(seqsOf[ids[0]]); seq > order[0].seq {
+				rep.clientOrder = append(rep.clientOrder, fmt.Sprintf("client %d (%s): its subscribe %s at seq %d, after message %d at seq %d; tries of the subscribe: %s",
+					c.idx, c.conv, ids[0], seq, order[0].mi, order[0].seq, h.describe(ids[0], c.conv)))
 			}
 		}
 		for i := 1; i < len(order); i++ {
