@@ -41,16 +41,5 @@ func (a *Archive) archivedChunk(ctx context.Context, conv relay.ConversationID, 
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id  string
-			seq uint64
-		)
-		if err := rows.Scan(&id, &seq); err != nil {
-			return err
-		}
-		found[id] = seq
-	}
-	return rows.Err()
+	return scanIDSeqs(rows, found)
 }

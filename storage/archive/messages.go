@@ -225,6 +225,11 @@ func (a *Archive) existingChunk(ctx context.Context, msgs []relay.Message, found
 	if err != nil {
 		return err
 	}
+	return scanIDSeqs(rows, found)
+}
+
+// scanIDSeqs adds the (id, seq) rows of an id lookup to found.
+func scanIDSeqs(rows driver.Rows, found map[string]uint64) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (
