@@ -154,13 +154,12 @@ func (s sent) acked() bool {
 
 // simClient is one WeChat user writing to the account.
 type simClient struct {
-	idx    int
-	c      *wxsim.Client
-	conv   string
-	n      int // messages to send
-	sub    sent
-	msgs   []sent // by message index
-	doneAt time.Time
+	idx  int
+	c    *wxsim.Client
+	conv string
+	n    int // messages to send
+	sub  sent
+	msgs []sent // by message index
 }
 
 // clientsRun drives every client: each sends its messages one after the
@@ -241,7 +240,6 @@ func (run *clientsRun) send(ctx context.Context, interval time.Duration) {
 					run.ackedN.Add(1)
 				}
 			}
-			c.doneAt = time.Now()
 		}()
 	}
 	wg.Wait()

@@ -145,13 +145,13 @@ func (h *harness) runFaults(done <-chan struct{}) (ran int) {
 			if err := f.begin(); err != nil {
 				h.tl.note("  %s: %v", f.name, err)
 			}
-			h.sleepUnless(max(h.p.faultFor, f.least), nil)
+			time.Sleep(max(h.p.faultFor, f.least))
 			if err := f.end(); err != nil {
 				h.t.Errorf("undoing %s: %v", f.name, err)
 			}
 			h.tl.note("fault ends:   %s", f.name)
 			ran++
-			h.sleepUnless(h.p.gap, nil)
+			time.Sleep(h.p.gap)
 		}
 		if len(list) == 0 || finished() {
 			if len(list) == 0 {
@@ -159,14 +159,5 @@ func (h *harness) runFaults(done <-chan struct{}) (ran int) {
 			}
 			return ran
 		}
-	}
-}
-
-func (h *harness) sleepUnless(d time.Duration, stop <-chan struct{}) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-stop:
 	}
 }
