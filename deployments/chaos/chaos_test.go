@@ -302,7 +302,7 @@ func (h *harness) run() {
 	// console sees the conversations assigned to them.
 	cctx, stopConsumers := context.WithCancel(ctx)
 	var cwg sync.WaitGroup
-	h.replies = newRepliers(h.lb.url, 32)
+	h.replies = newRepliers(h.lb.url, 256) // employees answer concurrently
 	names := []string{"sup-1", "sup-2"}
 	emps := []string{supID, supID}
 	for _, a := range agentIDs {

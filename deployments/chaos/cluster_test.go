@@ -252,13 +252,22 @@ func (r *relayProc) pause() error { return r.signal(syscall.SIGSTOP) }
 // resume continues a paused relay.
 func (r *relayProc) resume() error { return r.signal(syscall.SIGCONT) }
 
+// signal sends sig to the relay; one that exited on its own and is about
+// to be started again is waited for (5 s at most).
 func (r *relayProc) signal(sig syscall.Signal) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return fmt.Errorf("%s is not running", r.name)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		cmd, want := r.cmd, r.want
+		r.mu.Unlock()
+		if cmd != nil {
+			return cmd.Process.Signal(sig)
+		}
+		if !want || time.Now().After(deadline) {
+			return fmt.Errorf("%s is not running", r.name)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return r.cmd.Process.Signal(sig)
 }
 
 // stop ends the relay with SIGTERM (SIGKILL after 30 s) and reports how
