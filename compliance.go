@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -234,7 +233,7 @@ func blockedSend(l *relay.AuditLog, hits relay.AlertStore, alert func(relay.Lexi
 		}); err != nil {
 			log.Error("archiving the audit record of a blocked send", "conv", req.Conv, "err", err)
 		}
-		account, _, _ := strings.Cut(string(req.Conv), ":")
+		account, _ := req.Conv.Split()
 		hit := relay.LexiconHit{
 			ID: relay.HitID("blocked:"+string(req.Conv)+":"+req.Key, m.Rule), Account: account, Conv: req.Conv,
 			Direction: relay.Outbound, Employee: req.Employee, Rule: m.Rule, Matched: m.Matched,

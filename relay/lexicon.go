@@ -201,7 +201,7 @@ func (l *Lexicon) checkOutbound(ctx context.Context, req SendRequest) error {
 	if l == nil {
 		return nil
 	}
-	account, _ := splitConv(req.Conv)
+	account, _ := req.Conv.Split()
 	for _, m := range l.Match(account, req.Employee, Outbound, matchedText(req.Text, req.Attrs)) {
 		if m.Block {
 			if l.blocked != nil {

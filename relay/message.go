@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -54,6 +55,17 @@ type ConversationID string
 // the client with the given openid.
 func Conversation(account, openid string) ConversationID {
 	return ConversationID(account + ":" + openid)
+}
+
+// Split returns the account and the client's openid of c; both are empty
+// when c is not <account>:<openid>. (An openid may hold ':'; an account
+// id may not.)
+func (c ConversationID) Split() (account, openid string) {
+	account, openid, ok := strings.Cut(string(c), ":")
+	if !ok {
+		return "", ""
+	}
+	return account, openid
 }
 
 // Message is one archived item of a conversation: a message either way,

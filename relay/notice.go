@@ -135,7 +135,7 @@ func (b *Bot) EnsureNotice(ctx context.Context, conv ConversationID) error {
 	if err != nil || attempt == 0 {
 		return err
 	}
-	account, _ := splitConv(conv)
+	account, _ := conv.Split()
 	sctx := context.WithValue(ctx, noticeSending{}, conv)
 	res, err := b.out.Send(sctx, SendRequest{Key: noticeKey(attempt), Conv: conv, Kind: KindText, Text: b.texts(account).ComplianceNotice})
 	if err != nil {

@@ -318,7 +318,7 @@ func (o *Outbox) accept(ctx context.Context, req SendRequest, id string) (SendRe
 		return SendResult{}, &PolicyError{Code: code, Reason: w.Reason, Template: w.Template}
 	}
 
-	account, client := splitConv(req.Conv)
+	account, client := req.Conv.Split()
 	m := Message{
 		ID: id, Account: account, Client: client, Conv: req.Conv, Direction: Outbound, Kind: req.Kind,
 		Text: req.Text, Attrs: cloneAttrs(req.Attrs), CreatedAt: o.d.Now(),
@@ -361,7 +361,7 @@ func (o *Outbox) validate(req SendRequest) error {
 	if !keyPattern.MatchString(req.Key) {
 		return bad("idempotency key must be 1-100 letters, digits, '-', '_' or ':'")
 	}
-	if a, c := splitConv(req.Conv); a == "" || c == "" {
+	if a, c := req.Conv.Split(); a == "" || c == "" {
 		return bad("conversation %q is not <account>:<openid>", req.Conv)
 	}
 	switch req.Kind {
@@ -424,7 +424,7 @@ func (o *Outbox) Typing(ctx context.Context, conv ConversationID) (bool, error) 
 	}
 	o.typing[conv] = now
 	o.mu.Unlock()
-	account, client := splitConv(conv)
+	account, client := conv.Split()
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
 	defer cancel()
 	if err := o.d.Sender.Typing(ctx, account, client, true); err != nil {
@@ -437,16 +437,6 @@ func convHash(c ConversationID) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(c))
 	return h.Sum32()
-}
-
-func splitConv(c ConversationID) (account, client string) {
-	s := string(c)
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return s[:i], s[i+1:]
-		}
-	}
-	return "", ""
 }
 
 func cloneAttrs(a map[string]string) map[string]string {

@@ -192,7 +192,7 @@ func ValidateHold(h Hold) error {
 		return errors.New("client or conv is required")
 	}
 	if h.Conv != "" {
-		a, c := splitConv(h.Conv)
+		a, c := h.Conv.Split()
 		if a != h.Account || c == "" {
 			return fmt.Errorf("conv %q is not a conversation of account %q", h.Conv, h.Account)
 		}

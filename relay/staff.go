@@ -152,7 +152,7 @@ func (s *Staff) Act(ctx context.Context, a StaffAction) (string, error) {
 	if err := validateAction(a); err != nil {
 		return "", err
 	}
-	account, client := splitConv(a.Conv)
+	account, client := a.Conv.Split()
 	m := Message{
 		ID: StaffID(a.Conv, a.Kind, a.Key), Account: account, Client: client, Conv: a.Conv,
 		Direction: Internal, Kind: a.Kind, Text: a.Text, CreatedAt: s.now(),
@@ -220,7 +220,7 @@ func validateAction(a StaffAction) error {
 	if !keyPattern.MatchString(a.Key) {
 		return bad("key must be 1-100 letters, digits, '-', '_' or ':'")
 	}
-	if acct, c := splitConv(a.Conv); acct == "" || c == "" {
+	if acct, c := a.Conv.Split(); acct == "" || c == "" {
 		return bad("conversation %q is not <account>:<openid>", a.Conv)
 	}
 	if a.By == "" {

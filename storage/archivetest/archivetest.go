@@ -157,7 +157,7 @@ func conv(client string) relay.ConversationID { return relay.Conversation("acc",
 // accepted at base + seq seconds (seq modulo a million; plus some
 // sub-millisecond noise the archive is expected to drop).
 func message(c relay.ConversationID, seq uint64) relay.Message {
-	_, client, _ := strings.Cut(string(c), ":")
+	_, client := c.Split()
 	accepted := base.Add(time.Duration(seq%1_000_000)*time.Second + 123_456*time.Nanosecond)
 	return relay.Message{
 		ID:         fmt.Sprintf("in:acc:%s:%d", client, seq),
@@ -553,7 +553,7 @@ func testExistingByAcceptedAt(t *testing.T, s Store) {
 	for i, at := range times {
 		c := convs[i%len(convs)]
 		m := message(c, uint64(i+1))
-		m.Account, _, _ = strings.Cut(string(c), ":")
+		m.Account, _ = c.Split()
 		m.ID = fmt.Sprintf("in:%s:%d", c, i+1)
 		m.AcceptedAt = at
 		m.CreatedAt = at
@@ -681,7 +681,7 @@ func testSinceIsolation(t *testing.T, s Store) {
 	for i, c := range convs {
 		for seq := uint64(1); seq <= uint64(3+i); seq++ {
 			m := message(c, seq)
-			m.Account, _, _ = strings.Cut(string(c), ":")
+			m.Account, _ = c.Split()
 			m.ID = fmt.Sprintf("in:%s:%d", c, seq)
 			want[c] = append(want[c], m)
 			batch = append(batch, m)
