@@ -155,6 +155,11 @@ type AuditLog struct {
 	signer *SealSigner // signs every record; nil: unsigned
 	loaded bool
 	last   AuditEntry
+	// pending is a record whose store failed: it may have landed anyway
+	// (a cancelled or timed-out insert can), so it is stored again,
+	// unchanged, before anything is chained after it. Its number is
+	// never given to another record: that forked the chain.
+	pending *AuditEntry
 }
 
 // NewAuditLog returns the audit log of writer (the pipeline's writer
@@ -183,12 +188,34 @@ func (l *AuditLog) SignWith(s *SealSigner) {
 // Append chains e to the writer's previous record and stores it; it
 // returns the stored record. ID, Writer, Number, Prev and Hash are set
 // here, and KeyID and Signature (empty without a signer); a zero At is
-// now. After an error the chain is read again from
-// the archive before the next record, so a record stored despite the
-// error is not overwritten by a second one of the same number.
+// now.
+//
+// The store is not cut short by the caller giving up (ctx is used for
+// its values, bounded by auditStoreTimeout). A record whose store failed
+// is stored again, unchanged, before the next one: so the log may show
+// an attempt its caller refused after the error, and never two different
+// records under one number (TestAuditFailedStoreIsNotForked).
 func (l *AuditLog) Append(ctx context.Context, e AuditEntry) (AuditEntry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditStoreTimeout)
+	defer cancel()
+	if p := l.pending; p != nil {
+		last, ok, err := l.store.LatestAudit(ctx, l.writer)
+		if err != nil {
+			return AuditEntry{}, fmt.Errorf("reading the audit chain of %s: %w", l.writer, err)
+		}
+		if ok && last.Number >= p.Number {
+			// It landed (or the chain moved on without it).
+			l.last = last
+		} else {
+			if err := l.store.AppendAudit(ctx, *p); err != nil {
+				return AuditEntry{}, fmt.Errorf("archiving audit record %s (again, after an earlier error): %w", p.ID, err)
+			}
+			l.last = *p
+		}
+		l.pending = nil
+	}
 	if !l.loaded {
 		last, ok, err := l.store.LatestAudit(ctx, l.writer)
 		if err != nil {
@@ -211,7 +238,7 @@ func (l *AuditLog) Append(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	e.KeyID, e.Signature = "", ""
 	e = l.signer.SignAudit(e)
 	if err := l.store.AppendAudit(ctx, e); err != nil {
-		l.loaded = false
+		l.pending = &e
 		return AuditEntry{}, fmt.Errorf("archiving audit record %s: %w", e.ID, err)
 	}
 	l.last = e
@@ -220,6 +247,9 @@ func (l *AuditLog) Append(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	}
 	return e, nil
 }
+
+// auditStoreTimeout bounds one store of an audit record.
+const auditStoreTimeout = 30 * time.Second
 
 // AuditReport is what VerifyAudit found.
 type AuditReport struct {

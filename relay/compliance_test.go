@@ -298,6 +298,54 @@ func TestAuditLogRereadsAfterError(t *testing.T) {
 	}
 }
 
+// lateAudit is an audit store whose failing insert still lands, later:
+// what a cancelled or timed-out insert into ClickHouse can do.
+type lateAudit struct {
+	*memAudit
+	late []AuditEntry
+}
+
+func (s *lateAudit) AppendAudit(ctx context.Context, e AuditEntry) error {
+	if s.fail != nil {
+		s.late = append(s.late, e)
+		return s.fail
+	}
+	return s.memAudit.AppendAudit(ctx, e)
+}
+
+func (s *lateAudit) land() {
+	s.recs = append(s.recs, s.late...)
+	s.late = nil
+}
+
+// A record whose store failed but landed later is not forked: the next
+// record is chained after it, never given its number.
+func TestAuditFailedStoreIsNotForked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &lateAudit{memAudit: &memAudit{}}
+	l, err := NewAuditLog(st, "w1", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, AuditEntry{Action: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	st.fail = errors.New("context canceled")
+	if _, err := l.Append(ctx, AuditEntry{Action: "b"}); err == nil {
+		t.Fatal("no error from a failing store")
+	}
+	st.fail = nil
+	e, err := l.Append(ctx, AuditEntry{Action: "c"})
+	if err != nil || e.Number != 3 {
+		t.Fatalf("the record after a failed store: %+v, %v; want number 3", e, err)
+	}
+	st.land() // the failed insert of b lands now
+	if rep, _ := VerifyAudit(ctx, st); !rep.OK {
+		t.Errorf("chain forked: %+v", rep.Problems)
+	}
+}
+
 func TestRetention(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

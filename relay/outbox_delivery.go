@@ -122,6 +122,11 @@ func (o *Outbox) scan(ctx context.Context) {
 			continue
 		}
 		if e, ok := latest[m.ID]; ok && e.State == DeliverySending && e.At.Before(cutoff) {
+			// Every instance scans: one settles (two would archive two
+			// different "unknown" events under one id).
+			if st, err := o.d.Dedupe.Claim(ctx, "dispatch:"+m.ID, newOwner(), o.cfg.SettleAfter); err == nil && st != ClaimWon {
+				continue
+			}
 			o.log.Warn("send interrupted before its outcome was known; marked unknown, not resent", "msg_id", m.ID, "conv", m.Conv)
 			o.settle(ctx, m, DeliveryUnknown, 0, "the relay stopped while WeChat was being called; the client may or may not have received it")
 			continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -424,5 +425,68 @@ func TestOutboxTypingIsRateLimited(t *testing.T) {
 	}
 	if oh.sender.typing != 1 {
 		t.Fatalf("typing forwarded %d times in a burst, want 1", oh.sender.typing)
+	}
+}
+
+// barrierEvents lets the first LatestEvents of two outboxes return only
+// once both have asked, so both see the same "sending"; it counts the
+// "unknown" events appended.
+type barrierEvents struct {
+	*memEvents
+	arrived  sync.WaitGroup
+	once     sync.Map
+	unknowns atomic.Int32
+}
+
+func (e *barrierEvents) LatestEvents(ctx context.Context, ids []string) (map[string]DeliveryEvent, error) {
+	latest, err := e.memEvents.LatestEvents(ctx, ids)
+	if _, seen := e.once.LoadOrStore(ctx.Value(outboxName{}), true); !seen {
+		e.arrived.Done()
+		e.arrived.Wait()
+	}
+	return latest, err
+}
+
+func (e *barrierEvents) AppendEvents(ctx context.Context, evs []DeliveryEvent) error {
+	for _, ev := range evs {
+		if ev.State == DeliveryUnknown {
+			e.unknowns.Add(1)
+		}
+	}
+	return e.memEvents.AppendEvents(ctx, evs)
+}
+
+type outboxName struct{}
+
+// Two instances scan at the same moment and both find a send cut short:
+// one of them marks it unknown (two would archive two different events
+// under one id, which verify reports).
+func TestOutboxScansSettleOnceAcrossInstances(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	past := time.Now().Add(-10 * time.Minute)
+	cut := Message{ID: "out:acct:c1:cut", Account: "acct", Client: "c1", Conv: "acct:c1", Seq: 1, Direction: Outbound, Kind: KindText, Text: "b", AcceptedAt: past}
+	h.archive.Insert(ctx, []Message{cut})
+	ev := &barrierEvents{memEvents: &memEvents{archive: h.archive}}
+	ev.arrived.Add(2)
+	ev.memEvents.AppendEvents(ctx, []DeliveryEvent{{ID: cut.ID + "/sending", MessageID: cut.ID, Conv: cut.Conv, State: DeliverySending, At: past}})
+	var obs []*Outbox
+	for range 2 {
+		ob, err := NewOutbox(OutboxConfig{SettleAfter: time.Minute}, OutboxDeps{
+			Pipeline: h.p, Archive: h.archive, Events: ev, Interactions: &memInteractions{h.archive, ev.memEvents},
+			Sender: &fakeSender{archive: h.archive}, Bus: h.bus, Dedupe: h.dedupe,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs = append(obs, ob)
+	}
+	var wg sync.WaitGroup
+	for i, ob := range obs {
+		wg.Go(func() { ob.scan(context.WithValue(ctx, outboxName{}, i)) })
+	}
+	wg.Wait()
+	if n := ev.unknowns.Load(); n != 1 {
+		t.Fatalf("%d unknown events archived for one send cut short, want 1", n)
 	}
 }
