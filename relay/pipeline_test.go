@@ -267,7 +267,9 @@ func TestAcceptRejectsIncompleteMessage(t *testing.T) {
 // downBus refuses every publication, as a Redis that was killed.
 type downBus struct{}
 
-func (downBus) Publish(context.Context, Event) error { return fmt.Errorf("dial tcp: connection refused") }
+func (downBus) Publish(context.Context, Event) error {
+	return fmt.Errorf("dial tcp: connection refused")
+}
 func (downBus) Subscribe(context.Context) (<-chan Event, error) {
 	return nil, fmt.Errorf("dial tcp: connection refused")
 }
