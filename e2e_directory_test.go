@@ -52,7 +52,7 @@ func TestE2EDirectoryAcrossInstances(t *testing.T) {
 	}
 
 	// B lets carol in once it has reloaded.
-	waitFor(t, "B to accept carol's token", func() bool {
+	testenv.Until(t, "B to accept carol's token", func() bool {
 		code, _ := b.api(t, "GET", "/api/me", carolTok, nil)
 		return code == http.StatusOK
 	})
@@ -91,7 +91,7 @@ func TestE2EDirectoryAcrossInstances(t *testing.T) {
 	}); code != http.StatusOK {
 		t.Fatalf("disable carol on B: %d %v", code, out)
 	}
-	waitFor(t, "A to refuse disabled carol", func() bool {
+	testenv.Until(t, "A to refuse disabled carol", func() bool {
 		code, _ := a.api(t, "GET", "/api/me", carolTok, nil)
 		return code == http.StatusUnauthorized
 	})

@@ -217,7 +217,7 @@ func TestE2EStartsWithClickHouseDown(t *testing.T) {
 		t.Fatalf("spool holds %d with ClickHouse down, want the message", n)
 	}
 	ch.Start()
-	waitFor(t, "the console to open once the directory is read", func() bool {
+	testenv.Until(t, "the console to open once the directory is read", func() bool {
 		code, _ := r.api(t, "GET", "/api/me", supTok, nil)
 		return code == http.StatusOK
 	})
@@ -252,7 +252,7 @@ func TestE2EReadyReflectsTheSpool(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	eventually(t, time.Minute, "ready", func() error {
+	testenv.Eventually(t, "ready", func() error {
 		if code, body := readyz(); code != http.StatusOK {
 			return fmt.Errorf("readyz %d %q", code, body)
 		}

@@ -42,7 +42,7 @@ func TestE2EBehindTheShippedNginx(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "success" {
 		t.Fatalf("callback through nginx: %d %q", resp.StatusCode, body)
 	}
-	waitFor(t, "the message archived", func() bool { return rowCount(t, ch, db, msgID("oBalanced", "80001")) == 1 })
+	testenv.Until(t, "the message archived", func() bool { return rowCount(t, ch, db, msgID("oBalanced", "80001")) == 1 })
 
 	// The supervisor exports it through nginx, polling many times: every
 	// request must reach the instance that runs the job.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,9 +73,7 @@ type testRelay struct {
 
 func startRelay(t testing.TB, cfg *Config) *testRelay {
 	t.Helper()
-	level := slog.LevelWarn
-	level.UnmarshalText([]byte(os.Getenv("WR_TEST_LOG")))
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+	log := testenv.LoggerAt(t, slog.LevelWarn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sys, err := build(ctx, cfg, log)
@@ -101,13 +98,6 @@ func startRelay(t testing.TB, cfg *Config) *testRelay {
 	}
 	t.Cleanup(r.stop)
 	return r
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // callback is what WeChat would POST for one message in safe mode.

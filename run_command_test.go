@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +37,7 @@ func TestRunCommand(t *testing.T) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "WR_LISTEN="+relayAddr, "WR_SIM_LISTEN="+simAddr, "WR_DATA_DIR="+filepath.Join(dir, "data"), "WR_CONFIG=")
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -57,7 +56,7 @@ func TestRunCommand(t *testing.T) {
 	}()
 
 	relay, sim := "http://"+relayAddr, "http://"+simAddr
-	waitFor(t, "readiness", func() bool {
+	testenv.Until(t, "readiness", func() bool {
 		resp, err := http.Get(relay + "/readyz")
 		if err != nil {
 			return false
@@ -80,7 +79,7 @@ func TestRunCommand(t *testing.T) {
 	conv := "demo:" + client.OpenID
 	sup := demoEmployeeTokens["sup"]
 	var assignee string
-	waitFor(t, "the message in the archive", func() bool {
+	testenv.Until(t, "the message in the archive", func() bool {
 		var h struct {
 			Messages []struct {
 				Text, Employee string
@@ -99,7 +98,7 @@ func TestRunCommand(t *testing.T) {
 	var sent map[string]any
 	call(t, "POST", relay+"/api/conversations/"+conv+"/messages", demoEmployeeTokens[assignee],
 		map[string]string{"key": "run-1", "kind": "text", "text": "answer from " + assignee}, &sent)
-	waitFor(t, "the answer on the phone", func() bool {
+	testenv.Until(t, "the answer on the phone", func() bool {
 		var log []struct {
 			Direction, Content string
 		}
@@ -126,36 +125,6 @@ func TestRunCommand(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "stopped") {
 		t.Errorf("no orderly stop in the log")
-	}
-}
-
-// syncBuffer is a bytes.Buffer the test may read while the process
-// writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -401,13 +401,6 @@ func TestClusterSchemaOnClickHouse(t *testing.T) {
 	})
 }
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 // TestApplyMigrationsScript runs clickhouse/apply-migrations.sh (what the
 // compose stack runs at ClickHouse's first start) on the shared test
 // server, twice, and checks that the binary then finds its schema
@@ -587,7 +580,7 @@ func openDistributed(t *testing.T, ch *privateClickHouse) *archive.Archive {
 	octx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a, err := archive.Open(octx, archive.Config{Addr: ch.addr, Database: dist, Username: relayUser, Password: relayPassword},
-		slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})))
+		testenv.LoggerAt(t, slog.LevelError))
 	if err != nil {
 		t.Fatalf("archive.Open: %v", err)
 	}

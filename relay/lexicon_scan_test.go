@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // scanArchive is an in-memory archive for the catch-up scan: Search
@@ -393,7 +395,7 @@ func TestLexiconScanErrorSurvived(t *testing.T) {
 	t.Parallel()
 	a, clock, al := newScanArchive(), &fakeClock{t: scanT0}, newAlerts()
 	a.searched = make(chan struct{}, 1)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	w := newScanWatcher(t, a, clock, al)
 	w.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	w.ScanEvery = time.Hour
@@ -540,22 +542,4 @@ func TestLexiconScanPagesAndLooksUp(t *testing.T) {
 	if a.lookups != 10 {
 		t.Errorf("Hit lookups = %d, want one per hit", a.lookups)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

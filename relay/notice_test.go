@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // The compliance notice is decided from the archive: whatever a
@@ -126,7 +128,7 @@ func (nh *noticeHarness) accept(t *testing.T, m Message) Message {
 // everything published before it.
 func (nh *noticeHarness) settle(t *testing.T, id string) {
 	t.Helper()
-	waitFor(t, "the bot to receive "+id, func() bool { return nh.bbus.wasHanded(id) })
+	testenv.Until(t, "the bot to receive "+id, func() bool { return nh.bbus.wasHanded(id) })
 	nh.bbus.mu.Lock()
 	nh.bbus.markers++
 	marker := fmt.Sprintf("marker:%d", nh.bbus.markers)
@@ -135,18 +137,7 @@ func (nh *noticeHarness) settle(t *testing.T, id string) {
 		t.Fatal(err)
 	}
 	// The bot takes the marker only once it is done with what came before.
-	waitFor(t, "the bot to receive "+marker, func() bool { return nh.bbus.wasHanded(marker) })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testenv.Until(t, "the bot to receive "+marker, func() bool { return nh.bbus.wasHanded(marker) })
 }
 
 // sentTo returns the ids of the messages WeChat was asked to deliver to

@@ -21,6 +21,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // The simulator every test of this binary talks to, on 127.0.0.1.
@@ -66,24 +67,6 @@ func (r *recorder) got() []relay.Message {
 	return append([]relay.Message(nil), r.msgs...)
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one Official Account on the simulator, seen from the relay: its
 // callback handler (with a recorder as the Acceptor), its API client and
 // its Sender.
@@ -96,7 +79,7 @@ type env struct {
 	cache  *gateway.MemoryCache
 	reg    *prometheus.Registry
 	inbox  *recorder
-	log    *syncBuffer
+	log    *testenv.SyncBuffer
 
 	// tokens are every access token the test saw, for the leak checks.
 	mu     sync.Mutex
@@ -114,7 +97,7 @@ func newEnv(t *testing.T, templates, kfAccounts []string) *env {
 		id:     fmt.Sprintf("acct%d", envSeq.Add(1)),
 		reg:    prometheus.NewRegistry(),
 		inbox:  &recorder{},
-		log:    &syncBuffer{},
+		log:    &testenv.SyncBuffer{},
 		cache:  gateway.NewMemoryCache(),
 		tokens: map[string]bool{},
 	}

@@ -2,7 +2,6 @@ package archive_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +35,7 @@ func openConformance(t *testing.T, addr string) (*archive.Archive, string) {
 	t.Cleanup(func() { dropConformanceDB(t, addr, db) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, conformanceLogger(t))
+	a, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("archive.Open: %v", err)
 	}
@@ -62,13 +61,6 @@ func dropConformanceDB(t *testing.T, addr, db string) {
 	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
 		t.Errorf("dropping database %s: %v", db, err)
 	}
-}
-
-// conformanceLogger sends the archive's errors to the test log. (Not
-// warnings: the driver warns on every connection that 18.16 is older than
-// it supports.)
-func conformanceLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
 type testLogWriter struct{ t *testing.T }

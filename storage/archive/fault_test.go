@@ -33,7 +33,7 @@ func TestServerDownAndBack(t *testing.T) {
 	t.Parallel()
 	ch := testenv.StartClickHouse(t)
 	ctx := testCtx(t)
-	a, err := Open(ctx, Config{Addr: ch.Addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second}, testLogger(t))
+	a, err := Open(ctx, Config{Addr: ch.Addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second}, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -93,7 +93,7 @@ func TestServerDownAndBack(t *testing.T) {
 		t.Error("Ping succeeded against a stopped server")
 	}
 	if err := timed(t, "Open while stopped", 3*time.Second, func() error {
-		b, err := Open(ctx, Config{Addr: ch.Addr, DialTimeout: time.Second}, testLogger(t))
+		b, err := Open(ctx, Config{Addr: ch.Addr, DialTimeout: time.Second}, testenv.Logger(t))
 		if err == nil {
 			b.Close()
 		}
@@ -149,7 +149,7 @@ func TestOpenUnreachable(t *testing.T) {
 		{"10.255.255.1:9000", "unroutable address"},
 	} {
 		_ = timed(t, "Open on a "+tc.what, 3*time.Second, func() error {
-			a, err := Open(ctx, Config{Addr: tc.addr, DialTimeout: 500 * time.Millisecond}, testLogger(t))
+			a, err := Open(ctx, Config{Addr: tc.addr, DialTimeout: 500 * time.Millisecond}, testenv.Logger(t))
 			if err == nil {
 				a.Close()
 				t.Errorf("Open(%s) succeeded", tc.addr)

@@ -3,7 +3,6 @@ package archive
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -12,19 +11,6 @@ import (
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
-
-// testLogger writes the archive's logs into the test's output.
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.tb.Helper()
-	w.tb.Log(string(p))
-	return len(p), nil
-}
 
 // testConfig returns a Config for a fresh database on the test server,
 // dropped when the test ends. The dev server is shared: only databases
@@ -55,7 +41,7 @@ func dropDatabase(tb testing.TB, addr, db string) {
 // openTest opens an archive on a fresh database.
 func openTest(tb testing.TB) *Archive {
 	tb.Helper()
-	a, err := Open(testCtx(tb), testConfig(tb), testLogger(tb))
+	a, err := Open(testCtx(tb), testConfig(tb), testenv.Logger(tb))
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

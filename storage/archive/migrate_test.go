@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 func TestSplitStatements(t *testing.T) {
@@ -112,12 +113,12 @@ func TestOpenTwiceIsNoop(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	ctx := testCtx(t)
-	a1, err := Open(ctx, cfg, testLogger(t))
+	a1, err := Open(ctx, cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("first Open: %v", err)
 	}
 	defer a1.Close()
-	a2, err := Open(ctx, cfg, testLogger(t))
+	a2, err := Open(ctx, cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("second Open: %v", err)
 	}
@@ -229,7 +230,7 @@ func TestAddColumnMigrationIsIdempotent(t *testing.T) {
 	if len(ms) < 2 {
 		t.Fatalf("want at least two migrations, have %d", len(ms))
 	}
-	log := testLogger(t)
+	log := testenv.Logger(t)
 	if err := migrate(ctx, conn, ms[:1], log); err != nil {
 		t.Fatalf("migrating to version 1: %v", err)
 	}
@@ -297,7 +298,7 @@ func TestInteractionOfRowsArchivedBeforeTheColumn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := migrate(ctx, conn, ms[:1], testLogger(t)); err != nil {
+	if err := migrate(ctx, conn, ms[:1], testenv.Logger(t)); err != nil {
 		t.Fatalf("migrating to version 1: %v", err)
 	}
 	at := time.Date(2026, 3, 14, 8, 0, 0, 0, time.UTC)
@@ -326,7 +327,7 @@ func TestInteractionOfRowsArchivedBeforeTheColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a, err := Open(ctx, cfg, testLogger(t))
+	a, err := Open(ctx, cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("Open (migrating to the latest version): %v", err)
 	}

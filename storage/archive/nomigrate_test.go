@@ -41,7 +41,7 @@ func TestNoMigrate(t *testing.T) {
 		return n
 	}
 	cfg := archive.Config{Addr: addr, Database: db, NoMigrate: true}
-	if a, err := archive.Open(ctx, cfg, conformanceLogger(t)); err == nil {
+	if a, err := archive.Open(ctx, cfg, testenv.Logger(t)); err == nil {
 		a.Close()
 		t.Fatal("Open with NoMigrate on an empty database succeeded")
 	} else if !strings.Contains(err.Error(), "schema") {
@@ -51,7 +51,7 @@ func TestNoMigrate(t *testing.T) {
 		t.Fatalf("Open with NoMigrate created %d tables", n)
 	}
 	// The lazy open does the same once the server answers.
-	lazy, err := archive.OpenLazy(cfg, conformanceLogger(t))
+	lazy, err := archive.OpenLazy(cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +65,13 @@ func TestNoMigrate(t *testing.T) {
 
 	// An operator migrates (here: a normal Open); then the relay opens it
 	// without migrating, and writes.
-	m, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, conformanceLogger(t))
+	m, err := archive.Open(ctx, archive.Config{Addr: addr, Database: db}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Close()
 	before := tables()
-	a, err := archive.Open(ctx, cfg, conformanceLogger(t))
+	a, err := archive.Open(ctx, cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("Open with NoMigrate on a migrated database: %v", err)
 	}

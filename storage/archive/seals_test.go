@@ -3,6 +3,8 @@ package archive
 import (
 	"strings"
 	"testing"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // ReadOnly opens an archive without DDL, and only one whose schema is
@@ -13,7 +15,7 @@ func TestOpenReadOnly(t *testing.T) {
 
 	missing := testConfig(t)
 	missing.ReadOnly = true
-	if a, err := Open(ctx, missing, testLogger(t)); err == nil {
+	if a, err := Open(ctx, missing, testenv.Logger(t)); err == nil {
 		a.Close()
 		t.Fatal("ReadOnly opened a database that does not exist")
 	}
@@ -23,11 +25,11 @@ func TestOpenReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := migrate(ctx, conn, ms[:len(ms)-1], testLogger(t)); err != nil {
+	if err := migrate(ctx, conn, ms[:len(ms)-1], testenv.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 	cfg.ReadOnly = true
-	if a, err := Open(ctx, cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "schema version") {
+	if a, err := Open(ctx, cfg, testenv.Logger(t)); err == nil || !strings.Contains(err.Error(), "schema version") {
 		if a != nil {
 			a.Close()
 		}
@@ -39,10 +41,10 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatalf("ReadOnly migrated the database (audit.signature columns: %d, %v)", n, err)
 	}
 
-	if err := migrate(ctx, conn, ms, testLogger(t)); err != nil {
+	if err := migrate(ctx, conn, ms, testenv.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(ctx, cfg, testLogger(t))
+	a, err := Open(ctx, cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("ReadOnly on a current schema: %v", err)
 	}

@@ -54,7 +54,7 @@ func testBus(t *testing.T, newBuses busFactory) {
 
 	t.Run("message round trip", func(t *testing.T) {
 		t.Parallel()
-		b := newBuses(t, Options{Logger: testLogger(t)}, 1)[0]
+		b := newBuses(t, Options{Logger: testenv.Logger(t)}, 1)[0]
 		ch := subscribe(t, b)
 		want := relay.Event{Type: relay.EventMessage, Conv: conv, Employee: "alice", Message: fullMessage()}
 		if err := b.Publish(ctx, want); err != nil {
@@ -75,7 +75,7 @@ func testBus(t *testing.T, newBuses busFactory) {
 
 	t.Run("receivers own their copy", func(t *testing.T) {
 		t.Parallel()
-		b := newBuses(t, Options{Logger: testLogger(t)}, 1)[0]
+		b := newBuses(t, Options{Logger: testenv.Logger(t)}, 1)[0]
 		ch1, ch2 := subscribe(t, b), subscribe(t, b)
 		sent := relay.Event{Type: relay.EventMessage, Conv: conv, Message: fullMessage()}
 		if err := b.Publish(ctx, sent); err != nil {
@@ -92,7 +92,7 @@ func testBus(t *testing.T, newBuses busFactory) {
 
 	t.Run("every subscriber in order", func(t *testing.T) {
 		t.Parallel()
-		buses := newBuses(t, Options{Logger: testLogger(t)}, 2)
+		buses := newBuses(t, Options{Logger: testenv.Logger(t)}, 2)
 		subs := []<-chan relay.Event{subscribe(t, buses[0]), subscribe(t, buses[0]), subscribe(t, buses[1])}
 		const n = 200
 		var wg sync.WaitGroup
@@ -128,7 +128,7 @@ func testBus(t *testing.T, newBuses busFactory) {
 
 	t.Run("subscribe then publish is never lost", func(t *testing.T) {
 		t.Parallel()
-		buses := newBuses(t, Options{Logger: testLogger(t)}, 2)
+		buses := newBuses(t, Options{Logger: testenv.Logger(t)}, 2)
 		for i := range 20 {
 			ctx, cancel := context.WithCancel(ctx)
 			ch, err := buses[0].Subscribe(ctx)
@@ -149,7 +149,7 @@ func testBus(t *testing.T, newBuses busFactory) {
 
 	t.Run("cancel closes the channel", func(t *testing.T) {
 		t.Parallel()
-		b := newBuses(t, Options{Logger: testLogger(t)}, 1)[0]
+		b := newBuses(t, Options{Logger: testenv.Logger(t)}, 1)[0]
 		sctx, cancel := context.WithCancel(ctx)
 		ch, err := b.Subscribe(sctx)
 		if err != nil {
@@ -171,7 +171,7 @@ func testBus(t *testing.T, newBuses busFactory) {
 	t.Run("slow consumer drops, never blocks", func(t *testing.T) {
 		t.Parallel()
 		const buffer, n = 4, 50
-		b := newBuses(t, Options{Buffer: buffer, Logger: testLogger(t)}, 1)[0]
+		b := newBuses(t, Options{Buffer: buffer, Logger: testenv.Logger(t)}, 1)[0]
 		slow := subscribe(t, b)
 		start := time.Now()
 		for i := range n {
@@ -183,7 +183,7 @@ func testBus(t *testing.T, newBuses busFactory) {
 		if took := time.Since(start); took > 5*time.Second {
 			t.Fatalf("publishing to a stalled subscriber took %v", took)
 		}
-		eventually(t, func() bool { return b.Dropped() == n-buffer })
+		testenv.Until(t, "the dropped count", func() bool { return b.Dropped() == n-buffer })
 		for i := range buffer {
 			if got := receive(t, slow); got.Message.Seq != uint64(i+1) {
 				t.Fatalf("kept event %d has seq %d, want the oldest ones", i, got.Message.Seq)
@@ -274,18 +274,5 @@ func waitClosed(t *testing.T, ch <-chan relay.Event) {
 			t.Error("subscription not closed within 5s of its ctx ending")
 			return
 		}
-	}
-}
-
-// eventually fails the test unless cond becomes true within a few
-// seconds.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
@@ -29,9 +28,4 @@ func newTestClient(t *testing.T) *redis.Client {
 	rdb := redis.NewClient(clientOptions(testenv.RedisAddr(t)))
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
-}
-
-// testLogger returns a logger writing to the test's output.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -35,7 +35,7 @@ func TestRedisDown(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	rdb := redis.NewClient(downClientOptions(srv.Addr))
 	t.Cleanup(func() { rdb.Close() })
-	b := NewRedisBus(rdb, "", Options{Logger: testLogger(t)})
+	b := NewRedisBus(rdb, "", Options{Logger: testenv.Logger(t)})
 	ch := subscribe(t, b)
 	conv := relay.Conversation("acct", "openid")
 	var seq uint64

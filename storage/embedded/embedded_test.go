@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,43 +16,8 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/archivetest"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
-
-// testLogger writes the archive's logs into the test's output, and into
-// buf if it is not nil.
-func testLogger(tb testing.TB, buf *syncBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{tb, buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tbWriter struct {
-	tb  testing.TB
-	buf *syncBuffer
-}
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
-	if w.buf != nil {
-		w.buf.Write(p)
-	}
-	return len(p), nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func testCtx(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -64,7 +28,7 @@ func testCtx(tb testing.TB) context.Context {
 // openAt opens the archive at path, closed when the test ends.
 func openAt(tb testing.TB, path string) *Archive {
 	tb.Helper()
-	a, err := Open(testCtx(tb), path, testLogger(tb, nil))
+	a, err := Open(testCtx(tb), path, testenv.Logger(tb))
 	if err != nil {
 		tb.Fatalf("Open(%s): %v", path, err)
 	}
@@ -122,7 +86,7 @@ func TestSurvivesCloseAndReopen(t *testing.T) {
 	}
 	since := msgs[0].AcceptedAt.Add(-time.Hour)
 
-	a, err := Open(testCtx(t), path, testLogger(t, nil))
+	a, err := Open(testCtx(t), path, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +105,8 @@ func TestSurvivesCloseAndReopen(t *testing.T) {
 		t.Errorf("archive file mode %v, want no access for group and others", perm)
 	}
 
-	logs := &syncBuffer{}
-	b, err := Open(testCtx(t), path, testLogger(t, logs))
+	logs := &testenv.SyncBuffer{}
+	b, err := Open(testCtx(t), path, testenv.Logger(t, logs))
 	if err != nil {
 		t.Fatalf("reopening: %v", err)
 	}
@@ -217,8 +181,8 @@ func TestAppendOnlyEnforced(t *testing.T) {
 
 func TestReplayKeepsFirstCopyAndWarnsOnConflict(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
-	a, err := Open(testCtx(t), MemoryPath, testLogger(t, logs))
+	logs := &testenv.SyncBuffer{}
+	a, err := Open(testCtx(t), MemoryPath, testenv.Logger(t, logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,8 +303,8 @@ func TestMigrations(t *testing.T) {
 
 	// A failing migration leaves nothing behind: not its first
 	// statement, not its record.
-	logs := &syncBuffer{}
-	a, err := Open(testCtx(t), MemoryPath, testLogger(t, logs))
+	logs := &testenv.SyncBuffer{}
+	a, err := Open(testCtx(t), MemoryPath, testenv.Logger(t, logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +430,7 @@ func TestInteractionOfRowsArchivedBeforeTheColumn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &Archive{db: db, path: path, log: testLogger(t, nil), writeTurn: make(chan struct{}, 1)}
+	old := &Archive{db: db, path: path, log: testenv.Logger(t), writeTurn: make(chan struct{}, 1)}
 	old.writeTurn <- struct{}{}
 	ms, err := loadMigrations(migrationFiles, "migrations")
 	if err != nil {

@@ -39,7 +39,7 @@ func TestRedisDown(t *testing.T) {
 	dedupe := NewRedisDedupe(rdb, "")
 	seq := NewRedisSequencer(rdb, "")
 	assign := NewRedisAssignments(rdb, "")
-	tokens := NewRedisTokenCache(rdb, "", TokenCacheOptions{Timeout: downDeadline, Logger: testLogger(t)})
+	tokens := NewRedisTokenCache(rdb, "", TokenCacheOptions{Timeout: downDeadline, Logger: testenv.Logger(t)})
 	conv := relay.Conversation("acct", "openid")
 
 	ops := []struct {

@@ -14,6 +14,8 @@ import (
 	"github.com/silenceper/wechat/v2/cache"
 	"github.com/silenceper/wechat/v2/credential"
 	"github.com/silenceper/wechat/v2/util"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // stableTokenServer stands in for WeChat's /cgi-bin/stable_token and
@@ -67,8 +69,8 @@ func TestStableAccessToken(t *testing.T) {
 		other := redis.NewClient(clientOptions(rdb.Options().Addr))
 		t.Cleanup(func() { other.Close() })
 		testStableAccessToken(t, srv,
-			NewRedisTokenCache(rdb, prefix, TokenCacheOptions{Logger: testLogger(t)}),
-			NewRedisTokenCache(other, prefix, TokenCacheOptions{Logger: testLogger(t)}))
+			NewRedisTokenCache(rdb, prefix, TokenCacheOptions{Logger: testenv.Logger(t)}),
+			NewRedisTokenCache(other, prefix, TokenCacheOptions{Logger: testenv.Logger(t)}))
 	})
 }
 

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/silenceper/wechat/v2/cache"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 func TestTokenCacheRedis(t *testing.T) {
 	t.Parallel()
 	testTokenCache(t, func(t *testing.T) cache.ContextCache {
 		rdb, prefix := testRedis(t)
-		return NewRedisTokenCache(rdb, prefix, TokenCacheOptions{Logger: testLogger(t)})
+		return NewRedisTokenCache(rdb, prefix, TokenCacheOptions{Logger: testenv.Logger(t)})
 	})
 }
 
