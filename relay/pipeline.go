@@ -112,9 +112,9 @@ type Pipeline struct {
 	// outbound receives archived outbound messages for sending; set by
 	// NewOutbox before Run starts.
 	outbound outboundQueue
-	// msgs seals the batches Run archives; events seals delivery events
-	// appended through SealedEvents. Both belong to cfg.Writer.
-	msgs, events *chain
+	// seals seals the batches Run archives and the delivery events
+	// appended through SealedEvents, in cfg.Writer's two chains.
+	seals *sealer
 	// signer signs both chains' seals (cfg.SealKeyFile); nil: unsigned.
 	signer *SealSigner
 	// claims keeps WeChat's retries of one callback from being accepted
@@ -175,9 +175,7 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 	}
 	p := &Pipeline{cfg: cfg, d: d, log: d.Logger, signer: signer,
 		claims: &claims{d: d.Dedupe, lease: cfg.ClaimLease, wait: cfg.ClaimWait, log: d.Logger}}
-	sealLog := d.Logger.With("component", "seal")
-	p.msgs = newChain(cfg.Writer, StreamMessages, d.Archive, sealLog, d.Now, signer)
-	p.events = newChain(cfg.Writer, StreamEvents, d.Archive, sealLog, d.Now, signer)
+	p.seals = newSealer(cfg.Writer, d.Archive, d.Logger.With("component", "seal"), d.Now, signer, p.retry)
 	return p, nil
 }
 
@@ -254,7 +252,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.running.Store(false)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	if err := p.healChains(ctx); err != nil {
+	if err := p.seals.heal(ctx); err != nil {
 		return p.drain()
 	}
 	lastLog := time.Now()
@@ -268,7 +266,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if logSeals {
 				lastLog = time.Now()
 			}
-			p.tendChains(ctx, logSeals)
+			p.seals.tend(ctx, logSeals)
 		}
 		if err := p.flush(ctx, true); err != nil && ctx.Err() == nil {
 			return err
@@ -277,7 +275,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 }
 
 func (p *Pipeline) drain() error {
-	defer p.checkpoint()
+	defer p.seals.checkpoint()
 	if p.d.Spool.Len() == 0 {
 		return nil
 	}
@@ -288,56 +286,6 @@ func (p *Pipeline) drain() error {
 			"pending", p.d.Spool.Len(), "err", err)
 	}
 	return nil
-}
-
-// healChains loads both seal chains from the archive and seals a batch
-// the previous process left unsealed, retrying until ctx ends.
-func (p *Pipeline) healChains(ctx context.Context) error {
-	for _, c := range []*chain{p.msgs, p.events} {
-		if err := c.acquire(ctx); err != nil {
-			return err
-		}
-		err := p.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) })
-		c.release()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// tendChains, called every second by Run, seals what a failed write left
-// unsealed in a chain nobody is using, and logs the latest seals when
-// logSeals is set.
-func (p *Pipeline) tendChains(ctx context.Context, logSeals bool) {
-	for _, c := range []*chain{p.msgs, p.events} {
-		if !c.tryAcquire() {
-			continue
-		}
-		if c.loaded && c.open != nil {
-			if err := c.heal(ctx); err != nil && ctx.Err() == nil {
-				p.log.Warn("sealing an unsealed batch", "stream", c.stream, "err", err)
-			}
-		}
-		if logSeals {
-			c.checkpoint(false)
-		}
-		c.release()
-	}
-}
-
-// checkpoint logs the latest seal of each chain, at shutdown. It waits a
-// moment for a chain in use, then gives up on it.
-func (p *Pipeline) checkpoint() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	for _, c := range []*chain{p.msgs, p.events} {
-		if c.acquire(ctx) != nil {
-			continue
-		}
-		c.checkpoint(true)
-		c.release()
-	}
 }
 
 // flush commits batches until the spool is empty or ctx is done.
@@ -372,7 +320,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	// A batch this writer archived without its seal (the seal's write
 	// failed as the pipeline was stopping) is sealed before anything of
 	// it is delivered.
-	if err := p.healMessages(ctx); err != nil {
+	if err := p.seals.healMessages(ctx); err != nil {
 		return err
 	}
 	var existing map[string]uint64
@@ -413,7 +361,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	}
 	if len(fresh) > 0 {
 		start := time.Now()
-		if err := p.archiveSealed(ctx, fresh); err != nil {
+		if err := p.seals.archive(ctx, fresh, p.inserted); err != nil {
 			return err
 		}
 		p.d.Metrics.batchSize.Observe(float64(len(fresh)))
@@ -467,54 +415,17 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	return nil
 }
 
-// healMessages seals what the messages chain left open, if anything.
-func (p *Pipeline) healMessages(ctx context.Context) error {
-	c := p.msgs
-	if err := c.acquire(ctx); err != nil {
-		return fmt.Errorf("healing the seal chain: %w", err)
+// inserted tells the outbox, right after the insert, which outbound
+// messages are in the archive (it stops counting them as spooled).
+func (p *Pipeline) inserted(fresh []Message) {
+	if p.outbound == nil {
+		return
 	}
-	defer c.release()
-	return p.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) })
-}
-
-// archiveSealed inserts fresh as the next batch of the writer's messages
-// chain and then stores the batch's seal, retrying each until ctx ends.
-// Each message gets its hash and batch id first. If ctx ends between the
-// two, the chain remembers the open batch, and the next commit (or the
-// next start, from the archive) seals it before anything else.
-func (p *Pipeline) archiveSealed(ctx context.Context, fresh []Message) error {
-	c := p.msgs
-	if err := c.acquire(ctx); err != nil {
-		return fmt.Errorf("archiving batch: %w", err)
-	}
-	defer c.release()
-	if err := p.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) }); err != nil {
-		return err
-	}
-	batch := c.begin()
-	leaves := make([]Leaf, len(fresh))
-	first, last := fresh[0].AcceptedAt, fresh[0].AcceptedAt
-	for i := range fresh {
-		fresh[i].BatchID = batch
-		fresh[i].Hash = MessageHash(fresh[i])
-		leaves[i] = Leaf{ID: fresh[i].ID, Conv: fresh[i].Conv, Hash: fresh[i].Hash}
-		first = minTime(first, fresh[i].AcceptedAt)
-		last = maxTime(last, fresh[i].AcceptedAt)
-	}
-	if err := p.retry(ctx, "archiving batch", func() error {
-		return p.d.Archive.Insert(ctx, fresh)
-	}); err != nil {
-		return err
-	}
-	if p.outbound != nil {
-		for _, m := range fresh {
-			if m.Direction == Outbound {
-				p.outbound.archived(m)
-			}
+	for _, m := range fresh {
+		if m.Direction == Outbound {
+			p.outbound.archived(m)
 		}
 	}
-	c.stored(leaves, first, last)
-	return p.retry(ctx, "sealing batch", func() error { return c.writeSeal(ctx) })
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -215,7 +215,7 @@ func TestPipelineSignsSeals(t *testing.T) {
 	for i := range 7 {
 		m := text(fmt.Sprint("c", i%2), fmt.Sprint(500+i), fmt.Sprint("m", i))
 		m.Seq = uint64(i + 1)
-		if err := h.p.archiveSealed(ctx, []Message{m}); err != nil {
+		if err := h.p.seals.archive(ctx, []Message{m}, h.p.inserted); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -228,17 +228,17 @@ func TestPipelineSignsSeals(t *testing.T) {
 	m := text("c0", "600", "crash")
 	m.Seq = 99
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	err = h.p.archiveSealed(short, []Message{m})
+	err = h.p.seals.archive(short, []Message{m}, h.p.inserted)
 	cancel()
 	if err == nil {
-		t.Fatal("archiveSealed succeeded with seals failing")
+		t.Fatal("sealer.archive succeeded with seals failing")
 	}
 	h.archive.sealDown = false
 	h2, err := signedHarness(t, writeFile(t, "seal.key", opensslPrivate), "relay-s", log, h.archive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h2.p.msgs.heal(ctx); err != nil {
+	if err := h2.p.seals.msgs.heal(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -271,7 +271,7 @@ func TestPipelineSignsSeals(t *testing.T) {
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "seal_key_file") {
 		t.Errorf("without a key: %d warnings:\n%s", n, logs.String())
 	}
-	if err := h3.p.archiveSealed(ctx, []Message{text("c0", "700", "x")}); err != nil {
+	if err := h3.p.seals.archive(ctx, []Message{text("c0", "700", "x")}, h3.p.inserted); err != nil {
 		t.Fatal(err)
 	}
 	if s := h3.archive.seals[0]; s.KeyID != "" || s.Signature != "" {

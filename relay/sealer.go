@@ -10,6 +10,123 @@ import (
 	"time"
 )
 
+// sealer is the tamper evidence of one writer: it seals every batch the
+// pipeline archives (its messages chain) and every call of SealedEvents
+// (its events chain). The pipeline calls it at four moments only: heal
+// at start, archive for each batch, tend every second, checkpoint at
+// shutdown.
+type sealer struct {
+	msgs, events *chain
+	store        Archive
+	log          *slog.Logger
+	// retry is the pipeline's: calls f until it succeeds or ctx ends.
+	retry func(ctx context.Context, what string, f func() error) error
+}
+
+func newSealer(writer string, archive Archive, log *slog.Logger, now func() time.Time, signer *SealSigner,
+	retry func(ctx context.Context, what string, f func() error) error) *sealer {
+	return &sealer{
+		msgs:   newChain(writer, StreamMessages, archive, log, now, signer),
+		events: newChain(writer, StreamEvents, archive, log, now, signer),
+		store:  archive, log: log, retry: retry,
+	}
+}
+
+// heal loads both chains from the archive and seals a batch the previous
+// process left unsealed, retrying until ctx ends.
+func (s *sealer) heal(ctx context.Context) error {
+	for _, c := range []*chain{s.msgs, s.events} {
+		if err := c.acquire(ctx); err != nil {
+			return err
+		}
+		err := s.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) })
+		c.release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tend, called every second, seals what a failed write left unsealed in
+// a chain nobody is using, and logs the latest seals when logSeals is
+// set.
+func (s *sealer) tend(ctx context.Context, logSeals bool) {
+	for _, c := range []*chain{s.msgs, s.events} {
+		if !c.tryAcquire() {
+			continue
+		}
+		if c.loaded && c.open != nil {
+			if err := c.heal(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("sealing an unsealed batch", "stream", c.stream, "err", err)
+			}
+		}
+		if logSeals {
+			c.checkpoint(false)
+		}
+		c.release()
+	}
+}
+
+// checkpoint logs the latest seal of each chain, at shutdown. It waits a
+// moment for a chain in use, then gives up on it.
+func (s *sealer) checkpoint() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, c := range []*chain{s.msgs, s.events} {
+		if c.acquire(ctx) != nil {
+			continue
+		}
+		c.checkpoint(true)
+		c.release()
+	}
+}
+
+// healMessages seals what the messages chain left open, if anything.
+func (s *sealer) healMessages(ctx context.Context) error {
+	c := s.msgs
+	if err := c.acquire(ctx); err != nil {
+		return fmt.Errorf("healing the seal chain: %w", err)
+	}
+	defer c.release()
+	return s.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) })
+}
+
+// archive inserts fresh as the next batch of the messages chain, calls
+// inserted, and then stores the batch's seal, retrying each until ctx
+// ends. Each message gets its hash and batch id first. If ctx ends
+// between the insert and the seal, the chain remembers the open batch,
+// and the next batch (or the next start, from the archive) seals it
+// before anything else.
+func (s *sealer) archive(ctx context.Context, fresh []Message, inserted func([]Message)) error {
+	c := s.msgs
+	if err := c.acquire(ctx); err != nil {
+		return fmt.Errorf("archiving batch: %w", err)
+	}
+	defer c.release()
+	if err := s.retry(ctx, "healing the seal chain", func() error { return c.heal(ctx) }); err != nil {
+		return err
+	}
+	batch := c.begin()
+	leaves := make([]Leaf, len(fresh))
+	first, last := fresh[0].AcceptedAt, fresh[0].AcceptedAt
+	for i := range fresh {
+		fresh[i].BatchID = batch
+		fresh[i].Hash = MessageHash(fresh[i])
+		leaves[i] = Leaf{ID: fresh[i].ID, Conv: fresh[i].Conv, Hash: fresh[i].Hash}
+		first = minTime(first, fresh[i].AcceptedAt)
+		last = maxTime(last, fresh[i].AcceptedAt)
+	}
+	if err := s.retry(ctx, "archiving batch", func() error {
+		return s.store.Insert(ctx, fresh)
+	}); err != nil {
+		return err
+	}
+	inserted(fresh)
+	c.stored(leaves, first, last)
+	return s.retry(ctx, "sealing batch", func() error { return c.writeSeal(ctx) })
+}
+
 // chain is one stream of one writer: it numbers the batches, remembers
 // the latest seal, and heals a batch whose seal did not get written.
 //
@@ -251,7 +368,7 @@ type sealedEvents struct {
 // by the next call (or by the pipeline's periodic check) and not
 // archived a second time.
 func (p *Pipeline) SealedEvents(events EventLog) EventLog {
-	return &sealedEvents{EventLog: events, c: p.events}
+	return &sealedEvents{EventLog: events, c: p.seals.events}
 }
 
 func (s *sealedEvents) AppendEvents(ctx context.Context, evs []DeliveryEvent) error {

@@ -23,7 +23,7 @@ func sealedArchive(t *testing.T, n int) (*memArchive, *Pipeline) {
 		m.AcceptedAt = time.UnixMilli(1700000000000 + int64(i))
 		batch = append(batch, m)
 		if len(batch) == 3 || i == n-1 {
-			if err := h.p.archiveSealed(ctx, batch); err != nil {
+			if err := h.p.seals.archive(ctx, batch, h.p.inserted); err != nil {
 				t.Fatal(err)
 			}
 			batch = nil
@@ -237,7 +237,7 @@ func TestVerifyWhileWriting(t *testing.T) {
 	// A batch whose rows are in and whose seal is not yet.
 	m := text("c5", "5555", "late")
 	m.Seq = 1
-	c := p.msgs
+	c := p.seals.msgs
 	if err := c.heal(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestVerifyWhileWriting(t *testing.T) {
 // A batch left unsealed by a crash is reported until its writer heals it.
 func TestVerifyReportsUnhealedBatch(t *testing.T) {
 	a, p := sealedArchive(t, 6)
-	c := p.msgs
+	c := p.seals.msgs
 	m := text("c5", "5555", "crash")
 	m.Seq = 1
 	m.BatchID = c.begin()
