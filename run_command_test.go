@@ -64,9 +64,11 @@ func TestRunCommand(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	if !strings.Contains(stdout.String(), sim+"/phone/") {
-		t.Errorf("the start-up text does not point at the phone page:\n%s", stdout.String())
-	}
+	// The child's output reaches the buffer through a copying goroutine:
+	// wait for it rather than assume it is there.
+	testenv.Until(t, "the start-up text to point at the phone page", func() bool {
+		return strings.Contains(stdout.String(), sim+"/phone/")
+	})
 
 	// A new client follows the account and writes, through the simulator.
 	var client struct {
