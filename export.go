@@ -11,12 +11,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 )
 
 // exportCommand runs `wechat-relay export` (eDiscovery): the messages of
 // a conversation, a client, an employee or a search, with their delivery
-// events, media, an HTML transcript and a manifest (relay.Export), into a
+// events, media, an HTML transcript and a manifest (export.Run), into a
 // folder or, when -out ends in .zip, a zip file. Neither is overwritten:
 // the folder must be empty or new, the zip new. A progress bar goes to
 // stderr. Exit code 0 when written, 2 for bad flags, 3 on failure (a
@@ -73,21 +73,21 @@ func exportCommand(args []string, stdout, stderr io.Writer, env func(string) str
 	}
 	defer a.Close()
 
-	var sink relay.ExportSink
+	var sink export.Sink
 	if strings.HasSuffix(strings.ToLower(*out), ".zip") {
 		f, err := os.OpenFile(*out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 		if err != nil {
 			fmt.Fprintf(stderr, "wechat-relay export: %v\n", err)
 			return searchFailed
 		}
-		sink = relay.NewZipSink(f)
-	} else if sink, err = relay.NewDirSink(*out); err != nil {
+		sink = export.NewZipSink(f)
+	} else if sink, err = export.NewDirSink(*out); err != nil {
 		fmt.Fprintf(stderr, "wechat-relay export: %v\n", err)
 		return searchFailed
 	}
 	bar := &progressBar{w: stderr, quiet: *quiet}
 	start := time.Now()
-	man, err := relay.Export(ctx, a, relay.ExportRequest{Query: q, By: *by, Version: version}, sink, bar.update)
+	man, err := export.Run(ctx, a, export.Request{Query: q, By: *by, Version: version}, sink, bar.update)
 	bar.finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay export: %v\n(the incomplete export at %s is not valid: remove it)\n", err, *out)
@@ -111,10 +111,10 @@ type progressBar struct {
 	quiet bool
 	last  time.Time
 	phase string
-	prog  relay.ExportProgress
+	prog  export.Progress
 }
 
-func (b *progressBar) update(p relay.ExportProgress) {
+func (b *progressBar) update(p export.Progress) {
 	b.prog = p
 	if b.quiet {
 		return

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
@@ -44,7 +45,7 @@ func TestExportOfARelaysConversation(t *testing.T) {
 			if code != searchFound {
 				t.Fatalf("export: exit %d\n%s%s", code, stdout, stderr)
 			}
-			var man relay.ExportManifest
+			var man export.Manifest
 			b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
 			if err == nil {
 				err = json.Unmarshal(b, &man)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 )
 
 // Exit codes of `wechat-relay search` and `wechat-relay export`.
@@ -29,7 +30,7 @@ const (
 
 // searchArchive is the archive as search and export read it.
 type searchArchive interface {
-	relay.ExportSource
+	export.Source
 	Close() error
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -152,7 +153,7 @@ func cliCases(t *testing.T, cfg string, picture []byte) {
 	if code != searchFound || !strings.Contains(out, "exported 2 messages of 1 conversations") || !strings.Contains(errOut, "export: done") {
 		t.Fatalf("export: exit %d\n%s%s", code, out, errOut)
 	}
-	var man relay.ExportManifest
+	var man export.Manifest
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err == nil {
 		err = json.Unmarshal(b, &man)

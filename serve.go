@@ -23,6 +23,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/bus"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
@@ -42,7 +43,7 @@ type store interface {
 	relay.AlertStore
 	relay.RetentionStore
 	relay.DirectoryStore
-	relay.ExportSource
+	export.Source
 	Ping(ctx context.Context) error
 	Close() error
 }

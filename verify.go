@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
 )
@@ -41,7 +42,7 @@ type verifyArchive interface {
 // export, retention-report) use it.
 type readArchive interface {
 	verifyArchive
-	relay.ExportSource
+	export.Source
 }
 
 // openReadOnly opens the configured archive for reading, and names it:

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 )
 
 // Search and export of the archive (eDiscovery), for supervisors and
@@ -66,7 +67,7 @@ func maySearch(r Role) bool {
 // routeSearchExport mounts search and export when the archive behind
 // Deps.History can do them (both archives in storage can).
 func (h *Hub) routeSearchExport(authed func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee))) {
-	src, ok := h.history.(relay.ExportSource)
+	src, ok := h.history.(export.Source)
 	if !ok {
 		return
 	}
@@ -188,7 +189,7 @@ func (h *Hub) serveSearch(w http.ResponseWriter, r *http.Request, emp *Employee,
 // exportJobs runs and keeps the export jobs of one hub.
 type exportJobs struct {
 	h   *Hub
-	src relay.ExportSource
+	src export.Source
 
 	mu   sync.Mutex
 	jobs map[string]*exportJob
@@ -203,12 +204,12 @@ type exportJob struct {
 
 	mu       sync.Mutex
 	state    string // running, done, failed
-	progress relay.ExportProgress
+	progress export.Progress
 	err      string
 	finished time.Time
 	path     string // the zip
 	size     int64
-	manifest *relay.ExportManifest
+	manifest *export.Manifest
 }
 
 // exportRequest is the body of POST /api/exports.
@@ -312,9 +313,9 @@ func (x *exportJobs) run(job *exportJob, emp *Employee) {
 		return
 	}
 	path := f.Name()
-	man, err := relay.Export(ctx, x.src, relay.ExportRequest{
+	man, err := export.Run(ctx, x.src, export.Request{
 		Query: job.Query, By: emp.ID + " (" + emp.Name + ", " + string(emp.Role) + ")", Version: buildVersion(), Now: x.h.now(),
-	}, relay.NewZipSink(f), func(p relay.ExportProgress) {
+	}, export.NewZipSink(f), func(p export.Progress) {
 		job.mu.Lock()
 		job.progress = p
 		job.mu.Unlock()
@@ -408,17 +409,17 @@ func (x *exportJobs) serveDownload(w http.ResponseWriter, r *http.Request, emp *
 
 // exportView is a job as GET /api/exports/{id} shows it.
 type exportView struct {
-	ID       string                `json:"id"`
-	State    string                `json:"state"` // running, done, failed
-	Query    relay.SearchQuery     `json:"query"`
-	Created  time.Time             `json:"created"`
-	Finished time.Time             `json:"finished,omitzero"`
-	Progress relay.ExportProgress  `json:"progress"`
-	Error    string                `json:"error,omitempty"`
-	Size     int64                 `json:"size,omitempty"`
-	Download string                `json:"download,omitempty"`
-	Counts   *relay.ExportCounts   `json:"counts,omitempty"`
-	Manifest *relay.ExportManifest `json:"-"`
+	ID       string            `json:"id"`
+	State    string            `json:"state"` // running, done, failed
+	Query    relay.SearchQuery `json:"query"`
+	Created  time.Time         `json:"created"`
+	Finished time.Time         `json:"finished,omitzero"`
+	Progress export.Progress   `json:"progress"`
+	Error    string            `json:"error,omitempty"`
+	Size     int64             `json:"size,omitempty"`
+	Download string            `json:"download,omitempty"`
+	Counts   *export.Counts    `json:"counts,omitempty"`
+	Manifest *export.Manifest  `json:"-"`
 }
 
 func (j *exportJob) view() exportView {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
 )
 
@@ -214,7 +215,7 @@ func TestExportJobs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("download is not a zip: %v", err)
 	}
-	var man relay.ExportManifest
+	var man export.Manifest
 	for _, f := range zr.File {
 		if f.Name == "manifest.json" {
 			r, _ := f.Open()

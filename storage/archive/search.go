@@ -8,10 +8,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 )
 
 // Search and the reads an export makes (relay.Searcher,
-// relay.ExportSource).
+// export.Source).
 //
 // A search first finds the page's ids (searchKeys: newest first by
 // accepted_ms then id, after a keyset cursor or an offset, replayed
@@ -26,8 +27,8 @@ import (
 // Chinese included, folding case code point by code point.
 
 var (
-	_ relay.Searcher     = (*Archive)(nil)
-	_ relay.ExportSource = (*Archive)(nil)
+	_ relay.Searcher = (*Archive)(nil)
+	_ export.Source  = (*Archive)(nil)
 )
 
 // searchWhere is the WHERE clause of q's filters (without the cursor).

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 )
 
 // exportFixture archives a sealed conversation with text, an image whose
@@ -104,17 +105,17 @@ func readZip(t *testing.T, b []byte) exportFiles {
 
 func testExportContents(t *testing.T, s SearchStore) {
 	msgs, evs, seals, picture := exportFixture(t, s)
-	req := relay.ExportRequest{
+	req := export.Request{
 		Query: relay.SearchQuery{Conv: conv("o_导出")}, By: "compliance_王", Version: "test-1",
 		Now: time.Date(2026, 11, 26, 1, 2, 3, 0, time.UTC),
 	}
 	dir := filepath.Join(t.TempDir(), "export")
-	sink, err := relay.NewDirSink(dir)
+	sink, err := export.NewDirSink(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var last relay.ExportProgress
-	man, err := relay.Export(testCtx(t), s, req, sink, func(p relay.ExportProgress) { last = p })
+	var last export.Progress
+	man, err := export.Run(testCtx(t), s, req, sink, func(p export.Progress) { last = p })
 	if err != nil {
 		t.Fatalf("Export: %v", err)
 	}
@@ -125,22 +126,22 @@ func testExportContents(t *testing.T, s SearchStore) {
 
 	// The same as a zip.
 	var zb bytes.Buffer
-	zman, err := relay.Export(testCtx(t), s, req, relay.NewZipSink(&zb), nil)
+	zman, err := export.Run(testCtx(t), s, req, export.NewZipSink(&zb), nil)
 	if err != nil {
 		t.Fatalf("Export to zip: %v", err)
 	}
 	checkExport(t, "zip", readZip(t, zb.Bytes()), zman, msgs, evs, seals, picture)
 
 	// An export into a folder that is not empty is refused.
-	if _, err := relay.NewDirSink(dir); err == nil {
+	if _, err := export.NewDirSink(dir); err == nil {
 		t.Error("NewDirSink of a non-empty folder: no error")
 	}
 }
 
-func checkExport(t *testing.T, what string, files exportFiles, man *relay.ExportManifest, msgs []relay.Message, evs []relay.DeliveryEvent, seals []relay.Seal, picture []byte) {
+func checkExport(t *testing.T, what string, files exportFiles, man *export.Manifest, msgs []relay.Message, evs []relay.DeliveryEvent, seals []relay.Seal, picture []byte) {
 	t.Helper()
 	// The manifest on disk is the one returned.
-	var disk relay.ExportManifest
+	var disk export.Manifest
 	if err := json.Unmarshal(files["manifest.json"], &disk); err != nil {
 		t.Fatalf("%s: manifest.json: %v", what, err)
 	}
@@ -174,7 +175,7 @@ func checkExport(t *testing.T, what string, files exportFiles, man *relay.Export
 		}
 	}
 	// Counts.
-	want := relay.ExportCounts{Messages: len(msgs), Conversations: 1, Events: len(evs), Media: 1, MediaMissing: 1, Seals: 2}
+	want := export.Counts{Messages: len(msgs), Conversations: 1, Events: len(evs), Media: 1, MediaMissing: 1, Seals: 2}
 	if disk.Counts != want {
 		t.Errorf("%s: counts %+v, want %+v", what, disk.Counts, want)
 	}
@@ -199,11 +200,11 @@ func checkExport(t *testing.T, what string, files exportFiles, man *relay.Export
 	}
 
 	// messages.jsonl: every message, every field, raw as base64.
-	var lines []relay.ExportedMessage
+	var lines []export.Message
 	sc := bufio.NewScanner(bytes.NewReader(files["messages.jsonl"]))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var m relay.ExportedMessage
+		var m export.Message
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("%s: messages.jsonl: %v", what, err)
 		}

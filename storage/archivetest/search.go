@@ -9,17 +9,18 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 )
 
 // SearchStore is what RunSearch tests: an archive that searches and
 // feeds exports.
 type SearchStore interface {
 	Store
-	relay.ExportSource
+	export.Source
 }
 
 // RunSearch runs the conformance suite of relay.Searcher and
-// relay.ExportSource, and of relay.Export over them. open is called once
+// export.Source, and of export.Run over them. open is called once
 // per subtest, from parallel subtests, and must return a new, empty
 // store, as for Run.
 //

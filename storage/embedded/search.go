@@ -7,10 +7,11 @@ import (
 	"strings"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/export"
 )
 
 // Search and the reads an export makes (relay.Searcher,
-// relay.ExportSource).
+// export.Source).
 //
 // The filters other than free text are SQL; the order is
 // accepted_ms DESC, id DESC. Free text is matched in Go, row by row, on
@@ -29,8 +30,8 @@ import (
 // twice), so nothing needs collapsing.
 
 var (
-	_ relay.Searcher     = (*Archive)(nil)
-	_ relay.ExportSource = (*Archive)(nil)
+	_ relay.Searcher = (*Archive)(nil)
+	_ export.Source  = (*Archive)(nil)
 )
 
 // acceptedMS is the SQL of a row's AcceptedAt in epoch milliseconds, 0

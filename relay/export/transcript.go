@@ -1,4 +1,4 @@
-package relay
+package export
 
 import (
 	"html/template"
@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wechat-relay/wechat-relay/relay"
 )
 
 // transcript.html: one page, our own HTML and CSS, no script, nothing
@@ -14,7 +16,7 @@ import (
 // the zip is unpacked, or straight from an export folder.
 
 type transcriptMessage struct {
-	Message
+	relay.Message
 	Side       string // "in", "out", "internal"
 	Time       string
 	MediaFile  string
@@ -25,14 +27,14 @@ type transcriptMessage struct {
 }
 
 type transcriptConv struct {
-	Conv     ConversationID
+	Conv     relay.ConversationID
 	Account  string
 	Client   string
 	Messages []transcriptMessage
 }
 
 type transcriptPage struct {
-	M     *ExportManifest
+	M     *Manifest
 	Convs []transcriptConv
 }
 
@@ -102,8 +104,8 @@ footer { text-align: center; font-size: 12px; color: #888; padding: 24px; }
 </html>
 `))
 
-func writeTranscript(w io.Writer, man *ExportManifest, msgs []Message, events []DeliveryEvent, mediaFile, mediaType map[string]string) error {
-	latest := map[string]DeliveryEvent{}
+func writeTranscript(w io.Writer, man *Manifest, msgs []relay.Message, events []relay.DeliveryEvent, media mediaFiles) error {
+	latest := map[string]relay.DeliveryEvent{}
 	for _, e := range events {
 		if l, ok := latest[e.MessageID]; !ok || !e.At.Before(l.At) {
 			latest[e.MessageID] = e
@@ -115,37 +117,37 @@ func writeTranscript(w io.Writer, man *ExportManifest, msgs []Message, events []
 		if n := len(page.Convs); n == 0 || page.Convs[n-1].Conv != m.Conv {
 			page.Convs = append(page.Convs, transcriptConv{Conv: m.Conv, Account: m.Account, Client: m.Client})
 		}
-		tm := transcriptMessage{Message: m, Side: string(m.Direction), MediaFile: mediaFile[m.ID]}
+		tm := transcriptMessage{Message: m, Side: string(m.Direction), MediaFile: media.file[m.ID]}
 		if !m.AcceptedAt.IsZero() {
 			tm.Time = m.AcceptedAt.In(cst).Format("2006-01-02 15:04:05")
 		}
-		switch ct := mediaType[m.ID]; {
-		case strings.HasPrefix(ct, "image/") || (ct == "" && m.Kind == KindImage):
+		switch ct := media.contentType[m.ID]; {
+		case strings.HasPrefix(ct, "image/") || (ct == "" && m.Kind == relay.KindImage):
 			tm.MediaType = "image"
-		case strings.HasPrefix(ct, "audio/") || m.Kind == KindVoice:
+		case strings.HasPrefix(ct, "audio/") || m.Kind == relay.KindVoice:
 			tm.MediaType = "audio"
-		case strings.HasPrefix(ct, "video/") || m.Kind == KindVideo || m.Kind == KindShortVideo:
+		case strings.HasPrefix(ct, "video/") || m.Kind == relay.KindVideo || m.Kind == relay.KindShortVideo:
 			tm.MediaType = "video"
 		default:
 			tm.MediaType = "file"
 		}
 		switch m.Kind {
-		case KindEvent:
+		case relay.KindEvent:
 			tm.Label = "[" + m.Event + "]"
 			if m.EventKey != "" {
 				tm.Label += " " + m.EventKey
 			}
-		case KindTransfer:
-			tm.Label = "转接 transfer: " + m.Attrs[AttrFrom] + " → " + m.Attrs[AttrTo]
-		case KindResolve:
+		case relay.KindTransfer:
+			tm.Label = "转接 transfer: " + m.Attrs[relay.AttrFrom] + " → " + m.Attrs[relay.AttrTo]
+		case relay.KindResolve:
 			tm.Label = "已解决 resolved"
-		case KindReopen:
+		case relay.KindReopen:
 			tm.Label = "重新打开 reopened"
-		case KindNote:
+		case relay.KindNote:
 			tm.Label = "备注 note:"
-		case KindLocation:
+		case relay.KindLocation:
 			tm.Label = "📍 " + m.Attrs["label"] + " (" + m.Attrs["location_x"] + ", " + m.Attrs["location_y"] + ")"
-		case KindLink:
+		case relay.KindLink:
 			tm.Label = "🔗 " + m.Attrs["title"] + " " + m.Attrs["url"]
 		}
 		if e, ok := latest[m.ID]; ok {
