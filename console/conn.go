@@ -40,17 +40,24 @@ type conn struct {
 	queue chan outItem
 	last  map[relay.ConversationID]uint64 // highest seq sent, per conversation
 
+	// ctx is the connection's: archive reads and audit writes made for
+	// it end when it closes (also at shutdown), not on their own clocks.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	closeOnce sync.Once
 	reason    string
 	done      chan struct{}
 }
 
 func newConn(h *Hub, ws *websocket.Conn, emp *Employee, from, ua string) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
 		hub: h, ws: ws, emp: emp, from: from, ua: ua,
 		queue: make(chan outItem, h.cfg.SendQueue),
 		last:  map[relay.ConversationID]uint64{},
 		done:  make(chan struct{}),
+		ctx:   ctx, cancel: cancel,
 	}
 }
 
@@ -76,6 +83,7 @@ func (c *conn) close(reason string) {
 	c.closeOnce.Do(func() {
 		c.reason = reason
 		close(c.done)
+		c.cancel()
 		c.hub.remove(c, reason)
 		c.hub.log.Info("console connection closed", "employee", c.emp.ID, "reason", reason)
 	})
@@ -174,7 +182,7 @@ func (c *conn) sendEvent(e *relay.Event) error {
 // sequence, when the employee may read it.
 func (c *conn) resume(f *Frame) error {
 	conv := relay.ConversationID(f.Conv)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	ok, err := c.hub.mayRead(ctx, c.emp, conv)
 	cancel()
 	if err != nil {
@@ -184,7 +192,7 @@ func (c *conn) resume(f *Frame) error {
 		return c.write(&Frame{Type: FrameError, Conv: f.Conv, Error: "forbidden: this conversation is not assigned to you"})
 	}
 	if c.emp.Role.SeesAll() {
-		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		actx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 		err := c.hub.audit.Record(actx, AuditRecord{
 			At: c.hub.now(), Employee: c.emp.ID, Role: c.emp.Role, Action: AuditResumeConversation, Conv: conv,
 			From: c.from, UserAgent: c.ua,
@@ -208,7 +216,7 @@ func (c *conn) resume(f *Frame) error {
 // and including `upto` (0: all).
 func (c *conn) sendHistory(conv relay.ConversationID, after, upto uint64) error {
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 		page, err := c.hub.history.Since(ctx, conv, after, historyPage)
 		cancel()
 		if err != nil {

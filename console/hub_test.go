@@ -58,6 +58,10 @@ func (b *fakeBus) subscribers() int {
 type fakeHistory struct {
 	mu   sync.Mutex
 	msgs []relay.Message
+	// hang, when set, makes Since wait for its context, as a hung
+	// ClickHouse does; entered receives each time it starts waiting.
+	hang    bool
+	entered chan struct{}
 }
 
 func (h *fakeHistory) add(m relay.Message) {
@@ -66,7 +70,15 @@ func (h *fakeHistory) add(m relay.Message) {
 	h.mu.Unlock()
 }
 
-func (h *fakeHistory) Since(_ context.Context, conv relay.ConversationID, after uint64, limit int) ([]relay.Message, error) {
+func (h *fakeHistory) Since(ctx context.Context, conv relay.ConversationID, after uint64, limit int) ([]relay.Message, error) {
+	h.mu.Lock()
+	hang := h.hang
+	h.mu.Unlock()
+	if hang {
+		h.entered <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []relay.Message
@@ -350,5 +362,22 @@ func TestMessageFramesOmitRawBody(t *testing.T) {
 	}
 	if strings.Contains(string(data), "secret raw") {
 		t.Fatalf("frame carries the raw callback body: %s", data)
+	}
+}
+
+// Shutdown cancels what a connection is waiting for (a resume reading a
+// hung archive) instead of waiting out its timeout.
+func TestShutdownCancelsAResume(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	e.history.mu.Lock()
+	e.history.hang, e.history.entered = true, make(chan struct{}, 10)
+	e.history.mu.Unlock()
+	alice := e.dial(t, aliceTok)
+	alice.WriteJSON(Frame{Type: FrameResume, Conv: "acct:c-alice"})
+	<-e.history.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.hub.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a resume waiting on the archive: %v", err)
 	}
 }
