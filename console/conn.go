@@ -51,7 +51,7 @@ type conn struct {
 }
 
 func newConn(h *Hub, ws *websocket.Conn, emp *Employee, from, ua string) *conn {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(h.ctx)
 	return &conn{
 		hub: h, ws: ws, emp: emp, from: from, ua: ua,
 		queue: make(chan outItem, h.cfg.SendQueue),

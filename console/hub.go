@@ -95,6 +95,10 @@ type Hub struct {
 	dir        *relay.Directory
 	auth       *authenticator
 	sub        *relay.Subscriber
+	// ctx is the parent of everything the hub runs on its own
+	// (connections, export jobs): Shutdown cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -144,6 +148,7 @@ func NewHub(cfg Config, d Deps) *Hub {
 	h.auth = newAuthenticator(h.dir, h.sessions)
 	h.dir.OnChange(h.directoryChanged)
 	h.sub = &relay.Subscriber{Name: "console", Bus: d.Bus, Log: log}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if d.Registerer != nil {
 		d.Registerer.MustRegister(h.connections, h.frames, h.disconnects)
 	}
@@ -282,6 +287,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.close(reasonShutdown)
 	}
+	// Running exports stop too (their partial files are removed).
+	h.cancel()
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
 	select {

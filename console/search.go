@@ -287,7 +287,7 @@ func (x *exportJobs) start(job *exportJob, emp *Employee) (int, string) {
 		return http.StatusServiceUnavailable, "shutting down"
 	}
 	// Counted under the lock Shutdown takes before waiting, as for
-	// connections: Shutdown waits for running exports.
+	// connections: Shutdown cancels running exports and waits for them.
 	h.wg.Add(1)
 	h.mu.Unlock()
 	x.jobs[job.ID] = job
@@ -299,7 +299,7 @@ func (x *exportJobs) start(job *exportJob, emp *Employee) (int, string) {
 }
 
 func (x *exportJobs) run(job *exportJob, emp *Employee) {
-	ctx, cancel := context.WithTimeout(context.Background(), exportTimeout)
+	ctx, cancel := context.WithTimeout(x.h.ctx, exportTimeout)
 	defer cancel()
 	fail := func(err error) {
 		x.h.log.Error("export failed", "export", job.ID, "employee", job.Employee, "err", err)
