@@ -119,3 +119,16 @@ func (h *Hub) record(r *http.Request, emp *Employee, action string, conv relay.C
 	}
 	return h.audit.Record(r.Context(), rec)
 }
+
+// auditOrRefuse records an action emp takes through r, before it is
+// taken: when the record cannot be written it answers 503 and reports
+// false, and the action must not happen. The one "audit or refuse" of
+// the console.
+func (h *Hub) auditOrRefuse(w http.ResponseWriter, r *http.Request, emp *Employee, action string, conv relay.ConversationID, target, detail string) bool {
+	if err := h.record(r, emp, action, conv, target, detail); err != nil {
+		h.log.Error("writing the audit trail; request refused", "employee", emp.ID, "action", action, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so this cannot be done")
+		return false
+	}
+	return true
+}

@@ -217,17 +217,6 @@ func (h *Hub) serveHold(w http.ResponseWriter, r *http.Request, emp *Employee, s
 	writeJSON(w, http.StatusCreated, hold)
 }
 
-// auditOrRefuse records an action; when the record cannot be written it
-// answers 503 and reports false.
-func (h *Hub) auditOrRefuse(w http.ResponseWriter, r *http.Request, emp *Employee, action string, conv relay.ConversationID, target, detail string) bool {
-	if err := h.record(r, emp, action, conv, target, detail); err != nil {
-		h.log.Error("writing the audit trail; request refused", "employee", emp.ID, "action", action, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so this cannot be done")
-		return false
-	}
-	return true
-}
-
 // Alert pushes a lexicon hit to the supervisors (team supervisors: of
 // the employee's teams), compliance officers and admins connected to
 // this instance, as an "alert" frame. Every instance

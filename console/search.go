@@ -125,21 +125,6 @@ func ParseSearchTime(s string, end bool) (time.Time, error) {
 	return t, nil
 }
 
-// auditArchive writes an audit record of a search or export. It reports
-// whether the request may go on; when not, it has answered.
-func (h *Hub) auditArchive(w http.ResponseWriter, r *http.Request, emp *Employee, action string, conv relay.ConversationID, target string) bool {
-	err := h.audit.Record(r.Context(), AuditRecord{
-		At: h.now(), Employee: emp.ID, Role: emp.Role, Action: action, Conv: conv, Target: target,
-		From: remoteAddr(r), UserAgent: r.UserAgent(),
-	})
-	if err != nil {
-		h.log.Error("writing the audit trail; request refused", "employee", emp.ID, "action", action, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so this cannot be done")
-		return false
-	}
-	return true
-}
-
 // narrow limits a search or export of a supervisor in teams to what
 // their teams' members handled, and what nobody held.
 func (h *Hub) narrow(emp *Employee, q *relay.SearchQuery) {
@@ -162,7 +147,7 @@ func (h *Hub) serveSearch(w http.ResponseWriter, r *http.Request, emp *Employee,
 	}
 	q.WithTotal = q.Cursor == ""
 	h.narrow(emp, &q)
-	if !h.auditArchive(w, r, emp, AuditArchiveSearch, q.Conv, q.String()) {
+	if !h.auditOrRefuse(w, r, emp, AuditArchiveSearch, q.Conv, q.String(), "") {
 		return
 	}
 	page, err := src.Search(r.Context(), q)
@@ -249,7 +234,7 @@ func (x *exportJobs) serveCreate(w http.ResponseWriter, r *http.Request, emp *Em
 	}
 	x.h.narrow(emp, &q)
 	id := newExportID()
-	if !x.h.auditArchive(w, r, emp, AuditArchiveExport, q.Conv, "export "+id+": "+q.String()) {
+	if !x.h.auditOrRefuse(w, r, emp, AuditArchiveExport, q.Conv, "export "+id+": "+q.String(), "") {
 		return
 	}
 	job := &exportJob{ID: id, Employee: emp.ID, Query: q, Created: x.h.now().UTC(), state: "running"}
@@ -390,7 +375,7 @@ func (x *exportJobs) serveDownload(w http.ResponseWriter, r *http.Request, emp *
 		writeError(w, http.StatusConflict, "the export is "+state)
 		return
 	}
-	if !x.h.auditArchive(w, r, emp, AuditArchiveExportDownload, j.Query.Conv, j.ID) {
+	if !x.h.auditOrRefuse(w, r, emp, AuditArchiveExportDownload, j.Query.Conv, j.ID, "") {
 		return
 	}
 	f, err := os.Open(path)
