@@ -235,7 +235,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
 		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr, Directory: s.dir,
 		Logger: log.With("component", "console"), Registerer: s.reg,
-		Audit: console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
+		Audit:      console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
+		Compliance: console.ComplianceDeps{Audit: s.archive, Alerts: s.archive, Retention: s.archive},
 	})
 	if lex != nil {
 		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive, Alert: s.hub.Alert, Log: log.With("component", "lexicon")}
@@ -247,10 +248,6 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	mux := http.NewServeMux()
 	mux.Handle("/wechat/", callbacks)
 	mux.Handle("/api/", s.hub.Handler())
-	compliance := s.hub.ComplianceHandler(console.ComplianceDeps{Audit: s.archive, Alerts: s.archive, Retention: s.archive})
-	for _, p := range []string{"/api/audit", "/api/alerts", "/api/alerts/", "/api/holds"} {
-		mux.Handle(p, compliance)
-	}
 	mux.Handle("/", console.WebHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })

@@ -406,7 +406,8 @@ func TestTeamSupervisorAlerts(t *testing.T) {
 		{ID: "hit-a", Account: "acct", Conv: "acct:c-alice", Employee: "alice", Rule: "r", Excerpt: "alice's client"},
 		{ID: "hit-b", Account: "acct", Conv: "acct:c-bob", Employee: "bob", Rule: "r", Excerpt: "bob's client"},
 	}}
-	srv := httptest.NewServer(e.hub.ComplianceHandler(ComplianceDeps{Audit: st, Alerts: st, Retention: st}))
+	e.hub.compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st}
+	srv := httptest.NewServer(e.hub.Handler())
 	t.Cleanup(srv.Close)
 	alerts := func(tok string) []string {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/alerts", nil)

@@ -34,30 +34,8 @@ type ComplianceDeps struct {
 // Every request is itself written to the audit log, before it is
 // answered; one whose record cannot be written is refused. There is no
 // route that deletes or changes anything archived.
-func (h *Hub) ComplianceHandler(d ComplianceDeps) http.Handler {
-	auth := h.auth
-	mux := http.NewServeMux()
-	route := func(pattern string, allowed func(Role) bool, serve func(http.ResponseWriter, *http.Request, *Employee)) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			p, err := auth.authenticate(r)
-			switch {
-			case errors.Is(err, errUnauthenticated):
-				writeError(w, http.StatusUnauthorized, err.Error())
-				return
-			case err != nil:
-				writeError(w, http.StatusServiceUnavailable, "cannot check the session right now; try again")
-				return
-			}
-			if !checkCSRF(w, r, p) {
-				return
-			}
-			if !allowed(p.emp.Role) {
-				writeError(w, http.StatusForbidden, "your role ("+string(p.emp.Role)+") may not do this")
-				return
-			}
-			serve(w, r, p.emp)
-		})
-	}
+func (h *Hub) routeCompliance(route func(pattern string, allowed func(Role) bool, serve func(http.ResponseWriter, *http.Request, *Employee))) {
+	d := h.compliance
 	if d.Audit != nil {
 		route("GET /api/audit", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *Employee) {
 			h.serveAudit(w, r, emp, d.Audit)
@@ -85,7 +63,6 @@ func (h *Hub) ComplianceHandler(d ComplianceDeps) http.Handler {
 			h.serveHold(w, r, emp, d.Retention)
 		})
 	}
-	return securityHeaders(mux)
 }
 
 func (h *Hub) serveAudit(w http.ResponseWriter, r *http.Request, emp *Employee, st relay.AuditStore) {

@@ -28,7 +28,8 @@ func newComplianceEnv(t *testing.T) (*consoleEnv, *fakeCompliance, *httptest.Ser
 		{ID: "adm", Role: RoleAdmin, Token: admTok},
 	}})
 	st := &fakeCompliance{}
-	srv := httptest.NewServer(e.hub.ComplianceHandler(ComplianceDeps{Audit: st, Alerts: st, Retention: st}))
+	e.hub.compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st}
+	srv := httptest.NewServer(e.hub.Handler())
 	t.Cleanup(srv.Close)
 	return e, st, srv
 }

@@ -51,24 +51,26 @@ func (h *Hub) Handler() http.Handler {
 	mux := http.NewServeMux()
 	withPrincipal := func(pattern string, serve func(http.ResponseWriter, *http.Request, *principal)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			p, err := auth.authenticate(r)
-			switch {
-			case errors.Is(err, errUnauthenticated):
-				writeError(w, http.StatusUnauthorized, err.Error())
-				return
-			case err != nil:
-				h.log.Warn("authenticating a console request", "err", err)
-				writeError(w, http.StatusServiceUnavailable, "cannot check the session right now; try again")
-				return
-			}
-			if !checkCSRF(w, r, p) {
+			p, ok := h.authenticated(w, r)
+			if !ok || !checkCSRF(w, r, p) {
 				return
 			}
 			serve(w, r, p)
 		})
 	}
+	// route serves pattern to employees whose role allowed accepts (nil:
+	// every role), once authenticated and past the CSRF check.
+	route := func(pattern string, allowed func(Role) bool, serve func(http.ResponseWriter, *http.Request, *Employee)) {
+		withPrincipal(pattern, func(w http.ResponseWriter, r *http.Request, p *principal) {
+			if allowed != nil && !allowed(p.emp.Role) {
+				writeError(w, http.StatusForbidden, "your role ("+string(p.emp.Role)+") may not do this")
+				return
+			}
+			serve(w, r, p.emp)
+		})
+	}
 	authed := func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee)) {
-		withPrincipal(pattern, func(w http.ResponseWriter, r *http.Request, p *principal) { serve(w, r, p.emp) })
+		route(pattern, nil, serve)
 	}
 
 	if h.sessions != nil {
@@ -111,16 +113,12 @@ func (h *Hub) Handler() http.Handler {
 	}
 	h.routeSearchExport(authed) // GET /api/search, /api/exports (search.go)
 	h.routeAdmin(authed)        // GET /api/teams, /api/admin/... (admin.go)
+	h.routeCompliance(route)    // /api/audit, /api/alerts, /api/holds (compliance.go)
 	mux.HandleFunc("GET /api/ws", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before upgrading: an unauthenticated request never
 		// becomes a socket.
-		p, err := auth.authenticate(r)
-		switch {
-		case errors.Is(err, errUnauthenticated):
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return
-		case err != nil:
-			writeError(w, http.StatusServiceUnavailable, "cannot check the session right now; try again")
+		p, ok := h.authenticated(w, r)
+		if !ok {
 			return
 		}
 		emp := p.emp
@@ -183,6 +181,22 @@ func (h *Hub) serveHistory(w http.ResponseWriter, r *http.Request, emp *Employee
 	}
 	h.addStatuses(r.Context(), out)
 	writeJSON(w, http.StatusOK, map[string]any{"conv": conv, "messages": out})
+}
+
+// authenticated returns who sent r; when that cannot be told it has
+// answered (401, or 503 when the session store is unreachable).
+func (h *Hub) authenticated(w http.ResponseWriter, r *http.Request) (*principal, bool) {
+	p, err := h.auth.authenticate(r)
+	switch {
+	case errors.Is(err, errUnauthenticated):
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return nil, false
+	case err != nil:
+		h.log.Warn("authenticating a console request", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot check the session right now; try again")
+		return nil, false
+	}
+	return p, true
 }
 
 // auditView writes an audit record when a supervisor (or compliance
