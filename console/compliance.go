@@ -22,8 +22,8 @@ type ComplianceDeps struct {
 	Retention relay.RetentionStore // GET, POST /api/holds
 }
 
-// ComplianceHandler returns the compliance API, to mount beside Handler
-// (its patterns are more specific than Handler's "/api/"):
+// routeCompliance adds the compliance API (Deps.Compliance) to Handler's
+// routes:
 //
 //	GET  /api/audit?who=&action=&conv=&from=&to=&limit=   the audit log (compliance, admin)
 //	GET  /api/alerts?status=&account=&from=&to=&limit=   lexicon hits and their latest review (supervisor, compliance, admin)
