@@ -127,6 +127,11 @@ func (a *authenticator) dummyHash() []byte {
 	return v.dummy
 }
 
+// domain is emp as the directory's rules (Sees, Scope) take it.
+func (emp *Employee) domain() relay.Employee {
+	return relay.Employee{ID: emp.ID, Name: emp.Name, Role: emp.Role, Accounts: emp.Accounts, Teams: emp.Teams}
+}
+
 // employeeOf is the console's view of a directory entry.
 func employeeOf(e relay.Employee) *Employee {
 	return &Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts, Teams: e.Teams, PasswordHash: e.PasswordHash}

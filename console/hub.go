@@ -241,7 +241,7 @@ func teamScoped(emp *Employee) bool { return emp.Role == RoleSupervisor && len(e
 
 // sees reports whether emp may read what owner holds ("" for nobody).
 func (h *Hub) sees(emp *Employee, owner string) bool {
-	return h.dir.Snapshot().Sees(relay.Employee{ID: emp.ID, Role: emp.Role, Teams: emp.Teams}, owner)
+	return h.dir.Snapshot().Sees(emp.domain(), owner)
 }
 
 // mayWrite reports whether emp may write to conv: only the employee it

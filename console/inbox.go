@@ -101,7 +101,7 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) 
 	} else if teamScoped(emp) {
 		// The archive's newest conversations may be other teams': ask it
 		// for this supervisor's teams' (and nobody's) only.
-		ids, _ := h.dir.Snapshot().Scope(relay.Employee{ID: emp.ID, Role: emp.Role, Teams: emp.Teams})
+		ids, _ := h.dir.Snapshot().Scope(emp.domain())
 		f.Employees = append(ids, "")
 	}
 	sums, err := h.inbox.Conversations(r.Context(), f)

@@ -131,7 +131,7 @@ func (h *Hub) narrow(emp *Employee, q *relay.SearchQuery) {
 	if !teamScoped(emp) {
 		return
 	}
-	ids, _ := h.dir.Snapshot().Scope(relay.Employee{ID: emp.ID, Role: emp.Role, Teams: emp.Teams})
+	ids, _ := h.dir.Snapshot().Scope(emp.domain())
 	q.Employees = append(ids, "")
 }
 
