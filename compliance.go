@@ -7,11 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
-	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -213,36 +211,5 @@ func printAuditReport(w io.Writer, rep *relay.AuditReport) {
 		fmt.Fprintf(w, "\nOK: %d audit records intact, every audit chain unbroken%s\n", rep.Records, signed)
 	} else {
 		fmt.Fprintf(w, "\nFAILED: the audit log does not verify (%d problems)\n", len(rep.Problems))
-	}
-}
-
-// blockedSend records a send a lexicon rule refused: in the audit log
-// (who, which conversation, which rule and what matched — not the text,
-// which is not archived), and as a hit in the review queue (no message
-// id; the excerpt is the match alone), alerted like any other.
-func blockedSend(l *relay.AuditLog, hits relay.AlertStore, alert func(relay.LexiconHit), log *slog.Logger) func(context.Context, relay.SendRequest, relay.LexiconMatch) {
-	return func(ctx context.Context, req relay.SendRequest, m relay.LexiconMatch) {
-		log.Warn("send blocked by a lexicon rule", "rule", m.Rule, "conv", req.Conv, "employee", req.Employee)
-		role := "agent" // only agents send; the relay's own messages have no employee
-		if req.Employee == "" {
-			role = "relay"
-		}
-		if _, err := l.Append(ctx, relay.AuditEntry{
-			Employee: req.Employee, Role: role, Action: relay.AuditSendBlocked, Conv: string(req.Conv),
-			Target: m.Rule, Detail: "matched " + strconv.Quote(m.Matched),
-		}); err != nil {
-			log.Error("archiving the audit record of a blocked send", "conv", req.Conv, "err", err)
-		}
-		account, _ := req.Conv.Split()
-		hit := relay.LexiconHit{
-			ID: relay.HitID("blocked:"+string(req.Conv)+":"+req.Key, m.Rule), Account: account, Conv: req.Conv,
-			Direction: relay.Outbound, Employee: req.Employee, Rule: m.Rule, Matched: m.Matched,
-			Excerpt: "(blocked, not sent) " + m.Matched, At: time.Now().Truncate(time.Millisecond),
-		}
-		if err := hits.AppendHits(ctx, []relay.LexiconHit{hit}); err != nil {
-			log.Error("archiving the hit of a blocked send", "conv", req.Conv, "err", err)
-			return
-		}
-		alert(hit)
 	}
 }

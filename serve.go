@@ -205,7 +205,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	auditLog.SignWith(s.pipeline.Signer())
 	if lex != nil {
 		// The hub is built below; a send is blocked only once it runs.
-		lex.OnBlocked(blockedSend(auditLog, s.archive, func(h relay.LexiconHit) { s.hub.Alert(h) }, log.With("component", "lexicon")))
+		lex.OnBlocked(relay.BlockedSendRecorder(auditLog, s.archive, func(h relay.LexiconHit) { s.hub.Alert(h) }, log.With("component", "lexicon")))
 	}
 	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
 		Lexicon:  lex,
