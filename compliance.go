@@ -7,10 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"sort"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -82,7 +79,7 @@ func (c *Config) validateCompliance() []error {
 // monthly partition. The relay itself never deletes.
 //
 //	wechat-relay retention-report [-config FILE] [-json]
-func retentionReportCommand(args []string, stdout, stderr io.Writer, env func(string) string) int {
+func retentionReportCommand(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
 	fs := flag.NewFlagSet("retention-report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", env("WR_CONFIG"), "configuration file naming the archive and the retention")
@@ -101,8 +98,6 @@ func retentionReportCommand(args []string, stdout, stderr io.Writer, env func(st
 		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	a, name, err := openReadOnly(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay/export"
@@ -23,7 +21,7 @@ import (
 // half-written zip or folder is left for inspection, and said so).
 //
 //	wechat-relay export [-config FILE] (-conv C | -client OPENID | -employee ID | -text T | ...) -out DIR|FILE.zip -by NAME
-func exportCommand(args []string, stdout, stderr io.Writer, env func(string) string) int {
+func exportCommand(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", env("WR_CONFIG"), "configuration file naming the archive (none: the embedded demo archive)")
@@ -64,8 +62,6 @@ func exportCommand(args []string, stdout, stderr io.Writer, env func(string) str
 		fmt.Fprintf(stderr, "wechat-relay export: %v\n", err)
 		return searchFailed
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	a, err := openForSearch(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay export: %v\n", err)
@@ -87,7 +83,7 @@ func exportCommand(args []string, stdout, stderr io.Writer, env func(string) str
 	}
 	bar := &progressBar{w: stderr, quiet: *quiet}
 	start := time.Now()
-	man, err := export.Run(ctx, a, export.Request{Query: q, By: *by, Version: version}, sink, bar.update)
+	man, err := export.Run(ctx, a, export.Request{Query: q, By: *by, Version: relayVersion()}, sink, bar.update)
 	bar.finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay export: %v\n(the incomplete export at %s is not valid: remove it)\n", err, *out)

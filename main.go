@@ -2,15 +2,9 @@
 // Accounts: it archives every message in ClickHouse before delivering it
 // between clients on WeChat and employees in the web console.
 //
-//	wechat-relay serve [-config FILE]         run the relay
-//	wechat-relay check-config [-config FILE]  validate the configuration
-//	wechat-relay sim [flags]                  run the WeChat simulator
-//	wechat-relay hash-password < password     bcrypt hash for an employee's password_hash
-//	wechat-relay search [flags]               search the archive
-//	wechat-relay export [flags]               export for eDiscovery (folder or zip)
-//	wechat-relay seal-key -out FILE           make the key pair that signs seals
-//	wechat-relay spool-salvage -dir DIR       keep the valid records of a damaged spool
-//	wechat-relay version                      print the version
+// Its commands (wechat-relay help lists them with their flags) are the
+// table in this file: serve, check-config, sim, hash-password, verify,
+// seal-key, spool-salvage, retention-report, search, export, version.
 package main
 
 import (
@@ -20,14 +14,59 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
+	"text/tabwriter"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=...";
+// relayVersion falls back to the module's build information.
 var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// cmdEnv is what every command is given.
+type cmdEnv struct {
+	// ctx ends on SIGINT or SIGTERM.
+	ctx            context.Context
+	args           []string // after the command's name
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// command is one line of the table.
+type command struct {
+	name, usage string
+	run         func(e cmdEnv) int
+}
+
+// commands is every command, in the order help lists them.
+var commands = []command{
+	{"serve", "run the relay (-config FILE; without one, embedded demo defaults)", serveCommand},
+	{"check-config", "validate the configuration and print what is wrong (-config FILE)", checkConfigCommand},
+	{"sim", "run the WeChat simulator (API, clients, phone page; -load for a load test)",
+		func(e cmdEnv) int { return simCommand(e.ctx, e.args, e.stdout, e.stderr) }},
+	{"hash-password", "print the bcrypt hash of a console password read from stdin",
+		func(e cmdEnv) int { return hashPasswordCommand(e.args, e.stdin, e.stdout, e.stderr) }},
+	{"verify", "check the archive's hashes and seals, and the audit log's chains (-config FILE, -json, -seal HASH, -audit-seal HASH, -public-key FILE, -allow-unsigned-before TIME); exit 0 only if intact",
+		func(e cmdEnv) int { return verifyCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
+	{"seal-key", "make the Ed25519 key pair that signs seals: private key to -out FILE (0600), public key and key id to stdout",
+		func(e cmdEnv) int { return sealKeyCommand(e.args, e.stdout, e.stderr) }},
+	{"spool-salvage", "keep the valid records of a spool the relay refuses as corrupt, drop the damaged bytes (-dir DIR; relay stopped)",
+		func(e cmdEnv) int { return spoolSalvageCommand(e.args, e.stdout, e.stderr) }},
+	{"retention-report", "what an operator MAY drop under the configured retention, legal holds excluded (-config FILE, -json)",
+		func(e cmdEnv) int { return retentionReportCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
+	{"search", "search the archive (-text, -client, -employee, -conv, -from, -to, ...; -json)",
+		func(e cmdEnv) int { return searchCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
+	{"export", "export messages, media, transcript and manifest (-conv|-client|-employee|-text ... -out DIR|FILE.zip -by NAME)",
+		func(e cmdEnv) int { return exportCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
+	{"version", "print the version", func(e cmdEnv) int {
+		fmt.Fprintln(e.stdout, "wechat-relay", relayVersion())
+		return 0
+	}},
 }
 
 func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
@@ -35,83 +74,93 @@ func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
 		usage(stderr)
 		return 2
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", env("WR_CONFIG"), "configuration file (none: embedded demo defaults)")
-	switch cmd {
-	case "serve", "check-config":
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-	case "version":
-		fmt.Fprintln(stdout, "wechat-relay", version)
-		return 0
-	case "sim":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return simCommand(ctx, args, stdout, stderr)
-	case "hash-password":
-		return hashPasswordCommand(args, os.Stdin, stdout, stderr)
-	case "verify":
-		return verifyCommand(args, stdout, stderr, env)
-	case "seal-key":
-		return sealKeyCommand(args, stdout, stderr)
-	case "spool-salvage":
-		return spoolSalvageCommand(args, stdout, stderr)
-	case "retention-report":
-		return retentionReportCommand(args, stdout, stderr, env)
-	case "search":
-		return searchCommand(args, stdout, stderr, env)
-	case "export":
-		return exportCommand(args, stdout, stderr, env)
+	name := args[0]
+	switch name {
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
-	default:
-		fmt.Fprintf(stderr, "wechat-relay: unknown command %q\n\n", cmd)
-		usage(stderr)
-		return 2
 	}
+	for _, c := range commands {
+		if c.name != name {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return c.run(cmdEnv{ctx: ctx, args: args[1:], stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: env})
+	}
+	fmt.Fprintf(stderr, "wechat-relay: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
+}
 
-	cfg, err := loadConfig(*configPath, env)
+// configFlags parses -config (default WR_CONFIG) for serve and
+// check-config, and loads and validates the configuration. On failure it
+// has said why and returns the exit code.
+func configFlags(e cmdEnv, name string) (cfg *Config, path string, code int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	configPath := fs.String("config", e.getenv("WR_CONFIG"), "configuration file (none: embedded demo defaults)")
+	if err := fs.Parse(e.args); err != nil {
+		return nil, "", 2
+	}
+	cfg, err := loadConfig(*configPath, e.getenv)
 	if err == nil {
 		err = cfg.Validate()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "wechat-relay: configuration is not valid:\n%s\n", indent(err.Error()))
-		return 1
+		fmt.Fprintf(e.stderr, "wechat-relay: configuration is not valid:\n%s\n", indent(err.Error()))
+		return nil, "", 1
 	}
-	if cmd == "check-config" {
-		fmt.Fprintln(stdout, "configuration OK")
-		return 0
-	}
+	return cfg, *configPath, 0
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, cfg, *configPath == "", stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "wechat-relay: %v\n", err)
+func checkConfigCommand(e cmdEnv) int {
+	if _, _, code := configFlags(e, "check-config"); code != 0 {
+		return code
+	}
+	fmt.Fprintln(e.stdout, "configuration OK")
+	return 0
+}
+
+func serveCommand(e cmdEnv) int {
+	cfg, path, code := configFlags(e, "serve")
+	if code != 0 {
+		return code
+	}
+	if err := serve(e.ctx, cfg, path == "", e.stdout, e.stderr); err != nil {
+		fmt.Fprintf(e.stderr, "wechat-relay: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: wechat-relay <command> [flags]
+// relayVersion is the version the CLI prints, logs and writes into
+// export manifests, and hands to the console for its exports: the one
+// set at build time, else the module's version and VCS revision.
+func relayVersion() string {
+	if version != "dev" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v
+}
 
-commands:
-  serve          run the relay (-config FILE; without one, embedded demo defaults)
-  check-config   validate the configuration and print what is wrong
-  sim            run the WeChat simulator (API, clients, phone page; -load for a load test)
-  hash-password  print the bcrypt hash of a console password read from stdin
-  verify         check the archive's hashes and seals, and the audit log's chains (-config FILE, -json, -seal HASH, -audit-seal HASH, -public-key FILE, -allow-unsigned-before TIME); exit 0 only if intact
-  seal-key       make the Ed25519 key pair that signs seals: private key to -out FILE (0600), public key and key id to stdout
-  spool-salvage  keep the valid records of a spool the relay refuses as corrupt, drop the damaged bytes (-dir DIR; relay stopped)
-  retention-report  what an operator MAY drop under the configured retention, legal holds excluded (-config FILE, -json)
-  search         search the archive (-text, -client, -employee, -conv, -from, -to, ...; -json)
-  export         export messages, media, transcript and manifest (-conv|-client|-employee|-text ... -out DIR|FILE.zip -by NAME)
-  version        print the version
-`)
+func usage(w io.Writer) {
+	fmt.Fprint(w, "usage: wechat-relay <command> [flags]\n\ncommands:\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.usage)
+	}
+	tw.Flush()
 }
 
 func indent(s string) string {

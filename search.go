@@ -7,10 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -83,7 +80,7 @@ func (f searchFlags) query() (relay.SearchQuery, error) {
 //	wechat-relay search [-config FILE] [-text T] [-client OPENID] [-employee ID] [-conv C]
 //	    [-account A] [-direction in|out|internal] [-kind K] [-from DATE] [-to DATE]
 //	    [-limit N] [-offset N | -cursor C] [-json]
-func searchCommand(args []string, stdout, stderr io.Writer, env func(string) string) int {
+func searchCommand(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
 	fs := flag.NewFlagSet("search", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", env("WR_CONFIG"), "configuration file naming the archive (none: the embedded demo archive)")
@@ -117,8 +114,6 @@ func searchCommand(args []string, stdout, stderr io.Writer, env func(string) str
 		fmt.Fprintf(stderr, "wechat-relay search: %v\n", err)
 		return searchFailed
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	a, err := openForSearch(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay search: %v\n", err)

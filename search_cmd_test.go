@@ -158,7 +158,7 @@ func cliCases(t *testing.T, cfg string, picture []byte) {
 	if err == nil {
 		err = json.Unmarshal(b, &man)
 	}
-	if err != nil || man.ExportedBy != "Compliance 李" || man.Version != version || man.Counts.Messages != 2 || man.Counts.Media != 1 {
+	if err != nil || man.ExportedBy != "Compliance 李" || man.Version != relayVersion() || man.Counts.Messages != 2 || man.Counts.Media != 1 {
 		t.Fatalf("manifest: %v %+v", err, man)
 	}
 	for _, f := range man.Files {

@@ -237,6 +237,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 		Logger: log.With("component", "console"), Registerer: s.reg,
 		Audit:      console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
 		Compliance: console.ComplianceDeps{Audit: s.archive, Alerts: s.archive, Retention: s.archive},
+		Version:    relayVersion(),
 	})
 	if lex != nil {
 		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive, Alert: s.hub.Alert, Log: log.With("component", "lexicon")}
@@ -347,7 +348,7 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	base := "http://" + ln.Addr().String()
-	log.Info("wechat-relay listening", "addr", ln.Addr().String(), "version", version)
+	log.Info("wechat-relay listening", "addr", ln.Addr().String(), "version", relayVersion())
 	if demo {
 		printDemo(stdout, base, sim.base, cfg)
 	}

@@ -11,10 +11,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
@@ -149,7 +147,7 @@ func parseCutoff(v string) (time.Time, error) {
 // to stderr while a long run lasts. Exit code 0 only when everything
 // verifies, 1 when something does not, 2 for bad flags, 3 when the
 // archive cannot be read.
-func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) string) int {
+func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", env("WR_CONFIG"), "configuration file naming the archive (none: the embedded demo archive)")
@@ -194,8 +192,6 @@ func verifyCommand(args []string, stdout, stderr io.Writer, env func(string) str
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	a, name, err := openReadOnly(ctx, cfg)
 	if err != nil {

@@ -70,6 +70,8 @@ type Deps struct {
 	Registerer        prometheus.Registerer
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Version is the relay's, written into export manifests.
+	Version string
 	// Compliance serves the audit log, alerts and legal holds under
 	// /api/ (compliance.go); its nil stores leave their routes out.
 	Compliance ComplianceDeps
@@ -99,6 +101,7 @@ type Hub struct {
 	auth       *authenticator
 	sub        *relay.Subscriber
 	compliance ComplianceDeps
+	version    string
 	// ctx is the parent of everything the hub runs on its own
 	// (connections, export jobs): Shutdown cancels it.
 	ctx    context.Context
@@ -131,8 +134,8 @@ func NewHub(cfg Config, d Deps) *Hub {
 		cfg: cfg, bus: d.Bus, history: d.History, assign: d.Assignments, outbox: d.Outbox, log: log,
 		throttle: d.Throttle, marks: d.ReadMarks, inbox: d.Inbox, deliveries: d.Deliveries, media: d.Media,
 		staff: d.Staff, qr: d.QRCodes, audit: d.Audit, idps: d.IdentityProviders, now: d.Now,
-		compliance: d.Compliance,
-		conns:      map[*conn]struct{}{},
+		compliance: d.Compliance, version: d.Version,
+		conns: map[*conn]struct{}{},
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wechat_relay_websocket_connections", Help: "Open console WebSocket connections.",
 		}),

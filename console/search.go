@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -299,7 +298,7 @@ func (x *exportJobs) run(job *exportJob, emp *Employee) {
 	}
 	path := f.Name()
 	man, err := export.Run(ctx, x.src, export.Request{
-		Query: job.Query, By: emp.ID + " (" + emp.Name + ", " + string(emp.Role) + ")", Version: buildVersion(), Now: x.h.now(),
+		Query: job.Query, By: emp.ID + " (" + emp.Name + ", " + string(emp.Role) + ")", Version: x.h.version, Now: x.h.now(),
 	}, export.NewZipSink(f), func(p export.Progress) {
 		job.mu.Lock()
 		job.progress = p
@@ -424,20 +423,4 @@ func newExportID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// buildVersion names the running binary for export manifests: the main
-// module's version and VCS revision, as the Go toolchain recorded them.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			v += " " + s.Value
-		}
-	}
-	return v
 }
