@@ -17,6 +17,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
+	"github.com/wechat-relay/wechat-relay/relay/verify"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
 )
@@ -31,7 +32,7 @@ const (
 
 // verifyArchive is the archive as verify reads it.
 type verifyArchive interface {
-	relay.VerifySource
+	verify.Source
 	relay.AuditStore
 	Close() error
 }
@@ -129,7 +130,7 @@ func parseCutoff(v string) (time.Time, error) {
 
 // verifyCommand runs `wechat-relay verify`: it recomputes every row hash,
 // Merkle root and seal chain from the archive the configuration names,
-// and reports what is missing, altered or inserted (relay.Verify).
+// and reports what is missing, altered or inserted (verify.Archive).
 //
 //	wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-max-problems N]
 //	                    [-public-key FILE]... [-allow-unsigned-before TIME]
@@ -143,7 +144,7 @@ func parseCutoff(v string) (time.Time, error) {
 // seals and records are only counted.
 //
 // Output goes to stdout, human-readable or, with -json, as one JSON
-// object (relay.VerifyReport plus the archive's name); progress lines go
+// object (verify.Report plus the archive's name); progress lines go
 // to stderr while a long run lasts. Exit code 0 only when everything
 // verifies, 1 when something does not, 2 for bad flags, 3 when the
 // archive cannot be read.
@@ -202,12 +203,12 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 
 	start := time.Now()
 	last := start
-	rep, err := relay.Verify(ctx, a, relay.VerifyOptions{
+	rep, err := verify.Archive(ctx, a, verify.Options{
 		Witnesses:           seals,
 		MaxProblems:         *maxProblems,
 		PublicKeys:          keys,
 		AllowUnsignedBefore: cutoff,
-		Progress: func(p relay.VerifyProgress) {
+		Progress: func(p verify.Progress) {
 			if now := time.Now(); now.Sub(last) >= 2*time.Second {
 				last = now
 				fmt.Fprintf(stderr, "verify: %d seals, %d rows checked, %d problems so far (%s)\n",
@@ -231,7 +232,7 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			Archive string `json:"archive"`
-			*relay.VerifyReport
+			*verify.Report
 			Audit *relay.AuditReport `json:"audit"`
 		}{name, rep, audit}); err != nil {
 			fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
@@ -250,7 +251,7 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 // printVerifyReport writes rep for people: the chains, the totals, the
 // conversations with problems, every listed problem, the witnesses, and
 // the verdict last.
-func printVerifyReport(w io.Writer, name string, rep *relay.VerifyReport, took time.Duration) {
+func printVerifyReport(w io.Writer, name string, rep *verify.Report, took time.Duration) {
 	fmt.Fprintf(w, "archive %s\n\n", name)
 	if len(rep.Chains) == 0 {
 		fmt.Fprintln(w, "no seals")

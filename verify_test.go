@@ -19,6 +19,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/verify"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/bus"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
@@ -35,7 +36,7 @@ import (
 // verifyReport is the -json output.
 type verifyReport struct {
 	Archive string `json:"archive"`
-	relay.VerifyReport
+	verify.Report
 	Audit *relay.AuditReport `json:"audit"`
 }
 
@@ -153,7 +154,7 @@ type tamperer interface {
 
 // verifyCatchesTampering is the part shared by both backends: a clean
 // archive verifies; then each kind of tampering is reported.
-func verifyCatchesTampering(t *testing.T, cfgPath string, conv relay.ConversationID, src relay.VerifySource, tm tamperer) {
+func verifyCatchesTampering(t *testing.T, cfgPath string, conv relay.ConversationID, src verify.Source, tm tamperer) {
 	code, rep := runVerify(t, cfgPath)
 	if code != 0 || !rep.OK {
 		t.Fatalf("clean archive: exit %d, problems %+v", code, rep.Problems)
@@ -166,7 +167,7 @@ func verifyCatchesTampering(t *testing.T, cfgPath string, conv relay.Conversatio
 		t.Fatalf("clean archive, text output: exit %d\n%s", code, out)
 	}
 
-	var msgChain relay.ChainReport
+	var msgChain verify.Chain
 	for _, c := range rep.Chains {
 		if c.Stream == relay.StreamMessages {
 			msgChain = c
@@ -303,7 +304,7 @@ func (r rowSet) events(keep func(*relay.DeliveryEvent) bool) []*relay.DeliveryEv
 }
 
 // storedRows reads every sealed row of conv.
-func storedRows(t *testing.T, src relay.VerifySource, conv relay.ConversationID) rowSet {
+func storedRows(t *testing.T, src verify.Source, conv relay.ConversationID) rowSet {
 	t.Helper()
 	var out rowSet
 	if err := src.ScanBatches(context.Background(), "", "\xff", func(r relay.StoredRow) error {
@@ -318,7 +319,7 @@ func storedRows(t *testing.T, src relay.VerifySource, conv relay.ConversationID)
 }
 
 // storedSeals reads the seals of one chain, in order.
-func storedSeals(t *testing.T, src relay.VerifySource, writer, stream string) []relay.Seal {
+func storedSeals(t *testing.T, src verify.Source, writer, stream string) []relay.Seal {
 	t.Helper()
 	var (
 		out   []relay.Seal
@@ -607,7 +608,7 @@ func TestVerifyAfterCrashBeforeSeal(t *testing.T) {
 			dataDir := t.TempDir()
 			var (
 				store   relay.Archive
-				src     relay.VerifySource
+				src     verify.Source
 				cfgPath string
 			)
 			switch backend {
@@ -794,7 +795,7 @@ func wantAudit(t *testing.T, rep verifyReport, kind relay.ProblemKind, id string
 // one, both, unsigned ones before and after the cut-off — and that a
 // chain's last seal, or the audit log's last record, rewritten with
 // recomputed hashes by someone without the key is caught.
-func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src relay.VerifySource, tm tamperer) {
+func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src verify.Source, tm tamperer) {
 	keys := t.TempDir()
 	private, public := makeSealKey(t, keys, "seal.key")
 	_, otherPublic := makeSealKey(t, keys, "other.key")

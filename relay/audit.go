@@ -259,7 +259,7 @@ type AuditReport struct {
 	Problems  []AuditProblem  `json:"problems"`
 	Witnesses []WitnessReport `json:"witnesses,omitempty"`
 	// Signatures sums up the records' signatures, as
-	// VerifyReport.Signatures does the seals' (counted per record).
+	// verify.Report.Signatures does the seals' (counted per record).
 	Signatures SignatureReport `json:"signatures"`
 }
 

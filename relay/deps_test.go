@@ -7,11 +7,11 @@ import (
 )
 
 // The domain stays free of transports and databases: relay, and the
-// read-only tools under it (relay/export), import none of the edges,
+// read-only tools under it (relay/export, relay/verify), import none of the edges,
 // directly or through anything else — only relay, the standard library
 // and maintained libraries, no database or transport drivers.
 func TestRelayImportsNoEdge(t *testing.T) {
-	for _, pkg := range []string{".", "./export"} {
+	for _, pkg := range []string{".", "./export", "./verify"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
 		if err != nil {
 			t.Fatalf("go list %s: %v", pkg, err)

@@ -32,12 +32,12 @@
 //     on archived messages (LexiconWatcher: hits archived, then alerted)
 //     and on sends (a blocking rule refuses before anything is archived);
 //     legal holds and the retention report. Nothing here deletes.
-//   - Tamper evidence (seal.go, sealer.go, verify.go): every archived row
-//     carries the hash of its content and the id of the seal of its batch;
-//     a batch is delivered only once its seal is stored; each writer's
+//   - Tamper evidence (seal.go, sealer.go): every archived row carries
+//     the hash of its content and the id of the seal of its batch; a
+//     batch is delivered only once its seal is stored; each writer's
 //     seals form a chain per stream; a batch a crash left unsealed is
-//     sealed from the archive when the writer starts again. Verify
-//     recomputes all of it. See docs/tamper-evidence.md.
+//     sealed from the archive when the writer starts again. The package
+//     relay/verify recomputes all of it. See docs/tamper-evidence.md.
 //   - The directory (directory.go, directory_changes.go, roles.go): who
 //     works here, in which role and team, serving which accounts. It
 //     starts from the configuration; admins' changes are checked, audited,

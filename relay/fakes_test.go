@@ -1,11 +1,9 @@
 package relay
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -171,52 +169,6 @@ func (a *memArchive) scanLocked(keep func(StoredRow) bool, fn func(StoredRow) er
 		}
 	}
 	return nil
-}
-
-// The memory archive is a VerifySource too.
-
-func (a *memArchive) Seals(_ context.Context, after *SealKey, limit int) ([]Seal, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	all := slices.Clone(a.seals)
-	slices.SortStableFunc(all, func(x, y Seal) int { return compareKeys(keyOf(x), keyOf(y)) })
-	var out []Seal
-	for _, s := range all {
-		if after != nil && compareKeys(keyOf(s), *after) <= 0 {
-			continue
-		}
-		if limit > 0 && len(out) == limit {
-			break
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-func compareKeys(x, y SealKey) int {
-	if c := strings.Compare(x.Writer, y.Writer); c != 0 {
-		return c
-	}
-	if c := strings.Compare(x.Stream, y.Stream); c != 0 {
-		return c
-	}
-	return cmp.Compare(x.Number, y.Number)
-}
-
-func (a *memArchive) ScanBatches(_ context.Context, from, to string, fn func(StoredRow) error) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.scanLocked(func(r StoredRow) bool { return r.BatchID() >= from && r.BatchID() <= to }, fn)
-}
-
-func (a *memArchive) ScanUnsealed(_ context.Context, fn func(StoredRow) error) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ids := map[string]bool{}
-	for _, s := range a.seals {
-		ids[s.ID] = true
-	}
-	return a.scanLocked(func(r StoredRow) bool { return !ids[r.BatchID()] }, fn)
 }
 
 // memEventLog stores delivery events among the memory archive's rows,

@@ -28,7 +28,7 @@ import (
 // a Seal naming every row of the batch (id, conversation, hash), the
 // Merkle root of their hashes, and the hash of the previous seal of the
 // same chain. `wechat-relay verify` recomputes all of it from the archive
-// (see Verify).
+// (package relay/verify).
 //
 // # Canonical encoding, version 1
 //
@@ -332,6 +332,26 @@ func (s Seal) ComputeHash() string {
 		e.str(l.Hash)
 	}
 	return e.sum()
+}
+
+// Flaw returns what is wrong inside s — its count, Merkle root or hash
+// does not match the rows it lists — or "" for an intact seal.
+func (s Seal) Flaw() string {
+	switch {
+	case s.Count != len(s.Leaves):
+		return fmt.Sprintf("its count %d is not the %d rows it lists", s.Count, len(s.Leaves))
+	case s.Root != MerkleRoot(s.leafHashes()):
+		return "its Merkle root does not match the rows it lists"
+	case s.Hash != s.ComputeHash():
+		return "its content does not match its hash"
+	}
+	return ""
+}
+
+// SealKey is a seal's place: its chain and number.
+type SealKey struct {
+	Writer, Stream string
+	Number         uint64
 }
 
 // leafHashes returns the hashes of s's leaves in order.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/verify"
 )
 
 // BenchmarkInsert measures one Insert (one batch, one INSERT) of 1, 100
@@ -50,7 +51,7 @@ func BenchmarkInsert(b *testing.B) {
 	}
 }
 
-// BenchmarkVerify measures `wechat-relay verify` (relay.Verify) over an
+// BenchmarkVerify measures `wechat-relay verify` (verify.Archive) over an
 // archive of WR_BENCH_VERIFY_ROWS messages (200000 by default) sealed in
 // batches of 500, as the pipeline writes them under load. ns/op is one
 // full verification; rows/s its throughput.
@@ -96,7 +97,7 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rep, err := relay.Verify(ctx, a, relay.VerifyOptions{})
+		rep, err := verify.Archive(ctx, a, verify.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

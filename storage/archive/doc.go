@@ -19,7 +19,7 @@
 //   - The tables messages, events, media (content-addressed by SHA-256),
 //     media_links and seals (since 0003: tamper evidence, relay/seal.go;
 //     messages and events carry hash and batch_id). It implements
-//     relay.VerifySource too: physical rows, copies included, for
+//     verify.Source too: physical rows, copies included, for
 //     `wechat-relay verify`. Config.ReadOnly opens an existing database
 //     without DDL, for readers that have SELECT only; Config.NoMigrate
 //     does the same for the relay itself (storage.clickhouse.migrate:

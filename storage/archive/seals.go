@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/verify"
 )
 
 // Tamper evidence (relay/seal.go): the seals table, and the reads that
@@ -18,7 +19,7 @@ import (
 // before merges, included — since verification must see what is stored,
 // not a collapsed view of it.
 
-var _ relay.VerifySource = (*Archive)(nil)
+var _ verify.Source = (*Archive)(nil)
 
 // sealColumns is the column list of every INSERT into and SELECT from
 // seals. key_id and signature (migration 0006) sign the seal's hash

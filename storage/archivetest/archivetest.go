@@ -74,6 +74,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/verify"
 )
 
 // Store is what the suite tests: an archive that also keeps media,
@@ -83,7 +84,7 @@ type Store interface {
 	relay.MediaStore
 	relay.EventLog
 	relay.Interactions
-	relay.VerifySource
+	verify.Source
 	// ArchivedIDs (relay.NoticeStore; LatestEvents is the EventLog's).
 	relay.NoticeStore
 }

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/verify"
 )
 
-// The cases of relay.SealStore and relay.VerifySource: the columns and
+// The cases of relay.SealStore and verify.Source: the columns and
 // the table tamper evidence needs (relay/seal.go).
 
 // stamp gives msgs the batch id and hash a sealing writer gives them,
@@ -416,7 +417,7 @@ func testVerifySealed(t *testing.T, s Store) {
 	insertSeal(t, s, seal("relay-1", relay.StreamEvents, 1, "", stampEvents(evs, relay.BatchID("relay-1", relay.StreamEvents, 1)), base))
 	appendEvents(t, s, evs...)
 
-	rep, err := relay.Verify(testCtx(t), s, relay.VerifyOptions{ChunkRows: 4, SealPage: 2})
+	rep, err := verify.Archive(testCtx(t), s, verify.Options{ChunkRows: 4, SealPage: 2})
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
@@ -429,7 +430,7 @@ func testVerifySealed(t *testing.T, s Store) {
 	forged.BatchID = relay.BatchID("relay-1", relay.StreamMessages, 2)
 	forged.Hash = relay.MessageHash(forged)
 	insert(t, s, forged)
-	rep, err = relay.Verify(testCtx(t), s, relay.VerifyOptions{})
+	rep, err = verify.Archive(testCtx(t), s, verify.Options{})
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/verify"
 )
 
 // Tamper evidence (relay/seal.go): the seals table, and the reads that
 // recovery and `wechat-relay verify` make of it and of the rows' batch
 // ids, through the batch_id indexes of migration 0003.
 
-var _ relay.VerifySource = (*Archive)(nil)
+var _ verify.Source = (*Archive)(nil)
 
 // sealColumns is the column list of every INSERT into and SELECT from
 // seals. key_id and signature (migration 0006) sign the seal's hash

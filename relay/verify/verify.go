@@ -1,4 +1,4 @@
-package relay
+package verify
 
 import (
 	"cmp"
@@ -8,13 +8,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-// VerifySource is the archive as Verify reads it. Every method returns
+// Source is the archive as Archive reads it. Every method returns
 // physical rows: the copies a replay leaves (ClickHouse keeps them until
-// its parts merge) included, so that Verify sees what is stored, not
+// its parts merge) included, so that Archive sees what is stored, not
 // what a collapsing read would show.
-type VerifySource interface {
+type Source interface {
 	// Seals returns stored seals that come after `after` in the order
 	// (writer, stream, number) — from the first for a nil after — in that
 	// order, stored copies of one seal one after another. A page holds
@@ -22,27 +24,23 @@ type VerifySource interface {
 	// numbers at a time), and so is a page that ends in the middle of
 	// the copies of its last seal when it holds limit or more (limit <= 0:
 	// no bound); an empty page means there are no more.
-	Seals(ctx context.Context, after *SealKey, limit int) ([]Seal, error)
+	Seals(ctx context.Context, after *relay.SealKey, limit int) ([]relay.Seal, error)
 	// ScanBatches calls fn for every stored row (messages and events)
 	// whose batch id b has from <= b <= to in byte order. An error from
 	// fn ends the scan and is returned.
-	ScanBatches(ctx context.Context, from, to string, fn func(StoredRow) error) error
+	ScanBatches(ctx context.Context, from, to string, fn func(relay.StoredRow) error) error
 	// ScanUnsealed calls fn for every stored row whose batch id is not
 	// the id of any stored seal (the empty batch id included).
-	ScanUnsealed(ctx context.Context, fn func(StoredRow) error) error
+	ScanUnsealed(ctx context.Context, fn func(relay.StoredRow) error) error
 }
 
-// SealKey is a seal's place: its chain and number.
-type SealKey struct {
-	Writer, Stream string
-	Number         uint64
+func keyOf(s relay.Seal) relay.SealKey {
+	return relay.SealKey{Writer: s.Writer, Stream: s.Stream, Number: s.Number}
 }
 
-func keyOf(s Seal) SealKey { return SealKey{s.Writer, s.Stream, s.Number} }
-
-// VerifyOptions tune Verify. The zero value of each field selects the
+// Options tune Archive. The zero value of each field selects the
 // default in its comment.
-type VerifyOptions struct {
+type Options struct {
 	// Witnesses are seal hashes an outside witness kept (from the
 	// "archive seal" log lines); each must be found, intact.
 	Witnesses []string
@@ -54,8 +52,8 @@ type VerifyOptions struct {
 	// MaxProblems bounds the problems listed; all are counted (10000).
 	MaxProblems int
 	// Progress, if set, is called after each chunk.
-	Progress func(VerifyProgress)
-	// PublicKeys, if any, are the writers' seal keys (seal_sign.go):
+	Progress func(Progress)
+	// PublicKeys, if any, are the writers' seal keys (relay/seal_sign.go):
 	// every seal must then carry a signature that one of them verifies.
 	PublicKeys []ed25519.PublicKey
 	// AllowUnsignedBefore, with PublicKeys, accepts an unsigned seal made
@@ -66,7 +64,7 @@ type VerifyOptions struct {
 	AllowUnsignedBefore time.Time
 }
 
-func (o VerifyOptions) withDefaults() VerifyOptions {
+func (o Options) withDefaults() Options {
 	if o.ChunkRows <= 0 {
 		o.ChunkRows = 100000
 	}
@@ -83,7 +81,7 @@ func (o VerifyOptions) withDefaults() VerifyOptions {
 // the seals; beyond it they are counted without their ids.
 const maxOrphans = 1_000_000
 
-// Verify recomputes every hash, Merkle root and chain link from the
+// Archive recomputes every hash, Merkle root and chain link from the
 // archive and reports every row that is missing, altered or inserted,
 // and every seal that is altered, missing or out of its chain.
 //
@@ -95,21 +93,21 @@ const maxOrphans = 1_000_000
 //
 // An error means the archive could not be read; problems found are in
 // the report, not errors.
-func Verify(ctx context.Context, src VerifySource, opt VerifyOptions) (*VerifyReport, error) {
+func Archive(ctx context.Context, src Source, opt Options) (*Report, error) {
 	v := &verifier{
 		ctx: ctx, src: src, opt: opt.withDefaults(),
-		rep:       &VerifyReport{Counts: map[ProblemKind]int{}},
-		convs:     map[ConversationID]*ConvReport{},
+		rep:       &Report{Counts: map[relay.ProblemKind]int{}},
+		convs:     map[relay.ConversationID]*Conversation{},
 		orphans:   map[string]*orphanBatch{},
 		chains:    map[chainKey]*chainState{},
-		witnesses: map[string]*WitnessReport{},
+		witnesses: map[string]*relay.WitnessReport{},
 	}
 	if len(opt.PublicKeys) > 0 {
 		v.keys = map[string]ed25519.PublicKey{}
 		sr := &v.rep.Signatures
 		sr.Checked = true
 		for _, k := range opt.PublicKeys {
-			id := SealKeyID(k)
+			id := relay.SealKeyID(k)
 			if _, dup := v.keys[id]; !dup {
 				v.keys[id] = k
 				sr.Keys = append(sr.Keys, id)
@@ -123,7 +121,7 @@ func Verify(ctx context.Context, src VerifySource, opt VerifyOptions) (*VerifyRe
 	for _, h := range opt.Witnesses {
 		h = strings.ToLower(strings.TrimSpace(h))
 		if h != "" && v.witnesses[h] == nil {
-			v.witnesses[h] = &WitnessReport{Hash: h}
+			v.witnesses[h] = &relay.WitnessReport{Hash: h}
 		}
 	}
 	// Unsealed rows first: a batch whose seal is written after this scan
@@ -137,7 +135,7 @@ func Verify(ctx context.Context, src VerifySource, opt VerifyOptions) (*VerifyRe
 	// Rows found unsealed whose seal came after its chain was read:
 	// read those chains on.
 	for _, ck := range v.lateChains() {
-		after := SealKey{Writer: ck.writer, Stream: ck.stream}
+		after := relay.SealKey{Writer: ck.writer, Stream: ck.stream}
 		if cs := v.chains[ck]; cs != nil {
 			after.Number = cs.last
 		}
@@ -153,7 +151,7 @@ type chainKey struct{ writer, stream string }
 
 // chainState is a chain as read so far.
 type chainState struct {
-	report   *ChainReport
+	report   *Chain
 	last     uint64 // number of the last seal read
 	lastHash string // its stored hash
 	signed   bool   // a signed seal was read: every later one must be signed
@@ -168,16 +166,16 @@ type orphanBatch struct {
 
 type verifier struct {
 	ctx context.Context
-	src VerifySource
-	opt VerifyOptions
-	rep *VerifyReport
+	src Source
+	opt Options
+	rep *Report
 
-	convs     map[ConversationID]*ConvReport
+	convs     map[relay.ConversationID]*Conversation
 	orphans   map[string]*orphanBatch
 	nOrphans  int
 	chains    map[chainKey]*chainState
 	order     []chainKey
-	witnesses map[string]*WitnessReport
+	witnesses map[string]*relay.WitnessReport
 	keys      map[string]ed25519.PublicKey // by key id; nil: signatures are not checked
 
 	cur   *chainState
@@ -195,8 +193,8 @@ type chunk struct {
 
 // sealCheck is one seal and the rows found under its id.
 type sealCheck struct {
-	seal   Seal
-	leaves map[string]Leaf
+	seal   relay.Seal
+	leaves map[string]relay.Leaf
 	rows   map[string]*rowCheck // by id
 	order  []string             // ids in the order first seen
 }
@@ -204,7 +202,7 @@ type sealCheck struct {
 // rowCheck is what was found of one id in a batch.
 type rowCheck struct {
 	table     string
-	conv      ConversationID
+	conv      relay.ConversationID
 	hash      string // computed from the first copy
 	conflict  bool   // another copy has other content
 	badColumn bool   // a copy's hash column differs from its content
@@ -220,21 +218,21 @@ func (v *verifier) problem(p Problem) {
 	}
 	c := v.convs[p.Conv]
 	if c == nil {
-		c = &ConvReport{Conv: p.Conv}
+		c = &Conversation{Conv: p.Conv}
 		v.convs[p.Conv] = c
 	}
 	switch p.Kind {
-	case ProblemMissing:
+	case relay.ProblemMissing:
 		c.Missing++
-	case ProblemAltered:
+	case relay.ProblemAltered:
 		c.Altered++
-	case ProblemInserted:
+	case relay.ProblemInserted:
 		c.Inserted++
 	}
 }
 
 // orphan keeps an unsealed row until the seals are read.
-func (v *verifier) orphan(r StoredRow) error {
+func (v *verifier) orphan(r relay.StoredRow) error {
 	b := r.BatchID()
 	o := v.orphans[b]
 	if o == nil {
@@ -255,13 +253,13 @@ func (v *verifier) orphan(r StoredRow) error {
 	if b == "" {
 		detail = "no seal covers it: it has no batch id"
 	}
-	o.rows = append(o.rows, Problem{Kind: ProblemInserted, Table: r.Table(), ID: r.ID(), Conv: r.Conv(), Batch: b, Detail: detail})
+	o.rows = append(o.rows, Problem{Kind: relay.ProblemInserted, Table: r.Table(), ID: r.ID(), Conv: r.Conv(), Batch: b, Detail: detail})
 	return nil
 }
 
 // readSeals reads seals after `after` (all, for nil), only of chain
 // `only` if it is set, checking each chain and each chunk's rows.
-func (v *verifier) readSeals(after *SealKey, only *chainKey) error {
+func (v *verifier) readSeals(after *relay.SealKey, only *chainKey) error {
 	limit := v.opt.SealPage
 	for {
 		page, err := v.src.Seals(v.ctx, after, limit)
@@ -313,7 +311,7 @@ func (v *verifier) readSeals(after *SealKey, only *chainKey) error {
 
 // addSeal checks one seal (all its stored copies) against its chain and
 // adds it to the current chunk.
-func (v *verifier) addSeal(copies []Seal) error {
+func (v *verifier) addSeal(copies []relay.Seal) error {
 	s := copies[0]
 	ck := chainKey{s.Writer, s.Stream}
 	cs := v.chains[ck]
@@ -323,7 +321,7 @@ func (v *verifier) addSeal(copies []Seal) error {
 		}
 	}
 	if cs == nil {
-		cs = &chainState{report: &ChainReport{Writer: s.Writer, Stream: s.Stream, First: s.Number}}
+		cs = &chainState{report: &Chain{Writer: s.Writer, Stream: s.Stream, First: s.Number}}
 		v.chains[ck] = cs
 		v.order = append(v.order, ck)
 	}
@@ -331,20 +329,20 @@ func (v *verifier) addSeal(copies []Seal) error {
 
 	// Copies: identical ones are a retried insert; different ones are
 	// two seals claiming one place.
-	distinct := []Seal{s}
+	distinct := []relay.Seal{s}
 	for _, c := range copies[1:] {
-		if !slices.ContainsFunc(distinct, func(d Seal) bool { return sameSeal(c, d) }) {
+		if !slices.ContainsFunc(distinct, func(d relay.Seal) bool { return sameSeal(c, d) }) {
 			distinct = append(distinct, c)
 		}
 	}
 	if len(distinct) > 1 {
-		v.problem(Problem{Kind: ProblemSealAltered, Table: "seals", ID: s.ID,
+		v.problem(Problem{Kind: relay.ProblemSealAltered, Table: "seals", ID: s.ID,
 			Detail: fmt.Sprintf("%d different seals stored as number %d of %s/%s", len(distinct), s.Number, s.Writer, s.Stream)})
 		// Go on with the one that fits: intact and linked to the chain
 		// (and, when keys are given, validly signed, if one is).
-		fits := func(d Seal) bool { return sealIntact(d) == "" && (cs.last == 0 || d.Prev == cs.lastHash) }
-		if i := slices.IndexFunc(distinct, func(d Seal) bool {
-			return fits(d) && v.keys != nil && CheckSealSignature(d, v.keys) == SignatureValid
+		fits := func(d relay.Seal) bool { return d.Flaw() == "" && (cs.last == 0 || d.Prev == cs.lastHash) }
+		if i := slices.IndexFunc(distinct, func(d relay.Seal) bool {
+			return fits(d) && v.keys != nil && relay.CheckSealSignature(d, v.keys) == relay.SignatureValid
 		}); i >= 0 {
 			s = distinct[i]
 		} else if i := slices.IndexFunc(distinct, fits); i >= 0 {
@@ -352,34 +350,34 @@ func (v *verifier) addSeal(copies []Seal) error {
 		}
 	}
 
-	if why := sealIntact(s); why != "" {
-		v.problem(Problem{Kind: ProblemSealAltered, Table: "seals", ID: s.ID, Detail: why})
+	if why := s.Flaw(); why != "" {
+		v.problem(Problem{Kind: relay.ProblemSealAltered, Table: "seals", ID: s.ID, Detail: why})
 	}
-	want := BatchID(s.Writer, s.Stream, s.Number)
+	want := relay.BatchID(s.Writer, s.Stream, s.Number)
 	if s.ID != want {
-		v.problem(Problem{Kind: ProblemSealAltered, Table: "seals", ID: s.ID,
+		v.problem(Problem{Kind: relay.ProblemSealAltered, Table: "seals", ID: s.ID,
 			Detail: fmt.Sprintf("its id does not match its place in the chain (%s)", want)})
 	}
 	switch {
 	case cs.last == 0 && s.Number > 1:
-		v.problem(Problem{Kind: ProblemSealMissing, Table: "seals", ID: BatchID(s.Writer, s.Stream, 1),
+		v.problem(Problem{Kind: relay.ProblemSealMissing, Table: "seals", ID: relay.BatchID(s.Writer, s.Stream, 1),
 			Detail: fmt.Sprintf("the chain %s/%s starts at seal %d: seals 1 to %d are missing", s.Writer, s.Stream, s.Number, s.Number-1)})
 	case cs.last == 0 && s.Prev != "":
-		v.problem(Problem{Kind: ProblemChainBroken, Table: "seals", ID: s.ID,
+		v.problem(Problem{Kind: relay.ProblemChainBroken, Table: "seals", ID: s.ID,
 			Detail: "the first seal of the chain names a previous seal"})
 	case cs.last != 0 && s.Number > cs.last+1:
 		what := fmt.Sprintf("seal %d", cs.last+1)
 		if s.Number > cs.last+2 {
 			what = fmt.Sprintf("seals %d to %d", cs.last+1, s.Number-1)
 		}
-		v.problem(Problem{Kind: ProblemSealMissing, Table: "seals", ID: BatchID(s.Writer, s.Stream, cs.last+1),
+		v.problem(Problem{Kind: relay.ProblemSealMissing, Table: "seals", ID: relay.BatchID(s.Writer, s.Stream, cs.last+1),
 			Detail: fmt.Sprintf("%s of %s/%s missing between %d and %d", what, s.Writer, s.Stream, cs.last, s.Number)})
 	case cs.last != 0 && s.Prev != cs.lastHash:
-		v.problem(Problem{Kind: ProblemChainBroken, Table: "seals", ID: s.ID,
+		v.problem(Problem{Kind: relay.ProblemChainBroken, Table: "seals", ID: s.ID,
 			Detail: fmt.Sprintf("its prev %s is not the hash %s of seal %d: seal %d was rewritten or replaced, and the rows it lists are unproven",
 				short(s.Prev), short(cs.lastHash), cs.last, cs.last)})
 	}
-	if w := v.witnesses[strings.ToLower(s.Hash)]; w != nil && sealIntact(s) == "" {
+	if w := v.witnesses[strings.ToLower(s.Hash)]; w != nil && s.Flaw() == "" {
 		w.Found, w.Seal = true, s.ID
 	}
 	v.checkSignature(cs, s)
@@ -403,7 +401,7 @@ func (v *verifier) addSeal(copies []Seal) error {
 	if _, dup := v.chunk.seals[s.ID]; dup {
 		return nil // an id used twice (reported above): its rows are checked once
 	}
-	sc := &sealCheck{seal: s, leaves: make(map[string]Leaf, len(s.Leaves)), rows: map[string]*rowCheck{}}
+	sc := &sealCheck{seal: s, leaves: make(map[string]relay.Leaf, len(s.Leaves)), rows: map[string]*rowCheck{}}
 	for _, l := range s.Leaves {
 		sc.leaves[l.ID] = l
 	}
@@ -420,7 +418,7 @@ func (v *verifier) addSeal(copies []Seal) error {
 // sameSeal reports whether two stored copies of a seal are identical,
 // signature included (Ed25519 signs deterministically: a seal stored
 // again carries the same one).
-func sameSeal(a, b Seal) bool {
+func sameSeal(a, b relay.Seal) bool {
 	return a.ID == b.ID && a.Hash == b.Hash && a.ComputeHash() == b.ComputeHash() &&
 		a.KeyID == b.KeyID && a.Signature == b.Signature
 }
@@ -428,7 +426,7 @@ func sameSeal(a, b Seal) bool {
 // checkSignature counts s's signature and, when keys are given, checks
 // it: a bad one, one by an unknown key, and a missing one that
 // AllowUnsignedBefore does not cover are problems.
-func (v *verifier) checkSignature(cs *chainState, s Seal) {
+func (v *verifier) checkSignature(cs *chainState, s relay.Seal) {
 	sr := &v.rep.Signatures
 	signed := s.KeyID != "" || s.Signature != ""
 	after := cs.signed
@@ -449,21 +447,21 @@ func (v *verifier) checkSignature(cs *chainState, s Seal) {
 	}
 	place := fmt.Sprintf("seal %d of writer %s, stream %s", s.Number, s.Writer, s.Stream)
 	p := Problem{Table: "seals", ID: s.ID}
-	switch CheckSealSignature(s, v.keys) {
-	case SignatureValid:
+	switch relay.CheckSealSignature(s, v.keys) {
+	case relay.SignatureValid:
 		sr.Valid++
 		return
-	case SignatureBad:
+	case relay.SignatureBad:
 		sr.Bad++
-		p.Kind, p.Detail = ProblemBadSignature, fmt.Sprintf("%s: its signature by key %s does not verify: the seal was written or rewritten without that key", place, s.KeyID)
-	case SignatureUnknownKey:
+		p.Kind, p.Detail = relay.ProblemBadSignature, fmt.Sprintf("%s: its signature by key %s does not verify: the seal was written or rewritten without that key", place, s.KeyID)
+	case relay.SignatureUnknownKey:
 		sr.UnknownKey++
 		key := s.KeyID
 		if key == "" {
 			key = `""`
 		}
-		p.Kind, p.Detail = ProblemUnknownKey, fmt.Sprintf("%s: signed by key %s, which is not among the public keys given", place, key)
-	case SignatureUnsigned:
+		p.Kind, p.Detail = relay.ProblemUnknownKey, fmt.Sprintf("%s: signed by key %s, which is not among the public keys given", place, key)
+	case relay.SignatureUnsigned:
 		cut := v.opt.AllowUnsignedBefore
 		switch {
 		case !cut.IsZero() && s.At.Before(cut) && !after:
@@ -477,22 +475,9 @@ func (v *verifier) checkSignature(cs *chainState, s Seal) {
 			p.Detail = fmt.Sprintf("%s: not signed (seals written before signing was turned on: -allow-unsigned-before TIME)", place)
 		}
 		sr.UnsignedRefused++
-		p.Kind = ProblemUnsigned
+		p.Kind = relay.ProblemUnsigned
 	}
 	v.problem(p)
-}
-
-// sealIntact returns what is wrong inside s, or "".
-func sealIntact(s Seal) string {
-	switch {
-	case s.Count != len(s.Leaves):
-		return fmt.Sprintf("its count %d is not the %d rows it lists", s.Count, len(s.Leaves))
-	case s.Root != MerkleRoot(s.leafHashes()):
-		return "its Merkle root does not match the rows it lists"
-	case s.Hash != s.ComputeHash():
-		return "its content does not match its hash"
-	}
-	return ""
 }
 
 func short(h string) string {
@@ -512,7 +497,7 @@ func (v *verifier) flush() error {
 		return nil
 	}
 	v.chunk = nil
-	err := v.src.ScanBatches(v.ctx, c.from, c.to, func(r StoredRow) error {
+	err := v.src.ScanBatches(v.ctx, c.from, c.to, func(r relay.StoredRow) error {
 		sc := c.seals[r.BatchID()]
 		if sc == nil {
 			return nil // another chunk's, or unsealed (reported by ScanUnsealed)
@@ -545,7 +530,7 @@ func (v *verifier) flush() error {
 		v.checkBatch(c.seals[id])
 	}
 	if v.opt.Progress != nil {
-		v.opt.Progress(VerifyProgress{Seals: v.rep.Seals, Rows: v.rows, Problems: v.problems()})
+		v.opt.Progress(Progress{Seals: v.rep.Seals, Rows: v.rows, Problems: v.problems()})
 	}
 	return nil
 }
@@ -567,17 +552,17 @@ func (v *verifier) checkBatch(sc *sealCheck) {
 		leaf, listed := sc.leaves[id]
 		switch {
 		case rc.table != s.Stream:
-			p.Kind, p.Detail = ProblemInserted, fmt.Sprintf("a row of %s in a batch of %s", rc.table, s.Stream)
+			p.Kind, p.Detail = relay.ProblemInserted, fmt.Sprintf("a row of %s in a batch of %s", rc.table, s.Stream)
 		case !listed:
-			p.Kind, p.Detail = ProblemInserted, "its batch's seal does not list it"
+			p.Kind, p.Detail = relay.ProblemInserted, "its batch's seal does not list it"
 		case rc.conflict:
-			p.Kind, p.Detail = ProblemAltered, "stored copies of it differ"
+			p.Kind, p.Detail = relay.ProblemAltered, "stored copies of it differ"
 		case rc.hash != leaf.Hash:
-			p.Kind, p.Detail = ProblemAltered, fmt.Sprintf("its content hashes to %s, its seal recorded %s", short(rc.hash), short(leaf.Hash))
+			p.Kind, p.Detail = relay.ProblemAltered, fmt.Sprintf("its content hashes to %s, its seal recorded %s", short(rc.hash), short(leaf.Hash))
 		case rc.badColumn:
-			p.Kind, p.Detail = ProblemAltered, "its hash column does not match its content"
+			p.Kind, p.Detail = relay.ProblemAltered, "its hash column does not match its content"
 		default:
-			if rc.table == StreamMessages {
+			if rc.table == relay.StreamMessages {
 				v.rep.Messages++
 			} else {
 				v.rep.Events++
@@ -588,7 +573,7 @@ func (v *verifier) checkBatch(sc *sealCheck) {
 	}
 	for _, l := range s.Leaves {
 		if _, found := sc.rows[l.ID]; !found {
-			v.problem(Problem{Kind: ProblemMissing, Table: s.Stream, ID: l.ID, Conv: l.Conv, Batch: s.ID,
+			v.problem(Problem{Kind: relay.ProblemMissing, Table: s.Stream, ID: l.ID, Conv: l.Conv, Batch: s.ID,
 				Detail: "its seal lists it, the archive does not have it"})
 		}
 	}
@@ -601,7 +586,7 @@ func (v *verifier) lateChains() []chainKey {
 	var out []chainKey
 	seen := map[chainKey]bool{}
 	for b := range v.orphans {
-		w, s, n, ok := ParseBatchID(b)
+		w, s, n, ok := relay.ParseBatchID(b)
 		ck := chainKey{w, s}
 		if !ok || seen[ck] {
 			continue
@@ -627,7 +612,7 @@ func (v *verifier) finish() {
 	for _, b := range batches {
 		o := v.orphans[b]
 		next := ""
-		if w, s, n, ok := ParseBatchID(b); ok {
+		if w, s, n, ok := relay.ParseBatchID(b); ok {
 			if cs := v.chains[chainKey{w, s}]; (cs == nil && n == 1) || (cs != nil && n == cs.last+1) {
 				next = fmt.Sprintf(" (the next batch of writer %s: a crash before its seal was written leaves this until that writer starts again)", w)
 			}
@@ -637,7 +622,7 @@ func (v *verifier) finish() {
 			v.problem(p)
 		}
 		for range o.extra {
-			v.problem(Problem{Kind: ProblemInserted, Batch: b, Detail: "no seal covers it (one of many: not listed)"})
+			v.problem(Problem{Kind: relay.ProblemInserted, Batch: b, Detail: "no seal covers it (one of many: not listed)"})
 		}
 	}
 	for _, ck := range v.order {
@@ -652,13 +637,13 @@ func (v *verifier) finish() {
 		w := v.witnesses[h]
 		v.rep.Witnesses = append(v.rep.Witnesses, *w)
 		if !w.Found {
-			v.problem(Problem{Kind: ProblemWitnessMissing, Table: "seals", ID: h,
+			v.problem(Problem{Kind: relay.ProblemWitnessMissing, Table: "seals", ID: h,
 				Detail: "a witnessed seal is not in the archive, or not intact"})
 		}
 	}
 	for _, c := range v.convs {
 		v.rep.Conversations = append(v.rep.Conversations, *c)
 	}
-	slices.SortFunc(v.rep.Conversations, func(a, b ConvReport) int { return cmp.Compare(a.Conv, b.Conv) })
+	slices.SortFunc(v.rep.Conversations, func(a, b Conversation) int { return cmp.Compare(a.Conv, b.Conv) })
 	v.rep.OK = v.problems() == 0
 }
