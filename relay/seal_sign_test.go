@@ -13,33 +13,39 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 )
 
-// A key written by `openssl genpkey -algorithm ed25519`, its public key
-// (`openssl pkey -pubout`), and what openssl says about both: the key id
+// A key written by `openssl genpkey -algorithm ed25519`
+// (testdata/seal-openssl.key), its public key (`openssl pkey -pubout`,
+// testdata/seal-openssl.pub), another public key (testdata/seal-other.pub),
+// and what openssl says about them: the key id
 // computed as docs/tamper-evidence.md says (openssl pkey -pubin -outform
 // DER | tail -c 32 | sha256sum | cut -c1-16), and the signature of the
 // test-vector seal that `openssl pkeyutl -sign -rawin` makes (Ed25519 is
 // deterministic) and `openssl pkeyutl -verify` accepts.
 const (
-	opensslPrivate = `-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEIHX1ZMk5qMdQwjRVtZBf6ByxdvstOgJWxgKhYoFRoliT
------END PRIVATE KEY-----
-`
-	opensslPublic = `-----BEGIN PUBLIC KEY-----
-MCowBQYDK2VwAyEAhIvCjHs95q8AdUJaUKZ/k9Z74Qx4YVAklUagCpHzKGE=
------END PUBLIC KEY-----
-`
-	otherPublic = `-----BEGIN PUBLIC KEY-----
-MCowBQYDK2VwAyEA3K5ksTSUimeQnCICUYGhkWtHA8NtFCIEPyIQOizL5ok=
------END PUBLIC KEY-----
-`
 	opensslKeyID = "cd8ecc8115bdf2a9"
 	// The signature of the test vectors' seal (vectorSealHash, seal_test.go).
 	vectorSealSig = "9oLq6HzYtZoOS+ePl/McEt09g0Fr+l8w2U6x2emkcrUZ1JD0OgvcoAvPsTJZsP1utMzg7WInIMRZkXDww4ohCw=="
 )
+
+var (
+	opensslPrivate = readTestdata("testdata/seal-openssl.key")
+	opensslPublic  = readTestdata("testdata/seal-openssl.pub")
+	otherPublic    = readTestdata("testdata/seal-other.pub")
+)
+
+// readTestdata returns a file of the test data, which must be there.
+func readTestdata(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 func opensslSigner(t *testing.T) *SealSigner {
 	t.Helper()

@@ -18,24 +18,25 @@ import (
 	"github.com/wechat-relay/wechat-relay/relay/verify"
 )
 
-// Keys from relay's seal_sign_test.go: a key written by `openssl genpkey
-// -algorithm ed25519`, its public key, another public key, and the
-// first one's key id as openssl computes it.
-const (
-	opensslPrivate = `-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEIHX1ZMk5qMdQwjRVtZBf6ByxdvstOgJWxgKhYoFRoliT
------END PRIVATE KEY-----
-`
-	opensslPublic = `-----BEGIN PUBLIC KEY-----
-MCowBQYDK2VwAyEAhIvCjHs95q8AdUJaUKZ/k9Z74Qx4YVAklUagCpHzKGE=
------END PUBLIC KEY-----
-`
-	otherPublic = `-----BEGIN PUBLIC KEY-----
-MCowBQYDK2VwAyEA3K5ksTSUimeQnCICUYGhkWtHA8NtFCIEPyIQOizL5ok=
------END PUBLIC KEY-----
-`
-	opensslKeyID = "cd8ecc8115bdf2a9"
+// Keys from relay's test data (relay/seal_sign_test.go says what they
+// are): a key written by openssl, its public key, another public key, and
+// the first one's key id as openssl computes it.
+var (
+	opensslPrivate = readTestdata("../testdata/seal-openssl.key")
+	opensslPublic  = readTestdata("../testdata/seal-openssl.pub")
+	otherPublic    = readTestdata("../testdata/seal-other.pub")
 )
+
+const opensslKeyID = "cd8ecc8115bdf2a9"
+
+// readTestdata returns a file of the test data, which must be there.
+func readTestdata(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 func opensslSigner(t *testing.T) *relay.SealSigner {
 	t.Helper()
