@@ -22,16 +22,21 @@ services_start
 out=$(mktemp)
 go test -run '^$' -bench 'BenchmarkCallback' -benchtime "${BENCHTIME:-3s}" -count 1 . | tee "$out"
 go test -run '^$' -bench . -benchtime "${BENCHTIME_STORAGE:-2000x}" -count 1 ./storage/spool/ | tee -a "$out"
+go test -run '^$' -bench 'BenchmarkRedisPublish' -benchtime "${BENCHTIME_BUS:-200x}" -count 1 ./storage/bus/ | tee -a "$out"
 awk '
 /^BenchmarkCallback\/baseline/ {base=$3}
 /^BenchmarkCallback\/durable/  {dur=$3}
 /^BenchmarkAppendSerial/       {ser=$3}
 /^BenchmarkAppendParallel/     {par=$3}
+/^BenchmarkRedisPublish\/one-by-one/ {one=$3}
+/^BenchmarkRedisPublish\/batch/      {bat=$3}
 END {
 	if (base > 0 && dur > 0)
 		printf "\ncallbacks: the durable path costs %.1fx the gateway alone (%d vs %d ns/op)\n", dur/base, dur, base
 	if (ser > 0 && par > 0)
 		printf "spool: group commit makes parallel appends %.1fx cheaper than serial ones\n", ser/par
+	if (one > 0 && bat > 0)
+		printf "bus: publishing a writer batch of 500 in one pipelined round trip is %.1fx faster than one PUBLISH each\n", one/bat
 }' "$out"
 rm -f "$out"
 

@@ -23,6 +23,14 @@ type Event struct {
 	Status   *DeliveryEvent `json:"status,omitempty"`
 }
 
+// BatchPublisher is a Bus that can publish many events, in order, in one
+// round trip (Redis pipelining). The archive writer uses it, when the bus
+// has it, to publish a whole batch at once instead of one call per
+// message.
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, events []Event) error
+}
+
 // Bus fans events out to every relay instance's console.
 type Bus interface {
 	Publish(ctx context.Context, e Event) error

@@ -386,17 +386,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	deliver = mergeBySeq(deliver, fresh)
 	pub, cancelPub := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelPub()
-	for i := range deliver {
-		if !p.publish(pub, deliver[i]) {
-			// The bus is down: the rest would fail too. Consoles catch
-			// up from the archive.
-			if rest := len(deliver) - i - 1; rest > 0 {
-				p.d.Metrics.delivered.WithLabelValues("failed").Add(float64(rest))
-				p.log.Warn("bus unavailable: the rest of the batch is not published; consoles catch up from the archive", "skipped", rest)
-			}
-			break
-		}
-	}
+	p.publishAll(pub, deliver)
 	done, cancelDone := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelDone()
 	if err := p.retry(done, "marking spool records done", func() error {
@@ -511,28 +501,68 @@ func (p *Pipeline) reserve(ctx context.Context, conv ConversationID, n int) (uin
 	return p.d.Sequencer.Next(ctx, conv, n)
 }
 
+// publishAll announces the archived messages of a batch, in order: in
+// one round trip when the bus can (BatchPublisher), else one by one. Once
+// a publication fails every attempt the bus is down, and the rest is not
+// tried: consoles catch up from the archive.
+func (p *Pipeline) publishAll(ctx context.Context, msgs []Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	if bp, ok := p.d.Bus.(BatchPublisher); ok {
+		events := make([]Event, len(msgs))
+		for i := range msgs {
+			events[i] = Event{Type: EventMessage, Conv: msgs[i].Conv, Employee: msgs[i].Employee, Message: &msgs[i]}
+		}
+		err := p.attempts(ctx, func() error { return bp.PublishBatch(ctx, events) })
+		if err != nil {
+			p.d.Metrics.delivered.WithLabelValues("failed").Add(float64(len(msgs)))
+			p.log.Error("publishing an archived batch failed; consoles will catch up from the archive",
+				"messages", len(msgs), "err", err)
+			return
+		}
+		p.d.Metrics.delivered.WithLabelValues("published").Add(float64(len(msgs)))
+		return
+	}
+	for i := range msgs {
+		if !p.publish(ctx, msgs[i]) {
+			if rest := len(msgs) - i - 1; rest > 0 {
+				p.d.Metrics.delivered.WithLabelValues("failed").Add(float64(rest))
+				p.log.Warn("bus unavailable: the rest of the batch is not published; consoles catch up from the archive", "skipped", rest)
+			}
+			return
+		}
+	}
+}
+
+// attempts calls f up to PublishAttempts times, backing off between
+// tries, and returns its last error.
+func (p *Pipeline) attempts(ctx context.Context, f func() error) error {
+	wait := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || attempt >= p.cfg.PublishAttempts || ctx.Err() != nil {
+			return err
+		}
+		if sleep(ctx, wait) != nil {
+			return err
+		}
+		wait = min(2*wait, p.cfg.RetryMax)
+	}
+}
+
 // publish announces an archived message, retrying a few times. It
 // reports whether the message was published.
 func (p *Pipeline) publish(ctx context.Context, m Message) bool {
 	e := Event{Type: EventMessage, Conv: m.Conv, Employee: m.Employee, Message: &m}
-	wait := p.cfg.RetryMin
-	for attempt := 1; ; attempt++ {
-		err := p.d.Bus.Publish(ctx, e)
-		if err == nil {
-			p.d.Metrics.delivered.WithLabelValues("published").Inc()
-			return true
-		}
-		if attempt >= p.cfg.PublishAttempts || ctx.Err() != nil {
-			p.d.Metrics.delivered.WithLabelValues("failed").Inc()
-			p.log.Error("publishing archived message failed; consoles will catch up from the archive",
-				"msg_id", m.ID, "conv", m.Conv, "seq", m.Seq, "err", err)
-			return false
-		}
-		if sleep(ctx, wait) != nil {
-			return false
-		}
-		wait = min(2*wait, p.cfg.RetryMax)
+	if err := p.attempts(ctx, func() error { return p.d.Bus.Publish(ctx, e) }); err != nil {
+		p.d.Metrics.delivered.WithLabelValues("failed").Inc()
+		p.log.Error("publishing archived message failed; consoles will catch up from the archive",
+			"msg_id", m.ID, "conv", m.Conv, "seq", m.Seq, "err", err)
+		return false
 	}
+	p.d.Metrics.delivered.WithLabelValues("published").Inc()
+	return true
 }
 
 // retry calls f until it succeeds or ctx is done, backing off

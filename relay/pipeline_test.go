@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 type harness struct {
@@ -325,5 +327,82 @@ func TestPipelineKeepsArchivingWithTheBusDown(t *testing.T) {
 	}
 	if p.Running() != nil {
 		t.Fatal("the writer is not running")
+	}
+}
+
+// batchBus publishes whole batches, as the Redis bus does; down refuses
+// them all.
+type batchBus struct {
+	*memBus
+	mu      sync.Mutex
+	batches [][]Event
+	down    bool
+}
+
+func (b *batchBus) PublishBatch(ctx context.Context, events []Event) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.down {
+		return fmt.Errorf("dial tcp: connection refused")
+	}
+	b.batches = append(b.batches, events)
+	for _, e := range events {
+		if err := b.memBus.Publish(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A bus that publishes batches gets each archived batch in one call, in
+// conversation order; while it is down the writer goes on archiving.
+func TestPipelinePublishesBatchesInOneCall(t *testing.T) {
+	archive := &memArchive{}
+	sp := newMemSpool()
+	bus := &batchBus{memBus: newMemBus(archive)}
+	p, err := NewPipeline(Config{Linger: 50 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond,
+		PublishAttempts: 2, DrainTimeout: 100 * time.Millisecond}, Deps{
+		Spool: ctxSpool{sp}, Archive: archive, Bus: bus, Dedupe: &memDedupe{}, Sequencer: &memSeq{},
+		Router: NewRouter(&memAssign{}, map[string][]string{"acct": {"alice"}}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if err := p.Accept(context.Background(), text(fmt.Sprintf("c%d", i%2), fmt.Sprint(i), "hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.Until(t, "the batch published", func() bool {
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		return len(bus.batches) > 0
+	})
+	bus.mu.Lock()
+	first := bus.batches[0]
+	bus.mu.Unlock()
+	if len(first) != 6 {
+		t.Fatalf("first batch published %d events in one call, want all 6", len(first))
+	}
+	last := map[ConversationID]uint64{}
+	for _, e := range first {
+		if e.Message.Seq <= last[e.Conv] {
+			t.Fatalf("published out of order: %s seq %d after %d", e.Conv, e.Message.Seq, last[e.Conv])
+		}
+		last[e.Conv] = e.Message.Seq
+	}
+	bus.mu.Lock()
+	bus.down = true
+	bus.mu.Unlock()
+	if err := p.Accept(context.Background(), text("c9", "99", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Until(t, "archived with the bus down", func() bool { return sp.Len() == 0 && archive.has(text("c9", "99", "").ID) })
+	if p.Running() != nil {
+		t.Fatal("the writer stopped with the bus down")
 	}
 }

@@ -12,7 +12,10 @@ import (
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-var _ relay.Bus = (*RedisBus)(nil)
+var (
+	_ relay.Bus            = (*RedisBus)(nil)
+	_ relay.BatchPublisher = (*RedisBus)(nil)
+)
 
 // RedisBus is a relay.Bus over Redis pub/sub, shared by every relay
 // instance using the same Redis and prefix.
@@ -52,6 +55,32 @@ func (b *RedisBus) Publish(ctx context.Context, e relay.Event) error {
 	}
 	if err := b.rdb.Publish(ctx, b.channel, data).Err(); err != nil {
 		return fmt.Errorf("bus: publish %s event of %s to redis: %w", e.Type, e.Conv, err)
+	}
+	return nil
+}
+
+// PublishBatch publishes events in order in one pipelined round trip
+// (relay.BatchPublisher).
+func (b *RedisBus) PublishBatch(ctx context.Context, events []relay.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	datas := make([][]byte, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("bus: encode %s event of %s: %w", e.Type, e.Conv, err)
+		}
+		datas[i] = data
+	}
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, data := range datas {
+			p.Publish(ctx, b.channel, data)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bus: publish %d events to redis: %w", len(events), err)
 	}
 	return nil
 }

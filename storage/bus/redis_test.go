@@ -23,7 +23,7 @@ func clientOptions(addr string) *redis.Options {
 
 // newTestClient returns a client of the shared test Redis, closed when
 // the test ends. The bus leaves no keys behind: channels are not keys.
-func newTestClient(t *testing.T) *redis.Client {
+func newTestClient(t testing.TB) *redis.Client {
 	t.Helper()
 	rdb := redis.NewClient(clientOptions(testenv.RedisAddr(t)))
 	t.Cleanup(func() { rdb.Close() })
