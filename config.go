@@ -278,6 +278,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateCompliance()...)
+	// WeChat waits 5 s for an answer: a retry must be able to wait for an
+	// attempt in flight, or take it over, and still answer in time.
+	if p := c.Pipeline; p.ClaimLease < 0 || p.ClaimWait < 0 || p.ClaimLease >= 4*time.Second || p.ClaimWait >= 4*time.Second {
+		errs = append(errs, fmt.Errorf("pipeline.claim_lease (%v) and pipeline.claim_wait (%v) must each be under 4s: WeChat retries a callback not answered in 5s", p.ClaimLease, p.ClaimWait))
+	}
 	if c.Pipeline.SealKeyFile != "" {
 		// The relay refuses to start with it; say so before.
 		if _, err := relay.LoadSealSigner(c.Pipeline.SealKeyFile); err != nil {

@@ -77,6 +77,8 @@ func TestConfigRefusals(t *testing.T) {
 	dir := t.TempDir()
 	unknown := filepath.Join(dir, "unknown.yaml")
 	os.WriteFile(unknown, []byte("listen: 127.0.0.1:1\nlisten_addr: x\n"), 0o644)
+	slowClaim := filepath.Join(dir, "claim.yaml")
+	os.WriteFile(slowClaim, []byte("pipeline:\n  claim_wait: 10s\n"), 0o644)
 	secretInYAML := filepath.Join(dir, "secret.yaml")
 	os.WriteFile(secretInYAML, []byte("wechat:\n  accounts:\n    - {id: a, app_id: wx1, token: abc}\n"), 0o644)
 	tests := []struct {
@@ -86,6 +88,7 @@ func TestConfigRefusals(t *testing.T) {
 		want string
 	}{
 		{"unknown key", []string{"-config", unknown}, nil, "listen_addr"},
+		{"claim wait past WeChat's limit", []string{"-config", slowClaim}, nil, "pipeline.claim_wait"},
 		{"secret in YAML", []string{"-config", secretInYAML}, nil, "token"},
 		{"missing file", []string{"-config", filepath.Join(dir, "none.yaml")}, nil, "reading config"},
 		{"secret twice", nil, map[string]string{"WR_CLICKHOUSE_PASSWORD": "a", "WR_CLICKHOUSE_PASSWORD_FILE": "/x"}, "use one"},
