@@ -349,12 +349,17 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 		}
 	}
 
-	for i := range fresh {
-		emp, err := p.routeWithRetry(ctx, fresh[i])
-		if err != nil {
+	if len(fresh) > 0 {
+		var emps []string
+		if err := p.retry(ctx, "routing", func() (err error) {
+			emps, err = p.d.Router.RouteBatch(ctx, fresh)
+			return err
+		}); err != nil {
 			return err
 		}
-		fresh[i].Employee = emp
+		for i := range fresh {
+			fresh[i].Employee = emps[i]
+		}
 	}
 	if err := p.assignSeqs(ctx, fresh); err != nil {
 		return err

@@ -62,6 +62,61 @@ func NewDirectoryRouter(a Assignments, d *Directory) *Router {
 // conversation to its AttrTo here, in the archive writer, just before
 // the message is archived, and is filed under that employee.
 func (r *Router) Route(ctx context.Context, m Message) (string, error) {
+	return r.route(ctx, m, nil)
+}
+
+// BulkAssignments is an Assignments store that reads many conversations'
+// assignments in one round trip (Redis HMGET); conversations without one
+// map to "" or are absent.
+type BulkAssignments interface {
+	GetMany(ctx context.Context, convs []ConversationID) (map[ConversationID]string, error)
+}
+
+// RouteBatch routes msgs in order, as Route would one by one, and
+// returns each one's employee. When the store is BulkAssignments it reads
+// the assignments of all their conversations at once, so that a batch
+// costs one round trip instead of one per message.
+func (r *Router) RouteBatch(ctx context.Context, msgs []Message) ([]string, error) {
+	var known map[ConversationID]string
+	if bulk, ok := r.assignments.(BulkAssignments); ok && len(msgs) > 1 {
+		seen := map[ConversationID]bool{}
+		var convs []ConversationID
+		for _, m := range msgs {
+			if !seen[m.Conv] {
+				seen[m.Conv] = true
+				convs = append(convs, m.Conv)
+			}
+		}
+		got, err := bulk.GetMany(ctx, convs)
+		if err != nil {
+			return nil, fmt.Errorf("looking up the assignments of %d conversations: %w", len(convs), err)
+		}
+		known = make(map[ConversationID]string, len(convs))
+		for _, c := range convs {
+			known[c] = got[c]
+		}
+	}
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		emp, err := r.route(ctx, m, known)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = emp
+	}
+	return out, nil
+}
+
+// route is Route with the assignments known already (nil: none), which
+// it keeps up to date with what it assigns.
+func (r *Router) route(ctx context.Context, m Message, known map[ConversationID]string) (emp string, err error) {
+	if known != nil {
+		defer func() {
+			if err == nil && emp != "" {
+				known[m.Conv] = emp
+			}
+		}()
+	}
 	if to := m.Attrs[AttrTo]; m.Direction == Internal && m.Kind == KindTransfer && to != "" {
 		if err := r.assignments.Set(ctx, m.Conv, to); err != nil {
 			return "", fmt.Errorf("transferring %s to %s: %w", m.Conv, to, err)
@@ -74,9 +129,11 @@ func (r *Router) Route(ctx context.Context, m Message) (string, error) {
 		}
 		return emp, nil
 	}
-	cur, err := r.assignments.Get(ctx, m.Conv)
-	if err != nil {
-		return "", fmt.Errorf("looking up assignment of %s: %w", m.Conv, err)
+	cur, ok := known[m.Conv]
+	if !ok {
+		if cur, err = r.assignments.Get(ctx, m.Conv); err != nil {
+			return "", fmt.Errorf("looking up assignment of %s: %w", m.Conv, err)
+		}
 	}
 	if cur != "" && (r.active == nil || r.active(cur)) {
 		return cur, nil
@@ -97,11 +154,11 @@ func (r *Router) Route(ctx context.Context, m Message) (string, error) {
 		}
 		return pick, nil
 	}
-	emp, err := r.assignments.SetIfAbsent(ctx, m.Conv, pick)
+	held, err := r.assignments.SetIfAbsent(ctx, m.Conv, pick)
 	if err != nil {
 		return "", fmt.Errorf("assigning %s: %w", m.Conv, err)
 	}
-	return emp, nil
+	return held, nil
 }
 
 // sceneEmployee returns the employee named by a subscribe or SCAN event

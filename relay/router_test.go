@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
 
@@ -95,5 +96,71 @@ func TestDirectoryRouterReassignsFromDisabled(t *testing.T) {
 	}
 	if got, _ := r.Route(ctx, Message{Account: "acct", Conv: "acct:u4", Kind: KindText}); got != "" {
 		t.Fatalf("routed to %q with no agent left for acct, want nobody", got)
+	}
+}
+
+// bulkAssign reads many assignments at once and counts its reads.
+type bulkAssign struct {
+	memAssign
+	gets, bulks int
+}
+
+func (a *bulkAssign) Get(ctx context.Context, conv ConversationID) (string, error) {
+	a.gets++
+	return a.memAssign.Get(ctx, conv)
+}
+
+func (a *bulkAssign) GetMany(ctx context.Context, convs []ConversationID) (map[ConversationID]string, error) {
+	a.bulks++
+	out := map[ConversationID]string{}
+	for _, c := range convs {
+		if v, _ := a.memAssign.Get(ctx, c); v != "" {
+			out[c] = v
+		}
+	}
+	return out, nil
+}
+
+// A batch routed at once gives every message the employee Route gives it
+// one by one, in order — a QR scan and a transfer in the middle of the
+// batch included — with one bulk read and no single ones.
+func TestRouteBatchMatchesRoute(t *testing.T) {
+	ctx := context.Background()
+	batch := func() []Message {
+		scan := Message{ID: "s", Account: "acct", Conv: "acct:c2", Kind: KindEvent, Event: "SCAN", EventKey: ScenePrefix + "bob"}
+		transfer := Message{ID: "t", Account: "acct", Conv: "acct:c1", Direction: Internal, Kind: KindTransfer, Attrs: map[string]string{AttrTo: "carol"}}
+		return []Message{
+			text("c1", "1", "a"), text("c2", "2", "b"), text("c3", "3", "c"), scan, text("c2", "4", "d"),
+			transfer, text("c1", "5", "e"), text("c3", "6", "f"),
+		}
+	}
+	roster := map[string][]string{"acct": {"alice", "bob", "carol"}}
+	one := &memAssign{}
+	one.Set(ctx, "acct:c3", "alice")
+	var want []string
+	r1 := NewRouter(one, roster)
+	for _, m := range batch() {
+		emp, err := r1.Route(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, emp)
+	}
+	bulk := &bulkAssign{}
+	bulk.Set(ctx, "acct:c3", "alice")
+	got, err := NewRouter(bulk, roster).RouteBatch(ctx, batch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("RouteBatch = %v, Route one by one = %v", got, want)
+	}
+	if bulk.bulks != 1 || bulk.gets != 0 {
+		t.Fatalf("%d bulk reads and %d single reads, want 1 and 0", bulk.bulks, bulk.gets)
+	}
+	for conv, emp := range map[ConversationID]string{"acct:c1": "carol", "acct:c2": "bob", "acct:c3": "alice"} {
+		if a, _ := bulk.memAssign.Get(ctx, conv); a != emp {
+			t.Errorf("%s assigned to %q, want %q", conv, a, emp)
+		}
 	}
 }

@@ -10,7 +10,10 @@ import (
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-var _ relay.Assignments = (*RedisAssignments)(nil)
+var (
+	_ relay.Assignments     = (*RedisAssignments)(nil)
+	_ relay.BulkAssignments = (*RedisAssignments)(nil)
+)
 
 // RedisAssignments is a relay.Assignments kept in one Redis hash, field
 // conversation, value employee. One hash keeps the whole table in one
@@ -36,6 +39,29 @@ func (a *RedisAssignments) Get(ctx context.Context, conv relay.ConversationID) (
 		return "", fmt.Errorf("state: get assignment of %s from redis: %w", conv, err)
 	}
 	return v, nil
+}
+
+// GetMany returns the assignments of convs with one HMGET
+// (relay.BulkAssignments); unassigned ones are absent.
+func (a *RedisAssignments) GetMany(ctx context.Context, convs []relay.ConversationID) (map[relay.ConversationID]string, error) {
+	out := make(map[relay.ConversationID]string, len(convs))
+	if len(convs) == 0 {
+		return out, nil
+	}
+	fields := make([]string, len(convs))
+	for i, c := range convs {
+		fields[i] = string(c)
+	}
+	vals, err := a.rdb.HMGet(ctx, a.key, fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("state: get the assignments of %d conversations from redis: %w", len(convs), err)
+	}
+	for i, v := range vals {
+		if s, ok := v.(string); ok && s != "" {
+			out[convs[i]] = s
+		}
+	}
+	return out, nil
 }
 
 // Set assigns conv to employee; an empty employee removes the

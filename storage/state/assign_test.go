@@ -28,6 +28,26 @@ func testAssignments(t *testing.T, newAssignments func(t *testing.T) relay.Assig
 	ctx := context.Background()
 	conv := relay.Conversation("acct", "openid-1")
 
+	t.Run("get many", func(t *testing.T) {
+		t.Parallel()
+		a := newAssignments(t)
+		bulk, ok := a.(relay.BulkAssignments)
+		if !ok {
+			t.Skip("reads one at a time")
+		}
+		other := relay.Conversation("acct", "openid-2")
+		if err := a.Set(ctx, conv, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := bulk.GetMany(ctx, []relay.ConversationID{conv, other})
+		if err != nil || len(got) != 1 || got[conv] != "alice" {
+			t.Fatalf("GetMany = %v, %v; want only %s: alice", got, err, conv)
+		}
+		if got, err := bulk.GetMany(ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("GetMany of none = %v, %v", got, err)
+		}
+	})
+
 	t.Run("get set", func(t *testing.T) {
 		t.Parallel()
 		a := newAssignments(t)

@@ -24,7 +24,7 @@ func clientOptions(addr string) *redis.Options {
 
 // testRedis returns a client of the shared test Redis and a key prefix of
 // its own; the keys under the prefix are deleted when the test ends.
-func testRedis(t *testing.T) (*redis.Client, string) {
+func testRedis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
 	rdb := redis.NewClient(clientOptions(testenv.RedisAddr(t)))
 	prefix := testenv.UniqueName("wrtest") + ":"
