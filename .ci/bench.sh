@@ -23,7 +23,7 @@ out=$(mktemp)
 go test -run '^$' -bench 'BenchmarkCallback' -benchtime "${BENCHTIME:-3s}" -count 1 . | tee "$out"
 go test -run '^$' -bench . -benchtime "${BENCHTIME_STORAGE:-2000x}" -count 1 ./storage/spool/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkRedisPublish' -benchtime "${BENCHTIME_BUS:-200x}" -count 1 ./storage/bus/ | tee -a "$out"
-go test -run '^$' -bench 'BenchmarkRouteBatch' -benchtime "${BENCHTIME_BUS:-200x}" -count 1 ./storage/state/ | tee -a "$out"
+go test -run '^$' -bench 'BenchmarkRouteBatch|BenchmarkReserveBatch' -benchtime "${BENCHTIME_BUS:-200x}" -count 1 ./storage/state/ | tee -a "$out"
 awk '
 /^BenchmarkCallback\/baseline/ {base=$3}
 /^BenchmarkCallback\/durable/  {dur=$3}
@@ -33,6 +33,8 @@ awk '
 /^BenchmarkRedisPublish\/batch/      {bat=$3}
 /^BenchmarkRouteBatch\/one-by-one/   {rone=$3}
 /^BenchmarkRouteBatch\/batch/        {rbat=$3}
+/^BenchmarkReserveBatch\/one-by-one/ {sone=$3}
+/^BenchmarkReserveBatch\/batch/      {sbat=$3}
 END {
 	if (base > 0 && dur > 0)
 		printf "\ncallbacks: the durable path costs %.1fx the gateway alone (%d vs %d ns/op)\n", dur/base, dur, base
@@ -42,6 +44,8 @@ END {
 		printf "bus: publishing a writer batch of 500 in one pipelined round trip is %.1fx faster than one PUBLISH each\n", one/bat
 	if (rone > 0 && rbat > 0)
 		printf "routing: a writer batch of 500 (100 conversations) with one HMGET is %.1fx faster than one HGET each\n", rone/rbat
+	if (sone > 0 && sbat > 0)
+		printf "sequences: reserving for 100 conversations in one pipelined round trip is %.1fx faster than one call each\n", sone/sbat
 }' "$out"
 rm -f "$out"
 

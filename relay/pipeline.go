@@ -464,7 +464,24 @@ func (p *Pipeline) assignSeqs(ctx context.Context, msgs []Message) error {
 		return nil
 	}
 	next := map[ConversationID]uint64{}
-	for _, conv := range convs {
+	pending := convs
+	if bulk, ok := p.d.Sequencer.(BulkSequencer); ok && len(convs) > 1 {
+		// One round trip for the batch; what it could not reserve (an
+		// unseeded counter, a failed command) goes one by one below.
+		last, _, err := bulk.NextMany(ctx, count)
+		if err != nil {
+			p.log.Warn("reserving sequence numbers in bulk; the rest one by one", "reserved", len(last), "of", len(convs), "err", err)
+		}
+		pending = nil
+		for _, conv := range convs {
+			if l, ok := last[conv]; ok {
+				next[conv] = l - uint64(count[conv]) + 1
+			} else {
+				pending = append(pending, conv)
+			}
+		}
+	}
+	for _, conv := range pending {
 		var last uint64
 		if err := p.retry(ctx, "reserving sequence numbers", func() (err error) {
 			last, err = p.reserve(ctx, conv, count[conv])

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -404,5 +405,74 @@ func TestPipelinePublishesBatchesInOneCall(t *testing.T) {
 	testenv.Until(t, "archived with the bus down", func() bool { return sp.Len() == 0 && archive.has(text("c9", "99", "").ID) })
 	if p.Running() != nil {
 		t.Fatal("the writer stopped with the bus down")
+	}
+}
+
+// bulkSeq reserves many conversations' numbers at once and counts the
+// calls of each kind.
+type bulkSeq struct {
+	memSeq
+	nexts, bulks int
+}
+
+func (s *bulkSeq) Next(ctx context.Context, conv ConversationID, n int) (uint64, error) {
+	s.nexts++
+	return s.memSeq.Next(ctx, conv, n)
+}
+
+func (s *bulkSeq) NextMany(ctx context.Context, counts map[ConversationID]int) (map[ConversationID]uint64, []ConversationID, error) {
+	s.bulks++
+	last := map[ConversationID]uint64{}
+	var unseeded []ConversationID
+	for conv, n := range counts {
+		l, err := s.memSeq.Next(ctx, conv, n)
+		if errors.Is(err, ErrUnseeded) {
+			unseeded = append(unseeded, conv)
+			continue
+		}
+		last[conv] = l
+	}
+	return last, unseeded, nil
+}
+
+// Sequence numbers reserved in bulk are as dense as one by one: new
+// conversations are seeded from the archive, known ones continue.
+func TestPipelineReservesSequencesInBulk(t *testing.T) {
+	archive := &memArchive{}
+	sp := newMemSpool()
+	seq := &bulkSeq{}
+	p, err := NewPipeline(Config{Linger: 50 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond}, Deps{
+		Spool: sp, Archive: archive, Bus: newMemBus(archive), Dedupe: &memDedupe{}, Sequencer: seq,
+		Router: NewRouter(&memAssign{}, map[string][]string{"acct": {"alice"}}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for round := range 2 {
+		for i := range 6 {
+			m := text(fmt.Sprintf("c%d", i%3), fmt.Sprintf("%d-%d", round, i), "hi")
+			if err := p.Accept(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		testenv.Until(t, "the round archived", func() bool { return sp.Len() == 0 })
+	}
+	for i := range 3 {
+		msgs, _ := archive.Since(context.Background(), Conversation("acct", fmt.Sprintf("c%d", i)), 0, 10)
+		for j, m := range msgs {
+			if m.Seq != uint64(j+1) {
+				t.Fatalf("c%d: message %d has seq %d, want %d", i, j, m.Seq, j+1)
+			}
+		}
+		if len(msgs) != 4 {
+			t.Fatalf("c%d: %d messages archived, want 4", i, len(msgs))
+		}
+	}
+	if seq.bulks == 0 {
+		t.Fatal("the bulk reservation was never used")
 	}
 }

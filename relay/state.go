@@ -56,6 +56,16 @@ func (s ClaimState) String() string {
 // conversation does not exist (new, or forgotten by its store).
 var ErrUnseeded = errors.New("relay: sequence counter not seeded")
 
+// BulkSequencer is a Sequencer that reserves numbers for many
+// conversations in one round trip (Redis pipelining).
+type BulkSequencer interface {
+	// NextMany reserves counts[conv] numbers for each conv and returns
+	// the last of each. Conversations whose counter does not exist are
+	// in unseeded. One in neither failed (err says why); what is in last
+	// is reserved and must be used, whatever err says.
+	NextMany(ctx context.Context, counts map[ConversationID]int) (last map[ConversationID]uint64, unseeded []ConversationID, err error)
+}
+
 // Sequencer hands out per-conversation sequence numbers shared by all
 // relay instances.
 type Sequencer interface {

@@ -10,7 +10,10 @@ import (
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-var _ relay.Sequencer = (*RedisSequencer)(nil)
+var (
+	_ relay.Sequencer     = (*RedisSequencer)(nil)
+	_ relay.BulkSequencer = (*RedisSequencer)(nil)
+)
 
 // nextScript increments a counter only if it exists. A plain INCRBY
 // would create a forgotten counter at n and hand out numbers the archive
@@ -49,6 +52,44 @@ func (s *RedisSequencer) Next(ctx context.Context, conv relay.ConversationID, n 
 		return 0, relay.ErrUnseeded
 	}
 	return uint64(v), nil
+}
+
+// NextMany reserves counts[conv] numbers for every conv in one
+// pipelined round trip of the same script as Next (relay.BulkSequencer).
+func (s *RedisSequencer) NextMany(ctx context.Context, counts map[relay.ConversationID]int) (map[relay.ConversationID]uint64, []relay.ConversationID, error) {
+	convs := make([]relay.ConversationID, 0, len(counts))
+	for conv, n := range counts {
+		if n < 1 {
+			return nil, nil, fmt.Errorf("state: next sequence of %s: n = %d, want at least 1", conv, n)
+		}
+		convs = append(convs, conv)
+	}
+	cmds := make([]*redis.Cmd, len(convs))
+	// The pipeline's own error is that of its first failed command; each
+	// command's result is read below, so that what was reserved is used.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, conv := range convs {
+			cmds[i] = nextScript.Eval(ctx, p, []string{s.prefix + string(conv)}, counts[conv])
+		}
+		return nil
+	})
+	last := make(map[relay.ConversationID]uint64, len(convs))
+	var unseeded []relay.ConversationID
+	var firstErr error
+	for i, cmd := range cmds {
+		v, err := cmd.Int64()
+		switch {
+		case err != nil:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("state: next sequence of %s in redis: %w", convs[i], err)
+			}
+		case v < 0:
+			unseeded = append(unseeded, convs[i])
+		default:
+			last[convs[i]] = uint64(v)
+		}
+	}
+	return last, unseeded, firstErr
 }
 
 // Seed creates the counter at floor with SET NX; an existing counter is

@@ -29,6 +29,32 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 	ctx := context.Background()
 	conv := relay.Conversation("acct", "openid-1")
 
+	t.Run("next many", func(t *testing.T) {
+		t.Parallel()
+		s := newSequencer(t)
+		bulk, ok := s.(relay.BulkSequencer)
+		if !ok {
+			t.Skip("reserves one conversation at a time")
+		}
+		a, b, c := relay.Conversation("acct", "a"), relay.Conversation("acct", "b"), relay.Conversation("acct", "c")
+		if err := s.Seed(ctx, a, 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Seed(ctx, b, 0); err != nil {
+			t.Fatal(err)
+		}
+		last, unseeded, err := bulk.NextMany(ctx, map[relay.ConversationID]int{a: 3, b: 1, c: 2})
+		if err != nil || last[a] != 13 || last[b] != 1 || len(last) != 2 || len(unseeded) != 1 || unseeded[0] != c {
+			t.Fatalf("NextMany = %v, unseeded %v, %v; want a: 13, b: 1, c unseeded", last, unseeded, err)
+		}
+		if n, err := s.Next(ctx, a, 1); err != nil || n != 14 {
+			t.Fatalf("Next after NextMany = %d, %v; want 14", n, err)
+		}
+		if _, _, err := bulk.NextMany(ctx, map[relay.ConversationID]int{a: 0}); err == nil {
+			t.Fatal("NextMany with n = 0: no error")
+		}
+	})
+
 	t.Run("unseeded", func(t *testing.T) {
 		t.Parallel()
 		s := newSequencer(t)
