@@ -208,8 +208,25 @@ func (o *Outbox) record(ctx context.Context, m Message, state DeliveryState, cod
 	wait := o.cfg.RetryMin
 	for {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.SendTimeout)
-		err := o.d.Events.AppendEvents(actx, []DeliveryEvent{ev})
+		// One event id, one row: two instances settling the same send
+		// (a scan here, the send's own attempt there, outlasting
+		// SettleAfter) would archive two different rows under one id,
+		// and the archive would keep one that the other's seal does not
+		// list. The first to claim the id writes it.
+		// ("sending" is not claimed: the dispatch claim decides who
+		// sends, and a duplicate must never let a second one send.)
+		appendEvent := func() error { return o.d.Events.AppendEvents(actx, []DeliveryEvent{ev}) }
+		var dup bool
+		var err error
+		if state == DeliverySending {
+			err = appendEvent()
+		} else {
+			dup, err = o.claims.once(actx, "event:"+ev.ID, 7*24*time.Hour, appendEvent)
+		}
 		cancel()
+		if err == nil && dup {
+			return true // recorded (and announced) by whoever claimed it first
+		}
 		if err == nil {
 			break
 		}

@@ -490,3 +490,33 @@ func TestOutboxScansSettleOnceAcrossInstances(t *testing.T) {
 		t.Fatalf("%d unknown events archived for one send cut short, want 1", n)
 	}
 }
+
+// A send's own attempt that outlasts SettleAfter settles it "unknown"
+// while another instance's scan does too: one row under the event's id,
+// not two different ones.
+func TestOutboxSettlesAnEventOnceAcrossInstances(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	m := Message{ID: "out:acct:c1:slow", Account: "acct", Client: "c1", Conv: "acct:c1", Seq: 1, Direction: Outbound, Kind: KindText, Text: "b", AcceptedAt: time.Now()}
+	h.archive.Insert(ctx, []Message{m})
+	ev := &barrierEvents{memEvents: &memEvents{archive: h.archive}}
+	var obs []*Outbox
+	for range 2 {
+		ob, err := NewOutbox(OutboxConfig{}, OutboxDeps{
+			Pipeline: h.p, Archive: h.archive, Events: ev, Interactions: &memInteractions{h.archive, ev.memEvents},
+			Sender: &fakeSender{archive: h.archive}, Bus: h.bus, Dedupe: h.dedupe,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs = append(obs, ob)
+	}
+	var wg sync.WaitGroup
+	for _, ob := range obs {
+		wg.Go(func() { ob.settle(ctx, m, DeliveryUnknown, 0, "timed out") })
+	}
+	wg.Wait()
+	if n := ev.unknowns.Load(); n != 1 {
+		t.Fatalf("%d unknown events archived by two instances for one send, want 1", n)
+	}
+}
