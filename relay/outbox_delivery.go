@@ -128,7 +128,11 @@ func (o *Outbox) scan(ctx context.Context) {
 				continue
 			}
 			o.log.Warn("send interrupted before its outcome was known; marked unknown, not resent", "msg_id", m.ID, "conv", m.Conv)
-			o.settle(ctx, m, DeliveryUnknown, 0, "the relay stopped while WeChat was being called; the client may or may not have received it")
+			// Under an id of this writer's: the send's own attempt (on
+			// another instance, or frozen past settle_after) may still
+			// settle it, and with Redis down nothing tells the two apart;
+			// two different rows under one id would fail verify.
+			o.settleAs(ctx, m, DeliveryUnknown, o.d.Pipeline.Writer(), "the relay stopped while WeChat was being called; the client may or may not have received it")
 			continue
 		} else if ok {
 			continue
@@ -154,7 +158,7 @@ func (o *Outbox) deliver(ctx context.Context, m Message) {
 		}
 		return
 	}
-	if !o.record(ctx, m, DeliverySending, 0, "") {
+	if !o.record(ctx, m, DeliverySending, 0, "", "") {
 		return
 	}
 	wait := o.cfg.RetryMin
@@ -192,18 +196,29 @@ func (o *Outbox) deliver(ctx context.Context, m Message) {
 
 // settle archives the outcome and announces it.
 func (o *Outbox) settle(ctx context.Context, m Message, state DeliveryState, code int, msg string) {
-	if o.record(ctx, m, state, code, msg) {
+	if o.record(ctx, m, state, code, msg, "") {
 		o.log.Info("outbound message settled", "msg_id", m.ID, "conv", m.Conv, "state", state, "errcode", code)
+	}
+}
+
+// settleAs is settle with the event's id suffixed by who (a writer id):
+// for an outcome another instance may record too.
+func (o *Outbox) settleAs(ctx context.Context, m Message, state DeliveryState, who, msg string) {
+	if o.record(ctx, m, state, 0, msg, who) {
+		o.log.Info("outbound message settled", "msg_id", m.ID, "conv", m.Conv, "state", state, "by", who)
 	}
 }
 
 // record archives one delivery event, retrying while the archive fails,
 // and publishes it. It reports false if ctx ended first: a "sending"
 // that was not archived must not be followed by the call to WeChat.
-func (o *Outbox) record(ctx context.Context, m Message, state DeliveryState, code int, msg string) bool {
+func (o *Outbox) record(ctx context.Context, m Message, state DeliveryState, code int, msg, who string) bool {
 	ev := DeliveryEvent{
 		ID: m.ID + "/" + string(state), MessageID: m.ID, Account: m.Account, Conv: m.Conv,
 		State: state, ErrCode: code, ErrMsg: msg, At: o.d.Now(),
+	}
+	if who != "" {
+		ev.ID += "/" + who
 	}
 	wait := o.cfg.RetryMin
 	for {
