@@ -470,17 +470,7 @@ func TestOutboxScansSettleOnceAcrossInstances(t *testing.T) {
 	ev := &barrierEvents{memEvents: &memEvents{archive: h.archive}}
 	ev.arrived.Add(2)
 	ev.memEvents.AppendEvents(ctx, []DeliveryEvent{{ID: cut.ID + "/sending", MessageID: cut.ID, Conv: cut.Conv, State: DeliverySending, At: past}})
-	var obs []*Outbox
-	for range 2 {
-		ob, err := NewOutbox(OutboxConfig{SettleAfter: time.Minute}, OutboxDeps{
-			Pipeline: h.p, Archive: h.archive, Events: ev, Interactions: &memInteractions{h.archive, ev.memEvents},
-			Sender: &fakeSender{archive: h.archive}, Bus: h.bus, Dedupe: h.dedupe,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		obs = append(obs, ob)
-	}
+	obs := twoOutboxes(t, h, ev, OutboxConfig{SettleAfter: time.Minute})
 	var wg sync.WaitGroup
 	for i, ob := range obs {
 		wg.Go(func() { ob.scan(context.WithValue(ctx, outboxName{}, i)) })
@@ -500,17 +490,7 @@ func TestOutboxSettlesAnEventOnceAcrossInstances(t *testing.T) {
 	m := Message{ID: "out:acct:c1:slow", Account: "acct", Client: "c1", Conv: "acct:c1", Seq: 1, Direction: Outbound, Kind: KindText, Text: "b", AcceptedAt: time.Now()}
 	h.archive.Insert(ctx, []Message{m})
 	ev := &barrierEvents{memEvents: &memEvents{archive: h.archive}}
-	var obs []*Outbox
-	for range 2 {
-		ob, err := NewOutbox(OutboxConfig{}, OutboxDeps{
-			Pipeline: h.p, Archive: h.archive, Events: ev, Interactions: &memInteractions{h.archive, ev.memEvents},
-			Sender: &fakeSender{archive: h.archive}, Bus: h.bus, Dedupe: h.dedupe,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		obs = append(obs, ob)
-	}
+	obs := twoOutboxes(t, h, ev, OutboxConfig{})
 	var wg sync.WaitGroup
 	for _, ob := range obs {
 		wg.Go(func() { ob.settle(ctx, m, DeliveryUnknown, 0, "timed out") })
@@ -519,4 +499,23 @@ func TestOutboxSettlesAnEventOnceAcrossInstances(t *testing.T) {
 	if n := ev.unknowns.Load(); n != 1 {
 		t.Fatalf("%d unknown events archived by two instances for one send, want 1", n)
 	}
+}
+
+// twoOutboxes returns two outboxes over h's pipeline, archive, bus and
+// dedupe store and the events ev, as two instances sharing ClickHouse
+// and Redis; they do not run.
+func twoOutboxes(t *testing.T, h *harness, ev *barrierEvents, cfg OutboxConfig) []*Outbox {
+	t.Helper()
+	var obs []*Outbox
+	for range 2 {
+		ob, err := NewOutbox(cfg, OutboxDeps{
+			Pipeline: h.p, Archive: h.archive, Events: ev, Interactions: &memInteractions{h.archive, ev.memEvents},
+			Sender: &fakeSender{archive: h.archive}, Bus: h.bus, Dedupe: h.dedupe,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs = append(obs, ob)
+	}
+	return obs
 }

@@ -267,6 +267,16 @@ func TestAcceptRejectsIncompleteMessage(t *testing.T) {
 	}
 }
 
+// runPipeline runs p's writer until the test ends; the channel gets what
+// Run returns (a test that takes it puts it back).
+func runPipeline(t *testing.T, p *Pipeline) chan error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return done
+}
+
 // downBus refuses every publication, as a Redis that was killed.
 type downBus struct{}
 
@@ -302,10 +312,7 @@ func TestPipelineKeepsArchivingWithTheBusDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	done := runPipeline(t, p)
 	for round := range 3 {
 		for i := range 20 {
 			if err := p.Accept(context.Background(), text(fmt.Sprintf("c%d", i), fmt.Sprintf("%d-%d", round, i), "hi")); err != nil {
@@ -374,10 +381,7 @@ func TestPipelinePublishesBatchesInOneCall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runPipeline(t, p)
 	testenv.Until(t, "the batch published", func() bool {
 		bus.mu.Lock()
 		defer bus.mu.Unlock()
@@ -448,10 +452,7 @@ func TestPipelineReservesSequencesInBulk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runPipeline(t, p)
 	for round := range 2 {
 		for i := range 6 {
 			m := text(fmt.Sprintf("c%d", i%3), fmt.Sprintf("%d-%d", round, i), "hi")
