@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // The relay processes, their configuration, the spool disks and the
@@ -280,13 +282,7 @@ func (r *relayProc) stop() string {
 	if cmd == nil {
 		return "not running"
 	}
-	_ = cmd.Process.Signal(syscall.SIGCONT)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	if testenv.Terminate(cmd.Process, done) {
 		return "killed: still running 30 s after SIGTERM"
 	}
 	return cmd.ProcessState.String()

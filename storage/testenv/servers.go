@@ -164,13 +164,23 @@ func (s *Server) Stop() {
 	}
 	cmd, done := s.cmd, s.done
 	s.cmd = nil
-	_ = cmd.Process.Signal(syscall.SIGCONT)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	Terminate(cmd.Process, done)
+}
+
+// Terminate stops a process the test started: SIGCONT (it may be
+// paused), SIGTERM, and SIGKILL if it is still running 30 s later. done
+// is closed when the process has been waited for. It reports whether the
+// process had to be killed.
+func Terminate(p *os.Process, done <-chan struct{}) (killed bool) {
+	_ = p.Signal(syscall.SIGCONT)
+	_ = p.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
+		return false
 	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
+		_ = p.Kill()
 		<-done
+		return true
 	}
 }
 
