@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -475,5 +476,48 @@ func TestPipelineReservesSequencesInBulk(t *testing.T) {
 	}
 	if seq.bulks == 0 {
 		t.Fatal("the bulk reservation was never used")
+	}
+}
+
+// lostAckArchive stores the first batch inserted but answers an error,
+// as a ClickHouse killed or hung after the insert landed.
+type lostAckArchive struct {
+	*memArchive
+	lost atomic.Bool
+}
+
+func (a *lostAckArchive) Insert(ctx context.Context, msgs []Message) error {
+	err := a.memArchive.Insert(ctx, msgs)
+	if err == nil && a.lost.CompareAndSwap(false, true) {
+		return errDown
+	}
+	return err
+}
+
+// The retry of an insert whose answer was lost inserts nothing twice.
+func TestPipelineRetryAfterLostInsertAckInsertsOnce(t *testing.T) {
+	archive := &lostAckArchive{memArchive: &memArchive{}}
+	sp := newMemSpool()
+	p, err := NewPipeline(Config{Linger: 20 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond}, Deps{
+		Spool: sp, Archive: archive, Bus: newMemBus(archive.memArchive), Dedupe: &memDedupe{}, Sequencer: &memSeq{},
+		Router: NewRouter(&memAssign{}, map[string][]string{"acct": {"alice"}}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3 {
+		m := text(fmt.Sprintf("c%d", i), fmt.Sprint(i), "hi")
+		ids = append(ids, m.ID)
+		if err := p.Accept(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runPipeline(t, p)
+	testenv.Until(t, "the batch archived", func() bool { return sp.Len() == 0 })
+	for _, id := range ids {
+		if n := archive.count(id); n != 1 {
+			t.Fatalf("%s inserted %d times, want once", id, n)
+		}
 	}
 }

@@ -117,8 +117,24 @@ func (s *sealer) archive(ctx context.Context, fresh []Message, inserted func([]M
 		first = minTime(first, fresh[i].AcceptedAt)
 		last = maxTime(last, fresh[i].AcceptedAt)
 	}
+	// An insert that failed may have landed all the same (ClickHouse
+	// killed or hung mid-answer): a retry inserts only what the archive
+	// does not have, so that no row is inserted twice.
+	tried := false
 	if err := s.retry(ctx, "archiving batch", func() error {
-		return s.store.Insert(ctx, fresh)
+		rows := fresh
+		if tried {
+			have, err := s.store.Existing(ctx, fresh)
+			if err != nil {
+				return err
+			}
+			rows = slices.DeleteFunc(slices.Clone(fresh), func(m Message) bool { _, ok := have[m.ID]; return ok })
+			if len(rows) == 0 {
+				return nil
+			}
+		}
+		tried = true
+		return s.store.Insert(ctx, rows)
 	}); err != nil {
 		return err
 	}
