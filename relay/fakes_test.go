@@ -84,6 +84,40 @@ type memArchive struct {
 	// lostAck makes Insert and AppendEvents store the rows, then fail,
 	// as when an acknowledgement is lost.
 	lostAck bool
+	// lateInsert makes the next Insert or AppendEvents store nothing and
+	// fail, while its rows land right after the next read (Existing or
+	// BatchRows) unless SettleInserts of their batch comes first: an
+	// insert whose answer was lost and that is still running.
+	lateInsert bool
+	late       map[string]func() // by batch id: lands the rows
+}
+
+// deferLocked keeps land for after the next read, as lateInsert says.
+func (a *memArchive) deferLocked(batch string, land func()) {
+	a.lateInsert = false
+	if a.late == nil {
+		a.late = map[string]func(){}
+	}
+	a.late[batch] = land
+}
+
+// landLocked lands every insert still running: called after a read, so
+// the read missed them.
+func (a *memArchive) landLocked() {
+	for batch, land := range a.late {
+		land()
+		delete(a.late, batch)
+	}
+}
+
+func (a *memArchive) SettleInserts(_ context.Context, batch string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return errDown
+	}
+	delete(a.late, batch)
+	return nil
 }
 
 func (a *memArchive) setDown(d bool) {
@@ -99,6 +133,11 @@ func (a *memArchive) Insert(_ context.Context, msgs []Message) error {
 		return errDown
 	}
 	a.inserts++
+	if a.lateInsert {
+		rows := slices.Clone(msgs)
+		a.deferLocked(msgs[0].BatchID, func() { a.rows = append(a.rows, rows...) })
+		return errDown
+	}
 	a.rows = append(a.rows, msgs...)
 	if a.lostAck {
 		return errDown
@@ -145,6 +184,7 @@ func (a *memArchive) BatchRows(_ context.Context, batch string) ([]StoredRow, er
 		out = append(out, r)
 		return nil
 	})
+	a.landLocked()
 	return out, nil
 }
 
@@ -181,6 +221,11 @@ func (l memEventLog) AppendEvents(_ context.Context, evs []DeliveryEvent) error 
 	if l.a.down {
 		return errDown
 	}
+	if l.a.lateInsert {
+		rows := slices.Clone(evs)
+		l.a.deferLocked(evs[0].BatchID, func() { l.a.evRows = append(l.a.evRows, rows...) })
+		return errDown
+	}
 	l.a.evRows = append(l.a.evRows, evs...)
 	if l.a.lostAck {
 		return errDown
@@ -206,6 +251,7 @@ func (a *memArchive) Existing(_ context.Context, msgs []Message) (map[string]uin
 			out[r.ID] = r.Seq
 		}
 	}
+	a.landLocked()
 	return out, nil
 }
 

@@ -521,3 +521,59 @@ func TestPipelineRetryAfterLostInsertAckInsertsOnce(t *testing.T) {
 		}
 	}
 }
+
+// An insert whose answer was lost may still be running, and land after
+// the retry has read the archive: the retry waits for it to be over
+// first, so that nothing is inserted twice (the chaos suite saw this
+// after a shutdown cut an insert short).
+func TestPipelineRetryAfterAnUnfinishedInsertInsertsOnce(t *testing.T) {
+	h := newHarness(t)
+	h.archive.lateInsert = true
+	var ids []string
+	for i := range 3 {
+		m := text(fmt.Sprintf("c%d", i), fmt.Sprint(i), "hi")
+		ids = append(ids, m.ID)
+		if err := h.p.Accept(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.start(t)
+	testenv.Until(t, "the batch archived", func() bool { return h.spool.Len() == 0 })
+	h.stop()
+	for _, id := range ids {
+		if n := h.archive.count(id); n != 1 {
+			t.Fatalf("%s inserted %d times, want once", id, n)
+		}
+	}
+}
+
+// The same for a batch of delivery events, where the next call heals
+// the open batch from what the archive holds: it reads only once the
+// unfinished attempt is over.
+func TestSealedEventsRetryAfterAnUnfinishedInsertAppendsOnce(t *testing.T) {
+	h := sealHarness(t, nil, "relay-late")
+	ctx := context.Background()
+	if err := h.p.seals.heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := h.p.SealedEvents(memEventLog{h.archive})
+	h.archive.lateInsert = true
+	ev := testEvent(1)
+	if err := log.AppendEvents(ctx, []DeliveryEvent{ev}); err == nil {
+		t.Fatal("the first append succeeded; the fake should have failed it")
+	}
+	if err := log.AppendEvents(ctx, []DeliveryEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	h.archive.mu.Lock()
+	defer h.archive.mu.Unlock()
+	n := 0
+	for _, e := range h.archive.evRows {
+		if e.ID == ev.ID {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("event %s stored %d times, want once", ev.ID, n)
+	}
+}

@@ -470,4 +470,11 @@ type SealStore interface {
 	// BatchRows returns every stored row (messages and events, physical
 	// copies included) whose batch id is batchID.
 	BatchRows(ctx context.Context, batchID string) ([]StoredRow, error)
+	// SettleInserts returns once no insert of rows of batchID can still
+	// commit: an insert whose answer was lost may be running yet (the
+	// store hung or killed mid-answer, the caller's context ended), and
+	// would land after a retry had read the batch as missing rows — one
+	// row stored twice. A store whose insert is done when it returns has
+	// nothing to do.
+	SettleInserts(ctx context.Context, batchID string) error
 }

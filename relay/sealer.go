@@ -118,12 +118,16 @@ func (s *sealer) archive(ctx context.Context, fresh []Message, inserted func([]M
 		last = maxTime(last, fresh[i].AcceptedAt)
 	}
 	// An insert that failed may have landed all the same (ClickHouse
-	// killed or hung mid-answer): a retry inserts only what the archive
-	// does not have, so that no row is inserted twice.
+	// killed or hung mid-answer), or may land yet: a retry first makes
+	// sure the earlier attempt is over, then inserts only what the
+	// archive does not have, so that no row is inserted twice.
 	tried := false
 	if err := s.retry(ctx, "archiving batch", func() error {
 		rows := fresh
 		if tried {
+			if err := s.store.SettleInserts(ctx, batch); err != nil {
+				return err
+			}
 			have, err := s.store.Existing(ctx, fresh)
 			if err != nil {
 				return err
@@ -238,6 +242,9 @@ func (c *chain) heal(ctx context.Context) error {
 	o := c.open
 	if o.seal == nil {
 		id := BatchID(c.writer, c.stream, o.number)
+		if err := c.store.SettleInserts(ctx, id); err != nil {
+			return err
+		}
 		rows, err := c.store.BatchRows(ctx, id)
 		if err != nil {
 			return fmt.Errorf("reading the rows of batch %s: %w", id, err)

@@ -68,6 +68,8 @@ func (a *memArchive) LatestSeal(_ context.Context, writer, stream string) (relay
 	return best, ok, nil
 }
 
+func (a *memArchive) SettleInserts(context.Context, string) error { return nil }
+
 func (a *memArchive) BatchRows(_ context.Context, batch string) ([]relay.StoredRow, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -86,6 +86,7 @@ func (a *Archive) AppendEvents(ctx context.Context, evs []relay.DeliveryEvent) e
 			return fmt.Errorf("archive: append events: event %d of %d: %w", i+1, len(evs), err)
 		}
 	}
+	ctx = insertContext(ctx, batchOf(evs, func(e *relay.DeliveryEvent) string { return e.BatchID }))
 	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO events (`+eventColumns+`)`)
 	if err != nil {
 		return fmt.Errorf("archive: append of %d events: preparing batch: %w", len(evs), err)

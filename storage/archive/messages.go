@@ -62,6 +62,7 @@ func (a *Archive) Insert(ctx context.Context, msgs []relay.Message) error {
 			return fmt.Errorf("archive: insert: message %s has no sequence number", msgs[i].ID)
 		}
 	}
+	ctx = insertContext(ctx, batchOf(msgs, func(m *relay.Message) string { return m.BatchID }))
 	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO messages (`+insertColumns+`)`)
 	if err != nil {
 		return fmt.Errorf("archive: insert of %d messages: preparing batch: %w", len(msgs), err)

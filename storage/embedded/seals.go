@@ -88,6 +88,10 @@ func (a *Archive) LatestSeal(ctx context.Context, writer, stream string) (relay.
 	return seals[0], true, nil
 }
 
+// SettleInserts has nothing to wait for: an insert here is a SQLite
+// transaction of this process, committed or rolled back when it returns.
+func (a *Archive) SettleInserts(context.Context, string) error { return nil }
+
 // BatchRows returns every stored row, messages and events, of batch id.
 func (a *Archive) BatchRows(ctx context.Context, id string) ([]relay.StoredRow, error) {
 	var out []relay.StoredRow
