@@ -129,6 +129,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	var (
 		dedupe   relay.Dedupe
 		seq      relay.Sequencer
+		order    relay.AcceptOrder // nil with one instance: its spool keeps the order
 		assign   relay.Assignments
 		b        relay.Bus
 		tokCache cache.Cache
@@ -139,6 +140,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 		s.rdb = cfg.redisClient()
 		dedupe = state.NewRedisDedupe(s.rdb, r.Prefix)
 		seq = state.NewRedisSequencer(s.rdb, r.Prefix)
+		order = state.NewRedisOrder(s.rdb, r.Prefix)
 		assign = state.NewRedisAssignments(s.rdb, r.Prefix)
 		tokCache = state.NewRedisTokenCache(s.rdb, r.Prefix, state.TokenCacheOptions{Logger: log.With("component", "token-cache")})
 		b = bus.NewRedisBus(s.rdb, r.Prefix, bus.Options{Logger: log.With("component", "bus")})
@@ -178,7 +180,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 		log.Warn("directory not read from the archive: starting from the configuration's, reloading until the archive answers", "err", err)
 	}
 	s.pipeline, err = relay.NewPipeline(pcfg, relay.Deps{
-		Spool: s.spool, Archive: s.archive, Bus: b, Dedupe: dedupe, Sequencer: seq,
+		Spool: s.spool, Archive: s.archive, Bus: b, Dedupe: dedupe, Sequencer: seq, Order: order,
 		Router: relay.NewDirectoryRouter(assign, s.dir), Media: s.media,
 		Logger: log.With("component", "pipeline"), Metrics: relay.NewMetrics(s.reg),
 	})

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -458,4 +459,55 @@ func (a *memAssign) SetIfAbsent(_ context.Context, conv ConversationID, emp stri
 	}
 	a.m[conv] = emp
 	return emp, nil
+}
+
+// memOrder is an AcceptOrder in memory, shared by the pipelines of a
+// test as Redis is by instances.
+type memOrder struct {
+	mu     sync.Mutex
+	next   map[ConversationID]uint64
+	places []Place
+}
+
+func (o *memOrder) Take(_ context.Context, conv ConversationID, id string, at time.Time) (uint64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.next == nil {
+		o.next = map[ConversationID]uint64{}
+	}
+	o.next[conv]++
+	o.places = append(o.places, Place{Conv: conv, ID: id, Ticket: o.next[conv], At: at.Truncate(time.Millisecond)})
+	return o.next[conv], nil
+}
+
+func (o *memOrder) Lines(_ context.Context, convs []ConversationID) (map[ConversationID][]Place, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[ConversationID][]Place{}
+	for _, p := range o.places {
+		if slices.Contains(convs, p.Conv) {
+			out[p.Conv] = append(out[p.Conv], p)
+		}
+	}
+	for _, line := range out {
+		slices.SortFunc(line, func(a, b Place) int { return cmp.Compare(a.Ticket, b.Ticket) })
+	}
+	return out, nil
+}
+
+func (o *memOrder) Leave(_ context.Context, places []Place) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.places = slices.DeleteFunc(o.places, func(p Place) bool {
+		return slices.ContainsFunc(places, func(q Place) bool {
+			return q.Conv == p.Conv && q.ID == p.ID && q.At.UnixMilli() == p.At.UnixMilli()
+		})
+	})
+	return nil
+}
+
+func (o *memOrder) line() []Place {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.places)
 }

@@ -105,6 +105,12 @@ type Message struct {
 	// of the seal that covers it. Empty before.
 	Hash    string
 	BatchID string
+
+	// Ticket is the message's place in its conversation's line of
+	// accepted messages (see AcceptOrder), taken before it is spooled
+	// and kept in the spool; 0 when it has none. It orders numbering
+	// across instances and is not archived.
+	Ticket uint64
 }
 
 // InboundID returns the archive key for an inbound message or event.

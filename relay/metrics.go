@@ -12,6 +12,7 @@ type Metrics struct {
 	spoolDepth   prometheus.Gauge
 	batchSize    prometheus.Histogram
 	batchSeconds prometheus.Histogram
+	orderHeld    prometheus.Counter
 }
 
 // NewMetrics creates the pipeline metrics and registers them with reg,
@@ -48,9 +49,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Latency of archive inserts.",
 			Buckets: prometheus.DefBuckets,
 		}),
+		orderHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wechat_relay_order_held_total",
+			Help: "Times a message was held back because an earlier one of its conversation, accepted on another instance, was not numbered yet.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.archived, m.delivered, m.retries, m.spoolDepth, m.batchSize, m.batchSeconds)
+		reg.MustRegister(m.accepted, m.archived, m.delivered, m.retries, m.spoolDepth, m.batchSize, m.batchSeconds, m.orderHeld)
 	}
 	return m
 }

@@ -57,6 +57,12 @@ type Config struct {
 	// Empty: seals are not signed (one warning at start). An unreadable
 	// or invalid file: NewPipeline fails.
 	SealKeyFile string `yaml:"seal_key_file"`
+	// OrderWait bounds how long the writer holds a message back for an
+	// earlier one of its conversation accepted on another instance and
+	// not yet numbered there (10s; see AcceptOrder). Past it, that
+	// instance is taken to be dead or hung and order against it is given
+	// up.
+	OrderWait time.Duration `yaml:"order_wait"`
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +85,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RetryMax, 5*time.Second)
 	def(&c.DrainTimeout, 10*time.Second)
 	def(&c.SealLogInterval, time.Minute)
+	def(&c.OrderWait, defaultOrderWait)
 	return c
 }
 
@@ -98,6 +105,10 @@ type Deps struct {
 	Now    func() time.Time
 	// Metrics, when set, counts what the pipeline does.
 	Metrics *Metrics
+	// Order, when set, keeps conversations in acceptance order across
+	// the instances sharing it (see AcceptOrder). Without it, order is
+	// kept within this instance only.
+	Order AcceptOrder
 }
 
 // Pipeline accepts messages durably and moves them, in order, from the
@@ -199,10 +210,16 @@ func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 	if m.AcceptedAt.IsZero() {
 		m.AcceptedAt = p.d.Now()
 	}
-	m.Seq = 0
+	m.Seq, m.Ticket = 0, 0
 	var spooled bool // an earlier attempt's copy is in the spool
 	dup, err := p.claims.once(ctx, m.ID, p.cfg.DedupeTTL, func() error {
+		p.takePlace(ctx, &m)
 		err := p.d.Spool.Append(ctx, m)
+		if err != nil {
+			// This attempt's place is not needed: the earlier copy
+			// has its own, or nothing was accepted.
+			p.leave(ctx, []Message{m})
+		}
 		if errors.Is(err, ErrDuplicate) {
 			// The spool answers a pending id only once its record is
 			// fsynced: durable, as if this attempt had written it.
@@ -256,11 +273,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return p.drain()
 	}
 	lastLog := time.Now()
+	// again fires while messages are held back for order: their turn
+	// comes when another instance numbers the earlier ones, which no
+	// local event announces, so the line is looked at again shortly.
+	var again <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return p.drain()
 		case <-p.d.Spool.Notify():
+		case <-again:
 		case <-tick.C:
 			logSeals := time.Since(lastLog) >= p.cfg.SealLogInterval
 			if logSeals {
@@ -268,8 +290,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 			p.seals.tend(ctx, logSeals)
 		}
-		if err := p.flush(ctx, true); err != nil && ctx.Err() == nil {
+		held, err := p.flush(ctx, true)
+		if err != nil && ctx.Err() == nil {
 			return err
+		}
+		again = nil
+		if held {
+			again = time.After(p.cfg.Linger)
 		}
 	}
 }
@@ -281,72 +308,99 @@ func (p *Pipeline) drain() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
-	if err := p.flush(ctx, false); err != nil {
+	if _, err := p.flush(ctx, false); err != nil {
 		p.log.Warn("stopping with messages still spooled; they are archived on the next start",
 			"pending", p.d.Spool.Len(), "err", err)
 	}
 	return nil
 }
 
-// flush commits batches until the spool is empty or ctx is done.
-func (p *Pipeline) flush(ctx context.Context, linger bool) error {
+// flush commits batches until the spool is empty or ctx is done, or
+// until what is left is held back for order (see holdBack): then held
+// is true and the caller tries again shortly.
+func (p *Pipeline) flush(ctx context.Context, linger bool) (held bool, err error) {
 	for p.d.Spool.Len() > 0 {
 		if linger && p.d.Spool.Len() < p.cfg.BatchSize {
 			if err := sleep(ctx, p.cfg.Linger); err != nil {
-				return err
+				return false, err
 			}
 			linger = false
 		}
 		batch := p.d.Spool.Pending(p.cfg.BatchSize)
 		if len(batch) == 0 {
-			return nil
+			return false, nil
 		}
-		if err := p.commit(ctx, batch); err != nil {
-			return err
+		done, err := p.commit(ctx, batch)
+		if err != nil {
+			return false, err
 		}
 		p.d.Metrics.spoolDepth.Set(float64(p.d.Spool.Len()))
+		if done == 0 {
+			return true, nil
+		}
 	}
-	return nil
+	return false, nil
 }
 
-// commit archives one batch, then publishes it, then marks it done.
-// Archive failures are retried until ctx ends: the messages are safe in
-// the spool meanwhile.
-func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
-	ids := make([]string, len(batch))
-	for i, m := range batch {
-		ids[i] = m.ID
-	}
+// commit archives one batch, then publishes it, then marks it done, and
+// returns how many of its messages it finished: all but those held back
+// for order (holdBack), which stay in the spool. Archive failures are
+// retried until ctx ends: the messages are safe in the spool meanwhile.
+func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	// A batch this writer archived without its seal (the seal's write
 	// failed as the pipeline was stopping) is sealed before anything of
 	// it is delivered.
 	if err := p.seals.healMessages(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	var existing map[string]uint64
 	if err := p.retry(ctx, "checking archived ids", func() (err error) {
 		existing, err = p.d.Archive.Existing(ctx, batch)
 		return err
 	}); err != nil {
-		return err
+		return 0, err
 	}
 
 	// Three cases per message: archived before with no sequence from
 	// this spool — a retry that slipped past dedupe: drop it; archived
 	// with our sequence — we crashed after inserting: deliver again;
 	// not archived — insert, then deliver.
-	var fresh, deliver []Message
+	var fresh, deliver, dropped []Message
 	for _, m := range batch {
 		seq, archived := existing[m.ID]
 		switch {
 		case archived && m.Seq == 0:
 			p.d.Metrics.accepted.WithLabelValues("duplicate_archived").Inc()
+			dropped = append(dropped, m)
 		case archived:
 			m.Seq = seq
 			deliver = append(deliver, m)
 		default:
 			fresh = append(fresh, m)
 		}
+	}
+	p.leave(ctx, dropped)
+	// Of the messages still to be numbered, those behind an earlier
+	// place in their conversation's line wait in the spool; a message
+	// numbered already (a replay) has kept its place at numbering.
+	var unnumbered, held []Message
+	for _, m := range fresh {
+		if m.Seq == 0 {
+			unnumbered = append(unnumbered, m)
+		}
+	}
+	if _, held = p.holdBack(ctx, unnumbered); len(held) > 0 {
+		wait := map[string]bool{}
+		for _, m := range held {
+			wait[m.ID] = true
+		}
+		fresh = slices.DeleteFunc(fresh, func(m Message) bool { return wait[m.ID] })
+		batch = slices.DeleteFunc(slices.Clone(batch), func(m Message) bool { return wait[m.ID] })
+		p.d.Metrics.orderHeld.Add(float64(len(held)))
+	}
+	ids := make([]string, len(batch))
+	for i, m := range batch {
+		ids[i] = m.ID
 	}
 
 	if len(fresh) > 0 {
@@ -355,19 +409,22 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 			emps, err = p.d.Router.RouteBatch(ctx, fresh)
 			return err
 		}); err != nil {
-			return err
+			return 0, err
 		}
 		for i := range fresh {
 			fresh[i].Employee = emps[i]
 		}
 	}
 	if err := p.assignSeqs(ctx, fresh); err != nil {
-		return err
+		return 0, err
 	}
+	// Numbered and the numbers recorded: the next of each conversation,
+	// wherever it was accepted, may be numbered now.
+	p.leave(ctx, fresh)
 	if len(fresh) > 0 {
 		start := time.Now()
 		if err := p.seals.archive(ctx, fresh, p.inserted); err != nil {
-			return err
+			return 0, err
 		}
 		p.d.Metrics.batchSize.Observe(float64(len(fresh)))
 		p.d.Metrics.batchSeconds.Observe(time.Since(start).Seconds())
@@ -378,7 +435,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 		if deliver[i].Employee == "" {
 			emp, err := p.routeWithRetry(ctx, deliver[i])
 			if err != nil {
-				return err
+				return 0, err
 			}
 			deliver[i].Employee = emp
 		}
@@ -397,7 +454,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 	if err := p.retry(done, "marking spool records done", func() error {
 		return p.d.Spool.Done(done, ids)
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	for _, m := range deliver {
 		switch {
@@ -407,7 +464,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) error {
 			p.d.Media.Enqueue(m)
 		}
 	}
-	return nil
+	return len(batch), nil
 }
 
 // inserted tells the outbox, right after the insert, which outbound

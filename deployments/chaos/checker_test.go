@@ -681,7 +681,7 @@ func (r *report) String(h *harness) string {
 			mark = "   <-- FAIL"
 		}
 		if fail && n > 0 && orderOpen() && strings.Contains(name, "reordered") {
-			mark = "   <-- OPEN (known: order across instances; WR_CHAOS_STRICT=1 fails on it)"
+			mark = "   <-- OPEN (known: order across instances while Redis is lost, docs/chaos.md; WR_CHAOS_STRICT=1 fails on it)"
 		}
 		fmt.Fprintf(&b, "  %-44s %9d%s\n", name, n, mark)
 	}

@@ -18,6 +18,10 @@ const (
 	recAccept byte = 1 // one relay.Message, encoded by appendMessage
 	recAssign byte = 2 // uvarint count, then count × (id, uvarint seq)
 	recDone   byte = 3 // uvarint count, then count × id
+	// recPlaced is recAccept for a message with a place in its
+	// conversation's line: uvarint Ticket, then what recAccept holds.
+	// Decoded, it is a recAccept record.
+	recPlaced byte = 4
 )
 
 // Time location kinds, see appendTime.
@@ -28,7 +32,9 @@ const (
 )
 
 // knownRecordType reports whether a payload starting with t can decode.
-func knownRecordType(t byte) bool { return t == recAccept || t == recAssign || t == recDone }
+func knownRecordType(t byte) bool {
+	return t == recAccept || t == recAssign || t == recDone || t == recPlaced
+}
 
 // record is one decoded log record.
 type record struct {
@@ -55,7 +61,12 @@ var errDecode = errors.New("undecodable record")
 // fails when relay.Message grows a field this codec does not carry.
 func encodeAccept(m *relay.Message) []byte {
 	b := make([]byte, 0, 128+len(m.Raw)+len(m.Text))
-	b = append(b, recAccept)
+	if m.Ticket != 0 {
+		b = append(b, recPlaced)
+		b = binary.AppendUvarint(b, m.Ticket)
+	} else {
+		b = append(b, recAccept)
+	}
 	b = appendString(b, m.ID)
 	b = appendString(b, m.Account)
 	b = appendString(b, m.Client)
@@ -166,6 +177,14 @@ func decodeRecord(p []byte) (record, error) {
 	switch r.typ {
 	case recAccept:
 		r.msg = d.message()
+	case recPlaced:
+		ticket := d.uvarint()
+		r.msg = d.message()
+		r.msg.Ticket = ticket
+		if ticket == 0 && d.err == nil {
+			d.err = errors.New("placed message with ticket 0")
+		}
+		r.typ = recAccept
 	case recAssign:
 		n := d.count(2) // an id length and a seq: at least two bytes each
 		r.seqs = make([]idSeq, 0, n)

@@ -39,6 +39,7 @@ func TestRedisDown(t *testing.T) {
 	dedupe := NewRedisDedupe(rdb, "")
 	seq := NewRedisSequencer(rdb, "")
 	assign := NewRedisAssignments(rdb, "")
+	order := NewRedisOrder(rdb, "")
 	tokens := NewRedisTokenCache(rdb, "", TokenCacheOptions{Timeout: downDeadline, Logger: testenv.Logger(t)})
 	conv := relay.Conversation("acct", "openid")
 
@@ -54,6 +55,11 @@ func TestRedisDown(t *testing.T) {
 		{"Get", func(ctx context.Context) error { _, err := assign.Get(ctx, conv); return err }},
 		{"SetIfAbsent", func(ctx context.Context) error { _, err := assign.SetIfAbsent(ctx, conv, "alice"); return err }},
 		{"TokenSet", func(ctx context.Context) error { return tokens.SetContext(ctx, "t", "v", time.Minute) }},
+		{"Take", func(ctx context.Context) error { _, err := order.Take(ctx, conv, "m1", time.Now()); return err }},
+		{"Lines", func(ctx context.Context) error { _, err := order.Lines(ctx, []relay.ConversationID{conv}); return err }},
+		{"Leave", func(ctx context.Context) error {
+			return order.Leave(ctx, []relay.Place{{Conv: conv, ID: "m1", Ticket: 1, At: time.Now()}})
+		}},
 	}
 
 	// failAll checks that every op fails, promptly.
