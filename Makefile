@@ -37,3 +37,8 @@ chaos: ## the chaos suite: two relays under faults, then a check that nothing wa
 
 CHAOS_TIMEOUT ?= 12h
 .PHONY: chaos
+
+bench-e2e: ## the end-to-end benchmark: the relay binary on ClickHouse and Redis against its own ceiling, in one run (docs/performance.md)
+	@command -v clickhouse-server >/dev/null && command -v redis-server >/dev/null || bash -c 'source .ci/services.sh && services_install'
+	WR_BENCH_E2E=1 $(GO) test -count=1 -v -timeout 30m -run 'TestBenchE2E$$' ./deployments/chaos/
+.PHONY: bench-e2e

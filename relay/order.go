@@ -92,36 +92,38 @@ func (p *Pipeline) leave(ctx context.Context, msgs []Message) {
 	}
 }
 
-// holdBack splits fresh into the messages that may be numbered now and
-// those that must wait: a message waits while an earlier place of its
-// conversation, taken less than cfg.OrderWait ago, belongs to a message
-// not in fresh (spooled on another instance, or not yet durable here).
-// Messages without a place, and every message when the line cannot be
-// read, go now.
-func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []Message) {
+// holdBack splits a batch into the messages that may go on now and those
+// that must wait: a message to be numbered waits while an earlier place
+// of its conversation, taken less than cfg.OrderWait ago, belongs to a
+// message not in the batch (spooled on another instance, or not yet
+// durable here). Messages without a place or numbered already (a
+// replay; it left its place when it was numbered), and every message
+// when the lines cannot be read, go now.
+func (p *Pipeline) holdBack(ctx context.Context, batch []Message) (now, held []Message) {
 	if p.d.Order == nil {
-		return fresh, nil
+		return batch, nil
 	}
+	waits := func(m Message) bool { return m.Ticket != 0 && m.Seq == 0 }
 	mine := map[string]bool{}
 	var convs []ConversationID
 	seen := map[ConversationID]bool{}
-	for _, m := range fresh {
-		if m.Ticket == 0 {
+	for _, m := range batch {
+		mine[m.ID] = true
+		if !waits(m) {
 			continue
 		}
-		mine[m.ID] = true
 		if !seen[m.Conv] {
 			seen[m.Conv] = true
 			convs = append(convs, m.Conv)
 		}
 	}
 	if len(convs) == 0 {
-		return fresh, nil
+		return batch, nil
 	}
 	lines, err := p.d.Order.Lines(ctx, convs)
 	if err != nil {
 		p.log.Warn("reading the conversations' lines; numbering without them (order against other instances is not kept)", "err", err)
-		return fresh, nil
+		return batch, nil
 	}
 	// blocked[conv] is the lowest ticket of conv that is not ours and
 	// still counts: ours at or above it wait.
@@ -136,8 +138,8 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 			break
 		}
 	}
-	for _, m := range fresh {
-		if b, ok := blocked[m.Conv]; ok && m.Ticket != 0 && m.Ticket > b {
+	for _, m := range batch {
+		if b, ok := blocked[m.Conv]; ok && waits(m) && m.Ticket > b {
 			held = append(held, m)
 			continue
 		}

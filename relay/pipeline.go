@@ -353,6 +353,20 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	if err := p.seals.healMessages(ctx); err != nil {
 		return 0, err
 	}
+	// Messages behind an earlier place in their conversation's line wait
+	// in the spool. Asked before the archive, so that waiting costs
+	// ClickHouse nothing.
+	batch, held := p.holdBack(ctx, batch)
+	if len(held) > 0 {
+		p.d.Metrics.orderHeld.Add(float64(len(held)))
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(batch))
+	for i, m := range batch {
+		ids[i] = m.ID
+	}
 	var existing map[string]uint64
 	if err := p.retry(ctx, "checking archived ids", func() (err error) {
 		existing, err = p.d.Archive.Existing(ctx, batch)
@@ -380,28 +394,6 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 		}
 	}
 	p.leave(ctx, dropped)
-	// Of the messages still to be numbered, those behind an earlier
-	// place in their conversation's line wait in the spool; a message
-	// numbered already (a replay) has kept its place at numbering.
-	var unnumbered, held []Message
-	for _, m := range fresh {
-		if m.Seq == 0 {
-			unnumbered = append(unnumbered, m)
-		}
-	}
-	if _, held = p.holdBack(ctx, unnumbered); len(held) > 0 {
-		wait := map[string]bool{}
-		for _, m := range held {
-			wait[m.ID] = true
-		}
-		fresh = slices.DeleteFunc(fresh, func(m Message) bool { return wait[m.ID] })
-		batch = slices.DeleteFunc(slices.Clone(batch), func(m Message) bool { return wait[m.ID] })
-		p.d.Metrics.orderHeld.Add(float64(len(held)))
-	}
-	ids := make([]string, len(batch))
-	for i, m := range batch {
-		ids[i] = m.ID
-	}
 
 	if len(fresh) > 0 {
 		var emps []string

@@ -3,6 +3,7 @@ package chaos
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -152,6 +153,7 @@ type relayProc struct {
 	name, bin, config, addr, dataDir, logPath string
 	env                                       []string
 	logf                                      func(format string, args ...any)
+	command                                   string // "serve" when empty
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -181,7 +183,8 @@ func (r *relayProc) spawnLocked() error {
 		return err
 	}
 	fmt.Fprintf(out, "=== chaos: starting %s at %s\n", r.name, time.Now().Format("15:04:05.000"))
-	cmd := exec.Command(r.bin, "serve", "-config", r.config)
+	command := cmp.Or(r.command, "serve")
+	cmd := exec.Command(r.bin, command, "-config", r.config)
 	cmd.Env = r.env
 	cmd.Stdout, cmd.Stderr = out, out
 	// If the test process dies, the relay dies with it.

@@ -27,6 +27,10 @@ type LoadConfig struct {
 	// than Rate, sending falls behind (the achieved rate shows it) rather
 	// than piling up goroutines. Default 256.
 	MaxInFlight int `json:"max_in_flight"`
+	// Text makes the text of message k, called just before it is sent
+	// (a benchmark stamps the time in it to measure delivery). Default
+	// "load message k".
+	Text func(k int) string `json:"-"`
 }
 
 // LoadReport is the outcome of a load run.
@@ -123,7 +127,11 @@ schedule:
 		go func(c *Client, k int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := c.SendText(ctx, "load message "+strconv.Itoa(k))
+			text := "load message " + strconv.Itoa(k)
+			if cfg.Text != nil {
+				text = cfg.Text(k)
+			}
+			res, err := c.SendText(ctx, text)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
