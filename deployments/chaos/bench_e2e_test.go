@@ -137,7 +137,11 @@ func newBench(t *testing.T) *bench {
 	b.appID = acct.AppID
 	b.config = relayConfig{chAddr: ch.Addr, db: testenv.UniqueName("bench"), redisAddr: rd.Addr, prefix: testenv.UniqueName("wr") + ":",
 		simURL: simSrv.URL, appID: acct.AppID, secret: acct.AppSecret, tok: acct.Token, aesKey: acct.EncodingAESKey,
-		outboxSettle: 20 * time.Second, consolePing: 5 * time.Second, dirPoll: 2 * time.Second}
+		outboxSettle: 20 * time.Second, consolePing: 5 * time.Second, dirPoll: 2 * time.Second,
+		// A supervisor watching every conversation receives each writer
+		// batch (up to 500 messages) at once: the default queue of 256
+		// frames disconnects it as a slow consumer at these rates.
+		sendQueue: 8192}
 	return b
 }
 

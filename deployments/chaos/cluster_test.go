@@ -72,6 +72,7 @@ type relayConfig struct {
 	outboxSettle         time.Duration
 	secret, tok, aesKey  string
 	consolePing, dirPoll time.Duration
+	sendQueue            int // console.send_queue; 0: the default
 }
 
 func (c relayConfig) yaml() string {
@@ -119,6 +120,9 @@ console:
 		c.outboxSettle, c.consolePing, c.dirPoll, supID)
 	for _, a := range agentIDs {
 		fmt.Fprintf(&b, "    - id: %s\n      name: Agent %s\n      role: agent\n      accounts: [%s]\n", a, a, accountID)
+	}
+	if c.sendQueue > 0 {
+		fmt.Fprintf(&b, "  send_queue: %d\n", c.sendQueue)
 	}
 	b.WriteString("shutdown_timeout: 10s\n")
 	return b.String()

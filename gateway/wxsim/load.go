@@ -111,6 +111,11 @@ func (s *Sim) Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 	defer timer.Stop()
 schedule:
 	for k := 0; k < total; k++ {
+		// A relay slower than Rate makes sending fall behind; it still
+		// stops when Duration is over.
+		if time.Since(start) >= cfg.Duration {
+			break
+		}
 		timer.Reset(time.Until(start.Add(time.Duration(k) * interval)))
 		select {
 		case <-timer.C:
