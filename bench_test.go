@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,13 +10,8 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/gateway"
-	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
-
-type nopAcceptor struct{}
-
-func (nopAcceptor) Accept(context.Context, relay.Message) error { return nil }
 
 // BenchmarkCallback measures signed safe-mode callbacks answered per
 // second. "baseline" is the gateway alone (verify, decrypt, parse) with an
@@ -55,7 +49,7 @@ func BenchmarkCallback(b *testing.B) {
 	}
 	b.Run("baseline", func(b *testing.B) {
 		cfg := e2eConfig(b, "127.0.0.1:1", "", "db", "p", b.TempDir())
-		run(b, gateway.NewCallbackHandler(cfg.gatewayConfig(), nopAcceptor{}, gateway.CallbackOptions{}))
+		run(b, gateway.NewCallbackHandler(cfg.gatewayConfig(), dropAcceptor{}, gateway.CallbackOptions{}))
 	})
 	b.Run("durable", func(b *testing.B) {
 		ch, rd := testenv.ClickHouseAddr(b), testenv.RedisAddr(b)
