@@ -7,6 +7,12 @@
 //	messages.csv     the same, one row per message (raw as base64, attrs as JSON)
 //	events.jsonl     the delivery events of the exported outbound messages
 //	events.csv       the same as CSV
+//
+// In both CSV files a cell that begins with = + - @, a tab or a carriage
+// return (and is not a plain number) starts with an added apostrophe, so
+// that a spreadsheet shows a client's text instead of running it as a
+// formula; the JSONL files and the transcript hold every text exactly.
+//
 //	media/<sha256><ext>  every archived media of the messages, byte for byte
 //	transcript.html  a readable, chat-like transcript, media inline
 //	manifest.json    counts, the sha256 of every other file, the seals

