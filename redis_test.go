@@ -88,8 +88,14 @@ func TestRedisACLUser(t *testing.T) {
 	if err := seq.Seed(ctx, relay.ConversationID("c1"), 0); err != nil {
 		t.Fatalf("sequence seed: %v", err)
 	}
-	if n, err := seq.Next(ctx, relay.ConversationID("c1"), 1); err != nil || n != 1 {
-		t.Fatalf("sequence next = %d, %v", n, err)
+	if nums, _, err := seq.Number(ctx, map[relay.ConversationID][]string{"c1": {"m1"}}); err != nil || nums["m1"] != 1 {
+		t.Fatalf("sequence number = %v, %v", nums, err)
+	}
+	if err := seq.Release(ctx, map[relay.ConversationID][]string{"c1": {"m1"}}); err != nil {
+		t.Fatalf("sequence release: %v", err)
+	}
+	if _, _, err := state.NewRedisOrder(rdb, prefix).Lines(ctx, []relay.Place{{Conv: "c1", ID: "m1", Ticket: 1, At: time.Now()}}); err != nil {
+		t.Fatalf("order lines: %v", err)
 	}
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -400,19 +401,47 @@ func (d *memDedupe) hold(key string, lease time.Duration) {
 }
 
 type memSeq struct {
-	mu sync.Mutex
-	n  map[ConversationID]uint64
+	mu    sync.Mutex
+	n     map[ConversationID]uint64
+	held  map[string]uint64
+	calls int // of Number
 }
 
-func (s *memSeq) Next(_ context.Context, conv ConversationID, n int) (uint64, error) {
+func (s *memSeq) Number(_ context.Context, ids map[ConversationID][]string) (map[string]uint64, []ConversationID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, ok := s.n[conv]
-	if !ok {
-		return 0, ErrUnseeded
+	s.calls++
+	if s.held == nil {
+		s.held = map[string]uint64{}
 	}
-	s.n[conv] = cur + uint64(n)
-	return s.n[conv], nil
+	nums := map[string]uint64{}
+	var unseeded []ConversationID
+	for conv, list := range ids {
+		if _, ok := s.n[conv]; !ok {
+			unseeded = append(unseeded, conv)
+			continue
+		}
+		for _, id := range list {
+			if n, ok := s.held[id]; ok {
+				nums[id] = n
+				continue
+			}
+			s.n[conv]++
+			s.held[id], nums[id] = s.n[conv], s.n[conv]
+		}
+	}
+	return nums, unseeded, nil
+}
+
+func (s *memSeq) Release(_ context.Context, ids map[ConversationID][]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, list := range ids {
+		for _, id := range list {
+			delete(s.held, id)
+		}
+	}
+	return nil
 }
 
 func (s *memSeq) Seed(_ context.Context, conv ConversationID, floor uint64) error {
@@ -425,6 +454,13 @@ func (s *memSeq) Seed(_ context.Context, conv ConversationID, floor uint64) erro
 		s.n[conv] = floor
 	}
 	return nil
+}
+
+// wipe forgets everything, as Redis restarted without its data.
+func (s *memSeq) wipe() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n, s.held = nil, nil
 }
 
 type memAssign struct {
@@ -462,27 +498,44 @@ func (a *memAssign) SetIfAbsent(_ context.Context, conv ConversationID, emp stri
 }
 
 // memOrder is an AcceptOrder in memory, shared by the pipelines of a
-// test as Redis is by instances.
+// test as Redis is by instances, with the same tickets and epoch.
 type memOrder struct {
 	mu     sync.Mutex
-	next   map[ConversationID]uint64
+	last   map[ConversationID]uint64
 	places []Place
+	epoch  int
+	down   bool // every call fails, as Redis killed
 }
 
 func (o *memOrder) Take(_ context.Context, conv ConversationID, id string, at time.Time) (uint64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.next == nil {
-		o.next = map[ConversationID]uint64{}
+	if o.down {
+		return 0, errDown
 	}
-	o.next[conv]++
-	o.places = append(o.places, Place{Conv: conv, ID: id, Ticket: o.next[conv], At: at.Truncate(time.Millisecond)})
-	return o.next[conv], nil
+	if o.last == nil {
+		o.last = map[ConversationID]uint64{}
+	}
+	t := max(ticketAt(at), o.last[conv]+1)
+	o.last[conv] = t
+	o.places = append(o.places, Place{Conv: conv, ID: id, Ticket: t, At: at.Truncate(time.Millisecond)})
+	return t, nil
 }
 
-func (o *memOrder) Lines(_ context.Context, convs []ConversationID) (map[ConversationID][]Place, error) {
+func (o *memOrder) Lines(_ context.Context, places []Place) (map[ConversationID][]Place, string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.down {
+		return nil, "", errDown
+	}
+	var convs []ConversationID
+	for _, p := range places {
+		p.At = p.At.Truncate(time.Millisecond)
+		convs = append(convs, p.Conv)
+		if !slices.ContainsFunc(o.places, func(q Place) bool { return q.ID == p.ID && q.At.Equal(p.At) }) {
+			o.places = append(o.places, p)
+		}
+	}
 	out := map[ConversationID][]Place{}
 	for _, p := range o.places {
 		if slices.Contains(convs, p.Conv) {
@@ -492,18 +545,33 @@ func (o *memOrder) Lines(_ context.Context, convs []ConversationID) (map[Convers
 	for _, line := range out {
 		slices.SortFunc(line, func(a, b Place) int { return cmp.Compare(a.Ticket, b.Ticket) })
 	}
-	return out, nil
+	return out, fmt.Sprint("epoch-", o.epoch), nil
 }
 
 func (o *memOrder) Leave(_ context.Context, places []Place) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.down {
+		return errDown
+	}
 	o.places = slices.DeleteFunc(o.places, func(p Place) bool {
 		return slices.ContainsFunc(places, func(q Place) bool {
 			return q.Conv == p.Conv && q.ID == p.ID && q.At.UnixMilli() == p.At.UnixMilli()
 		})
 	})
 	return nil
+}
+
+// setDown makes every call fail (Redis killed), or work again; coming
+// back it has lost everything, as Redis without persistence.
+func (o *memOrder) setDown(down bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.down = down
+	if !down {
+		o.last, o.places = nil, nil
+		o.epoch++
+	}
 }
 
 func (o *memOrder) line() []Place {

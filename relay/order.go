@@ -16,17 +16,27 @@ import (
 // line (except its own batch's, and places older than the wait, whose
 // instance died or hangs), and then leaves the line.
 type AcceptOrder interface {
-	// Take puts id at the end of conv's line and returns its ticket,
-	// greater than every ticket of conv taken before. at is when the
-	// place was taken (the message's AcceptedAt).
+	// Take puts id at the end of conv's line and returns its ticket:
+	// greater than every ticket of conv taken before, and at least at
+	// in microseconds (ticketAt), so that the tickets taken after the
+	// store lost its lines still come after those taken before. at is
+	// when the place was taken (the message's AcceptedAt).
 	Take(ctx context.Context, conv ConversationID, id string, at time.Time) (ticket uint64, err error)
-	// Lines returns the places in line of each of convs, lowest ticket
-	// first (at most the first few hundred of each).
-	Lines(ctx context.Context, convs []ConversationID) (map[ConversationID][]Place, error)
+	// Lines puts places back in their lines where they are missing (the
+	// store lost its data; a message accepted without a place, whose
+	// ticket is then ticketAt(AcceptedAt)), and returns the lines of
+	// their conversations, lowest ticket first (at most the first few
+	// hundred places of each), with the store's epoch: an id that
+	// changes when the store loses what it held.
+	Lines(ctx context.Context, places []Place) (lines map[ConversationID][]Place, epoch string, err error)
 	// Leave takes places out of their lines: numbered, or never to be
 	// (an append that failed, a copy dropped as a retry).
 	Leave(ctx context.Context, places []Place) error
 }
+
+// ticketAt is the ticket of a place taken at t, when no later place of
+// its conversation was taken before it.
+func ticketAt(t time.Time) uint64 { return uint64(max(t.UnixMicro(), 1)) }
 
 // Place is one message's place in its conversation's line.
 type Place struct {
@@ -49,9 +59,9 @@ func placeOf(m Message) Place {
 const defaultOrderWait = 10 * time.Second
 
 // takePlace gives m its place in line before it is spooled. Without the
-// store (Redis down) m is accepted without one: it is then numbered when
-// its writer gets to it, and its order against another instance's
-// messages is not kept — a refusal would lose more.
+// store (Redis down) m is accepted without one — a refusal would lose
+// more — and takes it, at its acceptance time, when its writer gets to
+// it (holdBack).
 func (p *Pipeline) takePlace(ctx context.Context, m *Message) {
 	if p.d.Order == nil {
 		return
@@ -61,8 +71,12 @@ func (p *Pipeline) takePlace(ctx context.Context, m *Message) {
 	defer cancel()
 	t, err := p.d.Order.Take(tctx, m.Conv, m.ID, m.AcceptedAt)
 	if err != nil {
-		p.log.Warn("taking the message's place in its conversation's line; accepting it without one (its order against other instances is not kept)",
-			"msg_id", m.ID, "conv", m.Conv, "err", err)
+		// At most every few seconds: while Redis is down, every message.
+		now, last := p.d.Now().UnixNano(), p.lastPlaceWarn.Load()
+		if now-last >= int64(5*time.Second) && p.lastPlaceWarn.CompareAndSwap(last, now) {
+			p.log.Warn("taking the message's place in its conversation's line; accepting it without one (it takes one when its writer gets to it)",
+				"msg_id", m.ID, "conv", m.Conv, "err", err)
+		}
 		return
 	}
 	m.Ticket = t
@@ -92,58 +106,95 @@ func (p *Pipeline) leave(ctx context.Context, msgs []Message) {
 	}
 }
 
-// holdBack splits a batch into the messages that may go on now and those
-// that must wait: a message to be numbered waits while an earlier place
-// of its conversation, taken less than cfg.OrderWait ago, belongs to a
-// message not in the batch (spooled on another instance, or not yet
-// durable here). Messages without a place or numbered already (a
-// replay; it left its place when it was numbered), and every message
-// when the lines cannot be read, go now.
-func (p *Pipeline) holdBack(ctx context.Context, batch []Message) (now, held []Message) {
-	if p.d.Order == nil {
-		return batch, nil
+// holdBack splits the messages about to be numbered into those that may
+// be numbered now and those that must wait: a message waits while an
+// earlier place of its conversation, taken less than cfg.OrderWait ago,
+// belongs to a message not among them (spooled on another instance, or
+// not yet durable here).
+//
+// Two things make the lines trustworthy after Redis lost them. Every
+// waiting message puts its place back (or takes one, if it was accepted
+// while Redis was down), and tickets are at least the acceptance time,
+// so places taken since rank after those put back. And a writer that
+// sees the store's epoch change numbers nothing for cfg.OrderWait,
+// while every instance puts its messages back in line.
+//
+// When the lines cannot be read nothing is numbered: the numbers come
+// from the same store, and numbering blind would give up order.
+func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []Message) {
+	if p.d.Order == nil || len(fresh) == 0 {
+		return fresh, nil
 	}
-	waits := func(m Message) bool { return m.Ticket != 0 && m.Seq == 0 }
+	waits := func(m Message) bool { return m.Seq == 0 }
 	mine := map[string]bool{}
-	var convs []ConversationID
-	seen := map[ConversationID]bool{}
-	for _, m := range batch {
+	var places []Place
+	for i := range fresh {
+		m := &fresh[i]
 		mine[m.ID] = true
-		if !waits(m) {
+		if !waits(*m) {
 			continue
 		}
-		if !seen[m.Conv] {
-			seen[m.Conv] = true
-			convs = append(convs, m.Conv)
+		if m.Ticket == 0 {
+			m.Ticket = ticketAt(m.AcceptedAt)
 		}
+		places = append(places, placeOf(*m))
 	}
-	if len(convs) == 0 {
-		return batch, nil
+	if len(places) == 0 {
+		return fresh, nil
 	}
-	lines, err := p.d.Order.Lines(ctx, convs)
+	split := func(hold func(Message) bool) (now, held []Message) {
+		for _, m := range fresh {
+			if waits(m) && hold(m) {
+				held = append(held, m)
+			} else {
+				now = append(now, m)
+			}
+		}
+		return now, held
+	}
+	holdAll := func(Message) bool { return true }
+	lines, epoch, err := p.d.Order.Lines(ctx, places)
 	if err != nil {
-		p.log.Warn("reading the conversations' lines; numbering without them (order against other instances is not kept)", "err", err)
-		return batch, nil
+		p.warnOrder("reading the conversations' lines; numbering waits for them", err)
+		return split(holdAll)
+	}
+	at := p.d.Now()
+	if p.lineEpoch != "" && epoch != p.lineEpoch {
+		p.regroupUntil = at.Add(p.cfg.OrderWait)
+		p.log.Warn("the conversations' lines were lost (Redis restarted empty?): numbering waits while every instance puts its messages back in line",
+			"wait", p.cfg.OrderWait)
+	}
+	p.lineEpoch = epoch
+	if at.Before(p.regroupUntil) {
+		return split(holdAll)
 	}
 	// blocked[conv] is the lowest ticket of conv that is not ours and
-	// still counts: ours at or above it wait.
+	// still counts: ours above it wait. A place counts for the wait
+	// after it was taken — or after the last loss of the lines, since
+	// the places put back then are as old as their messages, and their
+	// instances, alive, may still be waiting out the loss themselves.
 	blocked := map[ConversationID]uint64{}
-	cutoff := p.d.Now().Add(-p.cfg.OrderWait)
+	cutoff := at.Add(-p.cfg.OrderWait)
 	for conv, line := range lines {
 		for _, pl := range line {
-			if mine[pl.ID] || pl.At.Before(cutoff) {
+			if mine[pl.ID] || maxTime(pl.At, p.regroupUntil).Before(cutoff) {
 				continue
 			}
 			blocked[conv] = pl.Ticket
 			break
 		}
 	}
-	for _, m := range batch {
-		if b, ok := blocked[m.Conv]; ok && waits(m) && m.Ticket > b {
-			held = append(held, m)
-			continue
-		}
-		now = append(now, m)
+	return split(func(m Message) bool {
+		b, ok := blocked[m.Conv]
+		return ok && m.Ticket > b
+	})
+}
+
+// warnOrder logs a failure of the writer's order keeping at most every
+// few seconds: while Redis is down it recurs at every attempt.
+func (p *Pipeline) warnOrder(msg string, err error) {
+	if at := p.d.Now(); at.Sub(p.lastOrderWarn) >= 5*time.Second {
+		p.lastOrderWarn = at
+		p.log.Warn(msg, "err", err)
 	}
-	return now, held
 }

@@ -17,14 +17,15 @@ import (
 type instances struct {
 	archive *memArchive
 	order   *memOrder
+	seq     *memSeq
 	spools  []*memSpool
 	p       []*Pipeline
 }
 
 func newInstances(t *testing.T, n int, orderWait time.Duration) *instances {
 	t.Helper()
-	in := &instances{archive: &memArchive{}, order: &memOrder{}}
-	dedupe, seq, assign := &memDedupe{}, &memSeq{}, &memAssign{}
+	in := &instances{archive: &memArchive{}, order: &memOrder{}, seq: &memSeq{}}
+	dedupe, seq, assign := &memDedupe{}, in.seq, &memAssign{}
 	bus := newMemBus(in.archive)
 	for i := range n {
 		sp := newMemSpool()
@@ -83,6 +84,11 @@ func TestPipelineNumbersInAcceptanceOrderAcrossInstances(t *testing.T) {
 	if in.archive.has(y.ID) {
 		t.Fatal("the second message was archived before the first")
 	}
+	// A's writer had seen the lines before the outage too: it waits as
+	// well, and its wait ends after B's — B must then find x in line,
+	// although x's place is older than the wait by then.
+	time.Sleep(500 * time.Millisecond)
+	a.lineEpoch = "epoch-0"
 	runPipeline(t, a)
 	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
 	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
@@ -131,5 +137,151 @@ func TestPipelineLeavesTheLineWhenTheAppendFails(t *testing.T) {
 	}
 	if line := order.line(); len(line) != 0 {
 		t.Fatalf("places left in line after a failed append: %+v", line)
+	}
+}
+
+// loseRedis is Redis killed and started again without its data: the
+// lines, their epoch and the sequence counters are gone.
+func (in *instances) loseRedis() {
+	in.order.setDown(true)
+	in.seq.wipe()
+	in.order.setDown(false)
+}
+
+// warmUp has p's writer archive one message of a conversation of its
+// own, so that it has seen the lines (and their epoch) before the test's
+// fault.
+func (in *instances) warmUp(t *testing.T, p *Pipeline) {
+	t.Helper()
+	m := text("warm-"+p.Writer(), "warm-"+p.Writer(), "hello")
+	if err := p.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Until(t, "the warm-up message archived", func() bool { return in.archive.has(m.ID) })
+}
+
+// Redis restarted empty loses every place in line: the place of a
+// message accepted on A before it, and still in A's spool, is gone when
+// B accepts the client's next message. B must not number that one first:
+// having seen the lines' epoch change, it numbers nothing until every
+// instance had the time to put its messages back in line, and A's ticket,
+// taken earlier, ranks first.
+func TestPipelineKeepsOrderWhenTheLinesAreLost(t *testing.T) {
+	in := newInstances(t, 2, time.Second)
+	a, b := in.p[0], in.p[1]
+	runPipeline(t, b)
+	in.warmUp(t, b)
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	ctx := context.Background()
+	if err := a.Accept(ctx, x); err != nil { // A's writer is slow: not running yet
+		t.Fatal(err)
+	}
+	in.loseRedis()
+	time.Sleep(2 * time.Millisecond) // y is accepted later than x, as WeChat sends it after x's answer
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Until(t, "B holding the second message back", func() bool {
+		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
+	})
+	if in.archive.has(y.ID) {
+		t.Fatal("the second message was archived before the first")
+	}
+	runPipeline(t, a)
+	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
+	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
+		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
+	}
+}
+
+// Messages accepted while Redis is down have no place in line; when it
+// is back they take one at their acceptance time, and the writer that saw
+// the outage numbers nothing in the meantime — so a client's messages
+// accepted on two instances during the outage keep their order.
+func TestPipelineKeepsOrderOfMessagesAcceptedWithoutTheLines(t *testing.T) {
+	in := newInstances(t, 2, time.Second)
+	a, b := in.p[0], in.p[1]
+	runPipeline(t, b)
+	in.warmUp(t, b)
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	ctx := context.Background()
+	in.order.setDown(true)
+	if err := a.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Until(t, "B holding the second message while the lines cannot be read", func() bool {
+		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
+	})
+	in.seq.wipe()
+	in.order.setDown(false)
+	testenv.Until(t, "B holding it after the lines came back empty", func() bool {
+		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 3
+	})
+	if in.archive.has(y.ID) {
+		t.Fatal("the second message was archived before the first")
+	}
+	// A's writer had seen the lines before the outage too: it waits as
+	// well, and its wait ends after B's — B must then find x in line,
+	// although x's place is older than the wait by then.
+	time.Sleep(500 * time.Millisecond)
+	a.lineEpoch = "epoch-0"
+	runPipeline(t, a)
+	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
+	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
+		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
+	}
+	testenv.Until(t, "the line empty", func() bool { return len(in.order.line()) == 0 })
+}
+
+// assignFailsSpool cannot record sequence numbers: the writer numbers its
+// batch and dies before the numbers are durable.
+type assignFailsSpool struct{ *memSpool }
+
+func (assignFailsSpool) Assign(context.Context, map[string]uint64) error {
+	return errors.New("input/output error")
+}
+
+// A writer killed between taking sequence numbers and recording them
+// leaves no gap: its replay is given the same numbers back. (The chaos
+// suite counted these as "seq gaps".)
+func TestPipelineReplayAfterAKillBeforeRecordingNumbersLeavesNoGap(t *testing.T) {
+	sp, archive, seq := newMemSpool(), &memArchive{}, &memSeq{}
+	deps := func(s Spool) Deps {
+		return Deps{Spool: s, Archive: archive, Bus: newMemBus(archive), Dedupe: &memDedupe{}, Sequencer: seq,
+			Router: NewRouter(&memAssign{}, map[string][]string{"acct": {"alice"}})}
+	}
+	cfg := Config{Writer: "relay-a", Linger: time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
+		DrainTimeout: 20 * time.Millisecond}
+	dying, err := NewPipeline(cfg, deps(assignFailsSpool{sp}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := text("c1", "1", "first")
+	if err := dying.Accept(context.Background(), x); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- dying.Run(ctx) }()
+	testenv.Until(t, "the batch numbered", func() bool {
+		seq.mu.Lock()
+		defer seq.mu.Unlock()
+		return seq.n[x.Conv] > 0
+	})
+	cancel()
+	<-done
+
+	replay, err := NewPipeline(cfg, deps(sp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, replay)
+	testenv.Until(t, "archived by the replay", func() bool { return archive.has(x.ID) })
+	if s := (&instances{archive: archive}).seqOf(t, x.ID); s != 1 {
+		t.Fatalf("the replay numbered the message %d, want 1 (no gap)", s)
 	}
 }

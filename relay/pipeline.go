@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -133,6 +134,16 @@ type Pipeline struct {
 	claims *claims
 	// running is set while Run, the archive writer, runs.
 	running atomic.Bool
+
+	// Order keeping, the writer's own (see holdBack): the lines' epoch
+	// last seen, until when nothing is numbered after it changed, and
+	// when a failure was last logged.
+	lineEpoch     string
+	regroupUntil  time.Time
+	lastOrderWarn time.Time
+	// lastPlaceWarn is when Accept last logged that it could not take a
+	// place in line (Unix nanoseconds; Accept runs concurrently).
+	lastPlaceWarn atomic.Int64
 }
 
 // outboundQueue is the Outbox as the pipeline sees it.
@@ -275,8 +286,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	lastLog := time.Now()
 	// again fires while messages are held back for order: their turn
 	// comes when another instance numbers the earlier ones, which no
-	// local event announces, so the line is looked at again shortly.
+	// local event announces, so the line is looked at again shortly —
+	// less often the longer it lasts (each look costs an archive query).
 	var again <-chan time.Time
+	wait := p.cfg.Linger
 	for {
 		select {
 		case <-ctx.Done():
@@ -295,9 +308,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return err
 		}
 		again = nil
-		if held {
-			again = time.After(p.cfg.Linger)
+		if !held {
+			wait = p.cfg.Linger
+			continue
 		}
+		again = time.After(wait)
+		wait = min(2*wait, max(p.cfg.Linger, 250*time.Millisecond))
 	}
 }
 
@@ -353,20 +369,6 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	if err := p.seals.healMessages(ctx); err != nil {
 		return 0, err
 	}
-	// Messages behind an earlier place in their conversation's line wait
-	// in the spool. Asked before the archive, so that waiting costs
-	// ClickHouse nothing.
-	batch, held := p.holdBack(ctx, batch)
-	if len(held) > 0 {
-		p.d.Metrics.orderHeld.Add(float64(len(held)))
-	}
-	if len(batch) == 0 {
-		return 0, nil
-	}
-	ids := make([]string, len(batch))
-	for i, m := range batch {
-		ids[i] = m.ID
-	}
 	var existing map[string]uint64
 	if err := p.retry(ctx, "checking archived ids", func() (err error) {
 		existing, err = p.d.Archive.Existing(ctx, batch)
@@ -407,8 +409,21 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 			fresh[i].Employee = emps[i]
 		}
 	}
+	// Messages behind an earlier place in their conversation's line wait
+	// in the spool. Asked right before numbering, with nothing between
+	// that could wait out a loss of the lines (see holdBack).
+	fresh, held := p.holdBack(ctx, fresh)
+	if len(held) > 0 {
+		p.d.Metrics.orderHeld.Add(float64(len(held)))
+	}
 	if err := p.assignSeqs(ctx, fresh); err != nil {
-		return 0, err
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		// Not retried here: the next attempt reads the lines again,
+		// which may have been lost meanwhile (Redis restarted empty).
+		p.warnOrder("numbering a batch; trying it again", err)
+		return 0, nil
 	}
 	// Numbered and the numbers recorded: the next of each conversation,
 	// wherever it was accepted, may be numbered now.
@@ -441,10 +456,19 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	pub, cancelPub := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelPub()
 	p.publishAll(pub, deliver)
+	finished := make([]string, 0, len(batch))
+	for _, list := range [][]Message{deliver, dropped} {
+		for _, m := range list {
+			finished = append(finished, m.ID)
+		}
+	}
+	if len(finished) == 0 {
+		return 0, nil
+	}
 	done, cancelDone := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelDone()
 	if err := p.retry(done, "marking spool records done", func() error {
-		return p.d.Spool.Done(done, ids)
+		return p.d.Spool.Done(done, finished)
 	}); err != nil {
 		return 0, err
 	}
@@ -456,7 +480,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 			p.d.Media.Enqueue(m)
 		}
 	}
-	return len(batch), nil
+	return len(finished), nil
 }
 
 // inserted tells the outbox, right after the insert, which outbound
@@ -496,80 +520,74 @@ func (p *Pipeline) routeWithRetry(ctx context.Context, m Message) (emp string, e
 
 // assignSeqs gives each message without a sequence the next numbers of
 // its conversation, in batch order, and records them in the spool before
-// anything is inserted, so a replay inserts the same numbers.
+// anything is inserted, so a replay inserts the same numbers. The
+// sequencer keeps each id's number until it is released here, after the
+// record: a writer killed in between gets the same numbers on its
+// replay, and leaves no gap.
 func (p *Pipeline) assignSeqs(ctx context.Context, msgs []Message) error {
-	count := map[ConversationID]int{}
-	var convs []ConversationID
+	ids := map[ConversationID][]string{}
 	for _, m := range msgs {
-		if m.Seq != 0 {
-			continue
+		if m.Seq == 0 {
+			ids[m.Conv] = append(ids[m.Conv], m.ID)
 		}
-		if count[m.Conv] == 0 {
-			convs = append(convs, m.Conv)
-		}
-		count[m.Conv]++
 	}
-	if len(convs) == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
-	next := map[ConversationID]uint64{}
-	pending := convs
-	if bulk, ok := p.d.Sequencer.(BulkSequencer); ok && len(convs) > 1 {
-		// One round trip for the batch; what it could not reserve (an
-		// unseeded counter, a failed command) goes one by one below.
-		last, _, err := bulk.NextMany(ctx, count)
-		if err != nil {
-			p.log.Warn("reserving sequence numbers in bulk; the rest one by one", "reserved", len(last), "of", len(convs), "err", err)
-		}
-		pending = nil
-		for _, conv := range convs {
-			if l, ok := last[conv]; ok {
-				next[conv] = l - uint64(count[conv]) + 1
-			} else {
-				pending = append(pending, conv)
-			}
-		}
+	nums, unseeded, err := p.d.Sequencer.Number(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("numbering messages: %w", err)
 	}
-	for _, conv := range pending {
-		var last uint64
-		if err := p.retry(ctx, "reserving sequence numbers", func() (err error) {
-			last, err = p.reserve(ctx, conv, count[conv])
-			return err
-		}); err != nil {
-			return err
+	if len(unseeded) > 0 {
+		// New conversations, or counters the store forgot: seeded from
+		// the archive's highest number, then numbered.
+		again := map[ConversationID][]string{}
+		for _, conv := range unseeded {
+			var floor uint64
+			if err := p.retry(ctx, "reading the highest sequence number", func() (err error) {
+				floor, err = p.d.Archive.MaxSeq(ctx, conv)
+				return err
+			}); err != nil {
+				return err
+			}
+			if err := p.d.Sequencer.Seed(ctx, conv, floor); err != nil {
+				return fmt.Errorf("seeding the sequence of %s at %d: %w", conv, floor, err)
+			}
+			again[conv] = ids[conv]
 		}
-		next[conv] = last - uint64(count[conv]) + 1
+		more, still, err := p.d.Sequencer.Number(ctx, again)
+		if err != nil {
+			return fmt.Errorf("numbering messages of new conversations: %w", err)
+		}
+		if len(still) > 0 {
+			return fmt.Errorf("numbering messages: the counter of %s is gone right after seeding", still[0])
+		}
+		maps.Copy(nums, more)
 	}
 	seqs := map[string]uint64{}
 	for i := range msgs {
 		if msgs[i].Seq != 0 {
 			continue
 		}
-		msgs[i].Seq = next[msgs[i].Conv]
-		next[msgs[i].Conv]++
+		msgs[i].Seq = nums[msgs[i].ID]
+		if msgs[i].Seq == 0 {
+			return fmt.Errorf("numbering messages: no number for %s", msgs[i].ID)
+		}
 		seqs[msgs[i].ID] = msgs[i].Seq
 	}
-	return p.retry(ctx, "recording sequence numbers in the spool", func() error {
+	if err := p.retry(ctx, "recording sequence numbers in the spool", func() error {
 		return p.d.Spool.Assign(ctx, seqs)
-	})
-}
-
-// reserve takes n numbers for conv, seeding its counter from the archive
-// when the sequencer has none (new conversation, or a store that lost
-// its data).
-func (p *Pipeline) reserve(ctx context.Context, conv ConversationID, n int) (uint64, error) {
-	last, err := p.d.Sequencer.Next(ctx, conv, n)
-	if !errors.Is(err, ErrUnseeded) {
-		return last, err
+	}); err != nil {
+		return err
 	}
-	floor, err := p.d.Archive.MaxSeq(ctx, conv)
-	if err != nil {
-		return 0, fmt.Errorf("reading highest sequence of %s: %w", conv, err)
+	// Recorded: forgotten by the sequencer, bounded and best effort (an
+	// id not released is forgotten after a day).
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := p.d.Sequencer.Release(rctx, ids); err != nil {
+		p.log.Debug("releasing numbered ids", "err", err)
 	}
-	if err := p.d.Sequencer.Seed(ctx, conv, floor); err != nil {
-		return 0, err
-	}
-	return p.d.Sequencer.Next(ctx, conv, n)
+	return nil
 }
 
 // publishAll announces the archived messages of a batch, in order: in

@@ -52,25 +52,26 @@ func (s ClaimState) String() string {
 	return "ClaimState(" + strconv.Itoa(int(s)) + ")"
 }
 
-// ErrUnseeded is returned by Sequencer.Next when the counter of a
-// conversation does not exist (new, or forgotten by its store).
+// ErrUnseeded is returned by a Sequencer for a conversation whose
+// counter does not exist (new, or forgotten by its store).
 var ErrUnseeded = errors.New("relay: sequence counter not seeded")
 
-// BulkSequencer is a Sequencer that reserves numbers for many
-// conversations in one round trip (Redis pipelining).
-type BulkSequencer interface {
-	// NextMany reserves counts[conv] numbers for each conv and returns
-	// the last of each. Conversations whose counter does not exist are
-	// in unseeded. One in neither failed (err says why); what is in last
-	// is reserved and must be used, whatever err says.
-	NextMany(ctx context.Context, counts map[ConversationID]int) (last map[ConversationID]uint64, unseeded []ConversationID, err error)
-}
-
 // Sequencer hands out per-conversation sequence numbers shared by all
-// relay instances.
+// relay instances. A number is given to a message id, not just counted
+// out: until the writer has recorded it (in its spool) and released it,
+// asking again for the same id gives the same number, so a writer killed
+// between taking numbers and recording them leaves no gap behind — its
+// replay, or another instance numbering a retried copy, gets them back.
 type Sequencer interface {
-	// Next reserves n numbers for conv and returns the last of them.
-	Next(ctx context.Context, conv ConversationID, n int) (uint64, error)
+	// Number gives each id of ids[conv], in order, the next number of
+	// conv (or the one it holds already) and returns the numbers by id.
+	// The ids of a conversation whose counter does not exist are not
+	// numbered; the conversation is in unseeded. A failed call numbers
+	// nothing that a later call for the same ids would not return again.
+	Number(ctx context.Context, ids map[ConversationID][]string) (nums map[string]uint64, unseeded []ConversationID, err error)
+	// Release forgets which numbers ids hold, once they are recorded
+	// elsewhere. Ids never released are forgotten after a while.
+	Release(ctx context.Context, ids map[ConversationID][]string) error
 	// Seed creates the counter of conv at floor if it does not exist.
 	Seed(ctx context.Context, conv ConversationID, floor uint64) error
 }

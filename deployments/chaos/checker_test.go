@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -235,20 +234,9 @@ type failure struct {
 	n    int
 }
 
-// orderOpen says whether "reordered" is the known open failure of the
-// relay (a conversation's messages accepted by different instances are
-// numbered in the order their writers archive them, not in the order
-// they were accepted: docs/architecture.md, "Open"). It is reported,
-// marked OPEN, and fails the run only with WR_CHAOS_STRICT=1, until the
-// relay numbers messages at acceptance.
-func orderOpen() bool { return os.Getenv("WR_CHAOS_STRICT") != "1" }
-
 // failures are the counts that must be zero.
 func (r *report) failures() []failure {
 	reordered := len(r.seqGaps) + len(r.seqDups) + len(r.clientOrder)
-	if orderOpen() {
-		reordered = 0
-	}
 	all := []failure{
 		{"lost (acknowledged, not archived)", len(r.lost)},
 		{"duplicated", len(r.duplicated)},
@@ -680,9 +668,6 @@ func (r *report) String(h *harness) string {
 		if fail && n > 0 {
 			mark = "   <-- FAIL"
 		}
-		if fail && n > 0 && orderOpen() && strings.Contains(name, "reordered") {
-			mark = "   <-- OPEN (known: order across instances while Redis is lost, docs/chaos.md; WR_CHAOS_STRICT=1 fails on it)"
-		}
 		fmt.Fprintf(&b, "  %-44s %9d%s\n", name, n, mark)
 	}
 	line("client messages sent", r.sent, false)
@@ -697,9 +682,9 @@ func (r *report) String(h *harness) string {
 	line("duplicated (archived more than once)", len(r.duplicated), true)
 	line("duplicate rows (one row inserted twice)", len(r.duplicateRows), true)
 	line("reordered", len(r.seqGaps)+len(r.seqDups)+len(r.clientOrder), true)
-	line("  seq gaps", len(r.seqGaps), !orderOpen())
-	line("  seq held twice", len(r.seqDups), !orderOpen())
-	line("  client order inverted", len(r.clientOrder), !orderOpen())
+	line("  seq gaps", len(r.seqGaps), true)
+	line("  seq held twice", len(r.seqDups), true)
+	line("  client order inverted", len(r.clientOrder), true)
 	line("delivered before archived", len(r.deliveredEarly), true)
 	line("delivered out of order (one connection)", len(r.outOfOrder), true)
 	line("never delivered to a supervisor", len(r.undelivered), true)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/storage/state"
+
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
@@ -375,34 +377,6 @@ func (d *memDedupe) Release(_ context.Context, key, owner string) error {
 	return nil
 }
 
-type memSeq struct {
-	mu sync.Mutex
-	n  map[relay.ConversationID]uint64
-}
-
-func (s *memSeq) Next(_ context.Context, conv relay.ConversationID, n int) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur, ok := s.n[conv]
-	if !ok {
-		return 0, relay.ErrUnseeded
-	}
-	s.n[conv] = cur + uint64(n)
-	return s.n[conv], nil
-}
-
-func (s *memSeq) Seed(_ context.Context, conv relay.ConversationID, floor uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n == nil {
-		s.n = map[relay.ConversationID]uint64{}
-	}
-	if _, ok := s.n[conv]; !ok {
-		s.n[conv] = floor
-	}
-	return nil
-}
-
 type memAssign struct {
 	mu sync.Mutex
 	m  map[relay.ConversationID]string
@@ -461,7 +435,7 @@ func newHarness(t *testing.T, archive *memArchive, cfg relay.Config, log *slog.L
 	cfg.Linger, cfg.RetryMin, cfg.RetryMax, cfg.DrainTimeout = time.Millisecond, time.Millisecond, 5*time.Millisecond, 50*time.Millisecond
 	h.cfg = cfg
 	h.deps = relay.Deps{
-		Spool: h.spool, Archive: h.archive, Bus: h.bus, Dedupe: &memDedupe{}, Sequencer: &memSeq{},
+		Spool: h.spool, Archive: h.archive, Bus: h.bus, Dedupe: &memDedupe{}, Sequencer: state.NewMemorySequencer(),
 		Router: relay.NewRouter(&memAssign{}, map[string][]string{"acct": {"alice", "bob"}}), Logger: log,
 	}
 	p, err := relay.NewPipeline(h.cfg, h.deps)

@@ -19,18 +19,21 @@
 //
 //	<prefix>dedupe:<key>   "held:<owner>" for the lease, then "done" for the TTL (Dedupe)
 //	<prefix>seq:<conv>     integer, no TTL             (Sequencer)
+//	<prefix>seqids:{<prefix>seq:<conv>}  hash id -> number, numbered and not yet released; 24h TTL (Sequencer)
+//	<prefix>line:{<conv>}  sorted set ticket -> "<ms> <id>", 24h TTL, and <prefix>line:{<conv>}:n, the last ticket (AcceptOrder)
+//	<prefix>line-epoch     random id, no TTL: changes when Redis loses its data (AcceptOrder)
 //	<prefix>assign         hash conv -> employee        (Assignments)
 //	<prefix>token:<key>    string with a TTL           (token cache)
 //
 // # Invariants
 //
 // Sequence counters never go backwards: Seed only creates a missing
-// counter (SET NX) and Next only increments an existing one (a Lua script
-// checks EXISTS and INCRBYs atomically), so a counter Redis has forgotten
+// counter (SET NX) and Number only increments an existing one (a Lua script
+// checks EXISTS and INCRs atomically), so a counter Redis has forgotten
 // surfaces as relay.ErrUnseeded instead of silently restarting at 1. The
 // caller then seeds from the archive's highest sequence. This relies on
 // Redis not losing acknowledged writes while keeping the key: a failover
-// to a replica that missed the last INCRBYs would hand out a number twice,
+// to a replica that missed the last INCRs would hand out a number twice,
 // and the archive's key is what catches that.
 //
 // # Timeouts and Redis outages

@@ -46,20 +46,23 @@ func TestRedisOrderLines(t *testing.T) {
 	}
 	wg.Wait()
 
-	lines, err := a.Lines(ctx, []relay.ConversationID{"acct:c1", "acct:c2", "acct:c3", "acct:none"})
+	if t1 < uint64(at.UnixMicro()) {
+		t.Fatalf("ticket %d is below its acceptance time %d µs", t1, at.UnixMicro())
+	}
+	// Read through places already in line: putting them back changes nothing.
+	m1 := relay.Place{Conv: "acct:c1", ID: "m1", Ticket: t1, At: at}
+	x1 := relay.Place{Conv: "acct:c2", ID: "x1", Ticket: uint64(at.UnixMicro()), At: at}
+	lines, epoch, err := a.Lines(ctx, []relay.Place{m1, x1, {Conv: "acct:c3", ID: "p0", Ticket: 1, At: at}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c1 := lines["acct:c1"]
-	want := []relay.Place{
-		{Conv: "acct:c1", ID: "m1", Ticket: t1, At: at},
-		{Conv: "acct:c1", ID: "m2", Ticket: t2, At: at.Add(time.Millisecond)},
-	}
+	want := []relay.Place{m1, {Conv: "acct:c1", ID: "m2", Ticket: t2, At: at.Add(time.Millisecond)}}
 	if len(c1) != 2 || c1[0] != want[0] || c1[1] != want[1] {
 		t.Fatalf("line of c1 = %+v, want %+v", c1, want)
 	}
-	if len(lines["acct:c2"]) != 1 || len(lines["acct:none"]) != 0 {
-		t.Fatalf("lines: %+v", lines)
+	if len(lines["acct:c2"]) != 1 || lines["acct:c2"][0] != x1 {
+		t.Fatalf("line of c2 = %+v, want %+v", lines["acct:c2"], x1)
 	}
 	c3 := lines["acct:c3"]
 	if len(c3) != 20 {
@@ -71,19 +74,44 @@ func TestRedisOrderLines(t *testing.T) {
 		}
 	}
 
-	if err := b.Leave(ctx, []relay.Place{c1[0], lines["acct:c2"][0]}); err != nil {
+	if err := b.Leave(ctx, []relay.Place{m1, x1}); err != nil {
 		t.Fatal(err)
 	}
-	lines, err = a.Lines(ctx, []relay.ConversationID{"acct:c1", "acct:c2"})
+	m2 := want[1]
+	lines, epoch2, err := a.Lines(ctx, []relay.Place{m2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lines["acct:c1"]) != 1 || lines["acct:c1"][0].ID != "m2" || len(lines["acct:c2"]) != 0 {
-		t.Fatalf("after leaving m1 and x1: %+v", lines)
+	if len(lines["acct:c1"]) != 1 || lines["acct:c1"][0].ID != "m2" || epoch2 != epoch || epoch == "" {
+		t.Fatalf("after leaving m1 and x1: %+v, epoch %q then %q", lines, epoch, epoch2)
 	}
-	// A place taken later still goes behind, after the line emptied.
-	t3, err := a.Take(ctx, "acct:c2", "x2", at)
-	if err != nil || t3 < 2 {
-		t.Fatalf("ticket %d, %v: want 2 or more", t3, err)
+	// A place taken later, with an earlier time, still goes behind.
+	t3, err := a.Take(ctx, "acct:c1", "m3", at)
+	if err != nil || t3 <= t2 {
+		t.Fatalf("ticket %d, %v: want more than %d", t3, err, t2)
+	}
+
+	// Redis loses everything: the epoch changes, the places put back are
+	// in line again, and a place taken since ranks after them; a message
+	// accepted while Redis was away takes its place at its own time.
+	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		rdb.Del(ctx, iter.Val())
+	}
+	t4, err := b.Take(ctx, "acct:c1", "m4", at.Add(3*time.Millisecond))
+	if err != nil || t4 <= t3 {
+		t.Fatalf("ticket after the loss %d, %v: want more than %d", t4, err, t3)
+	}
+	unplaced := relay.Place{Conv: "acct:c1", ID: "m5", Ticket: uint64(at.Add(2 * time.Millisecond).UnixMicro()), At: at.Add(2 * time.Millisecond)}
+	lines, epoch3, err := a.Lines(ctx, []relay.Place{m2, unplaced})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range lines["acct:c1"] {
+		ids = append(ids, p.ID)
+	}
+	if epoch3 == epoch || fmt.Sprint(ids) != "[m2 m5 m4]" {
+		t.Fatalf("after the loss: epoch %q (was %q), line %v; want a new epoch and [m2 m5 m4]", epoch3, epoch, ids)
 	}
 }

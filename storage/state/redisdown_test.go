@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -51,12 +50,21 @@ func TestRedisDown(t *testing.T) {
 		{"Finish", func(ctx context.Context) error { return dedupe.Finish(ctx, "k", time.Minute) }},
 		{"Release", func(ctx context.Context) error { return dedupe.Release(ctx, "k", "a") }},
 		{"Seed", func(ctx context.Context) error { return seq.Seed(ctx, conv, 10) }},
-		{"Next", func(ctx context.Context) error { _, err := seq.Next(ctx, conv, 1); return err }},
+		{"Number", func(ctx context.Context) error {
+			_, _, err := seq.Number(ctx, map[relay.ConversationID][]string{conv: {"m1"}})
+			return err
+		}},
+		{"SeqRelease", func(ctx context.Context) error {
+			return seq.Release(ctx, map[relay.ConversationID][]string{conv: {"m1"}})
+		}},
 		{"Get", func(ctx context.Context) error { _, err := assign.Get(ctx, conv); return err }},
 		{"SetIfAbsent", func(ctx context.Context) error { _, err := assign.SetIfAbsent(ctx, conv, "alice"); return err }},
 		{"TokenSet", func(ctx context.Context) error { return tokens.SetContext(ctx, "t", "v", time.Minute) }},
 		{"Take", func(ctx context.Context) error { _, err := order.Take(ctx, conv, "m1", time.Now()); return err }},
-		{"Lines", func(ctx context.Context) error { _, err := order.Lines(ctx, []relay.ConversationID{conv}); return err }},
+		{"Lines", func(ctx context.Context) error {
+			_, _, err := order.Lines(ctx, []relay.Place{{Conv: conv, ID: "m1", Ticket: 1, At: time.Now()}})
+			return err
+		}},
 		{"Leave", func(ctx context.Context) error {
 			return order.Leave(ctx, []relay.Place{{Conv: conv, ID: "m1", Ticket: 1, At: time.Now()}})
 		}},
@@ -115,19 +123,19 @@ func TestRedisDown(t *testing.T) {
 		srv.Kill()
 		failAll(t, "killed")
 		srv.Start()
-		// The new server starts empty: the counter is gone, and Next says
-		// so rather than restarting at 1. go-redis' pool may keep failing
+		// The new server starts empty: the counter is gone, and Number
+		// says so rather than restarting at 1. go-redis' pool may keep failing
 		// fast for about a second until its background redial succeeds.
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), downDeadline)
-			_, err := seq.Next(ctx, conv, 1)
+			_, unseeded, err := seq.Number(ctx, map[relay.ConversationID][]string{conv: {"m2"}})
 			cancel()
-			if errors.Is(err, relay.ErrUnseeded) {
+			if err == nil && len(unseeded) == 1 {
 				break
 			}
 			if err == nil || time.Now().After(deadline) {
-				t.Fatalf("Next on the restarted, empty Redis: %v, want ErrUnseeded", err)
+				t.Fatalf("Number on the restarted, empty Redis: unseeded %v, %v; want it unseeded", unseeded, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -12,40 +12,67 @@ import (
 var _ relay.Sequencer = (*MemorySequencer)(nil)
 
 // MemorySequencer is a relay.Sequencer for a single process, with the
-// same contract as RedisSequencer: Next never creates a counter, Seed
-// never changes one. Counters live as long as the process; after a
-// restart they are unseeded and the caller seeds them from the archive.
+// same contract as RedisSequencer: Number never creates a counter, Seed
+// never changes one, an id keeps its number until released. Counters
+// live as long as the process; after a restart they are unseeded and the
+// caller seeds them from the archive.
 type MemorySequencer struct {
 	mu       sync.Mutex
 	counters map[relay.ConversationID]uint64
+	held     map[string]uint64 // numbered, not released: id -> number
 }
 
 // NewMemorySequencer returns a Sequencer with no counters.
 func NewMemorySequencer() *MemorySequencer {
-	return &MemorySequencer{counters: make(map[relay.ConversationID]uint64)}
+	return &MemorySequencer{counters: make(map[relay.ConversationID]uint64), held: make(map[string]uint64)}
 }
 
-// Next reserves n numbers and returns the last, or relay.ErrUnseeded.
-func (s *MemorySequencer) Next(ctx context.Context, conv relay.ConversationID, n int) (uint64, error) {
-	if n < 1 {
-		return 0, fmt.Errorf("state: next sequence of %s: n = %d, want at least 1", conv, n)
-	}
+// Number implements relay.Sequencer.
+func (s *MemorySequencer) Number(ctx context.Context, ids map[relay.ConversationID][]string) (map[string]uint64, []relay.ConversationID, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("state: next sequence of %s: %w", conv, err)
+		return nil, nil, fmt.Errorf("state: numbering messages: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.counters[conv]
-	if !ok {
-		return 0, relay.ErrUnseeded
+	nums := make(map[string]uint64)
+	var unseeded []relay.ConversationID
+	for conv, list := range ids {
+		if len(list) == 0 {
+			continue
+		}
+		v, ok := s.counters[conv]
+		if !ok {
+			unseeded = append(unseeded, conv)
+			continue
+		}
+		for _, id := range list {
+			if n, ok := s.held[id]; ok {
+				nums[id] = n
+				continue
+			}
+			if v == math.MaxInt64 {
+				// The Redis version fails here too (INCR overflow).
+				return nil, nil, fmt.Errorf("state: numbering messages of %s: counter would overflow", conv)
+			}
+			v++
+			s.held[id] = v
+			nums[id] = v
+		}
+		s.counters[conv] = v
 	}
-	if v > math.MaxInt64-uint64(n) {
-		// The Redis version fails here too (INCRBY overflow).
-		return 0, fmt.Errorf("state: next sequence of %s: counter would overflow", conv)
+	return nums, unseeded, nil
+}
+
+// Release implements relay.Sequencer.
+func (s *MemorySequencer) Release(ctx context.Context, ids map[relay.ConversationID][]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, list := range ids {
+		for _, id := range list {
+			delete(s.held, id)
+		}
 	}
-	v += uint64(n)
-	s.counters[conv] = v
-	return v, nil
+	return nil
 }
 
 // Seed creates the counter at floor unless it exists.

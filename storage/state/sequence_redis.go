@@ -4,92 +4,132 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-var (
-	_ relay.Sequencer     = (*RedisSequencer)(nil)
-	_ relay.BulkSequencer = (*RedisSequencer)(nil)
-)
+var _ relay.Sequencer = (*RedisSequencer)(nil)
 
-// nextScript increments a counter only if it exists. A plain INCRBY
-// would create a forgotten counter at n and hand out numbers the archive
-// already holds; returning -1 lets the caller reseed from the archive.
-var nextScript = redis.NewScript(`
+// numberScript numbers ids in one conversation: an id that holds a
+// number already keeps it, the others take the next ones. It never
+// creates the counter: a plain INCR would create a forgotten counter at
+// 1 and hand out numbers the archive already holds; -1 lets the caller
+// seed it from the archive.
+var numberScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
 	return -1
 end
-return redis.call('INCRBY', KEYS[1], ARGV[1])
+local out = {}
+for i = 2, #ARGV do
+	local v = redis.call('HGET', KEYS[2], ARGV[i])
+	if not v then
+		v = redis.call('INCR', KEYS[1])
+		redis.call('HSET', KEYS[2], ARGV[i], v)
+	end
+	out[#out + 1] = tonumber(v)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return out
 `)
 
-// RedisSequencer is a relay.Sequencer whose counters live in Redis, one
-// integer key per conversation, without expiry.
+// RedisSequencer is a relay.Sequencer in Redis: per conversation an
+// integer counter without expiry, and a hash of the ids numbered and not
+// yet released (id → number), which expires a day after it was last
+// written (only a writer that died between numbering and releasing
+// leaves anything in it).
 type RedisSequencer struct {
 	rdb    redis.UniversalClient
 	prefix string
+	idsTTL time.Duration
 }
 
 // NewRedisSequencer returns a Sequencer storing its counters in rdb under
 // prefix (DefaultPrefix if empty).
 func NewRedisSequencer(rdb redis.UniversalClient, prefix string) *RedisSequencer {
-	return &RedisSequencer{rdb: rdb, prefix: keyPrefix(prefix) + "seq:"}
+	return &RedisSequencer{rdb: rdb, prefix: keyPrefix(prefix), idsTTL: 24 * time.Hour}
 }
 
-// Next reserves n numbers and returns the last. It returns
-// relay.ErrUnseeded, unwrapped, when the counter does not exist.
-func (s *RedisSequencer) Next(ctx context.Context, conv relay.ConversationID, n int) (uint64, error) {
-	if n < 1 {
-		return 0, fmt.Errorf("state: next sequence of %s: n = %d, want at least 1", conv, n)
-	}
-	v, err := nextScript.Run(ctx, s.rdb, []string{s.prefix + string(conv)}, n).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("state: next sequence of %s in redis: %w", conv, err)
-	}
-	if v < 0 {
-		return 0, relay.ErrUnseeded
-	}
-	return uint64(v), nil
+// keys are conv's counter and its hash of numbered ids. The hash's name
+// carries the counter's name as its hash tag, so both are in one slot of
+// a Redis Cluster (the script touches both).
+func (s *RedisSequencer) keys(conv relay.ConversationID) (counter, ids string) {
+	counter = s.prefix + "seq:" + string(conv)
+	return counter, s.prefix + "seqids:{" + counter + "}"
 }
 
-// NextMany reserves counts[conv] numbers for every conv in one
-// pipelined round trip of the same script as Next (relay.BulkSequencer).
-func (s *RedisSequencer) NextMany(ctx context.Context, counts map[relay.ConversationID]int) (map[relay.ConversationID]uint64, []relay.ConversationID, error) {
-	convs := make([]relay.ConversationID, 0, len(counts))
-	for conv, n := range counts {
-		if n < 1 {
-			return nil, nil, fmt.Errorf("state: next sequence of %s: n = %d, want at least 1", conv, n)
+// Number implements relay.Sequencer: one script per conversation, all in
+// one pipelined round trip.
+func (s *RedisSequencer) Number(ctx context.Context, ids map[relay.ConversationID][]string) (map[string]uint64, []relay.ConversationID, error) {
+	convs := make([]relay.ConversationID, 0, len(ids))
+	for conv, list := range ids {
+		if len(list) > 0 {
+			convs = append(convs, conv)
 		}
-		convs = append(convs, conv)
 	}
 	cmds := make([]*redis.Cmd, len(convs))
 	// The pipeline's own error is that of its first failed command; each
-	// command's result is read below, so that what was reserved is used.
+	// command's result is read below.
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, conv := range convs {
-			cmds[i] = nextScript.Eval(ctx, p, []string{s.prefix + string(conv)}, counts[conv])
+			counter, hash := s.keys(conv)
+			args := make([]any, 0, len(ids[conv])+1)
+			args = append(args, s.idsTTL.Milliseconds())
+			for _, id := range ids[conv] {
+				args = append(args, id)
+			}
+			cmds[i] = numberScript.Eval(ctx, p, []string{counter, hash}, args...)
 		}
 		return nil
 	})
-	last := make(map[relay.ConversationID]uint64, len(convs))
+	nums := make(map[string]uint64)
 	var unseeded []relay.ConversationID
-	var firstErr error
 	for i, cmd := range cmds {
-		v, err := cmd.Int64()
-		switch {
-		case err != nil:
-			if firstErr == nil {
-				firstErr = fmt.Errorf("state: next sequence of %s in redis: %w", convs[i], err)
+		conv := convs[i]
+		v, err := cmd.Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("state: numbering %d messages of %s in redis: %w", len(ids[conv]), conv, err)
+		}
+		switch v := v.(type) {
+		case int64: // -1: no counter
+			unseeded = append(unseeded, conv)
+		case []any:
+			if len(v) != len(ids[conv]) {
+				return nil, nil, fmt.Errorf("state: numbering messages of %s in redis: %d numbers for %d ids", conv, len(v), len(ids[conv]))
 			}
-		case v < 0:
-			unseeded = append(unseeded, convs[i])
+			for j, n := range v {
+				n, ok := n.(int64)
+				if !ok || n < 1 {
+					return nil, nil, fmt.Errorf("state: numbering messages of %s in redis: %v is not a number", conv, v[j])
+				}
+				nums[ids[conv][j]] = uint64(n)
+			}
 		default:
-			last[convs[i]] = uint64(v)
+			return nil, nil, fmt.Errorf("state: numbering messages of %s in redis: unexpected answer %T", conv, v)
 		}
 	}
-	return last, unseeded, firstErr
+	return nums, unseeded, nil
+}
+
+// Release implements relay.Sequencer, in one pipelined round trip.
+func (s *RedisSequencer) Release(ctx context.Context, ids map[relay.ConversationID][]string) error {
+	pipe := s.rdb.Pipeline()
+	for conv, list := range ids {
+		if len(list) == 0 {
+			continue
+		}
+		_, hash := s.keys(conv)
+		pipe.HDel(ctx, hash, list...)
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: releasing numbered ids in redis: %w", err)
+	}
+	return nil
 }
 
 // Seed creates the counter at floor with SET NX; an existing counter is
@@ -98,7 +138,8 @@ func (s *RedisSequencer) Seed(ctx context.Context, conv relay.ConversationID, fl
 	if floor > math.MaxInt64 {
 		return fmt.Errorf("state: seed sequence of %s: floor %d exceeds Redis' integer range", conv, floor)
 	}
-	if err := s.rdb.SetNX(ctx, s.prefix+string(conv), int64(floor), 0).Err(); err != nil {
+	counter, _ := s.keys(conv)
+	if err := s.rdb.SetNX(ctx, counter, int64(floor), 0).Err(); err != nil {
 		return fmt.Errorf("state: seed sequence of %s in redis: %w", conv, err)
 	}
 	return nil

@@ -2,7 +2,8 @@ package state
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -28,14 +29,23 @@ func TestSequencerMemory(t *testing.T) {
 func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer) {
 	ctx := context.Background()
 	conv := relay.Conversation("acct", "openid-1")
+	// number numbers ids of conv and returns their numbers in order.
+	number := func(t *testing.T, s relay.Sequencer, conv relay.ConversationID, ids ...string) []uint64 {
+		t.Helper()
+		nums, unseeded, err := s.Number(ctx, map[relay.ConversationID][]string{conv: ids})
+		if err != nil || len(unseeded) != 0 {
+			t.Fatalf("Number(%s, %v) = %v, unseeded %v, %v", conv, ids, nums, unseeded, err)
+		}
+		out := make([]uint64, len(ids))
+		for i, id := range ids {
+			out[i] = nums[id]
+		}
+		return out
+	}
 
-	t.Run("next many", func(t *testing.T) {
+	t.Run("many conversations", func(t *testing.T) {
 		t.Parallel()
 		s := newSequencer(t)
-		bulk, ok := s.(relay.BulkSequencer)
-		if !ok {
-			t.Skip("reserves one conversation at a time")
-		}
 		a, b, c := relay.Conversation("acct", "a"), relay.Conversation("acct", "b"), relay.Conversation("acct", "c")
 		if err := s.Seed(ctx, a, 10); err != nil {
 			t.Fatal(err)
@@ -43,27 +53,24 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 		if err := s.Seed(ctx, b, 0); err != nil {
 			t.Fatal(err)
 		}
-		last, unseeded, err := bulk.NextMany(ctx, map[relay.ConversationID]int{a: 3, b: 1, c: 2})
-		if err != nil || last[a] != 13 || last[b] != 1 || len(last) != 2 || len(unseeded) != 1 || unseeded[0] != c {
-			t.Fatalf("NextMany = %v, unseeded %v, %v; want a: 13, b: 1, c unseeded", last, unseeded, err)
+		nums, unseeded, err := s.Number(ctx, map[relay.ConversationID][]string{a: {"a1", "a2", "a3"}, b: {"b1"}, c: {"c1", "c2"}})
+		want := map[string]uint64{"a1": 11, "a2": 12, "a3": 13, "b1": 1}
+		if err != nil || !maps.Equal(nums, want) || !slices.Equal(unseeded, []relay.ConversationID{c}) {
+			t.Fatalf("Number = %v, unseeded %v, %v; want %v, c unseeded", nums, unseeded, err, want)
 		}
-		if n, err := s.Next(ctx, a, 1); err != nil || n != 14 {
-			t.Fatalf("Next after NextMany = %d, %v; want 14", n, err)
-		}
-		if _, _, err := bulk.NextMany(ctx, map[relay.ConversationID]int{a: 0}); err == nil {
-			t.Fatal("NextMany with n = 0: no error")
+		if got := number(t, s, a, "a4"); got[0] != 14 {
+			t.Fatalf("next of a = %d, want 14", got[0])
 		}
 	})
 
 	t.Run("unseeded", func(t *testing.T) {
 		t.Parallel()
 		s := newSequencer(t)
-		if _, err := s.Next(ctx, conv, 1); !errors.Is(err, relay.ErrUnseeded) {
-			t.Fatalf("Next on a new conversation: err = %v, want ErrUnseeded", err)
-		}
-		// A failed Next must not have created the counter.
-		if _, err := s.Next(ctx, conv, 1); !errors.Is(err, relay.ErrUnseeded) {
-			t.Fatalf("second Next: err = %v, want ErrUnseeded", err)
+		for range 2 { // a refused call must not have created the counter
+			nums, unseeded, err := s.Number(ctx, map[relay.ConversationID][]string{conv: {"m1"}})
+			if err != nil || len(nums) != 0 || !slices.Equal(unseeded, []relay.ConversationID{conv}) {
+				t.Fatalf("Number on a new conversation = %v, unseeded %v, %v; want it unseeded", nums, unseeded, err)
+			}
 		}
 	})
 
@@ -73,32 +80,34 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 		if err := s.Seed(ctx, conv, 41); err != nil {
 			t.Fatal(err)
 		}
-		for _, step := range []struct {
-			n    int
-			want uint64
-		}{{1, 42}, {1, 43}, {5, 48}, {1, 49}} {
-			got, err := s.Next(ctx, conv, step.n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != step.want {
-				t.Fatalf("Next(%d) = %d, want %d", step.n, got, step.want)
-			}
+		if got := number(t, s, conv, "m1"); !slices.Equal(got, []uint64{42}) {
+			t.Fatalf("first = %v, want [42]", got)
 		}
-		other := relay.Conversation("acct", "openid-2")
-		if _, err := s.Next(ctx, other, 1); !errors.Is(err, relay.ErrUnseeded) {
-			t.Fatalf("another conversation: err = %v, want ErrUnseeded", err)
+		if got := number(t, s, conv, "m2", "m3", "m4"); !slices.Equal(got, []uint64{43, 44, 45}) {
+			t.Fatalf("next three = %v, want [43 44 45]", got)
 		}
 	})
 
-	t.Run("seed at zero", func(t *testing.T) {
+	// A writer killed after numbering and before recording the numbers
+	// gets the same numbers when it (or another instance) numbers the
+	// same ids again: no gap. Released ids are new ids.
+	t.Run("an id keeps its number until released", func(t *testing.T) {
 		t.Parallel()
 		s := newSequencer(t)
 		if err := s.Seed(ctx, conv, 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.Next(ctx, conv, 1); err != nil || got != 1 {
-			t.Fatalf("Next = %d, %v; want 1", got, err)
+		if got := number(t, s, conv, "m1", "m2"); !slices.Equal(got, []uint64{1, 2}) {
+			t.Fatalf("first numbering = %v, want [1 2]", got)
+		}
+		if got := number(t, s, conv, "m2", "m3", "m1"); !slices.Equal(got, []uint64{2, 3, 1}) {
+			t.Fatalf("numbering again = %v, want [2 3 1]", got)
+		}
+		if err := s.Release(ctx, map[relay.ConversationID][]string{conv: {"m1", "m2", "m3"}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := number(t, s, conv, "m1"); !slices.Equal(got, []uint64{4}) {
+			t.Fatalf("a released id = %v, want a new number [4]", got)
 		}
 	})
 
@@ -108,20 +117,18 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 		if err := s.Seed(ctx, conv, 100); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Next(ctx, conv, 10); err != nil {
-			t.Fatal(err)
-		}
+		number(t, s, conv, "a", "b", "c")
 		for _, floor := range []uint64{0, 50, 100, 200} {
 			if err := s.Seed(ctx, conv, floor); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got, err := s.Next(ctx, conv, 1); err != nil || got != 111 {
-			t.Fatalf("Next after reseeding = %d, %v; want 111", got, err)
+		if got := number(t, s, conv, "d"); got[0] != 104 {
+			t.Fatalf("next after reseeding = %d; want 104", got[0])
 		}
 	})
 
-	t.Run("concurrent next is distinct", func(t *testing.T) {
+	t.Run("concurrent numbering is dense and distinct", func(t *testing.T) {
 		t.Parallel()
 		s := newSequencer(t)
 		const floor, workers = 1000, 50
@@ -132,11 +139,11 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 		var wg sync.WaitGroup
 		for i := range workers {
 			wg.Go(func() {
-				v, err := s.Next(ctx, conv, 1)
+				nums, _, err := s.Number(ctx, map[relay.ConversationID][]string{conv: {fmt.Sprint("w", i)}})
 				if err != nil {
 					t.Error(err)
 				}
-				got[i] = v
+				got[i] = nums[fmt.Sprint("w", i)]
 			})
 		}
 		wg.Wait()
@@ -145,22 +152,6 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 			if want := uint64(floor + 1 + i); v != want {
 				t.Fatalf("sorted results[%d] = %d, want %d (all: %v)", i, v, want, got)
 			}
-		}
-	})
-
-	t.Run("bad n", func(t *testing.T) {
-		t.Parallel()
-		s := newSequencer(t)
-		if err := s.Seed(ctx, conv, 7); err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range []int{0, -1} {
-			if _, err := s.Next(ctx, conv, n); err == nil {
-				t.Errorf("Next(%d): no error", n)
-			}
-		}
-		if got, err := s.Next(ctx, conv, 1); err != nil || got != 8 {
-			t.Fatalf("Next after refused calls = %d, %v; want 8", got, err)
 		}
 	})
 }
