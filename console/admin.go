@@ -58,10 +58,10 @@ func (h *Hub) directoryChanged(old, cur *relay.DirectorySnapshot) {
 
 // routeAdmin adds the directory routes: GET /api/teams for everyone,
 // /api/admin/... for admins.
-func (h *Hub) routeAdmin(authed func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee))) {
+func (h *Hub) routeAdmin(authed func(pattern string, serve func(http.ResponseWriter, *http.Request, *relay.Employee))) {
 	authed("GET /api/teams", h.serveTeams)
-	admin := func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee)) {
-		authed(pattern, func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+	admin := func(pattern string, serve func(http.ResponseWriter, *http.Request, *relay.Employee)) {
+		authed(pattern, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 			if !emp.Role.Configures() {
 				writeError(w, http.StatusForbidden, "only admins change the directory; your role is "+string(emp.Role))
 				return
@@ -145,7 +145,7 @@ func toAdminAccount(s *relay.DirectorySnapshot, a relay.AccountInfo) adminAccoun
 }
 
 // serveTeams handles GET /api/teams: every team and its members.
-func (h *Hub) serveTeams(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveTeams(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	type wireTeam struct {
 		ID      string   `json:"id"`
 		Name    string   `json:"name"`
@@ -160,7 +160,7 @@ func (h *Hub) serveTeams(w http.ResponseWriter, r *http.Request, emp *Employee) 
 }
 
 // serveDirectory handles GET /api/admin/directory.
-func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	s := h.dir.Snapshot()
 	emps := make([]adminEmployee, len(s.Employees))
 	for i, e := range s.Employees {
@@ -181,7 +181,7 @@ func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request, emp *Employ
 
 // serveDirectoryHistory handles GET /api/admin/history?kind=&id=: the
 // archived versions of an entry, oldest first, without credentials.
-func (h *Hub) serveDirectoryHistory(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveDirectoryHistory(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	kind, id := r.URL.Query().Get("kind"), r.URL.Query().Get("id")
 	switch kind {
 	case relay.DirEmployee, relay.DirTeam, relay.DirAccount:
@@ -234,7 +234,7 @@ type employeeBody struct {
 }
 
 // serveCreateEmployee handles POST /api/admin/employees.
-func (h *Hub) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b employeeBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
@@ -260,7 +260,7 @@ func (h *Hub) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *E
 
 // serveUpdateEmployee handles PUT /api/admin/employees/{id}: name,
 // role, accounts, teams, disabled. Credentials have their own routes.
-func (h *Hub) serveUpdateEmployee(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveUpdateEmployee(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b employeeBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
@@ -307,7 +307,7 @@ func employeeDiff(have, e relay.Employee) string {
 }
 
 // serveSetPassword handles POST /api/admin/employees/{id}/password.
-func (h *Hub) serveSetPassword(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveSetPassword(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b struct {
 		Password string `json:"password"`
 		Version  uint64 `json:"version"`
@@ -325,7 +325,7 @@ func (h *Hub) serveSetPassword(w http.ResponseWriter, r *http.Request, emp *Empl
 
 // serveNewToken handles POST /api/admin/employees/{id}/token: a new API
 // token replaces the old one and is answered once; only its hash is kept.
-func (h *Hub) serveNewToken(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveNewToken(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b struct {
 		Version uint64 `json:"version"`
 	}
@@ -341,7 +341,7 @@ func (h *Hub) serveNewToken(w http.ResponseWriter, r *http.Request, emp *Employe
 
 // changeCredential sets a credential of the employee in the path and
 // answers the employee (and token, when one was made).
-func (h *Hub) changeCredential(w http.ResponseWriter, r *http.Request, emp *Employee, what string, set func(*relay.Employee), version uint64, token string) {
+func (h *Hub) changeCredential(w http.ResponseWriter, r *http.Request, emp *relay.Employee, what string, set func(*relay.Employee), version uint64, token string) {
 	id := r.PathValue("id")
 	have, ok := h.dir.Snapshot().Employee(id)
 	if !ok {
@@ -384,7 +384,7 @@ type teamBody struct {
 }
 
 // serveCreateTeam handles POST /api/admin/teams.
-func (h *Hub) serveCreateTeam(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveCreateTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b teamBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
@@ -398,7 +398,7 @@ func (h *Hub) serveCreateTeam(w http.ResponseWriter, r *http.Request, emp *Emplo
 }
 
 // serveUpdateTeam handles PUT /api/admin/teams/{id}: a new name.
-func (h *Hub) serveUpdateTeam(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveUpdateTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b teamBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
@@ -421,7 +421,7 @@ func (h *Hub) serveUpdateTeam(w http.ResponseWriter, r *http.Request, emp *Emplo
 }
 
 // serveDeleteTeam handles DELETE /api/admin/teams/{id}?version=N.
-func (h *Hub) serveDeleteTeam(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveDeleteTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	id := r.PathValue("id")
 	version, err := strconv.ParseUint(r.URL.Query().Get("version"), 10, 64)
 	if err != nil {
@@ -436,7 +436,7 @@ func (h *Hub) serveDeleteTeam(w http.ResponseWriter, r *http.Request, emp *Emplo
 }
 
 // serveUpdateAccount handles PUT /api/admin/accounts/{id}: a display name.
-func (h *Hub) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b teamBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
@@ -457,7 +457,7 @@ func (h *Hub) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *Em
 // audited returns the hook that writes the audit record of an admin's
 // directory change through r, once the change is checked and before it
 // is archived (relay.AuditChange); describe says what changes.
-func (h *Hub) audited(r *http.Request, emp *Employee, describe func(*relay.DirectorySnapshot, relay.DirectoryRecord) string) relay.AuditChange {
+func (h *Hub) audited(r *http.Request, emp *relay.Employee, describe func(*relay.DirectorySnapshot, relay.DirectoryRecord) string) relay.AuditChange {
 	return func(before *relay.DirectorySnapshot, rec relay.DirectoryRecord) error {
 		target := rec.Kind + ":" + rec.ID
 		if err := h.record(r, emp, relay.AuditAdminAction, "", target, describe(before, rec)); err != nil {

@@ -109,7 +109,7 @@ func (a ArchiveAudit) Record(ctx context.Context, r AuditRecord) error {
 }
 
 // record writes an audit record of an action emp took through r.
-func (h *Hub) record(r *http.Request, emp *Employee, action string, conv relay.ConversationID, target, detail string) error {
+func (h *Hub) record(r *http.Request, emp *relay.Employee, action string, conv relay.ConversationID, target, detail string) error {
 	rec := AuditRecord{
 		At: h.now(), Action: action, Conv: conv, Target: target, Detail: detail,
 		From: remoteAddr(r), UserAgent: r.UserAgent(),
@@ -124,7 +124,7 @@ func (h *Hub) record(r *http.Request, emp *Employee, action string, conv relay.C
 // taken: when the record cannot be written it answers 503 and reports
 // false, and the action must not happen. The one "audit or refuse" of
 // the console.
-func (h *Hub) auditOrRefuse(w http.ResponseWriter, r *http.Request, emp *Employee, action string, conv relay.ConversationID, target, detail string) bool {
+func (h *Hub) auditOrRefuse(w http.ResponseWriter, r *http.Request, emp *relay.Employee, action string, conv relay.ConversationID, target, detail string) bool {
 	if err := h.record(r, emp, action, conv, target, detail); err != nil {
 		h.log.Error("writing the audit trail; request refused", "employee", emp.ID, "action", action, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so this cannot be done")

@@ -51,7 +51,7 @@ const (
 
 // principal is who sent a request, and how.
 type principal struct {
-	emp    *Employee
+	emp    *relay.Employee
 	method authMethod
 	sess   *session // authSession only
 	sid    string   // the session's store key; authSession only
@@ -69,7 +69,7 @@ type authenticator struct {
 // the employees who may sign in, and their token hashes.
 type staffView struct {
 	snap   *relay.DirectorySnapshot
-	byID   map[string]*Employee // enabled employees
+	byID   map[string]*relay.Employee // enabled employees
 	hashes []tokenHash
 	once   sync.Once
 	dummy  []byte // bcrypt hash compared against for unknown ids (dummyHash)
@@ -77,7 +77,7 @@ type staffView struct {
 
 type tokenHash struct {
 	sum [32]byte
-	emp *Employee
+	emp *relay.Employee
 }
 
 func newAuthenticator(dir *relay.Directory, ses *sessions) *authenticator {
@@ -90,12 +90,12 @@ func (a *authenticator) current() *staffView {
 	if v := a.view.Load(); v != nil && v.snap == snap {
 		return v
 	}
-	v := &staffView{snap: snap, byID: map[string]*Employee{}}
+	v := &staffView{snap: snap, byID: map[string]*relay.Employee{}}
 	for _, e := range snap.Employees {
 		if e.Disabled {
 			continue
 		}
-		emp := employeeOf(e)
+		emp := &e
 		v.byID[e.ID] = emp
 		if sum, err := hex.DecodeString(e.TokenHash); err == nil && len(sum) == sha256.Size {
 			v.hashes = append(v.hashes, tokenHash{sum: [32]byte(sum), emp: emp})
@@ -107,7 +107,7 @@ func (a *authenticator) current() *staffView {
 
 // employee returns the enabled employee with the given id, or nil (also
 // while the directory is not loaded).
-func (a *authenticator) employee(id string) *Employee {
+func (a *authenticator) employee(id string) *relay.Employee {
 	if !a.dir.Loaded() {
 		return nil
 	}
@@ -118,23 +118,13 @@ func (a *authenticator) employee(id string) *Employee {
 func (a *authenticator) dummyHash() []byte {
 	v := a.current()
 	v.once.Do(func() {
-		emps := make([]Employee, 0, len(v.byID))
+		emps := make([]relay.Employee, 0, len(v.byID))
 		for _, e := range v.byID {
 			emps = append(emps, *e)
 		}
 		v.dummy = dummyHash(emps)
 	})
 	return v.dummy
-}
-
-// domain is emp as the directory's rules (Sees, Scope) take it.
-func (emp *Employee) domain() relay.Employee {
-	return relay.Employee{ID: emp.ID, Name: emp.Name, Role: emp.Role, Accounts: emp.Accounts, Teams: emp.Teams}
-}
-
-// employeeOf is the console's view of a directory entry.
-func employeeOf(e relay.Employee) *Employee {
-	return &Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts, Teams: e.Teams, PasswordHash: e.PasswordHash}
 }
 
 // logID is how a sign-in id appears in logs: as typed when it is an
@@ -187,12 +177,12 @@ func (a *authenticator) authenticate(r *http.Request) (*principal, error) {
 // byToken returns the enabled employee whose token tok is, or nil.
 // Tokens are compared as hashes in constant time, and every employee is
 // compared, so timing reveals neither a token nor which one matched.
-func (a *authenticator) byToken(tok string) *Employee {
+func (a *authenticator) byToken(tok string) *relay.Employee {
 	if tok == "" {
 		return nil
 	}
 	sum := sha256.Sum256([]byte(tok))
-	var found *Employee
+	var found *relay.Employee
 	for _, h := range a.current().hashes {
 		if subtle.ConstantTimeCompare(sum[:], h.sum[:]) == 1 {
 			found = h.emp

@@ -34,23 +34,23 @@ type ComplianceDeps struct {
 // Every request is itself written to the audit log, before it is
 // answered; one whose record cannot be written is refused. There is no
 // route that deletes or changes anything archived.
-func (h *Hub) routeCompliance(route func(pattern string, allowed func(Role) bool, serve func(http.ResponseWriter, *http.Request, *Employee))) {
+func (h *Hub) routeCompliance(route func(pattern string, allowed func(Role) bool, serve func(http.ResponseWriter, *http.Request, *relay.Employee))) {
 	d := h.compliance
 	if d.Audit != nil {
-		route("GET /api/audit", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+		route("GET /api/audit", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 			h.serveAudit(w, r, emp, d.Audit)
 		})
 	}
 	if d.Alerts != nil {
-		route("GET /api/alerts", Role.SeesAll, func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+		route("GET /api/alerts", Role.SeesAll, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 			h.serveAlerts(w, r, emp, d.Alerts)
 		})
-		route("POST /api/alerts/{id}/review", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+		route("POST /api/alerts/{id}/review", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 			h.serveReview(w, r, emp, d.Alerts)
 		})
 	}
 	if d.Retention != nil {
-		route("GET /api/holds", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+		route("GET /api/holds", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 			holds, err := d.Retention.Holds(r.Context())
 			if err != nil {
 				h.log.Warn("reading legal holds", "err", err)
@@ -59,13 +59,13 @@ func (h *Hub) routeCompliance(route func(pattern string, allowed func(Role) bool
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"holds": orEmpty(holds)})
 		})
-		route("POST /api/holds", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+		route("POST /api/holds", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 			h.serveHold(w, r, emp, d.Retention)
 		})
 	}
 }
 
-func (h *Hub) serveAudit(w http.ResponseWriter, r *http.Request, emp *Employee, st relay.AuditStore) {
+func (h *Hub) serveAudit(w http.ResponseWriter, r *http.Request, emp *relay.Employee, st relay.AuditStore) {
 	q := r.URL.Query()
 	aq := relay.AuditQuery{Employee: q.Get("who"), Action: q.Get("action"), Conv: q.Get("conv")}
 	var err error
@@ -93,7 +93,7 @@ func (h *Hub) serveAudit(w http.ResponseWriter, r *http.Request, emp *Employee, 
 	writeJSON(w, http.StatusOK, map[string]any{"records": orEmpty(out)})
 }
 
-func (h *Hub) serveAlerts(w http.ResponseWriter, r *http.Request, emp *Employee, st relay.AlertStore) {
+func (h *Hub) serveAlerts(w http.ResponseWriter, r *http.Request, emp *relay.Employee, st relay.AlertStore) {
 	q := r.URL.Query()
 	aq := relay.AlertQuery{Account: q.Get("account"), Status: q.Get("status")}
 	switch aq.Status {
@@ -130,7 +130,7 @@ func (h *Hub) serveAlerts(w http.ResponseWriter, r *http.Request, emp *Employee,
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": orEmpty(out)})
 }
 
-func (h *Hub) serveReview(w http.ResponseWriter, r *http.Request, emp *Employee, st relay.AlertStore) {
+func (h *Hub) serveReview(w http.ResponseWriter, r *http.Request, emp *relay.Employee, st relay.AlertStore) {
 	id := r.PathValue("id")
 	var body struct {
 		Decision string `json:"decision"`
@@ -166,7 +166,7 @@ func (h *Hub) serveReview(w http.ResponseWriter, r *http.Request, emp *Employee,
 	writeJSON(w, http.StatusCreated, rev)
 }
 
-func (h *Hub) serveHold(w http.ResponseWriter, r *http.Request, emp *Employee, st relay.RetentionStore) {
+func (h *Hub) serveHold(w http.ResponseWriter, r *http.Request, emp *relay.Employee, st relay.RetentionStore) {
 	var body struct {
 		Account string `json:"account"`
 		Client  string `json:"client"`

@@ -34,7 +34,7 @@ type outItem struct {
 type conn struct {
 	hub   *Hub
 	ws    *websocket.Conn
-	emp   *Employee
+	emp   *relay.Employee
 	from  string // remote address, for the audit trail
 	ua    string // user agent, for the audit trail
 	queue chan outItem
@@ -50,7 +50,7 @@ type conn struct {
 	done      chan struct{}
 }
 
-func newConn(h *Hub, ws *websocket.Conn, emp *Employee, from, ua string) *conn {
+func newConn(h *Hub, ws *websocket.Conn, emp *relay.Employee, from, ua string) *conn {
 	ctx, cancel := context.WithCancel(h.ctx)
 	return &conn{
 		hub: h, ws: ws, emp: emp, from: from, ua: ua,

@@ -14,7 +14,7 @@ import (
 // is an ordinary transfer by the admin: audited, archived as an internal
 // message, live in the consoles. The handover as a whole is audited
 // first; a retry moves what is left and records nothing twice.
-func (h *Hub) serveHandover(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveHandover(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	if h.staff == nil || h.inbox == nil {
 		writeError(w, http.StatusServiceUnavailable, "this relay cannot transfer conversations")
 		return
@@ -91,7 +91,7 @@ func (h *Hub) heldBy(r *http.Request, employee string) ([]relay.ConversationID, 
 }
 
 // handOver transfers conv from one employee to another as admin emp.
-func (h *Hub) handOver(r *http.Request, emp *Employee, conv relay.ConversationID, from, to, note string) error {
+func (h *Hub) handOver(r *http.Request, emp *relay.Employee, conv relay.ConversationID, from, to, note string) error {
 	key, err := h.actionKey(r.Context(), conv, relay.KindTransfer, emp.ID, from+"\x00"+to)
 	if err != nil {
 		return err

@@ -218,7 +218,7 @@ func (h *Hub) dispatch(e relay.Event) {
 // mayRead reports whether emp may read conv: agents the conversations
 // assigned to them; compliance, admins and supervisors in no team all;
 // supervisors in teams their members' and those nobody holds.
-func (h *Hub) mayRead(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
+func (h *Hub) mayRead(ctx context.Context, emp *relay.Employee, conv relay.ConversationID) (bool, error) {
 	if emp.Role.SeesAll() && !teamScoped(emp) {
 		return true, nil
 	}
@@ -232,7 +232,7 @@ func (h *Hub) mayRead(ctx context.Context, emp *Employee, conv relay.Conversatio
 // mayManage reports whether emp may transfer, resolve or reopen conv:
 // supervisors and admins what they may read, and the employee it is
 // assigned to.
-func (h *Hub) mayManage(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
+func (h *Hub) mayManage(ctx context.Context, emp *relay.Employee, conv relay.ConversationID) (bool, error) {
 	if emp.Role.Manages() {
 		return h.mayRead(ctx, emp, conv)
 	}
@@ -240,16 +240,16 @@ func (h *Hub) mayManage(ctx context.Context, emp *Employee, conv relay.Conversat
 }
 
 // teamScoped reports whether emp is a supervisor limited to teams.
-func teamScoped(emp *Employee) bool { return emp.Role == RoleSupervisor && len(emp.Teams) > 0 }
+func teamScoped(emp *relay.Employee) bool { return emp.Role == RoleSupervisor && len(emp.Teams) > 0 }
 
 // sees reports whether emp may read what owner holds ("" for nobody).
-func (h *Hub) sees(emp *Employee, owner string) bool {
-	return h.dir.Snapshot().Sees(emp.domain(), owner)
+func (h *Hub) sees(emp *relay.Employee, owner string) bool {
+	return h.dir.Snapshot().Sees(*emp, owner)
 }
 
 // mayWrite reports whether emp may write to conv: only the employee it
 // is assigned to. Supervisors watch read-only.
-func (h *Hub) mayWrite(ctx context.Context, emp *Employee, conv relay.ConversationID) (bool, error) {
+func (h *Hub) mayWrite(ctx context.Context, emp *relay.Employee, conv relay.ConversationID) (bool, error) {
 	owner, err := h.assign.Get(ctx, conv)
 	if err != nil {
 		return false, err

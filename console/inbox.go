@@ -66,7 +66,7 @@ type WireConversation struct {
 // &employee=ID&team=ID&account=ID: agents get the conversations assigned
 // to them (employee and team are ignored), supervisors all or their
 // teams', filterable; team keeps those held by the team's members.
-func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	q := r.URL.Query()
 	f := relay.ConversationFilter{
 		Account: q.Get("account"), Employee: q.Get("employee"),
@@ -101,7 +101,7 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *Employee) 
 	} else if teamScoped(emp) {
 		// The archive's newest conversations may be other teams': ask it
 		// for this supervisor's teams' (and nobody's) only.
-		ids, _ := h.dir.Snapshot().Scope(emp.domain())
+		ids, _ := h.dir.Snapshot().Scope(*emp)
 		f.Employees = append(ids, "")
 	}
 	sums, err := h.inbox.Conversations(r.Context(), f)
@@ -207,7 +207,7 @@ func (h *Hub) inboxWindow(ctx context.Context, s relay.ConversationSummary) *rel
 
 // unread counts, per conversation, the inbound messages after emp's read
 // mark.
-func (h *Hub) unread(ctx context.Context, emp *Employee, convs []relay.ConversationID) (map[relay.ConversationID]int, error) {
+func (h *Hub) unread(ctx context.Context, emp *relay.Employee, convs []relay.ConversationID) (map[relay.ConversationID]int, error) {
 	if len(convs) == 0 {
 		return map[relay.ConversationID]int{}, nil
 	}
@@ -228,7 +228,7 @@ func (h *Hub) unread(ctx context.Context, emp *Employee, convs []relay.Conversat
 // serveRead handles POST /api/conversations/{conv}/read {"seq": N}: the
 // employee has read conv up to N. Marks never move back; one beyond the
 // conversation's last message is lowered to it.
-func (h *Hub) serveRead(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveRead(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	var body struct {
 		Seq *uint64 `json:"seq"`

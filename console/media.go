@@ -17,7 +17,7 @@ const mediaCSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-sr
 // message, to whoever may read its conversation. Pictures, voice and
 // video are served inline with their type (and byte ranges, for
 // players); files, and any content a browser could run, as an attachment.
-func (h *Hub) serveMedia(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveMedia(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	id := r.PathValue("message_id")
 	m, md, ok, err := h.media.MessageMedia(r.Context(), id)
 	if err != nil {

@@ -87,7 +87,7 @@ func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, p *principal
 	if err := h.sessions.store.DeleteSession(ctx, p.sid); err != nil {
 		h.log.Warn("ending the session of a changed password", "employee", emp.ID, "err", err)
 	}
-	id, sess, err := h.sessions.start(ctx, employeeOf(got), p.sess.Via)
+	id, sess, err := h.sessions.start(ctx, &got, p.sess.Via)
 	if err != nil {
 		setCookie(w, r, "")
 		writeError(w, http.StatusServiceUnavailable, "your password is changed, but a new session could not be started: sign in again")

@@ -22,7 +22,7 @@ type QRCodes interface {
 // employee's own QR code (scene "emp:<id>"). A client who scans it is
 // bound to the employee, which routing does for the agents of the
 // account, so only they have one.
-func (h *Hub) serveQRCode(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveQRCode(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	if emp.Role != RoleAgent || len(emp.Accounts) == 0 {
 		writeError(w, http.StatusForbidden, "only agents who serve an account have a QR code: clients are bound to agents")
 		return

@@ -65,13 +65,13 @@ func maySearch(r Role) bool {
 
 // routeSearchExport mounts search and export when the archive behind
 // Deps.History can do them (both archives in storage can).
-func (h *Hub) routeSearchExport(authed func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee))) {
+func (h *Hub) routeSearchExport(authed func(pattern string, serve func(http.ResponseWriter, *http.Request, *relay.Employee))) {
 	src, ok := h.history.(export.Source)
 	if !ok {
 		return
 	}
 	x := &exportJobs{h: h, src: src, jobs: map[string]*exportJob{}}
-	authed("GET /api/search", func(w http.ResponseWriter, r *http.Request, emp *Employee) { h.serveSearch(w, r, emp, src) })
+	authed("GET /api/search", func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) { h.serveSearch(w, r, emp, src) })
 	authed("POST /api/exports", x.serveCreate)
 	authed("GET /api/exports/{id}", x.serveStatus)
 	authed("GET /api/exports/{id}/download", x.serveDownload)
@@ -126,15 +126,15 @@ func ParseSearchTime(s string, end bool) (time.Time, error) {
 
 // narrow limits a search or export of a supervisor in teams to what
 // their teams' members handled, and what nobody held.
-func (h *Hub) narrow(emp *Employee, q *relay.SearchQuery) {
+func (h *Hub) narrow(emp *relay.Employee, q *relay.SearchQuery) {
 	if !teamScoped(emp) {
 		return
 	}
-	ids, _ := h.dir.Snapshot().Scope(emp.domain())
+	ids, _ := h.dir.Snapshot().Scope(*emp)
 	q.Employees = append(ids, "")
 }
 
-func (h *Hub) serveSearch(w http.ResponseWriter, r *http.Request, emp *Employee, src relay.Searcher) {
+func (h *Hub) serveSearch(w http.ResponseWriter, r *http.Request, emp *relay.Employee, src relay.Searcher) {
 	if !maySearch(emp.Role) {
 		writeError(w, http.StatusForbidden, "searching the archive is for supervisors and compliance officers")
 		return
@@ -209,7 +209,7 @@ type exportRequest struct {
 	Text      string `json:"text"`
 }
 
-func (x *exportJobs) serveCreate(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (x *exportJobs) serveCreate(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	if !maySearch(emp.Role) {
 		writeError(w, http.StatusForbidden, "exporting the archive is for supervisors and compliance officers")
 		return
@@ -246,7 +246,7 @@ func (x *exportJobs) serveCreate(w http.ResponseWriter, r *http.Request, emp *Em
 
 // start registers job and runs it in the background; a non-zero status
 // is why it could not start.
-func (x *exportJobs) start(job *exportJob, emp *Employee) (int, string) {
+func (x *exportJobs) start(job *exportJob, emp *relay.Employee) (int, string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.expireLocked()
@@ -282,7 +282,7 @@ func (x *exportJobs) start(job *exportJob, emp *Employee) (int, string) {
 	return 0, ""
 }
 
-func (x *exportJobs) run(job *exportJob, emp *Employee) {
+func (x *exportJobs) run(job *exportJob, emp *relay.Employee) {
 	ctx, cancel := context.WithTimeout(x.h.ctx, exportTimeout)
 	defer cancel()
 	fail := func(err error) {
@@ -340,7 +340,7 @@ func (x *exportJobs) expireLocked() {
 }
 
 // job returns the job id of emp, or answers 404.
-func (x *exportJobs) job(w http.ResponseWriter, r *http.Request, emp *Employee) *exportJob {
+func (x *exportJobs) job(w http.ResponseWriter, r *http.Request, emp *relay.Employee) *exportJob {
 	if !maySearch(emp.Role) {
 		writeError(w, http.StatusForbidden, "exporting the archive is for supervisors and compliance officers")
 		return nil
@@ -356,13 +356,13 @@ func (x *exportJobs) job(w http.ResponseWriter, r *http.Request, emp *Employee) 
 	return j
 }
 
-func (x *exportJobs) serveStatus(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (x *exportJobs) serveStatus(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	if j := x.job(w, r, emp); j != nil {
 		writeJSON(w, http.StatusOK, j.view())
 	}
 }
 
-func (x *exportJobs) serveDownload(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (x *exportJobs) serveDownload(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	j := x.job(w, r, emp)
 	if j == nil {
 		return

@@ -27,7 +27,7 @@ type sendBody struct {
 // serveSend handles POST /api/conversations/{conv}/messages: JSON for text
 // and links, multipart/form-data (fields key, kind, file) for images,
 // voice and video.
-func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	if !h.authorizeWrite(w, r, emp, conv) {
 		return
@@ -104,7 +104,7 @@ func parseSend(w http.ResponseWriter, r *http.Request) (relay.SendRequest, error
 
 // serveWindow handles GET /api/conversations/{conv}/window: whether the
 // employee may send now, until when, and how many messages.
-func (h *Hub) serveWindow(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveWindow(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	if !h.authorizeRead(w, r, emp, conv) {
 		return
@@ -118,7 +118,7 @@ func (h *Hub) serveWindow(w http.ResponseWriter, r *http.Request, emp *Employee)
 }
 
 // serveTyping handles POST /api/conversations/{conv}/typing.
-func (h *Hub) serveTyping(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveTyping(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	if !h.authorizeWrite(w, r, emp, conv) {
 		return
@@ -130,16 +130,16 @@ func (h *Hub) serveTyping(w http.ResponseWriter, r *http.Request, emp *Employee)
 	writeJSON(w, http.StatusOK, map[string]bool{"forwarded": sent})
 }
 
-func (h *Hub) authorizeRead(w http.ResponseWriter, r *http.Request, emp *Employee, conv relay.ConversationID) bool {
+func (h *Hub) authorizeRead(w http.ResponseWriter, r *http.Request, emp *relay.Employee, conv relay.ConversationID) bool {
 	return h.authorize(w, r, emp, conv, h.mayRead, "this conversation is not assigned to you")
 }
 
-func (h *Hub) authorizeWrite(w http.ResponseWriter, r *http.Request, emp *Employee, conv relay.ConversationID) bool {
+func (h *Hub) authorizeWrite(w http.ResponseWriter, r *http.Request, emp *relay.Employee, conv relay.ConversationID) bool {
 	return h.authorize(w, r, emp, conv, h.mayWrite, "only the employee this conversation is assigned to may write in it")
 }
 
-func (h *Hub) authorize(w http.ResponseWriter, r *http.Request, emp *Employee, conv relay.ConversationID,
-	may func(context.Context, *Employee, relay.ConversationID) (bool, error), refusal string) bool {
+func (h *Hub) authorize(w http.ResponseWriter, r *http.Request, emp *relay.Employee, conv relay.ConversationID,
+	may func(context.Context, *relay.Employee, relay.ConversationID) (bool, error), refusal string) bool {
 	ok, err := may(r.Context(), emp, conv)
 	switch {
 	case err != nil:

@@ -60,7 +60,7 @@ func (h *Hub) Handler() http.Handler {
 	}
 	// route serves pattern to employees whose role allowed accepts (nil:
 	// every role), once authenticated and past the CSRF check.
-	route := func(pattern string, allowed func(Role) bool, serve func(http.ResponseWriter, *http.Request, *Employee)) {
+	route := func(pattern string, allowed func(Role) bool, serve func(http.ResponseWriter, *http.Request, *relay.Employee)) {
 		withPrincipal(pattern, func(w http.ResponseWriter, r *http.Request, p *principal) {
 			if allowed != nil && !allowed(p.emp.Role) {
 				writeError(w, http.StatusForbidden, "your role ("+string(p.emp.Role)+") may not do this")
@@ -69,7 +69,7 @@ func (h *Hub) Handler() http.Handler {
 			serve(w, r, p.emp)
 		})
 	}
-	authed := func(pattern string, serve func(http.ResponseWriter, *http.Request, *Employee)) {
+	authed := func(pattern string, serve func(http.ResponseWriter, *http.Request, *relay.Employee)) {
 		route(pattern, nil, serve)
 	}
 
@@ -151,7 +151,7 @@ func (h *Hub) Handler() http.Handler {
 	return securityHeaders(mux)
 }
 
-func (h *Hub) serveHistory(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveHistory(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	after, err := parseUint(r.URL.Query().Get("after"), 0)
 	if err != nil {
@@ -203,7 +203,7 @@ func (h *Hub) authenticated(w http.ResponseWriter, r *http.Request) (*principal,
 // officer, or admin) views something of conv: agents' views of their own
 // conversations are not audited. It reports whether the view may go on;
 // when not (the record could not be written), it has answered.
-func (h *Hub) auditView(w http.ResponseWriter, r *http.Request, emp *Employee, action string, conv relay.ConversationID, target string) bool {
+func (h *Hub) auditView(w http.ResponseWriter, r *http.Request, emp *relay.Employee, action string, conv relay.ConversationID, target string) bool {
 	return !emp.Role.SeesAll() || h.auditOrRefuse(w, r, emp, action, conv, target, "")
 }
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wechat-relay/wechat-relay/relay"
 )
 
 // SessionCookie carries a browser's session id. The id is 32 random
@@ -91,7 +93,7 @@ func randomToken() (string, error) {
 }
 
 // start creates a session for emp and returns the cookie value.
-func (s *sessions) start(ctx context.Context, emp *Employee, via string) (id string, sess *session, err error) {
+func (s *sessions) start(ctx context.Context, emp *relay.Employee, via string) (id string, sess *session, err error) {
 	id, err = randomToken()
 	if err != nil {
 		return "", nil, fmt.Errorf("making a session id: %w", err)
@@ -156,7 +158,7 @@ func setCookie(w http.ResponseWriter, r *http.Request, id string) {
 // has no password, at the highest cost of the employees' hashes, so that
 // the answer takes as long as for a wrong password and timing does not
 // tell which ids exist.
-func dummyHash(emps []Employee) []byte {
+func dummyHash(emps []relay.Employee) []byte {
 	cost := 0
 	for _, e := range emps {
 		if c, err := bcrypt.Cost([]byte(e.PasswordHash)); err == nil && c > cost {
@@ -237,7 +239,7 @@ func (h *Hub) serveLogin(auth *authenticator) http.HandlerFunc {
 		match := bcrypt.CompareHashAndPassword(hash, []byte(body.Password)) == nil
 		if !match || emp == nil || emp.PasswordHash == "" {
 			h.log.Info("console sign-in failed", "id", auth.logID(body.ID), "remote", remoteAddr(r))
-			if err := h.record(r, &Employee{ID: auth.logID(body.ID)}, AuditSignInFailed, "", "", "password"); err != nil {
+			if err := h.record(r, &relay.Employee{ID: auth.logID(body.ID)}, AuditSignInFailed, "", "", "password"); err != nil {
 				h.log.Error("writing the audit trail of a failed sign-in", "err", err)
 			}
 			if h.throttle != nil {
@@ -272,7 +274,7 @@ func (h *Hub) writeLocked(w http.ResponseWriter, r *http.Request, id string, loc
 }
 
 // signIn starts a session for emp and answers as /api/login does.
-func (h *Hub) signIn(w http.ResponseWriter, r *http.Request, emp *Employee, via string) {
+func (h *Hub) signIn(w http.ResponseWriter, r *http.Request, emp *relay.Employee, via string) {
 	ctx := r.Context()
 	if err := h.record(r, emp, AuditSignIn, "", "", via); err != nil {
 		h.log.Error("writing the audit trail; sign-in refused", "employee", emp.ID, "err", err)
@@ -342,7 +344,7 @@ func (h *Hub) serveLogout(auth *authenticator) http.HandlerFunc {
 	}
 }
 
-func meBody(emp *Employee, sess *session) map[string]any {
+func meBody(emp *relay.Employee, sess *session) map[string]any {
 	body := map[string]any{"id": emp.ID, "name": emp.Name, "role": emp.Role}
 	if len(emp.Accounts) > 0 {
 		body["accounts"] = emp.Accounts

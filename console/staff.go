@@ -23,7 +23,7 @@ const maxActionBody = 64 << 10
 
 // serveNote handles POST /api/conversations/{conv}/notes {"key","text"}:
 // anyone who may read the conversation may note in it.
-func (h *Hub) serveNote(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveNote(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	var body struct {
 		Key  string `json:"key"`
@@ -44,7 +44,7 @@ func (h *Hub) serveNote(w http.ResponseWriter, r *http.Request, emp *Employee) {
 
 // serveTransfer handles POST /api/conversations/{conv}/transfer
 // {"to","note","key"}: by the assignee or a supervisor, to an agent.
-func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	var body struct {
 		To   string `json:"to"`
@@ -89,7 +89,7 @@ func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *Employe
 
 // transferTarget returns the enabled agent id names, who may take
 // conversations over. When not, it has answered 400.
-func (h *Hub) transferTarget(w http.ResponseWriter, id string) (*Employee, bool) {
+func (h *Hub) transferTarget(w http.ResponseWriter, id string) (*relay.Employee, bool) {
 	to := h.auth.employee(id)
 	switch {
 	case id == "":
@@ -107,8 +107,8 @@ func (h *Hub) transferTarget(w http.ResponseWriter, id string) (*Employee, bool)
 // serveStatus handles POST .../resolve and .../reopen {"key"} (the body
 // is optional): by the assignee or a supervisor. Without a key, resolving
 // a resolved conversation (or reopening an open one) is refused with 409.
-func (h *Hub) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Request, *Employee) {
-	return func(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Request, *relay.Employee) {
+	return func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 		conv := relay.ConversationID(r.PathValue("conv"))
 		var body struct {
 			Key string `json:"key"`
@@ -193,13 +193,13 @@ func (h *Hub) act(w http.ResponseWriter, r *http.Request, a relay.StaffAction) {
 	}
 }
 
-func (h *Hub) authorizeManage(w http.ResponseWriter, r *http.Request, emp *Employee, conv relay.ConversationID) bool {
+func (h *Hub) authorizeManage(w http.ResponseWriter, r *http.Request, emp *relay.Employee, conv relay.ConversationID) bool {
 	return h.authorize(w, r, emp, conv, h.mayManage, "only the employee this conversation is assigned to, or a supervisor, may do this")
 }
 
 // serveEmployees handles GET /api/employees: who may be transferred to
 // and who is who, from the current directory.
-func (h *Hub) serveEmployees(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveEmployees(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	type wireEmployee struct {
 		ID       string   `json:"id"`
 		Name     string   `json:"name"`
@@ -216,7 +216,7 @@ func (h *Hub) serveEmployees(w http.ResponseWriter, r *http.Request, emp *Employ
 }
 
 // serveCanned handles GET /api/canned-replies.
-func (h *Hub) serveCanned(w http.ResponseWriter, r *http.Request, emp *Employee) {
+func (h *Hub) serveCanned(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	replies := h.cfg.CannedReplies
 	if replies == nil {
 		replies = []CannedReply{}
