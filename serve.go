@@ -69,7 +69,7 @@ type system struct {
 	bot      *relay.Bot
 	bus      relay.Bus
 	media    *relay.MediaWorker
-	hub      *console.Hub
+	hub      *console.Server
 	dir      *relay.Directory
 	lexicon  *relay.LexiconWatcher // nil without lexicon rules
 	handler  http.Handler
@@ -232,8 +232,8 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	if err != nil {
 		return nil, err
 	}
-	s.hub = console.NewHub(cfg.consoleConfig(), console.Deps{
-		Bus: b, History: s.archive, Assignments: assign, Outbox: s.outbox,
+	s.hub = console.NewServer(cfg.consoleConfig(), console.Deps{
+		Bus: b, History: s.archive, Search: s.archive, Export: s.archive, Assignments: assign, Outbox: s.outbox,
 		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
 		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr, Directory: s.dir,
 		Logger: log.With("component", "console"), Registerer: s.reg,

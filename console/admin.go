@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,28 +37,10 @@ const MinPasswordLen = 10
 // maxAdminBody caps an admin request body.
 const maxAdminBody = 16 << 10
 
-// directoryChanged closes the connections of employees whose entry
-// changed in a way that changes what they may see.
-func (h *Hub) directoryChanged(old, cur *relay.DirectorySnapshot) {
-	h.mu.Lock()
-	var stale []*conn
-	for c := range h.conns {
-		was, _ := old.Employee(c.emp.ID)
-		now, ok := cur.Employee(c.emp.ID)
-		if !ok || now.Disabled || now.Role != was.Role || !slices.Equal(now.Teams, was.Teams) {
-			stale = append(stale, c)
-		}
-	}
-	h.mu.Unlock()
-	for _, c := range stale {
-		c.close(reasonDirectoryChanged)
-	}
-}
-
 // routeAdmin adds the directory routes: GET /api/teams for everyone,
 // /api/admin/... for admins.
-func (h *Hub) routeAdmin(authed func(pattern string, serve func(http.ResponseWriter, *http.Request, *relay.Employee))) {
-	authed("GET /api/teams", h.serveTeams)
+func (s *Server) routeAdmin(authed func(pattern string, serve func(http.ResponseWriter, *http.Request, *relay.Employee))) {
+	authed("GET /api/teams", s.serveTeams)
 	admin := func(pattern string, serve func(http.ResponseWriter, *http.Request, *relay.Employee)) {
 		authed(pattern, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 			if !emp.Role.Configures() {
@@ -69,17 +50,17 @@ func (h *Hub) routeAdmin(authed func(pattern string, serve func(http.ResponseWri
 			serve(w, r, emp)
 		})
 	}
-	admin("GET /api/admin/directory", h.serveDirectory)
-	admin("GET /api/admin/history", h.serveDirectoryHistory)
-	admin("POST /api/admin/employees", h.serveCreateEmployee)
-	admin("PUT /api/admin/employees/{id}", h.serveUpdateEmployee)
-	admin("POST /api/admin/employees/{id}/password", h.serveSetPassword)
-	admin("POST /api/admin/employees/{id}/token", h.serveNewToken)
-	admin("POST /api/admin/employees/{id}/handover", h.serveHandover)
-	admin("POST /api/admin/teams", h.serveCreateTeam)
-	admin("PUT /api/admin/teams/{id}", h.serveUpdateTeam)
-	admin("DELETE /api/admin/teams/{id}", h.serveDeleteTeam)
-	admin("PUT /api/admin/accounts/{id}", h.serveUpdateAccount)
+	admin("GET /api/admin/directory", s.serveDirectory)
+	admin("GET /api/admin/history", s.serveDirectoryHistory)
+	admin("POST /api/admin/employees", s.serveCreateEmployee)
+	admin("PUT /api/admin/employees/{id}", s.serveUpdateEmployee)
+	admin("POST /api/admin/employees/{id}/password", s.serveSetPassword)
+	admin("POST /api/admin/employees/{id}/token", s.serveNewToken)
+	admin("POST /api/admin/employees/{id}/handover", s.serveHandover)
+	admin("POST /api/admin/teams", s.serveCreateTeam)
+	admin("PUT /api/admin/teams/{id}", s.serveUpdateTeam)
+	admin("DELETE /api/admin/teams/{id}", s.serveDeleteTeam)
+	admin("PUT /api/admin/accounts/{id}", s.serveUpdateAccount)
 }
 
 // Wire shapes of the Admin section. Credential hashes never leave the
@@ -144,44 +125,29 @@ func toAdminAccount(s *relay.DirectorySnapshot, a relay.AccountInfo) adminAccoun
 		UpdatedAt: changedAt(a.UpdatedAt), UpdatedBy: a.UpdatedBy}
 }
 
-// serveTeams handles GET /api/teams: every team and its members.
-func (h *Hub) serveTeams(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
-	type wireTeam struct {
-		ID      string   `json:"id"`
-		Name    string   `json:"name"`
-		Members []string `json:"members"`
-	}
-	s := h.dir.Snapshot()
-	out := make([]wireTeam, len(s.Teams))
-	for i, t := range s.Teams {
-		out[i] = wireTeam{ID: t.ID, Name: t.Name, Members: orEmpty(s.Members(t.ID))}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"teams": out})
-}
-
 // serveDirectory handles GET /api/admin/directory.
-func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
-	s := h.dir.Snapshot()
-	emps := make([]adminEmployee, len(s.Employees))
-	for i, e := range s.Employees {
+func (s *Server) serveDirectory(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+	snap := s.dir.Snapshot()
+	emps := make([]adminEmployee, len(snap.Employees))
+	for i, e := range snap.Employees {
 		emps[i] = toAdminEmployee(e)
 	}
-	teams := make([]adminTeam, len(s.Teams))
-	for i, t := range s.Teams {
-		teams[i] = toAdminTeam(s, t)
+	teams := make([]adminTeam, len(snap.Teams))
+	for i, t := range snap.Teams {
+		teams[i] = toAdminTeam(snap, t)
 	}
-	accts := make([]adminAccount, len(s.Accounts))
-	for i, a := range s.Accounts {
-		accts[i] = toAdminAccount(s, a)
+	accts := make([]adminAccount, len(snap.Accounts))
+	for i, a := range snap.Accounts {
+		accts[i] = toAdminAccount(snap, a)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"employees": emps, "teams": teams, "accounts": accts, "roles": relay.Roles, "writable": h.dir.Writable(),
+		"employees": emps, "teams": teams, "accounts": accts, "roles": relay.Roles, "writable": s.dir.Writable(),
 	})
 }
 
 // serveDirectoryHistory handles GET /api/admin/history?kind=&id=: the
 // archived versions of an entry, oldest first, without credentials.
-func (h *Hub) serveDirectoryHistory(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveDirectoryHistory(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	kind, id := r.URL.Query().Get("kind"), r.URL.Query().Get("id")
 	switch kind {
 	case relay.DirEmployee, relay.DirTeam, relay.DirAccount:
@@ -193,9 +159,9 @@ func (h *Hub) serveDirectoryHistory(w http.ResponseWriter, r *http.Request, emp 
 		writeError(w, http.StatusBadRequest, "id is required")
 		return
 	}
-	recs, err := h.dir.History(r.Context(), kind, id)
+	recs, err := s.dir.History(r.Context(), kind, id)
 	if err != nil {
-		h.log.Warn("reading the directory history", "kind", kind, "id", id, "err", err)
+		s.log.Warn("reading the directory history", "kind", kind, "id", id, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 		return
 	}
@@ -234,14 +200,14 @@ type employeeBody struct {
 }
 
 // serveCreateEmployee handles POST /api/admin/employees.
-func (h *Hub) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b employeeBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
 	}
 	e := relay.Employee{ID: b.ID, Name: b.Name, Role: b.Role, Accounts: b.Accounts, Teams: b.Teams, Disabled: b.Disabled}
 	if b.Password != "" {
-		hash, err := hashPassword(b.Password, h.cfg.PasswordCost)
+		hash, err := hashPassword(b.Password, s.cfg.PasswordCost)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -250,9 +216,9 @@ func (h *Hub) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *r
 	}
 	detail := fmt.Sprintf("created: name=%q role=%s teams=%v accounts=%v disabled=%t password=%t",
 		e.Name, e.Role, orEmpty(e.Teams), orEmpty(e.Accounts), e.Disabled, b.Password != "")
-	got, err := h.dir.CreateEmployee(r.Context(), emp.ID, e, h.audited(r, emp, said(detail)))
+	got, err := s.dir.CreateEmployee(r.Context(), emp.ID, e, s.audited(r, emp, said(detail)))
 	if err != nil {
-		h.directoryError(w, err)
+		s.directoryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, toAdminEmployee(got))
@@ -260,7 +226,7 @@ func (h *Hub) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp *r
 
 // serveUpdateEmployee handles PUT /api/admin/employees/{id}: name,
 // role, accounts, teams, disabled. Credentials have their own routes.
-func (h *Hub) serveUpdateEmployee(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveUpdateEmployee(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b employeeBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
@@ -279,9 +245,9 @@ func (h *Hub) serveUpdateEmployee(w http.ResponseWriter, r *http.Request, emp *r
 		have, _ := before.Employee(id)
 		return employeeDiff(have, e)
 	}
-	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, b.Version, h.audited(r, emp, diff))
+	got, err := s.dir.UpdateEmployee(r.Context(), emp.ID, e, b.Version, s.audited(r, emp, diff))
 	if err != nil {
-		h.directoryError(w, err)
+		s.directoryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, toAdminEmployee(got))
@@ -307,7 +273,7 @@ func employeeDiff(have, e relay.Employee) string {
 }
 
 // serveSetPassword handles POST /api/admin/employees/{id}/password.
-func (h *Hub) serveSetPassword(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveSetPassword(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b struct {
 		Password string `json:"password"`
 		Version  uint64 `json:"version"`
@@ -315,17 +281,17 @@ func (h *Hub) serveSetPassword(w http.ResponseWriter, r *http.Request, emp *rela
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
 	}
-	hash, err := hashPassword(b.Password, h.cfg.PasswordCost)
+	hash, err := hashPassword(b.Password, s.cfg.PasswordCost)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	h.changeCredential(w, r, emp, "password set", func(e *relay.Employee) { e.PasswordHash = hash }, b.Version, "")
+	s.changeCredential(w, r, emp, "password set", func(e *relay.Employee) { e.PasswordHash = hash }, b.Version, "")
 }
 
 // serveNewToken handles POST /api/admin/employees/{id}/token: a new API
 // token replaces the old one and is answered once; only its hash is kept.
-func (h *Hub) serveNewToken(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveNewToken(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b struct {
 		Version uint64 `json:"version"`
 	}
@@ -336,23 +302,23 @@ func (h *Hub) serveNewToken(w http.ResponseWriter, r *http.Request, emp *relay.E
 	rand.Read(raw)
 	token := "wr_" + hex.EncodeToString(raw)
 	sum := sha256.Sum256([]byte(token))
-	h.changeCredential(w, r, emp, "new API token", func(e *relay.Employee) { e.TokenHash = hex.EncodeToString(sum[:]) }, b.Version, token)
+	s.changeCredential(w, r, emp, "new API token", func(e *relay.Employee) { e.TokenHash = hex.EncodeToString(sum[:]) }, b.Version, token)
 }
 
 // changeCredential sets a credential of the employee in the path and
 // answers the employee (and token, when one was made).
-func (h *Hub) changeCredential(w http.ResponseWriter, r *http.Request, emp *relay.Employee, what string, set func(*relay.Employee), version uint64, token string) {
+func (s *Server) changeCredential(w http.ResponseWriter, r *http.Request, emp *relay.Employee, what string, set func(*relay.Employee), version uint64, token string) {
 	id := r.PathValue("id")
-	have, ok := h.dir.Snapshot().Employee(id)
+	have, ok := s.dir.Snapshot().Employee(id)
 	if !ok {
 		writeError(w, http.StatusNotFound, "no employee "+strconv.Quote(id))
 		return
 	}
 	e := relay.Employee{ID: id, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams, Disabled: have.Disabled}
 	set(&e)
-	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, version, h.audited(r, emp, said(what)))
+	got, err := s.dir.UpdateEmployee(r.Context(), emp.ID, e, version, s.audited(r, emp, said(what)))
 	if err != nil {
-		h.directoryError(w, err)
+		s.directoryError(w, err)
 		return
 	}
 	if token == "" {
@@ -384,21 +350,21 @@ type teamBody struct {
 }
 
 // serveCreateTeam handles POST /api/admin/teams.
-func (h *Hub) serveCreateTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveCreateTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b teamBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
 	}
-	got, err := h.dir.CreateTeam(r.Context(), emp.ID, relay.Team{ID: b.ID, Name: b.Name}, h.audited(r, emp, said(fmt.Sprintf("created: name=%q", b.Name))))
+	got, err := s.dir.CreateTeam(r.Context(), emp.ID, relay.Team{ID: b.ID, Name: b.Name}, s.audited(r, emp, said(fmt.Sprintf("created: name=%q", b.Name))))
 	if err != nil {
-		h.directoryError(w, err)
+		s.directoryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toAdminTeam(h.dir.Snapshot(), got))
+	writeJSON(w, http.StatusCreated, toAdminTeam(s.dir.Snapshot(), got))
 }
 
 // serveUpdateTeam handles PUT /api/admin/teams/{id}: a new name.
-func (h *Hub) serveUpdateTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveUpdateTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b teamBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
@@ -412,31 +378,31 @@ func (h *Hub) serveUpdateTeam(w http.ResponseWriter, r *http.Request, emp *relay
 		have, _ := before.Team(id)
 		return fmt.Sprintf("name %q→%q", have.Name, b.Name)
 	}
-	got, err := h.dir.UpdateTeam(r.Context(), emp.ID, relay.Team{ID: id, Name: b.Name}, b.Version, h.audited(r, emp, rename))
+	got, err := s.dir.UpdateTeam(r.Context(), emp.ID, relay.Team{ID: id, Name: b.Name}, b.Version, s.audited(r, emp, rename))
 	if err != nil {
-		h.directoryError(w, err)
+		s.directoryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toAdminTeam(h.dir.Snapshot(), got))
+	writeJSON(w, http.StatusOK, toAdminTeam(s.dir.Snapshot(), got))
 }
 
 // serveDeleteTeam handles DELETE /api/admin/teams/{id}?version=N.
-func (h *Hub) serveDeleteTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveDeleteTeam(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	id := r.PathValue("id")
 	version, err := strconv.ParseUint(r.URL.Query().Get("version"), 10, 64)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "version: the version of the team you saw is required")
 		return
 	}
-	if err := h.dir.DeleteTeam(r.Context(), emp.ID, id, version, h.audited(r, emp, said("deleted"))); err != nil {
-		h.directoryError(w, err)
+	if err := s.dir.DeleteTeam(r.Context(), emp.ID, id, version, s.audited(r, emp, said("deleted"))); err != nil {
+		s.directoryError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // serveUpdateAccount handles PUT /api/admin/accounts/{id}: a display name.
-func (h *Hub) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	var b teamBody
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
@@ -446,22 +412,22 @@ func (h *Hub) serveUpdateAccount(w http.ResponseWriter, r *http.Request, emp *re
 		have, _ := before.Account(id)
 		return fmt.Sprintf("name %q→%q", have.Name, b.Name)
 	}
-	got, err := h.dir.UpdateAccount(r.Context(), emp.ID, relay.AccountInfo{ID: id, Name: b.Name}, b.Version, h.audited(r, emp, rename))
+	got, err := s.dir.UpdateAccount(r.Context(), emp.ID, relay.AccountInfo{ID: id, Name: b.Name}, b.Version, s.audited(r, emp, rename))
 	if err != nil {
-		h.directoryError(w, err)
+		s.directoryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toAdminAccount(h.dir.Snapshot(), got))
+	writeJSON(w, http.StatusOK, toAdminAccount(s.dir.Snapshot(), got))
 }
 
 // audited returns the hook that writes the audit record of an admin's
 // directory change through r, once the change is checked and before it
 // is archived (relay.AuditChange); describe says what changes.
-func (h *Hub) audited(r *http.Request, emp *relay.Employee, describe func(*relay.DirectorySnapshot, relay.DirectoryRecord) string) relay.AuditChange {
+func (s *Server) audited(r *http.Request, emp *relay.Employee, describe func(*relay.DirectorySnapshot, relay.DirectoryRecord) string) relay.AuditChange {
 	return func(before *relay.DirectorySnapshot, rec relay.DirectoryRecord) error {
 		target := rec.Kind + ":" + rec.ID
-		if err := h.record(r, emp, relay.AuditAdminAction, "", target, describe(before, rec)); err != nil {
-			h.log.Error("writing the audit trail; directory change refused", "employee", emp.ID, "target", target, "err", err)
+		if err := s.record(r, emp, relay.AuditAdminAction, "", target, describe(before, rec)); err != nil {
+			s.log.Error("writing the audit trail; directory change refused", "employee", emp.ID, "target", target, "err", err)
 			return err
 		}
 		return nil
@@ -474,7 +440,7 @@ func said(detail string) func(*relay.DirectorySnapshot, relay.DirectoryRecord) s
 }
 
 // directoryError answers a failed directory change.
-func (h *Hub) directoryError(w http.ResponseWriter, err error) {
+func (s *Server) directoryError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, relay.ErrDirectoryInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -487,7 +453,7 @@ func (h *Hub) directoryError(w http.ResponseWriter, err error) {
 	case errors.Is(err, relay.ErrDirectoryAudit):
 		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so nothing was changed")
 	default:
-		h.log.Warn("changing the directory", "err", err)
+		s.log.Warn("changing the directory", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the archive is unavailable, so nothing was changed: "+err.Error())
 	}
 }

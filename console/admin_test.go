@@ -21,7 +21,7 @@ const rootTok = "root-token-0123456789ab"
 
 // adminEnv is a console with an admin (root) and a team desk-a that
 // alice and the team supervisor lead are in.
-func adminEnv(t *testing.T) *consoleEnv {
+func adminEnv(t *testing.T, with ...func(*Deps)) *consoleEnv {
 	t.Helper()
 	cfg := Config{
 		Teams: []Team{{ID: "desk-a", Name: "Desk A"}, {ID: "desk-b", Name: "Desk B"}},
@@ -30,7 +30,7 @@ func adminEnv(t *testing.T) *consoleEnv {
 			{ID: "lead", Name: "Lead", Role: RoleSupervisor, Teams: []string{"desk-a"}, Token: "lead-token-0123456789ab"},
 		},
 	}
-	e := newConsoleEnv(t, cfg)
+	e := newConsoleEnv(t, cfg, with...)
 	// alice joins desk-a through the admin API, as an admin would.
 	code, body := e.adminDo(t, "PUT", "/api/admin/employees/alice", rootTok, map[string]any{
 		"name": "Alice Wang", "role": "agent", "accounts": []string{"acct"}, "teams": []string{"desk-a"}, "version": 0,
@@ -400,15 +400,13 @@ func readFrames(ws *websocket.Conn, typ string) <-chan Frame {
 }
 
 func TestTeamSupervisorAlerts(t *testing.T) {
-	e := adminEnv(t)
 	const leadTok = "lead-token-0123456789ab"
 	st := &fakeCompliance{hits: []relay.LexiconHit{
 		{ID: "hit-a", Account: "acct", Conv: "acct:c-alice", Employee: "alice", Rule: "r", Excerpt: "alice's client"},
 		{ID: "hit-b", Account: "acct", Conv: "acct:c-bob", Employee: "bob", Rule: "r", Excerpt: "bob's client"},
 	}}
-	e.hub.compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st}
-	srv := httptest.NewServer(e.hub.Handler())
-	t.Cleanup(srv.Close)
+	e := adminEnv(t, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st} })
+	srv := e.srv
 	alerts := func(tok string) []string {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/alerts", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -433,8 +431,8 @@ func TestTeamSupervisorAlerts(t *testing.T) {
 	}
 
 	lead := readFrames(e.dial(t, leadTok), FrameAlert)
-	e.hub.Alert(st.hits[1])
-	e.hub.Alert(st.hits[0])
+	e.server.Alert(st.hits[1])
+	e.server.Alert(st.hits[0])
 	select {
 	case f := <-lead:
 		if f.Alert == nil || f.Alert.ID != "hit-a" {
@@ -456,9 +454,9 @@ func TestDirectoryNotLoadedRefusesSignIn(t *testing.T) {
 	if err := dir.Load(context.Background()); err == nil {
 		t.Fatal("Load succeeded over a failing store")
 	}
-	hub := NewHub(cfg, Deps{Bus: &fakeBus{}, History: &fakeHistory{}, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}},
+	cs := NewServer(cfg, Deps{Bus: &fakeBus{}, History: &fakeHistory{}, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}},
 		Sessions: newFakeSessions(), Directory: dir})
-	srv := httptest.NewServer(hub.Handler())
+	srv := httptest.NewServer(cs.Handler())
 	t.Cleanup(srv.Close)
 	e := &consoleEnv{srv: srv}
 	if code, body := e.do(t, "GET", "/api/me", aliceTok, "", nil); code != http.StatusServiceUnavailable || !strings.Contains(body["error"].(string), "try again") {

@@ -109,26 +109,34 @@ func (a ArchiveAudit) Record(ctx context.Context, r AuditRecord) error {
 }
 
 // record writes an audit record of an action emp took through r.
-func (h *Hub) record(r *http.Request, emp *relay.Employee, action string, conv relay.ConversationID, target, detail string) error {
+func (s *Server) record(r *http.Request, emp *relay.Employee, action string, conv relay.ConversationID, target, detail string) error {
 	rec := AuditRecord{
-		At: h.now(), Action: action, Conv: conv, Target: target, Detail: detail,
+		At: s.now(), Action: action, Conv: conv, Target: target, Detail: detail,
 		From: remoteAddr(r), UserAgent: r.UserAgent(),
 	}
 	if emp != nil {
 		rec.Employee, rec.Role = emp.ID, emp.Role
 	}
-	return h.audit.Record(r.Context(), rec)
+	return s.audit.Record(r.Context(), rec)
 }
 
 // auditOrRefuse records an action emp takes through r, before it is
 // taken: when the record cannot be written it answers 503 and reports
 // false, and the action must not happen. The one "audit or refuse" of
 // the console.
-func (h *Hub) auditOrRefuse(w http.ResponseWriter, r *http.Request, emp *relay.Employee, action string, conv relay.ConversationID, target, detail string) bool {
-	if err := h.record(r, emp, action, conv, target, detail); err != nil {
-		h.log.Error("writing the audit trail; request refused", "employee", emp.ID, "action", action, "err", err)
+func (s *Server) auditOrRefuse(w http.ResponseWriter, r *http.Request, emp *relay.Employee, action string, conv relay.ConversationID, target, detail string) bool {
+	if err := s.record(r, emp, action, conv, target, detail); err != nil {
+		s.log.Error("writing the audit trail; request refused", "employee", emp.ID, "action", action, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so this cannot be done")
 		return false
 	}
 	return true
+}
+
+// auditView writes an audit record when a supervisor (or compliance
+// officer, or admin) views something of conv: agents' views of their own
+// conversations are not audited. It reports whether the view may go on;
+// when not (the record could not be written), it has answered.
+func (s *Server) auditView(w http.ResponseWriter, r *http.Request, emp *relay.Employee, action string, conv relay.ConversationID, target string) bool {
+	return !emp.Role.SeesAll() || s.auditOrRefuse(w, r, emp, action, conv, target, "")
 }

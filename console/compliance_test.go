@@ -23,15 +23,12 @@ const (
 
 func newComplianceEnv(t *testing.T) (*consoleEnv, *fakeCompliance, *httptest.Server) {
 	t.Helper()
+	st := &fakeCompliance{}
 	e := newConsoleEnv(t, Config{Employees: []Employee{
 		{ID: "cmp", Role: RoleCompliance, Token: cmpTok},
 		{ID: "adm", Role: RoleAdmin, Token: admTok},
-	}})
-	st := &fakeCompliance{}
-	e.hub.compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st}
-	srv := httptest.NewServer(e.hub.Handler())
-	t.Cleanup(srv.Close)
-	return e, st, srv
+	}}, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st} })
+	return e, st, e.srv
 }
 
 func TestComplianceAndAdminRoles(t *testing.T) {
@@ -74,7 +71,7 @@ func TestAlertFramesGoToSupervisorsOnly(t *testing.T) {
 	alice, sup, cmp, adm := e.dial(t, aliceTok), e.dial(t, supTok), e.dial(t, cmpTok), e.dial(t, admTok)
 	hit := relay.LexiconHit{ID: "hit-1", Account: "acct", Conv: "acct:c-alice", MessageID: "m1", Direction: relay.Inbound,
 		Rule: "promise", Matched: "保证收益", Excerpt: "你们保证收益吗", At: time.Now()}
-	e.hub.Alert(hit)
+	e.server.Alert(hit)
 	for _, ws := range []*websocket.Conn{sup, cmp, adm} {
 		f := read(t, ws)
 		if f.Type != FrameAlert || f.Conv != "acct:c-alice" || f.Alert == nil || f.Alert.ID != "hit-1" || f.Alert.Matched != "保证收益" {

@@ -9,6 +9,12 @@
 // bearer tokens. Requests of a session that change something carry its
 // CSRF token. IdentityProvider is the seam for single sign-on.
 //
+// Shape: a Server (server.go) owns the console's dependencies (Deps)
+// and serves all of /api/ (routes.go); its Hub (hub.go) is the live side:
+// the WebSocket connections, the bus events handed to them, resume and
+// their shutdown. The Server authenticates an upgrade and hands it to
+// the Hub. Both ask the same access (access.go) who may see what.
+//
 // Goroutine model: one Hub per process runs the bus subscription and
 // hands each event to the connections allowed to see it; every
 // WebSocket connection has exactly one reader and one writer goroutine
@@ -16,7 +22,10 @@
 // disconnected ("slow consumer") rather than allowed to slow the others;
 // it reconnects and catches up from the archive by sequence number.
 // HTTP handlers run on the server's goroutines and start none of their
-// own beyond a bounded fan-out of look-ups for the inbox.
+// own beyond a bounded fan-out of look-ups for the inbox and the export
+// jobs (export.go). The Server's context is the parent of the Hub's
+// (and so of every connection's) and of every export job's; Shutdown
+// cancels them.
 //
 // Invariants: only archived messages are sent (the bus carries nothing
 // else, and catch-up reads the archive); an employee receives and reads

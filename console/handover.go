@@ -14,8 +14,8 @@ import (
 // is an ordinary transfer by the admin: audited, archived as an internal
 // message, live in the consoles. The handover as a whole is audited
 // first; a retry moves what is left and records nothing twice.
-func (h *Hub) serveHandover(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
-	if h.staff == nil || h.inbox == nil {
+func (s *Server) serveHandover(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+	if s.staff == nil || s.inbox == nil {
 		writeError(w, http.StatusServiceUnavailable, "this relay cannot transfer conversations")
 		return
 	}
@@ -27,11 +27,11 @@ func (h *Hub) serveHandover(w http.ResponseWriter, r *http.Request, emp *relay.E
 		return
 	}
 	from := r.PathValue("id")
-	if _, ok := h.dir.Snapshot().Employee(from); !ok {
+	if _, ok := s.dir.Snapshot().Employee(from); !ok {
 		writeError(w, http.StatusNotFound, "no employee "+strconv.Quote(from))
 		return
 	}
-	to, ok := h.transferTarget(w, b.To)
+	to, ok := s.transferTarget(w, b.To)
 	if !ok {
 		return
 	}
@@ -39,28 +39,28 @@ func (h *Hub) serveHandover(w http.ResponseWriter, r *http.Request, emp *relay.E
 		writeError(w, http.StatusBadRequest, "an employee cannot hand over to themselves")
 		return
 	}
-	convs, err := h.heldBy(r, from)
+	convs, err := s.heldBy(r, from)
 	if err != nil {
-		h.log.Warn("listing the conversations of an employee", "employee", from, "err", err)
+		s.log.Warn("listing the conversations of an employee", "employee", from, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot list the employee's conversations right now")
 		return
 	}
 	detail := fmt.Sprintf("handover of %d conversations to %s", len(convs), to.ID)
-	if err := h.record(r, emp, relay.AuditAdminAction, "", relay.DirEmployee+":"+from, detail); err != nil {
-		h.log.Error("writing the audit trail; handover refused", "employee", emp.ID, "from", from, "err", err)
+	if err := s.record(r, emp, relay.AuditAdminAction, "", relay.DirEmployee+":"+from, detail); err != nil {
+		s.log.Error("writing the audit trail; handover refused", "employee", emp.ID, "from", from, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so nothing was moved")
 		return
 	}
 	moved, failed := []string{}, []string{}
 	for _, conv := range convs {
-		if err := h.handOver(r, emp, conv, from, to.ID, b.Note); err != nil {
-			h.log.Warn("handing over a conversation", "conv", conv, "from", from, "to", to.ID, "err", err)
+		if err := s.handOver(r, emp, conv, from, to.ID, b.Note); err != nil {
+			s.log.Warn("handing over a conversation", "conv", conv, "from", from, "to", to.ID, "err", err)
 			failed = append(failed, string(conv))
 			continue
 		}
 		moved = append(moved, string(conv))
 	}
-	h.log.Info("handover", "by", emp.ID, "from", from, "to", to.ID, "moved", len(moved), "failed", len(failed))
+	s.log.Info("handover", "by", emp.ID, "from", from, "to", to.ID, "moved", len(moved), "failed", len(failed))
 	status := http.StatusOK
 	if len(failed) > 0 {
 		status = http.StatusServiceUnavailable
@@ -72,33 +72,33 @@ func (h *Hub) serveHandover(w http.ResponseWriter, r *http.Request, emp *relay.E
 // archived message is filed under them (as every message routed to them
 // and every transfer to them is), kept only where the assignment store
 // agrees.
-func (h *Hub) heldBy(r *http.Request, employee string) ([]relay.ConversationID, error) {
-	sums, err := h.inbox.Conversations(r.Context(), relay.ConversationFilter{Employees: []string{employee}})
+func (s *Server) heldBy(r *http.Request, employee string) ([]relay.ConversationID, error) {
+	sums, err := s.inbox.Conversations(r.Context(), relay.ConversationFilter{Employees: []string{employee}})
 	if err != nil {
 		return nil, err
 	}
 	var out []relay.ConversationID
-	for _, s := range sums {
-		owner, err := h.assign.Get(r.Context(), s.Conv)
+	for _, sum := range sums {
+		owner, err := s.assign.Get(r.Context(), sum.Conv)
 		if err != nil {
 			return nil, err
 		}
 		if owner == employee {
-			out = append(out, s.Conv)
+			out = append(out, sum.Conv)
 		}
 	}
 	return out, nil
 }
 
 // handOver transfers conv from one employee to another as admin emp.
-func (h *Hub) handOver(r *http.Request, emp *relay.Employee, conv relay.ConversationID, from, to, note string) error {
-	key, err := h.actionKey(r.Context(), conv, relay.KindTransfer, emp.ID, from+"\x00"+to)
+func (s *Server) handOver(r *http.Request, emp *relay.Employee, conv relay.ConversationID, from, to, note string) error {
+	key, err := s.actionKey(r.Context(), conv, relay.KindTransfer, emp.ID, from+"\x00"+to)
 	if err != nil {
 		return err
 	}
-	if err := h.record(r, emp, AuditTransfer, conv, to, note); err != nil {
+	if err := s.record(r, emp, AuditTransfer, conv, to, note); err != nil {
 		return err
 	}
-	_, err = h.staff.Act(r.Context(), relay.StaffAction{Kind: relay.KindTransfer, Conv: conv, By: emp.ID, Key: key, To: to, Text: note})
+	_, err = s.staff.Act(r.Context(), relay.StaffAction{Kind: relay.KindTransfer, Conv: conv, By: emp.ID, Key: key, To: to, Text: note})
 	return err
 }

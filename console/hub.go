@@ -3,107 +3,30 @@ package console
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
-// History is the part of the archive the console reads.
-type History interface {
-	Since(ctx context.Context, conv relay.ConversationID, after uint64, limit int) ([]relay.Message, error)
-}
-
-// Assignments tells who serves a conversation.
-type Assignments interface {
-	Get(ctx context.Context, conv relay.ConversationID) (string, error)
-}
-
-// Outbox sends employees' messages (relay.Outbox).
-type Outbox interface {
-	Send(ctx context.Context, req relay.SendRequest) (relay.SendResult, error)
-	Window(ctx context.Context, conv relay.ConversationID) (relay.WindowState, error)
-	Typing(ctx context.Context, conv relay.ConversationID) (bool, error)
-}
-
-// Deps are the parts of the relay the console uses. Bus, History and
-// Assignments are required; every other part may be nil, which turns off
-// what needs it (named in its comment).
-type Deps struct {
-	Bus         relay.Bus
-	History     History
-	Assignments Assignments
-	// Outbox sends; nil: the console is read-only (no send, window,
-	// typing, and no window in the inbox).
-	Outbox Outbox
-	// Sessions keeps browser sessions; nil: no POST /api/login, API
-	// tokens only.
-	Sessions SessionStore
-	// Throttle locks an employee id after repeated failed sign-ins; nil:
-	// no lockout.
-	Throttle LoginThrottle
-	// ReadMarks keeps how far each employee has read; nil: no
-	// POST .../read, and every inbound message counts as unread.
-	ReadMarks ReadMarks
-	// Inbox lists conversations; nil: no GET /api/conversations.
-	Inbox Inbox
-	// Deliveries gives the delivery status of outbound messages in
-	// GET .../messages; nil: messages carry no status.
-	Deliveries Deliveries
-	// Media reads archived media; nil: no GET /api/media/.
-	Media relay.MediaReader
-	// Staff carries out notes, transfers, resolve and reopen; nil: none.
-	Staff Staff
-	// QRCodes makes employees' QR codes; nil: no GET /api/me/qrcode.
-	QRCodes QRCodes
-	// Audit records supervisors' views; nil: SlogAudit on Logger.
-	Audit Audit
-	// Directory is who may sign in, in which role and team; admins
-	// change it (GET/POST /api/admin/...). nil: the configuration's
-	// employees and teams, unchangeable.
-	Directory *relay.Directory
-	// IdentityProviders are mounted under /api/sso/<name>/ (the seam for
-	// single sign-on).
-	IdentityProviders []IdentityProvider
-	Logger            *slog.Logger
-	Registerer        prometheus.Registerer
-	// Now is the clock (time.Now).
-	Now func() time.Time
-	// Version is the relay's, written into export manifests.
-	Version string
-	// Compliance serves the audit log, alerts and legal holds under
-	// /api/ (compliance.go); its nil stores leave their routes out.
-	Compliance ComplianceDeps
-}
-
-// Hub routes bus events to the WebSocket connections allowed to see them.
+// Hub is the live side of the console: the WebSocket connections, the
+// bus events it hands to those allowed to see them, lexicon alerts, and
+// the connections' shutdown. The Server authenticates an upgrade and
+// hands it over (serveSocket); everything else of /api/ is the Server's.
 type Hub struct {
+	*access
 	cfg     Config
-	bus     relay.Bus
-	history History
-	assign  Assignments
-	outbox  Outbox
+	history History // a resume and a gap read the archive
+	audit   Audit   // supervisors' resumes are audited
+	now     func() time.Time
 	log     *slog.Logger
-
-	sessions   *sessions // nil without Deps.Sessions
-	throttle   LoginThrottle
-	marks      ReadMarks
-	inbox      Inbox
-	deliveries Deliveries
-	media      relay.MediaReader
-	staff      Staff
-	qr         QRCodes
-	audit      Audit
-	idps       []IdentityProvider
-	now        func() time.Time
-	dir        *relay.Directory
-	auth       *authenticator
-	sub        *relay.Subscriber
-	compliance ComplianceDeps
-	version    string
-	// ctx is the parent of everything the hub runs on its own
-	// (connections, export jobs): Shutdown cancels it.
+	sub     *relay.Subscriber
+	up      websocket.Upgrader
+	// ctx is the parent of every connection's context: Shutdown cancels
+	// what they wait for (archive reads, audit writes).
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -117,24 +40,23 @@ type Hub struct {
 	disconnects *prometheus.CounterVec
 }
 
-// NewHub returns a hub; Run starts its bus subscription.
-func NewHub(cfg Config, d Deps) *Hub {
-	log := d.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.Audit == nil {
-		d.Audit = SlogAudit{Log: log}
-	}
-	cfg = cfg.withDefaults()
+// hubDeps are what the Hub needs of the Server's dependencies.
+type hubDeps struct {
+	bus        relay.Bus
+	history    History
+	access     *access
+	audit      Audit
+	log        *slog.Logger
+	now        func() time.Time
+	registerer prometheus.Registerer
+}
+
+// newHub returns a hub whose connections live within parent; Run starts
+// its bus subscription.
+func newHub(parent context.Context, cfg Config, d hubDeps) *Hub {
 	h := &Hub{
-		cfg: cfg, bus: d.Bus, history: d.History, assign: d.Assignments, outbox: d.Outbox, log: log,
-		throttle: d.Throttle, marks: d.ReadMarks, inbox: d.Inbox, deliveries: d.Deliveries, media: d.Media,
-		staff: d.Staff, qr: d.QRCodes, audit: d.Audit, idps: d.IdentityProviders, now: d.Now,
-		compliance: d.Compliance, version: d.Version,
+		access: d.access, cfg: cfg, history: d.history, audit: d.audit, now: d.now, log: d.log,
+		sub:   &relay.Subscriber{Name: "console", Bus: d.bus, Log: d.log},
 		conns: map[*conn]struct{}{},
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wechat_relay_websocket_connections", Help: "Open console WebSocket connections.",
@@ -146,37 +68,13 @@ func NewHub(cfg Config, d Deps) *Hub {
 			Name: "wechat_relay_websocket_disconnects_total", Help: "Console connections closed, by reason.",
 		}, []string{"reason"}),
 	}
-	if d.Sessions != nil {
-		h.sessions = &sessions{store: d.Sessions, idle: cfg.SessionIdle, maxAge: cfg.SessionMaxAge, now: d.Now}
-	}
-	h.dir = d.Directory
-	if h.dir == nil {
-		h.dir = relay.NewDirectory(nil, cfg.Seed(employeeAccounts(cfg.Employees)), log, d.Now)
-	}
-	h.auth = newAuthenticator(h.dir, h.sessions)
-	h.dir.OnChange(h.directoryChanged)
-	h.sub = &relay.Subscriber{Name: "console", Bus: d.Bus, Log: log}
-	h.ctx, h.cancel = context.WithCancel(context.Background())
-	if d.Registerer != nil {
-		d.Registerer.MustRegister(h.connections, h.frames, h.disconnects)
+	h.up = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: h.checkOrigin}
+	h.ctx, h.cancel = context.WithCancel(parent)
+	d.access.dir.OnChange(h.directoryChanged)
+	if d.registerer != nil {
+		d.registerer.MustRegister(h.connections, h.frames, h.disconnects)
 	}
 	return h
-}
-
-// employeeAccounts lists the accounts the employees serve, for a hub
-// given no directory.
-func employeeAccounts(emps []Employee) []relay.AccountInfo {
-	var out []relay.AccountInfo
-	seen := map[string]bool{}
-	for _, e := range emps {
-		for _, a := range e.Accounts {
-			if !seen[a] {
-				seen[a] = true
-				out = append(out, relay.AccountInfo{ID: a})
-			}
-		}
-	}
-	return out
 }
 
 // Run subscribes to the bus and dispatches events until ctx is done. A
@@ -213,48 +111,6 @@ func (h *Hub) dispatch(e relay.Event) {
 	for _, c := range targets {
 		c.enqueue(outItem{event: &e})
 	}
-}
-
-// mayRead reports whether emp may read conv: agents the conversations
-// assigned to them; compliance, admins and supervisors in no team all;
-// supervisors in teams their members' and those nobody holds.
-func (h *Hub) mayRead(ctx context.Context, emp *relay.Employee, conv relay.ConversationID) (bool, error) {
-	if emp.Role.SeesAll() && !teamScoped(emp) {
-		return true, nil
-	}
-	owner, err := h.assign.Get(ctx, conv)
-	if err != nil {
-		return false, err
-	}
-	return h.sees(emp, owner), nil
-}
-
-// mayManage reports whether emp may transfer, resolve or reopen conv:
-// supervisors and admins what they may read, and the employee it is
-// assigned to.
-func (h *Hub) mayManage(ctx context.Context, emp *relay.Employee, conv relay.ConversationID) (bool, error) {
-	if emp.Role.Manages() {
-		return h.mayRead(ctx, emp, conv)
-	}
-	return h.mayWrite(ctx, emp, conv)
-}
-
-// teamScoped reports whether emp is a supervisor limited to teams.
-func teamScoped(emp *relay.Employee) bool { return emp.Role == RoleSupervisor && len(emp.Teams) > 0 }
-
-// sees reports whether emp may read what owner holds ("" for nobody).
-func (h *Hub) sees(emp *relay.Employee, owner string) bool {
-	return h.dir.Snapshot().Sees(*emp, owner)
-}
-
-// mayWrite reports whether emp may write to conv: only the employee it
-// is assigned to. Supervisors watch read-only.
-func (h *Hub) mayWrite(ctx context.Context, emp *relay.Employee, conv relay.ConversationID) (bool, error) {
-	owner, err := h.assign.Get(ctx, conv)
-	if err != nil {
-		return false, err
-	}
-	return owner == emp.ID, nil
 }
 
 func (h *Hub) add(c *conn) bool {
@@ -295,7 +151,6 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.close(reasonShutdown)
 	}
-	// Running exports stop too (their partial files are removed).
 	h.cancel()
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
@@ -304,5 +159,43 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Alert pushes a lexicon hit to the supervisors (team supervisors: of
+// the employee's teams), compliance officers and admins connected to
+// this instance, as an "alert" frame. Every instance
+// sees every archived message (the bus) and alerts its own connections,
+// so each person gets the alert once.
+func (h *Hub) Alert(hit relay.LexiconHit) {
+	h.mu.Lock()
+	targets := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		if c.emp.Role.SeesAll() && h.sees(c.emp, hit.Employee) {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range targets {
+		hit := hit
+		c.enqueue(outItem{frame: &Frame{Type: FrameAlert, Conv: string(hit.Conv), Alert: &hit}})
+	}
+}
+
+// directoryChanged closes the connections of employees whose entry
+// changed in a way that changes what they may see.
+func (h *Hub) directoryChanged(old, cur *relay.DirectorySnapshot) {
+	h.mu.Lock()
+	var stale []*conn
+	for c := range h.conns {
+		was, _ := old.Employee(c.emp.ID)
+		now, ok := cur.Employee(c.emp.ID)
+		if !ok || now.Disabled || now.Role != was.Role || !slices.Equal(now.Teams, was.Teams) {
+			stale = append(stale, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range stale {
+		c.close(reasonDirectoryChanged)
 	}
 }

@@ -98,7 +98,7 @@ const (
 
 type consoleEnv struct {
 	outbox   *fakeOutbox
-	hub      *Hub
+	server   *Server
 	bus      *fakeBus
 	history  *fakeHistory
 	assign   *fakeAssign
@@ -111,7 +111,9 @@ type consoleEnv struct {
 	srv      *httptest.Server
 }
 
-func newConsoleEnv(t *testing.T, cfg Config) *consoleEnv {
+// newConsoleEnv starts a console over fakes; with, when given, adds to
+// or changes its dependencies.
+func newConsoleEnv(t *testing.T, cfg Config, with ...func(*Deps)) *consoleEnv {
 	t.Helper()
 	cfg.Employees = append([]Employee{
 		{ID: "alice", Name: "Alice Wang", Role: RoleAgent, Accounts: []string{"acct"}, Token: aliceTok, PasswordHash: testHash(alicePassword)},
@@ -135,17 +137,21 @@ func newConsoleEnv(t *testing.T, cfg Config) *consoleEnv {
 	if err := e.dir.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e.hub = NewHub(cfg, Deps{
+	deps := Deps{
 		Bus: e.bus, History: e.history, Assignments: e.assign, Outbox: e.outbox,
 		Sessions: e.sessions, Throttle: e.sessions, ReadMarks: e.sessions, Inbox: e.history, Deliveries: e.outbox,
 		Media: e.media, Staff: staff, QRCodes: e.qr, Audit: e.audit, Directory: e.dir,
-	})
+	}
+	for _, f := range with {
+		f(&deps)
+	}
+	e.server = NewServer(cfg, deps)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { e.hub.Run(ctx); close(done) }()
-	e.srv = httptest.NewServer(e.hub.Handler())
+	go func() { e.server.Run(ctx); close(done) }()
+	e.srv = httptest.NewServer(e.server.Handler())
 	t.Cleanup(func() {
-		e.hub.Shutdown(context.Background())
+		e.server.Shutdown(context.Background())
 		e.srv.Close()
 		cancel()
 		<-done
@@ -377,7 +383,7 @@ func TestShutdownCancelsAResume(t *testing.T) {
 	<-e.history.entered
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := e.hub.Shutdown(ctx); err != nil {
+	if err := e.server.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown with a resume waiting on the archive: %v", err)
 	}
 }

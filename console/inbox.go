@@ -2,9 +2,6 @@ package console
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -66,11 +63,11 @@ type WireConversation struct {
 // &employee=ID&team=ID&account=ID: agents get the conversations assigned
 // to them (employee and team are ignored), supervisors all or their
 // teams', filterable; team keeps those held by the team's members.
-func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	q := r.URL.Query()
 	f := relay.ConversationFilter{
 		Account: q.Get("account"), Employee: q.Get("employee"),
-		ActiveSince: h.now().Add(-h.cfg.InboxHorizon), Limit: inboxLimit,
+		ActiveSince: s.now().Add(-s.cfg.InboxHorizon), Limit: inboxLimit,
 	}
 	switch st := q.Get("status"); st {
 	case "", "open":
@@ -87,12 +84,12 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Empl
 	}
 	var members []string // of the team asked for
 	if team := q.Get("team"); team != "" {
-		snap := h.dir.Snapshot()
+		snap := s.dir.Snapshot()
 		if _, ok := snap.Team(team); !ok {
 			writeError(w, http.StatusBadRequest, "no team "+strconv.Quote(team))
 			return
 		}
-		members = slices.DeleteFunc(snap.Members(team), func(id string) bool { return !h.sees(emp, id) })
+		members = slices.DeleteFunc(snap.Members(team), func(id string) bool { return !s.sees(emp, id) })
 		if len(members) == 0 {
 			writeJSON(w, http.StatusOK, map[string]any{"conversations": []WireConversation{}})
 			return
@@ -101,12 +98,12 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Empl
 	} else if teamScoped(emp) {
 		// The archive's newest conversations may be other teams': ask it
 		// for this supervisor's teams' (and nobody's) only.
-		ids, _ := h.dir.Snapshot().Scope(*emp)
+		ids, _ := s.dir.Snapshot().Scope(*emp)
 		f.Employees = append(ids, "")
 	}
-	sums, err := h.inbox.Conversations(r.Context(), f)
+	sums, err := s.inbox.Conversations(r.Context(), f)
 	if err != nil {
-		h.log.Warn("listing conversations", "employee", emp.ID, "err", err)
+		s.log.Warn("listing conversations", "employee", emp.ID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 		return
 	}
@@ -128,7 +125,7 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Empl
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 			defer cancel()
-			owner, err := h.assign.Get(ctx, sums[i].Conv)
+			owner, err := s.assign.Get(ctx, sums[i].Conv)
 			if err != nil {
 				mu.Lock()
 				firstEr = err
@@ -136,20 +133,20 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Empl
 				return
 			}
 			owners[i] = owner
-			windows[i] = h.inboxWindow(ctx, sums[i])
+			windows[i] = s.inboxWindow(ctx, sums[i])
 		})
 	}
 	wg.Wait()
 	if firstEr != nil {
-		h.log.Warn("reading assignments for the inbox", "employee", emp.ID, "err", firstEr)
+		s.log.Warn("reading assignments for the inbox", "employee", emp.ID, "err", firstEr)
 		writeError(w, http.StatusServiceUnavailable, "cannot read assignments right now")
 		return
 	}
 
 	var convs []relay.ConversationID
 	var keep []int
-	for i, s := range sums {
-		if !h.sees(emp, owners[i]) {
+	for i, sum := range sums {
+		if !s.sees(emp, owners[i]) {
 			continue
 		}
 		if emp.Role.SeesAll() && f.Employee != "" && owners[i] != "" && owners[i] != f.Employee {
@@ -159,26 +156,26 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Empl
 			continue
 		}
 		keep = append(keep, i)
-		convs = append(convs, s.Conv)
+		convs = append(convs, sum.Conv)
 	}
-	unread, err := h.unread(r.Context(), emp, convs)
+	unread, err := s.unread(r.Context(), emp, convs)
 	if err != nil {
-		h.log.Warn("counting unread messages", "employee", emp.ID, "err", err)
+		s.log.Warn("counting unread messages", "employee", emp.ID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot count unread messages right now")
 		return
 	}
 	out := make([]WireConversation, 0, len(keep))
 	for _, i := range keep {
-		s := sums[i]
+		sum := sums[i]
 		wc := WireConversation{
-			Conv: string(s.Conv), Account: s.Account, Client: s.Client, Employee: owners[i],
-			Status: string(s.Status), LastSeq: s.LastSeq, Unread: unread[s.Conv], Window: windows[i],
+			Conv: string(sum.Conv), Account: sum.Account, Client: sum.Client, Employee: owners[i],
+			Status: string(sum.Status), LastSeq: sum.LastSeq, Unread: unread[sum.Conv], Window: windows[i],
 		}
 		if wc.Employee == "" {
-			wc.Employee = s.Employee
+			wc.Employee = sum.Employee
 		}
-		if s.Last.ID != "" {
-			lm := toWire(s.Last)
+		if sum.Last.ID != "" {
+			lm := toWire(sum.Last)
 			wc.LastMessage = &lm
 		}
 		out = append(out, wc)
@@ -190,16 +187,16 @@ func (h *Hub) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Empl
 // outbox when the client interacted within windowHorizon, closed
 // otherwise. nil
 // without an outbox, or when the outbox cannot tell right now.
-func (h *Hub) inboxWindow(ctx context.Context, s relay.ConversationSummary) *relay.WindowState {
-	if h.outbox == nil {
+func (s *Server) inboxWindow(ctx context.Context, sum relay.ConversationSummary) *relay.WindowState {
+	if s.outbox == nil {
 		return nil
 	}
-	if s.LastInteraction.IsZero() || h.now().Sub(s.LastInteraction) > windowHorizon {
+	if sum.LastInteraction.IsZero() || s.now().Sub(sum.LastInteraction) > windowHorizon {
 		return &relay.WindowState{Open: false}
 	}
-	ws, err := h.outbox.Window(ctx, s.Conv)
+	ws, err := s.outbox.Window(ctx, sum.Conv)
 	if err != nil {
-		h.log.Info("window for the inbox", "conv", s.Conv, "err", err)
+		s.log.Info("window for the inbox", "conv", sum.Conv, "err", err)
 		return nil
 	}
 	return &ws
@@ -207,14 +204,14 @@ func (h *Hub) inboxWindow(ctx context.Context, s relay.ConversationSummary) *rel
 
 // unread counts, per conversation, the inbound messages after emp's read
 // mark.
-func (h *Hub) unread(ctx context.Context, emp *relay.Employee, convs []relay.ConversationID) (map[relay.ConversationID]int, error) {
+func (s *Server) unread(ctx context.Context, emp *relay.Employee, convs []relay.ConversationID) (map[relay.ConversationID]int, error) {
 	if len(convs) == 0 {
 		return map[relay.ConversationID]int{}, nil
 	}
 	marks := map[relay.ConversationID]uint64{}
-	if h.marks != nil {
+	if s.marks != nil {
 		var err error
-		if marks, err = h.marks.ReadMarks(ctx, emp.ID, convs); err != nil {
+		if marks, err = s.marks.ReadMarks(ctx, emp.ID, convs); err != nil {
 			return nil, err
 		}
 	}
@@ -222,13 +219,13 @@ func (h *Hub) unread(ctx context.Context, emp *relay.Employee, convs []relay.Con
 	for _, c := range convs {
 		after[c] = marks[c]
 	}
-	return h.inbox.CountInbound(ctx, after)
+	return s.inbox.CountInbound(ctx, after)
 }
 
 // serveRead handles POST /api/conversations/{conv}/read {"seq": N}: the
 // employee has read conv up to N. Marks never move back; one beyond the
 // conversation's last message is lowered to it.
-func (h *Hub) serveRead(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveRead(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	var body struct {
 		Seq *uint64 `json:"seq"`
@@ -240,78 +237,22 @@ func (h *Hub) serveRead(w http.ResponseWriter, r *http.Request, emp *relay.Emplo
 		writeError(w, http.StatusBadRequest, "seq is required")
 		return
 	}
-	if !h.authorizeRead(w, r, emp, conv) {
+	if !s.authorizeRead(w, r, emp, conv) {
 		return
 	}
 	seq := *body.Seq
-	if h.inbox != nil {
-		last, err := h.inbox.MaxSeq(r.Context(), conv)
+	if s.inbox != nil {
+		last, err := s.inbox.MaxSeq(r.Context(), conv)
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 			return
 		}
 		seq = min(seq, last)
 	}
-	if err := h.marks.MarkRead(r.Context(), emp.ID, conv, seq); err != nil {
-		h.log.Warn("recording a read mark", "employee", emp.ID, "conv", conv, "err", err)
+	if err := s.marks.MarkRead(r.Context(), emp.ID, conv, seq); err != nil {
+		s.log.Warn("recording a read mark", "employee", emp.ID, "conv", conv, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot record the read mark right now")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// addStatuses sets the delivery status of the outbound messages of msgs:
-// their latest event, or pending without one. Without Deliveries, or when
-// they cannot be read, the messages go without (the socket's status
-// frames still follow).
-func (h *Hub) addStatuses(ctx context.Context, msgs []WireMessage) {
-	if h.deliveries == nil {
-		return
-	}
-	var ids []string
-	for _, m := range msgs {
-		if m.Direction == string(relay.Outbound) {
-			ids = append(ids, m.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return
-	}
-	latest, err := h.deliveries.LatestEvents(ctx, ids)
-	if err != nil {
-		h.log.Info("reading delivery statuses", "err", err)
-		return
-	}
-	for i := range msgs {
-		if msgs[i].Direction != string(relay.Outbound) {
-			continue
-		}
-		st := WireStatus{MessageID: msgs[i].ID, State: string(relay.DeliveryPending), At: msgs[i].AcceptedAt}
-		if e, ok := latest[msgs[i].ID]; ok {
-			st = toWireStatus(e)
-		}
-		msgs[i].Status = &st
-	}
-}
-
-// decodeBody decodes a JSON body of at most limit bytes into v,
-// refusing unknown fields. An empty body is allowed when optional. It
-// reports whether the request may go on; when not, it has answered 400.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, optional bool) bool {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	switch {
-	case err == nil:
-		if dec.More() {
-			writeError(w, http.StatusBadRequest, "malformed JSON body: more than one value")
-			return false
-		}
-		return true
-	case optional && errors.Is(err, io.EOF):
-		return true
-	}
-	writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
-	return false
 }

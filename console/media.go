@@ -17,11 +17,11 @@ const mediaCSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-sr
 // message, to whoever may read its conversation. Pictures, voice and
 // video are served inline with their type (and byte ranges, for
 // players); files, and any content a browser could run, as an attachment.
-func (h *Hub) serveMedia(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	id := r.PathValue("message_id")
-	m, md, ok, err := h.media.MessageMedia(r.Context(), id)
+	m, md, ok, err := s.media.MessageMedia(r.Context(), id)
 	if err != nil {
-		h.log.Warn("reading media", "msg_id", id, "err", err)
+		s.log.Warn("reading media", "msg_id", id, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 		return
 	}
@@ -29,10 +29,10 @@ func (h *Hub) serveMedia(w http.ResponseWriter, r *http.Request, emp *relay.Empl
 		writeError(w, http.StatusNotFound, "no media archived for this message: not fetched from WeChat yet, or the message has none")
 		return
 	}
-	if !h.authorizeRead(w, r, emp, m.Conv) {
+	if !s.authorizeRead(w, r, emp, m.Conv) {
 		return
 	}
-	if !h.auditView(w, r, emp, AuditDownloadMedia, m.Conv, m.ID) {
+	if !s.auditView(w, r, emp, AuditDownloadMedia, m.Conv, m.ID) {
 		return
 	}
 	ct := md.ContentType

@@ -16,7 +16,7 @@ import (
 // archived, like an admin's. Every session begun before it ends; a
 // browser that asked gets a new one, and the answer carries its CSRF
 // token.
-func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, p *principal) {
+func (s *Server) servePassword(w http.ResponseWriter, r *http.Request, p *principal) {
 	emp := p.emp
 	var b struct {
 		Current string `json:"current"`
@@ -25,7 +25,7 @@ func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, p *principal
 	if !decodeBody(w, r, &b, 4<<10, false) {
 		return
 	}
-	have, ok := h.dir.Snapshot().Employee(emp.ID)
+	have, ok := s.dir.Snapshot().Employee(emp.ID)
 	switch {
 	case !ok:
 		writeError(w, http.StatusNotFound, "you are no longer in the directory")
@@ -37,27 +37,27 @@ func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, p *principal
 		writeError(w, http.StatusBadRequest, "the new password must differ from the current one")
 		return
 	}
-	hash, err := hashPassword(b.New, h.cfg.PasswordCost)
+	hash, err := hashPassword(b.New, s.cfg.PasswordCost)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx := r.Context()
-	if h.throttle != nil {
-		locked, err := h.throttle.LoginLocked(ctx, emp.ID)
+	if s.throttle != nil {
+		locked, err := s.throttle.LoginLocked(ctx, emp.ID)
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, "cannot check the sign-in throttle right now; try again")
 			return
 		}
 		if locked > 0 {
-			h.writeLocked(w, r, emp.ID, locked)
+			s.writeLocked(w, r, emp.ID, locked)
 			return
 		}
 	}
 	if bcrypt.CompareHashAndPassword([]byte(have.PasswordHash), []byte(b.Current)) != nil {
-		if h.throttle != nil {
-			if locked, err := h.throttle.LoginFailed(ctx, emp.ID, h.cfg.LoginAttempts, h.cfg.LoginWindow, h.cfg.LoginLockout); err == nil && locked > 0 {
-				h.writeLocked(w, r, emp.ID, locked)
+		if s.throttle != nil {
+			if locked, err := s.throttle.LoginFailed(ctx, emp.ID, s.cfg.LoginAttempts, s.cfg.LoginWindow, s.cfg.LoginLockout); err == nil && locked > 0 {
+				s.writeLocked(w, r, emp.ID, locked)
 				return
 			}
 		}
@@ -67,15 +67,15 @@ func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, p *principal
 	e := relay.Employee{ID: have.ID, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams,
 		Disabled: have.Disabled, PasswordHash: hash}
 	audit := func(*relay.DirectorySnapshot, relay.DirectoryRecord) error {
-		return h.record(r, emp, relay.AuditPasswordChange, "", relay.DirEmployee+":"+emp.ID, "own password changed")
+		return s.record(r, emp, relay.AuditPasswordChange, "", relay.DirEmployee+":"+emp.ID, "own password changed")
 	}
-	got, err := h.dir.UpdateEmployee(r.Context(), emp.ID, e, have.Version, audit)
+	got, err := s.dir.UpdateEmployee(r.Context(), emp.ID, e, have.Version, audit)
 	if err != nil {
 		if errors.Is(err, relay.ErrDirectoryConflict) {
 			writeError(w, http.StatusConflict, "your entry changed meanwhile; try again")
 			return
 		}
-		h.directoryError(w, err)
+		s.directoryError(w, err)
 		return
 	}
 	if p.method != authSession {
@@ -84,10 +84,10 @@ func (h *Hub) servePassword(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	// This browser's session began with the old password: it goes on in
 	// a new one.
-	if err := h.sessions.store.DeleteSession(ctx, p.sid); err != nil {
-		h.log.Warn("ending the session of a changed password", "employee", emp.ID, "err", err)
+	if err := s.sessions.store.DeleteSession(ctx, p.sid); err != nil {
+		s.log.Warn("ending the session of a changed password", "employee", emp.ID, "err", err)
 	}
-	id, sess, err := h.sessions.start(ctx, &got, p.sess.Via)
+	id, sess, err := s.sessions.start(ctx, &got, p.sess.Via)
 	if err != nil {
 		setCookie(w, r, "")
 		writeError(w, http.StatusServiceUnavailable, "your password is changed, but a new session could not be started: sign in again")

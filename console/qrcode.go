@@ -22,7 +22,7 @@ type QRCodes interface {
 // employee's own QR code (scene "emp:<id>"). A client who scans it is
 // bound to the employee, which routing does for the agents of the
 // account, so only they have one.
-func (h *Hub) serveQRCode(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveQRCode(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	if emp.Role != RoleAgent || len(emp.Accounts) == 0 {
 		writeError(w, http.StatusForbidden, "only agents who serve an account have a QR code: clients are bound to agents")
 		return
@@ -38,9 +38,9 @@ func (h *Hub) serveQRCode(w http.ResponseWriter, r *http.Request, emp *relay.Emp
 		writeError(w, http.StatusForbidden, fmt.Sprintf("you do not serve account %q (yours: %s)", account, strings.Join(emp.Accounts, ", ")))
 		return
 	}
-	img, err := h.qr.PermanentQR(r.Context(), account, relay.ScenePrefix+emp.ID)
+	img, err := s.qr.PermanentQR(r.Context(), account, relay.ScenePrefix+emp.ID)
 	if err != nil {
-		h.log.Warn("making an employee's QR code", "employee", emp.ID, "account", account, "err", err)
+		s.log.Warn("making an employee's QR code", "employee", emp.ID, "account", account, "err", err)
 		writeError(w, http.StatusBadGateway, "WeChat did not give the QR code; try again later")
 		return
 	}

@@ -60,17 +60,17 @@ func newSearchEnv(t *testing.T) *searchEnv {
 		t.Fatal(err)
 	}
 	e := &searchEnv{audit: &fakeAudit{}, arch: arch}
-	hub := NewHub(Config{Employees: []Employee{
+	cs := NewServer(Config{Employees: []Employee{
 		{ID: "agent", Role: RoleAgent, Token: searchAgentTok},
 		{ID: "sup", Name: "Sue", Role: RoleSupervisor, Token: searchSupTok},
 		{ID: "comp", Name: "Chen", Role: RoleCompliance, Token: searchCompTok},
 	}}, Deps{
-		Bus: &fakeBus{}, History: arch, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}}, Audit: e.audit,
+		Bus: &fakeBus{}, History: arch, Search: arch, Export: arch, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}}, Audit: e.audit,
 	})
-	e.srv = httptest.NewServer(hub.Handler())
+	e.srv = httptest.NewServer(cs.Handler())
 	t.Cleanup(func() {
 		e.srv.Close()
-		hub.Shutdown(context.Background())
+		cs.Shutdown(context.Background())
 	})
 	return e
 }
@@ -257,15 +257,15 @@ func TestSearchTeamSupervisor(t *testing.T) {
 	}
 	audit := &fakeAudit{}
 	const leadTok = "lead-token-0123456789ab"
-	hub := NewHub(Config{
+	cs := NewServer(Config{
 		Teams: []Team{{ID: "t1"}, {ID: "t2"}},
 		Employees: []Employee{
 			{ID: "in-team", Role: RoleAgent, Teams: []string{"t1"}, Token: "in-team-token-0123456789"},
 			{ID: "other-team", Role: RoleAgent, Teams: []string{"t2"}, Token: "other-token-0123456789"},
 			{ID: "lead", Role: RoleSupervisor, Teams: []string{"t1"}, Token: leadTok},
 		},
-	}, Deps{Bus: &fakeBus{}, History: arch, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}}, Audit: audit})
-	e := &searchEnv{srv: httptest.NewServer(hub.Handler()), audit: audit, arch: arch}
+	}, Deps{Bus: &fakeBus{}, History: arch, Search: arch, Export: arch, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}}, Audit: audit})
+	e := &searchEnv{srv: httptest.NewServer(cs.Handler()), audit: audit, arch: arch}
 	t.Cleanup(e.srv.Close)
 
 	code, body := e.do(t, "GET", "/api/search?text="+url.QueryEscape("退款"), leadTok, nil)

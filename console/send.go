@@ -27,9 +27,9 @@ type sendBody struct {
 // serveSend handles POST /api/conversations/{conv}/messages: JSON for text
 // and links, multipart/form-data (fields key, kind, file) for images,
 // voice and video.
-func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveSend(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
-	if !h.authorizeWrite(w, r, emp, conv) {
+	if !s.authorizeWrite(w, r, emp, conv) {
 		return
 	}
 	req, err := parseSend(w, r)
@@ -38,7 +38,7 @@ func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request, emp *relay.Emplo
 		return
 	}
 	req.Conv, req.Employee = conv, emp.ID
-	res, err := h.outbox.Send(r.Context(), req)
+	res, err := s.outbox.Send(r.Context(), req)
 	var pe *relay.PolicyError
 	switch {
 	case errors.As(err, &pe):
@@ -49,7 +49,7 @@ func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request, emp *relay.Emplo
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "an earlier attempt with this key is still being accepted; try again with the same key")
 	case err != nil:
-		h.log.Warn("send failed", "conv", conv, "employee", emp.ID, "err", err)
+		s.log.Warn("send failed", "conv", conv, "employee", emp.ID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the message could not be archived or uploaded; nothing was sent, try again")
 	default:
 		status := http.StatusAccepted
@@ -104,12 +104,12 @@ func parseSend(w http.ResponseWriter, r *http.Request) (relay.SendRequest, error
 
 // serveWindow handles GET /api/conversations/{conv}/window: whether the
 // employee may send now, until when, and how many messages.
-func (h *Hub) serveWindow(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveWindow(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
-	if !h.authorizeRead(w, r, emp, conv) {
+	if !s.authorizeRead(w, r, emp, conv) {
 		return
 	}
-	ws, err := h.outbox.Window(r.Context(), conv)
+	ws, err := s.outbox.Window(r.Context(), conv)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 		return
@@ -118,36 +118,21 @@ func (h *Hub) serveWindow(w http.ResponseWriter, r *http.Request, emp *relay.Emp
 }
 
 // serveTyping handles POST /api/conversations/{conv}/typing.
-func (h *Hub) serveTyping(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveTyping(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
-	if !h.authorizeWrite(w, r, emp, conv) {
+	if !s.authorizeWrite(w, r, emp, conv) {
 		return
 	}
-	sent, err := h.outbox.Typing(r.Context(), conv)
+	sent, err := s.outbox.Typing(r.Context(), conv)
 	if err != nil {
-		h.log.Info("typing not forwarded", "conv", conv, "err", err)
+		s.log.Info("typing not forwarded", "conv", conv, "err", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"forwarded": sent})
 }
 
-func (h *Hub) authorizeRead(w http.ResponseWriter, r *http.Request, emp *relay.Employee, conv relay.ConversationID) bool {
-	return h.authorize(w, r, emp, conv, h.mayRead, "this conversation is not assigned to you")
-}
-
-func (h *Hub) authorizeWrite(w http.ResponseWriter, r *http.Request, emp *relay.Employee, conv relay.ConversationID) bool {
-	return h.authorize(w, r, emp, conv, h.mayWrite, "only the employee this conversation is assigned to may write in it")
-}
-
-func (h *Hub) authorize(w http.ResponseWriter, r *http.Request, emp *relay.Employee, conv relay.ConversationID,
-	may func(context.Context, *relay.Employee, relay.ConversationID) (bool, error), refusal string) bool {
-	ok, err := may(r.Context(), emp, conv)
-	switch {
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, "cannot check access right now")
-		return false
-	case !ok:
-		writeError(w, http.StatusForbidden, refusal)
-		return false
-	}
-	return true
+// Outbox sends employees' messages (relay.Outbox).
+type Outbox interface {
+	Send(ctx context.Context, req relay.SendRequest) (relay.SendResult, error)
+	Window(ctx context.Context, conv relay.ConversationID) (relay.WindowState, error)
+	Typing(ctx context.Context, conv relay.ConversationID) (bool, error)
 }

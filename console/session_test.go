@@ -350,11 +350,11 @@ func (ssoProvider) Handler(signIn SignInFunc) http.Handler {
 
 func TestIdentityProviderSeam(t *testing.T) {
 	base := newConsoleEnv(t, Config{})
-	hub := NewHub(Config{Employees: base.hub.cfg.Employees}, Deps{
+	cs := NewServer(Config{Employees: base.server.cfg.Employees}, Deps{
 		Bus: base.bus, History: base.history, Assignments: base.assign, Sessions: base.sessions,
 		IdentityProviders: []IdentityProvider{ssoProvider{}},
 	})
-	e := &consoleEnv{srv: httptest.NewServer(hub.Handler())}
+	e := &consoleEnv{srv: httptest.NewServer(cs.Handler())}
 	t.Cleanup(e.srv.Close)
 	b := e.browser(t)
 	status, out := b.get("/api/sso/test/callback?who=bob")

@@ -23,7 +23,7 @@ const maxActionBody = 64 << 10
 
 // serveNote handles POST /api/conversations/{conv}/notes {"key","text"}:
 // anyone who may read the conversation may note in it.
-func (h *Hub) serveNote(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveNote(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	var body struct {
 		Key  string `json:"key"`
@@ -36,15 +36,15 @@ func (h *Hub) serveNote(w http.ResponseWriter, r *http.Request, emp *relay.Emplo
 		writeError(w, http.StatusBadRequest, "key is required (an idempotency key, e.g. a UUID)")
 		return
 	}
-	if !h.authorizeRead(w, r, emp, conv) {
+	if !s.authorizeRead(w, r, emp, conv) {
 		return
 	}
-	h.act(w, r, relay.StaffAction{Kind: relay.KindNote, Conv: conv, By: emp.ID, Key: body.Key, Text: body.Text})
+	s.act(w, r, relay.StaffAction{Kind: relay.KindNote, Conv: conv, By: emp.ID, Key: body.Key, Text: body.Text})
 }
 
 // serveTransfer handles POST /api/conversations/{conv}/transfer
 // {"to","note","key"}: by the assignee or a supervisor, to an agent.
-func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (s *Server) serveTransfer(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	conv := relay.ConversationID(r.PathValue("conv"))
 	var body struct {
 		To   string `json:"to"`
@@ -54,16 +54,16 @@ func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *relay.E
 	if !decodeBody(w, r, &body, maxActionBody, false) {
 		return
 	}
-	to, ok := h.transferTarget(w, body.To)
+	to, ok := s.transferTarget(w, body.To)
 	if !ok {
 		return
 	}
-	if !h.authorizeManage(w, r, emp, conv) {
+	if !s.authorizeManage(w, r, emp, conv) {
 		return
 	}
 	key := body.Key
 	if key == "" {
-		owner, err := h.assign.Get(r.Context(), conv)
+		owner, err := s.assign.Get(r.Context(), conv)
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, "cannot read the assignment right now")
 			return
@@ -75,22 +75,22 @@ func (h *Hub) serveTransfer(w http.ResponseWriter, r *http.Request, emp *relay.E
 		var ok bool
 		// The note is part of the request: two transfers that differ
 		// only in it are two requests, not a request and its retry.
-		if key, ok = h.derivedKey(w, r, conv, relay.KindTransfer, emp.ID, owner+"\x00"+to.ID+"\x00"+body.Note); !ok {
+		if key, ok = s.derivedKey(w, r, conv, relay.KindTransfer, emp.ID, owner+"\x00"+to.ID+"\x00"+body.Note); !ok {
 			return
 		}
 	}
-	if err := h.record(r, emp, AuditTransfer, conv, to.ID, body.Note); err != nil {
-		h.log.Error("writing the audit trail; transfer refused", "employee", emp.ID, "conv", conv, "err", err)
+	if err := s.record(r, emp, AuditTransfer, conv, to.ID, body.Note); err != nil {
+		s.log.Error("writing the audit trail; transfer refused", "employee", emp.ID, "conv", conv, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so the conversation cannot be transferred")
 		return
 	}
-	h.act(w, r, relay.StaffAction{Kind: relay.KindTransfer, Conv: conv, By: emp.ID, Key: key, To: to.ID, Text: body.Note})
+	s.act(w, r, relay.StaffAction{Kind: relay.KindTransfer, Conv: conv, By: emp.ID, Key: key, To: to.ID, Text: body.Note})
 }
 
 // transferTarget returns the enabled agent id names, who may take
 // conversations over. When not, it has answered 400.
-func (h *Hub) transferTarget(w http.ResponseWriter, id string) (*relay.Employee, bool) {
-	to := h.auth.employee(id)
+func (s *Server) transferTarget(w http.ResponseWriter, id string) (*relay.Employee, bool) {
+	to := s.auth.employee(id)
 	switch {
 	case id == "":
 		writeError(w, http.StatusBadRequest, "to is required: the id of the agent who takes the conversation over")
@@ -107,7 +107,7 @@ func (h *Hub) transferTarget(w http.ResponseWriter, id string) (*relay.Employee,
 // serveStatus handles POST .../resolve and .../reopen {"key"} (the body
 // is optional): by the assignee or a supervisor. Without a key, resolving
 // a resolved conversation (or reopening an open one) is refused with 409.
-func (h *Hub) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Request, *relay.Employee) {
+func (s *Server) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Request, *relay.Employee) {
 	return func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 		conv := relay.ConversationID(r.PathValue("conv"))
 		var body struct {
@@ -116,13 +116,13 @@ func (h *Hub) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Reque
 		if !decodeBody(w, r, &body, 4<<10, true) {
 			return
 		}
-		if !h.authorizeManage(w, r, emp, conv) {
+		if !s.authorizeManage(w, r, emp, conv) {
 			return
 		}
 		key := body.Key
 		if key == "" {
-			if h.inbox != nil {
-				sums, err := h.inbox.Conversations(r.Context(), relay.ConversationFilter{Conv: conv})
+			if s.inbox != nil {
+				sums, err := s.inbox.Conversations(r.Context(), relay.ConversationFilter{Conv: conv})
 				if err != nil {
 					writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 					return
@@ -137,11 +137,11 @@ func (h *Hub) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Reque
 				}
 			}
 			var ok bool
-			if key, ok = h.derivedKey(w, r, conv, kind, emp.ID, ""); !ok {
+			if key, ok = s.derivedKey(w, r, conv, kind, emp.ID, ""); !ok {
 				return
 			}
 		}
-		h.act(w, r, relay.StaffAction{Kind: kind, Conv: conv, By: emp.ID, Key: key})
+		s.act(w, r, relay.StaffAction{Kind: kind, Conv: conv, By: emp.ID, Key: key})
 	}
 }
 
@@ -149,8 +149,8 @@ func (h *Hub) serveStatus(kind relay.Kind) func(http.ResponseWriter, *http.Reque
 // the same action by the same employee on the same state of the
 // conversation (its last sequence) gets the same key, so a double click
 // or a retry before the first was archived records it once.
-func (h *Hub) derivedKey(w http.ResponseWriter, r *http.Request, conv relay.ConversationID, kind relay.Kind, by, extra string) (string, bool) {
-	key, err := h.actionKey(r.Context(), conv, kind, by, extra)
+func (s *Server) derivedKey(w http.ResponseWriter, r *http.Request, conv relay.ConversationID, kind relay.Kind, by, extra string) (string, bool) {
+	key, err := s.actionKey(r.Context(), conv, kind, by, extra)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 		return "", false
@@ -161,11 +161,11 @@ func (h *Hub) derivedKey(w http.ResponseWriter, r *http.Request, conv relay.Conv
 // actionKey is the idempotency key of an action on conv in the state it
 // is in now (its newest sequence number): a retry makes the same key, the
 // same action after anything else happened a new one.
-func (h *Hub) actionKey(ctx context.Context, conv relay.ConversationID, kind relay.Kind, by, extra string) (string, error) {
+func (s *Server) actionKey(ctx context.Context, conv relay.ConversationID, kind relay.Kind, by, extra string) (string, error) {
 	var last uint64
-	if h.inbox != nil {
+	if s.inbox != nil {
 		var err error
-		if last, err = h.inbox.MaxSeq(ctx, conv); err != nil {
+		if last, err = s.inbox.MaxSeq(ctx, conv); err != nil {
 			return "", err
 		}
 	}
@@ -176,50 +176,19 @@ func (h *Hub) actionKey(ctx context.Context, conv relay.ConversationID, kind rel
 // act carries out a and answers 202 {"message_id"}: for a retry (the
 // same key, the same request) the first one's id. A key used before for
 // a different request is answered 409 and nothing is done.
-func (h *Hub) act(w http.ResponseWriter, r *http.Request, a relay.StaffAction) {
-	id, err := h.staff.Act(r.Context(), a)
+func (s *Server) act(w http.ResponseWriter, r *http.Request, a relay.StaffAction) {
+	id, err := s.staff.Act(r.Context(), a)
 	switch {
 	case errors.Is(err, relay.ErrBadAction):
 		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), relay.ErrBadAction.Error()+": "))
 	case errors.Is(err, relay.ErrKeyReused):
-		h.log.Info("staff action refused: key reused", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "key", a.Key)
+		s.log.Info("staff action refused: key reused", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "key", a.Key)
 		writeError(w, http.StatusConflict, fmt.Sprintf("idempotency key %s was already used for a different request (another %s of this conversation); nothing was done: use a new key for a new request", a.Key, a.Kind))
 	case err != nil:
-		h.log.Warn("staff action failed", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "err", err)
+		s.log.Warn("staff action failed", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "err", err)
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the %s could not be recorded; try again", a.Kind))
 	default:
-		h.log.Info("staff action", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "to", a.To, "msg_id", id)
+		s.log.Info("staff action", "kind", a.Kind, "conv", a.Conv, "employee", a.By, "to", a.To, "msg_id", id)
 		writeJSON(w, http.StatusAccepted, map[string]string{"message_id": id})
 	}
-}
-
-func (h *Hub) authorizeManage(w http.ResponseWriter, r *http.Request, emp *relay.Employee, conv relay.ConversationID) bool {
-	return h.authorize(w, r, emp, conv, h.mayManage, "only the employee this conversation is assigned to, or a supervisor, may do this")
-}
-
-// serveEmployees handles GET /api/employees: who may be transferred to
-// and who is who, from the current directory.
-func (h *Hub) serveEmployees(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
-	type wireEmployee struct {
-		ID       string   `json:"id"`
-		Name     string   `json:"name"`
-		Role     Role     `json:"role"`
-		Teams    []string `json:"teams"`
-		Disabled bool     `json:"disabled,omitempty"`
-	}
-	emps := h.dir.Snapshot().Employees
-	out := make([]wireEmployee, len(emps))
-	for i, e := range emps {
-		out[i] = wireEmployee{ID: e.ID, Name: e.Name, Role: e.Role, Teams: orEmpty(e.Teams), Disabled: e.Disabled}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"employees": out})
-}
-
-// serveCanned handles GET /api/canned-replies.
-func (h *Hub) serveCanned(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
-	replies := h.cfg.CannedReplies
-	if replies == nil {
-		replies = []CannedReply{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"replies": replies})
 }
