@@ -17,6 +17,10 @@ const (
 	reasonReadError    = "read_error"
 	reasonWriteError   = "write_error"
 	reasonClientClosed = "client_closed"
+	// reasonDirectoryChanged closes the sockets of employees whose role,
+	// teams or standing an admin changed; they reconnect with their new
+	// rights, or find themselves signed out.
+	reasonDirectoryChanged = "directory_changed"
 )
 
 // historyPage is how many archived messages one read fetches.

@@ -292,3 +292,18 @@ func TestSearchTeamSupervisor(t *testing.T) {
 		t.Fatalf("team supervisor searching another team's employee: %d %s", code, body)
 	}
 }
+
+// Search and export are mounted only with their dependencies: the
+// console never guesses them from what History happens to implement.
+func TestSearchAndExportNeedTheirDeps(t *testing.T) {
+	e := newConsoleEnv(t, Config{}) // no Deps.Search, no Deps.Export
+	for _, route := range []struct{ method, path string }{
+		{"GET", "/api/search?text=x"},
+		{"POST", "/api/exports"},
+		{"GET", "/api/exports/x"},
+	} {
+		if code, _ := e.do(t, route.method, route.path, supTok, "application/json", []byte(`{}`)); code != http.StatusNotFound {
+			t.Errorf("%s %s without its dependency: %d, want 404", route.method, route.path, code)
+		}
+	}
+}
