@@ -71,14 +71,7 @@ func (x *exportJobs) wait(ctx context.Context) error {
 	if x == nil {
 		return nil
 	}
-	done := make(chan struct{})
-	go func() { x.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return waitGroup(ctx, &x.wg)
 }
 
 // exportJob is one export. Its fields after mu are guarded by it.

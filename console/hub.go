@@ -152,14 +152,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		c.close(reasonShutdown)
 	}
 	h.cancel()
-	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return waitGroup(ctx, &h.wg)
 }
 
 // Alert pushes a lexicon hit to the supervisors (team supervisors: of

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
@@ -109,4 +110,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	return err
+}
+
+// waitGroup waits for wg, or for ctx: shutdown is bounded by its context
+// even when a goroutine does not end.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
