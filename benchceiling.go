@@ -29,7 +29,7 @@ func benchCeilingCommand(e cmdEnv) int {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	mux := http.NewServeMux()
-	mux.Handle("/wechat/", gateway.NewCallbackHandler(cfg.gatewayConfig(), dropAcceptor{}, gateway.CallbackOptions{Logger: log}))
+	mux.Handle("/wechat/", gateway.NewCallbackHandler(cfg.GatewayConfig(), dropAcceptor{}, gateway.CallbackOptions{Logger: log}))
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wechat-relay: bench-ceiling: %v\n", err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -31,7 +32,7 @@ func adminBrowserRelay(t *testing.T) *testRelay {
 	t.Helper()
 	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
 	cfg := e2eConfig(t, ch, rd, testenv.UniqueName("e2e"), testenv.UniqueName("wr")+":", t.TempDir())
-	cfg.Console.Employees = append(cfg.Console.Employees, EmployeeConfig{ID: "adm", Role: console.RoleAdmin})
+	cfg.Console.Employees = append(cfg.Console.Employees, configs.EmployeeConfig{ID: "adm", Role: console.RoleAdmin})
 	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "sup": "Sue Zhang", "adm": "Ada Ma"}, adminBrowserPasswords)
 	return startRelay(t, cfg)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 	"github.com/wechat-relay/wechat-relay/relay"
@@ -38,7 +39,7 @@ func complianceBrowserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 	t.Helper()
 	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
 	cfg := e2eConfig(t, ch, rd, testenv.UniqueName("e2e"), testenv.UniqueName("wr")+":", t.TempDir())
-	cfg.Console.Employees = append(cfg.Console.Employees, EmployeeConfig{ID: "cmp", Role: console.RoleCompliance})
+	cfg.Console.Employees = append(cfg.Console.Employees, configs.EmployeeConfig{ID: "cmp", Role: console.RoleCompliance})
 	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "sup": "Sue Zhang", "cmp": "Chen Min"}, complianceBrowserPasswords)
 	cfg.Lexicon = []relay.LexiconRule{{
 		Name: complianceLexiconRule, Words: []string{"保证收益", "guaranteed return"}, Direction: "inbound",

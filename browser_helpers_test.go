@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/wechat-relay/wechat-relay/configs"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -340,7 +341,7 @@ func bubbleWith(text string) string {
 
 // setPasswords names the employees of cfg and gives them console
 // passwords, hashed at bcrypt's lowest cost.
-func setPasswords(t *testing.T, cfg *Config, names, passwords map[string]string) {
+func setPasswords(t *testing.T, cfg *configs.Config, names, passwords map[string]string) {
 	t.Helper()
 	for i := range cfg.Console.Employees {
 		e := &cfg.Console.Employees[i]

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/gorilla/websocket"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -47,8 +48,8 @@ func browserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
 	cfg := e2eConfig(t, ch, rd, testenv.UniqueName("e2e"), testenv.UniqueName("wr")+":", t.TempDir())
 	cfg.Console.Employees = append(cfg.Console.Employees,
-		EmployeeConfig{ID: "bob", Role: console.RoleAgent},
-		EmployeeConfig{ID: "carol", Role: console.RoleAgent})
+		configs.EmployeeConfig{ID: "bob", Role: console.RoleAgent},
+		configs.EmployeeConfig{ID: "carol", Role: console.RoleAgent})
 	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "bob": "Bob Li", "sup": "Sue Zhang", "carol": "Carol Chen"}, browserPasswords)
 	// Two desks, so that the live view offers its team filter.
 	cfg.Console.Teams = []console.Team{{ID: "wealth", Name: "财富管理"}, {ID: "brokerage", Name: "经纪业务"}}

@@ -17,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -35,7 +36,7 @@ const (
 	testUA      = "compliance-e2e/1.0"
 )
 
-func complianceConfig(t *testing.T, ch, rd, db, prefix, dataDir string) *Config {
+func complianceConfig(t *testing.T, ch, rd, db, prefix, dataDir string) *configs.Config {
 	t.Helper()
 	cfg := e2eConfig(t, ch, rd, db, prefix, dataDir)
 	hash, err := bcrypt.GenerateFromPassword([]byte(admPassword), bcrypt.MinCost)
@@ -43,9 +44,9 @@ func complianceConfig(t *testing.T, ch, rd, db, prefix, dataDir string) *Config 
 		t.Fatal(err)
 	}
 	cfg.Console.Employees = append(cfg.Console.Employees,
-		EmployeeConfig{ID: "bob", Role: console.RoleAgent, Token: bobTok},
-		EmployeeConfig{ID: "cmp", Role: console.RoleCompliance, Token: cmpTok},
-		EmployeeConfig{ID: "adm", Role: console.RoleAdmin, PasswordHash: string(hash)},
+		configs.EmployeeConfig{ID: "bob", Role: console.RoleAgent, Token: bobTok},
+		configs.EmployeeConfig{ID: "cmp", Role: console.RoleCompliance, Token: cmpTok},
+		configs.EmployeeConfig{ID: "adm", Role: console.RoleAdmin, PasswordHash: string(hash)},
 	)
 	cfg.Lexicon = []relay.LexiconRule{
 		{Name: "promise", Words: []string{"保证收益", "Guaranteed Return"}},
@@ -90,7 +91,7 @@ func TestComplianceEmbedded(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := complianceConfig(t, "", "", "", "", dataDir)
 	runComplianceE2E(t, cfg, writeVerifyConfig(t, dataDir, "", ""), func(t *testing.T, writer string, n uint64) {
-		tm := openSQLiteTamperer(t, cfg.archivePath())
+		tm := openSQLiteTamperer(t, cfg.ArchivePath())
 		tm.exec(t, `UPDATE audit SET target = 'forged' WHERE writer = ? AND number = ?`, writer, n)
 	})
 }
@@ -167,7 +168,7 @@ func hasAudit(recs []relay.AuditEntry, emp, action string, conv relay.Conversati
 	return nil
 }
 
-func runComplianceE2E(t *testing.T, cfg *Config, cfgPath string, tamper func(t *testing.T, writer string, n uint64)) {
+func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper func(t *testing.T, writer string, n uint64)) {
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
 	if r.sys.lexicon == nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 )
 
@@ -47,7 +48,7 @@ func (d *demoSim) serve(ctx context.Context) error {
 
 // seed creates the demo Official Account, the employees' QR codes and
 // two clients who write in, once the relay is listening at relayBase.
-func (d *demoSim) seed(ctx context.Context, relayBase string, cfg *Config) error {
+func (d *demoSim) seed(ctx context.Context, relayBase string, cfg *configs.Config) error {
 	acct := cfg.WeChat.Accounts[0]
 	if _, err := d.sim.AddAccount(wxsim.Account{
 		AppID: acct.AppID, AppSecret: acct.AppSecret, Token: acct.Token, EncodingAESKey: acct.EncodingAESKey,

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -21,9 +22,9 @@ func TestE2EDirectoryAcrossInstances(t *testing.T) {
 	rd := testenv.RedisAddr(t)
 	db := testenv.UniqueName("e2e")
 	prefix := testenv.UniqueName("wr") + ":"
-	newCfg := func() *Config {
+	newCfg := func() *configs.Config {
 		cfg := e2eConfig(t, ch, rd, db, prefix, t.TempDir())
-		cfg.Console.Employees = append(cfg.Console.Employees, EmployeeConfig{ID: "adm", Role: console.RoleAdmin, Token: admTok})
+		cfg.Console.Employees = append(cfg.Console.Employees, configs.EmployeeConfig{ID: "adm", Role: console.RoleAdmin, Token: admTok})
 		cfg.Console.DirectoryRefresh = 100 * time.Millisecond
 		return cfg
 	}

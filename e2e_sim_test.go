@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 
 // simAccount creates a simulated Official Account in safe mode and a
 // relay configuration for it.
-func simAccount(t *testing.T, cfg *Config) wxsim.Account {
+func simAccount(t *testing.T, cfg *configs.Config) wxsim.Account {
 	t.Helper()
 	a, err := testSim.AddAccount(wxsim.Account{Mode: wxsim.ModeSafe})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/silenceper/wechat/v2/util"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -38,23 +39,23 @@ const (
 
 // e2eConfig is a relay on the given ClickHouse and Redis with one safe-mode
 // account whose every client goes to alice.
-func e2eConfig(t testing.TB, chAddr, redisAddr, db, prefix, dataDir string) *Config {
+func e2eConfig(t testing.TB, chAddr, redisAddr, db, prefix, dataDir string) *configs.Config {
 	t.Helper()
-	c := &Config{}
+	c := &configs.Config{}
 	c.DataDir = dataDir
 	c.Storage.ClickHouse.Addr = chAddr
 	c.Storage.ClickHouse.Database = db
 	c.Storage.Redis.Addr = redisAddr
 	c.Storage.Redis.Prefix = prefix
-	c.WeChat.Accounts = []AccountConfig{{ID: "acme", AppID: e2eAppID, Mode: "safe", AppSecret: "secret", Token: e2eToken, EncodingAESKey: e2eAESKey}}
-	c.Console.Employees = []EmployeeConfig{
+	c.WeChat.Accounts = []configs.AccountConfig{{ID: "acme", AppID: e2eAppID, Mode: "safe", AppSecret: "secret", Token: e2eToken, EncodingAESKey: e2eAESKey}}
+	c.Console.Employees = []configs.EmployeeConfig{
 		{ID: "alice", Role: console.RoleAgent, Accounts: []string{"acme"}, Token: aliceTok},
 		{ID: "sup", Role: console.RoleSupervisor, Token: supTok},
 	}
 	c.Pipeline = relay.Config{Linger: 5 * time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, DrainTimeout: time.Second}
 	c.WeChat.APIBaseURL = simURL
 	c.Bot.Disabled = true // tests that want the bot's messages turn it on
-	c.defaults()
+	c.Defaults()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ type testRelay struct {
 	stop func()
 }
 
-func startRelay(t testing.TB, cfg *Config) *testRelay {
+func startRelay(t testing.TB, cfg *configs.Config) *testRelay {
 	t.Helper()
 	log := testenv.LoggerAt(t, slog.LevelWarn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

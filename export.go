@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/relay/export"
 )
 
@@ -57,7 +58,7 @@ func exportCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stderr, "wechat-relay export: %v\n", err)
 		return searchUsage
 	}
-	cfg, err := loadConfig(*configPath, env)
+	cfg, err := configs.Load(*configPath, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay export: %v\n", err)
 		return searchFailed

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -117,9 +118,9 @@ func TestExportOfARelaysConversation(t *testing.T) {
 	}
 }
 
-func mustLoad(t *testing.T, path string) *Config {
+func mustLoad(t *testing.T, path string) *configs.Config {
 	t.Helper()
-	cfg, err := loadConfig(path, func(string) string { return "" })
+	cfg, err := configs.Load(path, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"runtime/debug"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/wechat-relay/wechat-relay/configs"
 )
 
 // version is set at build time with -ldflags "-X main.version=...";
@@ -97,17 +99,14 @@ func run(args []string, stdout, stderr io.Writer, env func(string) string) int {
 // configFlags parses -config (default WR_CONFIG) for serve and
 // check-config, and loads and validates the configuration. On failure it
 // has said why and returns the exit code.
-func configFlags(e cmdEnv, name string) (cfg *Config, path string, code int) {
+func configFlags(e cmdEnv, name string) (cfg *configs.Config, path string, code int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	configPath := fs.String("config", e.getenv("WR_CONFIG"), "configuration file (none: embedded demo defaults)")
 	if err := fs.Parse(e.args); err != nil {
 		return nil, "", 2
 	}
-	cfg, err := loadConfig(*configPath, e.getenv)
-	if err == nil {
-		err = cfg.Validate()
-	}
+	cfg, err := configs.Check(*configPath, e.getenv)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wechat-relay: configuration is not valid:\n%s\n", indent(err.Error()))
 		return nil, "", 1

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/bus"
 	"github.com/wechat-relay/wechat-relay/storage/state"
@@ -26,18 +26,20 @@ func aclUserArgs(user, password, prefix string) []string {
 
 // redisConfig loads a configuration whose storage section is yaml (the
 // rest: defaults), with env applied as the binary would.
-func redisConfig(t *testing.T, yaml string, env map[string]string) *Config {
+func redisConfig(t *testing.T, yaml string, env map[string]string) *configs.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "relay.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(path, envMap(env))
+	cfg, err := configs.Load(path, envMap(env))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs := cfg.validateRedis(); len(errs) > 0 {
-		t.Fatalf("storage.redis invalid: %v", errs)
+	// Only storage.redis is given: the rest of the configuration is
+	// allowed to be incomplete.
+	if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "storage.redis") {
+		t.Fatalf("storage.redis invalid: %v", err)
 	}
 	return cfg
 }
@@ -58,7 +60,7 @@ func TestRedisACLUser(t *testing.T) {
 	if cfg.Storage.Redis.Username != "relayuser" || cfg.Storage.Redis.Password != "pw" {
 		t.Fatalf("username/password from the environment: %q/%q", cfg.Storage.Redis.Username, cfg.Storage.Redis.Password)
 	}
-	rdb := cfg.redisClient()
+	rdb := redisClient(cfg)
 	if rdb == nil {
 		t.Fatal("no client for storage.redis.addr")
 	}
@@ -105,7 +107,7 @@ func TestRedisACLUser(t *testing.T) {
 
 	// A wrong password is refused, with Redis' reason.
 	bad := redisConfig(t, yaml, map[string]string{"WR_REDIS_USERNAME": "relayuser", "WR_REDIS_PASSWORD": "wrong"})
-	brdb := bad.redisClient()
+	brdb := redisClient(bad)
 	defer brdb.Close()
 	err := brdb.Ping(ctx).Err()
 	if err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
@@ -133,7 +135,7 @@ func TestRedisSentinelFailover(t *testing.T) {
       username: relaysentinel
 `, prefix, sentinel.Addr)
 	cfg := redisConfig(t, yaml, map[string]string{"WR_REDIS_PASSWORD": "pw", "WR_REDIS_SENTINEL_PASSWORD": "spw"})
-	rdb := cfg.redisClient()
+	rdb := redisClient(cfg)
 	if rdb == nil {
 		t.Fatal("no client for storage.redis.sentinel")
 	}
@@ -153,7 +155,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 
 	// A wrong sentinel password: the client cannot learn the master.
 	badSentinel := redisConfig(t, yaml, map[string]string{"WR_REDIS_PASSWORD": "pw", "WR_REDIS_SENTINEL_PASSWORD": "wrong"})
-	brdb := badSentinel.redisClient()
+	brdb := redisClient(badSentinel)
 	defer brdb.Close()
 	if err := brdb.Ping(ctx).Err(); err == nil {
 		t.Fatal("PING with a wrong sentinel password succeeded")
@@ -250,93 +252,13 @@ func serverPort(ctx context.Context, rdb *redis.Client) (string, error) {
 	return "", fmt.Errorf("no tcp_port in INFO server")
 }
 
-// validConfigYAML is a complete configuration whose only variable part
-// is the storage.redis section.
-func validConfigYAML(redisSection string) string {
-	return `listen: 127.0.0.1:8080
-storage:
-  redis:
-` + redisSection + `
-wechat:
-  accounts:
-    - {id: main, app_id: wx0123456789abcdef, mode: safe}
-`
-}
-
-var validConfigEnv = map[string]string{
-	"WR_ACCOUNT_MAIN_APP_SECRET":       "s3cret",
-	"WR_ACCOUNT_MAIN_TOKEN":            "tok",
-	"WR_ACCOUNT_MAIN_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
-}
-
-func TestConfigRedisSentinelCheckConfig(t *testing.T) {
-	dir := t.TempDir()
-	check := func(section string, extraEnv map[string]string) (int, string) {
-		path := filepath.Join(dir, "relay.yaml")
-		if err := os.WriteFile(path, []byte(validConfigYAML(section)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env := map[string]string{}
-		for k, v := range validConfigEnv {
-			env[k] = v
-		}
-		for k, v := range extraEnv {
-			env[k] = v
-		}
-		var out, errOut bytes.Buffer
-		code := run([]string{"check-config", "-config", path}, &out, &errOut, envMap(env))
-		return code, out.String() + errOut.String()
-	}
-	sentinel := "    username: relayuser\n    sentinel:\n      master_name: wr-master\n      addrs: [10.0.0.1:26379, 10.0.0.2:26379]\n      username: relaysentinel\n"
-	secrets := map[string]string{"WR_REDIS_PASSWORD": "pw", "WR_REDIS_SENTINEL_PASSWORD": "spw"}
-	if code, out := check(sentinel, secrets); code != 0 {
-		t.Fatalf("sentinel configuration refused (exit %d): %s", code, out)
-	}
-
-	tests := []struct {
-		name    string
-		section string
-		env     map[string]string
-		want    []string
-	}{
-		{"sentinel and addr", "    addr: 10.0.0.9:6379\n" + sentinel, secrets,
-			[]string{"storage.redis.addr", "storage.redis.sentinel.master_name", "both set", "leave storage.redis.addr"}},
-		{"sentinel and WR_REDIS_ADDR", sentinel, map[string]string{"WR_REDIS_PASSWORD": "pw", "WR_REDIS_SENTINEL_PASSWORD": "spw", "WR_REDIS_ADDR": "10.0.0.9:6379"},
-			[]string{"both set", "WR_REDIS_ADDR"}},
-		{"no sentinel addrs", "    sentinel:\n      master_name: wr-master\n", nil, []string{"storage.redis.sentinel.addrs"}},
-		{"bad sentinel addr", "    sentinel:\n      master_name: wr-master\n      addrs: [sentinel-a]\n", nil, []string{`storage.redis.sentinel.addrs[0] "sentinel-a" is not host:port`}},
-		{"sentinels without master_name", "    sentinel:\n      addrs: [10.0.0.1:26379]\n", nil, []string{"storage.redis.sentinel.master_name is empty"}},
-		{"username without password", "    addr: 10.0.0.9:6379\n    username: relayuser\n", nil, []string{"storage.redis.username", "WR_REDIS_PASSWORD"}},
-		{"sentinel username without password", sentinel, map[string]string{"WR_REDIS_PASSWORD": "pw"}, []string{"storage.redis.sentinel.username", "WR_REDIS_SENTINEL_PASSWORD"}},
-		{"sentinel password in YAML", "    sentinel:\n      master_name: m\n      addrs: [10.0.0.1:26379]\n      password: x\n", nil, []string{"password"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, out := check(tt.section, tt.env)
-			if code == 0 {
-				t.Fatalf("check-config accepted it:\n%s", out)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("check-config output lacks %q:\n%s", w, out)
-				}
-			}
-			for _, secret := range []string{"spw", `"pw"`} {
-				if strings.Contains(out, secret) {
-					t.Errorf("check-config output leaks a password:\n%s", out)
-				}
-			}
-		})
-	}
-}
-
 func TestConfigRedisFromEnv(t *testing.T) {
 	dir := t.TempDir()
 	spw := filepath.Join(dir, "spw")
 	os.WriteFile(spw, []byte("sentinel-secret\n"), 0o600)
 	path := filepath.Join(dir, "relay.yaml")
 	os.WriteFile(path, []byte("storage:\n  redis:\n    username: fromyaml\n    sentinel:\n      master_name: m\n      addrs: [127.0.0.1:26379]\n"), 0o600)
-	cfg, err := loadConfig(path, envMap(map[string]string{
+	cfg, err := configs.Load(path, envMap(map[string]string{
 		"WR_REDIS_USERNAME":               "fromenv",
 		"WR_REDIS_PASSWORD":               "pw",
 		"WR_REDIS_SENTINEL_PASSWORD_FILE": spw,
@@ -351,18 +273,18 @@ func TestConfigRedisFromEnv(t *testing.T) {
 	if r.Sentinel.MasterName != "m" || len(r.Sentinel.Addrs) != 1 {
 		t.Errorf("sentinel from YAML: %+v", r.Sentinel)
 	}
-	if _, err := loadConfig(path, envMap(map[string]string{"WR_REDIS_SENTINEL_PASSWORD": "a", "WR_REDIS_SENTINEL_PASSWORD_FILE": spw})); err == nil || !strings.Contains(err.Error(), "use one") {
+	if _, err := configs.Load(path, envMap(map[string]string{"WR_REDIS_SENTINEL_PASSWORD": "a", "WR_REDIS_SENTINEL_PASSWORD_FILE": spw})); err == nil || !strings.Contains(err.Error(), "use one") {
 		t.Errorf("both WR_REDIS_SENTINEL_PASSWORD and _FILE: %v", err)
 	}
 
 	// Neither an address nor sentinels: no client, in-memory state.
-	var none Config
-	if none.redisClient() != nil {
+	var none configs.Config
+	if redisClient(&none) != nil {
 		t.Error("a Redis client without storage.redis.addr or sentinel")
 	}
 	// The failover client: go-redis marks it with the pseudo address
 	// "FailoverClient", and it carries the options of the plain client.
-	c := cfg.redisClient()
+	c := redisClient(cfg)
 	defer c.Close()
 	o := c.Options()
 	if o.Addr != "FailoverClient" || o.Username != "fromenv" || o.Password != "pw" || !o.ContextTimeoutEnabled ||

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
@@ -55,6 +56,11 @@ func TestRunCommand(t *testing.T) {
 		}
 	}()
 
+	// The demo employees' API tokens, as the embedded defaults give them.
+	demoEmployeeTokens := map[string]string{}
+	for _, e := range configs.Demo().Console.Employees {
+		demoEmployeeTokens[e.ID] = e.Token
+	}
 	relay, sim := "http://"+relayAddr, "http://"+simAddr
 	testenv.Until(t, "readiness", func() bool {
 		resp, err := http.Get(relay + "/readyz")
@@ -74,7 +80,7 @@ func TestRunCommand(t *testing.T) {
 	var client struct {
 		OpenID string `json:"openid"`
 	}
-	call(t, "POST", sim+"/sim/api/accounts/"+demoAppID+"/clients", "", nil, &client)
+	call(t, "POST", sim+"/sim/api/accounts/"+configs.DemoAppID+"/clients", "", nil, &client)
 	call(t, "POST", sim+"/sim/api/clients/"+client.OpenID+"/subscribe", "", nil, nil)
 	call(t, "POST", sim+"/sim/api/clients/"+client.OpenID+"/messages", "", map[string]string{"msgtype": "text", "content": "run command test"}, nil)
 

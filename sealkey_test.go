@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
@@ -70,11 +71,11 @@ func TestConfigSealKeyFile(t *testing.T) {
 
 	yml := filepath.Join(dir, "relay.yaml")
 	os.WriteFile(yml, []byte("pipeline:\n  seal_key_file: "+key+"\n"), 0o600)
-	cfg, err := loadConfig(yml, func(string) string { return "" })
+	cfg, err := configs.Load(yml, func(string) string { return "" })
 	if err != nil || cfg.Pipeline.SealKeyFile != key {
 		t.Fatalf("pipeline.seal_key_file: %v, %+v", err, cfg)
 	}
-	cfg, err = loadConfig(yml, func(k string) string {
+	cfg, err = configs.Load(yml, func(k string) string {
 		if k == "WR_SEAL_KEY_FILE" {
 			return bad
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
@@ -33,7 +34,7 @@ type searchArchive interface {
 
 // openForSearch opens the configured archive for reading, as verify
 // does.
-func openForSearch(ctx context.Context, cfg *Config) (searchArchive, error) {
+func openForSearch(ctx context.Context, cfg *configs.Config) (searchArchive, error) {
 	a, _, err := openReadOnly(ctx, cfg)
 	return a, err
 }
@@ -109,7 +110,7 @@ func searchCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stderr, "wechat-relay search: %v\n", err)
 		return searchUsage
 	}
-	cfg, err := loadConfig(*configPath, env)
+	cfg, err := configs.Load(*configPath, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay search: %v\n", err)
 		return searchFailed

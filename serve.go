@@ -20,6 +20,7 @@ import (
 	"github.com/silenceper/wechat/v2/cache"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/relay"
@@ -58,7 +59,7 @@ type consoleState interface {
 
 // system is one relay process, built from the configuration.
 type system struct {
-	cfg      *Config
+	cfg      *configs.Config
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	archive  store
@@ -79,7 +80,7 @@ type system struct {
 
 // build opens storage and wires the parts. On error, whatever was opened
 // is closed again.
-func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err error) {
+func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *system, err error) {
 	// s is closed through its own variable: a failed return sets the
 	// result to nil.
 	s := &system{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
@@ -92,7 +93,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 
 	if a := cfg.Storage.ClickHouse; a.Addr != "" {
 		acfg := archive.Config{Addr: a.Addr, Database: a.Database, Username: a.Username, Password: a.Password,
-			NoMigrate: !cfg.migrate()}
+			NoMigrate: !cfg.Migrate()}
 		alog := log.With("component", "archive")
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		ch, err := archive.Open(octx, acfg, alog)
@@ -110,15 +111,15 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 		}
 		s.archive = ch
 	} else {
-		log.Warn("no ClickHouse configured: using the embedded archive, for trials only", "path", cfg.archivePath())
-		emb, err := embedded.Open(ctx, cfg.archivePath(), log.With("component", "archive"))
+		log.Warn("no ClickHouse configured: using the embedded archive, for trials only", "path", cfg.ArchivePath())
+		emb, err := embedded.Open(ctx, cfg.ArchivePath(), log.With("component", "archive"))
 		if err != nil {
 			return nil, fmt.Errorf("opening the embedded archive: %w", err)
 		}
 		s.archive = emb
 	}
 
-	s.spool, err = spool.Open(spool.Options{Dir: cfg.spoolDir(), Logger: log.With("component", "spool")})
+	s.spool, err = spool.Open(spool.Options{Dir: cfg.SpoolDir(), Logger: log.With("component", "spool")})
 	if err != nil {
 		return nil, fmt.Errorf("opening the spool: %w", err)
 	}
@@ -137,7 +138,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	)
 	if r := cfg.Storage.Redis; r.Addr != "" || r.Sentinel.MasterName != "" {
 		// One address, or the master the sentinels name (redis.go).
-		s.rdb = cfg.redisClient()
+		s.rdb = redisClient(cfg)
 		dedupe = state.NewRedisDedupe(s.rdb, r.Prefix)
 		seq = state.NewRedisSequencer(s.rdb, r.Prefix)
 		order = state.NewRedisOrder(s.rdb, r.Prefix)
@@ -155,7 +156,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 		sessions = state.NewMemorySessions()
 	}
 
-	gcfg := cfg.gatewayConfig()
+	gcfg := cfg.GatewayConfig()
 	api, err := gateway.NewAPI(gcfg, tokCache, log.With("component", "wechat-api"))
 	if err != nil {
 		return nil, fmt.Errorf("setting up the WeChat API client: %w", err)
@@ -165,13 +166,13 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	// (writer_id.go) unless the configuration names one.
 	pcfg := cfg.Pipeline
 	if pcfg.Writer == "" {
-		if pcfg.Writer, err = writerID(cfg.spoolDir()); err != nil {
+		if pcfg.Writer, err = configs.WriterID(cfg.SpoolDir()); err != nil {
 			return nil, err
 		}
 	}
 	// The directory (employees, teams) is the configuration's, changed by
 	// what admins archived since.
-	s.dir = relay.NewDirectory(s.archive, cfg.directorySeed(), log.With("component", "directory"), nil)
+	s.dir = relay.NewDirectory(s.archive, cfg.DirectorySeed(), log.With("component", "directory"), nil)
 	s.dir.Instrument(s.reg)
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = s.dir.Load(lctx)
@@ -191,7 +192,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	if err != nil {
 		return nil, fmt.Errorf("setting up the WeChat sender: %w", err)
 	}
-	lex, err := cfg.lexicon()
+	lex, err := cfg.CompileLexicon()
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +233,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger) (_ *system, err e
 	if err != nil {
 		return nil, err
 	}
-	s.hub = console.NewServer(cfg.consoleConfig(), console.Deps{
+	s.hub = console.NewServer(cfg.ConsoleConfig(), console.Deps{
 		Bus: b, History: s.archive, Search: s.archive, Export: s.archive, Assignments: assign, Outbox: s.outbox,
 		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
 		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr, Directory: s.dir,
@@ -318,7 +319,7 @@ func (s *system) close() {
 // serve runs the relay until ctx is done, then stops in order: no new
 // requests, consoles closed, the pipeline drained into the archive,
 // storage closed.
-func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, cfg *configs.Config, demo bool, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	var sim *demoSim
 	if demo {
@@ -329,7 +330,7 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 		cfg.WeChat.APIBaseURL = sim.base
 	}
 	// silenceper's API host and HTTP client are process-wide: set once.
-	gcfg := cfg.gatewayConfig()
+	gcfg := cfg.GatewayConfig()
 	gateway.ConfigureAPI(gcfg.APIBaseURL, gcfg.APITimeout)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -423,7 +424,7 @@ func serve(ctx context.Context, cfg *Config, demo bool, stdout, stderr io.Writer
 	return err
 }
 
-func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
@@ -433,15 +434,15 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func printDemo(w io.Writer, base, simBase string, cfg *Config) {
+func printDemo(w io.Writer, base, simBase string, cfg *configs.Config) {
 	fmt.Fprintf(w, "\nwechat-relay is running with its embedded demo defaults (not for production).\n\n")
 	fmt.Fprintf(w, "  console               %s/\n", base)
 	fmt.Fprintf(w, "  phone (WeChat sim)    %s/phone/   play a client: write to the account, scan an employee's QR code\n", simBase)
-	fmt.Fprintf(w, "  WeChat callback URL   %s/wechat/demo   (Token %q, EncodingAESKey %q, safe mode)\n", base, demoToken, demoAESKey)
+	fmt.Fprintf(w, "  WeChat callback URL   %s/wechat/demo   (Token %q, EncodingAESKey %q, safe mode)\n", base, configs.DemoToken, configs.DemoAESKey)
 	fmt.Fprintf(w, "  console API           %s/api/me\n", base)
 	fmt.Fprintf(w, "  employees             sign in to the console with an id and password; API clients use the token\n")
 	for _, e := range cfg.Console.Employees {
-		fmt.Fprintf(w, "    %-6s %-10s password %-20s token %s\n", e.ID, e.Role, demoPasswords[e.ID], e.Token)
+		fmt.Fprintf(w, "    %-6s %-10s password %-20s token %s\n", e.ID, e.Role, configs.DemoPasswords[e.ID], e.Token)
 	}
 	fmt.Fprintf(w, "  health                %s/healthz  %s/readyz  %s/metrics\n\n", base, base, base)
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 )
 
@@ -22,10 +23,10 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8090", "address of the simulator's API, admin API and phone page")
 	relayURL := fs.String("relay", "http://127.0.0.1:8080/wechat/demo", "callback URL of the relay for the account")
-	appID := fs.String("appid", demoAppID, "AppID of the simulated Official Account")
-	secret := fs.String("secret", demoAppSecret, "AppSecret")
-	token := fs.String("token", demoToken, "callback Token")
-	aesKey := fs.String("aes-key", demoAESKey, "EncodingAESKey")
+	appID := fs.String("appid", configs.DemoAppID, "AppID of the simulated Official Account")
+	secret := fs.String("secret", configs.DemoAppSecret, "AppSecret")
+	token := fs.String("token", configs.DemoToken, "callback Token")
+	aesKey := fs.String("aes-key", configs.DemoAESKey, "EncodingAESKey")
 	mode := fs.String("mode", "safe", "encryption mode: plain, compatible or safe")
 	load := fs.Bool("load", false, "send a load to the relay instead of serving, and print a report")
 	clients := fs.Int("clients", 10, "load: simulated clients")

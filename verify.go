@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/relay/verify"
@@ -48,7 +49,7 @@ type readArchive interface {
 // ClickHouse without creating or migrating anything (SELECT is enough),
 // or the embedded file, which must exist (an empty new one would verify,
 // and prove nothing).
-func openReadOnly(ctx context.Context, cfg *Config) (readArchive, string, error) {
+func openReadOnly(ctx context.Context, cfg *configs.Config) (readArchive, string, error) {
 	log := slog.New(slog.DiscardHandler)
 	if c := cfg.Storage.ClickHouse; c.Addr != "" {
 		acfg := archive.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password, ReadOnly: true}
@@ -62,7 +63,7 @@ func openReadOnly(ctx context.Context, cfg *Config) (readArchive, string, error)
 		}
 		return a, "clickhouse://" + c.Addr + "/" + db, nil
 	}
-	path := cfg.archivePath()
+	path := cfg.ArchivePath()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, "", fmt.Errorf("no embedded archive at %s (is this the configuration the relay runs with?)", path)
 	}
@@ -188,7 +189,7 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 			return verifyUsage
 		}
 	}
-	cfg, err := loadConfig(*configPath, env)
+	cfg, err := configs.Load(*configPath, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed

@@ -18,6 +18,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	_ "modernc.org/sqlite"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/verify"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
@@ -575,12 +576,12 @@ func TestVerifyEmbeddedArchive(t *testing.T) {
 	r.stop()
 
 	cfgPath := writeVerifyConfig(t, dataDir, "", "")
-	src, err := embedded.Open(context.Background(), cfg.archivePath(), nil)
+	src, err := embedded.Open(context.Background(), cfg.ArchivePath(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	tm := openSQLiteTamperer(t, cfg.archivePath())
+	tm := openSQLiteTamperer(t, cfg.ArchivePath())
 	verifyCatchesTampering(t, cfgPath, conv, src, tm)
 }
 
@@ -631,15 +632,15 @@ func TestVerifyAfterCrashBeforeSeal(t *testing.T) {
 				store, src, cfgPath = a, a, writeVerifyConfig(t, dataDir, "", "")
 			}
 			spoolDir := filepath.Join(dataDir, "spool")
-			writer, err := writerID(spoolDir + "-id")
+			writer, err := configs.WriterID(spoolDir + "-id")
 			if err == nil {
 				t.Fatal("writerID of a missing directory succeeded")
 			}
 			os.MkdirAll(spoolDir, 0o700)
-			if writer, err = writerID(spoolDir); err != nil {
+			if writer, err = configs.WriterID(spoolDir); err != nil {
 				t.Fatal(err)
 			}
-			if again, _ := writerID(spoolDir); again != writer || !relay.ValidWriter(writer) {
+			if again, _ := configs.WriterID(spoolDir); again != writer || !relay.ValidWriter(writer) {
 				t.Fatalf("writer id %q, then %q", writer, again)
 			}
 
@@ -795,7 +796,7 @@ func wantAudit(t *testing.T, rep verifyReport, kind relay.ProblemKind, id string
 // one, both, unsigned ones before and after the cut-off — and that a
 // chain's last seal, or the audit log's last record, rewritten with
 // recomputed hashes by someone without the key is caught.
-func verifyChecksSignatures(t *testing.T, cfg *Config, cfgPath string, src verify.Source, tm tamperer) {
+func verifyChecksSignatures(t *testing.T, cfg *configs.Config, cfgPath string, src verify.Source, tm tamperer) {
 	keys := t.TempDir()
 	private, public := makeSealKey(t, keys, "seal.key")
 	_, otherPublic := makeSealKey(t, keys, "other.key")
@@ -1021,7 +1022,7 @@ func TestVerifySignedEmbeddedArchive(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := e2eConfig(t, "", "", "", "", dataDir)
 	cfgPath := writeVerifyConfig(t, dataDir, "", "")
-	src := lazySQLite{path: cfg.archivePath()}
+	src := lazySQLite{path: cfg.ArchivePath()}
 	t.Cleanup(func() {
 		if src.a != nil {
 			src.a.Close()

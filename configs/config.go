@@ -1,4 +1,4 @@
-package main
+package configs
 
 import (
 	"errors"
@@ -46,7 +46,8 @@ type Config struct {
 		// Redis: dedupe, sequence numbers, assignments, the shared access
 		// token and the bus between instances. Empty Addr (and no
 		// Sentinel) keeps them in memory, which is only correct for a
-		// single instance. See redis.go.
+		// single instance. See redis.go here (checks) and
+		// deployments/system/redis.go (the client).
 		Redis struct {
 			Addr   string `yaml:"addr"`
 			DB     int    `yaml:"db"`
@@ -130,12 +131,25 @@ type EmployeeConfig struct {
 	Token        string       `yaml:"-"`
 }
 
-// loadConfig reads path (none: the embedded defaults), applies the
+// Check loads the configuration and validates it: what check-config,
+// serve and bench-ceiling start from. The error lists every problem.
+func Check(path string, env func(string) string) (*Config, error) {
+	c, err := Load(path, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Load reads path (none: the embedded defaults), applies the
 // environment and fills defaults. It does not validate.
-func loadConfig(path string, env func(string) string) (*Config, error) {
+func Load(path string, env func(string) string) (*Config, error) {
 	var c Config
 	if path == "" {
-		c = demoConfig()
+		c = Demo()
 	} else {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -150,11 +164,11 @@ func loadConfig(path string, env func(string) string) (*Config, error) {
 	if err := c.applyEnv(env); err != nil {
 		return nil, err
 	}
-	c.defaults()
+	c.Defaults()
 	return &c, nil
 }
 
-func (c *Config) defaults() {
+func (c *Config) Defaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
@@ -270,10 +284,10 @@ func (c *Config) Validate() error {
 	if len(c.WeChat.Accounts) == 0 {
 		errs = append(errs, errors.New("wechat.accounts: at least one Official Account is required"))
 	}
-	if err := c.gatewayConfig().Validate(); err != nil {
+	if err := c.GatewayConfig().Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	cc := c.consoleConfig()
+	cc := c.ConsoleConfig()
 	if err := cc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -303,7 +317,7 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) gatewayConfig() gateway.Config {
+func (c *Config) GatewayConfig() gateway.Config {
 	g := gateway.Config{
 		MaxBodyBytes:  c.WeChat.MaxBodyBytes,
 		TimestampSkew: c.WeChat.TimestampSkew,
@@ -319,7 +333,7 @@ func (c *Config) gatewayConfig() gateway.Config {
 	return g
 }
 
-func (c *Config) consoleConfig() console.Config {
+func (c *Config) ConsoleConfig() console.Config {
 	cc := console.Config{
 		AllowedOrigins: c.Console.AllowedOrigins,
 		SendQueue:      c.Console.SendQueue,
@@ -337,13 +351,13 @@ func (c *Config) consoleConfig() console.Config {
 
 // directorySeed is the directory the configuration gives: its employees
 // and teams, and the accounts it serves.
-func (c *Config) directorySeed() relay.DirectorySeed {
+func (c *Config) DirectorySeed() relay.DirectorySeed {
 	accts := make([]relay.AccountInfo, len(c.WeChat.Accounts))
 	for i, a := range c.WeChat.Accounts {
 		accts[i] = relay.AccountInfo{ID: a.ID}
 	}
-	return c.consoleConfig().Seed(accts)
+	return c.ConsoleConfig().Seed(accts)
 }
 
-func (c *Config) spoolDir() string    { return filepath.Join(c.DataDir, "spool") }
-func (c *Config) archivePath() string { return filepath.Join(c.DataDir, "archive.db") }
+func (c *Config) SpoolDir() string    { return filepath.Join(c.DataDir, "spool") }
+func (c *Config) ArchivePath() string { return filepath.Join(c.DataDir, "archive.db") }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,68 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/relay"
 )
-
-// The compliance parts of the configuration: lexicon rules, retention
-// per account, whether the relay migrates the ClickHouse schema.
-
-// migrate reports whether the relay applies ClickHouse migrations at
-// start (storage.clickhouse.migrate, default true).
-func (c *Config) migrate() bool {
-	return c.Storage.ClickHouse.Migrate == nil || *c.Storage.ClickHouse.Migrate
-}
-
-// lexicon compiles the lexicon rules; nil when there are none.
-func (c *Config) lexicon() (*relay.Lexicon, error) {
-	if len(c.Lexicon) == 0 {
-		return nil, nil
-	}
-	return relay.NewLexicon(c.Lexicon)
-}
-
-// retentionPolicies parses retention: account (or "*") → period.
-func (c *Config) retentionPolicies() (map[string]relay.Retention, error) {
-	out := map[string]relay.Retention{}
-	var errs []error
-	for acc, v := range c.Retention {
-		r, err := relay.ParseRetention(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("retention.%s: %w", acc, err))
-			continue
-		}
-		out[acc] = r
-	}
-	return out, errors.Join(errs...)
-}
-
-// validateCompliance reports the problems of the compliance keys.
-func (c *Config) validateCompliance() []error {
-	var errs []error
-	if _, err := c.lexicon(); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := c.retentionPolicies(); err != nil {
-		errs = append(errs, err)
-	}
-	accounts := map[string]bool{"*": true}
-	for _, a := range c.WeChat.Accounts {
-		accounts[a.ID] = true
-	}
-	for acc := range c.Retention {
-		if !accounts[acc] {
-			errs = append(errs, fmt.Errorf("retention: account %q is not in wechat.accounts (use \"*\" for every account)", acc))
-		}
-	}
-	for i, r := range c.Lexicon {
-		for _, acc := range r.Accounts {
-			if !accounts[acc] || acc == "*" {
-				errs = append(errs, fmt.Errorf("lexicon[%d] (%s): account %q is not in wechat.accounts", i, r.Name, acc))
-			}
-		}
-	}
-	return errs
-}
 
 // retentionReportCommand runs `wechat-relay retention-report`: what an
 // operator MAY drop under the configured retention, per account and
@@ -88,12 +28,12 @@ func retentionReportCommand(ctx context.Context, args []string, stdout, stderr i
 		fmt.Fprintln(stderr, "usage: wechat-relay retention-report [-config FILE] [-json]")
 		return 2
 	}
-	cfg, err := loadConfig(*configPath, env)
+	cfg, err := configs.Load(*configPath, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
 		return 3
 	}
-	policies, err := cfg.retentionPolicies()
+	policies, err := cfg.RetentionPolicies()
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
 		return 2

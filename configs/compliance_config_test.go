@@ -1,7 +1,6 @@
-package main
+package configs
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,24 +37,23 @@ lexicon:
   - {name: off, accounts: [main], direction: outbound, words: [WhatsApp], block: true, reason: stay here}
 retention: {main: 7y, "*": 90d}
 `)
-	var out, errOut bytes.Buffer
-	if code := run([]string{"check-config", "-config", good}, &out, &errOut, env); code != 0 {
-		t.Fatalf("check-config of a good compliance config: exit %d: %s", code, errOut.String())
+	if _, err := Check(good, env); err != nil {
+		t.Fatalf("check-config of a good compliance config: %v", err)
 	}
-	cfg, err := loadConfig(good, env)
+	cfg, err := Load(good, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.migrate() {
+	if cfg.Migrate() {
 		t.Error("migrate: false not read")
 	}
-	if lex, err := cfg.lexicon(); err != nil || lex == nil {
+	if lex, err := cfg.CompileLexicon(); err != nil || lex == nil {
 		t.Errorf("lexicon: %v", err)
 	}
-	if pol, err := cfg.retentionPolicies(); err != nil || pol["main"].String() != "7y" || pol["*"].String() != "90d" {
+	if pol, err := cfg.RetentionPolicies(); err != nil || pol["main"].String() != "7y" || pol["*"].String() != "90d" {
 		t.Errorf("retention: %v, %v", pol, err)
 	}
-	if c, _ := loadConfig(write("default.yaml", base), env); !c.migrate() {
+	if c, _ := Load(write("default.yaml", base), env); !c.Migrate() {
 		t.Error("migrate is not true by default")
 	}
 
@@ -66,14 +64,13 @@ lexicon:
   - {name: inblock, direction: inbound, block: true, words: [x]}
 retention: {main: 7 years, other: 1y}
 `)
-	out.Reset()
-	errOut.Reset()
-	if code := run([]string{"check-config", "-config", bad}, &out, &errOut, env); code != 1 {
-		t.Fatalf("check-config of a bad compliance config: exit %d", code)
+	_, err = Check(bad, env)
+	if err == nil {
+		t.Fatal("check-config accepts a bad compliance config")
 	}
 	for _, want := range []string{`regex "("`, `account "nosuch"`, "outbound messages only", `retention.main`, `retention: account "other"`} {
-		if !strings.Contains(errOut.String()+out.String(), want) {
-			t.Errorf("check-config output lacks %q:\n%s%s", want, out.String(), errOut.String())
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("check-config output lacks %q:\n%v", want, err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package configs
 
 import (
 	"crypto/rand"
@@ -17,13 +17,13 @@ import (
 // the archive under (relay.Config.Writer, see relay/seal.go).
 const writerIDFile = "writer-id"
 
-// writerID returns the writer id kept in dir, the spool directory,
+// WriterID returns the writer id kept in dir, the spool directory,
 // creating it on the first start: the host name (what of it is allowed)
 // and 8 random hex digits. The spool directory belongs to one instance
 // (its lock keeps a second process out) and survives restarts, which is
 // what a writer id must do: a restarted instance finds the batch a crash
 // left unsealed under its own id, and no two instances share one.
-func writerID(dir string) (string, error) {
+func WriterID(dir string) (string, error) {
 	path := filepath.Join(dir, writerIDFile)
 	b, err := os.ReadFile(path)
 	switch {

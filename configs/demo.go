@@ -1,4 +1,4 @@
-package main
+package configs
 
 import (
 	"net"
@@ -14,10 +14,10 @@ import (
 // a supervisor and an admin, with well-known demo secrets. They exist so that a first
 // run needs no file at all; the relay says loudly that it uses them.
 const (
-	demoAppID     = "wxd3m0000000000001"
-	demoAppSecret = "demo-app-secret-not-for-production"
-	demoToken     = "demotoken"
-	demoAESKey    = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+	DemoAppID     = "wxd3m0000000000001"
+	DemoAppSecret = "demo-app-secret-not-for-production"
+	DemoToken     = "demotoken"
+	DemoAESKey    = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 )
 
 var demoEmployeeTokens = map[string]string{
@@ -27,20 +27,20 @@ var demoEmployeeTokens = map[string]string{
 	"ada":   "demo-admin-token-00004",
 }
 
-// demoPasswords sign the demo employees in to the web console. Public,
+// DemoPasswords sign the demo employees in to the web console. Public,
 // like every demo secret.
-var demoPasswords = map[string]string{
+var DemoPasswords = map[string]string{
 	"alice": "demo-alice",
 	"bob":   "demo-bob",
 	"sup":   "demo-sup",
 	"ada":   "demo-admin",
 }
 
-// demoPasswordHashes are the bcrypt hashes of demoPasswords, made once.
+// demoPasswordHashes are the bcrypt hashes of DemoPasswords, made once.
 // The lowest cost: the passwords are published anyway.
 var demoPasswordHashes = sync.OnceValue(func() map[string]string {
 	out := map[string]string{}
-	for id, pw := range demoPasswords {
+	for id, pw := range DemoPasswords {
 		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
 		if err != nil {
 			panic(err) // only for a password over 72 bytes, which these are not
@@ -50,11 +50,13 @@ var demoPasswordHashes = sync.OnceValue(func() map[string]string {
 	return out
 })
 
-func demoConfig() Config {
+// Demo is the configuration of the embedded defaults, used when no
+// configuration file is given.
+func Demo() Config {
 	var c Config
 	c.WeChat.Accounts = []AccountConfig{{
-		ID: "demo", AppID: demoAppID, Mode: gateway.ModeSafe,
-		AppSecret: demoAppSecret, Token: demoToken, EncodingAESKey: demoAESKey,
+		ID: "demo", AppID: DemoAppID, Mode: gateway.ModeSafe,
+		AppSecret: DemoAppSecret, Token: DemoToken, EncodingAESKey: DemoAESKey,
 	}}
 	c.Console.Teams = []console.Team{{ID: "wealth", Name: "财富管理 Wealth desk"}}
 	c.Console.Employees = []EmployeeConfig{
