@@ -55,6 +55,6 @@ func BenchmarkCallback(b *testing.B) {
 		ch, rd := testenv.ClickHouseAddr(b), testenv.RedisAddr(b)
 		cfg := e2eConfig(b, ch, rd, testenv.UniqueName("bench"), testenv.UniqueName("wr")+":", b.TempDir())
 		r := startRelay(b, cfg)
-		run(b, r.sys.handler)
+		run(b, r.sys.Handler())
 	})
 }

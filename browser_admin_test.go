@@ -57,7 +57,7 @@ func TestBrowserAdmin(t *testing.T) {
 
 	// The admin opens the Admin view: every employee of the
 	// configuration, marked so.
-	adm := openPage(t, browser, "adm", r.srv.URL+"/")
+	adm := openPage(t, browser, "adm", r.sys.URL()+"/")
 	adm.signIn("adm", adminBrowserPasswords["adm"])
 	adm.until("the Admin entry", `!document.getElementById("nav-admin").hidden`)
 	adm.do("open Admin", chromedp.Click(chromedp.ID("nav-admin")))
@@ -114,7 +114,7 @@ func TestBrowserAdmin(t *testing.T) {
 
 	// Carol signs in with that password, in another browser, and sees
 	// her (empty) inbox.
-	carol := openPage(t, browser, "carol", r.srv.URL+"/")
+	carol := openPage(t, browser, "carol", r.sys.URL()+"/")
 	carol.signIn("carol", carolPassword)
 	carol.until("her empty inbox", `document.getElementById("list-title").textContent === "Inbox" && !document.getElementById("list-empty").hidden && document.querySelectorAll("#conv-list li").length === 0 && document.getElementById("nav-admin").hidden`)
 
@@ -237,7 +237,7 @@ func TestBrowserAdmin(t *testing.T) {
 
 	// An agent has no Admin view, not even by its address, and the API
 	// refuses her.
-	alice := openPage(t, browser, "alice", r.srv.URL+"/")
+	alice := openPage(t, browser, "alice", r.sys.URL()+"/")
 	alice.signIn("alice", adminBrowserPasswords["alice"])
 	if !eval[bool](alice, `document.getElementById("nav-admin").hidden`) {
 		t.Error("the agent sees the Admin entry")
@@ -252,7 +252,7 @@ func TestBrowserAdmin(t *testing.T) {
 	}
 
 	// A supervisor filters the live view by team.
-	sup := openPage(t, browser, "sup", r.srv.URL+"/")
+	sup := openPage(t, browser, "sup", r.sys.URL()+"/")
 	sup.signIn("sup", adminBrowserPasswords["sup"])
 	sup.until("the team filter", `!document.getElementById("filter-team").hidden && document.querySelector('#filter-team option[value="desk-a"]')?.textContent === "Desk A 前台" && document.getElementById("nav-admin").hidden`)
 	if got := eval[int](sup, `fetch("/api/admin/directory").then(r => r.status)`); got != 403 {

@@ -47,10 +47,10 @@ func complianceBrowserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 	}}
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
-	if r.sys.lexicon == nil {
+	if r.sys.LexiconWatcher() == nil {
 		t.Fatal("no lexicon watcher built from the configuration")
 	}
-	if err := testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme"); err != nil {
+	if err := testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme"); err != nil {
 		t.Fatal(err)
 	}
 	return r, acct
@@ -71,7 +71,7 @@ func TestBrowserCompliance(t *testing.T) {
 
 	// An agent sees none of the compliance views, even by their address,
 	// and the API refuses her.
-	alice := openPage(t, browser, "alice", r.srv.URL+"/")
+	alice := openPage(t, browser, "alice", r.sys.URL()+"/")
 	alice.signIn("alice", complianceBrowserPasswords["alice"])
 	alice.until("her inbox", convItem(conv1)+` !== null`)
 	for _, id := range []string{"nav-search", "nav-alerts", "nav-audit"} {
@@ -87,7 +87,7 @@ func TestBrowserCompliance(t *testing.T) {
 
 	// The supervisor searches the archive in Chinese and finds the
 	// message; she has no audit log.
-	sup := openPage(t, browser, "sup", r.srv.URL+"/")
+	sup := openPage(t, browser, "sup", r.sys.URL()+"/")
 	sup.signIn("sup", complianceBrowserPasswords["sup"])
 	sup.until("search and alerts, no audit log", `!document.getElementById("nav-search").hidden && !document.getElementById("nav-alerts").hidden && document.getElementById("nav-audit").hidden`)
 	sup.untilAsync("the message archived and searchable", `fetch("/api/search?text="+encodeURIComponent("基金定投")).then(r => r.json()).then(b => b.total > 0)`)
@@ -149,7 +149,7 @@ func TestBrowserCompliance(t *testing.T) {
 
 	// The compliance officer signs in; a client writes words of the
 	// lexicon: a live alert, badge and toast, for her and the supervisor.
-	cmp := openPage(t, browser, "cmp", r.srv.URL+"/")
+	cmp := openPage(t, browser, "cmp", r.sys.URL()+"/")
 	cmp.signIn("cmp", complianceBrowserPasswords["cmp"])
 	cmp.until("every compliance view", `!document.getElementById("nav-search").hidden && !document.getElementById("nav-alerts").hidden && !document.getElementById("nav-audit").hidden`)
 	cmp.until("no alert yet", `document.getElementById("alerts-badge").hidden`)

@@ -70,7 +70,7 @@ func browserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 	cfg.Bot.Open, cfg.Bot.Close = "00:00", "00:00" // always open: no out-of-hours answers
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
-	if err := testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme"); err != nil {
+	if err := testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme"); err != nil {
 		t.Fatal(err)
 	}
 	return r, acct
@@ -174,7 +174,7 @@ func TestBrowserConsole(t *testing.T) {
 
 	// A wrong password is refused; five lock the employee id, and the
 	// page says for how long.
-	carol := openPage(t, browser, "carol", r.srv.URL+"/")
+	carol := openPage(t, browser, "carol", r.sys.URL()+"/")
 	carol.until("the sign-in form", `!document.getElementById("signin").hidden`)
 	for i := range 5 {
 		carol.do("a wrong password",
@@ -192,7 +192,7 @@ func TestBrowserConsole(t *testing.T) {
 
 	// Alice signs in: both clients are in her inbox, with unread counts,
 	// the last message and the window.
-	aliceNet := newFlakyProxy(t, r.srv.URL) // Alice's network, which will fail
+	aliceNet := newFlakyProxy(t, r.sys.URL()) // Alice's network, which will fail
 	alice := openPage(t, browser, "alice", aliceNet.URL()+"/")
 	alice.signIn("alice", browserPasswords["alice"])
 	alice.until("both conversations listed, unread", convItem(conv1)+`?.dataset.unread > 0 && `+convItem(conv2)+`?.dataset.unread > 0`)
@@ -207,7 +207,7 @@ func TestBrowserConsole(t *testing.T) {
 
 	// The supervisor signs in elsewhere: the live view lists both, with
 	// whom they are assigned to.
-	sup := openPage(t, browser, "sup", r.srv.URL+"/")
+	sup := openPage(t, browser, "sup", r.sys.URL()+"/")
 	sup.signIn("sup", browserPasswords["sup"])
 	sup.until("the live view", `document.getElementById("list-title").textContent === "Live view" && !document.getElementById("sup-filters").hidden`)
 	sup.until("both conversations, assigned to Alice", convItem(conv1)+`?.querySelector(".ci-emp")?.textContent === "Alice Wang" && `+convItem(conv2)+` !== null`)
@@ -405,7 +405,7 @@ func checkForbidden(t *testing.T, r *testRelay, conv string) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar}
-	resp, err := hc.Post(r.srv.URL+"/api/login", "application/json",
+	resp, err := hc.Post(r.sys.URL()+"/api/login", "application/json",
 		strings.NewReader(`{"id":"alice","password":`+js(browserPasswords["alice"])+`}`))
 	if err != nil {
 		t.Fatal(err)
@@ -414,7 +414,7 @@ func checkForbidden(t *testing.T, r *testRelay, conv string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("signing in as alice: %d", resp.StatusCode)
 	}
-	resp, err = hc.Get(r.srv.URL + "/api/conversations/" + conv + "/messages")
+	resp, err = hc.Get(r.sys.URL() + "/api/conversations/" + conv + "/messages")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,9 +427,9 @@ func checkForbidden(t *testing.T, r *testRelay, conv string) {
 	}
 
 	// The socket, with the session cookie and the browser's Origin.
-	u := "ws" + strings.TrimPrefix(r.srv.URL, "http") + "/api/ws"
-	hdr := http.Header{"Origin": {r.srv.URL}}
-	for _, c := range jar.Cookies(mustURL(t, r.srv.URL)) {
+	u := "ws" + strings.TrimPrefix(r.sys.URL(), "http") + "/api/ws"
+	hdr := http.Header{"Origin": {r.sys.URL()}}
+	for _, c := range jar.Cookies(mustURL(t, r.sys.URL())) {
 		hdr.Add("Cookie", c.String())
 	}
 	ws, resp, err := websocket.DefaultDialer.Dial(u, hdr)

@@ -104,7 +104,7 @@ func apiUA(t *testing.T, r *testRelay, method, path, token string, body any) (in
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, r.srv.URL+path, rd)
+	req, _ := http.NewRequest(method, r.sys.URL()+path, rd)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -139,7 +139,7 @@ func alerts(t *testing.T, s *socket, d time.Duration, want int) []relay.LexiconH
 
 func auditRecords(t *testing.T, r *testRelay, query string) []relay.AuditEntry {
 	t.Helper()
-	req, _ := http.NewRequest("GET", r.srv.URL+"/api/audit?"+query, nil)
+	req, _ := http.NewRequest("GET", r.sys.URL()+"/api/audit?"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+cmpTok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -171,7 +171,7 @@ func hasAudit(recs []relay.AuditEntry, emp, action string, conv relay.Conversati
 func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper func(t *testing.T, writer string, n uint64)) {
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
-	if r.sys.lexicon == nil {
+	if r.sys.LexiconWatcher() == nil {
 		t.Fatal("no lexicon watcher built from the configuration")
 	}
 	ctx := context.Background()
@@ -181,7 +181,7 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 	// Sign-in and sign-out, failed and successful, from a browser.
 	login := func(pw string) (int, []*http.Cookie) {
 		b, _ := json.Marshal(map[string]string{"id": "adm", "password": pw})
-		req, _ := http.NewRequest("POST", r.srv.URL+"/api/login", bytes.NewReader(b))
+		req, _ := http.NewRequest("POST", r.sys.URL()+"/api/login", bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", testUA)
 		req.Header.Set("X-Forwarded-For", "203.0.113.7")
@@ -201,7 +201,7 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 	}
 
 	// The client writes words of two rules.
-	if err := testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme"); err != nil {
+	if err := testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme"); err != nil {
 		t.Fatal(err)
 	}
 	client, err := testSim.NewClient(acct.AppID)
@@ -274,7 +274,7 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 
 	// Sign-out from the browser session.
 	{
-		req, _ := http.NewRequest("GET", r.srv.URL+"/api/me", nil)
+		req, _ := http.NewRequest("GET", r.sys.URL()+"/api/me", nil)
 		for _, c := range cookies {
 			req.AddCookie(c)
 		}
@@ -285,7 +285,7 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 		var me map[string]any
 		json.NewDecoder(resp.Body).Decode(&me)
 		resp.Body.Close()
-		req, _ = http.NewRequest("POST", r.srv.URL+"/api/logout", nil)
+		req, _ = http.NewRequest("POST", r.sys.URL()+"/api/logout", nil)
 		for _, c := range cookies {
 			req.AddCookie(c)
 		}
@@ -397,7 +397,7 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 	}
 
 	// The blocked message was neither archived nor sent.
-	msgs, err := r.sys.archive.Since(ctx, conv, 0, 0)
+	msgs, err := r.sys.Archive().Since(ctx, conv, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

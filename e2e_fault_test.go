@@ -40,7 +40,7 @@ func TestE2EClickHouseDownFrameWaitsForRow(t *testing.T) {
 	if f, ok := readFrame(t, alice, 2*time.Second); ok {
 		t.Fatalf("frame delivered while the archive was down: %+v", f)
 	}
-	if got := r.sys.spool.Len(); got != 1 {
+	if got := r.sys.Spool().Len(); got != 1 {
 		t.Fatalf("spool holds %d messages, want 1", got)
 	}
 
@@ -79,7 +79,7 @@ func TestE2ESpoolSurvivesRestart(t *testing.T) {
 		}
 	}
 	r1.stop() // ClickHouse still down: the drain fails, the spool keeps them
-	if n := r1.sys.spool.Len(); n != len(ids) {
+	if n := r1.sys.Spool().Len(); n != len(ids) {
 		t.Fatalf("stopped with %d spooled, want %d", n, len(ids))
 	}
 
@@ -174,9 +174,9 @@ func waitSpoolEmpty(t *testing.T, r *testRelay) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for r.sys.spool.Len() > 0 {
+	for r.sys.Spool().Len() > 0 {
 		if ctx.Err() != nil {
-			t.Fatalf("spool still holds %d", r.sys.spool.Len())
+			t.Fatalf("spool still holds %d", r.sys.Spool().Len())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -201,7 +201,7 @@ func TestE2EStartsWithClickHouseDown(t *testing.T) {
 	if code, out := r.api(t, "GET", "/api/me", supTok, nil); code != http.StatusServiceUnavailable {
 		t.Fatalf("console with the directory unread: %d %v, want 503", code, out)
 	}
-	resp, err := http.Get(r.srv.URL + "/readyz")
+	resp, err := http.Get(r.sys.URL() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestE2EStartsWithClickHouseDown(t *testing.T) {
 	if status, body := r.post(t, safeCallback(t, "acme", textXML("oCold", "70001", "cold start", now), now)); status != 200 || body != "success" {
 		t.Fatalf("callback answered %d %q with ClickHouse down since start", status, body)
 	}
-	if n := r.sys.spool.Len(); n != 1 {
+	if n := r.sys.Spool().Len(); n != 1 {
 		t.Fatalf("spool holds %d with ClickHouse down, want the message", n)
 	}
 	ch.Start()
@@ -244,7 +244,7 @@ func TestE2EReadyReflectsTheSpool(t *testing.T) {
 	cfg := e2eConfig(t, ch, rd, testenv.UniqueName("e2e"), testenv.UniqueName("wr")+":", t.TempDir())
 	r := startRelay(t, cfg)
 	readyz := func() (int, string) {
-		resp, err := http.Get(r.srv.URL + "/readyz")
+		resp, err := http.Get(r.sys.URL() + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +258,7 @@ func TestE2EReadyReflectsTheSpool(t *testing.T) {
 		}
 		return nil
 	})
-	if err := r.sys.spool.Close(); err != nil {
+	if err := r.sys.Spool().Close(); err != nil {
 		t.Fatal(err)
 	}
 	code, body := readyz()

@@ -28,7 +28,7 @@ func TestE2EBehindTheShippedNginx(t *testing.T) {
 	db, prefix := testenv.UniqueName("e2e"), testenv.UniqueName("wr")+":"
 	a := startRelay(t, e2eConfig(t, ch, rd, db, prefix, t.TempDir()))
 	b := startRelay(t, e2eConfig(t, ch, rd, db, prefix, t.TempDir()))
-	lb := startNginx(t, nginx, a.srv.Listener.Addr().String(), b.srv.Listener.Addr().String())
+	lb := startNginx(t, nginx, strings.TrimPrefix(a.sys.URL(), "http://"), strings.TrimPrefix(b.sys.URL(), "http://"))
 
 	// A client writes in through nginx.
 	now := time.Now()

@@ -53,7 +53,7 @@ func simAccount(t *testing.T, cfg *configs.Config) wxsim.Account {
 func (r *testRelay) api(t *testing.T, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, r.srv.URL+path, bytes.NewReader(b))
+	req, _ := http.NewRequest(method, r.sys.URL()+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -90,7 +90,7 @@ func TestE2EConversationBothWays(t *testing.T) {
 	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
-	if err := testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme"); err != nil {
+	if err := testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme"); err != nil {
 		t.Fatal(err)
 	}
 	alice := r.dial(t, aliceTok)
@@ -180,7 +180,7 @@ func TestE2EWeChatBusyAndHung(t *testing.T) {
 	cfg.Outbox.RetryMin = 20 * time.Millisecond
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
-	testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme")
+	testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme")
 	alice := r.dial(t, aliceTok)
 	ctx := context.Background()
 	client, _ := testSim.NewClient(acct.AppID)
@@ -227,7 +227,7 @@ func TestE2EBotGreetsOnce(t *testing.T) {
 	cfg.Bot.Open, cfg.Bot.Close = "00:00", "00:00" // always open
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
-	testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme")
+	testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme")
 	client, _ := testSim.NewClient(acct.AppID)
 	if _, err := client.Subscribe(context.Background()); err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func TestE2EMediaFetchedAndArchived(t *testing.T) {
 	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
-	testSim.SetCallbackURL(acct.AppID, r.srv.URL+"/wechat/acme")
+	testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme")
 
 	client, _ := testSim.NewClient(acct.AppID)
 	client.Subscribe(context.Background())
@@ -293,7 +293,7 @@ func TestE2EMediaFetchedAndArchived(t *testing.T) {
 			t.Fatalf("media content of %s: %d rows", id, got)
 		}
 	}
-	missing, err := r.sys.archive.MissingMedia(context.Background(), time.Now().Add(-time.Hour), 10)
+	missing, err := r.sys.Archive().MissingMedia(context.Background(), time.Now().Add(-time.Hour), 10)
 	if err != nil || len(missing) != 0 {
 		t.Fatalf("still missing: %v %v", missing, err)
 	}

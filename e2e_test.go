@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/deployments/system"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -65,10 +66,11 @@ func e2eConfig(t testing.TB, chAddr, redisAddr, db, prefix, dataDir string) *con
 // simURL is the simulator every test relay calls as WeChat (TestMain).
 var simURL string
 
-// testRelay is one relay process, in-process.
+// testRelay is one relay process, in-process, started the way serve
+// starts it (system.Start: every worker, the HTTP server) on a port of
+// its own, and stopped the way serve stops it.
 type testRelay struct {
-	sys  *system
-	srv  *httptest.Server
+	sys  *system.Relay
 	stop func()
 }
 
@@ -77,24 +79,22 @@ func startRelay(t testing.TB, cfg *configs.Config) *testRelay {
 	log := testenv.LoggerAt(t, slog.LevelWarn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sys, err := build(ctx, cfg, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, err := system.Start(ctx, cfg, ln, log, relayVersion())
 	if err != nil {
 		t.Fatalf("building the relay: %v", err)
 	}
-	srv := httptest.NewServer(sys.handler)
-	// Every worker, as serve starts them.
-	work := sys.startWorkers()
 	var once sync.Once
-	r := &testRelay{sys: sys, srv: srv}
+	r := &testRelay{sys: sys}
 	r.stop = func() {
 		once.Do(func() {
-			srv.CloseClientConnections()
-			srv.Close()
-			sys.hub.Shutdown(context.Background())
-			if err := work.Stop(); err != nil {
-				t.Errorf("stopping the workers: %v", err)
+			if err := sys.Shutdown(); err != nil {
+				t.Errorf("stopping the relay: %v", err)
 			}
-			sys.close()
+			sys.Close()
 		})
 	}
 	t.Cleanup(r.stop)
@@ -136,7 +136,7 @@ func safeCallback(t testing.TB, account, plain string, ts time.Time) callback {
 // post delivers cb and returns the status and body of the relay's answer.
 func (r *testRelay) post(t *testing.T, cb callback) (int, string) {
 	t.Helper()
-	resp, err := http.Post(r.srv.URL+cb.path+"?"+cb.query, "text/xml", strings.NewReader(string(cb.body)))
+	resp, err := http.Post(r.sys.URL()+cb.path+"?"+cb.query, "text/xml", strings.NewReader(string(cb.body)))
 	if err != nil {
 		t.Fatalf("posting callback: %v", err)
 	}
@@ -155,7 +155,7 @@ type socket struct {
 
 func (r *testRelay) dial(t *testing.T, token string) *socket {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/api/ws",
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.sys.URL(), "http")+"/api/ws",
 		http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
 		t.Fatalf("dialing console socket: %v (%v)", err, resp)
@@ -266,7 +266,7 @@ func TestE2ERetriesArchivedAndDeliveredOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := http.Post(r.srv.URL+"/wechat/acme?"+safeCallback(t, "acme", plain, now).query, "text/xml",
+			resp, err := http.Post(r.sys.URL()+"/wechat/acme?"+safeCallback(t, "acme", plain, now).query, "text/xml",
 				strings.NewReader(string(safeCallback(t, "acme", plain, now).body)))
 			if err == nil {
 				resp.Body.Close()

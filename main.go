@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/wechat-relay/wechat-relay/configs"
+	"github.com/wechat-relay/wechat-relay/deployments/system"
 )
 
 // version is set at build time with -ldflags "-X main.version=...";
@@ -127,7 +128,7 @@ func serveCommand(e cmdEnv) int {
 	if code != 0 {
 		return code
 	}
-	if err := serve(e.ctx, cfg, path == "", e.stdout, e.stderr); err != nil {
+	if err := system.Serve(e.ctx, cfg, path == "", e.stdout, e.stderr, relayVersion()); err != nil {
 		fmt.Fprintf(e.stderr, "wechat-relay: %v\n", err)
 		return 1
 	}

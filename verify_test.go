@@ -96,7 +96,7 @@ func writeVerifyConfig(t *testing.T, dataDir, chAddr, db string) string {
 // is archived and delivered.
 func conversationTraffic(t *testing.T, r *testRelay, appID string, n int) relay.ConversationID {
 	t.Helper()
-	if err := testSim.SetCallbackURL(appID, r.srv.URL+"/wechat/acme"); err != nil {
+	if err := testSim.SetCallbackURL(appID, r.sys.URL()+"/wechat/acme"); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -114,7 +114,7 @@ func conversationTraffic(t *testing.T, r *testRelay, appID string, n int) relay.
 		}
 		// Archived before the next: each in a batch (and seal) of its own.
 		verifyWait(t, "the message archived", func() bool {
-			got, err := r.sys.archive.Since(ctx, conv, 0, 0)
+			got, err := r.sys.Archive().Since(ctx, conv, 0, 0)
 			return err == nil && len(got) == i+2
 		})
 	}
@@ -127,7 +127,7 @@ func conversationTraffic(t *testing.T, r *testRelay, appID string, n int) relay.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		delivered, _ := client.Delivered()
-		ev, err := r.sys.archive.LatestEvents(ctx, []string{relay.OutboundID(conv, "reply-0"), relay.OutboundID(conv, "reply-1")})
+		ev, err := r.sys.Archive().LatestEvents(ctx, []string{relay.OutboundID(conv, "reply-0"), relay.OutboundID(conv, "reply-1")})
 		if err != nil {
 			t.Fatal(err)
 		}

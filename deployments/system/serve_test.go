@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func TestBuildFailureClosesWhatItOpened(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Pipeline.SealKeyFile = filepath.Join(t.TempDir(), "no-such-key.pem")
 	cfg.Defaults()
-	s, err := build(context.Background(), &cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := build(context.Background(), &cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
 	if err == nil || s != nil || !strings.Contains(err.Error(), "no-such-key.pem") {
 		t.Fatalf("build with a missing seal key = %v, %v; want an error naming the file", s, err)
 	}

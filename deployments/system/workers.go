@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"context"
@@ -72,9 +72,9 @@ func (w *workers) Stop() error {
 
 // startWorkers starts every long-running part of s: the archive writer,
 // the media fetcher, the outbox, the bot, the console hub, the directory
-// reload and, with lexicon rules, the lexicon watcher. serve and the
-// end-to-end tests start them the same way.
-func (s *system) startWorkers() *workers {
+// reload and, with lexicon rules, the lexicon watcher. Start runs them,
+// for serve and for the end-to-end tests alike.
+func (s *Relay) startWorkers() *workers {
 	w := newWorkers(s.log)
 	// A spool that failed a write refuses everything until it is
 	// reopened: stop, so that the supervisor restarts the process.

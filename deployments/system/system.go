@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/silenceper/wechat/v2/cache"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
@@ -32,8 +31,8 @@ import (
 	"github.com/wechat-relay/wechat-relay/storage/state"
 )
 
-// store is the archive as the process uses it.
-type store interface {
+// Store is the archive as the process uses it.
+type Store interface {
 	relay.Archive
 	relay.MediaStore
 	relay.EventLog
@@ -57,12 +56,15 @@ type consoleState interface {
 	console.ReadMarks
 }
 
-// system is one relay process, built from the configuration.
-type system struct {
+// Relay is one relay process, built from the configuration: its storage,
+// pipeline, outbox, bot, console hub, WeChat gateway and HTTP handler
+// (build), then running (Start): its workers started, its HTTP server
+// serving.
+type Relay struct {
 	cfg      *configs.Config
 	log      *slog.Logger
 	reg      *prometheus.Registry
-	archive  store
+	archive  Store
 	spool    *spool.Spool
 	rdb      *redis.Client // nil in single-instance mode
 	pipeline *relay.Pipeline
@@ -76,17 +78,24 @@ type system struct {
 	handler  http.Handler
 	// stopping is set when shutdown begins: /readyz fails from then on.
 	stopping atomic.Bool
+
+	// Set by Start.
+	srv    *http.Server
+	url    string
+	work   *workers
+	served chan error // what the HTTP server's Serve returned
 }
 
-// build opens storage and wires the parts. On error, whatever was opened
+// build opens storage and wires the parts; version is what the console
+// writes into export manifests. On error, whatever was opened
 // is closed again.
-func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *system, err error) {
+func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version string) (_ *Relay, err error) {
 	// s is closed through its own variable: a failed return sets the
 	// result to nil.
-	s := &system{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	s := &Relay{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.Close()
 		}
 	}()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -163,7 +172,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *syste
 	}
 	s.media = relay.NewMediaWorker(cfg.Media, s.archive, api, log.With("component", "media"))
 	// The archive is sealed under a writer id kept in the spool directory
-	// (writer_id.go) unless the configuration names one.
+	// (configs/writer_id.go) unless the configuration names one.
 	pcfg := cfg.Pipeline
 	if pcfg.Writer == "" {
 		if pcfg.Writer, err = configs.WriterID(cfg.SpoolDir()); err != nil {
@@ -240,7 +249,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *syste
 		Logger: log.With("component", "console"), Registerer: s.reg,
 		Audit:      console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
 		Compliance: console.ComplianceDeps{Audit: s.archive, Alerts: s.archive, Retention: s.archive},
-		Version:    relayVersion(),
+		Version:    version,
 	})
 	if lex != nil {
 		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive, Alert: s.hub.Alert, Log: log.With("component", "lexicon")}
@@ -273,7 +282,7 @@ func unreachable(err error) bool {
 // subscriptions are up (without them its consoles and lexicon alerts go
 // quiet). Otherwise 503, with one line per problem, so that a load
 // balancer sends WeChat to another instance.
-func (s *system) ready(w http.ResponseWriter, r *http.Request) {
+func (s *Relay) ready(w http.ResponseWriter, r *http.Request) {
 	var problems []string
 	check := func(what string, err error) {
 		if err != nil {
@@ -300,7 +309,9 @@ func (s *system) ready(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
-func (s *system) close() {
+// Close closes the storage: after Shutdown, or instead of it when the
+// relay never started.
+func (s *Relay) Close() {
 	if s.spool != nil {
 		if err := s.spool.Close(); err != nil {
 			s.log.Error("closing the spool", "err", err)
@@ -316,133 +327,17 @@ func (s *system) close() {
 	}
 }
 
-// serve runs the relay until ctx is done, then stops in order: no new
-// requests, consoles closed, the pipeline drained into the archive,
-// storage closed.
-func serve(ctx context.Context, cfg *configs.Config, demo bool, stdout, stderr io.Writer) error {
-	log := newLogger(cfg, stderr)
-	var sim *demoSim
-	if demo {
-		var err error
-		if sim, err = startDemoSim(log); err != nil {
-			return err
-		}
-		cfg.WeChat.APIBaseURL = sim.base
-	}
-	// silenceper's API host and HTTP client are process-wide: set once.
-	gcfg := cfg.GatewayConfig()
-	gateway.ConfigureAPI(gcfg.APIBaseURL, gcfg.APITimeout)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
-	s, err := build(ctx, cfg, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer s.close()
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	base := "http://" + ln.Addr().String()
-	log.Info("wechat-relay listening", "addr", ln.Addr().String(), "version", relayVersion())
-	if demo {
-		printDemo(stdout, base, sim.base, cfg)
-	}
+// Handler is the relay's HTTP handler: WeChat callbacks under /wechat/,
+// the console's API under /api/ and its web app, /metrics, /healthz and
+// /readyz.
+func (s *Relay) Handler() http.Handler { return s.handler }
 
-	// The workers outlive the HTTP server: they stop after it, so
-	// callbacks accepted during shutdown are drained. One that stops on
-	// its own stops the process (workers.go).
-	work := s.startWorkers()
-	stopped := false
-	defer func() {
-		if !stopped {
-			work.Stop()
-		}
-	}()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		select {
-		case <-gctx.Done():
-			return nil
-		case err := <-work.Failed():
-			return err
-		}
-	})
-	if sim != nil {
-		// The simulator plays WeChat, which outlives the relay: it stops
-		// after the relay's work has drained (the outbox may still call
-		// it), and its own shutdown is no reason to fail the relay's.
-		simCtx, stopSim := context.WithCancel(context.Background())
-		simDone := make(chan struct{})
-		go func() {
-			defer close(simDone)
-			if err := sim.serve(simCtx); err != nil {
-				log.Warn("demo simulator", "err", err)
-			}
-		}()
-		defer func() { stopSim(); <-simDone }()
-		g.Go(func() error {
-			if err := sim.seed(gctx, base, cfg); err != nil && gctx.Err() == nil {
-				log.Warn("demo data", "err", err)
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http server: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		// Lame duck: /readyz fails from now on, so the balancer sends
-		// the next callbacks elsewhere while these drain.
-		s.stopping.Store(true)
-		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		err := srv.Shutdown(sctx)
-		if herr := s.hub.Shutdown(sctx); herr != nil {
-			log.Warn("closing console connections", "err", herr)
-		}
-		return err
-	})
-	err = g.Wait()
-	stopped = true
-	if werr := work.Stop(); werr != nil && err == nil {
-		err = werr
-	}
-	log.Info("stopped", "spool_pending", s.spool.Len())
-	return err
-}
+// Archive is the archive the relay writes.
+func (s *Relay) Archive() Store { return s.archive }
 
-func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
-}
+// Spool is the relay's spool, where accepted messages wait for the
+// archive.
+func (s *Relay) Spool() *spool.Spool { return s.spool }
 
-func printDemo(w io.Writer, base, simBase string, cfg *configs.Config) {
-	fmt.Fprintf(w, "\nwechat-relay is running with its embedded demo defaults (not for production).\n\n")
-	fmt.Fprintf(w, "  console               %s/\n", base)
-	fmt.Fprintf(w, "  phone (WeChat sim)    %s/phone/   play a client: write to the account, scan an employee's QR code\n", simBase)
-	fmt.Fprintf(w, "  WeChat callback URL   %s/wechat/demo   (Token %q, EncodingAESKey %q, safe mode)\n", base, configs.DemoToken, configs.DemoAESKey)
-	fmt.Fprintf(w, "  console API           %s/api/me\n", base)
-	fmt.Fprintf(w, "  employees             sign in to the console with an id and password; API clients use the token\n")
-	for _, e := range cfg.Console.Employees {
-		fmt.Fprintf(w, "    %-6s %-10s password %-20s token %s\n", e.ID, e.Role, configs.DemoPasswords[e.ID], e.Token)
-	}
-	fmt.Fprintf(w, "  health                %s/healthz  %s/readyz  %s/metrics\n\n", base, base, base)
-}
+// LexiconWatcher is the watcher of the lexicon rules, nil without rules.
+func (s *Relay) LexiconWatcher() *relay.LexiconWatcher { return s.lexicon }

@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"context"
@@ -293,3 +293,5 @@ func TestConfigRedisFromEnv(t *testing.T) {
 			o.Addr, o.Username, o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout)
 	}
 }
+
+func envMap(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
