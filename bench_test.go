@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wechat-relay/wechat-relay/gateway"
+	"github.com/wechat-relay/wechat-relay/deployments/commands"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
@@ -49,7 +49,7 @@ func BenchmarkCallback(b *testing.B) {
 	}
 	b.Run("baseline", func(b *testing.B) {
 		cfg := e2eConfig(b, "127.0.0.1:1", "", "db", "p", b.TempDir())
-		run(b, gateway.NewCallbackHandler(cfg.GatewayConfig(), dropAcceptor{}, gateway.CallbackOptions{}))
+		run(b, commands.CeilingHandler(cfg, nil))
 	})
 	b.Run("durable", func(b *testing.B) {
 		ch, rd := testenv.ClickHouseAddr(b), testenv.RedisAddr(b)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/deployments/commands"
+	"github.com/wechat-relay/wechat-relay/deployments/commands/cmdtest"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -66,8 +68,8 @@ func TestComplianceClickHouse(t *testing.T) {
 	db := testenv.UniqueName("e2e_compliance")
 	dataDir := t.TempDir()
 	cfg := complianceConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", dataDir)
-	t.Cleanup(func() { dropVerifyDB(t, ch, db) })
-	runComplianceE2E(t, cfg, writeVerifyConfig(t, dataDir, ch, db), func(t *testing.T, writer string, n uint64) {
+	t.Cleanup(func() { cmdtest.DropDatabase(t, ch, db) })
+	runComplianceE2E(t, cfg, cmdtest.ArchiveConfig(t, dataDir, ch, db), func(t *testing.T, writer string, n uint64) {
 		conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch}, Auth: clickhouse.Auth{Database: db}})
 		if err != nil {
 			t.Fatal(err)
@@ -90,7 +92,7 @@ func TestComplianceClickHouse(t *testing.T) {
 func TestComplianceEmbedded(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := complianceConfig(t, "", "", "", "", dataDir)
-	runComplianceE2E(t, cfg, writeVerifyConfig(t, dataDir, "", ""), func(t *testing.T, writer string, n uint64) {
+	runComplianceE2E(t, cfg, cmdtest.ArchiveConfig(t, dataDir, "", ""), func(t *testing.T, writer string, n uint64) {
 		tm := openSQLiteTamperer(t, cfg.ArchivePath())
 		tm.exec(t, `UPDATE audit SET target = 'forged' WHERE writer = ? AND number = ?`, writer, n)
 	})
@@ -432,7 +434,7 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 
 	// The retention report: nothing expired yet, the held client counted.
 	var out, errOut bytes.Buffer
-	if code := run([]string{"retention-report", "-config", retentionConfig(t, cfgPath), "-json"}, &out, &errOut, func(string) string { return "" }); code != 0 {
+	if code := commands.Run([]string{"retention-report", "-config", retentionConfig(t, cfgPath), "-json"}, &out, &errOut, func(string) string { return "" }); code != 0 {
 		t.Fatalf("retention-report: exit %d: %s", code, errOut.String())
 	}
 	var rep relay.RetentionReport

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/deployments/commands"
 	"github.com/wechat-relay/wechat-relay/deployments/system"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -83,7 +84,7 @@ func startRelay(t testing.TB, cfg *configs.Config) *testRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys, err := system.Start(ctx, cfg, ln, log, relayVersion())
+	sys, err := system.Start(ctx, cfg, ln, log, commands.Version())
 	if err != nil {
 		t.Fatalf("building the relay: %v", err)
 	}

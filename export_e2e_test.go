@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -10,6 +11,9 @@ import (
 	"testing"
 
 	"github.com/wechat-relay/wechat-relay/configs"
+	"github.com/wechat-relay/wechat-relay/deployments/commands"
+	"github.com/wechat-relay/wechat-relay/deployments/commands/cmdtest"
+	"github.com/wechat-relay/wechat-relay/deployments/system"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
@@ -28,7 +32,7 @@ func TestExportOfARelaysConversation(t *testing.T) {
 					t.Skip("needs ClickHouse")
 				}
 				ch, db = testenv.ClickHouseAddr(t), testenv.UniqueName("e2e_export")
-				t.Cleanup(func() { dropVerifyDB(t, ch, db) })
+				t.Cleanup(func() { cmdtest.DropDatabase(t, ch, db) })
 			}
 			cfg := e2eConfig(t, ch, "", db, "", dataDir)
 			// Signed seals: the manifest carries the signatures, which a
@@ -39,12 +43,14 @@ func TestExportOfARelaysConversation(t *testing.T) {
 			r := startRelay(t, cfg)
 			conv := conversationTraffic(t, r, acct.AppID, 4)
 			r.stop()
-			cfgPath := writeVerifyConfig(t, dataDir, ch, db)
+			cfgPath := cmdtest.ArchiveConfig(t, dataDir, ch, db)
 
 			out := filepath.Join(t.TempDir(), "export")
-			code, stdout, stderr := runCLI("export", "-config", cfgPath, "-conv", string(conv), "-out", out, "-by", "e2e")
-			if code != searchFound {
-				t.Fatalf("export: exit %d\n%s%s", code, stdout, stderr)
+			var stdout, stderr bytes.Buffer
+			code := commands.Run([]string{"export", "-config", cfgPath, "-conv", string(conv), "-out", out, "-by", "e2e"},
+				&stdout, &stderr, func(string) string { return "" })
+			if code != 0 { // 0: written
+				t.Fatalf("export: exit %d\n%s%s", code, stdout.String(), stderr.String())
 			}
 			var man export.Manifest
 			b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
@@ -60,7 +66,7 @@ func TestExportOfARelaysConversation(t *testing.T) {
 			}
 			// Every row's batch has its seal in the manifest, with the
 			// archive's hash.
-			a, err := openForSearch(context.Background(), mustLoad(t, cfgPath))
+			a, _, err := system.OpenReadOnly(context.Background(), mustLoad(t, cfgPath))
 			if err != nil {
 				t.Fatal(err)
 			}

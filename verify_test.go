@@ -19,6 +19,8 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/wechat-relay/wechat-relay/configs"
+	"github.com/wechat-relay/wechat-relay/deployments/commands"
+	"github.com/wechat-relay/wechat-relay/deployments/commands/cmdtest"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/verify"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
@@ -46,7 +48,7 @@ type verifyReport struct {
 func runVerify(t *testing.T, cfgPath string, extra ...string) (int, verifyReport) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(append([]string{"verify", "-config", cfgPath, "-json"}, extra...), &out, &errOut, func(string) string { return "" })
+	code := commands.Run(append([]string{"verify", "-config", cfgPath, "-json"}, extra...), &out, &errOut, func(string) string { return "" })
 	var rep verifyReport
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("verify exited %d; output is not JSON (%v):\n%s\nstderr:\n%s", code, err, out.String(), errOut.String())
@@ -58,7 +60,7 @@ func runVerify(t *testing.T, cfgPath string, extra ...string) (int, verifyReport
 func runVerifyText(t *testing.T, cfgPath string, extra ...string) (int, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(append([]string{"verify", "-config", cfgPath}, extra...), &out, &errOut, func(string) string { return "" })
+	code := commands.Run(append([]string{"verify", "-config", cfgPath}, extra...), &out, &errOut, func(string) string { return "" })
 	return code, out.String() + errOut.String()
 }
 
@@ -72,22 +74,6 @@ func wantFound(t *testing.T, rep verifyReport, kind relay.ProblemKind, id string
 		}
 	}
 	t.Fatalf("verify did not report %s %s (conv %s); problems: %+v", kind, id, conv, rep.Problems)
-}
-
-// writeVerifyConfig writes the configuration verify reads: the archive
-// the relay wrote (ClickHouse when chAddr is set, else the embedded file
-// in dataDir).
-func writeVerifyConfig(t *testing.T, dataDir, chAddr, db string) string {
-	t.Helper()
-	y := "data_dir: " + dataDir + "\n"
-	if chAddr != "" {
-		y += "storage:\n  clickhouse:\n    addr: " + chAddr + "\n    database: " + db + "\n"
-	}
-	path := filepath.Join(t.TempDir(), "verify.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // conversationTraffic runs a conversation through a relay: the client
@@ -510,7 +496,7 @@ func TestVerifyClickHouseArchive(t *testing.T) {
 	db := testenv.UniqueName("e2e_verify")
 	dataDir := t.TempDir()
 	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", dataDir)
-	t.Cleanup(func() { dropVerifyDB(t, ch, db) })
+	t.Cleanup(func() { cmdtest.DropDatabase(t, ch, db) })
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
 	conv := conversationTraffic(t, r, acct.AppID, 5)
@@ -527,7 +513,7 @@ func TestVerifyClickHouseArchive(t *testing.T) {
 	}
 	defer src.Close()
 	tm := clickhouseTamperer{conn, db}
-	cfgPath := writeVerifyConfig(t, dataDir, ch, db)
+	cfgPath := cmdtest.ArchiveConfig(t, dataDir, ch, db)
 
 	// ReplacingMergeTree's way first: a modified copy of a row with a
 	// higher version, which FINAL and merges prefer to the original.
@@ -555,18 +541,6 @@ func TestVerifyClickHouseArchive(t *testing.T) {
 	verifyCatchesTampering(t, cfgPath, conv, src, tm)
 }
 
-func dropVerifyDB(t *testing.T, addr, db string) {
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Errorf("dropping %s: %v", db, err)
-		return
-	}
-	defer conn.Close()
-	if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
-		t.Errorf("dropping %s: %v", db, err)
-	}
-}
-
 func TestVerifyEmbeddedArchive(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := e2eConfig(t, "", "", "", "", dataDir)
@@ -575,7 +549,7 @@ func TestVerifyEmbeddedArchive(t *testing.T) {
 	conv := conversationTraffic(t, r, acct.AppID, 5)
 	r.stop()
 
-	cfgPath := writeVerifyConfig(t, dataDir, "", "")
+	cfgPath := cmdtest.ArchiveConfig(t, dataDir, "", "")
 	src, err := embedded.Open(context.Background(), cfg.ArchivePath(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -586,7 +560,7 @@ func TestVerifyEmbeddedArchive(t *testing.T) {
 }
 
 func TestVerifyMissingEmbeddedArchive(t *testing.T) {
-	code, out := runVerifyText(t, writeVerifyConfig(t, t.TempDir(), "", ""))
+	code, out := runVerifyText(t, cmdtest.ArchiveConfig(t, t.TempDir(), "", ""))
 	if code != 3 || !strings.Contains(out, "no embedded archive") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -616,20 +590,20 @@ func TestVerifyAfterCrashBeforeSeal(t *testing.T) {
 			case "clickhouse":
 				ch := testenv.ClickHouseAddr(t)
 				db := testenv.UniqueName("e2e_crash")
-				t.Cleanup(func() { dropVerifyDB(t, ch, db) })
+				t.Cleanup(func() { cmdtest.DropDatabase(t, ch, db) })
 				a, err := archive.Open(context.Background(), archive.Config{Addr: ch, Database: db}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { a.Close() })
-				store, src, cfgPath = a, a, writeVerifyConfig(t, dataDir, ch, db)
+				store, src, cfgPath = a, a, cmdtest.ArchiveConfig(t, dataDir, ch, db)
 			default:
 				a, err := embedded.Open(context.Background(), filepath.Join(dataDir, "archive.db"), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { a.Close() })
-				store, src, cfgPath = a, a, writeVerifyConfig(t, dataDir, "", "")
+				store, src, cfgPath = a, a, cmdtest.ArchiveConfig(t, dataDir, "", "")
 			}
 			spoolDir := filepath.Join(dataDir, "spool")
 			writer, err := configs.WriterID(spoolDir + "-id")
@@ -760,7 +734,7 @@ func makeSealKey(t *testing.T, dir, name string) (private, public string) {
 	t.Helper()
 	private = filepath.Join(dir, name)
 	var out, errOut bytes.Buffer
-	if code := run([]string{"seal-key", "-out", private}, &out, &errOut, func(string) string { return "" }); code != 0 {
+	if code := commands.Run([]string{"seal-key", "-out", private}, &out, &errOut, func(string) string { return "" }); code != 0 {
 		t.Fatalf("seal-key exited %d: %s", code, errOut.String())
 	}
 	public = private + ".pub"
@@ -1004,7 +978,7 @@ func TestVerifySignedClickHouseArchive(t *testing.T) {
 	db := testenv.UniqueName("e2e_signed")
 	dataDir := t.TempDir()
 	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", dataDir)
-	t.Cleanup(func() { dropVerifyDB(t, ch, db) })
+	t.Cleanup(func() { cmdtest.DropDatabase(t, ch, db) })
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch}, Auth: clickhouse.Auth{Database: db}})
 	if err != nil {
 		t.Fatal(err)
@@ -1015,13 +989,13 @@ func TestVerifySignedClickHouseArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	verifyChecksSignatures(t, cfg, writeVerifyConfig(t, dataDir, ch, db), src, clickhouseTamperer{conn, db})
+	verifyChecksSignatures(t, cfg, cmdtest.ArchiveConfig(t, dataDir, ch, db), src, clickhouseTamperer{conn, db})
 }
 
 func TestVerifySignedEmbeddedArchive(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := e2eConfig(t, "", "", "", "", dataDir)
-	cfgPath := writeVerifyConfig(t, dataDir, "", "")
+	cfgPath := cmdtest.ArchiveConfig(t, dataDir, "", "")
 	src := lazySQLite{path: cfg.ArchivePath()}
 	t.Cleanup(func() {
 		if src.a != nil {

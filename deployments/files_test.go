@@ -464,6 +464,9 @@ func TestDockerfile(t *testing.T) {
 		"FROM golang:${GO_VERSION} AS build", "ARG GO_VERSION=1.26", "CGO_ENABLED=0", "-trimpath",
 		"FROM gcr.io/distroless/static-debian12:nonroot", "USER 65532:65532", "EXPOSE 8080",
 		`VOLUME ["/var/lib/wechat-relay"]`, "HEALTHCHECK", "http://127.0.0.1:8080/healthz", "./deployments/healthcheck",
+		// The version `wechat-relay version` prints is a variable of
+		// the commands package, not of main.
+		"-X github.com/wechat-relay/wechat-relay/deployments/commands.version=${VERSION}",
 	} {
 		if !strings.Contains(d, want) {
 			t.Errorf("Dockerfile lacks %q", want)

@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"context"
@@ -8,19 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/configs"
+	"github.com/wechat-relay/wechat-relay/deployments/system"
 	"github.com/wechat-relay/wechat-relay/relay"
-	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/relay/verify"
-	"github.com/wechat-relay/wechat-relay/storage/archive"
-	"github.com/wechat-relay/wechat-relay/storage/embedded"
 )
 
 // Exit codes of `wechat-relay verify`.
@@ -30,49 +26,6 @@ const (
 	verifyUsage    = 2 // bad flags
 	verifyFailed   = 3 // the archive could not be read
 )
-
-// verifyArchive is the archive as verify reads it.
-type verifyArchive interface {
-	verify.Source
-	relay.AuditStore
-	Close() error
-}
-
-// readArchive is the archive as the read-only commands (verify, search,
-// export, retention-report) use it.
-type readArchive interface {
-	verifyArchive
-	export.Source
-}
-
-// openReadOnly opens the configured archive for reading, and names it:
-// ClickHouse without creating or migrating anything (SELECT is enough),
-// or the embedded file, which must exist (an empty new one would verify,
-// and prove nothing).
-func openReadOnly(ctx context.Context, cfg *configs.Config) (readArchive, string, error) {
-	log := slog.New(slog.DiscardHandler)
-	if c := cfg.Storage.ClickHouse; c.Addr != "" {
-		acfg := archive.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password, ReadOnly: true}
-		a, err := archive.Open(ctx, acfg, log)
-		if err != nil {
-			return nil, "", err
-		}
-		db := c.Database
-		if db == "" {
-			db = archive.DefaultDatabase
-		}
-		return a, "clickhouse://" + c.Addr + "/" + db, nil
-	}
-	path := cfg.ArchivePath()
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("no embedded archive at %s (is this the configuration the relay runs with?)", path)
-	}
-	a, err := embedded.Open(ctx, path, log)
-	if err != nil {
-		return nil, "", err
-	}
-	return a, path, nil
-}
 
 // stringList is a flag that may be given several times.
 type stringList []string
@@ -195,7 +148,7 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		return verifyFailed
 	}
 
-	a, name, err := openReadOnly(ctx, cfg)
+	a, name, err := system.OpenReadOnly(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed

@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func exportCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 	}
 	bar := &progressBar{w: stderr, quiet: *quiet}
 	start := time.Now()
-	man, err := export.Run(ctx, a, export.Request{Query: q, By: *by, Version: relayVersion()}, sink, bar.update)
+	man, err := export.Run(ctx, a, export.Request{Query: q, By: *by, Version: Version()}, sink, bar.update)
 	bar.finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay export: %v\n(the incomplete export at %s is not valid: remove it)\n", err, *out)

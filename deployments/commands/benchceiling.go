@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/relay"
 )
@@ -17,6 +18,14 @@ import (
 type dropAcceptor struct{}
 
 func (dropAcceptor) Accept(context.Context, relay.Message) error { return nil }
+
+// CeilingHandler is the WeChat callback handler of cfg's accounts with
+// every accepted message dropped: what bench-ceiling serves, and the
+// baseline of the Go benchmark of the callback path (deployments/e2e
+// BenchmarkCallback).
+func CeilingHandler(cfg *configs.Config, log *slog.Logger) http.Handler {
+	return gateway.NewCallbackHandler(cfg.GatewayConfig(), dropAcceptor{}, gateway.CallbackOptions{Logger: log})
+}
 
 // benchCeilingCommand serves the WeChat callback path alone — signature
 // and replay checks, decryption, parsing, the `success` answer — with
@@ -29,7 +38,7 @@ func benchCeilingCommand(e cmdEnv) int {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	mux := http.NewServeMux()
-	mux.Handle("/wechat/", gateway.NewCallbackHandler(cfg.GatewayConfig(), dropAcceptor{}, gateway.CallbackOptions{Logger: log}))
+	mux.Handle("/wechat/", CeilingHandler(cfg, log))
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "wechat-relay: bench-ceiling: %v\n", err)

@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"archive/zip"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wechat-relay/wechat-relay/deployments/commands/cmdtest"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
@@ -58,7 +59,7 @@ func cliFixture(t *testing.T, a cliArchive) []byte {
 
 func runCLI(args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
-	code := run(args, &out, &errOut, func(k string) string {
+	code := Run(args, &out, &errOut, func(k string) string {
 		if k == "USER" {
 			return "tester"
 		}
@@ -75,10 +76,10 @@ func TestSearchAndExportCommandsEmbedded(t *testing.T) {
 	}
 	picture := cliFixture(t, a)
 	a.Close()
-	cliCases(t, writeVerifyConfig(t, dataDir, "", ""), picture)
+	cliCases(t, cmdtest.ArchiveConfig(t, dataDir, "", ""), picture)
 
 	// No archive where the configuration says: 3.
-	if code, _, errOut := runCLI("search", "-config", writeVerifyConfig(t, t.TempDir(), "", ""), "-text", "x"); code != searchFailed {
+	if code, _, errOut := runCLI("search", "-config", cmdtest.ArchiveConfig(t, t.TempDir(), "", ""), "-text", "x"); code != searchFailed {
 		t.Errorf("search without an archive: exit %d (%s), want 3", code, errOut)
 	}
 }
@@ -89,14 +90,14 @@ func TestSearchAndExportCommandsClickHouse(t *testing.T) {
 	}
 	addr := testenv.ClickHouseAddr(t)
 	db := testenv.UniqueName("t_cli_search")
-	t.Cleanup(func() { dropVerifyDB(t, addr, db) })
+	t.Cleanup(func() { cmdtest.DropDatabase(t, addr, db) })
 	a, err := archive.Open(context.Background(), archive.Config{Addr: addr, Database: db}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	picture := cliFixture(t, a)
 	a.Close()
-	cliCases(t, writeVerifyConfig(t, t.TempDir(), addr, db), picture)
+	cliCases(t, cmdtest.ArchiveConfig(t, t.TempDir(), addr, db), picture)
 }
 
 func cliCases(t *testing.T, cfg string, picture []byte) {
@@ -158,7 +159,7 @@ func cliCases(t *testing.T, cfg string, picture []byte) {
 	if err == nil {
 		err = json.Unmarshal(b, &man)
 	}
-	if err != nil || man.ExportedBy != "Compliance 李" || man.Version != relayVersion() || man.Counts.Messages != 2 || man.Counts.Media != 1 {
+	if err != nil || man.ExportedBy != "Compliance 李" || man.Version != Version() || man.Counts.Messages != 2 || man.Counts.Media != 1 {
 		t.Fatalf("manifest: %v %+v", err, man)
 	}
 	for _, f := range man.Files {

@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/deployments/system"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
 )
@@ -35,7 +36,7 @@ type searchArchive interface {
 // openForSearch opens the configured archive for reading, as verify
 // does.
 func openForSearch(ctx context.Context, cfg *configs.Config) (searchArchive, error) {
-	a, _, err := openReadOnly(ctx, cfg)
+	a, _, err := system.OpenReadOnly(ctx, cfg)
 	return a, err
 }
 

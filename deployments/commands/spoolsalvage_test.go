@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"bytes"
@@ -54,7 +54,7 @@ func TestSpoolSalvageCommand(t *testing.T) {
 
 	env := func(string) string { return "" }
 	var out, errOut bytes.Buffer
-	if code := run([]string{"spool-salvage", "-dir", dir}, &out, &errOut, env); code != 0 {
+	if code := Run([]string{"spool-salvage", "-dir", dir}, &out, &errOut, env); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	t.Log(out.String())
@@ -84,7 +84,7 @@ func TestSpoolSalvageCommand(t *testing.T) {
 	// While the spool is open, the command refuses.
 	out.Reset()
 	errOut.Reset()
-	if code := run([]string{"spool-salvage", "-dir", dir}, &out, &errOut, env); code != 1 ||
+	if code := Run([]string{"spool-salvage", "-dir", dir}, &out, &errOut, env); code != 1 ||
 		!strings.Contains(errOut.String(), "in use") {
 		t.Fatalf("with the spool open: exit %d, %s", code, errOut.String())
 	}
@@ -94,16 +94,16 @@ func TestSpoolSalvageCommand(t *testing.T) {
 
 	out.Reset()
 	errOut.Reset()
-	if code := run([]string{"spool-salvage", "-dir", dir}, &out, &errOut, env); code != 0 ||
+	if code := Run([]string{"spool-salvage", "-dir", dir}, &out, &errOut, env); code != 0 ||
 		!strings.Contains(out.String(), "nothing to salvage") {
 		t.Fatalf("second run: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 
-	if code := run([]string{"spool-salvage", "-dir", filepath.Join(dir, "missing")}, &out, &errOut, env); code != 1 {
+	if code := Run([]string{"spool-salvage", "-dir", filepath.Join(dir, "missing")}, &out, &errOut, env); code != 1 {
 		t.Errorf("missing directory: exit %d, want 1", code)
 	}
 	for _, args := range [][]string{{"spool-salvage"}, {"spool-salvage", "-dir", dir, "extra"}, {"spool-salvage", "-bogus"}} {
-		if code := run(args, &out, &errOut, env); code != 2 {
+		if code := Run(args, &out, &errOut, env); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}

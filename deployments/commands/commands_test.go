@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ console:
     - {id: ann, role: boss, accounts: [nosuch]}
 `), 0o644)
 	var out, errOut bytes.Buffer
-	code := run([]string{"check-config", "-config", path}, &out, &errOut, envMap(nil))
+	code := Run([]string{"check-config", "-config", path}, &out, &errOut, envMap(nil))
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
@@ -43,10 +43,10 @@ console:
 
 func TestCommands(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run([]string{"version"}, &out, &errOut, envMap(nil)); code != 0 || !strings.Contains(out.String(), "wechat-relay") {
+	if code := Run([]string{"version"}, &out, &errOut, envMap(nil)); code != 0 || !strings.Contains(out.String(), "wechat-relay") {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
-	if code := run([]string{"frobnicate"}, &out, &errOut, envMap(nil)); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
+	if code := Run([]string{"frobnicate"}, &out, &errOut, envMap(nil)); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
 		t.Fatalf("unknown command: %d %q", code, errOut.String())
 	}
 }

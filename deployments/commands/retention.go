@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/configs"
+	"github.com/wechat-relay/wechat-relay/deployments/system"
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
@@ -38,7 +39,7 @@ func retentionReportCommand(ctx context.Context, args []string, stdout, stderr i
 		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
 		return 2
 	}
-	a, name, err := openReadOnly(ctx, cfg)
+	a, name, err := system.OpenReadOnly(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
 		return 3
