@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 services_start
 out=$(mktemp)
-go test -run '^$' -bench 'BenchmarkCallback' -benchtime "${BENCHTIME:-3s}" -count 1 . | tee "$out"
+go test -run '^$' -bench 'BenchmarkCallback' -benchtime "${BENCHTIME:-3s}" -count 1 ./deployments/e2e/ | tee "$out"
 go test -run '^$' -bench . -benchtime "${BENCHTIME_STORAGE:-2000x}" -count 1 ./storage/spool/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkRedisPublish' -benchtime "${BENCHTIME_BUS:-200x}" -count 1 ./storage/bus/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkRouteBatch|BenchmarkReserveBatch' -benchtime "${BENCHTIME_BUS:-200x}" -count 1 ./storage/state/ | tee -a "$out"

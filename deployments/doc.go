@@ -1,7 +1,14 @@
-// Package deployments holds no code the relay runs: it is the home of
-// the deployment files (Dockerfile, docker-compose.yml, Kubernetes
-// manifests, ClickHouse cluster DDL and grants, the systemd unit, the
-// Grafana dashboard) and of the tests that keep them honest.
+// Package deployments is the home of the deployment files (Dockerfile,
+// docker-compose.yml, Kubernetes manifests, ClickHouse cluster DDL and
+// grants, the systemd unit, the Grafana dashboard) and of the tests that
+// keep them honest. This package itself holds no code the relay runs.
+//
+// Its subfolders hold what puts the relay together as a process, since
+// the top level of the repository is fixed: system (building one relay
+// from its configuration and running its workers), commands (the command
+// line main.go calls), e2e (the end-to-end and browser tests), chaos
+// (the chaos suite and the end-to-end benchmark) and healthcheck (the
+// container's probe).
 //
 // The tests check what can be checked without a container engine or a
 // cluster: every YAML file parses; every Kubernetes object has

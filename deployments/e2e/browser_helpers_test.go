@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -199,14 +199,14 @@ func (p *page) shot(name string) []byte {
 	return png
 }
 
-// keep writes a screenshot into docs/screenshots/ when asked to
+// keep writes a screenshot into docs/screenshots/ (at the module root) when asked to
 // (-update-screenshots).
 func keepScreenshot(t *testing.T, name string, png []byte) {
 	t.Helper()
 	if !*updateScreenshots || png == nil {
 		return
 	}
-	dst := filepath.Join("docs", "screenshots", name)
+	dst := filepath.Join("..", "..", "docs", "screenshots", name)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,10 @@
-package main
+package e2e
 
 import (
 	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,8 +19,6 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
-	"github.com/wechat-relay/wechat-relay/deployments/commands"
-	"github.com/wechat-relay/wechat-relay/deployments/system"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -62,44 +58,6 @@ func e2eConfig(t testing.TB, chAddr, redisAddr, db, prefix, dataDir string) *con
 		t.Fatal(err)
 	}
 	return c
-}
-
-// simURL is the simulator every test relay calls as WeChat (TestMain).
-var simURL string
-
-// testRelay is one relay process, in-process, started the way serve
-// starts it (system.Start: every worker, the HTTP server) on a port of
-// its own, and stopped the way serve stops it.
-type testRelay struct {
-	sys  *system.Relay
-	stop func()
-}
-
-func startRelay(t testing.TB, cfg *configs.Config) *testRelay {
-	t.Helper()
-	log := testenv.LoggerAt(t, slog.LevelWarn)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys, err := system.Start(ctx, cfg, ln, log, commands.Version())
-	if err != nil {
-		t.Fatalf("building the relay: %v", err)
-	}
-	var once sync.Once
-	r := &testRelay{sys: sys}
-	r.stop = func() {
-		once.Do(func() {
-			if err := sys.Shutdown(); err != nil {
-				t.Errorf("stopping the relay: %v", err)
-			}
-			sys.Close()
-		})
-	}
-	t.Cleanup(r.stop)
-	return r
 }
 
 // callback is what WeChat would POST for one message in safe mode.

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func TestRunCommand(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "wechat-relay")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-o", bin, "github.com/wechat-relay/wechat-relay")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

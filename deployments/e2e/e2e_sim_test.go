@@ -1,41 +1,18 @@
-package main
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
-	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
-
-// The simulator stands in for WeChat for the whole test binary: the
-// relay's API base URL is process-wide (silenceper's design), so every
-// relay built in these tests talks to this one simulator, each test
-// through its own simulated account.
-var testSim *wxsim.Sim
-
-func TestMain(m *testing.M) {
-	testSim = wxsim.New(wxsim.Config{})
-	srv := httptest.NewServer(wxsim.NewServer(testSim))
-	testSim.SetPublicURL(srv.URL)
-	simURL = srv.URL
-	// Process-wide, as serve does it once: every test relay calls this
-	// simulator.
-	gateway.ConfigureAPI(simURL, 10*time.Second)
-	code := m.Run()
-	testSim.Close(context.Background()) // releases requests hung by a fault
-	srv.Close()
-	os.Exit(code)
-}
 
 // simAccount creates a simulated Official Account in safe mode and a
 // relay configuration for it.

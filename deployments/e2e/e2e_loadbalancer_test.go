@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -136,7 +136,7 @@ func needNginx(t *testing.T) string {
 func startNginx(t *testing.T, nginx, relay1, relay2 string) string {
 	t.Helper()
 	dir := t.TempDir()
-	conf, err := os.ReadFile("deployments/compose/nginx.conf")
+	conf, err := os.ReadFile("../compose/nginx.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
