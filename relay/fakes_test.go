@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -503,11 +504,12 @@ type memOrder struct {
 	mu     sync.Mutex
 	last   map[ConversationID]uint64
 	places []Place
+	alive  map[string]time.Time
 	epoch  int
 	down   bool // every call fails, as Redis killed
 }
 
-func (o *memOrder) Take(_ context.Context, conv ConversationID, id string, at time.Time) (uint64, error) {
+func (o *memOrder) Take(_ context.Context, p Place) (uint64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.down {
@@ -516,17 +518,31 @@ func (o *memOrder) Take(_ context.Context, conv ConversationID, id string, at ti
 	if o.last == nil {
 		o.last = map[ConversationID]uint64{}
 	}
-	t := max(ticketAt(at), o.last[conv]+1)
-	o.last[conv] = t
-	o.places = append(o.places, Place{Conv: conv, ID: id, Ticket: t, At: at.Truncate(time.Millisecond)})
-	return t, nil
+	p.Ticket = max(ticketAt(p.At), o.last[p.Conv]+1)
+	p.At = p.At.Truncate(time.Millisecond)
+	o.last[p.Conv] = p.Ticket
+	o.places = append(o.places, p)
+	return p.Ticket, nil
 }
 
-func (o *memOrder) Lines(_ context.Context, places []Place) (map[ConversationID][]Place, string, error) {
+func (o *memOrder) Alive(_ context.Context, writer string, until time.Time) (string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.down {
-		return nil, "", errDown
+		return "", errDown
+	}
+	if o.alive == nil {
+		o.alive = map[string]time.Time{}
+	}
+	o.alive[writer] = until
+	return fmt.Sprint("epoch-", o.epoch), nil
+}
+
+func (o *memOrder) Lines(_ context.Context, places []Place) (Lines, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.down {
+		return Lines{}, errDown
 	}
 	var convs []ConversationID
 	for _, p := range places {
@@ -545,7 +561,7 @@ func (o *memOrder) Lines(_ context.Context, places []Place) (map[ConversationID]
 	for _, line := range out {
 		slices.SortFunc(line, func(a, b Place) int { return cmp.Compare(a.Ticket, b.Ticket) })
 	}
-	return out, fmt.Sprint("epoch-", o.epoch), nil
+	return Lines{Conv: out, Alive: maps.Clone(o.alive), Epoch: fmt.Sprint("epoch-", o.epoch)}, nil
 }
 
 func (o *memOrder) Leave(_ context.Context, places []Place) error {
@@ -569,7 +585,7 @@ func (o *memOrder) setDown(down bool) {
 	defer o.mu.Unlock()
 	o.down = down
 	if !down {
-		o.last, o.places = nil, nil
+		o.last, o.places, o.alive = nil, nil, nil
 		o.epoch++
 	}
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -16,22 +17,36 @@ import (
 // line (except its own batch's, and places older than the wait, whose
 // instance died or hangs), and then leaves the line.
 type AcceptOrder interface {
-	// Take puts id at the end of conv's line and returns its ticket:
-	// greater than every ticket of conv taken before, and at least at
-	// in microseconds (ticketAt), so that the tickets taken after the
-	// store lost its lines still come after those taken before. at is
-	// when the place was taken (the message's AcceptedAt).
-	Take(ctx context.Context, conv ConversationID, id string, at time.Time) (ticket uint64, err error)
+	// Take puts p (Conv, ID, Writer, At: the message's AcceptedAt) at
+	// the end of its conversation's line and returns its ticket: greater
+	// than every ticket of the conversation taken before, and at least
+	// At in microseconds (ticketAt), so that the tickets taken after the
+	// store lost its lines still come after those taken before.
+	Take(ctx context.Context, p Place) (ticket uint64, err error)
 	// Lines puts places back in their lines where they are missing (the
 	// store lost its data; a message accepted without a place, whose
 	// ticket is then ticketAt(AcceptedAt)), and returns the lines of
-	// their conversations, lowest ticket first (at most the first few
-	// hundred places of each), with the store's epoch: an id that
-	// changes when the store loses what it held.
-	Lines(ctx context.Context, places []Place) (lines map[ConversationID][]Place, epoch string, err error)
+	// their conversations, with the writers known to be alive and the
+	// store's epoch.
+	Lines(ctx context.Context, places []Place) (Lines, error)
 	// Leave takes places out of their lines: numbered, or never to be
 	// (an append that failed, a copy dropped as a retry).
 	Leave(ctx context.Context, places []Place) error
+	// Alive says that writer's process is alive until until: its places
+	// count, however old, while it says so (see holdBack). It returns
+	// the store's epoch (as Lines does).
+	Alive(ctx context.Context, writer string, until time.Time) (epoch string, err error)
+}
+
+// Lines is what AcceptOrder.Lines read.
+type Lines struct {
+	// Conv holds each conversation's places, lowest ticket first (at
+	// most the first few hundred).
+	Conv map[ConversationID][]Place
+	// Alive holds, per writer, until when it said it is alive.
+	Alive map[string]time.Time
+	// Epoch changes when the store loses what it held.
+	Epoch string
 }
 
 // ticketAt is the ticket of a place taken at t, when no later place of
@@ -42,13 +57,14 @@ func ticketAt(t time.Time) uint64 { return uint64(max(t.UnixMicro(), 1)) }
 type Place struct {
 	Conv   ConversationID
 	ID     string
+	Writer string // of the instance whose spool holds the message
 	Ticket uint64
 	At     time.Time // when it was taken
 }
 
-// placeOf is m's place, for a message that took one.
-func placeOf(m Message) Place {
-	return Place{Conv: m.Conv, ID: m.ID, Ticket: m.Ticket, At: m.AcceptedAt}
+// placeOf is the place of m, a message of this instance's spool.
+func (p *Pipeline) placeOf(m Message) Place {
+	return Place{Conv: m.Conv, ID: m.ID, Writer: p.cfg.Writer, Ticket: m.Ticket, At: m.AcceptedAt}
 }
 
 // defaultOrderWait bounds how long a writer holds a message back for an
@@ -69,7 +85,7 @@ func (p *Pipeline) takePlace(ctx context.Context, m *Message) {
 	// Bounded below the store's own timeouts: WeChat is waiting.
 	tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	t, err := p.d.Order.Take(tctx, m.Conv, m.ID, m.AcceptedAt)
+	t, err := p.d.Order.Take(tctx, p.placeOf(*m))
 	if err != nil {
 		// At most every few seconds: while Redis is down, every message.
 		now, last := p.d.Now().UnixNano(), p.lastPlaceWarn.Load()
@@ -92,7 +108,7 @@ func (p *Pipeline) leave(ctx context.Context, msgs []Message) {
 	var places []Place
 	for _, m := range msgs {
 		if m.Ticket != 0 {
-			places = append(places, placeOf(m))
+			places = append(places, p.placeOf(m))
 		}
 	}
 	if len(places) == 0 {
@@ -137,7 +153,7 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 		if m.Ticket == 0 {
 			m.Ticket = ticketAt(m.AcceptedAt)
 		}
-		places = append(places, placeOf(*m))
+		places = append(places, p.placeOf(*m))
 	}
 	if len(places) == 0 {
 		return fresh, nil
@@ -153,31 +169,36 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 		return now, held
 	}
 	holdAll := func(Message) bool { return true }
-	lines, epoch, err := p.d.Order.Lines(ctx, places)
+	lines, err := p.d.Order.Lines(ctx, places)
 	if err != nil {
 		p.warnOrder("reading the conversations' lines; numbering waits for them", err)
 		return split(holdAll)
 	}
 	at := p.d.Now()
-	if p.lineEpoch != "" && epoch != p.lineEpoch {
+	if p.lineEpoch != "" && lines.Epoch != p.lineEpoch {
 		p.regroupUntil = at.Add(p.cfg.OrderWait)
 		p.log.Warn("the conversations' lines were lost (Redis restarted empty?): numbering waits while every instance puts its messages back in line",
 			"wait", p.cfg.OrderWait)
 	}
-	p.lineEpoch = epoch
+	p.lineEpoch = lines.Epoch
 	if at.Before(p.regroupUntil) {
 		return split(holdAll)
 	}
 	// blocked[conv] is the lowest ticket of conv that is not ours and
-	// still counts: ours above it wait. A place counts for the wait
-	// after it was taken — or after the last loss of the lines, since
-	// the places put back then are as old as their messages, and their
-	// instances, alive, may still be waiting out the loss themselves.
+	// still counts: ours above it wait. A place counts while its
+	// instance says it is alive — however far behind, it numbers the
+	// place in time — and otherwise for the wait after it was taken, or
+	// after the last loss of the lines (the places put back then are as
+	// old as their messages). An instance that neither says it is alive
+	// nor numbers its place within the wait is taken to be dead.
 	blocked := map[ConversationID]uint64{}
 	cutoff := at.Add(-p.cfg.OrderWait)
-	for conv, line := range lines {
+	counts := func(pl Place) bool {
+		return lines.Alive[pl.Writer].After(at) || !maxTime(pl.At, p.regroupUntil).Before(cutoff)
+	}
+	for conv, line := range lines.Conv {
 		for _, pl := range line {
-			if mine[pl.ID] || maxTime(pl.At, p.regroupUntil).Before(cutoff) {
+			if mine[pl.ID] || !counts(pl) {
 				continue
 			}
 			blocked[conv] = pl.Ticket
@@ -196,5 +217,66 @@ func (p *Pipeline) warnOrder(msg string, err error) {
 	if at := p.d.Now(); at.Sub(p.lastOrderWarn) >= 5*time.Second {
 		p.lastOrderWarn = at
 		p.log.Warn(msg, "err", err)
+	}
+}
+
+// heartbeat tells the other instances, until ctx ends, that this
+// instance is alive, so that they wait for its places however long its
+// writer takes to reach them (a backlog after an outage), rather than
+// only for cfg.OrderWait. When it sees the lines' epoch change (Redis
+// restarted empty) it puts the places of every message of this spool
+// back at once. It runs beside the writer, not in its loop, which may be
+// busy with one flush for a long time: an instance that restarts in the
+// meantime has not seen the epoch change and does not wait, so the
+// places must be back before it numbers.
+func (p *Pipeline) heartbeat(ctx context.Context) {
+	every := max(p.cfg.OrderWait/4, 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var seen string
+	for {
+		actx, cancel := context.WithTimeout(ctx, every)
+		epoch, err := p.d.Order.Alive(actx, p.cfg.Writer, p.d.Now().Add(p.cfg.OrderWait))
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				p.log.Debug("saying this instance is alive", "err", err)
+			}
+		case seen != "" && epoch != seen:
+			p.putBack(actx)
+			fallthrough
+		default:
+			seen = epoch
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// putBack puts the place of every message of this spool not yet
+// numbered back in its line, a thousand at a time.
+func (p *Pipeline) putBack(ctx context.Context) {
+	var places []Place
+	for _, m := range p.d.Spool.Pending(p.d.Spool.Len()) {
+		if m.Seq != 0 {
+			continue
+		}
+		if m.Ticket == 0 {
+			m.Ticket = ticketAt(m.AcceptedAt)
+		}
+		places = append(places, p.placeOf(m))
+	}
+	for chunk := range slices.Chunk(places, 1000) {
+		if _, err := p.d.Order.Lines(ctx, chunk); err != nil {
+			p.log.Warn("putting this spool's messages back in their conversations' lines; the writer puts each back when it gets to it", "err", err)
+			return
+		}
+	}
+	if len(places) > 0 {
+		p.log.Info("put this spool's messages back in their conversations' lines", "places", len(places))
 	}
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -283,5 +284,95 @@ func TestPipelineReplayAfterAKillBeforeRecordingNumbersLeavesNoGap(t *testing.T)
 	testenv.Until(t, "archived by the replay", func() bool { return archive.has(x.ID) })
 	if s := (&instances{archive: archive}).seqOf(t, x.ID); s != 1 {
 		t.Fatalf("the replay numbered the message %d, want 1 (no gap)", s)
+	}
+}
+
+// gatedArchive answers Existing only once gate is closed: a writer far
+// behind (a backlog after an outage, a slow disk).
+type gatedArchive struct {
+	*memArchive
+	gate chan struct{}
+}
+
+func (a gatedArchive) Existing(ctx context.Context, msgs []Message) (map[string]uint64, error) {
+	select {
+	case <-a.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return a.memArchive.Existing(ctx, msgs)
+}
+
+// An instance whose writer is far behind, but alive, keeps its place
+// however long it takes: the other instance waits past the wait, since
+// the slow one says it is alive. (The chaos suite's million-message run
+// counted 214,927 "client order inverted" when only the place's age
+// counted: a backlog longer than the wait was taken for a dead instance.)
+func TestPipelineWaitsForALiveInstanceBehindByMoreThanTheWait(t *testing.T) {
+	in := newInstances(t, 2, 100*time.Millisecond)
+	a, b := in.p[0], in.p[1]
+	gate := make(chan struct{})
+	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	ctx := context.Background()
+	if err := a.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, a) // alive, and stuck before numbering x
+	time.Sleep(5 * time.Millisecond)
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, b)
+	testenv.Until(t, "B holding the second message back", func() bool {
+		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
+	})
+	time.Sleep(5 * b.cfg.OrderWait)
+	if in.archive.has(y.ID) {
+		t.Fatal("the second message was archived while the instance holding the first is alive")
+	}
+	close(gate)
+	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
+	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
+		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
+	}
+}
+
+// When Redis comes back empty, an instance puts the places of its
+// spool's messages back at once, from its heartbeat, even while its
+// writer is busy elsewhere: an instance restarted meanwhile, which never
+// saw the lines before and so does not wait, finds them in line.
+func TestPipelinePutsItsPlacesBackWhenTheLinesAreLost(t *testing.T) {
+	in := newInstances(t, 2, 200*time.Millisecond)
+	restarted, b := in.p[0], in.p[1]
+	gate := make(chan struct{})
+	b.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	ctx := context.Background()
+	if err := b.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, b) // its writer stuck before numbering x
+	testenv.Until(t, "B saying it is alive", func() bool {
+		in.order.mu.Lock()
+		defer in.order.mu.Unlock()
+		return !in.order.alive[b.Writer()].IsZero()
+	})
+	in.loseRedis()
+	testenv.Until(t, "x's place back in line", func() bool {
+		return slices.ContainsFunc(in.order.line(), func(p Place) bool { return p.ID == x.ID })
+	})
+	time.Sleep(2 * time.Millisecond)
+	if err := restarted.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, restarted)
+	testenv.Until(t, "the restarted instance holding y back", func() bool {
+		return testutil.ToFloat64(restarted.d.Metrics.orderHeld) > 0
+	})
+	close(gate)
+	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
+	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
+		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
 	}
 }

@@ -278,6 +278,12 @@ func (p *Pipeline) Running() error {
 func (p *Pipeline) Run(ctx context.Context) error {
 	p.running.Store(true)
 	defer p.running.Store(false)
+	if p.d.Order != nil {
+		hctx, stop := context.WithCancel(ctx)
+		beating := make(chan struct{})
+		go func() { defer close(beating); p.heartbeat(hctx) }()
+		defer func() { stop(); <-beating }()
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	if err := p.seals.heal(ctx); err != nil {

@@ -96,8 +96,12 @@ func TestRedisACLUser(t *testing.T) {
 	if err := seq.Release(ctx, map[relay.ConversationID][]string{"c1": {"m1"}}); err != nil {
 		t.Fatalf("sequence release: %v", err)
 	}
-	if _, _, err := state.NewRedisOrder(rdb, prefix).Lines(ctx, []relay.Place{{Conv: "c1", ID: "m1", Ticket: 1, At: time.Now()}}); err != nil {
+	order := state.NewRedisOrder(rdb, prefix)
+	if _, err := order.Lines(ctx, []relay.Place{{Conv: "c1", ID: "m1", Writer: "w", Ticket: 1, At: time.Now()}}); err != nil {
 		t.Fatalf("order lines: %v", err)
+	}
+	if _, err := order.Alive(ctx, "w", time.Now()); err != nil {
+		t.Fatalf("order alive: %v", err)
 	}
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

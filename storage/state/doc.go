@@ -20,8 +20,9 @@
 //	<prefix>dedupe:<key>   "held:<owner>" for the lease, then "done" for the TTL (Dedupe)
 //	<prefix>seq:<conv>     integer, no TTL             (Sequencer)
 //	<prefix>seqids:{<prefix>seq:<conv>}  hash id -> number, numbered and not yet released; 24h TTL (Sequencer)
-//	<prefix>line:{<conv>}  sorted set ticket -> "<ms> <id>", 24h TTL, and <prefix>line:{<conv>}:n, the last ticket (AcceptOrder)
+//	<prefix>line:{<conv>}  sorted set ticket -> "<ms> <writer> <id>", 24h TTL, and <prefix>line:{<conv>}:n, the last ticket (AcceptOrder)
 //	<prefix>line-epoch     random id, no TTL: changes when Redis loses its data (AcceptOrder)
+//	<prefix>line-alive     hash writer -> alive until (Unix ms), no TTL (AcceptOrder)
 //	<prefix>assign         hash conv -> employee        (Assignments)
 //	<prefix>token:<key>    string with a TTL           (token cache)
 //

@@ -38,9 +38,10 @@ const lineRead = 256
 
 // RedisOrder is a relay.AcceptOrder in Redis: per conversation its last
 // ticket and a sorted set of the places in line (score: ticket; member:
-// when the place was taken, in Unix milliseconds, a space, the message
-// id), and one epoch key for all, created with a random value when
-// missing: if Redis loses its data, the epoch changes with it.
+// when the place was taken, in Unix milliseconds, the writer and the
+// message id, separated by spaces); one hash of the writers alive (writer
+// → until, Unix milliseconds); and one epoch key, created with a random
+// value when missing: if Redis loses its data, the epoch changes with it.
 // Both keys of a conversation share a hash tag, for Redis Cluster, and
 // expire a day after the conversation's last place was taken: a place
 // left behind by a crash is ignored after relay.Config.OrderWait
@@ -49,13 +50,15 @@ type RedisOrder struct {
 	rdb    redis.UniversalClient
 	prefix string
 	epoch  string // the epoch key
+	alive  string // the hash of writers alive
 	ttl    time.Duration
 }
 
 // NewRedisOrder returns an AcceptOrder keeping its lines in rdb under
 // prefix (DefaultPrefix if empty).
 func NewRedisOrder(rdb redis.UniversalClient, prefix string) *RedisOrder {
-	return &RedisOrder{rdb: rdb, prefix: keyPrefix(prefix) + "line:", epoch: keyPrefix(prefix) + "line-epoch", ttl: 24 * time.Hour}
+	return &RedisOrder{rdb: rdb, prefix: keyPrefix(prefix) + "line:", epoch: keyPrefix(prefix) + "line-epoch",
+		alive: keyPrefix(prefix) + "line-alive", ttl: 24 * time.Hour}
 }
 
 func (o *RedisOrder) keys(conv relay.ConversationID) (counter, line string) {
@@ -63,34 +66,59 @@ func (o *RedisOrder) keys(conv relay.ConversationID) (counter, line string) {
 	return base + ":n", base
 }
 
-func placeMember(id string, at time.Time) string {
-	return strconv.FormatInt(at.UnixMilli(), 10) + " " + id
+func placeMember(p relay.Place) string {
+	return strconv.FormatInt(p.At.UnixMilli(), 10) + " " + p.Writer + " " + p.ID
+}
+
+// parseMember reads a member back; ok is false for one that is not a
+// place.
+func parseMember(conv relay.ConversationID, member string, score float64) (relay.Place, bool) {
+	parts := strings.SplitN(member, " ", 3)
+	ms, err := strconv.ParseInt(parts[0], 10, 64)
+	if len(parts) != 3 || err != nil || parts[2] == "" {
+		return relay.Place{}, false
+	}
+	return relay.Place{Conv: conv, ID: parts[2], Writer: parts[1], Ticket: uint64(score), At: time.UnixMilli(ms)}, true
 }
 
 // Take implements relay.AcceptOrder.
-func (o *RedisOrder) Take(ctx context.Context, conv relay.ConversationID, id string, at time.Time) (uint64, error) {
-	counter, line := o.keys(conv)
-	t, err := takeScript.Run(ctx, o.rdb, []string{counter, line}, placeMember(id, at), o.ttl.Milliseconds(), at.UnixMicro()).Int64()
+func (o *RedisOrder) Take(ctx context.Context, p relay.Place) (uint64, error) {
+	counter, line := o.keys(p.Conv)
+	t, err := takeScript.Run(ctx, o.rdb, []string{counter, line}, placeMember(p), o.ttl.Milliseconds(), p.At.UnixMicro()).Int64()
 	if err != nil {
-		return 0, fmt.Errorf("state: taking a place in line for %s in redis: %w", id, err)
+		return 0, fmt.Errorf("state: taking a place in line for %s in redis: %w", p.ID, err)
 	}
 	return uint64(t), nil
 }
 
+// Alive implements relay.AcceptOrder, in one pipelined round trip.
+func (o *RedisOrder) Alive(ctx context.Context, writer string, until time.Time) (string, error) {
+	pipe := o.rdb.Pipeline()
+	pipe.HSet(ctx, o.alive, writer, until.UnixMilli())
+	pipe.SetNX(ctx, o.epoch, randomEpoch(), 0)
+	epoch := pipe.Get(ctx, o.epoch)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", fmt.Errorf("state: saying %s is alive in redis: %w", writer, err)
+	}
+	return epoch.Val(), nil
+}
+
 // Lines implements relay.AcceptOrder, in one pipelined round trip.
-// Members that are not places (written by hand?) are skipped.
-func (o *RedisOrder) Lines(ctx context.Context, places []relay.Place) (map[relay.ConversationID][]relay.Place, string, error) {
+// Members that are not places (written by hand, or by a relay before
+// places named their writer) are skipped.
+func (o *RedisOrder) Lines(ctx context.Context, places []relay.Place) (relay.Lines, error) {
 	byConv := map[relay.ConversationID][]redis.Z{}
 	var convs []relay.ConversationID
 	for _, p := range places {
 		if _, ok := byConv[p.Conv]; !ok {
 			convs = append(convs, p.Conv)
 		}
-		byConv[p.Conv] = append(byConv[p.Conv], redis.Z{Score: float64(p.Ticket), Member: placeMember(p.ID, p.At)})
+		byConv[p.Conv] = append(byConv[p.Conv], redis.Z{Score: float64(p.Ticket), Member: placeMember(p)})
 	}
 	pipe := o.rdb.Pipeline()
 	pipe.SetNX(ctx, o.epoch, randomEpoch(), 0)
 	epoch := pipe.Get(ctx, o.epoch)
+	alive := pipe.HGetAll(ctx, o.alive)
 	cmds := make([]*redis.ZSliceCmd, len(convs))
 	for i, conv := range convs {
 		_, line := o.keys(conv)
@@ -99,21 +127,23 @@ func (o *RedisOrder) Lines(ctx context.Context, places []relay.Place) (map[relay
 		cmds[i] = pipe.ZRangeWithScores(ctx, line, 0, lineRead-1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, "", fmt.Errorf("state: reading %d conversations' lines in redis: %w", len(convs), err)
+		return relay.Lines{}, fmt.Errorf("state: reading %d conversations' lines in redis: %w", len(convs), err)
 	}
-	out := make(map[relay.ConversationID][]relay.Place, len(convs))
+	out := relay.Lines{Conv: make(map[relay.ConversationID][]relay.Place, len(convs)), Alive: map[string]time.Time{}, Epoch: epoch.Val()}
 	for i, conv := range convs {
 		for _, z := range cmds[i].Val() {
 			member, _ := z.Member.(string)
-			ms, id, ok := strings.Cut(member, " ")
-			at, err := strconv.ParseInt(ms, 10, 64)
-			if !ok || err != nil {
-				continue
+			if p, ok := parseMember(conv, member, z.Score); ok {
+				out.Conv[conv] = append(out.Conv[conv], p)
 			}
-			out[conv] = append(out[conv], relay.Place{Conv: conv, ID: id, Ticket: uint64(z.Score), At: time.UnixMilli(at)})
 		}
 	}
-	return out, epoch.Val(), nil
+	for writer, until := range alive.Val() {
+		if ms, err := strconv.ParseInt(until, 10, 64); err == nil {
+			out.Alive[writer] = time.UnixMilli(ms)
+		}
+	}
+	return out, nil
 }
 
 func randomEpoch() string {
@@ -127,7 +157,7 @@ func (o *RedisOrder) Leave(ctx context.Context, places []relay.Place) error {
 	pipe := o.rdb.Pipeline()
 	for _, p := range places {
 		_, line := o.keys(p.Conv)
-		pipe.ZRem(ctx, line, placeMember(p.ID, p.At))
+		pipe.ZRem(ctx, line, placeMember(p))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("state: leaving %d places in line in redis: %w", len(places), err)

@@ -19,18 +19,18 @@ func TestRedisOrderLines(t *testing.T) {
 	ctx := context.Background()
 	at := time.UnixMilli(1700000000123)
 
-	t1, err := a.Take(ctx, "acct:c1", "m1", at)
+	t1, err := a.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-a", At: at})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t2, err := b.Take(ctx, "acct:c1", "m2", at.Add(time.Millisecond))
+	t2, err := b.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m2", Writer: "relay-b", At: at.Add(time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if t2 <= t1 {
 		t.Fatalf("tickets %d then %d: a later place must have a greater ticket", t1, t2)
 	}
-	if _, err := a.Take(ctx, "acct:c2", "x1", at); err != nil {
+	if _, err := a.Take(ctx, relay.Place{Conv: "acct:c2", ID: "x1", Writer: "relay-a", At: at}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -39,7 +39,7 @@ func TestRedisOrderLines(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := b.Take(ctx, "acct:c3", fmt.Sprint("p", i), at); err != nil {
+			if _, err := b.Take(ctx, relay.Place{Conv: "acct:c3", ID: fmt.Sprint("p", i), Writer: "relay-b", At: at}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -50,14 +50,15 @@ func TestRedisOrderLines(t *testing.T) {
 		t.Fatalf("ticket %d is below its acceptance time %d µs", t1, at.UnixMicro())
 	}
 	// Read through places already in line: putting them back changes nothing.
-	m1 := relay.Place{Conv: "acct:c1", ID: "m1", Ticket: t1, At: at}
-	x1 := relay.Place{Conv: "acct:c2", ID: "x1", Ticket: uint64(at.UnixMicro()), At: at}
-	lines, epoch, err := a.Lines(ctx, []relay.Place{m1, x1, {Conv: "acct:c3", ID: "p0", Ticket: 1, At: at}})
+	m1 := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-a", Ticket: t1, At: at}
+	x1 := relay.Place{Conv: "acct:c2", ID: "x1", Writer: "relay-a", Ticket: uint64(at.UnixMicro()), At: at}
+	got, err := a.Lines(ctx, []relay.Place{m1, x1, {Conv: "acct:c3", ID: "p0", Writer: "relay-b", Ticket: 1, At: at}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	lines, epoch := got.Conv, got.Epoch
 	c1 := lines["acct:c1"]
-	want := []relay.Place{m1, {Conv: "acct:c1", ID: "m2", Ticket: t2, At: at.Add(time.Millisecond)}}
+	want := []relay.Place{m1, {Conv: "acct:c1", ID: "m2", Writer: "relay-b", Ticket: t2, At: at.Add(time.Millisecond)}}
 	if len(c1) != 2 || c1[0] != want[0] || c1[1] != want[1] {
 		t.Fatalf("line of c1 = %+v, want %+v", c1, want)
 	}
@@ -78,15 +79,16 @@ func TestRedisOrderLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2 := want[1]
-	lines, epoch2, err := a.Lines(ctx, []relay.Place{m2})
+	got, err = a.Lines(ctx, []relay.Place{m2})
 	if err != nil {
 		t.Fatal(err)
 	}
+	lines, epoch2 := got.Conv, got.Epoch
 	if len(lines["acct:c1"]) != 1 || lines["acct:c1"][0].ID != "m2" || epoch2 != epoch || epoch == "" {
 		t.Fatalf("after leaving m1 and x1: %+v, epoch %q then %q", lines, epoch, epoch2)
 	}
 	// A place taken later, with an earlier time, still goes behind.
-	t3, err := a.Take(ctx, "acct:c1", "m3", at)
+	t3, err := a.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m3", Writer: "relay-a", At: at})
 	if err != nil || t3 <= t2 {
 		t.Fatalf("ticket %d, %v: want more than %d", t3, err, t2)
 	}
@@ -98,20 +100,31 @@ func TestRedisOrderLines(t *testing.T) {
 	for iter.Next(ctx) {
 		rdb.Del(ctx, iter.Val())
 	}
-	t4, err := b.Take(ctx, "acct:c1", "m4", at.Add(3*time.Millisecond))
+	t4, err := b.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m4", Writer: "relay-b", At: at.Add(3*time.Millisecond)})
 	if err != nil || t4 <= t3 {
 		t.Fatalf("ticket after the loss %d, %v: want more than %d", t4, err, t3)
 	}
-	unplaced := relay.Place{Conv: "acct:c1", ID: "m5", Ticket: uint64(at.Add(2 * time.Millisecond).UnixMicro()), At: at.Add(2 * time.Millisecond)}
-	lines, epoch3, err := a.Lines(ctx, []relay.Place{m2, unplaced})
+	unplaced := relay.Place{Conv: "acct:c1", ID: "m5", Writer: "relay-a", Ticket: uint64(at.Add(2 * time.Millisecond).UnixMicro()), At: at.Add(2 * time.Millisecond)}
+	got, err = a.Lines(ctx, []relay.Place{m2, unplaced})
 	if err != nil {
 		t.Fatal(err)
 	}
+	lines, epoch3 := got.Conv, got.Epoch
 	var ids []string
 	for _, p := range lines["acct:c1"] {
 		ids = append(ids, p.ID)
 	}
 	if epoch3 == epoch || fmt.Sprint(ids) != "[m2 m5 m4]" {
 		t.Fatalf("after the loss: epoch %q (was %q), line %v; want a new epoch and [m2 m5 m4]", epoch3, epoch, ids)
+	}
+
+	// A writer says it is alive; every reader sees until when.
+	until := time.UnixMilli(time.Now().Add(time.Minute).UnixMilli())
+	if e, err := a.Alive(ctx, "relay-a", until); err != nil || e != epoch3 {
+		t.Fatalf("Alive = epoch %q, %v; want %q", e, err, epoch3)
+	}
+	got, err = b.Lines(ctx, []relay.Place{m2})
+	if err != nil || !got.Alive["relay-a"].Equal(until) {
+		t.Fatalf("writers alive = %v, %v; want relay-a until %v", got.Alive, err, until)
 	}
 }

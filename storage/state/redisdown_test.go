@@ -60,9 +60,13 @@ func TestRedisDown(t *testing.T) {
 		{"Get", func(ctx context.Context) error { _, err := assign.Get(ctx, conv); return err }},
 		{"SetIfAbsent", func(ctx context.Context) error { _, err := assign.SetIfAbsent(ctx, conv, "alice"); return err }},
 		{"TokenSet", func(ctx context.Context) error { return tokens.SetContext(ctx, "t", "v", time.Minute) }},
-		{"Take", func(ctx context.Context) error { _, err := order.Take(ctx, conv, "m1", time.Now()); return err }},
+		{"Take", func(ctx context.Context) error {
+			_, err := order.Take(ctx, relay.Place{Conv: conv, ID: "m1", Writer: "w", At: time.Now()})
+			return err
+		}},
+		{"Alive", func(ctx context.Context) error { _, err := order.Alive(ctx, "w", time.Now()); return err }},
 		{"Lines", func(ctx context.Context) error {
-			_, _, err := order.Lines(ctx, []relay.Place{{Conv: conv, ID: "m1", Ticket: 1, At: time.Now()}})
+			_, err := order.Lines(ctx, []relay.Place{{Conv: conv, ID: "m1", Writer: "w", Ticket: 1, At: time.Now()}})
 			return err
 		}},
 		{"Leave", func(ctx context.Context) error {
