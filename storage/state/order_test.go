@@ -100,7 +100,7 @@ func TestRedisOrderLines(t *testing.T) {
 	for iter.Next(ctx) {
 		rdb.Del(ctx, iter.Val())
 	}
-	t4, err := b.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m4", Writer: "relay-b", At: at.Add(3*time.Millisecond)})
+	t4, err := b.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m4", Writer: "relay-b", At: at.Add(3 * time.Millisecond)})
 	if err != nil || t4 <= t3 {
 		t.Fatalf("ticket after the loss %d, %v: want more than %d", t4, err, t3)
 	}
