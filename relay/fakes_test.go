@@ -404,34 +404,44 @@ func (d *memDedupe) hold(key string, lease time.Duration) {
 type memSeq struct {
 	mu    sync.Mutex
 	n     map[ConversationID]uint64
-	held  map[string]uint64
+	held  map[string]memHolder
 	calls int // of Number
 }
 
-func (s *memSeq) Number(_ context.Context, ids map[ConversationID][]string) (map[string]uint64, []ConversationID, error) {
+type memHolder struct {
+	num    uint64
+	writer string
+}
+
+func (s *memSeq) Number(_ context.Context, writer string, ids map[ConversationID][]string, abandoned map[string]string) (Numbering, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
 	if s.held == nil {
-		s.held = map[string]uint64{}
+		s.held = map[string]memHolder{}
 	}
-	nums := map[string]uint64{}
-	var unseeded []ConversationID
+	out := Numbering{Nums: map[string]uint64{}, Held: map[string]string{}}
 	for conv, list := range ids {
 		if _, ok := s.n[conv]; !ok {
-			unseeded = append(unseeded, conv)
+			out.Unseeded = append(out.Unseeded, conv)
 			continue
 		}
 		for _, id := range list {
-			if n, ok := s.held[id]; ok {
-				nums[id] = n
+			h, ok := s.held[id]
+			switch {
+			case ok && h.writer != writer && h.writer != abandoned[id]:
+				out.Held[id] = h.writer
 				continue
+			case !ok:
+				s.n[conv]++
+				h.num = s.n[conv]
 			}
-			s.n[conv]++
-			s.held[id], nums[id] = s.n[conv], s.n[conv]
+			h.writer = writer
+			s.held[id] = h
+			out.Nums[id] = h.num
 		}
 	}
-	return nums, unseeded, nil
+	return out, nil
 }
 
 func (s *memSeq) Release(_ context.Context, ids map[ConversationID][]string) error {

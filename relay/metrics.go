@@ -13,6 +13,7 @@ type Metrics struct {
 	batchSize    prometheus.Histogram
 	batchSeconds prometheus.Histogram
 	orderHeld    prometheus.Counter
+	copiesHeld   prometheus.Counter
 }
 
 // NewMetrics creates the pipeline metrics and registers them with reg,
@@ -53,9 +54,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "wechat_relay_order_held_total",
 			Help: "Times a message was held back because an earlier one of its conversation, accepted on another instance, was not numbered yet.",
 		}),
+		copiesHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wechat_relay_copies_held_total",
+			Help: "Times a message was held back because another instance, alive, numbered its own copy of it (a retry both accepted) and has not archived it yet.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.archived, m.delivered, m.retries, m.spoolDepth, m.batchSize, m.batchSeconds, m.orderHeld)
+		reg.MustRegister(m.accepted, m.archived, m.delivered, m.retries, m.spoolDepth, m.batchSize, m.batchSeconds, m.orderHeld, m.copiesHeld)
 	}
 	return m
 }

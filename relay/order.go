@@ -180,7 +180,7 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 		p.log.Warn("the conversations' lines were lost (Redis restarted empty?): numbering waits while every instance puts its messages back in line",
 			"wait", p.cfg.OrderWait)
 	}
-	p.lineEpoch = lines.Epoch
+	p.lineEpoch, p.alive = lines.Epoch, lines.Alive
 	if at.Before(p.regroupUntil) {
 		return split(holdAll)
 	}

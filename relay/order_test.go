@@ -376,3 +376,75 @@ func TestPipelinePutsItsPlacesBackWhenTheLinesAreLost(t *testing.T) {
 		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
 	}
 }
+
+// gatedAssignSpool records sequence numbers only once gate is closed: a
+// writer that numbered its batch and is slow to go on (a slow disk).
+type gatedAssignSpool struct {
+	*memSpool
+	gate chan struct{}
+}
+
+func (s gatedAssignSpool) Assign(ctx context.Context, seqs map[string]uint64) error {
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.memSpool.Assign(ctx, seqs)
+}
+
+// A callback that both instances accepted (WeChat retried it on B when
+// A's claim could not be marked done) is archived once, under one
+// number: B, finding that A numbered its copy and is alive, waits for
+// A's insert and then drops its own. (The chaos suite's
+// million-message run counted 2 messages "archived under 2 sequence
+// numbers", and verify then missed their rows.)
+func TestPipelineArchivesACopyAnotherInstanceNumberedOnce(t *testing.T) {
+	archive, order, seq := &memArchive{}, &memOrder{}, &memSeq{}
+	gate := make(chan struct{})
+	spA, spB := newMemSpool(), newMemSpool()
+	newP := func(writer string, sp Spool) *Pipeline {
+		p, err := NewPipeline(Config{Writer: writer, Linger: time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
+			OrderWait: 100 * time.Millisecond}, Deps{
+			Spool: sp, Archive: archive, Bus: newMemBus(archive), Dedupe: &memDedupe{}, Sequencer: seq, Order: order,
+			Router: NewRouter(&memAssign{}, map[string][]string{"acct": {"alice"}}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := newP("relay-a", gatedAssignSpool{spA, gate}), newP("relay-b", spB)
+	x := text("c1", "1", "accepted twice")
+	ctx := context.Background()
+	for _, p := range []*Pipeline{a, b} { // separate dedupe stores: both accept it
+		if err := p.Accept(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runPipeline(t, a)
+	testenv.Until(t, "A numbering its copy", func() bool {
+		seq.mu.Lock()
+		defer seq.mu.Unlock()
+		return seq.held[x.ID].writer == "relay-a"
+	})
+	runPipeline(t, b)
+	testenv.Until(t, "B holding its copy back", func() bool { return testutil.ToFloat64(b.d.Metrics.copiesHeld) > 0 })
+	time.Sleep(3 * b.cfg.OrderWait)
+	if archive.has(x.ID) {
+		t.Fatal("B archived its copy while A, alive, holds its number")
+	}
+	close(gate)
+	testenv.Until(t, "both spools empty", func() bool { return spA.Len() == 0 && spB.Len() == 0 })
+	archive.mu.Lock()
+	defer archive.mu.Unlock()
+	var seqs []uint64
+	for _, m := range archive.rows {
+		if m.ID == x.ID {
+			seqs = append(seqs, m.Seq)
+		}
+	}
+	if !slices.Equal(seqs, []uint64{1}) {
+		t.Fatalf("archived under %v, want once under 1", seqs)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -140,6 +139,7 @@ type Pipeline struct {
 	// when a failure was last logged.
 	lineEpoch     string
 	regroupUntil  time.Time
+	alive         map[string]time.Time // the writers alive, as the lines last said
 	lastOrderWarn time.Time
 	// lastPlaceWarn is when Accept last logged that it could not take a
 	// place in line (Unix nanoseconds; Accept runs concurrently).
@@ -422,7 +422,8 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	if len(held) > 0 {
 		p.d.Metrics.orderHeld.Add(float64(len(held)))
 	}
-	if err := p.assignSeqs(ctx, fresh); err != nil {
+	fresh, copies, err := p.number(ctx, fresh)
+	if err != nil {
 		if ctx.Err() != nil {
 			return 0, err
 		}
@@ -430,6 +431,9 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 		// which may have been lost meanwhile (Redis restarted empty).
 		p.warnOrder("numbering a batch; trying it again", err)
 		return 0, nil
+	}
+	if len(copies) > 0 {
+		p.d.Metrics.copiesHeld.Add(float64(len(copies)))
 	}
 	// Numbered and the numbers recorded: the next of each conversation,
 	// wherever it was accepted, may be numbered now.
@@ -443,6 +447,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 		p.d.Metrics.batchSeconds.Observe(time.Since(start).Seconds())
 		p.d.Metrics.archived.Add(float64(len(fresh)))
 	}
+	p.release(ctx, fresh, deliver)
 
 	for i := range deliver {
 		if deliver[i].Employee == "" {
@@ -522,78 +527,6 @@ func (p *Pipeline) routeWithRetry(ctx context.Context, m Message) (emp string, e
 		return err
 	})
 	return emp, err
-}
-
-// assignSeqs gives each message without a sequence the next numbers of
-// its conversation, in batch order, and records them in the spool before
-// anything is inserted, so a replay inserts the same numbers. The
-// sequencer keeps each id's number until it is released here, after the
-// record: a writer killed in between gets the same numbers on its
-// replay, and leaves no gap.
-func (p *Pipeline) assignSeqs(ctx context.Context, msgs []Message) error {
-	ids := map[ConversationID][]string{}
-	for _, m := range msgs {
-		if m.Seq == 0 {
-			ids[m.Conv] = append(ids[m.Conv], m.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	nums, unseeded, err := p.d.Sequencer.Number(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("numbering messages: %w", err)
-	}
-	if len(unseeded) > 0 {
-		// New conversations, or counters the store forgot: seeded from
-		// the archive's highest number, then numbered.
-		again := map[ConversationID][]string{}
-		for _, conv := range unseeded {
-			var floor uint64
-			if err := p.retry(ctx, "reading the highest sequence number", func() (err error) {
-				floor, err = p.d.Archive.MaxSeq(ctx, conv)
-				return err
-			}); err != nil {
-				return err
-			}
-			if err := p.d.Sequencer.Seed(ctx, conv, floor); err != nil {
-				return fmt.Errorf("seeding the sequence of %s at %d: %w", conv, floor, err)
-			}
-			again[conv] = ids[conv]
-		}
-		more, still, err := p.d.Sequencer.Number(ctx, again)
-		if err != nil {
-			return fmt.Errorf("numbering messages of new conversations: %w", err)
-		}
-		if len(still) > 0 {
-			return fmt.Errorf("numbering messages: the counter of %s is gone right after seeding", still[0])
-		}
-		maps.Copy(nums, more)
-	}
-	seqs := map[string]uint64{}
-	for i := range msgs {
-		if msgs[i].Seq != 0 {
-			continue
-		}
-		msgs[i].Seq = nums[msgs[i].ID]
-		if msgs[i].Seq == 0 {
-			return fmt.Errorf("numbering messages: no number for %s", msgs[i].ID)
-		}
-		seqs[msgs[i].ID] = msgs[i].Seq
-	}
-	if err := p.retry(ctx, "recording sequence numbers in the spool", func() error {
-		return p.d.Spool.Assign(ctx, seqs)
-	}); err != nil {
-		return err
-	}
-	// Recorded: forgotten by the sequencer, bounded and best effort (an
-	// id not released is forgotten after a day).
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	if err := p.d.Sequencer.Release(rctx, ids); err != nil {
-		p.log.Debug("releasing numbered ids", "err", err)
-	}
-	return nil
 }
 
 // publishAll announces the archived messages of a batch, in order: in

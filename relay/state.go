@@ -57,23 +57,38 @@ func (s ClaimState) String() string {
 var ErrUnseeded = errors.New("relay: sequence counter not seeded")
 
 // Sequencer hands out per-conversation sequence numbers shared by all
-// relay instances. A number is given to a message id, not just counted
-// out: until the writer has recorded it (in its spool) and released it,
-// asking again for the same id gives the same number, so a writer killed
-// between taking numbers and recording them leaves no gap behind — its
-// replay, or another instance numbering a retried copy, gets them back.
+// relay instances. A number is given to a message id, and held for it by
+// the writer that numbered it until that writer has archived the
+// message and released it:
+//   - asking again for the same id gives the same number, so a writer
+//     killed between numbering and recording leaves no gap — its replay
+//     gets the numbers back;
+//   - another writer asking for the same id (a copy of a retried
+//     callback that two instances accepted) is told who holds it, and
+//     waits for that writer's insert rather than archiving the message a
+//     second time under another number; only a writer known to be dead
+//     is taken over (Number's abandoned).
 type Sequencer interface {
-	// Number gives each id of ids[conv], in order, the next number of
-	// conv (or the one it holds already) and returns the numbers by id.
-	// The ids of a conversation whose counter does not exist are not
-	// numbered; the conversation is in unseeded. A failed call numbers
-	// nothing that a later call for the same ids would not return again.
-	Number(ctx context.Context, ids map[ConversationID][]string) (nums map[string]uint64, unseeded []ConversationID, err error)
-	// Release forgets which numbers ids hold, once they are recorded
-	// elsewhere. Ids never released are forgotten after a while.
+	// Number gives each id of ids[conv], in order, for writer, the next
+	// number of conv, or the number it holds already. An id another
+	// writer holds is in Numbering.Held, unless abandoned names that
+	// writer for it: then writer takes it over, with its number. The
+	// ids of a conversation whose counter does not exist are not
+	// numbered; the conversation is in Unseeded.
+	Number(ctx context.Context, writer string, ids map[ConversationID][]string, abandoned map[string]string) (Numbering, error)
+	// Release forgets who holds ids, once they are archived. Ids never
+	// released are forgotten a day after their conversation was last
+	// numbered.
 	Release(ctx context.Context, ids map[ConversationID][]string) error
 	// Seed creates the counter of conv at floor if it does not exist.
 	Seed(ctx context.Context, conv ConversationID, floor uint64) error
+}
+
+// Numbering is what Sequencer.Number did.
+type Numbering struct {
+	Nums     map[string]uint64 // numbered for the writer that asked
+	Held     map[string]string // held by another writer: id -> writer
+	Unseeded []ConversationID
 }
 
 // Assignments records which employee serves which conversation.

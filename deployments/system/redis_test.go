@@ -90,8 +90,8 @@ func TestRedisACLUser(t *testing.T) {
 	if err := seq.Seed(ctx, relay.ConversationID("c1"), 0); err != nil {
 		t.Fatalf("sequence seed: %v", err)
 	}
-	if nums, _, err := seq.Number(ctx, map[relay.ConversationID][]string{"c1": {"m1"}}); err != nil || nums["m1"] != 1 {
-		t.Fatalf("sequence number = %v, %v", nums, err)
+	if got, err := seq.Number(ctx, "w", map[relay.ConversationID][]string{"c1": {"m1"}}, nil); err != nil || got.Nums["m1"] != 1 {
+		t.Fatalf("sequence number = %+v, %v", got, err)
 	}
 	if err := seq.Release(ctx, map[relay.ConversationID][]string{"c1": {"m1"}}); err != nil {
 		t.Fatalf("sequence release: %v", err)

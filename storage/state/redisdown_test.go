@@ -51,7 +51,7 @@ func TestRedisDown(t *testing.T) {
 		{"Release", func(ctx context.Context) error { return dedupe.Release(ctx, "k", "a") }},
 		{"Seed", func(ctx context.Context) error { return seq.Seed(ctx, conv, 10) }},
 		{"Number", func(ctx context.Context) error {
-			_, _, err := seq.Number(ctx, map[relay.ConversationID][]string{conv: {"m1"}})
+			_, err := seq.Number(ctx, "w", map[relay.ConversationID][]string{conv: {"m1"}}, nil)
 			return err
 		}},
 		{"SeqRelease", func(ctx context.Context) error {
@@ -133,13 +133,13 @@ func TestRedisDown(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), downDeadline)
-			_, unseeded, err := seq.Number(ctx, map[relay.ConversationID][]string{conv: {"m2"}})
+			got, err := seq.Number(ctx, "w", map[relay.ConversationID][]string{conv: {"m2"}}, nil)
 			cancel()
-			if err == nil && len(unseeded) == 1 {
+			if err == nil && len(got.Unseeded) == 1 {
 				break
 			}
 			if err == nil || time.Now().After(deadline) {
-				t.Fatalf("Number on the restarted, empty Redis: unseeded %v, %v; want it unseeded", unseeded, err)
+				t.Fatalf("Number on the restarted, empty Redis: %+v, %v; want it unseeded", got, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

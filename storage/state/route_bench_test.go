@@ -66,7 +66,7 @@ func BenchmarkReserveBatch(b *testing.B) {
 		for b.Loop() {
 			for conv, list := range ids {
 				one := map[relay.ConversationID][]string{conv: list}
-				if _, _, err := s.Number(ctx, one); err != nil {
+				if _, err := s.Number(ctx, "w", one, nil); err != nil {
 					b.Fatal(err)
 				}
 				if err := s.Release(ctx, one); err != nil {
@@ -77,7 +77,7 @@ func BenchmarkReserveBatch(b *testing.B) {
 	})
 	b.Run("batch", func(b *testing.B) {
 		for b.Loop() {
-			if _, _, err := s.Number(ctx, ids); err != nil {
+			if _, err := s.Number(ctx, "w", ids, nil); err != nil {
 				b.Fatal(err)
 			}
 			if err := s.Release(ctx, ids); err != nil {

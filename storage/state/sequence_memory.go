@@ -19,48 +19,57 @@ var _ relay.Sequencer = (*MemorySequencer)(nil)
 type MemorySequencer struct {
 	mu       sync.Mutex
 	counters map[relay.ConversationID]uint64
-	held     map[string]uint64 // numbered, not released: id -> number
+	held     map[string]holder // numbered, not released
+}
+
+type holder struct {
+	num    uint64
+	writer string
 }
 
 // NewMemorySequencer returns a Sequencer with no counters.
 func NewMemorySequencer() *MemorySequencer {
-	return &MemorySequencer{counters: make(map[relay.ConversationID]uint64), held: make(map[string]uint64)}
+	return &MemorySequencer{counters: make(map[relay.ConversationID]uint64), held: make(map[string]holder)}
 }
 
 // Number implements relay.Sequencer.
-func (s *MemorySequencer) Number(ctx context.Context, ids map[relay.ConversationID][]string) (map[string]uint64, []relay.ConversationID, error) {
+func (s *MemorySequencer) Number(ctx context.Context, writer string, ids map[relay.ConversationID][]string, abandoned map[string]string) (relay.Numbering, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("state: numbering messages: %w", err)
+		return relay.Numbering{}, fmt.Errorf("state: numbering messages: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	nums := make(map[string]uint64)
-	var unseeded []relay.ConversationID
+	out := relay.Numbering{Nums: map[string]uint64{}, Held: map[string]string{}}
 	for conv, list := range ids {
 		if len(list) == 0 {
 			continue
 		}
 		v, ok := s.counters[conv]
 		if !ok {
-			unseeded = append(unseeded, conv)
+			out.Unseeded = append(out.Unseeded, conv)
 			continue
 		}
 		for _, id := range list {
-			if n, ok := s.held[id]; ok {
-				nums[id] = n
+			h, ok := s.held[id]
+			switch {
+			case ok && h.writer != writer && h.writer != abandoned[id]:
+				out.Held[id] = h.writer
 				continue
+			case !ok:
+				if v == math.MaxInt64 {
+					// The Redis version fails here too (INCR overflow).
+					return relay.Numbering{}, fmt.Errorf("state: numbering messages of %s: counter would overflow", conv)
+				}
+				v++
+				h.num = v
 			}
-			if v == math.MaxInt64 {
-				// The Redis version fails here too (INCR overflow).
-				return nil, nil, fmt.Errorf("state: numbering messages of %s: counter would overflow", conv)
-			}
-			v++
-			s.held[id] = v
-			nums[id] = v
+			h.writer = writer
+			s.held[id] = h
+			out.Nums[id] = h.num
 		}
 		s.counters[conv] = v
 	}
-	return nums, unseeded, nil
+	return out, nil
 }
 
 // Release implements relay.Sequencer.

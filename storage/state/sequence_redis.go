@@ -13,8 +13,12 @@ import (
 
 var _ relay.Sequencer = (*RedisSequencer)(nil)
 
-// numberScript numbers ids in one conversation: an id that holds a
-// number already keeps it, the others take the next ones. It never
+// numberScript numbers ids in one conversation for a writer (ARGV[2]):
+// an id it holds keeps its number; an id another writer holds is
+// answered with that writer, unless the caller names that writer as
+// dead for it (the id's second argument): then it is taken over; other
+// ids take the next numbers. The answer is a pair per id: the number and
+// the other writer holding it ("" when it is the caller's). It never
 // creates the counter: a plain INCR would create a forgotten counter at
 // 1 and hand out numbers the archive already holds; -1 lets the caller
 // seed it from the archive.
@@ -22,14 +26,29 @@ var numberScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
 	return -1
 end
+local me = ARGV[2]
 local out = {}
-for i = 2, #ARGV do
-	local v = redis.call('HGET', KEYS[2], ARGV[i])
-	if not v then
-		v = redis.call('INCR', KEYS[1])
-		redis.call('HSET', KEYS[2], ARGV[i], v)
+for i = 3, #ARGV, 2 do
+	local id, dead = ARGV[i], ARGV[i + 1]
+	local v = redis.call('HGET', KEYS[2], id)
+	local n, owner
+	if v then
+		n, owner = string.match(v, '^(%d+) (.*)$')
 	end
-	out[#out + 1] = tonumber(v)
+	if not n then
+		n = redis.call('INCR', KEYS[1])
+		owner = me
+		redis.call('HSET', KEYS[2], id, n .. ' ' .. me)
+	elseif owner ~= me and owner == dead then
+		owner = me
+		redis.call('HSET', KEYS[2], id, n .. ' ' .. me)
+	end
+	out[#out + 1] = tonumber(n)
+	if owner == me then
+		out[#out + 1] = ''
+	else
+		out[#out + 1] = owner
+	end
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return out
@@ -37,9 +56,9 @@ return out
 
 // RedisSequencer is a relay.Sequencer in Redis: per conversation an
 // integer counter without expiry, and a hash of the ids numbered and not
-// yet released (id → number), which expires a day after it was last
-// written (only a writer that died between numbering and releasing
-// leaves anything in it).
+// yet released (id → "<number> <writer>"), which expires a day after it
+// was last written (only a writer that died between numbering and
+// releasing leaves anything in it).
 type RedisSequencer struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -62,7 +81,7 @@ func (s *RedisSequencer) keys(conv relay.ConversationID) (counter, ids string) {
 
 // Number implements relay.Sequencer: one script per conversation, all in
 // one pipelined round trip.
-func (s *RedisSequencer) Number(ctx context.Context, ids map[relay.ConversationID][]string) (map[string]uint64, []relay.ConversationID, error) {
+func (s *RedisSequencer) Number(ctx context.Context, writer string, ids map[relay.ConversationID][]string, abandoned map[string]string) (relay.Numbering, error) {
 	convs := make([]relay.ConversationID, 0, len(ids))
 	for conv, list := range ids {
 		if len(list) > 0 {
@@ -75,42 +94,46 @@ func (s *RedisSequencer) Number(ctx context.Context, ids map[relay.ConversationI
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, conv := range convs {
 			counter, hash := s.keys(conv)
-			args := make([]any, 0, len(ids[conv])+1)
-			args = append(args, s.idsTTL.Milliseconds())
+			args := make([]any, 0, 2*len(ids[conv])+2)
+			args = append(args, s.idsTTL.Milliseconds(), writer)
 			for _, id := range ids[conv] {
-				args = append(args, id)
+				args = append(args, id, abandoned[id])
 			}
 			cmds[i] = numberScript.Eval(ctx, p, []string{counter, hash}, args...)
 		}
 		return nil
 	})
-	nums := make(map[string]uint64)
-	var unseeded []relay.ConversationID
+	out := relay.Numbering{Nums: map[string]uint64{}, Held: map[string]string{}}
 	for i, cmd := range cmds {
 		conv := convs[i]
 		v, err := cmd.Result()
 		if err != nil {
-			return nil, nil, fmt.Errorf("state: numbering %d messages of %s in redis: %w", len(ids[conv]), conv, err)
+			return relay.Numbering{}, fmt.Errorf("state: numbering %d messages of %s in redis: %w", len(ids[conv]), conv, err)
 		}
 		switch v := v.(type) {
 		case int64: // -1: no counter
-			unseeded = append(unseeded, conv)
+			out.Unseeded = append(out.Unseeded, conv)
 		case []any:
-			if len(v) != len(ids[conv]) {
-				return nil, nil, fmt.Errorf("state: numbering messages of %s in redis: %d numbers for %d ids", conv, len(v), len(ids[conv]))
+			if len(v) != 2*len(ids[conv]) {
+				return relay.Numbering{}, fmt.Errorf("state: numbering messages of %s in redis: %d values for %d ids", conv, len(v), len(ids[conv]))
 			}
-			for j, n := range v {
-				n, ok := n.(int64)
+			for j, id := range ids[conv] {
+				n, ok := v[2*j].(int64)
+				owner, _ := v[2*j+1].(string)
 				if !ok || n < 1 {
-					return nil, nil, fmt.Errorf("state: numbering messages of %s in redis: %v is not a number", conv, v[j])
+					return relay.Numbering{}, fmt.Errorf("state: numbering messages of %s in redis: %v is not a number", conv, v[2*j])
 				}
-				nums[ids[conv][j]] = uint64(n)
+				if owner != "" {
+					out.Held[id] = owner
+				} else {
+					out.Nums[id] = uint64(n)
+				}
 			}
 		default:
-			return nil, nil, fmt.Errorf("state: numbering messages of %s in redis: unexpected answer %T", conv, v)
+			return relay.Numbering{}, fmt.Errorf("state: numbering messages of %s in redis: unexpected answer %T", conv, v)
 		}
 	}
-	return nums, unseeded, nil
+	return out, nil
 }
 
 // Release implements relay.Sequencer, in one pipelined round trip.

@@ -32,13 +32,13 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 	// number numbers ids of conv and returns their numbers in order.
 	number := func(t *testing.T, s relay.Sequencer, conv relay.ConversationID, ids ...string) []uint64 {
 		t.Helper()
-		nums, unseeded, err := s.Number(ctx, map[relay.ConversationID][]string{conv: ids})
-		if err != nil || len(unseeded) != 0 {
-			t.Fatalf("Number(%s, %v) = %v, unseeded %v, %v", conv, ids, nums, unseeded, err)
+		got, err := s.Number(ctx, "w1", map[relay.ConversationID][]string{conv: ids}, nil)
+		if err != nil || len(got.Unseeded) != 0 || len(got.Held) != 0 {
+			t.Fatalf("Number(%s, %v) = %+v, %v", conv, ids, got, err)
 		}
 		out := make([]uint64, len(ids))
 		for i, id := range ids {
-			out[i] = nums[id]
+			out[i] = got.Nums[id]
 		}
 		return out
 	}
@@ -53,10 +53,10 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 		if err := s.Seed(ctx, b, 0); err != nil {
 			t.Fatal(err)
 		}
-		nums, unseeded, err := s.Number(ctx, map[relay.ConversationID][]string{a: {"a1", "a2", "a3"}, b: {"b1"}, c: {"c1", "c2"}})
+		got, err := s.Number(ctx, "w1", map[relay.ConversationID][]string{a: {"a1", "a2", "a3"}, b: {"b1"}, c: {"c1", "c2"}}, nil)
 		want := map[string]uint64{"a1": 11, "a2": 12, "a3": 13, "b1": 1}
-		if err != nil || !maps.Equal(nums, want) || !slices.Equal(unseeded, []relay.ConversationID{c}) {
-			t.Fatalf("Number = %v, unseeded %v, %v; want %v, c unseeded", nums, unseeded, err, want)
+		if err != nil || !maps.Equal(got.Nums, want) || !slices.Equal(got.Unseeded, []relay.ConversationID{c}) {
+			t.Fatalf("Number = %+v, %v; want %v, c unseeded", got, err, want)
 		}
 		if got := number(t, s, a, "a4"); got[0] != 14 {
 			t.Fatalf("next of a = %d, want 14", got[0])
@@ -67,9 +67,9 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 		t.Parallel()
 		s := newSequencer(t)
 		for range 2 { // a refused call must not have created the counter
-			nums, unseeded, err := s.Number(ctx, map[relay.ConversationID][]string{conv: {"m1"}})
-			if err != nil || len(nums) != 0 || !slices.Equal(unseeded, []relay.ConversationID{conv}) {
-				t.Fatalf("Number on a new conversation = %v, unseeded %v, %v; want it unseeded", nums, unseeded, err)
+			got, err := s.Number(ctx, "w1", map[relay.ConversationID][]string{conv: {"m1"}}, nil)
+			if err != nil || len(got.Nums) != 0 || !slices.Equal(got.Unseeded, []relay.ConversationID{conv}) {
+				t.Fatalf("Number on a new conversation = %+v, %v; want it unseeded", got, err)
 			}
 		}
 	})
@@ -111,6 +111,34 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 		}
 	})
 
+	// A copy of a message another writer numbered is not numbered again:
+	// the caller is told who holds it, until that writer is named as
+	// dead for it, which hands its number over.
+	t.Run("another writer's id", func(t *testing.T) {
+		t.Parallel()
+		s := newSequencer(t)
+		if err := s.Seed(ctx, conv, 0); err != nil {
+			t.Fatal(err)
+		}
+		number(t, s, conv, "m1") // w1 holds m1 at 1
+		got, err := s.Number(ctx, "w2", map[relay.ConversationID][]string{conv: {"m1", "m2"}}, nil)
+		if err != nil || got.Held["m1"] != "w1" || got.Nums["m2"] != 2 || len(got.Nums) != 1 {
+			t.Fatalf("w2 numbering m1 and m2 = %+v, %v; want m1 held by w1, m2 at 2", got, err)
+		}
+		got, err = s.Number(ctx, "w2", map[relay.ConversationID][]string{conv: {"m1"}}, map[string]string{"m1": "w3"})
+		if err != nil || got.Held["m1"] != "w1" {
+			t.Fatalf("w2 taking m1 over from w3 = %+v, %v; want it still held by w1", got, err)
+		}
+		got, err = s.Number(ctx, "w2", map[relay.ConversationID][]string{conv: {"m1"}}, map[string]string{"m1": "w1"})
+		if err != nil || got.Nums["m1"] != 1 || len(got.Held) != 0 {
+			t.Fatalf("w2 taking m1 over from w1 = %+v, %v; want m1 at 1", got, err)
+		}
+		got, err = s.Number(ctx, "w1", map[relay.ConversationID][]string{conv: {"m1"}}, nil)
+		if err != nil || got.Held["m1"] != "w2" {
+			t.Fatalf("w1 after the takeover = %+v, %v; want m1 held by w2", got, err)
+		}
+	})
+
 	t.Run("seed never lowers", func(t *testing.T) {
 		t.Parallel()
 		s := newSequencer(t)
@@ -139,11 +167,11 @@ func testSequencer(t *testing.T, newSequencer func(t *testing.T) relay.Sequencer
 		var wg sync.WaitGroup
 		for i := range workers {
 			wg.Go(func() {
-				nums, _, err := s.Number(ctx, map[relay.ConversationID][]string{conv: {fmt.Sprint("w", i)}})
+				n, err := s.Number(ctx, "w1", map[relay.ConversationID][]string{conv: {fmt.Sprint("w", i)}}, nil)
 				if err != nil {
 					t.Error(err)
 				}
-				got[i] = nums[fmt.Sprint("w", i)]
+				got[i] = n.Nums[fmt.Sprint("w", i)]
 			})
 		}
 		wg.Wait()
