@@ -1,21 +1,19 @@
 package verify_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/verify"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // Keys from relay's test data (relay/seal_sign_test.go says what they
@@ -67,20 +65,20 @@ func writeFile(t *testing.T, name, content string) string {
 // signedMixedArchive is a chain of the messages stream of writer relay-v
 // whose seals 1..unsigned are unsigned (made at base + number seconds)
 // and the later ones signed, plus a signed events chain.
-func signedMixedArchive(t *testing.T, s *relay.SealSigner, unsigned int) (*memArchive, time.Time) {
+func signedMixedArchive(t *testing.T, s *relay.SealSigner, unsigned int) (*testArchive, time.Time) {
 	t.Helper()
-	a := sealedArchive(t, 15) // 5 message seals, 2 event seals
+	a := sealedArchive(t, nil, 15) // 5 message seals, 2 event seals
 	base := time.UnixMilli(1700000000000).UTC()
 	prev := map[string]string{}
-	for i := range a.seals {
-		x := &a.seals[i]
+	for _, x := range a.seals(t, "relay-v") { // each chain in order
 		x.At = base.Add(time.Duration(x.Number) * time.Second)
 		x.Prev = prev[x.Stream]
 		x.Hash = x.ComputeHash()
 		x.KeyID, x.Signature = "", ""
 		if x.Stream == relay.StreamEvents || x.Number > uint64(unsigned) {
-			*x = s.Sign(*x)
+			x = s.Sign(x)
 		}
+		a.replaceSeal(t, x)
 		prev[x.Stream] = x.Hash
 	}
 	return a, base
@@ -115,21 +113,17 @@ func TestVerifySignatures(t *testing.T) {
 	// The last seal of the chain rewritten (a row dropped from it),
 	// re-hashed, its old signature kept: nothing but the signature
 	// shows it — no later seal links to it.
-	last := &a.seals[4]
+	last := a.chain(t, "relay-v", relay.StreamMessages)[4]
 	if last.Number != 5 || last.Stream != relay.StreamMessages {
 		t.Fatalf("seal 4 is %s", last.ID)
 	}
 	dropped := last.Leaves[0]
 	last.Leaves = last.Leaves[1:]
 	last.Count = len(last.Leaves)
-	last.Root = relay.MerkleRoot(leafHashes(*last))
+	last.Root = relay.MerkleRoot(leafHashes(last))
 	last.Hash = last.ComputeHash()
-	for i := range a.rows {
-		if a.rows[i].ID == dropped.ID {
-			a.rows = append(a.rows[:i], a.rows[i+1:]...)
-			break
-		}
-	}
+	a.replaceSeal(t, last)
+	a.erase(t, dropped.ID)
 	if rep := verifyMem(t, a, verify.Options{}); !rep.OK {
 		t.Fatalf("without keys the rewritten tail should pass (that is the hole signing closes): %+v", rep.Problems)
 	}
@@ -141,6 +135,7 @@ func TestVerifySignatures(t *testing.T) {
 	// The same with the signature removed: unsigned after signed seals,
 	// refused even with a cut-off that would cover its time.
 	last.KeyID, last.Signature = "", ""
+	a.replaceSeal(t, last)
 	rep = verifyMem(t, a, verify.Options{PublicKeys: pub, AllowUnsignedBefore: time.Now().Add(time.Hour)})
 	wantProblem(t, rep, relay.ProblemUnsigned, last.ID, "")
 	if !strings.Contains(only(rep, relay.ProblemUnsigned)[0].Detail, "a signed chain stays signed") {
@@ -186,7 +181,7 @@ func TestVerifyUnsignedBefore(t *testing.T) {
 // signedHarness is a pipeline harness of writer signing under keyFile,
 // archiving one message per batch. It uses archive, or a new one for
 // nil.
-func signedHarness(t *testing.T, keyFile, writer string, log *slog.Logger, archive *memArchive) (*harness, error) {
+func signedHarness(t *testing.T, keyFile, writer string, log *slog.Logger, archive *testArchive) (*harness, error) {
 	t.Helper()
 	return newHarness(t, archive, relay.Config{Writer: writer, SealKeyFile: keyFile, BatchSize: 1}, log)
 }
@@ -195,8 +190,8 @@ func signedHarness(t *testing.T, keyFile, writer string, log *slog.Logger, archi
 // delivery events — with the key file's key; without one it warns once;
 // a bad key file stops it.
 func TestPipelineSignsSeals(t *testing.T) {
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	var logs testenv.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
 	h, err := signedHarness(t, writeFile(t, "seal.key", opensslPrivate), "relay-s", log, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -211,35 +206,36 @@ func TestPipelineSignsSeals(t *testing.T) {
 		}
 	}
 	h.start(t) // seven batches of one
-	waitFor(t, "the spool to drain", func() bool { return h.spool.Len() == 0 })
-	if err := h.p.SealedEvents(memEventLog{h.archive}).AppendEvents(ctx, []relay.DeliveryEvent{testEvent(0)}); err != nil {
+	testenv.Until(t, "the spool to drain", func() bool { return h.spool.Len() == 0 })
+	if err := h.p.SealedEvents(h.archive).AppendEvents(ctx, []relay.DeliveryEvent{testEvent(0)}); err != nil {
 		t.Fatal(err)
 	}
 	// A batch archived without its seal is healed, signed, by the next
 	// pipeline of the writer.
-	h.archive.setSealDown(true)
+	h.archive.sealDown.Store(true)
 	crash := text("c0", "600", "crash")
 	if err := h.spool.Append(ctx, crash); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the batch to be archived", func() bool { return h.archive.has(crash.ID) })
+	testenv.Until(t, "the batch to be archived", func() bool { return h.archive.count(t, crash.ID) > 0 })
 	h.stop()
-	if n := h.archive.sealCount(); n != 8 {
+	if n := len(h.archive.seals(t, "relay-s")); n != 8 {
 		t.Fatalf("%d seals stored with seals failing, want 8", n)
 	}
-	h.archive.setSealDown(false)
+	h.archive.sealDown.Store(false)
 	h2, err := signedHarness(t, writeFile(t, "seal.key", opensslPrivate), "relay-s", log, h.archive)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h2.start(t)
-	waitFor(t, "the batch to be healed", func() bool { return h.archive.sealCount() == 9 })
+	testenv.Until(t, "the batch to be healed", func() bool { return len(h.archive.seals(t, "relay-s")) == 9 })
 	h2.stop()
 
 	pub, _ := relay.ParseSealPublicKeys([]byte(opensslPublic))
 	keys := keyring(pub...)
 	recovered := 0
-	for _, s := range h.archive.seals {
+	seals := h.archive.seals(t, "relay-s")
+	for _, s := range seals {
 		if st := relay.CheckSealSignature(s, keys); st != relay.SignatureValid {
 			t.Errorf("seal %s: signature %v (key %q)", s.ID, st, s.KeyID)
 		}
@@ -247,8 +243,8 @@ func TestPipelineSignsSeals(t *testing.T) {
 			recovered++
 		}
 	}
-	if len(h.archive.seals) != 9 || recovered != 1 {
-		t.Fatalf("%d seals (%d recovered), want 9 (1)", len(h.archive.seals), recovered)
+	if len(seals) != 9 || recovered != 1 {
+		t.Fatalf("%d seals (%d recovered), want 9 (1)", len(seals), recovered)
 	}
 	rep := verifyMem(t, h.archive, verify.Options{PublicKeys: pub})
 	wantOK(t, rep)
@@ -257,16 +253,16 @@ func TestPipelineSignsSeals(t *testing.T) {
 	}
 
 	// No key: unsigned, one warning that says what to do.
-	logs.Reset()
-	h3, err := signedHarness(t, "", "relay-u", log, nil)
+	var logs3 testenv.SyncBuffer
+	h3, err := signedHarness(t, "", "relay-u", slog.New(slog.NewTextHandler(&logs3, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "seal_key_file") {
-		t.Errorf("without a key: %d warnings:\n%s", n, logs.String())
+	if n := strings.Count(logs3.String(), "level=WARN"); n != 1 || !strings.Contains(logs3.String(), "seal_key_file") {
+		t.Errorf("without a key: %d warnings:\n%s", n, logs3.String())
 	}
 	h3.archiveSpooled(t, text("c0", "700", "x"))
-	if s := h3.archive.seals[0]; s.KeyID != "" || s.Signature != "" {
+	if s := h3.archive.seals(t, "relay-u")[0]; s.KeyID != "" || s.Signature != "" {
 		t.Errorf("a pipeline without a key signed: %+v", s)
 	}
 
@@ -282,16 +278,4 @@ func TestPipelineSignsSeals(t *testing.T) {
 			t.Errorf("key file %s: NewPipeline error %v", name, err)
 		}
 	}
-}
-
-// syncWriter lets the pipeline's goroutines log into one buffer.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

@@ -10,14 +10,16 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/verify"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
-// sealedArchive returns a memory archive holding what a writer leaves:
-// n messages in conversations c0..c2, archived and sealed by a
-// relay.Pipeline in batches of 3, and two sealed delivery events.
-func sealedArchive(t *testing.T, n int) *memArchive {
+// sealedArchive returns archive (a new embedded one for nil) holding
+// what a writer leaves: n messages in conversations c0..c2, archived and
+// sealed by a relay.Pipeline in batches of 3, and two sealed delivery
+// events.
+func sealedArchive(t *testing.T, archive *testArchive, n int) *testArchive {
 	t.Helper()
-	h, err := newHarness(t, nil, relay.Config{Writer: "relay-v", BatchSize: 3}, nil)
+	h, err := newHarness(t, archive, relay.Config{Writer: "relay-v", BatchSize: 3}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,11 +31,11 @@ func sealedArchive(t *testing.T, n int) *memArchive {
 	}
 	// All spooled before the writer starts: it takes them 3 at a time.
 	h.archiveSpooled(t, msgs...)
-	if want := (n + 2) / 3; len(h.archive.seals) != want {
-		t.Fatalf("%d seals for %d messages, want %d", len(h.archive.seals), n, want)
+	if want, got := (n+2)/3, len(h.archive.chain(t, "relay-v", relay.StreamMessages)); got != want {
+		t.Fatalf("%d seals for %d messages, want %d", got, n, want)
 	}
 	ctx := context.Background()
-	log := h.p.SealedEvents(memEventLog{h.archive})
+	log := h.p.SealedEvents(h.archive)
 	for i := range 2 {
 		if err := log.AppendEvents(ctx, []relay.DeliveryEvent{testEvent(i)}); err != nil {
 			t.Fatal(err)
@@ -45,11 +47,11 @@ func sealedArchive(t *testing.T, n int) *memArchive {
 // heal starts writer again over a, as a new process, and stops it once
 // its start has sealed what the last one left unsealed (seal number n
 // of its messages chain).
-func heal(t *testing.T, a *memArchive, writer string, n uint64) {
+func heal(t *testing.T, a *testArchive, writer string, n uint64) {
 	t.Helper()
 	h := sealHarness(t, a, writer)
 	h.start(t)
-	waitFor(t, "the unsealed batch to be healed", func() bool {
+	testenv.Until(t, "the unsealed batch to be healed", func() bool {
 		s, ok, _ := a.LatestSeal(context.Background(), writer, relay.StreamMessages)
 		return ok && s.Number >= n
 	})
@@ -59,7 +61,7 @@ func heal(t *testing.T, a *memArchive, writer string, n uint64) {
 // unsealedBatch appends a row under the next batch id of relay-v's
 // messages chain, as a writer does before it stores the batch's seal,
 // and returns it.
-func unsealedBatch(t *testing.T, a *memArchive, body string) (relay.Message, uint64) {
+func unsealedBatch(t *testing.T, a *testArchive, body string) (relay.Message, uint64) {
 	t.Helper()
 	last, _, _ := a.LatestSeal(context.Background(), "relay-v", relay.StreamMessages)
 	m := text("c5", "5555", body)
@@ -67,7 +69,7 @@ func unsealedBatch(t *testing.T, a *memArchive, body string) (relay.Message, uin
 	m.AcceptedAt = time.UnixMilli(1700000001000)
 	m.BatchID = relay.BatchID("relay-v", relay.StreamMessages, last.Number+1)
 	m.Hash = relay.MessageHash(m)
-	a.rows = append(a.rows, m)
+	a.insert(t, m)
 	return m, last.Number + 1
 }
 
@@ -120,38 +122,41 @@ func total(rep *verify.Report) int {
 }
 
 func TestVerifyCleanArchive(t *testing.T) {
-	a := sealedArchive(t, 10)
+	a := sealedArchive(t, clickhouseArchive(t), 10) // copies of one id: ClickHouse keeps them
 	rep := verifyMem(t, a, verify.Options{ChunkRows: 4, SealPage: 3})
 	wantOK(t, rep)
 	if rep.Messages != 10 || rep.Events != 2 || rep.Seals != 6 || len(rep.Chains) != 2 {
 		t.Fatalf("report %+v", rep)
 	}
 	// Copies a replay leaves, of rows and of seals, change nothing.
-	a.rows = append(a.rows, a.rows[4])
-	a.seals = append(a.seals, a.seals[1])
+	a.insert(t, a.messages(t)[4])
+	a.insertSeal(t, a.chain(t, "relay-v", relay.StreamMessages)[1])
 	wantOK(t, verifyMem(t, a, verify.Options{SealPage: 2}))
 }
 
 func TestVerifyAlteredRow(t *testing.T) {
-	a := sealedArchive(t, 10)
-	a.rows[4].Text = "tampered" // the hash column kept
+	a := sealedArchive(t, nil, 10)
+	m := a.messages(t)[4]
+	m.Text = "tampered" // the hash column kept
+	a.replace(t, m)
 	rep := verifyMem(t, a, verify.Options{})
-	wantProblem(t, rep, relay.ProblemAltered, a.rows[4].ID, a.rows[4].Conv)
+	wantProblem(t, rep, relay.ProblemAltered, m.ID, m.Conv)
 	if total(rep) != 1 || len(rep.Conversations) != 1 || rep.Conversations[0].Altered != 1 {
 		t.Fatalf("report %+v", rep)
 	}
 	// Re-hashed too: the seal still catches it.
-	a.rows[4].Hash = relay.MessageHash(a.rows[4])
-	wantProblem(t, verifyMem(t, a, verify.Options{}), relay.ProblemAltered, a.rows[4].ID, a.rows[4].Conv)
+	m.Hash = relay.MessageHash(m)
+	a.replace(t, m)
+	wantProblem(t, verifyMem(t, a, verify.Options{}), relay.ProblemAltered, m.ID, m.Conv)
 }
 
 func TestVerifyAlteredCopy(t *testing.T) {
-	a := sealedArchive(t, 10)
-	forged := a.rows[2]
+	a := sealedArchive(t, clickhouseArchive(t), 10) // copies of one id: ClickHouse keeps them
+	forged := a.messages(t)[2]
 	forged.Text = "tampered"
 	forged.AcceptedAt = forged.AcceptedAt.Add(time.Hour) // a higher version, for ReplacingMergeTree
 	forged.Hash = relay.MessageHash(forged)
-	a.rows = append(a.rows, forged)
+	a.insert(t, forged)
 	rep := verifyMem(t, a, verify.Options{})
 	wantProblem(t, rep, relay.ProblemAltered, forged.ID, forged.Conv)
 	if total(rep) != 1 {
@@ -160,17 +165,18 @@ func TestVerifyAlteredCopy(t *testing.T) {
 }
 
 func TestVerifyHashColumnAltered(t *testing.T) {
-	a := sealedArchive(t, 4)
-	a.rows[1].Hash = strings.Repeat("0", 64)
-	wantProblem(t, verifyMem(t, a, verify.Options{}), relay.ProblemAltered, a.rows[1].ID, a.rows[1].Conv)
+	a := sealedArchive(t, nil, 4)
+	m := a.messages(t)[1]
+	m.Hash = strings.Repeat("0", 64)
+	a.replace(t, m)
+	wantProblem(t, verifyMem(t, a, verify.Options{}), relay.ProblemAltered, m.ID, m.Conv)
 }
 
 func TestVerifyDeletedRow(t *testing.T) {
-	a := sealedArchive(t, 10)
-	gone := a.rows[7]
-	a.rows = slices.Delete(a.rows, 7, 8)
-	ev := a.evRows[1]
-	a.evRows = a.evRows[:1]
+	a := sealedArchive(t, nil, 10)
+	gone := a.messages(t)[7]
+	ev := a.events(t)[1]
+	a.erase(t, gone.ID, ev.ID)
 	rep := verifyMem(t, a, verify.Options{})
 	wantProblem(t, rep, relay.ProblemMissing, gone.ID, gone.Conv)
 	wantProblem(t, rep, relay.ProblemMissing, ev.ID, ev.Conv)
@@ -180,16 +186,17 @@ func TestVerifyDeletedRow(t *testing.T) {
 }
 
 func TestVerifyInsertedRow(t *testing.T) {
-	a := sealedArchive(t, 10)
+	a := sealedArchive(t, nil, 10)
 	unsealed := text("c9", "9999", "forged")
 	unsealed.Seq = 1
 	forgedInBatch := text("c1", "8888", "forged too")
 	forgedInBatch.Seq = 99
-	forgedInBatch.BatchID = a.rows[0].BatchID
+	forgedInBatch.BatchID = a.messages(t)[0].BatchID
 	forgedInBatch.Hash = relay.MessageHash(forgedInBatch)
 	futureBatch := text("c2", "7777", "forged three")
+	futureBatch.Seq = 98
 	futureBatch.BatchID = relay.BatchID("relay-v", relay.StreamMessages, 999)
-	a.rows = append(a.rows, unsealed, forgedInBatch, futureBatch)
+	a.insert(t, unsealed, forgedInBatch, futureBatch)
 	rep := verifyMem(t, a, verify.Options{})
 	wantProblem(t, rep, relay.ProblemInserted, unsealed.ID, unsealed.Conv)
 	wantProblem(t, rep, relay.ProblemInserted, forgedInBatch.ID, forgedInBatch.Conv)
@@ -200,55 +207,59 @@ func TestVerifyInsertedRow(t *testing.T) {
 }
 
 func TestVerifyAlteredSeal(t *testing.T) {
-	a := sealedArchive(t, 10)
+	a := sealedArchive(t, nil, 10)
 	// Content changed, hash kept.
-	a.seals[1].Leaves[0].Hash = strings.Repeat("1", 64)
+	s := a.chain(t, "relay-v", relay.StreamMessages)[1]
+	s.Leaves[0].Hash = strings.Repeat("1", 64)
+	a.replaceSeal(t, s)
 	rep := verifyMem(t, a, verify.Options{})
-	wantProblem(t, rep, relay.ProblemSealAltered, a.seals[1].ID, "")
+	wantProblem(t, rep, relay.ProblemSealAltered, s.ID, "")
 	// Re-hashed so it is consistent in itself: the next seal's link breaks.
-	a = sealedArchive(t, 10)
-	s := &a.seals[1]
+	a = sealedArchive(t, nil, 10)
+	seals := a.chain(t, "relay-v", relay.StreamMessages)
+	s = seals[1]
 	s.Leaves = s.Leaves[:2]
 	s.Count = 2
-	s.Root = relay.MerkleRoot(leafHashes(*s))
+	s.Root = relay.MerkleRoot(leafHashes(s))
 	s.Hash = s.ComputeHash()
+	a.replaceSeal(t, s)
 	rep = verifyMem(t, a, verify.Options{})
-	wantProblem(t, rep, relay.ProblemChainBroken, a.seals[2].ID, "")
+	wantProblem(t, rep, relay.ProblemChainBroken, seals[2].ID, "")
 	if len(only(rep, relay.ProblemInserted)) != 1 {
 		t.Fatalf("the row dropped from the seal is not reported inserted: %+v", rep.Problems)
 	}
 }
 
 func TestVerifyDeletedSeal(t *testing.T) {
-	a := sealedArchive(t, 10)
-	gone := a.seals[1]
-	a.seals = slices.Delete(a.seals, 1, 2)
+	a := sealedArchive(t, nil, 10)
+	gone := a.chain(t, "relay-v", relay.StreamMessages)[1]
+	a.erase(t, gone.ID)
 	rep := verifyMem(t, a, verify.Options{})
 	wantProblem(t, rep, relay.ProblemSealMissing, gone.ID, "")
 	if n := len(only(rep, relay.ProblemInserted)); n != gone.Count {
 		t.Fatalf("%d rows reported inserted, want the %d of the deleted seal", n, gone.Count)
 	}
 	// The first seal gone.
-	a = sealedArchive(t, 10)
-	a.seals = a.seals[1:]
+	a = sealedArchive(t, nil, 10)
+	a.erase(t, a.chain(t, "relay-v", relay.StreamMessages)[0].ID)
 	wantProblem(t, verifyMem(t, a, verify.Options{}), relay.ProblemSealMissing, relay.BatchID("relay-v", relay.StreamMessages, 1), "")
 }
 
 func TestVerifyConflictingSeals(t *testing.T) {
-	a := sealedArchive(t, 10)
-	forged := a.seals[2]
+	a := sealedArchive(t, clickhouseArchive(t), 10) // two seals under one id: ClickHouse keeps them
+	forged := a.chain(t, "relay-v", relay.StreamMessages)[2]
 	forged.Leaves = slices.Clone(forged.Leaves[:1])
 	forged.Count = 1
 	forged.Root = relay.MerkleRoot(leafHashes(forged))
 	forged.Hash = forged.ComputeHash()
-	a.seals = append(a.seals, forged)
+	a.insertSeal(t, forged)
 	rep := verifyMem(t, a, verify.Options{SealPage: 1})
 	wantProblem(t, rep, relay.ProblemSealAltered, forged.ID, "")
 }
 
 func TestVerifyWitness(t *testing.T) {
-	a := sealedArchive(t, 10)
-	last := a.seals[3] // the last seal of the messages chain
+	a := sealedArchive(t, nil, 10)
+	last := a.chain(t, "relay-v", relay.StreamMessages)[3] // the last seal of the messages chain
 	if last.Stream != relay.StreamMessages || last.Number != 4 {
 		t.Fatalf("seal %+v", last)
 	}
@@ -259,8 +270,13 @@ func TestVerifyWitness(t *testing.T) {
 	}
 	// Cut the chain back (the last seal and its rows deleted): nothing
 	// but the witness can tell.
-	a.seals = slices.Delete(a.seals, 3, 4)
-	a.rows = slices.DeleteFunc(a.rows, func(m relay.Message) bool { return m.BatchID == last.ID })
+	cut := []string{last.ID}
+	for _, m := range a.messages(t) {
+		if m.BatchID == last.ID {
+			cut = append(cut, m.ID)
+		}
+	}
+	a.erase(t, cut...)
 	if rep := verifyMem(t, a, verify.Options{}); !rep.OK {
 		t.Fatalf("a truncated chain is visible without a witness? %+v", rep.Problems)
 	}
@@ -270,18 +286,18 @@ func TestVerifyWitness(t *testing.T) {
 // lateSource writes a seal between the scan for unsealed rows and the
 // reading of the seals, as a live writer would.
 type lateSource struct {
-	*memArchive
+	verify.Source
 	late func()
 }
 
 func (s lateSource) ScanUnsealed(ctx context.Context, fn func(relay.StoredRow) error) error {
-	err := s.memArchive.ScanUnsealed(ctx, fn)
+	err := s.Source.ScanUnsealed(ctx, fn)
 	s.late()
 	return err
 }
 
 func TestVerifyWhileWriting(t *testing.T) {
-	a := sealedArchive(t, 6)
+	a := sealedArchive(t, nil, 6)
 	ctx := context.Background()
 	// A batch whose rows are in and whose seal is not yet; its writer
 	// stores the seal (healing it, at its start) during the run.
@@ -298,7 +314,7 @@ func TestVerifyWhileWriting(t *testing.T) {
 
 // A batch left unsealed by a crash is reported until its writer heals it.
 func TestVerifyReportsUnhealedBatch(t *testing.T) {
-	a := sealedArchive(t, 6)
+	a := sealedArchive(t, nil, 6)
 	m, n := unsealedBatch(t, a, "crash")
 	rep := verifyMem(t, a, verify.Options{})
 	wantProblem(t, rep, relay.ProblemInserted, m.ID, m.Conv)
