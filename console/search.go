@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 )
@@ -63,10 +62,10 @@ func ParseSearchQuery(v url.Values) (relay.SearchQuery, error) {
 		Kind: relay.Kind(v.Get("kind")), Text: v.Get("text"), Cursor: v.Get("cursor"),
 	}
 	var err error
-	if q.From, err = ParseSearchTime(v.Get("from"), false); err != nil {
+	if q.From, err = relay.ParseSearchTime(v.Get("from"), false); err != nil {
 		return q, fmt.Errorf("from: %w", err)
 	}
-	if q.To, err = ParseSearchTime(v.Get("to"), true); err != nil {
+	if q.To, err = relay.ParseSearchTime(v.Get("to"), true); err != nil {
 		return q, fmt.Errorf("to: %w", err)
 	}
 	for name, dst := range map[string]*int{"limit": &q.Limit, "offset": &q.Offset} {
@@ -79,25 +78,6 @@ func ParseSearchQuery(v url.Values) (relay.SearchQuery, error) {
 		}
 	}
 	return q, q.Validate()
-}
-
-// ParseSearchTime reads an RFC 3339 time or a date (YYYY-MM-DD, UTC).
-// A date as the end of a range (end) means the end of that day.
-func ParseSearchTime(s string, end bool) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse("2006-01-02", s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither a date (2006-01-02) nor an RFC 3339 time", s)
-	}
-	if end {
-		t = t.AddDate(0, 0, 1)
-	}
-	return t, nil
 }
 
 // narrow limits a search or export of a supervisor in teams to what

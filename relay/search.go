@@ -161,3 +161,24 @@ func (q SearchQuery) String() string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// ParseSearchTime reads the bound of a search's range as people type it
+// (the console's query string, the search command's flags): an RFC 3339
+// time or a date (YYYY-MM-DD, UTC).
+// A date as the end of a range (end) means the end of that day.
+func ParseSearchTime(s string, end bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2006-01-02) nor an RFC 3339 time", s)
+	}
+	if end {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t, nil
+}

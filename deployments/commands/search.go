@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/wechat-relay/wechat-relay/configs"
-	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/deployments/system"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
@@ -65,10 +64,10 @@ func (f searchFlags) query() (relay.SearchQuery, error) {
 		Direction: relay.Direction(*f.direction), Kind: relay.Kind(*f.kind), Text: *f.text,
 	}
 	var err error
-	if q.From, err = console.ParseSearchTime(*f.from, false); err != nil {
+	if q.From, err = relay.ParseSearchTime(*f.from, false); err != nil {
 		return q, fmt.Errorf("-from: %w", err)
 	}
-	if q.To, err = console.ParseSearchTime(*f.to, true); err != nil {
+	if q.To, err = relay.ParseSearchTime(*f.to, true); err != nil {
 		return q, fmt.Errorf("-to: %w", err)
 	}
 	return q, q.Validate()

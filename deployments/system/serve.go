@@ -144,7 +144,7 @@ func (s *Relay) Shutdown() error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(sctx)
-	if herr := s.hub.Shutdown(sctx); herr != nil {
+	if herr := s.console.Shutdown(sctx); herr != nil {
 		s.log.Warn("closing console connections", "err", herr)
 	}
 	if werr := s.work.Stop(); werr != nil && err == nil {

@@ -72,7 +72,7 @@ type Relay struct {
 	bot      *relay.Bot
 	bus      relay.Bus
 	media    *relay.MediaWorker
-	hub      *console.Server
+	console  *console.Server
 	dir      *relay.Directory
 	lexicon  *relay.LexiconWatcher // nil without lexicon rules
 	handler  http.Handler
@@ -216,8 +216,8 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	// its seals (pipeline.seal_key_file), if any.
 	auditLog.SignWith(s.pipeline.Signer())
 	if lex != nil {
-		// The hub is built below; a send is blocked only once it runs.
-		lex.OnBlocked(relay.BlockedSendRecorder(auditLog, s.archive, func(h relay.LexiconHit) { s.hub.Alert(h) }, log.With("component", "lexicon")))
+		// The console is built below; a send is blocked only once it runs.
+		lex.OnBlocked(relay.BlockedSendRecorder(auditLog, s.archive, func(h relay.LexiconHit) { s.console.Alert(h) }, log.With("component", "lexicon")))
 	}
 	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
 		Lexicon:  lex,
@@ -242,7 +242,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	if err != nil {
 		return nil, err
 	}
-	s.hub = console.NewServer(cfg.ConsoleConfig(), console.Deps{
+	s.console = console.NewServer(cfg.ConsoleConfig(), console.Deps{
 		Bus: b, History: s.archive, Search: s.archive, Export: s.archive, Assignments: assign, Outbox: s.outbox,
 		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
 		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr, Directory: s.dir,
@@ -252,7 +252,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 		Version:    version,
 	})
 	if lex != nil {
-		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive, Alert: s.hub.Alert, Log: log.With("component", "lexicon")}
+		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive, Alert: s.console.Alert, Log: log.With("component", "lexicon")}
 	}
 
 	callbacks := gateway.NewCallbackHandler(gcfg, s.pipeline, gateway.CallbackOptions{
@@ -260,7 +260,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/wechat/", callbacks)
-	mux.Handle("/api/", s.hub.Handler())
+	mux.Handle("/api/", s.console.Handler())
 	mux.Handle("/", console.WebHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -297,7 +297,7 @@ func (s *Relay) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	check("archive unavailable", s.archive.Ping(ctx))
-	check("console", s.hub.Subscribed())
+	check("console", s.console.Subscribed())
 	check("bot", s.bot.Subscribed())
 	if s.lexicon != nil {
 		check("lexicon watcher", s.lexicon.Subscribed())

@@ -90,7 +90,7 @@ func (s *Relay) startWorkers() *workers {
 	w.Go("media", s.media.Run)
 	w.Go("outbox", s.outbox.Run)
 	w.Go("bot", func(ctx context.Context) error { return s.bot.Run(ctx, s.bus) })
-	w.Go("console", s.hub.Run)
+	w.Go("console", s.console.Run)
 	w.Go("directory", func(ctx context.Context) error { return s.dir.Run(ctx, s.cfg.Console.DirectoryRefresh) })
 	if s.lexicon != nil {
 		w.Go("lexicon", s.lexicon.Run)
