@@ -109,6 +109,10 @@ func (s *Server) serveAlerts(w http.ResponseWriter, r *http.Request, emp *relay.
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if teamScoped(emp) {
+		ids, _ := s.dir.Snapshot().Scope(*emp)
+		aq.Employees = append(ids, "")
+	}
 	if !s.auditOrRefuse(w, r, emp, AuditReadAlerts, "", "", queryDetail(q)) {
 		return
 	}

@@ -154,6 +154,7 @@ func TestComplianceAPI(t *testing.T) {
 // fakeCompliance is the compliance stores in memory.
 type fakeCompliance struct {
 	mu      sync.Mutex
+	asked   []relay.AlertQuery // every Alerts query
 	hits    []relay.LexiconHit
 	reviews []relay.AlertReview
 	holds   []relay.Hold
@@ -182,9 +183,10 @@ func (f *fakeCompliance) AppendReview(_ context.Context, r relay.AlertReview) er
 	return nil
 }
 
-func (f *fakeCompliance) Alerts(context.Context, relay.AlertQuery) ([]relay.LexiconHit, error) {
+func (f *fakeCompliance) Alerts(_ context.Context, q relay.AlertQuery) ([]relay.LexiconHit, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.asked = append(f.asked, q)
 	return slices.Clone(f.hits), nil
 }
 
@@ -213,3 +215,30 @@ func (f *fakeCompliance) Holds(context.Context) ([]relay.Hold, error) {
 }
 
 func (f *fakeCompliance) MonthCounts(context.Context) ([]relay.MonthCount, error) { return nil, nil }
+
+// A supervisor in teams asks the archive for their members' alerts (and
+// nobody's), so that the archive filters before its limit: other teams'
+// newer alerts must not crowd theirs out of the page.
+func TestAlertsOfATeamSupervisorAreFilteredByTheArchive(t *testing.T) {
+	st := &fakeCompliance{}
+	e := adminEnv(t, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st} })
+	if code, body := e.adminDo(t, "GET", "/api/alerts?limit=1", "lead-token-0123456789ab", nil); code != http.StatusOK {
+		t.Fatalf("team supervisor's alerts: %d %v", code, body)
+	}
+	if code, body := e.adminDo(t, "GET", "/api/alerts?limit=1", rootTok, nil); code != http.StatusOK {
+		t.Fatalf("admin's alerts: %d %v", code, body)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.asked) != 2 {
+		t.Fatalf("asked the archive %d times, want 2", len(st.asked))
+	}
+	lead, root := st.asked[0], st.asked[1]
+	slices.Sort(lead.Employees)
+	if !slices.Contains(lead.Employees, "alice") || !slices.Contains(lead.Employees, "") || slices.Contains(lead.Employees, "bob") || lead.Limit != 1 {
+		t.Fatalf("team supervisor's query = %+v, want alice's and nobody's alerts, limit 1", lead)
+	}
+	if root.Employees != nil {
+		t.Fatalf("admin's query = %+v, want every employee's alerts", root)
+	}
+}

@@ -156,7 +156,8 @@ func TestSearchRolesAndAudit(t *testing.T) {
 	}
 
 	// Bad requests.
-	for _, q := range []string{"from=yesterday", "limit=x", "limit=5000", "cursor=bogus!", "direction=up", "from=2026-11-02&to=2026-11-01"} {
+	for _, q := range []string{"from=yesterday", "limit=x", "limit=5000", "cursor=bogus!", "direction=up", "from=2026-11-02&to=2026-11-01",
+		"offset=10001", "offset=9223372036854775800", "offset=99999999999999999999"} {
 		if code, body := e.do(t, "GET", "/api/search?"+q, searchSupTok, nil); code != http.StatusBadRequest {
 			t.Errorf("search ?%s: %d %s, want 400", q, code, body)
 		}

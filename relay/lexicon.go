@@ -264,7 +264,12 @@ type AlertQuery struct {
 	// Status: "open" (no decision yet), "reviewed", "escalated", or ""
 	// for all.
 	Status string
-	Limit  int // newest first (500)
+	// Employees, when set, keeps the hits of these employees only ("" for
+	// hits that belong to nobody): a supervisor in teams sees their
+	// members'. The store filters before the limit, so that other teams'
+	// hits do not crowd theirs out.
+	Employees []string
+	Limit     int // newest first (500)
 }
 
 // AlertStore archives hits and review decisions. Both archives in

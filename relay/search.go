@@ -11,10 +11,13 @@ import (
 	"time"
 )
 
-// Search limits.
+// Search limits. An offset makes the archive read and skip that many
+// matches: past MaxSearchOffset, page with the cursor (SearchPage.Next),
+// which costs the same on every page.
 const (
 	DefaultSearchLimit = 50
 	MaxSearchLimit     = 1000
+	MaxSearchOffset    = 10000
 )
 
 // ErrBadCursor is returned by a Searcher for a cursor it did not make.
@@ -45,8 +48,8 @@ type SearchQuery struct {
 	// MaxSearchLimit.
 	Limit int `json:"limit,omitempty"`
 	// Cursor continues after the last message of a previous page
-	// (SearchPage.Next). Offset skips that many matches instead; with a
-	// cursor it is ignored.
+	// (SearchPage.Next). Offset skips that many matches instead (at most
+	// MaxSearchOffset); with a cursor it is ignored.
 	Cursor string `json:"cursor,omitempty"`
 	Offset int    `json:"offset,omitempty"`
 	// WithTotal asks for SearchPage.Total (one more query).
@@ -79,6 +82,9 @@ func (q SearchQuery) Validate() error {
 	}
 	if q.Offset < 0 {
 		return errors.New("relay: search: negative offset")
+	}
+	if q.Offset > MaxSearchOffset {
+		return fmt.Errorf("relay: search: offset %d is above %d; page with the cursor (next) instead", q.Offset, MaxSearchOffset)
 	}
 	switch q.Direction {
 	case "", Inbound, Outbound, Internal:

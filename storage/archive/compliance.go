@@ -216,6 +216,9 @@ func (a *Archive) Alerts(ctx context.Context, q relay.AlertQuery) ([]relay.Lexic
 	if !q.To.IsZero() {
 		where, args = append(where, "at_ms < ?"), append(args, epochMillis(q.To))
 	}
+	if len(q.Employees) > 0 {
+		where, args = append(where, "employee IN ?"), append(args, stringSet(q.Employees))
+	}
 	limit := q.Limit
 	if limit <= 0 || limit > 10000 {
 		limit = 500

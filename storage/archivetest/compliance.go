@@ -304,6 +304,20 @@ func testAlertsReviews(t *testing.T, s ComplianceStore) {
 	if _, ok, err := s.Hit(ctx, "hit-none"); err != nil || ok {
 		t.Fatalf("Hit(none) = %v, %v", ok, err)
 	}
+
+	// By employee, filtered before the limit: a newer hit of another
+	// team's employee does not crowd a supervisor's out.
+	bob := relay.LexiconHit{ID: "hit-bob", Account: "acct", Conv: conv("c3"), MessageID: "m-bob", Direction: relay.Inbound,
+		Employee: "bob", Rule: "promise", Matched: "保证", Excerpt: "保证", At: base.Add(time.Hour)}
+	carol := bob
+	carol.ID, carol.MessageID, carol.Employee, carol.At = "hit-carol", "m-carol", "carol", base.Add(2*time.Hour)
+	if err := s.AppendHits(ctx, []relay.LexiconHit{bob, carol}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Alerts(ctx, relay.AlertQuery{Employees: []string{"bob", ""}, Limit: 1})
+	if err != nil || len(got) != 1 || got[0].ID != "hit-bob" {
+		t.Fatalf("bob's newest alert = %+v, %v; want hit-bob", got, err)
+	}
 }
 
 // testLexiconCatchUp runs the lexicon watcher's catch-up scan on the

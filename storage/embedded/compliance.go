@@ -184,6 +184,12 @@ func (a *Archive) Alerts(ctx context.Context, q relay.AlertQuery) ([]relay.Lexic
 	if !q.To.IsZero() {
 		where, args = append(where, "at_ms < ?"), append(args, millis(q.To))
 	}
+	if len(q.Employees) > 0 {
+		where = append(where, "employee IN "+placeholders(len(q.Employees)))
+		for _, e := range q.Employees {
+			args = append(args, e)
+		}
+	}
 	limit := q.Limit
 	if limit <= 0 || limit > 10000 {
 		limit = 500
