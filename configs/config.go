@@ -91,9 +91,11 @@ type Config struct {
 		DirectoryRefresh time.Duration `yaml:"directory_refresh"`
 		// PasswordCost is the bcrypt cost of passwords set in the Admin
 		// section (12).
-		PasswordCost int           `yaml:"password_cost"`
-		SendQueue    int           `yaml:"send_queue"`
-		PingInterval time.Duration `yaml:"ping_interval"`
+		PasswordCost int `yaml:"password_cost"`
+		// TrustedProxies: console.Config.TrustedProxies.
+		TrustedProxies []string      `yaml:"trusted_proxies"`
+		SendQueue      int           `yaml:"send_queue"`
+		PingInterval   time.Duration `yaml:"ping_interval"`
 	} `yaml:"console"`
 	// Lexicon rules, matched on inbound and outbound text (compliance.go).
 	Lexicon []relay.LexiconRule `yaml:"lexicon"`
@@ -341,6 +343,7 @@ func (c *Config) ConsoleConfig() console.Config {
 		CannedReplies:  c.Console.CannedReplies,
 		Teams:          c.Console.Teams,
 		PasswordCost:   c.Console.PasswordCost,
+		TrustedProxies: c.Console.TrustedProxies,
 	}
 	for _, e := range c.Console.Employees {
 		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts,

@@ -95,6 +95,20 @@ type Config struct {
 	LoginAttempts int           `yaml:"login_attempts"`
 	LoginWindow   time.Duration `yaml:"login_window"`
 	LoginLockout  time.Duration `yaml:"login_lockout"`
+	// LoginAddrAttempts failed sign-ins from one client address within
+	// LoginWindow lock sign-ins from it for LoginLockout (30): random
+	// employee ids do not get round the per-id lockout. LoginGlobalAttempts
+	// failed sign-ins from anywhere lock every password sign-in for
+	// LoginGlobalLockout (300, 1m): a spray from many addresses is
+	// bounded too. Both are shared by every instance, as the per-id one.
+	LoginAddrAttempts   int           `yaml:"login_addr_attempts"`
+	LoginGlobalAttempts int           `yaml:"login_global_attempts"`
+	LoginGlobalLockout  time.Duration `yaml:"login_global_lockout"`
+	// TrustedProxies are the addresses or CIDR ranges of the proxies in
+	// front of the relay whose X-Forwarded-For names the client (for the
+	// per-address sign-in throttle). Empty: the peer address is the
+	// client's — behind a proxy, every client then shares its address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// PasswordCost is the bcrypt cost of passwords set in the Admin
 	// section (12).
 	PasswordCost int `yaml:"password_cost"`
@@ -129,6 +143,13 @@ func (c Config) withDefaults() Config {
 	if c.LoginAttempts <= 0 {
 		c.LoginAttempts = 5
 	}
+	if c.LoginAddrAttempts <= 0 {
+		c.LoginAddrAttempts = 30
+	}
+	if c.LoginGlobalAttempts <= 0 {
+		c.LoginGlobalAttempts = 300
+	}
+	def(&c.LoginGlobalLockout, time.Minute)
 	if c.PasswordCost <= 0 {
 		c.PasswordCost = 12
 	}
@@ -138,6 +159,9 @@ func (c Config) withDefaults() Config {
 // Validate reports every problem in the configuration at once.
 func (c Config) Validate() error {
 	var errs []error
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
 	seen := map[string]bool{}
 	for i, e := range c.Employees {
 		where := fmt.Sprintf("console.employees[%d]", i)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,25 +73,26 @@ func (s *Server) serveLogin(auth *authenticator) http.HandlerFunc {
 			return
 		}
 		ctx := r.Context()
+		limits := s.loginLimits(r, body.ID)
 		if len(body.ID) > maxLoginID {
-			// No employee has such an id; not worth a throttle entry.
-			bcrypt.CompareHashAndPassword(auth.dummyHash(), []byte(body.Password))
-			writeError(w, http.StatusUnauthorized, errWrongLogin)
+			// No employee has such an id: counted against its address and
+			// all sign-ins, not under an id of its own.
+			limits = limits[1:]
+		}
+		if locked, err := s.loginLocked(ctx, limits); err != nil {
+			s.log.Warn("reading the sign-in throttle", "err", err)
+			writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now; try again shortly")
+			return
+		} else if locked.d > 0 {
+			s.writeLocked(w, r, auth.logID(body.ID), locked)
 			return
 		}
-		if s.throttle != nil {
-			locked, err := s.throttle.LoginLocked(ctx, body.ID)
-			if err != nil {
-				s.log.Warn("reading the sign-in throttle", "err", err)
-				writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now; try again shortly")
-				return
-			}
-			if locked > 0 {
-				s.writeLocked(w, r, auth.logID(body.ID), locked)
-				return
-			}
-		}
+		// The same work for an id nobody has as for an employee's: a
+		// bcrypt comparison, against a hash of the same cost.
 		emp := auth.employee(body.ID)
+		if len(body.ID) > maxLoginID {
+			emp = nil
+		}
 		hash := auth.dummyHash()
 		if emp != nil && emp.PasswordHash != "" {
 			hash = []byte(emp.PasswordHash)
@@ -101,14 +103,11 @@ func (s *Server) serveLogin(auth *authenticator) http.HandlerFunc {
 			if err := s.record(r, &relay.Employee{ID: auth.logID(body.ID)}, AuditSignInFailed, "", "", "password"); err != nil {
 				s.log.Error("writing the audit trail of a failed sign-in", "err", err)
 			}
-			if s.throttle != nil {
-				locked, err := s.throttle.LoginFailed(ctx, body.ID, s.cfg.LoginAttempts, s.cfg.LoginWindow, s.cfg.LoginLockout)
-				if err != nil {
-					s.log.Warn("counting a failed sign-in", "err", err)
-				} else if locked > 0 {
-					s.writeLocked(w, r, auth.logID(body.ID), locked)
-					return
-				}
+			if locked, err := s.loginFailed(ctx, limits); err != nil {
+				s.log.Warn("counting a failed sign-in", "err", err)
+			} else if locked.d > 0 {
+				s.writeLocked(w, r, auth.logID(body.ID), locked)
+				return
 			}
 			writeError(w, http.StatusUnauthorized, errWrongLogin)
 			return
@@ -122,12 +121,75 @@ func (s *Server) serveLogin(auth *authenticator) http.HandlerFunc {
 	}
 }
 
-func (s *Server) writeLocked(w http.ResponseWriter, r *http.Request, id string, locked time.Duration) {
-	secs := int((locked + time.Second - 1) / time.Second)
-	s.log.Warn("console sign-in locked", "id", id, "retry_after_seconds", secs, "remote", remoteAddr(r))
+// loginLimit is one count of failed sign-ins: per employee id, per client
+// address, or of all.
+type loginLimit struct {
+	key      string // the throttle's key: the id, "addr:<address>", "*"
+	what     string // what is locked, for the answer
+	attempts int
+	lockout  time.Duration
+}
+
+// loginLimits are the counts a sign-in as id from r's client falls
+// under. The keys of addresses and of all cannot be employee ids, which
+// have no ':' and do not start with '*'.
+func (s *Server) loginLimits(r *http.Request, id string) []loginLimit {
+	return []loginLimit{
+		{key: id, what: "sign-ins as this employee", attempts: s.cfg.LoginAttempts, lockout: s.cfg.LoginLockout},
+		{key: "addr:" + s.proxies.clientAddr(r), what: "sign-ins from this address", attempts: s.cfg.LoginAddrAttempts, lockout: s.cfg.LoginLockout},
+		{key: "*", what: "password sign-ins", attempts: s.cfg.LoginGlobalAttempts, lockout: s.cfg.LoginGlobalLockout},
+	}
+}
+
+// lock is how long, and what, a sign-in is locked.
+type lock struct {
+	d    time.Duration
+	what string
+}
+
+// loginLocked returns the longest lock among limits.
+func (s *Server) loginLocked(ctx context.Context, limits []loginLimit) (lock, error) {
+	var out lock
+	if s.throttle == nil {
+		return out, nil
+	}
+	for _, l := range limits {
+		d, err := s.throttle.LoginLocked(ctx, l.key)
+		if err != nil {
+			return lock{}, err
+		}
+		if d > out.d {
+			out = lock{d, l.what}
+		}
+	}
+	return out, nil
+}
+
+// loginFailed counts a failure under every limit and returns the longest
+// lock it brought.
+func (s *Server) loginFailed(ctx context.Context, limits []loginLimit) (lock, error) {
+	var out lock
+	if s.throttle == nil {
+		return out, nil
+	}
+	for _, l := range limits {
+		d, err := s.throttle.LoginFailed(ctx, l.key, l.attempts, s.cfg.LoginWindow, l.lockout)
+		if err != nil {
+			return lock{}, err
+		}
+		if d > out.d {
+			out = lock{d, l.what}
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) writeLocked(w http.ResponseWriter, r *http.Request, id string, locked lock) {
+	secs := int((locked.d + time.Second - 1) / time.Second)
+	s.log.Warn("console sign-in locked", "id", id, "locked", locked.what, "retry_after_seconds", secs, "remote", remoteAddr(r))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	writeJSON(w, http.StatusTooManyRequests, map[string]any{
-		"error":               fmt.Sprintf("too many failed sign-ins: try again in %s", (time.Duration(secs) * time.Second).String()),
+		"error":               fmt.Sprintf("too many failed %s: try again in %s", locked.what, (time.Duration(secs) * time.Second).String()),
 		"retry_after_seconds": secs,
 	})
 }

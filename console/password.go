@@ -50,14 +50,14 @@ func (s *Server) servePassword(w http.ResponseWriter, r *http.Request, p *princi
 			return
 		}
 		if locked > 0 {
-			s.writeLocked(w, r, emp.ID, locked)
+			s.writeLocked(w, r, emp.ID, lock{locked, "sign-ins as this employee"})
 			return
 		}
 	}
 	if bcrypt.CompareHashAndPassword([]byte(have.PasswordHash), []byte(b.Current)) != nil {
 		if s.throttle != nil {
 			if locked, err := s.throttle.LoginFailed(ctx, emp.ID, s.cfg.LoginAttempts, s.cfg.LoginWindow, s.cfg.LoginLockout); err == nil && locked > 0 {
-				s.writeLocked(w, r, emp.ID, locked)
+				s.writeLocked(w, r, emp.ID, lock{locked, "sign-ins as this employee"})
 				return
 			}
 		}

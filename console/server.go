@@ -26,6 +26,7 @@ type Server struct {
 	outbox     Outbox            // nil: read-only
 	sessions   *sessions         // nil without Deps.Sessions
 	throttle   LoginThrottle     // nil: no lockout
+	proxies    proxies           // whose X-Forwarded-For names the client
 	marks      ReadMarks         // nil: no read marks
 	inbox      Inbox             // nil: no inbox
 	deliveries Deliveries        // nil: no delivery statuses
@@ -72,6 +73,10 @@ func NewServer(cfg Config, d Deps) *Server {
 	}
 	if d.Sessions != nil {
 		s.sessions = &sessions{store: d.Sessions, idle: cfg.SessionIdle, maxAge: cfg.SessionMaxAge, now: d.Now}
+	}
+	var err error
+	if s.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+		log.Error("no proxy trusted for client addresses", "err", err) // Validate refuses it before
 	}
 	s.auth = newAuthenticator(dir, s.sessions)
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -397,5 +398,90 @@ func TestAuditFailureRefusesView(t *testing.T) {
 	recs = e.audit.all()
 	if last := recs[len(recs)-1]; last.Action != AuditResumeConversation || last.Conv != "acct:c-alice" {
 		t.Fatalf("resume audited as %+v", last)
+	}
+}
+
+// Random employee ids do not get round the lockout: failures from one
+// client address lock that address (and only it); a proxy's
+// X-Forwarded-For names the client only when the proxy is trusted.
+func TestLoginLockoutPerAddress(t *testing.T) {
+	e := newConsoleEnv(t, Config{LoginAttempts: 100, LoginAddrAttempts: 4, LoginLockout: time.Minute, TrustedProxies: []string{"127.0.0.0/8"}})
+	from := func(addr string) map[string]string { return map[string]string{"X-Forwarded-For": addr} }
+	b := e.browser(t)
+	login := func(id, password, addr string) (int, map[string]any) {
+		status, out, _ := b.request("POST", "/api/login", map[string]string{"id": id, "password": password}, from(addr))
+		return status, out
+	}
+	for i := range 3 {
+		if status, out := login(fmt.Sprintf("nobody-%d", i), "guess", "203.0.113.7"); status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %v", i+1, status, out)
+		}
+	}
+	if status, out := login("nobody-3", "guess", "203.0.113.7"); status != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(out["error"]), "address") {
+		t.Fatalf("the failure that locks the address: %d %v", status, out)
+	}
+	if status, out := login("alice", alicePassword, "203.0.113.7"); status != http.StatusTooManyRequests {
+		t.Fatalf("the right password from the locked address: %d %v", status, out)
+	}
+	if status, out := login("alice", alicePassword, "198.51.100.9"); status != http.StatusOK {
+		t.Fatalf("another address: %d %v", status, out)
+	}
+	// Forged hops left of the client's address change nothing.
+	if status, out := login("alice", alicePassword, "198.51.100.9, 203.0.113.7"); status != http.StatusTooManyRequests {
+		t.Fatalf("the locked address behind a forged hop: %d %v", status, out)
+	}
+
+	// Without a trusted proxy, X-Forwarded-For is not believed: the peer
+	// is the client.
+	e2 := newConsoleEnv(t, Config{LoginAttempts: 100, LoginAddrAttempts: 2, LoginLockout: time.Minute})
+	b2 := e2.browser(t)
+	for i := range 2 {
+		b2.request("POST", "/api/login", map[string]string{"id": "alice", "password": "wrong"}, from(fmt.Sprintf("192.0.2.%d", i)))
+	}
+	if status, out, _ := b2.request("POST", "/api/login", map[string]string{"id": "bob", "password": bobPassword}, from("192.0.2.99")); status != http.StatusTooManyRequests {
+		t.Fatalf("an untrusted X-Forwarded-For escaped the peer's lock: %d %v", status, out)
+	}
+}
+
+// Failures from anywhere are bounded too: past LoginGlobalAttempts, every
+// password sign-in waits LoginGlobalLockout.
+func TestLoginLockoutGlobal(t *testing.T) {
+	e := newConsoleEnv(t, Config{LoginAttempts: 100, LoginAddrAttempts: 100, LoginGlobalAttempts: 3, LoginGlobalLockout: time.Minute, TrustedProxies: []string{"127.0.0.1"}})
+	b := e.browser(t)
+	for i := range 3 {
+		b.request("POST", "/api/login", map[string]string{"id": fmt.Sprint("spray-", i), "password": "guess"},
+			map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i)})
+	}
+	status, out, _ := b.request("POST", "/api/login", map[string]string{"id": "alice", "password": alicePassword},
+		map[string]string{"X-Forwarded-For": "198.51.100.1"})
+	if status != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(out["error"]), "password sign-ins") {
+		t.Fatalf("sign-in after a spray from many addresses: %d %v", status, out)
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	ps, err := parseProxies([]string{"10.0.0.0/8", "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ peer, xff, want string }{
+		{"203.0.113.5:1234", "1.2.3.4", "203.0.113.5"},            // untrusted peer: XFF ignored
+		{"10.1.2.3:80", "1.2.3.4", "1.2.3.4"},                     // trusted proxy
+		{"10.1.2.3:80", "6.6.6.6, 1.2.3.4, 192.0.2.1", "1.2.3.4"}, // through two proxies; the forged hop ignored
+		{"10.1.2.3:80", "", "10.1.2.3"},                           // a trusted peer that names nobody
+		{"10.1.2.3:80", "not-an-ip, 1.2.3.4", "1.2.3.4"},          // garbage left of the client
+		{"[::ffff:10.1.2.3]:80", "2001:db8::1", "2001:db8::1"},    // IPv6, mapped peer
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.peer
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := ps.clientAddr(r); got != c.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: client %s, want %s", c.peer, c.xff, got, c.want)
+		}
+	}
+	if _, err := parseProxies([]string{"10.0.0.0/33"}); err == nil {
+		t.Error("a bad CIDR range accepted")
 	}
 }
