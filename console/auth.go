@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -243,4 +244,37 @@ func remoteAddr(r *http.Request) string {
 		return r.RemoteAddr + " (forwarded for " + xff + ")"
 	}
 	return r.RemoteAddr
+}
+
+// stillSignsIn returns the check of a socket opened by r, which p
+// authenticated: whether the same credential signs the same employee in
+// now — the token still the employee's (rotated, or the employee
+// disabled: no), the session still stored, within its maximum age and
+// begun after the password last changed. It reads the session without
+// extending it: an open socket does not keep an idle session alive.
+func (a *authenticator) stillSignsIn(r *http.Request, p *principal) func(context.Context) (bool, error) {
+	id := p.emp.ID
+	switch p.method {
+	case authSession:
+		sid := p.sid
+		return func(ctx context.Context) (bool, error) {
+			sess, err := a.sessions.peek(ctx, sid)
+			if err != nil || sess == nil {
+				return false, err
+			}
+			emp := a.employee(sess.Employee)
+			return emp != nil && emp.ID == id && sess.Cred == credFingerprint(emp.PasswordHash), nil
+		}
+	case authBearer, authTokenCookie:
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if p.method == authTokenCookie {
+			c, _ := r.Cookie(TokenCookie)
+			tok = c.Value
+		}
+		return func(context.Context) (bool, error) {
+			emp := a.byToken(tok)
+			return emp != nil && emp.ID == id, nil
+		}
+	}
+	return nil
 }

@@ -109,6 +109,11 @@ type Config struct {
 	// per-address sign-in throttle). Empty: the peer address is the
 	// client's — behind a proxy, every client then shares its address.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// SocketRecheck is how often an open socket checks that the
+	// credential it was opened with still signs its employee in (5s): a
+	// sign-out, an expired session or a changed password or token on any
+	// instance closes it within this long.
+	SocketRecheck time.Duration `yaml:"socket_recheck"`
 	// PasswordCost is the bcrypt cost of passwords set in the Admin
 	// section (12).
 	PasswordCost int `yaml:"password_cost"`
@@ -150,6 +155,7 @@ func (c Config) withDefaults() Config {
 		c.LoginGlobalAttempts = 300
 	}
 	def(&c.LoginGlobalLockout, time.Minute)
+	def(&c.SocketRecheck, 5*time.Second)
 	if c.PasswordCost <= 0 {
 		c.PasswordCost = 12
 	}

@@ -21,6 +21,9 @@ const (
 	// teams or standing an admin changed; they reconnect with their new
 	// rights, or find themselves signed out.
 	reasonDirectoryChanged = "directory_changed"
+	// reasonSignedOut closes a socket whose credential no longer signs
+	// anyone in: signed out, session expired, password or token changed.
+	reasonSignedOut = "signed_out"
 )
 
 // historyPage is how many archived messages one read fetches.
@@ -52,6 +55,12 @@ type conn struct {
 	closeOnce sync.Once
 	reason    string
 	done      chan struct{}
+
+	// signedIn says whether the credential the socket was opened with
+	// still signs its employee in (nil: not checked); recheck asks for a
+	// check now.
+	signedIn func(context.Context) (bool, error)
+	recheck  chan struct{}
 }
 
 func newConn(h *Hub, ws *websocket.Conn, emp *relay.Employee, from, ua string) *conn {
@@ -62,6 +71,7 @@ func newConn(h *Hub, ws *websocket.Conn, emp *relay.Employee, from, ua string) *
 		last:  map[relay.ConversationID]uint64{},
 		done:  make(chan struct{}),
 		ctx:   ctx, cancel: cancel,
+		recheck: make(chan struct{}, 1),
 	}
 }
 
@@ -70,6 +80,44 @@ func newConn(h *Hub, ws *websocket.Conn, emp *relay.Employee, from, ua string) *
 func (c *conn) run() {
 	go func() { defer c.hub.wg.Done(); c.readLoop() }()
 	go func() { defer c.hub.wg.Done(); c.writeLoop() }()
+	go func() { defer c.hub.wg.Done(); c.watchCredential() }()
+}
+
+// watchCredential closes the socket once its credential no longer signs
+// its employee in — checked every Config.SocketRecheck, and at once when
+// asked (a directory change, a sign-out on this instance): a socket must
+// not outlive the REST API's 401, on any instance. A check that cannot
+// be made (the session store down) keeps the socket until the next.
+func (c *conn) watchCredential() {
+	if c.signedIn == nil {
+		return
+	}
+	t := time.NewTicker(c.hub.cfg.SocketRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		case <-c.recheck:
+		}
+		ok, err := c.signedIn(c.ctx)
+		switch {
+		case err != nil:
+			c.hub.log.Warn("checking a socket's credential; checking again later", "employee", c.emp.ID, "err", err)
+		case !ok:
+			c.close(reasonSignedOut)
+			return
+		}
+	}
+}
+
+// askRecheck asks watchCredential for a check now, without blocking.
+func (c *conn) askRecheck() {
+	select {
+	case c.recheck <- struct{}{}:
+	default:
+	}
 }
 
 // enqueue hands an item to the writer without ever blocking: a full

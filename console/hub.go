@@ -122,7 +122,7 @@ func (h *Hub) add(c *conn) bool {
 	h.conns[c] = struct{}{}
 	// Counted here, under the lock that Shutdown takes before waiting, so
 	// no goroutine starts after Shutdown began to wait.
-	h.wg.Add(2)
+	h.wg.Add(3)
 	h.connections.Inc()
 	return true
 }
@@ -190,5 +190,19 @@ func (h *Hub) directoryChanged(old, cur *relay.DirectorySnapshot) {
 	h.mu.Unlock()
 	for _, c := range stale {
 		c.close(reasonDirectoryChanged)
+	}
+	// A token rotated, a password reset: every other socket checks that
+	// its credential still holds.
+	h.recheck(func(*conn) bool { return true })
+}
+
+// recheck asks the sockets that match to check their credential now.
+func (h *Hub) recheck(match func(*conn) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.conns {
+		if match(c) {
+			c.askRecheck()
+		}
 	}
 }

@@ -255,6 +255,9 @@ func (s *Server) serveLogout(auth *authenticator) http.HandlerFunc {
 				return
 			}
 			setCookie(w, r, "")
+			// This instance's sockets of the session close now; other
+			// instances' at their next check (Config.SocketRecheck).
+			s.hub.recheck(func(c *conn) bool { return c.emp.ID == p.emp.ID })
 			s.log.Info("console sign-out", "employee", p.emp.ID, "remote", remoteAddr(r))
 			if err := s.record(r, p.emp, AuditSignOut, "", "", ""); err != nil {
 				// The session is gone already; the sign-out stands.

@@ -123,7 +123,7 @@ func (s *Server) Handler() http.Handler {
 				s.log.Error("writing the audit trail of a live view; connecting anyway", "employee", emp.ID, "err", err)
 			}
 		}
-		s.hub.serveSocket(w, r, emp)
+		s.hub.serveSocket(w, r, emp, s.auth.stillSignsIn(r, p))
 	})
 	return securityHeaders(mux)
 }

@@ -25,7 +25,9 @@ type SessionStore interface {
 	// PutSession stores data under id until it has been idle for idle.
 	PutSession(ctx context.Context, id string, data []byte, idle time.Duration) error
 	// GetSession returns what is stored under id, nil if nothing is (never
-	// stored, deleted or expired), and keeps it for another idle.
+	// stored, deleted or expired), and keeps it for another idle (idle 0:
+	// as long as it was — a socket checking that its session still holds
+	// must not keep it alive).
 	GetSession(ctx context.Context, id string, idle time.Duration) ([]byte, error)
 	// DeleteSession forgets id.
 	DeleteSession(ctx context.Context, id string) error
@@ -115,24 +117,39 @@ func (s *sessions) get(ctx context.Context, id string) (*session, string, error)
 		return nil, "", nil
 	}
 	key := storeKey(id)
-	data, err := s.store.GetSession(ctx, key, s.idle)
+	sess, err := s.load(ctx, key, s.idle)
+	if sess == nil {
+		return nil, "", err
+	}
+	return sess, key, nil
+}
+
+// peek returns the session stored under key, without extending it.
+func (s *sessions) peek(ctx context.Context, key string) (*session, error) {
+	return s.load(ctx, key, 0)
+}
+
+// load reads the session under key and extends it for idle (0: not at
+// all); nil when there is none, or it is past its maximum age.
+func (s *sessions) load(ctx context.Context, key string, idle time.Duration) (*session, error) {
+	data, err := s.store.GetSession(ctx, key, idle)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading the session: %w", err)
+		return nil, fmt.Errorf("reading the session: %w", err)
 	}
 	if data == nil {
-		return nil, "", nil
+		return nil, nil
 	}
 	var sess session
 	if err := json.Unmarshal(data, &sess); err != nil || sess.Employee == "" || sess.CSRF == "" {
-		return nil, "", nil
+		return nil, nil
 	}
 	if s.now().Sub(sess.Created) > s.maxAge {
 		if err := s.store.DeleteSession(ctx, key); err != nil {
-			return nil, "", fmt.Errorf("ending an expired session: %w", err)
+			return nil, fmt.Errorf("ending an expired session: %w", err)
 		}
-		return nil, "", nil
+		return nil, nil
 	}
-	return &sess, key, nil
+	return &sess, nil
 }
 
 // setCookie sets (or, with an empty id, clears) the session cookie.

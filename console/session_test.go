@@ -2,6 +2,9 @@ package console
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -483,5 +486,82 @@ func TestClientAddr(t *testing.T) {
 	}
 	if _, err := parseProxies([]string{"10.0.0.0/33"}); err == nil {
 		t.Error("a bad CIDR range accepted")
+	}
+}
+
+// closedWith waits for ws to be closed by the server and returns the
+// reason it gave; "" if it stays open for wait.
+func closedWith(t *testing.T, ws *websocket.Conn, wait time.Duration) string {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(wait))
+	for {
+		_, _, err := ws.ReadMessage()
+		var ce *websocket.CloseError
+		switch {
+		case errors.As(err, &ce):
+			return ce.Text
+		case err != nil:
+			return ""
+		}
+	}
+}
+
+// A socket does not outlive its credential, on any instance: a sign-out
+// on one instance closes the session's sockets there at once and on the
+// other within Config.SocketRecheck; so does a session that expires; a
+// rotated token closes the sockets opened with it. Other sockets stay.
+func TestSocketsCloseWhenTheirCredentialEnds(t *testing.T) {
+	shared := newFakeSessions() // the Redis both instances use
+	cfg := Config{SocketRecheck: 50 * time.Millisecond}
+	sharing := func(d *Deps) { d.Sessions, d.Throttle, d.ReadMarks = shared, shared, shared }
+	a, b := newConsoleEnv(t, cfg, sharing), newConsoleEnv(t, cfg, sharing)
+	dialCookie := func(e *consoleEnv, c *http.Cookie) *websocket.Conn {
+		t.Helper()
+		ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.srv.URL, "http")+"/api/ws", http.Header{"Cookie": {c.String()}})
+		if err != nil {
+			t.Fatalf("dial: %v (%v)", err, resp)
+		}
+		t.Cleanup(func() { ws.Close() })
+		return ws
+	}
+
+	alice := a.signedIn(t, "alice", alicePassword)
+	onA, onB := dialCookie(a, alice.sessionCookie()), dialCookie(b, alice.sessionCookie())
+	bobByToken := b.dial(t, bobTok)
+	if status, _ := alice.post("/api/logout", nil); status != http.StatusNoContent {
+		t.Fatalf("logout: %d", status)
+	}
+	if r := closedWith(t, onA, 5*time.Second); r != reasonSignedOut {
+		t.Fatalf("alice's socket on the instance she signed out on: closed with %q, want %q", r, reasonSignedOut)
+	}
+	if r := closedWith(t, onB, 5*time.Second); r != reasonSignedOut {
+		t.Fatalf("alice's socket on the other instance: closed with %q, want %q", r, reasonSignedOut)
+	}
+	// bob's socket stays: it still receives his conversation.
+	b.publish(msg("acct:c-bob", 1, "bob"))
+	bobByToken.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := bobByToken.ReadMessage(); err != nil {
+		t.Fatalf("bob's socket after alice's sign-out: %v", err)
+	}
+
+	// A session that expires (the store forgets it) ends its sockets.
+	sup := b.signedIn(t, "sup", supPassword)
+	supWS := dialCookie(a, sup.sessionCookie())
+	shared.mu.Lock()
+	clear(shared.sessions)
+	shared.mu.Unlock()
+	if r := closedWith(t, supWS, 5*time.Second); r != reasonSignedOut {
+		t.Fatalf("a socket of an expired session: closed with %q, want %q", r, reasonSignedOut)
+	}
+
+	// A rotated token ends the sockets opened with it, at once.
+	emp, _ := b.dir.Snapshot().Employee("bob")
+	sum := sha256.Sum256([]byte("bob-new-token-0123456789ab"))
+	emp.TokenHash = hex.EncodeToString(sum[:])
+	if _, err := b.dir.UpdateEmployee(context.Background(), "root", emp, emp.Version, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := closedWith(t, bobByToken, 5*time.Second); r != reasonSignedOut {
+		t.Fatalf("a socket of a rotated token: closed with %q, want %q", r, reasonSignedOut)
 	}
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,13 +13,14 @@ import (
 // serveSocket upgrades an authenticated request of emp to a WebSocket
 // and runs its connection. The upgrader checks the Origin and answers a
 // refusal itself.
-func (h *Hub) serveSocket(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+func (h *Hub) serveSocket(w http.ResponseWriter, r *http.Request, emp *relay.Employee, signedIn func(context.Context) (bool, error)) {
 	ws, err := h.up.Upgrade(w, r, nil)
 	if err != nil {
 		h.log.Info("websocket upgrade refused", "employee", emp.ID, "origin", r.Header.Get("Origin"), "err", err)
 		return // the upgrader has answered
 	}
 	c := newConn(h, ws, emp, remoteAddr(r), r.UserAgent())
+	c.signedIn = signedIn
 	if !h.add(c) {
 		ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, reasonShutdown), deadlineSoon())

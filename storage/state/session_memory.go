@@ -79,7 +79,7 @@ func (s *MemorySessions) PutSession(ctx context.Context, id string, data []byte,
 // GetSession returns the session stored under id, nil if there is none
 // (never stored, deleted or expired), and keeps it for another idle.
 func (s *MemorySessions) GetSession(ctx context.Context, id string, idle time.Duration) ([]byte, error) {
-	if err := checkTTL(idle); err != nil {
+	if err := checkTTL(max(idle, time.Millisecond)); err != nil {
 		return nil, fmt.Errorf("state: get session: %w", err)
 	}
 	s.mu.Lock()
@@ -89,6 +89,9 @@ func (s *MemorySessions) GetSession(ctx context.Context, id string, idle time.Du
 	if !ok || !now.Before(ses.expires) {
 		delete(s.sessions, id)
 		return nil, nil
+	}
+	if idle == 0 {
+		return slices.Clone(ses.data), nil
 	}
 	ses.expires = now.Add(idle)
 	s.sessions[id] = ses

@@ -16,7 +16,7 @@ import (
 // step (GETEX would need Redis 6.2).
 var getSessionScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v then
+if v and tonumber(ARGV[1]) > 0 then
 	redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return v
@@ -87,9 +87,9 @@ func (s *RedisSessions) PutSession(ctx context.Context, id string, data []byte, 
 }
 
 // GetSession returns the session stored under id, nil if there is none,
-// and keeps it for another idle.
+// and keeps it for another idle (idle 0: as long as it was).
 func (s *RedisSessions) GetSession(ctx context.Context, id string, idle time.Duration) ([]byte, error) {
-	if err := checkTTL(idle); err != nil {
+	if err := checkTTL(max(idle, time.Millisecond)); err != nil {
 		return nil, fmt.Errorf("state: get session: %w", err)
 	}
 	v, err := getSessionScript.Run(ctx, s.rdb, []string{s.sessionKey(id)}, idle.Milliseconds()).Text()

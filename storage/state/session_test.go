@@ -82,6 +82,27 @@ func testSessions(t *testing.T, open func(t *testing.T) consoleState) {
 		}
 	})
 
+	// Read with idle 0 (an open socket checking its session), a session
+	// is not kept alive: it expires idle after its last real use.
+	t.Run("a peek does not slide", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		const idle = 2 * time.Second
+		if err := s.PutSession(ctx, "s", []byte("v"), idle); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			time.Sleep(200 * time.Millisecond)
+			if got, err := s.GetSession(ctx, "s", 0); err != nil || string(got) != "v" {
+				t.Fatalf("peek = %q, %v", got, err)
+			}
+		}
+		waitPast(idle - 600*time.Millisecond)
+		if got, err := s.GetSession(ctx, "s", 0); err != nil || got != nil {
+			t.Fatalf("peeked at, the session outlived its idle time: %q, %v", got, err)
+		}
+	})
+
 	t.Run("idle expiry slides", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
