@@ -33,6 +33,7 @@ const live = new Live({
     }
     reconnected = true;
   },
+  onSignedOut: () => { if (state.me) signedOut(t('sessionEnded')); },
 });
 let reconnected = false;
 

@@ -8,12 +8,16 @@ const BACKOFF_MS = [300, 1000, 2000, 4000, 8000, 15000];
 export class Live {
   // onFrame(frame) gets every server frame; onState(state) gets
   // 'connecting' | 'live' | 'offline'; resumeList() returns [[conv, seq]]
-  // to resume after each connection; onOpen() runs after those resumes.
-  constructor({ onFrame, onState, resumeList, onOpen }) {
+  // to resume after each connection; onOpen() runs after those resumes;
+  // onSignedOut() runs when the relay closes the socket because its
+  // credential no longer holds (a sign-out elsewhere, an expired session,
+  // a changed password): reconnecting would only be refused.
+  constructor({ onFrame, onState, resumeList, onOpen, onSignedOut }) {
     this.onFrame = onFrame;
     this.onState = onState;
     this.resumeList = resumeList;
     this.onOpen = onOpen || (() => {});
+    this.onSignedOut = onSignedOut || (() => {});
     this.ws = null;
     this.attempt = 0;
     this.timer = 0;
@@ -75,8 +79,12 @@ export class Live {
       try { f = JSON.parse(ev.data); } catch { return; }
       this.onFrame(f);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws === ws) this.ws = null;
+      if (ev.reason === 'signed_out') {
+        this.onSignedOut();
+        return;
+      }
       this.retry();
     };
   }
