@@ -100,12 +100,12 @@ func (s *Server) serveLogin(auth *authenticator) http.HandlerFunc {
 		match := bcrypt.CompareHashAndPassword(hash, []byte(body.Password)) == nil
 		if !match || emp == nil || emp.PasswordHash == "" {
 			s.log.Info("console sign-in failed", "id", auth.logID(body.ID), "remote", remoteAddr(r))
-			if err := s.record(r, &relay.Employee{ID: auth.logID(body.ID)}, AuditSignInFailed, "", "", "password"); err != nil {
-				s.log.Error("writing the audit trail of a failed sign-in", "err", err)
-			}
-			if locked, err := s.loginFailed(ctx, limits); err != nil {
+			locked, err := s.loginFailed(ctx, limits)
+			if err != nil {
 				s.log.Warn("counting a failed sign-in", "err", err)
-			} else if locked.d > 0 {
+			}
+			s.auditFailedSignIn(r, auth.logID(body.ID), locked)
+			if locked.d > 0 {
 				s.writeLocked(w, r, auth.logID(body.ID), locked)
 				return
 			}
@@ -138,6 +138,33 @@ func (s *Server) loginLimits(r *http.Request, id string) []loginLimit {
 		{key: id, what: "sign-ins as this employee", attempts: s.cfg.LoginAttempts, lockout: s.cfg.LoginLockout},
 		{key: "addr:" + s.proxies.clientAddr(r), what: "sign-ins from this address", attempts: s.cfg.LoginAddrAttempts, lockout: s.cfg.LoginLockout},
 		{key: "*", what: "password sign-ins", attempts: s.cfg.LoginGlobalAttempts, lockout: s.cfg.LoginGlobalLockout},
+	}
+}
+
+// auditFailedSignIn writes the audit record of failed sign-ins as id
+// (as logID shows it: unknown ids are one) from r's client address: the
+// first of each login window, and the one that locks — not one record
+// each, so that a spray of guesses does not flood the audit log (each
+// failure is logged, and the lockouts bound them).
+func (s *Server) auditFailedSignIn(r *http.Request, id string, locked lock) {
+	detail := "password"
+	if locked.d > 0 {
+		detail = fmt.Sprintf("password; too many failed %s: locked for %s", locked.what, locked.d.Round(time.Second))
+	} else if s.throttle != nil {
+		// A throttle key of its own, locked for the window by the first
+		// failure: later ones within it are not recorded one by one.
+		key := "audit:" + id + "@" + s.proxies.clientAddr(r)
+		ctx := r.Context()
+		if d, err := s.throttle.LoginLocked(ctx, key); err == nil && d > 0 {
+			return
+		}
+		if _, err := s.throttle.LoginFailed(ctx, key, 1, s.cfg.LoginWindow, s.cfg.LoginWindow); err != nil {
+			s.log.Warn("counting a failed sign-in for the audit log", "err", err)
+		}
+		detail = fmt.Sprintf("password; further failures as this id from this address in the next %s are recorded only if they lock it", s.cfg.LoginWindow)
+	}
+	if err := s.record(r, &relay.Employee{ID: id}, AuditSignInFailed, "", "", detail); err != nil {
+		s.log.Error("writing the audit trail of a failed sign-in", "err", err)
 	}
 }
 

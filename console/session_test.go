@@ -565,3 +565,35 @@ func TestSocketsCloseWhenTheirCredentialEnds(t *testing.T) {
 		t.Fatalf("a socket of a rotated token: closed with %q, want %q", r, reasonSignedOut)
 	}
 }
+
+// Failed sign-ins are recorded in the audit log once per id (unknown ids
+// are one) and client address and window, and again when they lock —
+// not once each, so that guessing cannot flood the audit log.
+func TestFailedSignInsAreAuditedInAggregate(t *testing.T) {
+	e := newConsoleEnv(t, Config{LoginAttempts: 4, LoginAddrAttempts: 100})
+	b := e.browser(t)
+	for range 4 { // the fourth locks alice
+		b.login("alice", "wrong")
+	}
+	for i := range 5 {
+		b.login(fmt.Sprint("nobody-", i), "guess")
+	}
+	var alice, unknown []AuditRecord
+	for _, rec := range e.audit.all() {
+		if rec.Action != AuditSignInFailed {
+			continue
+		}
+		switch rec.Employee {
+		case "alice":
+			alice = append(alice, rec)
+		case "(unknown)":
+			unknown = append(unknown, rec)
+		}
+	}
+	if len(alice) != 2 || !strings.Contains(alice[1].Detail, "locked") {
+		t.Fatalf("alice's failed sign-ins recorded %d times (%+v), want twice: the first, and the one that locked", len(alice), alice)
+	}
+	if len(unknown) != 1 {
+		t.Fatalf("5 unknown ids recorded %d times, want once", len(unknown))
+	}
+}
