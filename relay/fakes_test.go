@@ -517,6 +517,8 @@ type memOrder struct {
 	alive  map[string]time.Time
 	epoch  int
 	down   bool // every call fails, as Redis killed
+	// failLeaves makes that many calls of Leave fail (a timeout).
+	failLeaves int
 }
 
 func (o *memOrder) Take(_ context.Context, p Place) (uint64, error) {
@@ -578,6 +580,10 @@ func (o *memOrder) Leave(_ context.Context, places []Place) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.down {
+		return errDown
+	}
+	if o.failLeaves > 0 {
+		o.failLeaves--
 		return errDown
 	}
 	o.places = slices.DeleteFunc(o.places, func(p Place) bool {

@@ -74,6 +74,11 @@ func (p *Pipeline) placeOf(m Message) Place {
 // conversations once, by this much.
 const defaultOrderWait = 10 * time.Second
 
+// maxOrderHold bounds how long a place of an instance alive holds its
+// conversation back: a writer an hour behind has lost more than order,
+// and a place left behind by a bug must not hold a conversation forever.
+const maxOrderHold = time.Hour
+
 // takePlace gives m its place in line before it is spooled. Without the
 // store (Redis down) m is accepted without one — a refusal would lose
 // more — and takes it, at its acceptance time, when its writer gets to
@@ -99,8 +104,9 @@ func (p *Pipeline) takePlace(ctx context.Context, m *Message) {
 }
 
 // leave takes the places of msgs out of their lines, bounded and
-// without the caller's cancellation: a place left behind only delays
-// others until it is older than the wait.
+// without the caller's cancellation. Places that could not be taken out
+// are kept and tried again by the heartbeat: while this instance says it
+// is alive, a place it left behind holds its conversation back.
 func (p *Pipeline) leave(ctx context.Context, msgs []Message) {
 	if p.d.Order == nil {
 		return
@@ -111,20 +117,35 @@ func (p *Pipeline) leave(ctx context.Context, msgs []Message) {
 			places = append(places, p.placeOf(m))
 		}
 	}
+	p.leavePlaces(ctx, places)
+}
+
+func (p *Pipeline) leavePlaces(ctx context.Context, places []Place) {
 	if len(places) == 0 {
 		return
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	if err := p.d.Order.Leave(lctx, places); err != nil {
-		p.log.Warn("leaving the conversations' lines; other instances wait for these places until they are older than the wait",
-			"places", len(places), "err", err)
+		p.log.Warn("leaving the conversations' lines; trying again shortly", "places", len(places), "err", err)
+		p.unleftMu.Lock()
+		p.unleft = append(p.unleft, places...)
+		p.unleftMu.Unlock()
 	}
+}
+
+// leaveAgain tries again the places leave could not take out.
+func (p *Pipeline) leaveAgain(ctx context.Context) {
+	p.unleftMu.Lock()
+	places := p.unleft
+	p.unleft = nil
+	p.unleftMu.Unlock()
+	p.leavePlaces(ctx, places)
 }
 
 // holdBack splits the messages about to be numbered into those that may
 // be numbered now and those that must wait: a message waits while an
-// earlier place of its conversation, taken less than cfg.OrderWait ago,
+// earlier place of its conversation that still counts (see counts below)
 // belongs to a message not among them (spooled on another instance, or
 // not yet durable here).
 //
@@ -194,7 +215,9 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 	blocked := map[ConversationID]uint64{}
 	cutoff := at.Add(-p.cfg.OrderWait)
 	counts := func(pl Place) bool {
-		return lines.Alive[pl.Writer].After(at) || !maxTime(pl.At, p.regroupUntil).Before(cutoff)
+		taken := maxTime(pl.At, p.regroupUntil)
+		alive := lines.Alive[pl.Writer].After(at) && taken.After(at.Add(-maxOrderHold))
+		return alive || !taken.Before(cutoff)
 	}
 	for conv, line := range lines.Conv {
 		for _, pl := range line {
@@ -237,6 +260,9 @@ func (p *Pipeline) heartbeat(ctx context.Context) {
 	for {
 		actx, cancel := context.WithTimeout(ctx, every)
 		epoch, err := p.d.Order.Alive(actx, p.cfg.Writer, p.d.Now().Add(p.cfg.OrderWait))
+		if err == nil {
+			p.leaveAgain(actx)
+		}
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {

@@ -448,3 +448,27 @@ func TestPipelineArchivesACopyAnotherInstanceNumberedOnce(t *testing.T) {
 		t.Fatalf("archived under %v, want once under 1", seqs)
 	}
 }
+
+// A place that could not be taken out of its line (Redis timed out) is
+// taken out by the heartbeat shortly after: while its instance is alive
+// it would otherwise hold the conversation back for good.
+func TestPipelineLeavesTheLineAgainAfterAFailedLeave(t *testing.T) {
+	in := newInstances(t, 2, 100*time.Millisecond)
+	a, b := in.p[0], in.p[1]
+	in.order.mu.Lock()
+	in.order.failLeaves = 1
+	in.order.mu.Unlock()
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	ctx := context.Background()
+	if err := a.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, a)
+	testenv.Until(t, "x archived", func() bool { return in.archive.has(x.ID) })
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, b)
+	testenv.Until(t, "y archived after x", func() bool { return in.archive.has(y.ID) })
+	testenv.Until(t, "the line empty", func() bool { return len(in.order.line()) == 0 })
+}

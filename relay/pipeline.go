@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -144,6 +145,10 @@ type Pipeline struct {
 	// lastPlaceWarn is when Accept last logged that it could not take a
 	// place in line (Unix nanoseconds; Accept runs concurrently).
 	lastPlaceWarn atomic.Int64
+	// unleft are places leave could not take out of their lines, tried
+	// again by the heartbeat (Accept and the writer both leave).
+	unleftMu sync.Mutex
+	unleft   []Place
 }
 
 // outboundQueue is the Outbox as the pipeline sees it.
