@@ -344,6 +344,7 @@ func (c *Config) ConsoleConfig() console.Config {
 		Teams:          c.Console.Teams,
 		PasswordCost:   c.Console.PasswordCost,
 		TrustedProxies: c.Console.TrustedProxies,
+		SocketRecheck:  c.Console.SocketRecheck,
 	}
 	for _, e := range c.Console.Employees {
 		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts,
