@@ -93,9 +93,11 @@ type Config struct {
 		// section (12).
 		PasswordCost int `yaml:"password_cost"`
 		// TrustedProxies: console.Config.TrustedProxies.
-		TrustedProxies []string      `yaml:"trusted_proxies"`
-		SendQueue      int           `yaml:"send_queue"`
-		PingInterval   time.Duration `yaml:"ping_interval"`
+		TrustedProxies []string `yaml:"trusted_proxies"`
+		// SocketRecheck: console.Config.SocketRecheck.
+		SocketRecheck time.Duration `yaml:"socket_recheck"`
+		SendQueue     int           `yaml:"send_queue"`
+		PingInterval  time.Duration `yaml:"ping_interval"`
 	} `yaml:"console"`
 	// Lexicon rules, matched on inbound and outbound text (compliance.go).
 	Lexicon []relay.LexiconRule `yaml:"lexicon"`
