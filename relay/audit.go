@@ -476,17 +476,4 @@ func checkAuditSignature(rep *AuditReport, c *AuditChain, keys map[string]ed2551
 
 // ParseAuditTime reads a time of an audit query: RFC 3339, or a date
 // (YYYY-MM-DD, UTC midnight). "" is the zero time.
-func ParseAuditTime(s string) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse("2006-01-02", s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor YYYY-MM-DD", s)
-	}
-	return t, nil
-}
+func ParseAuditTime(s string) (time.Time, error) { return ParseSearchTime(s, false) }

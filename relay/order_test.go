@@ -91,10 +91,7 @@ func TestPipelineNumbersInAcceptanceOrderAcrossInstances(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	a.lineEpoch = "epoch-0"
 	runPipeline(t, a)
-	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
-	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
-		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
-	}
+	in.wantNumbered(t, x, y)
 	testenv.Until(t, "the line empty", func() bool { return len(in.order.line()) == 0 })
 }
 
@@ -138,6 +135,16 @@ func TestPipelineLeavesTheLineWhenTheAppendFails(t *testing.T) {
 	}
 	if line := order.line(); len(line) != 0 {
 		t.Fatalf("places left in line after a failed append: %+v", line)
+	}
+}
+
+// wantNumbered waits until both messages are archived, and checks that
+// the first is numbered 1 and the second 2.
+func (in *instances) wantNumbered(t *testing.T, first, second Message) {
+	t.Helper()
+	testenv.Until(t, "both archived", func() bool { return in.archive.has(first.ID) && in.archive.has(second.ID) })
+	if s1, s2 := in.seqOf(t, first.ID), in.seqOf(t, second.ID); s1 != 1 || s2 != 2 {
+		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", s1, s2)
 	}
 }
 
@@ -189,10 +196,7 @@ func TestPipelineKeepsOrderWhenTheLinesAreLost(t *testing.T) {
 		t.Fatal("the second message was archived before the first")
 	}
 	runPipeline(t, a)
-	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
-	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
-		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
-	}
+	in.wantNumbered(t, x, y)
 }
 
 // Messages accepted while Redis is down have no place in line; when it
@@ -231,10 +235,7 @@ func TestPipelineKeepsOrderOfMessagesAcceptedWithoutTheLines(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	a.lineEpoch = "epoch-0"
 	runPipeline(t, a)
-	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
-	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
-		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
-	}
+	in.wantNumbered(t, x, y)
 	testenv.Until(t, "the line empty", func() bool { return len(in.order.line()) == 0 })
 }
 
@@ -332,10 +333,7 @@ func TestPipelineWaitsForALiveInstanceBehindByMoreThanTheWait(t *testing.T) {
 		t.Fatal("the second message was archived while the instance holding the first is alive")
 	}
 	close(gate)
-	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
-	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
-		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
-	}
+	in.wantNumbered(t, x, y)
 }
 
 // When Redis comes back empty, an instance puts the places of its
@@ -371,10 +369,7 @@ func TestPipelinePutsItsPlacesBackWhenTheLinesAreLost(t *testing.T) {
 		return testutil.ToFloat64(restarted.d.Metrics.orderHeld) > 0
 	})
 	close(gate)
-	testenv.Until(t, "both archived", func() bool { return in.archive.has(x.ID) && in.archive.has(y.ID) })
-	if sx, sy := in.seqOf(t, x.ID), in.seqOf(t, y.ID); sx != 1 || sy != 2 {
-		t.Fatalf("first at seq %d, second at seq %d: want 1 and 2", sx, sy)
-	}
+	in.wantNumbered(t, x, y)
 }
 
 // gatedAssignSpool records sequence numbers only once gate is closed: a

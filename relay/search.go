@@ -173,6 +173,7 @@ func (q SearchQuery) String() string {
 // time or a date (YYYY-MM-DD, UTC).
 // A date as the end of a range (end) means the end of that day.
 func ParseSearchTime(s string, end bool) (time.Time, error) {
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, nil
 	}
