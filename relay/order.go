@@ -234,6 +234,32 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 	})
 }
 
+// window is how many spooled messages a round of the writer looks at:
+// with shared lines, four batches, so that a writer whose first messages
+// wait for another instance finds others to number (at most a batch of
+// them).
+func (p *Pipeline) window() int {
+	if p.d.Order == nil {
+		return p.cfg.BatchSize
+	}
+	return 4 * p.cfg.BatchSize
+}
+
+// linesStill reports whether the lines holdBack read are still those of
+// the store: the epoch has not changed since (it says this instance is
+// alive on the way). Without shared lines, always.
+func (p *Pipeline) linesStill(ctx context.Context) bool {
+	if p.d.Order == nil {
+		return true
+	}
+	epoch, err := p.d.Order.Alive(ctx, p.cfg.Writer, p.d.Now().Add(p.cfg.OrderWait))
+	if err != nil {
+		p.warnOrder("checking the conversations' lines before numbering; trying again", err)
+		return false
+	}
+	return epoch == p.lineEpoch
+}
+
 // warnOrder logs a failure of the writer's order keeping at most every
 // few seconds: while Redis is down it recurs at every attempt.
 func (p *Pipeline) warnOrder(msg string, err error) {

@@ -353,7 +353,7 @@ func (p *Pipeline) flush(ctx context.Context, linger bool) (held bool, err error
 			}
 			linger = false
 		}
-		batch := p.d.Spool.Pending(p.cfg.BatchSize)
+		batch := p.d.Spool.Pending(p.window())
 		if len(batch) == 0 {
 			return false, nil
 		}
@@ -379,6 +379,20 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	// it is delivered.
 	if err := p.seals.healMessages(ctx); err != nil {
 		return 0, err
+	}
+	// Messages behind an earlier place in their conversation's line wait
+	// in the spool. Asked before the archive, so that waiting costs
+	// ClickHouse nothing; the window is wider than a batch so that a
+	// writer whose first messages wait finds others to go on with.
+	batch, held := p.holdBack(ctx, batch)
+	if len(held) > 0 {
+		p.d.Metrics.orderHeld.Add(float64(len(held)))
+	}
+	if len(batch) > p.cfg.BatchSize {
+		batch = batch[:p.cfg.BatchSize] // a prefix: each conversation's messages stay in order
+	}
+	if len(batch) == 0 {
+		return 0, nil
 	}
 	var existing map[string]uint64
 	if err := p.retry(ctx, "checking archived ids", func() (err error) {
@@ -420,12 +434,11 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 			fresh[i].Employee = emps[i]
 		}
 	}
-	// Messages behind an earlier place in their conversation's line wait
-	// in the spool. Asked right before numbering, with nothing between
-	// that could wait out a loss of the lines (see holdBack).
-	fresh, held := p.holdBack(ctx, fresh)
-	if len(held) > 0 {
-		p.d.Metrics.orderHeld.Add(float64(len(held)))
+	// The lines read before the archive check may have been lost since
+	// (Redis restarted empty while the archive answered): then nothing
+	// is numbered, and the next attempt reads them again.
+	if !p.linesStill(ctx) {
+		return 0, nil
 	}
 	fresh, copies, err := p.number(ctx, fresh)
 	if err != nil {
