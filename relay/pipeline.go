@@ -297,8 +297,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	lastLog := time.Now()
 	// again fires while messages are held back for order: their turn
 	// comes when another instance numbers the earlier ones, which no
-	// local event announces, so the line is looked at again shortly —
-	// less often the longer it lasts (each look costs an archive query).
+	// local event announces, so the line is looked at again shortly (a
+	// look costs one Redis round trip, no archive query).
 	var again <-chan time.Time
 	wait := p.cfg.Linger
 	for {
@@ -324,7 +324,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			continue
 		}
 		again = time.After(wait)
-		wait = min(2*wait, max(p.cfg.Linger, 250*time.Millisecond))
+		wait = min(2*wait, max(p.cfg.Linger, 50*time.Millisecond))
 	}
 }
 
