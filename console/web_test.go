@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/wechat-relay/wechat-relay/console/webassets"
 )
 
 // webGet fetches path from the web handler.
@@ -39,8 +41,9 @@ func webGet(t *testing.T, srv *httptest.Server, method, p string, hdr http.Heade
 var (
 	webRefAttr   = regexp.MustCompile(`\s(?:src|href)="([^"]*)"`)
 	webScriptTag = regexp.MustCompile(`(?s)<script([^>]*)>(.*?)</script>`)
-	// jsImport finds the module specifiers of static and dynamic imports.
-	jsImport = regexp.MustCompile(`(?m)(?:^\s*import\s[^'"]*?from\s*|^\s*import\s*|import\()\s*'([^']+)'`)
+	// jsImport finds the module specifiers of static and dynamic imports
+	// and of re-exports.
+	jsImport = regexp.MustCompile(`(?m)(?:^\s*(?:import|export)\s[^'"]*?from\s*|^\s*import\s*|import\()\s*'([^']+)'`)
 	cssURL   = regexp.MustCompile(`url\(\s*['"]?([^'")]+)['"]?\s*\)`)
 )
 
@@ -116,7 +119,7 @@ func TestWebPageServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := page0.staticPrefix()
+	prefix := page0.Prefix()
 	want := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 	var queue []string
 	for _, m := range webRefAttr.FindAllStringSubmatch(html, -1) {
@@ -151,6 +154,9 @@ func TestWebPageServed(t *testing.T) {
 		}
 		checkWebHeaders(t, ref, r.Header)
 		orig, err := fs.ReadFile(webFiles, "web/"+name)
+		if shared, ok := strings.CutPrefix(name, "lib/"); ok {
+			orig, err = fs.ReadFile(webassets.Lib(), shared) // console/webassets/lib
+		}
 		if err != nil || !bytes.Equal(body, orig) {
 			t.Errorf("%s: served bytes differ from web/%s (%v)", ref, name, err)
 		}
@@ -188,7 +194,7 @@ func TestWebPageServed(t *testing.T) {
 	// would ship unused), and every module the app imports is preloaded
 	// (the browser fetches them in parallel rather than one level at a
 	// time).
-	for name := range page0.assets {
+	for _, name := range page0.Assets() {
 		if !seen[prefix+name] {
 			t.Errorf("web/%s is embedded but the page never loads it", name)
 		}
@@ -213,10 +219,11 @@ func TestWebRoutes(t *testing.T) {
 		{"GET", "/", http.StatusOK},
 		{"HEAD", "/", http.StatusOK},
 		{"POST", "/", http.StatusNotFound}, // nothing to post to: the API is under /api/
-		{"GET", page.staticPrefix() + "app.js", http.StatusOK},
+		{"GET", page.Prefix() + "app.js", http.StatusOK},
+		{"GET", page.Prefix() + "lib/dom.js", http.StatusOK},        // shared with the phone page
 		{"GET", "/static/000000000000/app.js", http.StatusNotFound}, // another build's asset
-		{"GET", page.staticPrefix() + "nosuch.js", http.StatusNotFound},
-		{"GET", page.staticPrefix() + "index.html", http.StatusNotFound}, // only through /
+		{"GET", page.Prefix() + "nosuch.js", http.StatusNotFound},
+		{"GET", page.Prefix() + "index.html", http.StatusNotFound}, // only through /
 		{"GET", "/static/app.js", http.StatusNotFound},
 		{"GET", "/index.html", http.StatusNotFound},
 		{"GET", "/favicon.ico", http.StatusNotFound},
@@ -258,8 +265,8 @@ func TestWebVersionFollowsContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.version == b.version || bytes.Equal(a.index, b.index) {
-		t.Errorf("version %s did not change with an asset", a.version)
+	if a.Version() == b.Version() || bytes.Equal(a.Index(), b.Index()) {
+		t.Errorf("version %s did not change with an asset", a.Version())
 	}
 }
 

@@ -1,55 +1,31 @@
 // The console API (docs/console-api.md): JSON over fetch with the session
 // cookie, and the CSRF token on every request that changes something.
 
+import { ApiError, request } from './lib/api.js';
+
 let csrf = '';
 let onSignedOut = () => {};
 
 export function setCSRF(token) { csrf = token || ''; }
 export function whenSignedOut(fn) { onSignedOut = fn; }
 
-// ApiError is a refused or failed request: status (0 when the relay could
-// not be reached), the JSON body, and the server's words in message.
-export class ApiError extends Error {
-  constructor(status, body, retryAfter) {
-    super((body && body.error) || (status ? `HTTP ${status}` : 'network error'));
-    this.status = status;
-    this.body = body || {};
-    this.retryAfter = retryAfter;
-  }
-}
+export { ApiError };
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-// api sends one request. opts.json is sent as JSON, opts.form as
-// multipart/form-data. It resolves to the parsed JSON body (null for 204)
-// and rejects with an ApiError.
+// api sends one request (./lib/api.js request: opts.json, opts.form,
+// opts.signal) with the CSRF token when it changes something. It resolves
+// to the parsed JSON body (null for 204) and rejects with an ApiError; a
+// 401 also calls the whenSignedOut function unless opts.quiet401.
 export async function api(method, path, opts = {}) {
-  const headers = { Accept: 'application/json' };
-  let body;
-  if (opts.json !== undefined) {
-    headers['Content-Type'] = 'application/json';
-    body = JSON.stringify(opts.json);
-  } else if (opts.form) {
-    body = opts.form;
-  }
+  const headers = {};
   if (UNSAFE.has(method) && csrf) headers['X-CSRF-Token'] = csrf;
-  let res;
   try {
-    res = await fetch(path, { method, headers, body, credentials: 'same-origin', cache: 'no-store', signal: opts.signal });
+    return await request(method, path, { ...opts, headers });
   } catch (e) {
-    if (e.name === 'AbortError') throw e;
-    throw new ApiError(0, null);
+    if (e instanceof ApiError && e.status === 401 && !opts.quiet401) onSignedOut();
+    throw e;
   }
-  let data = null;
-  if (res.status !== 204 && (res.headers.get('Content-Type') || '').includes('json')) {
-    try { data = await res.json(); } catch { data = null; }
-  }
-  if (!res.ok) {
-    if (res.status === 401 && !opts.quiet401) onSignedOut();
-    const ra = Number(res.headers.get('Retry-After')) || undefined;
-    throw new ApiError(res.status, data, ra);
-  }
-  return data;
 }
 
 export const convPath = (conv, tail = '') => `/api/conversations/${encodeURIComponent(conv)}${tail}`;
