@@ -17,8 +17,9 @@
 // message that went either way (what a phone would show). NewServer wraps a
 // Sim in an http.Handler that serves the WeChat API under /cgi-bin/, a
 // small JSON admin API under /sim/api/ for tests and tools, and the phone
-// page under /phone/: a WeChat-like web page (embedded from web/) where a
-// person plays a simulated client through the admin API.
+// page under /phone/: a WeChat-like web page (embedded from web/, served
+// by console/webassets, the one package of this module wxsim imports)
+// where a person plays a simulated client through the admin API.
 //
 // Simulated clients (Client) subscribe, scan QR codes, send every message
 // type and click menus; each action is POSTed to the account's CallbackURL,

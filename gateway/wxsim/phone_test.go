@@ -6,10 +6,13 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wechat-relay/wechat-relay/console/webassets"
 )
 
 // get fetches path from the env's server without following redirects.
@@ -40,6 +43,8 @@ var (
 	refAttr = regexp.MustCompile(`\s(?:src|href)="([^"]*)"`)
 	// scriptTag finds script elements and their content.
 	scriptTag = regexp.MustCompile(`(?s)<script([^>]*)>(.*?)</script>`)
+	// moduleRef finds the relative specifiers a module imports from.
+	moduleRef = regexp.MustCompile(`(?m)^(?:import|export)\s[^'"]*?from\s*'(\.[^']+)'`)
 )
 
 func checkSecurityHeaders(t *testing.T, what string, h http.Header) {
@@ -96,58 +101,69 @@ func TestPhonePageServed(t *testing.T) {
 		t.Error("the page has inline styles or event-handler attributes")
 	}
 
-	// Every local asset the page references is served, with its type, a
-	// year of caching (its URL carries its hash) and the same bytes as the
-	// embedded file.
+	// Every local asset the page references, and every module those
+	// import, is served with its type, a year of caching (its URL carries
+	// the build's hash) and the same bytes as the embedded file.
+	page0, err := loadPhonePage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := page0.Prefix()
 	want := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-	seen := map[string]bool{}
+	var queue []string
 	for _, m := range refAttr.FindAllStringSubmatch(html, -1) {
 		ref := m[1]
 		if !strings.HasPrefix(ref, "/") {
 			continue // external links (none expected) are not ours to serve
 		}
-		if !strings.HasPrefix(ref, "/phone/static/") {
-			t.Errorf("reference %q is outside /phone/static/", ref)
+		if !strings.HasPrefix(ref, prefix) {
+			t.Errorf("reference %q is outside %s", ref, prefix)
 			continue
 		}
+		queue = append(queue, ref)
+	}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		ref := queue[0]
+		queue = queue[1:]
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
 		r, body := e.get(ref, nil)
 		if r.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %d", ref, r.StatusCode)
 			continue
 		}
-		name := strings.TrimPrefix(ref, "/phone/static/")
-		ext := name[strings.LastIndex(name, "."):]
-		if ct := r.Header.Get("Content-Type"); ct != want[ext] {
-			t.Errorf("%s: Content-Type = %q, want %q", ref, ct, want[ext])
+		name := strings.TrimPrefix(ref, prefix)
+		if ct := r.Header.Get("Content-Type"); ct != want[path.Ext(name)] {
+			t.Errorf("%s: Content-Type = %q, want %q", ref, ct, want[path.Ext(name)])
 		}
 		if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") || !strings.Contains(cc, "max-age=31536000") {
 			t.Errorf("%s: Cache-Control = %q", ref, cc)
 		}
 		checkSecurityHeaders(t, ref, r.Header)
-		// app.<hash>.js → web/app.js
-		parts := strings.Split(name, ".")
-		if len(parts) != 3 || len(parts[1]) != 12 {
-			t.Errorf("%s: asset name without a content hash", ref)
-			continue
+		orig, err := fs.ReadFile(webFiles, "web/"+name)
+		if shared, ok := strings.CutPrefix(name, "lib/"); ok {
+			orig, err = fs.ReadFile(webassets.Lib(), shared) // console/webassets/lib
 		}
-		orig, err := fs.ReadFile(webFiles, "web/"+parts[0]+"."+parts[2])
-		if err != nil {
-			t.Errorf("%s: %v", ref, err)
-			continue
-		}
-		if !bytes.Equal(body, orig) {
-			t.Errorf("%s: served bytes differ from web/%s.%s", ref, parts[0], parts[2])
+		if err != nil || !bytes.Equal(body, orig) {
+			t.Errorf("%s: served bytes differ from web/%s (%v)", ref, name, err)
 		}
 		if et := r.Header.Get("ETag"); et == "" {
 			t.Errorf("%s: no ETag", ref)
 		} else if r2, _ := e.get(ref, http.Header{"If-None-Match": {et}}); r2.StatusCode != http.StatusNotModified {
 			t.Errorf("%s: conditional GET: %d, want 304", ref, r2.StatusCode)
 		}
-		seen[parts[0]+"."+parts[2]] = true
+		if path.Ext(name) == ".js" {
+			for _, m := range moduleRef.FindAllStringSubmatch(string(body), -1) {
+				queue = append(queue, prefix+path.Join(path.Dir(name), m[1]))
+			}
+		}
 	}
-	for _, f := range []string{"app.js", "style.css", "icon.svg"} {
-		if !seen[f] {
-			t.Errorf("the page does not reference %s", f)
+	for _, f := range []string{"app.js", "style.css", "icon.svg", "lib/dom.js", "lib/api.js"} {
+		if !seen[prefix+f] {
+			t.Errorf("the page does not load %s", f)
 		}
 	}
 }
@@ -162,8 +178,8 @@ func TestPhoneRoutes(t *testing.T) {
 	}{
 		{"/", http.StatusFound, "/phone/"},
 		{"/phone", http.StatusTemporaryRedirect, "/phone/"}, // ServeMux's own redirect
-		{"/phone/static/app.js", http.StatusNotFound, ""},   // only hashed names
-		{"/phone/static/app.000000000000.js", http.StatusNotFound, ""},
+		{"/phone/static/app.js", http.StatusNotFound, ""},   // only under the build's hash
+		{"/phone/static/000000000000/app.js", http.StatusNotFound, ""},
 		{"/phone/index.html", http.StatusNotFound, ""},
 		{"/favicon.ico", http.StatusNotFound, ""}, // "/" redirects only itself
 		{"/healthz", http.StatusOK, ""},
@@ -194,12 +210,12 @@ func TestPhoneAssetsReferenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range page.assets {
-		if !bytes.Contains(page.index, []byte(a.url)) {
-			t.Errorf("web/%s is embedded but index.html does not use it", a.name)
+	for _, name := range page.Assets() {
+		if !bytes.Contains(page.Index(), []byte(`"`+page.Prefix()+name+`"`)) {
+			t.Errorf("web/%s is embedded but index.html does not use it", name)
 		}
 	}
-	if bytes.Contains(page.index, []byte("{{")) {
+	if bytes.Contains(page.Index(), []byte("{{")) {
 		t.Error("unrendered template action in the page")
 	}
 }

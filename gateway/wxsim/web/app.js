@@ -8,6 +8,9 @@
 // flight are fetched again until they settle, so "sending", "retrying",
 // "delivered" and "failed" follow the simulator's own record.
 
+import { $, h } from './lib/dom.js';
+import { ApiError, request } from './lib/api.js';
+
 const API = '/sim/api';
 const POLL_CHAT_MS = 1000;
 const POLL_LIST_MS = 3000;
@@ -275,49 +278,8 @@ function setLang(l) {
 
 // ---------------------------------------------------------------- helpers
 
-const $ = (id) => document.getElementById(id);
-
-/** h builds an element: h('div', {class: 'x', text: 'hi'}, child…). */
-function h(tag, props = {}, ...children) {
-  const n = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') n.className = v;
-    else if (k === 'text') n.textContent = v;
-    else if (k === 'dataset') Object.assign(n.dataset, v);
-    else if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
-    else n.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) {
-    if (c !== undefined && c !== null && c !== false) n.append(c);
-  }
-  return n;
-}
-
-class APIError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
-
 /** api calls the admin API and returns the decoded JSON answer. */
-async function api(method, path, body) {
-  const init = { method, cache: 'no-store', headers: {} };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(API + path, init);
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    // not JSON: keep null
-  }
-  if (!res.ok) throw new APIError((data && data.error) || `${res.status} ${res.statusText}`, res.status);
-  return data;
-}
+const api = (method, path, body) => request(method, API + path, body === undefined ? {} : { json: body });
 
 const enc = encodeURIComponent;
 
@@ -442,7 +404,7 @@ async function poll() {
     else await refreshClients();
     $('offline').hidden = true;
   } catch (e) {
-    if (!(e instanceof APIError)) $('offline').hidden = false;
+    if (!(e instanceof ApiError) || e.status === 0) $('offline').hidden = false;
     else if (e.status === 404 && state.screen === 'chat') {
       toast(e.message);
       go(state.appid);
@@ -570,7 +532,7 @@ function renderClients() {
         {},
         h(
           'button',
-          { type: 'button', class: 'client-row', dataset: { openid: c.openid }, onclick: () => go(state.appid, c.openid) },
+          { type: 'button', class: 'client-row', dataset: { openid: c.openid }, on: { click: () => go(state.appid, c.openid) } },
           avatar('client', c.openid),
           h('span', { class: 'client-main' }, h('span', { class: 'client-name', text: clientName(c.openid) }), h('span', { class: 'client-sub', text: `${sub} · ${c.openid}` })),
           h('span', { class: 'client-badge' + (c.subscribed ? ' on' : ''), 'aria-hidden': 'true', text: c.subscribed ? '●' : '○' }),
@@ -966,7 +928,7 @@ function renderTheirs(e) {
       return card({ href: art.url, title: art.title, desc: art.description, thumb: art.picurl });
     }
     case 'msgmenu': {
-      const items = h('div', { class: 'menu-items' }, (body.list || []).map((it) => h('button', { type: 'button', text: it.content, onclick: () => sendText(it.content) })));
+      const items = h('div', { class: 'menu-items' }, (body.list || []).map((it) => h('button', { type: 'button', text: it.content, on: { click: () => sendText(it.content) } })));
       return h('div', { class: 'bubble' }, body.head_content ? h('div', { text: body.head_content }) : null, items, body.tail_content ? h('div', { text: body.tail_content }) : null);
     }
     case 'miniprogrampage':
@@ -1113,7 +1075,7 @@ async function openScan() {
         {},
         h('img', { src: '/cgi-bin/showqrcode?ticket=' + enc(q.ticket), alt: '' }),
         h('span', { class: 'qr-main' }, h('span', { class: 'qr-name', text: who.charAt(0).toUpperCase() + who.slice(1) }), h('span', { class: 'qr-sub', text: sub })),
-        h('button', { type: 'button', class: 'btn btn-primary', 'aria-label': `${t('scan')}: ${who}`, text: t('scan'), dataset: { ticket: q.ticket }, onclick: () => scan(q.ticket) }),
+        h('button', { type: 'button', class: 'btn btn-primary', 'aria-label': `${t('scan')}: ${who}`, text: t('scan'), dataset: { ticket: q.ticket }, on: { click: () => scan(q.ticket) } }),
       );
     }),
   );
