@@ -50,11 +50,12 @@ export function clear(el) {
   return el;
 }
 
-// svgIcon returns a small stroke icon from a path list (our own icons).
+// svgIcon returns a small stroke icon from a path list (our own icons),
+// drawn on a 24×24 box unless viewBox says otherwise.
 const SVG = 'http://www.w3.org/2000/svg';
-export function svgIcon(paths, cls = 'icon') {
+export function svgIcon(paths, cls = 'icon', viewBox = '0 0 24 24') {
   const s = document.createElementNS(SVG, 'svg');
-  s.setAttribute('viewBox', '0 0 24 24');
+  s.setAttribute('viewBox', viewBox);
   s.setAttribute('aria-hidden', 'true');
   s.setAttribute('class', cls);
   for (const d of paths) {
