@@ -39,6 +39,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -85,12 +86,18 @@ type Site struct {
 	index     []byte
 	indexETag string
 	assets    map[string]*asset // by name
+	reached   map[string]bool   // assets the page loads, directly or through others
 }
 
 // Build reads every asset below dir in files and this package's lib/
 // (served as "lib/…"), and renders dir/index.html. The assets are served
 // under prefix (which begins and ends with "/"); csp is the
 // Content-Security-Policy of every answer.
+//
+// index.html names assets with {{asset "name"}}, and may preload every ES
+// module but its entry with {{modulepreloads "app.js"}}. Modules import
+// each other, and stylesheets name files, by relative names ("./api.js"):
+// a name that is not relative or is no asset fails the build.
 func Build(files fs.FS, dir, prefix, csp string) (*Site, error) {
 	s := &Site{prefix: prefix, csp: csp, assets: map[string]*asset{}}
 	own, err := fs.Sub(files, dir)
@@ -113,19 +120,25 @@ func Build(files fs.FS, dir, prefix, csp string) (*Site, error) {
 		fmt.Fprintf(all, "%s\x00%s\x00", name, s.assets[name].etag)
 	}
 	s.version = hex.EncodeToString(all.Sum(nil)[:6])
+	s.reached = map[string]bool{}
 	tmpl, err := template.New("index.html").Funcs(template.FuncMap{
 		"asset": func(name string) (string, error) {
 			if _, ok := s.assets[name]; !ok {
 				return "", fmt.Errorf("no asset %q in %s/", name, dir)
 			}
+			s.reached[name] = true
 			return s.Prefix() + name, nil
 		},
+		"modulepreloads": s.modulepreloads,
 	}).ParseFS(own, "index.html")
 	if err != nil {
 		return nil, fmt.Errorf("webassets: %s: %w", dir, err)
 	}
 	var b bytes.Buffer
 	if err := tmpl.Execute(&b, nil); err != nil {
+		return nil, fmt.Errorf("webassets: %s: %w", dir, err)
+	}
+	if err := s.follow(); err != nil {
 		return nil, fmt.Errorf("webassets: %s: %w", dir, err)
 	}
 	s.index = b.Bytes()
@@ -154,6 +167,81 @@ func (s *Site) add(files fs.FS, at string) error {
 		s.assets[name] = &asset{name: name, contentType: ct, etag: etag(data), data: data}
 		return nil
 	})
+}
+
+var (
+	// jsImport finds the module specifiers of static and dynamic imports
+	// and of re-exports.
+	jsImport = regexp.MustCompile(`(?m)(?:^\s*(?:import|export)\s[^'"]*?from\s*|^\s*import\s*|import\()\s*['"]([^'"]+)['"]`)
+	// cssURL finds the URLs of a stylesheet.
+	cssURL = regexp.MustCompile(`url\(\s*['"]?([^'")]+)['"]?\s*\)`)
+)
+
+// follow marks the assets the reached ones import or name, and checks
+// that each of those names is relative and an asset.
+func (s *Site) follow() error {
+	var queue []string
+	for name := range s.reached {
+		queue = append(queue, name)
+	}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		var refs [][]string
+		switch path.Ext(name) {
+		case ".js":
+			refs = jsImport.FindAllStringSubmatch(string(s.assets[name].data), -1)
+		case ".css":
+			refs = cssURL.FindAllStringSubmatch(string(s.assets[name].data), -1)
+		}
+		for _, m := range refs {
+			spec := m[1]
+			if strings.HasPrefix(spec, "data:") {
+				continue
+			}
+			if !strings.HasPrefix(spec, "./") && !strings.HasPrefix(spec, "../") {
+				return fmt.Errorf("%s: %q is not relative to the asset directory", name, spec)
+			}
+			target := path.Join(path.Dir(name), spec)
+			if _, ok := s.assets[target]; !ok {
+				return fmt.Errorf("%s: %q is no asset", name, spec)
+			}
+			if !s.reached[target] {
+				s.reached[target] = true
+				queue = append(queue, target)
+			}
+		}
+	}
+	return nil
+}
+
+// modulepreloads gives a <link rel="modulepreload"> for every ES module
+// but entry, so that the browser fetches them in parallel rather than one
+// level of imports at a time.
+func (s *Site) modulepreloads(entry string) (template.HTML, error) {
+	if _, ok := s.assets[entry]; !ok {
+		return "", fmt.Errorf("no asset %q", entry)
+	}
+	var links []string
+	for _, name := range s.Assets() {
+		if path.Ext(name) == ".js" && name != entry {
+			links = append(links, `<link rel="modulepreload" href="`+template.HTMLEscapeString(s.Prefix()+name)+`">`)
+		}
+	}
+	return template.HTML(strings.Join(links, "\n")), nil
+}
+
+// Unused names the assets the page never loads, neither from index.html
+// nor through the modules and stylesheets it loads: files shipped for
+// nothing (the pages' tests want none).
+func (s *Site) Unused() []string {
+	var unused []string
+	for _, name := range s.Assets() {
+		if !s.reached[name] {
+			unused = append(unused, name)
+		}
+	}
+	return unused
 }
 
 func etag(data []byte) string {

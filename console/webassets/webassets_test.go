@@ -3,7 +3,6 @@ package webassets
 import (
 	"bytes"
 	"go/build"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -15,29 +14,13 @@ import (
 
 func testFiles() fstest.MapFS {
 	return fstest.MapFS{
-		"web/index.html": {Data: []byte(`<link rel="stylesheet" href="{{asset "style.css"}}"><script type="module" src="{{asset "app.js"}}"></script>`)},
-		"web/app.js":     {Data: []byte("import { h } from './lib/dom.js';\n")},
-		"web/style.css":  {Data: []byte("body{}\n")},
+		"web/index.html": {Data: []byte(`<link rel="stylesheet" href="{{asset "style.css"}}">{{modulepreloads "app.js"}}<script type="module" src="{{asset "app.js"}}"></script>`)},
+		"web/app.js":     {Data: []byte("import { h } from './lib/dom.js';\nimport { go } from './ui/go.js';\n")},
+		"web/ui/go.js":   {Data: []byte("import { request } from '../lib/api.js';\nexport const go = 1;\n")},
+		"web/style.css":  {Data: []byte("body{background:url(./bg.png)}\n.x{background:url(\"data:image/svg+xml,%3Csvg%3E\")}\n")},
+		"web/bg.png":     {Data: []byte("png")},
 		"web/notes.txt":  {Data: []byte("not an asset\n")},
 	}
-}
-
-func get(t *testing.T, srv *httptest.Server, p string, hdr http.Header) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, srv.URL+p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, body
 }
 
 // TestSite: the page and its assets, the shared ones included, are served
@@ -50,84 +33,121 @@ func TestSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.Assets(), []string{"app.js", "lib/api.js", "lib/dom.js", "style.css"}; strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("assets %v, want %v", got, want)
+	if got, want := strings.Join(s.Assets(), " "), "app.js bg.png lib/api.js lib/dom.js style.css ui/go.js"; got != want {
+		t.Errorf("assets %s, want %s", got, want)
 	}
-	if !bytes.Contains(s.Index(), []byte(`src="/x/static/`+s.Version()+`/app.js"`)) {
-		t.Errorf("index %s does not name the versioned app.js", s.Index())
+	for _, want := range []string{`src="/x/static/` + s.Version() + `/app.js"`, `<link rel="modulepreload" href="/x/static/` + s.Version() + `/ui/go.js">`} {
+		if !bytes.Contains(s.Index(), []byte(want)) {
+			t.Errorf("index %s lacks %s", s.Index(), want)
+		}
+	}
+	if bytes.Contains(s.Index(), []byte(`modulepreload" href="/x/static/`+s.Version()+`/app.js"`)) {
+		t.Error("the entry module is preloaded too")
+	}
+	if len(s.Unused()) != 0 {
+		t.Errorf("unused %v: every asset is reached from the page", s.Unused())
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /x/{$}", s.ServeIndex)
 	mux.HandleFunc("GET /x/static/", s.ServeAsset)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	check := func(p string, status int, ct, cc string) *http.Response {
-		t.Helper()
-		r, body := get(t, srv, p, nil)
-		if r.StatusCode != status {
-			t.Errorf("GET %s: %d, want %d", p, r.StatusCode, status)
+	serve := func(p, etag string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, p, nil)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
 		}
-		if r.Header.Get("Content-Security-Policy") != csp || r.Header.Get("X-Content-Type-Options") != "nosniff" || r.Header.Get("X-Frame-Options") != "DENY" {
-			t.Errorf("GET %s: security headers %v", p, r.Header)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec
+	}
+	const year = "public, max-age=31536000, immutable"
+	for _, c := range []struct {
+		path     string
+		status   int
+		ct, cc   string
+		fileName string // the bytes it serves, below web/ or lib/
+	}{
+		{"/x/", http.StatusOK, "text/html; charset=utf-8", "no-cache", ""},
+		{s.Prefix() + "app.js", http.StatusOK, "text/javascript; charset=utf-8", year, "app.js"},
+		{s.Prefix() + "ui/go.js", http.StatusOK, "text/javascript; charset=utf-8", year, "ui/go.js"},
+		{s.Prefix() + "style.css", http.StatusOK, "text/css; charset=utf-8", year, "style.css"},
+		{s.Prefix() + "bg.png", http.StatusOK, "image/png", year, "bg.png"},
+		{s.Prefix() + "lib/dom.js", http.StatusOK, "text/javascript; charset=utf-8", year, "lib/dom.js"},
+		{"/x/static/000000000000/app.js", http.StatusNotFound, "", "", ""}, // another build's
+		{s.Prefix() + "notes.txt", http.StatusNotFound, "", "", ""},        // not an asset type
+		{s.Prefix() + "index.html", http.StatusNotFound, "", "", ""},       // only as the page
+		{"/x/static/app.js", http.StatusNotFound, "", "", ""},
+		{s.Prefix(), http.StatusNotFound, "", "", ""},
+	} {
+		rec := serve(c.path, "")
+		h := rec.Result().Header
+		if h.Get("Content-Security-Policy") != csp || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("GET %s: security headers %v", c.path, h)
 		}
-		if status != http.StatusOK {
-			return r
+		if rec.Code != c.status {
+			t.Errorf("GET %s: %d, want %d", c.path, rec.Code, c.status)
+			continue
 		}
-		if r.Header.Get("Content-Type") != ct || r.Header.Get("Cache-Control") != cc {
-			t.Errorf("GET %s: Content-Type %q, Cache-Control %q", p, r.Header.Get("Content-Type"), r.Header.Get("Cache-Control"))
+		if c.status != http.StatusOK {
+			continue
 		}
-		if name, ok := strings.CutPrefix(p, s.Prefix()); ok {
-			want, _ := fs.ReadFile(testFiles(), "web/"+name)
-			if shared, ok := strings.CutPrefix(name, "lib/"); ok {
+		if h.Get("Content-Type") != c.ct || h.Get("Cache-Control") != c.cc {
+			t.Errorf("GET %s: Content-Type %q, Cache-Control %q", c.path, h.Get("Content-Type"), h.Get("Cache-Control"))
+		}
+		if c.fileName != "" {
+			want, _ := fs.ReadFile(testFiles(), "web/"+c.fileName)
+			if shared, ok := strings.CutPrefix(c.fileName, "lib/"); ok {
 				want, _ = fs.ReadFile(Lib(), shared)
 			}
-			if !bytes.Equal(body, want) {
-				t.Errorf("GET %s: served bytes differ from the file", p)
+			if !bytes.Equal(rec.Body.Bytes(), want) {
+				t.Errorf("GET %s: served bytes differ from the file", c.path)
 			}
 		}
-		if r2, _ := get(t, srv, p, http.Header{"If-None-Match": {r.Header.Get("ETag")}}); r.Header.Get("ETag") == "" || r2.StatusCode != http.StatusNotModified {
-			t.Errorf("GET %s: ETag %q, conditional GET %d", p, r.Header.Get("ETag"), r2.StatusCode)
+		if again := serve(c.path, h.Get("ETag")); h.Get("ETag") == "" || again.Code != http.StatusNotModified {
+			t.Errorf("GET %s: ETag %q, conditional GET %d", c.path, h.Get("ETag"), again.Code)
 		}
-		return r
 	}
-	check("/x/", http.StatusOK, "text/html; charset=utf-8", "no-cache")
-	check(s.Prefix()+"app.js", http.StatusOK, "text/javascript; charset=utf-8", "public, max-age=31536000, immutable")
-	check(s.Prefix()+"style.css", http.StatusOK, "text/css; charset=utf-8", "public, max-age=31536000, immutable")
-	check(s.Prefix()+"lib/dom.js", http.StatusOK, "text/javascript; charset=utf-8", "public, max-age=31536000, immutable")
-	check("/x/static/000000000000/app.js", http.StatusNotFound, "", "") // another build's
-	check(s.Prefix()+"notes.txt", http.StatusNotFound, "", "")          // not an asset type
-	check(s.Prefix()+"index.html", http.StatusNotFound, "", "")         // only as the page
-	check("/x/static/app.js", http.StatusNotFound, "", "")
-	check(s.Prefix(), http.StatusNotFound, "", "")
 }
 
-// TestVersionFollowsContent: any changed asset, a shared one too, moves
-// the whole directory, so browsers never keep an old module under a new
-// page.
-func TestVersionFollowsContent(t *testing.T) {
+// TestBuild: the version follows any changed asset, so browsers never keep
+// an old module under a new page; a page cannot hide a shared module, name
+// a missing asset, or import one that is not there or by a name that is
+// not relative; a file nothing loads is reported.
+func TestBuild(t *testing.T) {
 	t.Parallel()
-	files := testFiles()
-	a, err := Build(files, "web", "/static/", "")
+	a, err := Build(testFiles(), "web", "/static/", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	files["web/style.css"] = &fstest.MapFile{Data: []byte("body{color:red}\n")}
-	b, err := Build(files, "web", "/static/", "")
+	changed := testFiles()
+	changed["web/bg.png"] = &fstest.MapFile{Data: []byte("png2")}
+	b, err := Build(changed, "web", "/static/", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.Version() == b.Version() || bytes.Equal(a.Index(), b.Index()) {
 		t.Errorf("version %s did not change with an asset", a.Version())
 	}
-	files["web/lib/dom.js"] = &fstest.MapFile{Data: []byte("// mine\n")}
-	if _, err := Build(files, "web", "/static/", ""); err == nil {
-		t.Error("a page's own lib/dom.js was accepted over the shared one")
+
+	unused := testFiles()
+	unused["web/old.js"] = &fstest.MapFile{Data: []byte("export const old = 1;\n")}
+	if s, err := Build(unused, "web", "/static/", ""); err != nil {
+		t.Error(err)
+	} else if got := strings.Join(s.Unused(), " "); got != "old.js" {
+		t.Errorf("an asset nothing imports: unused %q, want old.js", got)
 	}
-	delete(files, "web/lib/dom.js")
-	files["web/index.html"] = &fstest.MapFile{Data: []byte(`{{asset "nosuch.js"}}`)}
-	if _, err := Build(files, "web", "/static/", ""); err == nil {
-		t.Error("an index naming a missing asset was built")
+
+	for name, data := range map[string]string{
+		"web/lib/dom.js": "// the page's own",
+		"web/index.html": `{{asset "nosuch.js"}}`,
+		"web/ui/go.js":   "import { x } from './nosuch.js';\n",
+		"web/app.js":     "import { h } from '/static/lib/dom.js';\n",
+		"web/style.css":  "body{background:url(./nosuch.png)}\n",
+	} {
+		files := testFiles()
+		files[name] = &fstest.MapFile{Data: []byte(data)}
+		if _, err := Build(files, "web", "/static/", ""); err == nil {
+			t.Errorf("built with %s = %q", name, data)
+		}
 	}
 }
 
