@@ -560,7 +560,7 @@ func (o *memOrder) Lines(_ context.Context, places []Place) (Lines, error) {
 	for _, p := range places {
 		p.At = p.At.Truncate(time.Millisecond)
 		convs = append(convs, p.Conv)
-		if !slices.ContainsFunc(o.places, func(q Place) bool { return q.ID == p.ID && q.At.Equal(p.At) }) {
+		if !slices.ContainsFunc(o.places, func(q Place) bool { return q.ID == p.ID && q.Writer == p.Writer && q.At.Equal(p.At) }) {
 			o.places = append(o.places, p)
 		}
 	}
@@ -588,7 +588,7 @@ func (o *memOrder) Leave(_ context.Context, places []Place) error {
 	}
 	o.places = slices.DeleteFunc(o.places, func(p Place) bool {
 		return slices.ContainsFunc(places, func(q Place) bool {
-			return q.Conv == p.Conv && q.ID == p.ID && q.At.UnixMilli() == p.At.UnixMilli()
+			return q.Conv == p.Conv && q.ID == p.ID && q.Writer == p.Writer && q.At.UnixMilli() == p.At.UnixMilli()
 		})
 	})
 	return nil

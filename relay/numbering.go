@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 )
 
@@ -119,11 +120,22 @@ func (p *Pipeline) abandoned(held map[string]string) map[string]string {
 	out := map[string]string{}
 	now := p.d.Now()
 	for id, writer := range held {
-		if p.d.Order == nil || !p.alive[writer].After(now) {
+		if p.d.Order == nil || !p.writerAlive(writer, now) {
 			out[id] = writer
 		}
 	}
 	return out
+}
+
+// writerAlive reports whether a process of writer said it is alive until
+// after now, as the lines last said (their Alive is per process).
+func (p *Pipeline) writerAlive(writer string, now time.Time) bool {
+	for process, until := range p.alive {
+		if w, _, _ := strings.Cut(process, "/"); w == writer && until.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // release tells the sequencer that the numbers of these archived

@@ -55,16 +55,21 @@ func ticketAt(t time.Time) uint64 { return uint64(max(t.UnixMicro(), 1)) }
 
 // Place is one message's place in its conversation's line.
 type Place struct {
-	Conv   ConversationID
-	ID     string
-	Writer string // of the instance whose spool holds the message
+	Conv ConversationID
+	ID   string
+	// Writer is the process that took the place: its writer id, a
+	// slash and an id of the process (Pipeline.instance). A process
+	// killed between taking a place and spooling its message leaves the
+	// place behind; restarted, the writer is alive again, but under
+	// another process id, so the old place does not count for its life.
+	Writer string
 	Ticket uint64
 	At     time.Time // when it was taken
 }
 
 // placeOf is the place of m, a message of this instance's spool.
 func (p *Pipeline) placeOf(m Message) Place {
-	return Place{Conv: m.Conv, ID: m.ID, Writer: p.cfg.Writer, Ticket: m.Ticket, At: m.AcceptedAt}
+	return Place{Conv: m.Conv, ID: m.ID, Writer: p.instance, Ticket: m.Ticket, At: m.AcceptedAt}
 }
 
 // defaultOrderWait bounds how long a writer holds a message back for an
@@ -252,7 +257,7 @@ func (p *Pipeline) linesStill(ctx context.Context) bool {
 	if p.d.Order == nil {
 		return true
 	}
-	epoch, err := p.d.Order.Alive(ctx, p.cfg.Writer, p.d.Now().Add(p.cfg.OrderWait))
+	epoch, err := p.d.Order.Alive(ctx, p.instance, p.d.Now().Add(p.cfg.OrderWait))
 	if err != nil {
 		p.warnOrder("checking the conversations' lines before numbering; trying again", err)
 		return false
@@ -285,7 +290,7 @@ func (p *Pipeline) heartbeat(ctx context.Context) {
 	var seen string
 	for {
 		actx, cancel := context.WithTimeout(ctx, every)
-		epoch, err := p.d.Order.Alive(actx, p.cfg.Writer, p.d.Now().Add(p.cfg.OrderWait))
+		epoch, err := p.d.Order.Alive(actx, p.instance, p.d.Now().Add(p.cfg.OrderWait))
 		if err == nil {
 			p.leaveAgain(actx)
 		}

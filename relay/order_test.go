@@ -354,7 +354,7 @@ func TestPipelinePutsItsPlacesBackWhenTheLinesAreLost(t *testing.T) {
 	testenv.Until(t, "B saying it is alive", func() bool {
 		in.order.mu.Lock()
 		defer in.order.mu.Unlock()
-		return !in.order.alive[b.Writer()].IsZero()
+		return !in.order.alive[b.instance].IsZero()
 	})
 	in.loseRedis()
 	testenv.Until(t, "x's place back in line", func() bool {
@@ -466,4 +466,35 @@ func TestPipelineLeavesTheLineAgainAfterAFailedLeave(t *testing.T) {
 	runPipeline(t, b)
 	testenv.Until(t, "y archived after x", func() bool { return in.archive.has(y.ID) })
 	testenv.Until(t, "the line empty", func() bool { return len(in.order.line()) == 0 })
+}
+
+// A process killed between taking a place and spooling its message
+// leaves the place behind; restarted under the same writer id, it is
+// alive again, but the old place is not its: it holds the conversation
+// back only for the wait, not for as long as the writer lives.
+func TestPipelineForgetsThePlacesOfADeadProcess(t *testing.T) {
+	in := newInstances(t, 2, 100*time.Millisecond)
+	a, b := in.p[0], in.p[1]
+	ctx := context.Background()
+	// The first process of relay-a took a place for x and was killed
+	// before x was durable: WeChat's retry goes to B.
+	killed, err := NewPipeline(a.cfg, a.d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	x.AcceptedAt = time.Now()
+	if _, err := in.order.Take(ctx, killed.placeOf(x)); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, a) // relay-a restarted: alive
+	runPipeline(t, b)
+	if err := b.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Until(t, "x archived by B", func() bool { return in.archive.has(x.ID) })
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	in.wantNumbered(t, x, y)
 }

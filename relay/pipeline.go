@@ -135,6 +135,9 @@ type Pipeline struct {
 	// running is set while Run, the archive writer, runs.
 	running atomic.Bool
 
+	// instance names this process in the lines (Place.Writer): the
+	// writer id and a random id of the process.
+	instance string
 	// Order keeping, the writer's own (see holdBack): the lines' epoch
 	// last seen, until when nothing is numbered after it changed, and
 	// when a failure was last logged.
@@ -200,7 +203,7 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, d: d, log: d.Logger, signer: signer,
+	p := &Pipeline{cfg: cfg, d: d, log: d.Logger, signer: signer, instance: cfg.Writer + "/" + randomWriter()[len("tmp-"):],
 		claims: &claims{d: d.Dedupe, lease: cfg.ClaimLease, wait: cfg.ClaimWait, log: d.Logger}}
 	p.seals = newSealer(cfg.Writer, d.Archive, d.Logger.With("component", "seal"), d.Now, signer, p.retry)
 	return p, nil
