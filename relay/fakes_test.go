@@ -405,6 +405,7 @@ type memSeq struct {
 	mu    sync.Mutex
 	n     map[ConversationID]uint64
 	held  map[string]memHolder
+	done  map[string]time.Time
 	calls int // of Number
 }
 
@@ -427,6 +428,10 @@ func (s *memSeq) Number(_ context.Context, writer string, ids map[ConversationID
 			continue
 		}
 		for _, id := range list {
+			if until, ok := s.done[id]; ok && until.After(time.Now()) {
+				out.Held[id] = HeldArchived
+				continue
+			}
 			h, ok := s.held[id]
 			switch {
 			case ok && h.writer != writer && h.writer != abandoned[id]:
@@ -447,9 +452,13 @@ func (s *memSeq) Number(_ context.Context, writer string, ids map[ConversationID
 func (s *memSeq) Release(_ context.Context, ids map[ConversationID][]string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = map[string]time.Time{}
+	}
 	for _, list := range ids {
 		for _, id := range list {
 			delete(s.held, id)
+			s.done[id] = time.Now().Add(ArchivedGrace)
 		}
 	}
 	return nil
@@ -471,7 +480,7 @@ func (s *memSeq) Seed(_ context.Context, conv ConversationID, floor uint64) erro
 func (s *memSeq) wipe() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.n, s.held = nil, nil
+	s.n, s.held, s.done = nil, nil, nil
 }
 
 type memAssign struct {

@@ -120,6 +120,9 @@ func (p *Pipeline) abandoned(held map[string]string) map[string]string {
 	out := map[string]string{}
 	now := p.d.Now()
 	for id, writer := range held {
+		if writer == HeldArchived {
+			continue // archived already: the copy is dropped, never numbered
+		}
 		if p.d.Order == nil || !p.writerAlive(writer, now) {
 			out[id] = writer
 		}

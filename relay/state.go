@@ -76,13 +76,25 @@ type Sequencer interface {
 	// ids of a conversation whose counter does not exist are not
 	// numbered; the conversation is in Unseeded.
 	Number(ctx context.Context, writer string, ids map[ConversationID][]string, abandoned map[string]string) (Numbering, error)
-	// Release forgets who holds ids, once they are archived. Ids never
-	// released are forgotten a day after their conversation was last
-	// numbered.
+	// Release forgets who holds ids, once they are archived; for
+	// ArchivedGrace, Number answers them as held by HeldArchived. Ids
+	// never released are forgotten a day after their conversation was
+	// last numbered.
 	Release(ctx context.Context, ids map[ConversationID][]string) error
 	// Seed creates the counter of conv at floor if it does not exist.
 	Seed(ctx context.Context, conv ConversationID, floor uint64) error
 }
+
+// HeldArchived is the writer Numbering.Held names for an id archived in
+// the last ArchivedGrace: a copy of it archive checks will find, to be
+// dropped rather than numbered again. ArchivedGrace is how long a
+// released id is remembered so: longer than the time between a writer's
+// archive check and its numbering, when another writer's insert and
+// release may land (a retry both instances accepted).
+const (
+	HeldArchived  = "(archived)"
+	ArchivedGrace = time.Minute
+)
 
 // Numbering is what Sequencer.Number did.
 type Numbering struct {

@@ -19,7 +19,8 @@
 //
 //	<prefix>dedupe:<key>   "held:<owner>" for the lease, then "done" for the TTL (Dedupe)
 //	<prefix>seq:<conv>     integer, no TTL             (Sequencer)
-//	<prefix>seqids:{<prefix>seq:<conv>}  hash id -> number, numbered and not yet released; 24h TTL (Sequencer)
+//	<prefix>seqids:{<prefix>seq:<conv>}  hash id -> "<number> <writer>", numbered and not yet released; 24h TTL (Sequencer)
+//	<prefix>seqdone:{<prefix>seq:<conv>} sorted set id -> until (Unix ms), released in the last relay.ArchivedGrace (Sequencer)
 //	<prefix>line:{<conv>}  sorted set ticket -> "<ms> <writer> <id>", 24h TTL, and <prefix>line:{<conv>}:n, the last ticket (AcceptOrder)
 //	<prefix>line-epoch     random id, no TTL: changes when Redis loses its data (AcceptOrder)
 //	<prefix>line-alive     hash writer -> alive until (Unix ms), no TTL (AcceptOrder)

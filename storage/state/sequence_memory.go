@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 )
@@ -19,7 +20,10 @@ var _ relay.Sequencer = (*MemorySequencer)(nil)
 type MemorySequencer struct {
 	mu       sync.Mutex
 	counters map[relay.ConversationID]uint64
-	held     map[string]holder // numbered, not released
+	held     map[string]holder    // numbered, not released
+	done     map[string]time.Time // released (archived): until when Number says so
+	releases int
+	now      func() time.Time
 }
 
 type holder struct {
@@ -29,7 +33,8 @@ type holder struct {
 
 // NewMemorySequencer returns a Sequencer with no counters.
 func NewMemorySequencer() *MemorySequencer {
-	return &MemorySequencer{counters: make(map[relay.ConversationID]uint64), held: make(map[string]holder)}
+	return &MemorySequencer{counters: make(map[relay.ConversationID]uint64), held: make(map[string]holder),
+		done: make(map[string]time.Time), now: time.Now}
 }
 
 // Number implements relay.Sequencer.
@@ -50,6 +55,10 @@ func (s *MemorySequencer) Number(ctx context.Context, writer string, ids map[rel
 			continue
 		}
 		for _, id := range list {
+			if until, ok := s.done[id]; ok && until.After(s.now()) {
+				out.Held[id] = relay.HeldArchived
+				continue
+			}
 			h, ok := s.held[id]
 			switch {
 			case ok && h.writer != writer && h.writer != abandoned[id]:
@@ -76,9 +85,18 @@ func (s *MemorySequencer) Number(ctx context.Context, writer string, ids map[rel
 func (s *MemorySequencer) Release(ctx context.Context, ids map[relay.ConversationID][]string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	for _, list := range ids {
 		for _, id := range list {
 			delete(s.held, id)
+			s.done[id] = now.Add(relay.ArchivedGrace)
+		}
+	}
+	if s.releases++; s.releases%100 == 0 {
+		for id, until := range s.done {
+			if !until.After(now) {
+				delete(s.done, id)
+			}
 		}
 	}
 	return nil

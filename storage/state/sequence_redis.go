@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,27 +28,34 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 	return -1
 end
 local me = ARGV[2]
+local now = tonumber(ARGV[3])
 local out = {}
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
 	local id, dead = ARGV[i], ARGV[i + 1]
-	local v = redis.call('HGET', KEYS[2], id)
-	local n, owner
-	if v then
-		n, owner = string.match(v, '^(%d+) (.*)$')
-	end
-	if not n then
-		n = redis.call('INCR', KEYS[1])
-		owner = me
-		redis.call('HSET', KEYS[2], id, n .. ' ' .. me)
-	elseif owner ~= me and owner == dead then
-		owner = me
-		redis.call('HSET', KEYS[2], id, n .. ' ' .. me)
-	end
-	out[#out + 1] = tonumber(n)
-	if owner == me then
-		out[#out + 1] = ''
+	local done = redis.call('ZSCORE', KEYS[3], id)
+	if done and tonumber(done) > now then
+		out[#out + 1] = 0
+		out[#out + 1] = '` + relay.HeldArchived + `'
 	else
-		out[#out + 1] = owner
+		local v = redis.call('HGET', KEYS[2], id)
+		local n, owner
+		if v then
+			n, owner = string.match(v, '^(%d+) (.*)$')
+		end
+		if not n then
+			n = redis.call('INCR', KEYS[1])
+			owner = me
+			redis.call('HSET', KEYS[2], id, n .. ' ' .. me)
+		elseif owner ~= me and owner == dead then
+			owner = me
+			redis.call('HSET', KEYS[2], id, n .. ' ' .. me)
+		end
+		out[#out + 1] = tonumber(n)
+		if owner == me then
+			out[#out + 1] = ''
+		else
+			out[#out + 1] = owner
+		end
 	end
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
@@ -74,9 +82,9 @@ func NewRedisSequencer(rdb redis.UniversalClient, prefix string) *RedisSequencer
 // keys are conv's counter and its hash of numbered ids. The hash's name
 // carries the counter's name as its hash tag, so both are in one slot of
 // a Redis Cluster (the script touches both).
-func (s *RedisSequencer) keys(conv relay.ConversationID) (counter, ids string) {
+func (s *RedisSequencer) keys(conv relay.ConversationID) (counter, ids, done string) {
 	counter = s.prefix + "seq:" + string(conv)
-	return counter, s.prefix + "seqids:{" + counter + "}"
+	return counter, s.prefix + "seqids:{" + counter + "}", s.prefix + "seqdone:{" + counter + "}"
 }
 
 // Number implements relay.Sequencer: one script per conversation, all in
@@ -93,13 +101,13 @@ func (s *RedisSequencer) Number(ctx context.Context, writer string, ids map[rela
 	// command's result is read below.
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, conv := range convs {
-			counter, hash := s.keys(conv)
-			args := make([]any, 0, 2*len(ids[conv])+2)
-			args = append(args, s.idsTTL.Milliseconds(), writer)
+			counter, hash, done := s.keys(conv)
+			args := make([]any, 0, 2*len(ids[conv])+3)
+			args = append(args, s.idsTTL.Milliseconds(), writer, time.Now().UnixMilli())
 			for _, id := range ids[conv] {
 				args = append(args, id, abandoned[id])
 			}
-			cmds[i] = numberScript.Eval(ctx, p, []string{counter, hash}, args...)
+			cmds[i] = numberScript.Eval(ctx, p, []string{counter, hash, done}, args...)
 		}
 		return nil
 	})
@@ -120,7 +128,7 @@ func (s *RedisSequencer) Number(ctx context.Context, writer string, ids map[rela
 			for j, id := range ids[conv] {
 				n, ok := v[2*j].(int64)
 				owner, _ := v[2*j+1].(string)
-				if !ok || n < 1 {
+				if !ok || n < 0 || n == 0 && owner != relay.HeldArchived {
 					return relay.Numbering{}, fmt.Errorf("state: numbering messages of %s in redis: %v is not a number", conv, v[2*j])
 				}
 				if owner != "" {
@@ -136,15 +144,27 @@ func (s *RedisSequencer) Number(ctx context.Context, writer string, ids map[rela
 	return out, nil
 }
 
-// Release implements relay.Sequencer, in one pipelined round trip.
+// Release implements relay.Sequencer, in one pipelined round trip: the
+// ids leave the hash of held numbers and enter, for relay.ArchivedGrace,
+// the sorted set of ids just archived (score: until when), from which
+// what is past is removed on the way.
 func (s *RedisSequencer) Release(ctx context.Context, ids map[relay.ConversationID][]string) error {
+	now := time.Now()
+	until := float64(now.Add(relay.ArchivedGrace).UnixMilli())
 	pipe := s.rdb.Pipeline()
 	for conv, list := range ids {
 		if len(list) == 0 {
 			continue
 		}
-		_, hash := s.keys(conv)
+		_, hash, done := s.keys(conv)
 		pipe.HDel(ctx, hash, list...)
+		zs := make([]redis.Z, len(list))
+		for i, id := range list {
+			zs[i] = redis.Z{Score: until, Member: id}
+		}
+		pipe.ZAdd(ctx, done, zs...)
+		pipe.ZRemRangeByScore(ctx, done, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+		pipe.PExpire(ctx, done, relay.ArchivedGrace)
 	}
 	if pipe.Len() == 0 {
 		return nil
@@ -161,7 +181,7 @@ func (s *RedisSequencer) Seed(ctx context.Context, conv relay.ConversationID, fl
 	if floor > math.MaxInt64 {
 		return fmt.Errorf("state: seed sequence of %s: floor %d exceeds Redis' integer range", conv, floor)
 	}
-	counter, _ := s.keys(conv)
+	counter, _, _ := s.keys(conv)
 	if err := s.rdb.SetNX(ctx, counter, int64(floor), 0).Err(); err != nil {
 		return fmt.Errorf("state: seed sequence of %s in redis: %w", conv, err)
 	}
