@@ -33,7 +33,10 @@ const live = new Live({
     }
     reconnected = true;
   },
-  onSignedOut: () => { if (state.me) signedOut(t('sessionEnded')); },
+  // The socket's session is over. The page may have another one (a
+  // password change starts a new session): it asks; a 401 signs it out
+  // (api's whenSignedOut), anything else reconnects.
+  onSignedOut: () => { api('GET', '/api/me').then(() => live.retry(), () => live.retry()); },
 });
 let reconnected = false;
 

@@ -9,9 +9,10 @@ export class Live {
   // onFrame(frame) gets every server frame; onState(state) gets
   // 'connecting' | 'live' | 'offline'; resumeList() returns [[conv, seq]]
   // to resume after each connection; onOpen() runs after those resumes;
-  // onSignedOut() runs when the relay closes the socket because its
-  // credential no longer holds (a sign-out elsewhere, an expired session,
-  // a changed password): reconnecting would only be refused.
+  // onSignedOut() runs, instead of a reconnection, when the relay closes
+  // the socket because its credential no longer holds (a sign-out
+  // elsewhere, an expired session, a changed password): the page finds
+  // out whether it is still signed in, and reconnects (retry) if so.
   constructor({ onFrame, onState, resumeList, onOpen, onSignedOut }) {
     this.onFrame = onFrame;
     this.onState = onState;
