@@ -74,9 +74,11 @@ func (s *Server) serveLogin(auth *authenticator) http.HandlerFunc {
 		}
 		ctx := r.Context()
 		limits := s.loginLimits(r, body.ID)
-		if len(body.ID) > maxLoginID {
+		ownKey := len(body.ID) <= maxLoginID && relay.ValidDirectoryID(body.ID)
+		if !ownKey {
 			// No employee has such an id: counted against its address and
-			// all sign-ins, not under an id of its own.
+			// all sign-ins, not under a key of its own — which could be
+			// another count's ("*", "addr:…") and lock it.
 			limits = limits[1:]
 		}
 		if locked, err := s.loginLocked(ctx, limits); err != nil {
@@ -90,7 +92,7 @@ func (s *Server) serveLogin(auth *authenticator) http.HandlerFunc {
 		// The same work for an id nobody has as for an employee's: a
 		// bcrypt comparison, against a hash of the same cost.
 		emp := auth.employee(body.ID)
-		if len(body.ID) > maxLoginID {
+		if !ownKey {
 			emp = nil
 		}
 		hash := auth.dummyHash()
@@ -132,7 +134,8 @@ type loginLimit struct {
 
 // loginLimits are the counts a sign-in as id from r's client falls
 // under. The keys of addresses and of all cannot be employee ids, which
-// have no ':' and do not start with '*'.
+// have no ':' and do not start with '*' (serveLogin gives an id that is
+// not a valid one no count of its own).
 func (s *Server) loginLimits(r *http.Request, id string) []loginLimit {
 	return []loginLimit{
 		{key: id, what: "sign-ins as this employee", attempts: s.cfg.LoginAttempts, lockout: s.cfg.LoginLockout},

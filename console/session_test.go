@@ -597,3 +597,18 @@ func TestFailedSignInsAreAuditedInAggregate(t *testing.T) {
 		t.Fatalf("5 unknown ids recorded %d times, want once", len(unknown))
 	}
 }
+
+// An id shaped like another count's key ("*", "addr:…") gets no count of
+// its own: five guesses as "*" must not lock every sign-in.
+func TestLoginIDsCannotLockOtherCounts(t *testing.T) {
+	e := newConsoleEnv(t, Config{LoginAttempts: 2, LoginAddrAttempts: 100, TrustedProxies: []string{"127.0.0.1"}})
+	b := e.browser(t)
+	for _, id := range []string{"*", "*", "*", "addr:198.51.100.1", "addr:198.51.100.1", "addr:198.51.100.1"} {
+		b.request("POST", "/api/login", map[string]string{"id": id, "password": "guess"}, map[string]string{"X-Forwarded-For": "203.0.113.9"})
+	}
+	status, out, _ := b.request("POST", "/api/login", map[string]string{"id": "alice", "password": alicePassword},
+		map[string]string{"X-Forwarded-For": "198.51.100.1"})
+	if status != http.StatusOK {
+		t.Fatalf("alice from 198.51.100.1 after guesses as \"*\" and \"addr:198.51.100.1\": %d %v", status, out)
+	}
+}
