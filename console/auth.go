@@ -268,8 +268,10 @@ func (a *authenticator) stillSignsIn(r *http.Request, p *principal) func(context
 	case authBearer, authTokenCookie:
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if p.method == authTokenCookie {
-			c, _ := r.Cookie(TokenCookie)
-			tok = c.Value
+			tok = ""
+			if c, err := r.Cookie(TokenCookie); err == nil {
+				tok = c.Value
+			}
 		}
 		return func(context.Context) (bool, error) {
 			emp := a.byToken(tok)
