@@ -287,6 +287,13 @@ func (p *Pipeline) heartbeat(ctx context.Context) {
 	every := max(p.cfg.OrderWait/4, 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// The places of a spool replayed after a restart were taken by the
+	// process before, which is dead: this process takes them over, so
+	// that they count while it lives, however long it takes to reach
+	// them.
+	if _, err := p.d.Order.Alive(ctx, p.instance, p.d.Now().Add(p.cfg.OrderWait)); err == nil {
+		p.putBack(ctx)
+	}
 	var seen string
 	for {
 		actx, cancel := context.WithTimeout(ctx, every)
@@ -315,7 +322,7 @@ func (p *Pipeline) heartbeat(ctx context.Context) {
 }
 
 // putBack puts the place of every message of this spool not yet
-// numbered back in its line, a thousand at a time.
+// numbered back in its line, under this process, a thousand at a time.
 func (p *Pipeline) putBack(ctx context.Context) {
 	var places []Place
 	for _, m := range p.d.Spool.Pending(p.d.Spool.Len()) {

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -549,4 +550,44 @@ func TestPipelineDropsACopyWhoseCheckRacedTheOtherInsert(t *testing.T) {
 	if !slices.Equal(seqs, []uint64{1}) {
 		t.Fatalf("archived under %v, want once under 1", seqs)
 	}
+}
+
+// A restarted process takes over the places of the messages its spool
+// replays: they count while it lives, however long its writer takes to
+// reach them — not only for the wait, as places of the dead process.
+func TestPipelineTakesOverThePlacesOfItsReplayedSpool(t *testing.T) {
+	in := newInstances(t, 2, 100*time.Millisecond)
+	a, b := in.p[0], in.p[1]
+	ctx := context.Background()
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	// x was accepted by relay-a's previous process, which was killed
+	// with x in its spool behind more than a window of other messages.
+	a.cfg.BatchSize = 1 // a window of 4
+	previous, err := NewPipeline(a.cfg, a.d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if err := previous.Accept(ctx, text(fmt.Sprint("other-", i), fmt.Sprint("o", i), "hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := previous.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	runPipeline(t, a) // restarted, alive, and slow to reach x
+	time.Sleep(5 * time.Millisecond)
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, b)
+	testenv.Until(t, "B holding y back", func() bool { return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0 })
+	time.Sleep(5 * b.cfg.OrderWait)
+	if in.archive.has(y.ID) {
+		t.Fatal("y was archived while the process that replays x is alive")
+	}
+	close(gate)
+	in.wantNumbered(t, x, y)
 }
