@@ -285,6 +285,20 @@ func (a *memArchive) MaxSeq(_ context.Context, conv ConversationID) (uint64, err
 	return m, nil
 }
 
+// seqsOf returns the sequence number of every row of id, copies
+// included, in insert order.
+func (a *memArchive) seqsOf(id string) []uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var seqs []uint64
+	for _, m := range a.rows {
+		if m.ID == id {
+			seqs = append(seqs, m.Seq)
+		}
+	}
+	return seqs
+}
+
 func (a *memArchive) has(id string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()

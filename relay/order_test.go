@@ -49,15 +49,11 @@ func newInstances(t *testing.T, n int, orderWait time.Duration) *instances {
 
 func (in *instances) seqOf(t *testing.T, id string) uint64 {
 	t.Helper()
-	in.archive.mu.Lock()
-	defer in.archive.mu.Unlock()
-	for _, m := range in.archive.rows {
-		if m.ID == id {
-			return m.Seq
-		}
+	seqs := in.archive.seqsOf(id)
+	if len(seqs) == 0 {
+		t.Fatalf("%s not archived", id)
 	}
-	t.Fatalf("%s not archived", id)
-	return 0
+	return seqs[0]
 }
 
 // A message accepted on one instance after WeChat was told `success`
@@ -428,15 +424,7 @@ func TestPipelineArchivesACopyAnotherInstanceNumberedOnce(t *testing.T) {
 	}
 	close(gate)
 	testenv.Until(t, "both spools empty", func() bool { return spA.Len() == 0 && spB.Len() == 0 })
-	archive.mu.Lock()
-	defer archive.mu.Unlock()
-	var seqs []uint64
-	for _, m := range archive.rows {
-		if m.ID == x.ID {
-			seqs = append(seqs, m.Seq)
-		}
-	}
-	if !slices.Equal(seqs, []uint64{1}) {
+	if seqs := archive.seqsOf(x.ID); !slices.Equal(seqs, []uint64{1}) {
 		t.Fatalf("archived under %v, want once under 1", seqs)
 	}
 }
@@ -539,15 +527,7 @@ func TestPipelineDropsACopyWhoseCheckRacedTheOtherInsert(t *testing.T) {
 	}
 	runPipeline(t, b)
 	testenv.Until(t, "B's spool empty", func() bool { return in.spools[1].Len() == 0 })
-	in.archive.mu.Lock()
-	defer in.archive.mu.Unlock()
-	var seqs []uint64
-	for _, m := range in.archive.rows {
-		if m.ID == x.ID {
-			seqs = append(seqs, m.Seq)
-		}
-	}
-	if !slices.Equal(seqs, []uint64{1}) {
+	if seqs := in.archive.seqsOf(x.ID); !slices.Equal(seqs, []uint64{1}) {
 		t.Fatalf("archived under %v, want once under 1", seqs)
 	}
 }
