@@ -240,6 +240,10 @@ func (l memEventLog) LatestEvents(context.Context, []string) (map[string]Deliver
 	return map[string]DeliveryEvent{}, nil
 }
 
+func (l memEventLog) MessageEvents(context.Context, []string) ([]DeliveryEvent, error) {
+	return nil, nil
+}
+
 func (l memEventLog) Unsettled(context.Context, time.Time, int) ([]Message, error) { return nil, nil }
 
 func (a *memArchive) Existing(_ context.Context, msgs []Message) (map[string]uint64, error) {

@@ -116,6 +116,10 @@ type EventLog interface {
 	// LatestEvents returns, for each of the message ids that has events,
 	// the latest one (by At, then by state order).
 	LatestEvents(ctx context.Context, messageIDs []string) (map[string]DeliveryEvent, error)
+	// MessageEvents returns every event of the messages, by message id
+	// then At. An event appended before the call is in its answer: the
+	// outbox relies on it to keep two instances from both sending.
+	MessageEvents(ctx context.Context, messageIDs []string) ([]DeliveryEvent, error)
 	// Unsettled returns archived outbound messages accepted after since
 	// whose latest event is not final (none, or sending), oldest first.
 	Unsettled(ctx context.Context, since time.Time, limit int) ([]Message, error)

@@ -158,7 +158,9 @@ func (o *Outbox) deliver(ctx context.Context, m Message) {
 		}
 		return
 	}
-	if !o.record(ctx, m, DeliverySending, 0, "", "") {
+	// "sending" carries this writer's id, so that two instances' events
+	// stay two rows, and each looks for the other's before calling.
+	if !o.record(ctx, m, DeliverySending, 0, "", o.d.Pipeline.Writer()) || !o.soleSender(ctx, m) {
 		return
 	}
 	wait := o.cfg.RetryMin
@@ -189,6 +191,36 @@ func (o *Outbox) deliver(ctx context.Context, m Message) {
 		o.log.Warn("send not delivered, retrying", "msg_id", m.ID, "attempt", attempt, "err", err)
 		if sleep(ctx, wait) != nil {
 			return
+		}
+		wait = min(2*wait, o.cfg.RetryMax)
+	}
+}
+
+// soleSender reports whether this instance may call WeChat for m: its
+// own "sending" is archived and no other instance's is. The dispatch
+// claim usually keeps two instances apart, but not when Redis is down or
+// forgot the claim, nor when its lease ran out while this one was still
+// archiving "sending"; then both may have found no event before either
+// archived one. Archiving first and looking second, at most one of
+// them finds only its own: if each finds the other's, neither sends,
+// and the scan marks the message unknown after SettleAfter.
+func (o *Outbox) soleSender(ctx context.Context, m Message) bool {
+	wait := o.cfg.RetryMin
+	for {
+		evs, err := o.d.Events.MessageEvents(ctx, []string{m.ID})
+		if err == nil {
+			mine := m.ID + "/" + string(DeliverySending) + "/" + o.d.Pipeline.Writer()
+			for _, e := range evs {
+				if e.State == DeliverySending && e.ID != mine {
+					o.log.Warn("another instance is sending this message too; leaving it to it", "msg_id", m.ID, "conv", m.Conv, "other", e.ID)
+					return false
+				}
+			}
+			return true
+		}
+		o.log.Warn("checking for another instance's send, retrying", "msg_id", m.ID, "err", err)
+		if sleep(ctx, wait) != nil {
+			return false
 		}
 		wait = min(2*wait, o.cfg.RetryMax)
 	}

@@ -46,6 +46,18 @@ func (e *memEvents) LatestEvents(_ context.Context, ids []string) (map[string]De
 	return out, nil
 }
 
+func (e *memEvents) MessageEvents(_ context.Context, ids []string) ([]DeliveryEvent, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []DeliveryEvent
+	for _, ev := range e.events {
+		if slices.Contains(ids, ev.MessageID) {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
 func (e *memEvents) Unsettled(ctx context.Context, since time.Time, limit int) ([]Message, error) {
 	e.archive.mu.Lock()
 	rows := slices.Clone(e.archive.rows)
@@ -501,16 +513,27 @@ func TestOutboxSettlesAnEventOnceAcrossInstances(t *testing.T) {
 	}
 }
 
-// twoOutboxes returns two outboxes over h's pipeline, archive, bus and
-// dedupe store and the events ev, as two instances sharing ClickHouse
-// and Redis; they do not run.
+// twoOutboxes returns two outboxes, as two instances (each its own
+// writer) sharing h's archive, bus and dedupe store and the events ev;
+// they do not run.
 func twoOutboxes(t *testing.T, h *harness, ev *barrierEvents, cfg OutboxConfig) []*Outbox {
+	return twoOutboxesWith(t, h, ev, h.dedupe, cfg)
+}
+
+func twoOutboxesWith(t *testing.T, h *harness, ev *barrierEvents, dedupe Dedupe, cfg OutboxConfig) []*Outbox {
 	t.Helper()
 	var obs []*Outbox
-	for range 2 {
+	for i := range 2 {
+		p, err := NewPipeline(Config{Writer: fmt.Sprintf("w%d", i)}, Deps{
+			Spool: newMemSpool(), Archive: h.archive, Bus: h.bus, Dedupe: dedupe, Sequencer: h.seq,
+			Router: NewRouter(h.assign, map[string][]string{"acct": {"alice"}}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 		ob, err := NewOutbox(cfg, OutboxDeps{
-			Pipeline: h.p, Archive: h.archive, Events: ev, Interactions: &memInteractions{h.archive, ev.memEvents},
-			Sender: &fakeSender{archive: h.archive}, Bus: h.bus, Dedupe: h.dedupe,
+			Pipeline: p, Archive: h.archive, Events: ev, Interactions: &memInteractions{h.archive, ev.memEvents},
+			Sender: &fakeSender{archive: h.archive}, Bus: h.bus, Dedupe: dedupe,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -518,4 +541,46 @@ func twoOutboxes(t *testing.T, h *harness, ev *barrierEvents, cfg OutboxConfig) 
 		obs = append(obs, ob)
 	}
 	return obs
+}
+
+// downDedupe is Redis down: every claim fails.
+type downDedupe struct{ Dedupe }
+
+func (downDedupe) Claim(context.Context, string, string, time.Duration) (ClaimState, error) {
+	return 0, errors.New("redis: connection refused")
+}
+
+// Two instances deliver one archived reply at the same moment (one's
+// own queue, the other's scan) while Redis is down, so the dispatch claim
+// cannot keep them apart, and both find no event yet: WeChat is called
+// at most once, and each instance's "sending" stays in the archive (one
+// id for both would keep one row, and verify would report the other
+// missing). The chaos runs counted such replies delivered twice.
+func TestOutboxTwoInstancesNeverBothSend(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	m := Message{ID: "out:acct:c1:both", Account: "acct", Client: "c1", Conv: "acct:c1", Seq: 1, Direction: Outbound, Kind: KindText, Text: "b", AcceptedAt: time.Now()}
+	h.archive.Insert(ctx, []Message{m})
+	ev := &barrierEvents{memEvents: &memEvents{archive: h.archive}}
+	ev.arrived.Add(2)
+	obs := twoOutboxesWith(t, h, ev, downDedupe{h.dedupe}, OutboxConfig{RetryMin: time.Millisecond})
+	var wg sync.WaitGroup
+	for i, ob := range obs {
+		wg.Go(func() { ob.deliver(context.WithValue(ctx, outboxName{}, i), m) })
+	}
+	wg.Wait()
+	sends := 0
+	for _, ob := range obs {
+		sends += ob.d.Sender.(*fakeSender).calls()
+	}
+	if sends > 1 {
+		t.Fatalf("one reply sent %d times by two instances", sends)
+	}
+	got := ev.states(m.ID)
+	if n := len(slices.DeleteFunc(slices.Clone(got), func(s DeliveryState) bool { return s != DeliverySending })); n != 2 {
+		t.Fatalf("events %v: want both instances' sending archived", got)
+	}
+	if sends == 0 {
+		t.Logf("neither sent (each saw the other's sending): the scan settles it unknown")
+	}
 }
