@@ -546,6 +546,13 @@ type memOrder struct {
 	down   bool // every call fails, as Redis killed
 	// failLeaves makes that many calls of Leave fail (a timeout).
 	failLeaves int
+	// readLimit, if set, is how many places of a line Lines reads.
+	readLimit int
+}
+
+// placeOfID is the index of conv's place for id, or -1.
+func (o *memOrder) placeOfID(conv ConversationID, id string) int {
+	return slices.IndexFunc(o.places, func(q Place) bool { return q.Conv == conv && q.ID == id })
 }
 
 func (o *memOrder) Take(_ context.Context, p Place) (uint64, error) {
@@ -557,8 +564,12 @@ func (o *memOrder) Take(_ context.Context, p Place) (uint64, error) {
 	if o.last == nil {
 		o.last = map[ConversationID]uint64{}
 	}
-	p.Ticket = max(ticketAt(p.At), o.last[p.Conv]+1)
 	p.At = p.At.Truncate(time.Millisecond)
+	if i := o.placeOfID(p.Conv, p.ID); i >= 0 { // a copy: same place, new owner
+		o.places[i].Writer, o.places[i].At = p.Writer, p.At
+		return o.places[i].Ticket, nil
+	}
+	p.Ticket = max(ticketAt(p.At), o.last[p.Conv]+1)
 	o.last[p.Conv] = p.Ticket
 	o.places = append(o.places, p)
 	return p.Ticket, nil
@@ -583,24 +594,32 @@ func (o *memOrder) Lines(_ context.Context, places []Place) (Lines, error) {
 	if o.down {
 		return Lines{}, errDown
 	}
-	var convs []ConversationID
+	upTo := map[ConversationID]uint64{}
 	for _, p := range places {
 		p.At = p.At.Truncate(time.Millisecond)
-		convs = append(convs, p.Conv)
-		if !slices.ContainsFunc(o.places, func(q Place) bool { return q.ID == p.ID && q.Writer == p.Writer && q.At.Equal(p.At) }) {
+		upTo[p.Conv] = max(upTo[p.Conv], p.Ticket)
+		if i := o.placeOfID(p.Conv, p.ID); i >= 0 { // taken over
+			o.places[i].Writer, o.places[i].At = p.Writer, p.At
+		} else {
 			o.places = append(o.places, p)
 		}
 	}
-	out := map[ConversationID][]Place{}
+	out := Lines{Conv: map[ConversationID][]Place{}, Alive: maps.Clone(o.alive), Epoch: fmt.Sprint("epoch-", o.epoch)}
 	for _, p := range o.places {
-		if slices.Contains(convs, p.Conv) {
-			out[p.Conv] = append(out[p.Conv], p)
+		if last, ok := upTo[p.Conv]; ok && p.Ticket <= last {
+			out.Conv[p.Conv] = append(out.Conv[p.Conv], p)
 		}
 	}
-	for _, line := range out {
+	for conv, line := range out.Conv {
 		slices.SortFunc(line, func(a, b Place) int { return cmp.Compare(a.Ticket, b.Ticket) })
+		if o.readLimit > 0 && len(line) > o.readLimit {
+			if out.Cut == nil {
+				out.Cut = map[ConversationID]uint64{}
+			}
+			out.Conv[conv], out.Cut[conv] = line[:o.readLimit], line[o.readLimit-1].Ticket
+		}
 	}
-	return Lines{Conv: out, Alive: maps.Clone(o.alive), Epoch: fmt.Sprint("epoch-", o.epoch)}, nil
+	return out, nil
 }
 
 func (o *memOrder) Leave(_ context.Context, places []Place) error {
@@ -611,6 +630,18 @@ func (o *memOrder) Leave(_ context.Context, places []Place) error {
 	}
 	if o.failLeaves > 0 {
 		o.failLeaves--
+		return errDown
+	}
+	o.places = slices.DeleteFunc(o.places, func(p Place) bool {
+		return slices.ContainsFunc(places, func(q Place) bool { return q.Conv == p.Conv && q.ID == p.ID })
+	})
+	return nil
+}
+
+func (o *memOrder) Forget(_ context.Context, places []Place) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.down {
 		return errDown
 	}
 	o.places = slices.DeleteFunc(o.places, func(p Place) bool {

@@ -25,13 +25,20 @@ type AcceptOrder interface {
 	Take(ctx context.Context, p Place) (ticket uint64, err error)
 	// Lines puts places back in their lines where they are missing (the
 	// store lost its data; a message accepted without a place, whose
-	// ticket is then ticketAt(AcceptedAt)), and returns the lines of
-	// their conversations, with the writers known to be alive and the
-	// store's epoch.
+	// ticket is then ticketAt(AcceptedAt)), makes p.Writer the owner of
+	// each (a restarted process takes over the places of the spool it
+	// replays: one place per message id), and returns the lines of their
+	// conversations up to the highest of their tickets, with the writers
+	// known to be alive and the store's epoch.
 	Lines(ctx context.Context, places []Place) (Lines, error)
 	// Leave takes places out of their lines: numbered, or never to be
 	// (an append that failed, a copy dropped as a retry).
 	Leave(ctx context.Context, places []Place) error
+	// Forget takes out of their lines the places still owned as given
+	// (Writer and At): places that no longer count, so that they do not
+	// fill the front of a line. A place its process has taken over again
+	// since (Lines) stays.
+	Forget(ctx context.Context, places []Place) error
 	// Alive says that writer's process is alive until until: its places
 	// count, however old, while it says so (see holdBack). It returns
 	// the store's epoch (as Lines does).
@@ -40,9 +47,13 @@ type AcceptOrder interface {
 
 // Lines is what AcceptOrder.Lines read.
 type Lines struct {
-	// Conv holds each conversation's places, lowest ticket first (at
-	// most the first few hundred).
+	// Conv holds each conversation's places, lowest ticket first, up to
+	// the highest ticket asked about.
 	Conv map[ConversationID][]Place
+	// Cut holds, for a line too long to read to that ticket, the last
+	// ticket read: a place after it is not known, and may be another
+	// instance's, earlier than a message asked about.
+	Cut map[ConversationID]uint64
 	// Alive holds, per writer, until when it said it is alive.
 	Alive map[string]time.Time
 	// Epoch changes when the store loses what it held.
@@ -224,19 +235,46 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 		alive := lines.Alive[pl.Writer].After(at) && taken.After(at.Add(-maxOrderHold))
 		return alive || !taken.Before(cutoff)
 	}
+	// A place that stopped counting a wait ago is forgotten: a process
+	// killed before its message was durable never leaves its line, and
+	// such places would fill the front of the line. If its process lives
+	// after all (it hung), it puts the place back when it gets to it.
+	var stale []Place
 	for conv, line := range lines.Conv {
 		for _, pl := range line {
-			if mine[pl.ID] || !counts(pl) {
+			if mine[pl.ID] {
 				continue
 			}
-			blocked[conv] = pl.Ticket
-			break
+			if !counts(pl) {
+				if maxTime(pl.At, p.regroupUntil).Before(cutoff.Add(-p.cfg.OrderWait)) {
+					stale = append(stale, pl)
+				}
+				continue
+			}
+			if _, ok := blocked[conv]; !ok {
+				blocked[conv] = pl.Ticket
+			}
 		}
 	}
+	p.forget(ctx, stale)
 	return split(func(m Message) bool {
 		b, ok := blocked[m.Conv]
-		return ok && m.Ticket > b
+		cut, isCut := lines.Cut[m.Conv]
+		return ok && m.Ticket > b || isCut && m.Ticket > cut
 	})
+}
+
+// forget takes places that stopped counting out of their lines; a
+// failure only leaves them for the next round.
+func (p *Pipeline) forget(ctx context.Context, places []Place) {
+	if len(places) == 0 {
+		return
+	}
+	if err := p.d.Order.Forget(ctx, places); err != nil {
+		p.log.Debug("forgetting places that no longer count", "places", len(places), "err", err)
+		return
+	}
+	p.log.Info("forgot places in line of processes gone", "places", len(places))
 }
 
 // window is how many spooled messages a round of the writer looks at:

@@ -571,3 +571,42 @@ func TestPipelineTakesOverThePlacesOfItsReplayedSpool(t *testing.T) {
 	close(gate)
 	in.wantNumbered(t, x, y)
 }
+
+// A line too long to read to the end (places of processes killed before
+// their messages were durable pile up in front) tells a writer nothing
+// about the places behind the part it read: one of them may be another
+// instance's, earlier than its own message, which then waits. (The third
+// 150,000-message chaos run counted 2,031 inversions when such lines
+// were taken as read to the end.)
+func TestPipelineHoldsBehindTheEndOfALineItCouldNotRead(t *testing.T) {
+	in := newInstances(t, 2, 50*time.Millisecond)
+	in.order.readLimit = 3
+	a, b := in.p[0], in.p[1]
+	ctx := context.Background()
+	long := time.Now().Add(-time.Hour)
+	for i := range 3 { // a dead process's, long past the wait
+		if _, err := in.order.Take(ctx, Place{Conv: "acct:c1", ID: fmt.Sprint("gone", i), Writer: "relay-c/dead", At: long}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	if err := a.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	runPipeline(t, a) // alive, and stuck before numbering x
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, b)
+	testenv.Until(t, "B holding the second message back", func() bool {
+		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
+	})
+	time.Sleep(5 * b.cfg.OrderWait)
+	if in.archive.has(y.ID) {
+		t.Fatal("the second message was archived before the first, hidden behind the part of the line read")
+	}
+	close(gate)
+	in.wantNumbered(t, x, y)
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
@@ -43,10 +45,42 @@ func (a *Archive) SettleInserts(ctx context.Context, batchID string) error {
 	if batchID == "" {
 		return nil
 	}
-	if err := a.conn.Exec(ctx, `KILL QUERY WHERE startsWith(query_id, ?) SYNC`, insertQueryPrefix(batchID)); err != nil {
+	err := a.conn.Exec(ctx, `KILL QUERY WHERE startsWith(query_id, ?) SYNC`, insertQueryPrefix(batchID))
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) && ex.Code == errUnkillable {
+		// The insert is past the point where it can be stopped: it
+		// finishes on its own; wait for that.
+		err = a.waitInsertsGone(ctx, batchID)
+	}
+	if err != nil {
 		return fmt.Errorf("archive: stopping unfinished inserts of batch %s: %w", batchID, err)
 	}
 	return nil
+}
+
+// errUnkillable is ClickHouse's "can't kill query: it consists of
+// unkillable stages".
+const errUnkillable = 380
+
+// waitInsertsGone returns once no insert of batchID is running.
+func (a *Archive) waitInsertsGone(ctx context.Context, batchID string) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var n uint64
+		if err := a.conn.QueryRow(ctx, `SELECT count() FROM system.processes WHERE startsWith(query_id, ?)`,
+			insertQueryPrefix(batchID)).Scan(&n); err != nil {
+			return fmt.Errorf("waiting for an insert that cannot be stopped: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for an insert that cannot be stopped: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // batchOf is the batch id shared by all rows of an insert, or "" when

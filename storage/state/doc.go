@@ -21,7 +21,7 @@
 //	<prefix>seq:<conv>     integer, no TTL             (Sequencer)
 //	<prefix>seqids:{<prefix>seq:<conv>}  hash id -> "<number> <writer>", numbered and not yet released; 24h TTL (Sequencer)
 //	<prefix>seqdone:{<prefix>seq:<conv>} sorted set id -> until (Unix ms), released in the last relay.ArchivedGrace (Sequencer)
-//	<prefix>line:{<conv>}  sorted set ticket -> "<ms> <writer> <id>", 24h TTL, and <prefix>line:{<conv>}:n, the last ticket (AcceptOrder)
+//	<prefix>line:{<conv>}  sorted set ticket -> message id, 24h TTL; <prefix>line:{<conv>}:who, hash message id -> "<ms> <process>" (its owner); <prefix>line:{<conv>}:n, the last ticket (AcceptOrder)
 //	<prefix>line-epoch     random id, no TTL: changes when Redis loses its data (AcceptOrder)
 //	<prefix>line-alive     hash writer -> alive until (Unix ms), no TTL (AcceptOrder)
 //	<prefix>assign         hash conv -> employee        (Assignments)

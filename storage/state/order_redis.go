@@ -20,32 +20,81 @@ var _ relay.AcceptOrder = (*RedisOrder)(nil)
 // so that tickets in a line are taken in the order they were handed
 // out. A ticket is the acceptance time in microseconds, or one more
 // than the conversation's last ticket if that is higher (relay.AcceptOrder).
+// A message already in line (a retry another instance accepted too)
+// keeps its place and ticket; the process taking it now owns it.
 var takeScript = redis.NewScript(`
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-local t = tonumber(ARGV[3])
-if t <= last then
-	t = last + 1
+local cur = redis.call('ZSCORE', KEYS[2], ARGV[1])
+local t
+if cur then
+	t = tonumber(cur)
+else
+	local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+	t = tonumber(ARGV[3])
+	if t <= last then
+		t = last + 1
+	end
+	redis.call('SET', KEYS[1], string.format('%d', t), 'PX', ARGV[2])
+	redis.call('ZADD', KEYS[2], string.format('%d', t), ARGV[1])
 end
-redis.call('SET', KEYS[1], string.format('%d', t), 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], string.format('%d', t), ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 return t
 `)
 
-// lineRead is how many places of one line Lines reads: the places that
-// matter are the first ones, and a line is seldom longer than a few.
-const lineRead = 256
+// linesScript puts a conversation's places back in line where they are
+// missing, makes the calling process their owner (a restarted process
+// takes over the places of the spool it replays: one place per message,
+// never a stale copy left in front of the line), and reads the line up
+// to the highest of their tickets, at most lineRead places: a flat list
+// of id, ticket and owner ("<ms> <process>") per place.
+// KEYS: line, owners. ARGV: ttl ms, highest ticket, then per place its
+// ticket, id and owner.
+var linesScript = redis.NewScript(`
+for i = 3, #ARGV, 3 do
+	if not redis.call('ZSCORE', KEYS[1], ARGV[i+1]) then
+		redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i+1])
+	end
+	redis.call('HSET', KEYS[2], ARGV[i+1], ARGV[i+2])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, ` + strconv.Itoa(lineRead) + `)
+local out = {}
+for i = 1, #ids, 2 do
+	out[#out+1] = ids[i]
+	out[#out+1] = ids[i+1]
+	out[#out+1] = redis.call('HGET', KEYS[2], ids[i]) or ''
+end
+return out
+`)
+
+// forgetScript takes places out of a conversation's line if their
+// owner is still the one given. KEYS: line, owners. ARGV: id, owner, ...
+var forgetScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+	if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i+1] then
+		redis.call('ZREM', KEYS[1], ARGV[i])
+		redis.call('HDEL', KEYS[2], ARGV[i])
+	end
+end
+return 0
+`)
+
+// lineRead is how many places of one line Lines reads at most: a line
+// is seldom longer than a few, and one read to its end says so (Cut).
+const lineRead = 1024
 
 // RedisOrder is a relay.AcceptOrder in Redis: per conversation its last
-// ticket and a sorted set of the places in line (score: ticket; member:
-// when the place was taken, in Unix milliseconds, the writer and the
-// message id, separated by spaces); one hash of the writers alive (writer
-// → until, Unix milliseconds); and one epoch key, created with a random
-// value when missing: if Redis loses its data, the epoch changes with it.
-// Both keys of a conversation share a hash tag, for Redis Cluster, and
-// expire a day after the conversation's last place was taken: a place
-// left behind by a crash is ignored after relay.Config.OrderWait
-// anyway.
+// ticket, a sorted set of the places in line (score: ticket; member: the
+// message id) and a hash of their owners (message id → when the place
+// was taken, in Unix milliseconds, a space, and the process); one hash of
+// the writers alive (writer → until, Unix milliseconds); and one epoch
+// key, created with a random value when missing: if Redis loses its
+// data, the epoch changes with it. The keys of a conversation share a
+// hash tag, for Redis Cluster, and expire a day after the conversation's
+// last place was taken: a place left behind by a crash is ignored after
+// relay.Config.OrderWait anyway.
 type RedisOrder struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -61,30 +110,31 @@ func NewRedisOrder(rdb redis.UniversalClient, prefix string) *RedisOrder {
 		alive: keyPrefix(prefix) + "line-alive", ttl: 24 * time.Hour}
 }
 
-func (o *RedisOrder) keys(conv relay.ConversationID) (counter, line string) {
+func (o *RedisOrder) keys(conv relay.ConversationID) (counter, line, owners string) {
 	base := o.prefix + "{" + string(conv) + "}"
-	return base + ":n", base
+	return base + ":n", base, base + ":who"
 }
 
-func placeMember(p relay.Place) string {
-	return strconv.FormatInt(p.At.UnixMilli(), 10) + " " + p.Writer + " " + p.ID
+func placeOwner(p relay.Place) string {
+	return strconv.FormatInt(p.At.UnixMilli(), 10) + " " + p.Writer
 }
 
-// parseMember reads a member back; ok is false for one that is not a
-// place.
-func parseMember(conv relay.ConversationID, member string, score float64) (relay.Place, bool) {
-	parts := strings.SplitN(member, " ", 3)
-	ms, err := strconv.ParseInt(parts[0], 10, 64)
-	if len(parts) != 3 || err != nil || parts[2] == "" {
+// parsePlace reads a place back; ok is false for one without an owner
+// (written by hand, or by a relay before places had owners).
+func parsePlace(conv relay.ConversationID, id, ticket, owner string) (relay.Place, bool) {
+	msStr, writer, found := strings.Cut(owner, " ")
+	ms, err := strconv.ParseInt(msStr, 10, 64)
+	score, err2 := strconv.ParseFloat(ticket, 64)
+	if !found || err != nil || err2 != nil || id == "" || writer == "" {
 		return relay.Place{}, false
 	}
-	return relay.Place{Conv: conv, ID: parts[2], Writer: parts[1], Ticket: uint64(score), At: time.UnixMilli(ms)}, true
+	return relay.Place{Conv: conv, ID: id, Writer: writer, Ticket: uint64(score), At: time.UnixMilli(ms)}, true
 }
 
 // Take implements relay.AcceptOrder.
 func (o *RedisOrder) Take(ctx context.Context, p relay.Place) (uint64, error) {
-	counter, line := o.keys(p.Conv)
-	t, err := takeScript.Run(ctx, o.rdb, []string{counter, line}, placeMember(p), o.ttl.Milliseconds(), p.At.UnixMicro()).Int64()
+	counter, line, owners := o.keys(p.Conv)
+	t, err := takeScript.Run(ctx, o.rdb, []string{counter, line, owners}, p.ID, o.ttl.Milliseconds(), p.At.UnixMicro(), placeOwner(p)).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("state: taking a place in line for %s in redis: %w", p.ID, err)
 	}
@@ -103,39 +153,49 @@ func (o *RedisOrder) Alive(ctx context.Context, writer string, until time.Time) 
 	return epoch.Val(), nil
 }
 
-// Lines implements relay.AcceptOrder, in one pipelined round trip.
-// Members that are not places (written by hand, or by a relay before
-// places named their writer) are skipped.
+// Lines implements relay.AcceptOrder, in one pipelined round trip: one
+// script per conversation. Places without an owner are skipped.
 func (o *RedisOrder) Lines(ctx context.Context, places []relay.Place) (relay.Lines, error) {
-	byConv := map[relay.ConversationID][]redis.Z{}
+	args := map[relay.ConversationID][]any{}
 	var convs []relay.ConversationID
 	for _, p := range places {
-		if _, ok := byConv[p.Conv]; !ok {
+		a, ok := args[p.Conv]
+		if !ok {
 			convs = append(convs, p.Conv)
+			a = []any{o.ttl.Milliseconds(), uint64(0)}
 		}
-		byConv[p.Conv] = append(byConv[p.Conv], redis.Z{Score: float64(p.Ticket), Member: placeMember(p)})
+		a[1] = max(a[1].(uint64), p.Ticket)
+		args[p.Conv] = append(a, p.Ticket, p.ID, placeOwner(p))
 	}
 	pipe := o.rdb.Pipeline()
 	pipe.SetNX(ctx, o.epoch, randomEpoch(), 0)
 	epoch := pipe.Get(ctx, o.epoch)
 	alive := pipe.HGetAll(ctx, o.alive)
-	cmds := make([]*redis.ZSliceCmd, len(convs))
+	cmds := make([]*redis.Cmd, len(convs))
 	for i, conv := range convs {
-		_, line := o.keys(conv)
-		pipe.ZAddNX(ctx, line, byConv[conv]...)
-		pipe.PExpire(ctx, line, o.ttl)
-		cmds[i] = pipe.ZRangeWithScores(ctx, line, 0, lineRead-1)
+		_, line, owners := o.keys(conv)
+		cmds[i] = linesScript.Eval(ctx, pipe, []string{line, owners}, args[conv]...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return relay.Lines{}, fmt.Errorf("state: reading %d conversations' lines in redis: %w", len(convs), err)
 	}
 	out := relay.Lines{Conv: make(map[relay.ConversationID][]relay.Place, len(convs)), Alive: map[string]time.Time{}, Epoch: epoch.Val()}
 	for i, conv := range convs {
-		for _, z := range cmds[i].Val() {
-			member, _ := z.Member.(string)
-			if p, ok := parseMember(conv, member, z.Score); ok {
+		flat, err := cmds[i].StringSlice()
+		if err != nil {
+			return relay.Lines{}, fmt.Errorf("state: reading the line of %s in redis: %w", conv, err)
+		}
+		for j := 0; j+2 < len(flat); j += 3 {
+			if p, ok := parsePlace(conv, flat[j], flat[j+1], flat[j+2]); ok {
 				out.Conv[conv] = append(out.Conv[conv], p)
 			}
+		}
+		if len(flat) == 3*lineRead {
+			if out.Cut == nil {
+				out.Cut = map[relay.ConversationID]uint64{}
+			}
+			score, _ := strconv.ParseFloat(flat[len(flat)-2], 64)
+			out.Cut[conv] = uint64(score)
 		}
 	}
 	for writer, until := range alive.Val() {
@@ -156,11 +216,30 @@ func randomEpoch() string {
 func (o *RedisOrder) Leave(ctx context.Context, places []relay.Place) error {
 	pipe := o.rdb.Pipeline()
 	for _, p := range places {
-		_, line := o.keys(p.Conv)
-		pipe.ZRem(ctx, line, placeMember(p))
+		_, line, owners := o.keys(p.Conv)
+		pipe.ZRem(ctx, line, p.ID)
+		pipe.HDel(ctx, owners, p.ID)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("state: leaving %d places in line in redis: %w", len(places), err)
+	}
+	return nil
+}
+
+// Forget implements relay.AcceptOrder, in one pipelined round trip: one
+// script per conversation.
+func (o *RedisOrder) Forget(ctx context.Context, places []relay.Place) error {
+	args := map[relay.ConversationID][]any{}
+	for _, p := range places {
+		args[p.Conv] = append(args[p.Conv], p.ID, placeOwner(p))
+	}
+	pipe := o.rdb.Pipeline()
+	for conv, a := range args {
+		_, line, owners := o.keys(conv)
+		forgetScript.Eval(ctx, pipe, []string{line, owners}, a...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: forgetting %d places in line in redis: %w", len(places), err)
 	}
 	return nil
 }

@@ -52,13 +52,14 @@ func TestRedisOrderLines(t *testing.T) {
 	// Read through places already in line: putting them back changes nothing.
 	m1 := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-a", Ticket: t1, At: at}
 	x1 := relay.Place{Conv: "acct:c2", ID: "x1", Writer: "relay-a", Ticket: uint64(at.UnixMicro()), At: at}
-	got, err := a.Lines(ctx, []relay.Place{m1, x1, {Conv: "acct:c3", ID: "p0", Writer: "relay-b", Ticket: 1, At: at}})
+	// A line is read up to the highest ticket asked about.
+	want := []relay.Place{m1, {Conv: "acct:c1", ID: "m2", Writer: "relay-b", Ticket: t2, At: at.Add(time.Millisecond)}}
+	got, err := a.Lines(ctx, []relay.Place{m1, want[1], x1, {Conv: "acct:c3", ID: "p0", Writer: "relay-b", Ticket: uint64(at.UnixMicro()) + 100, At: at}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines, epoch := got.Conv, got.Epoch
 	c1 := lines["acct:c1"]
-	want := []relay.Place{m1, {Conv: "acct:c1", ID: "m2", Writer: "relay-b", Ticket: t2, At: at.Add(time.Millisecond)}}
 	if len(c1) != 2 || c1[0] != want[0] || c1[1] != want[1] {
 		t.Fatalf("line of c1 = %+v, want %+v", c1, want)
 	}
@@ -105,7 +106,8 @@ func TestRedisOrderLines(t *testing.T) {
 		t.Fatalf("ticket after the loss %d, %v: want more than %d", t4, err, t3)
 	}
 	unplaced := relay.Place{Conv: "acct:c1", ID: "m5", Writer: "relay-a", Ticket: uint64(at.Add(2 * time.Millisecond).UnixMicro()), At: at.Add(2 * time.Millisecond)}
-	got, err = a.Lines(ctx, []relay.Place{m2, unplaced})
+	m4 := relay.Place{Conv: "acct:c1", ID: "m4", Writer: "relay-b", Ticket: t4, At: at.Add(3 * time.Millisecond)}
+	got, err = a.Lines(ctx, []relay.Place{m2, unplaced, m4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +128,83 @@ func TestRedisOrderLines(t *testing.T) {
 	got, err = b.Lines(ctx, []relay.Place{m2})
 	if err != nil || !got.Alive["relay-a"].Equal(until) {
 		t.Fatalf("writers alive = %v, %v; want relay-a until %v", got.Alive, err, until)
+	}
+}
+
+// A restarted process puts the places of the spool it replays back in
+// line: it takes them over, and the line keeps one place per message —
+// the dead process's copies would otherwise pile up in front of every
+// line, one spool's worth per restart.
+func TestRedisOrderTakesPlacesOver(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	o := NewRedisOrder(rdb, prefix)
+	ctx := context.Background()
+	at := time.UnixMilli(1700000000123)
+	old := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-a/dead", At: at}
+	ticket, err := o.Take(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-a/restarted", Ticket: ticket, At: at}
+	got, err := o.Lines(ctx, []relay.Place{again})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line := got.Conv["acct:c1"]; len(line) != 1 || line[0] != again {
+		t.Fatalf("line after the takeover = %+v, want only %+v", line, again)
+	}
+	// The dead process's place is not forgotten: it was taken over.
+	if err := o.Forget(ctx, []relay.Place{old}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := o.Lines(ctx, []relay.Place{again}); err != nil || len(got.Conv["acct:c1"]) != 1 {
+		t.Fatalf("after forgetting the dead process's place: %+v, %v; want the taken-over one", got.Conv, err)
+	}
+	// A retry of the message accepted by another instance keeps the
+	// place and its ticket.
+	copyTicket, err := o.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-b/p", At: at.Add(time.Second)})
+	if err != nil || copyTicket != ticket {
+		t.Fatalf("ticket of a copy = %d, %v; want the message's %d", copyTicket, err, ticket)
+	}
+	copyOwned := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-b/p", Ticket: ticket, At: at.Add(time.Second)}
+	if err := o.Forget(ctx, []relay.Place{copyOwned}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = o.Lines(ctx, []relay.Place{{Conv: "acct:c1", ID: "m2", Writer: "relay-b/p", Ticket: ticket + 1, At: at}})
+	if err != nil || len(got.Conv["acct:c1"]) != 1 || got.Conv["acct:c1"][0].ID != "m2" {
+		t.Fatalf("after leaving m1: %+v, %v; want m2 alone", got.Conv, err)
+	}
+}
+
+// A line longer than one read is read as far as it can be, and says so:
+// a place behind the part read may be another instance's, earlier than
+// the message asked about, and must hold it back.
+func TestRedisOrderSaysWhereALongLineWasCut(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	o := NewRedisOrder(rdb, prefix)
+	ctx := context.Background()
+	at := time.UnixMilli(1700000000123)
+	for i := range lineRead + 10 {
+		if _, err := o.Take(ctx, relay.Place{Conv: "acct:c1", ID: fmt.Sprint("stale", i), Writer: "relay-a/dead", At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine := relay.Place{Conv: "acct:c1", ID: "mine", Writer: "relay-b/p", At: at}
+	ticket, err := o.Take(ctx, mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine.Ticket = ticket
+	got, err := o.Lines(ctx, []relay.Place{mine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, ok := got.Cut["acct:c1"]
+	if n := len(got.Conv["acct:c1"]); !ok || cut >= ticket || n != lineRead {
+		t.Fatalf("read %d places, cut at %d (%v); want %d read and a cut before ticket %d", n, cut, ok, lineRead, ticket)
+	}
+	short, err := o.Lines(ctx, []relay.Place{{Conv: "acct:c2", ID: "x", Writer: "relay-b/p", Ticket: 5, At: at}})
+	if err != nil || short.Cut != nil {
+		t.Fatalf("a short line: cut %v, %v; want none", short.Cut, err)
 	}
 }
