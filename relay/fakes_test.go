@@ -565,8 +565,7 @@ func (o *memOrder) Take(_ context.Context, p Place) (uint64, error) {
 		o.last = map[ConversationID]uint64{}
 	}
 	p.At = p.At.Truncate(time.Millisecond)
-	if i := o.placeOfID(p.Conv, p.ID); i >= 0 { // a copy: same place, new owner
-		o.places[i].Writer, o.places[i].At = p.Writer, p.At
+	if i := o.placeOfID(p.Conv, p.ID); i >= 0 { // a copy: the first one's place
 		return o.places[i].Ticket, nil
 	}
 	p.Ticket = max(ticketAt(p.At), o.last[p.Conv]+1)

@@ -264,6 +264,23 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 	})
 }
 
+// forgetOwn takes m's place out of its line if this attempt took it.
+func (p *Pipeline) forgetOwn(ctx context.Context, m Message) {
+	if p.d.Order == nil || m.Ticket == 0 {
+		return
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := p.d.Order.Forget(fctx, []Place{p.placeOf(m)}); err != nil {
+		// Left in line, it would count while this process lives: the
+		// heartbeat takes it out with the places leave could not.
+		p.log.Warn("taking a failed message's place out of its line; trying again shortly", "msg_id", m.ID, "err", err)
+		p.unleftMu.Lock()
+		p.unleft = append(p.unleft, p.placeOf(m))
+		p.unleftMu.Unlock()
+	}
+}
+
 // forget takes places that stopped counting out of their lines; a
 // failure only leaves them for the next round.
 func (p *Pipeline) forget(ctx context.Context, places []Place) {

@@ -610,3 +610,38 @@ func TestPipelineHoldsBehindTheEndOfALineItCouldNotRead(t *testing.T) {
 	close(gate)
 	in.wantNumbered(t, x, y)
 }
+
+// A retry of a message still in the spool (Redis was down, so no claim
+// caught it) finds the message's place and gets its ticket; the spool
+// answers it as a duplicate, and the place stays: it is the first copy's.
+func TestPipelineARetryKeepsTheFirstCopysPlace(t *testing.T) {
+	in := newInstances(t, 2, 50*time.Millisecond)
+	a, b := in.p[0], in.p[1]
+	ctx := context.Background()
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	if err := a.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	dedupe := a.d.Dedupe.(*memDedupe)
+	dedupe.mu.Lock()
+	dedupe.fail = true
+	dedupe.mu.Unlock()
+	if err := a.Accept(ctx, x); err != nil { // WeChat's retry
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(in.order.line(), func(p Place) bool { return p.ID == x.ID }) {
+		t.Fatal("the retry took the first copy's place out of the line")
+	}
+	gate := make(chan struct{})
+	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	runPipeline(t, a) // alive, behind
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, b)
+	testenv.Until(t, "B holding the second message back", func() bool {
+		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
+	})
+	close(gate)
+	in.wantNumbered(t, x, y)
+}

@@ -234,10 +234,11 @@ func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 	dup, err := p.claims.once(ctx, m.ID, p.cfg.DedupeTTL, func() error {
 		p.takePlace(ctx, &m)
 		err := p.d.Spool.Append(ctx, m)
-		if err != nil {
-			// This attempt's place is not needed: the earlier copy
-			// has its own, or nothing was accepted.
-			p.leave(ctx, []Message{m})
+		if err != nil && !errors.Is(err, ErrDuplicate) {
+			// Nothing was accepted: the place this attempt took is
+			// not needed. (A duplicate's place is the earlier copy's:
+			// Take left it to it, and it stays.)
+			p.forgetOwn(ctx, m)
 		}
 		if errors.Is(err, ErrDuplicate) {
 			// The spool answers a pending id only once its record is

@@ -20,22 +20,21 @@ var _ relay.AcceptOrder = (*RedisOrder)(nil)
 // so that tickets in a line are taken in the order they were handed
 // out. A ticket is the acceptance time in microseconds, or one more
 // than the conversation's last ticket if that is higher (relay.AcceptOrder).
-// A message already in line (a retry another instance accepted too)
-// keeps its place and ticket; the process taking it now owns it.
+// A message already in line (a retry, accepted again) keeps its place,
+// its ticket and its owner: the place is the first copy's, and an
+// attempt whose append fails forgets only a place it owns.
 var takeScript = redis.NewScript(`
 local cur = redis.call('ZSCORE', KEYS[2], ARGV[1])
-local t
 if cur then
-	t = tonumber(cur)
-else
-	local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-	t = tonumber(ARGV[3])
-	if t <= last then
-		t = last + 1
-	end
-	redis.call('SET', KEYS[1], string.format('%d', t), 'PX', ARGV[2])
-	redis.call('ZADD', KEYS[2], string.format('%d', t), ARGV[1])
+	return tonumber(cur)
 end
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local t = tonumber(ARGV[3])
+if t <= last then
+	t = last + 1
+end
+redis.call('SET', KEYS[1], string.format('%d', t), 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], string.format('%d', t), ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[3], ARGV[2])

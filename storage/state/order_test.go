@@ -160,14 +160,22 @@ func TestRedisOrderTakesPlacesOver(t *testing.T) {
 	if got, err := o.Lines(ctx, []relay.Place{again}); err != nil || len(got.Conv["acct:c1"]) != 1 {
 		t.Fatalf("after forgetting the dead process's place: %+v, %v; want the taken-over one", got.Conv, err)
 	}
-	// A retry of the message accepted by another instance keeps the
-	// place and its ticket.
+	// A retry of the message, accepted again, keeps the place, its
+	// ticket and its owner: forgetting the retry's place (its append
+	// failed) leaves the first copy's.
 	copyTicket, err := o.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-b/p", At: at.Add(time.Second)})
 	if err != nil || copyTicket != ticket {
 		t.Fatalf("ticket of a copy = %d, %v; want the message's %d", copyTicket, err, ticket)
 	}
-	copyOwned := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-b/p", Ticket: ticket, At: at.Add(time.Second)}
-	if err := o.Forget(ctx, []relay.Place{copyOwned}); err != nil {
+	retry := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-b/p", Ticket: ticket, At: at.Add(time.Second)}
+	if err := o.Forget(ctx, []relay.Place{retry}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := o.Lines(ctx, []relay.Place{{Conv: "acct:c1", ID: "m0", Writer: "relay-b/p", Ticket: ticket + 5, At: at}}); err != nil ||
+		len(got.Conv["acct:c1"]) != 2 || got.Conv["acct:c1"][0] != again {
+		t.Fatalf("after forgetting a retry's place: %+v, %v; want the first copy's %+v still first", got.Conv, err, again)
+	}
+	if err := o.Leave(ctx, []relay.Place{again, {Conv: "acct:c1", ID: "m0"}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = o.Lines(ctx, []relay.Place{{Conv: "acct:c1", ID: "m2", Writer: "relay-b/p", Ticket: ticket + 1, At: at}})
