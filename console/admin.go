@@ -180,8 +180,10 @@ func (s *Server) serveDirectoryHistory(w http.ResponseWriter, r *http.Request, e
 // is archived (relay.AuditChange); describe says what changes.
 func (s *Server) audited(r *http.Request, emp *relay.Employee, describe func(*relay.DirectorySnapshot, relay.DirectoryRecord) string) relay.AuditChange {
 	return func(before *relay.DirectorySnapshot, rec relay.DirectoryRecord) error {
-		target := rec.Kind + ":" + rec.ID
-		if err := s.record(r, emp, relay.AuditAdminAction, "", target, describe(before, rec)); err != nil {
+		// The detail ends with the version's hash: the directory loads a
+		// signed version only once it finds this (signed) record.
+		target := relay.DirectoryAuditTarget(rec.Kind, rec.ID)
+		if err := s.record(r, emp, relay.AuditAdminAction, "", target, relay.DirectoryAuditDetail(describe(before, rec), rec)); err != nil {
 			s.log.Error("writing the audit trail; directory change refused", "employee", emp.ID, "target", target, "err", err)
 			return err
 		}

@@ -53,6 +53,16 @@ type DirectoryRecord struct {
 	By      string // the admin who made the change
 	Deleted bool
 	Data    string // the entry as JSON (DirEmployee: Employee, ...)
+
+	// PrevHash is the Hash of the version this one follows ("" for the
+	// first); Hash covers every field above (ComputeHash); KeyID and
+	// Signature sign Hash with the writer's seal key. All four are empty
+	// in records written before directory records were signed
+	// (directory_sign.go).
+	PrevHash  string
+	Hash      string
+	KeyID     string
+	Signature string
 }
 
 // DirectoryStore keeps directory records. Both archives in storage

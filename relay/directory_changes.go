@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,13 @@ type Directory struct {
 	loadedAt       prometheus.Gauge
 	reloadFailures prometheus.Counter
 	changes        *prometheus.CounterVec
+	refused        *prometheus.CounterVec
+
+	// What records are checked with (directory_trust.go); d.mu guards
+	// them. keys is nil when nothing is checked.
+	trust DirectoryTrust
+	keys  map[string]ed25519.PublicKey
+	ts    trustState
 }
 
 // NewDirectory returns the directory of seed, changed by the records in
@@ -58,6 +66,11 @@ func NewDirectory(store DirectoryStore, seed DirectorySeed, log *slog.Logger, no
 			Name: "wechat_relay_directory_changes_total",
 			Help: "Directory changes archived by this instance, by kind (employee, team, account).",
 		}, []string{"kind"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wechat_relay_directory_refused_records_total",
+			Help: "Directory records this instance refused to load (unsigned, badly signed, off their chain, or without their admin audit record), by reason; each is also logged and alerted.",
+		}, []string{"reason"}),
+		ts: newTrustState(),
 	}
 	d.snap.Store(build(seed, nil, nil))
 	return d
@@ -65,7 +78,7 @@ func NewDirectory(store DirectoryStore, seed DirectorySeed, log *slog.Logger, no
 
 // Instrument registers the directory's metrics with reg.
 func (d *Directory) Instrument(reg prometheus.Registerer) {
-	reg.MustRegister(d.loadedAt, d.reloadFailures, d.changes)
+	reg.MustRegister(d.loadedAt, d.reloadFailures, d.changes, d.refused)
 }
 
 // Snapshot returns the current directory.
@@ -112,6 +125,11 @@ func (d *Directory) reload(ctx context.Context) (*DirectorySnapshot, error) {
 	if err != nil {
 		d.reloadFailures.Inc()
 		return nil, fmt.Errorf("reading the directory from the archive: %w", err)
+	}
+	recs, err = d.screen(ctx, recs)
+	if err != nil {
+		d.reloadFailures.Inc()
+		return nil, err
 	}
 	d.loadedAt.SetToCurrentTime() // wall time, for alerting; d.now dates records
 	cur := build(d.seed, recs, func(r DirectoryRecord, err error) {
@@ -377,8 +395,10 @@ func (d *Directory) record(kind, id string, version uint64, by string, deleted b
 	if err != nil {
 		return DirectoryRecord{}, fmt.Errorf("encoding the %s %q: %w", kind, id, err)
 	}
-	return DirectoryRecord{Kind: kind, ID: id, Version: version, At: d.now().UTC().Truncate(time.Millisecond),
-		By: by, Deleted: deleted, Data: string(data)}, nil
+	r := DirectoryRecord{Kind: kind, ID: id, Version: version, At: d.now().UTC().Truncate(time.Millisecond),
+		By: by, Deleted: deleted, Data: string(data), PrevHash: d.ts.heads[recordKey{kind, id}]}
+	r.Hash = r.ComputeHash()
+	return d.trust.Signer.SignDirectory(r), nil
 }
 
 // AuditChange writes the audit record of a directory change, called once
@@ -397,6 +417,10 @@ func (d *Directory) change(ctx context.Context, audit AuditChange, mk func(*Dire
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.keys != nil && (d.trust.Signer == nil || audit == nil) {
+		// Its records would be refused on load, here and everywhere.
+		return fmt.Errorf("%w: directory records are checked, and this instance has no seal key to sign them or no audit log", ErrDirectoryReadOnly)
+	}
 	s, err := d.reload(ctx)
 	if err != nil {
 		return err
@@ -409,6 +433,7 @@ func (d *Directory) change(ctx context.Context, audit AuditChange, mk func(*Dire
 		if err := audit(s, rec); err != nil {
 			return fmt.Errorf("%w: %w", ErrDirectoryAudit, err)
 		}
+		d.ts.audited[rec.Hash] = true // its audit record is archived
 	}
 	if err := d.store.AppendDirectory(ctx, rec); err != nil {
 		return fmt.Errorf("archiving the change of %s %q: %w", rec.Kind, rec.ID, err)

@@ -36,9 +36,9 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatalf("ReadOnly on an old schema: %v", err)
 	}
 	var n uint64
-	// audit.signature is a column of the last migration (0007), left out above.
-	if err := conn.QueryRow(ctx, `SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'audit' AND name = 'signature'`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("ReadOnly migrated the database (audit.signature columns: %d, %v)", n, err)
+	// directory.signature is a column of the last migration (0008), left out above.
+	if err := conn.QueryRow(ctx, `SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'directory' AND name = 'signature'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("ReadOnly migrated the database (directory.signature columns: %d, %v)", n, err)
 	}
 
 	if err := migrate(ctx, conn, ms, testenv.Logger(t)); err != nil {

@@ -87,11 +87,16 @@ func compareRecords(a, b relay.DirectoryRecord) int {
 		strings.Compare(a.By, b.By),
 		strings.Compare(fmt.Sprint(a.Deleted), fmt.Sprint(b.Deleted)),
 		strings.Compare(a.Data, b.Data),
+		strings.Compare(a.PrevHash, b.PrevHash),
+		strings.Compare(a.Hash, b.Hash),
+		strings.Compare(a.KeyID, b.KeyID),
+		strings.Compare(a.Signature, b.Signature),
 	)
 }
 
 func fmtRecord(r relay.DirectoryRecord) string {
-	return fmt.Sprintf("%s/%s v%d at %s by %q deleted=%v data=%q", r.Kind, r.ID, r.Version, fmtTime(r.At), r.By, r.Deleted, r.Data)
+	return fmt.Sprintf("%s/%s v%d at %s by %q deleted=%v data=%q prev=%q hash=%q key=%q sig=%q",
+		r.Kind, r.ID, r.Version, fmtTime(r.At), r.By, r.Deleted, r.Data, r.PrevHash, r.Hash, r.KeyID, r.Signature)
 }
 
 // sameRecords fails unless got holds exactly the records of want (in any
@@ -135,6 +140,9 @@ func testDirectoryRoundTrip(t *testing.T, s relay.DirectoryStore) {
 			Data: `{"id":"华东","name":"华东销售部 \"一组\"\n\t'引号' \\ ; --"}`},
 		{Kind: relay.DirAccount, ID: "acc", Version: 1<<53 + 1, At: time.Date(2106, 1, 1, 0, 0, 0, 999_000_000, time.UTC), By: "", Data: ""},
 		{Kind: relay.DirAccount, ID: "acc2", Version: 2, At: time.Time{}, By: "root", Data: `{"name":"服务号 🚀"}`},
+		// Hash, chain link and signature (migration 0008) come back too.
+		{Kind: relay.DirEmployee, ID: "signed", Version: 2, At: base, By: "root", Data: `{"id":"signed"}`,
+			PrevHash: strings.Repeat("a", 64), Hash: strings.Repeat("b", 64), KeyID: "0123456789abcdef", Signature: strings.Repeat("c", 86) + "=="},
 	}
 	// And many entries of every kind, several versions each.
 	for i, kind := range []string{relay.DirEmployee, relay.DirTeam, relay.DirAccount} {

@@ -11,12 +11,12 @@ import (
 )
 
 // The directory table of migration 0005: every version of the entries of
-// relay.Directory. Keyed by the whole record; triggers refuse UPDATE and
+// relay.Directory, with its hash, chain link and signature since 0008. Keyed by the whole record; triggers refuse UPDATE and
 // DELETE.
 
 var _ relay.DirectoryStore = (*Archive)(nil)
 
-const directoryColumns = `kind, id, version, at_ms, "by", deleted, data`
+const directoryColumns = `kind, id, version, at_ms, "by", deleted, data, prev_hash, hash, key_id, signature`
 
 // AppendDirectory stores r. Storing an identical record again is
 // ignored.
@@ -29,8 +29,8 @@ func (a *Archive) AppendDirectory(ctx context.Context, r relay.DirectoryRecord) 
 	}
 	err := a.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO directory (`+directoryColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			r.Kind, r.ID, int64(r.Version), millis(r.At), r.By, boolInt(r.Deleted), r.Data)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			r.Kind, r.ID, int64(r.Version), millis(r.At), r.By, boolInt(r.Deleted), r.Data, r.PrevHash, r.Hash, r.KeyID, r.Signature)
 		return err
 	})
 	if err != nil {
@@ -42,7 +42,7 @@ func (a *Archive) AppendDirectory(ctx context.Context, r relay.DirectoryRecord) 
 // DirectoryRecords returns every stored record, by kind, id and version.
 func (a *Archive) DirectoryRecords(ctx context.Context) ([]relay.DirectoryRecord, error) {
 	rows, err := a.db.QueryContext(ctx, `SELECT `+directoryColumns+` FROM directory
-		ORDER BY kind, id, version, at_ms, "by", data`)
+		ORDER BY kind, id, version, at_ms, "by", data, hash, key_id, signature`)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: reading the directory: %w", err)
 	}
@@ -54,7 +54,7 @@ func (a *Archive) DirectoryRecords(ctx context.Context) ([]relay.DirectoryRecord
 			version, ms int64
 			deleted     int64
 		)
-		if err := rows.Scan(&r.Kind, &r.ID, &version, &ms, &r.By, &deleted, &r.Data); err != nil {
+		if err := rows.Scan(&r.Kind, &r.ID, &version, &ms, &r.By, &deleted, &r.Data, &r.PrevHash, &r.Hash, &r.KeyID, &r.Signature); err != nil {
 			return nil, fmt.Errorf("embedded: reading the directory: %w", err)
 		}
 		r.Version, r.At, r.Deleted = uint64(version), fromMillis(ms), deleted != 0
