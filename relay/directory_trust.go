@@ -178,7 +178,9 @@ func (d *Directory) screen(ctx context.Context, recs []DirectoryRecord) ([]Direc
 		}
 	}
 	legacyOpen := pins == 0 && !anySigned
-	if legacyOpen && d.trust.Signer != nil && len(unsigned) > 0 {
+	if legacyOpen && d.trust.Signer != nil {
+		// The cut-over, even with nothing to pin: from now on no
+		// unsigned record is legacy.
 		hashes, err := d.pin(ctx, unsigned)
 		if err != nil {
 			return nil, err

@@ -21,3 +21,17 @@ func TestDirectoryConformance(t *testing.T) {
 		return a
 	})
 }
+
+// TestDirectoryTrustConformance runs the suite of the directory's checks
+// of what it loads against ClickHouse: rows inserted behind the relay's
+// back do not count.
+func TestDirectoryTrustConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ClickHouse")
+	}
+	addr := testenv.ClickHouseAddr(t)
+	archivetest.RunDirectoryTrust(t, func(t *testing.T) archivetest.TrustStore {
+		a, _ := openConformance(t, addr)
+		return a
+	})
+}

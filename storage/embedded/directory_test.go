@@ -41,3 +41,12 @@ func TestDirectoryTableIsAppendOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryTrustConformance: rows written into the archive behind
+// the relay's back do not count (relay/directory_trust.go).
+func TestDirectoryTrustConformance(t *testing.T) {
+	t.Parallel()
+	archivetest.RunDirectoryTrust(t, func(t *testing.T) archivetest.TrustStore {
+		return openAt(t, filepath.Join(t.TempDir(), "archive.db"))
+	})
+}
