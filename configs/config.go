@@ -213,6 +213,7 @@ func (c *Config) applyEnv(env func(string) string) error {
 	str(&c.Storage.Redis.Username, "WR_REDIS_USERNAME")
 	str(&c.WeChat.APIBaseURL, "WR_WECHAT_API_BASE_URL")
 	str(&c.Pipeline.SealKeyFile, "WR_SEAL_KEY_FILE")
+	str(&c.Pipeline.TrustedKeysFile, "WR_TRUSTED_KEYS_FILE")
 	if v := env("WR_REDIS_DB"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -306,6 +307,9 @@ func (c *Config) Validate() error {
 		if _, err := relay.LoadSealSigner(c.Pipeline.SealKeyFile); err != nil {
 			errs = append(errs, fmt.Errorf("pipeline.seal_key_file: %w", err))
 		}
+	}
+	if _, err := relay.LoadTrustedKeys(c.Pipeline.TrustedKeysFile); err != nil {
+		errs = append(errs, fmt.Errorf("pipeline.trusted_keys_file: %w", err))
 	}
 	accounts := map[string]bool{}
 	for _, a := range c.WeChat.Accounts {

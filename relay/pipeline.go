@@ -58,6 +58,11 @@ type Config struct {
 	// Empty: seals are not signed (one warning at start). An unreadable
 	// or invalid file: NewPipeline fails.
 	SealKeyFile string `yaml:"seal_key_file"`
+	// TrustedKeysFile holds the Ed25519 public keys (PEM "PUBLIC KEY",
+	// several allowed) of the other instances whose directory records
+	// this one accepts (directory_trust.go), besides its own key's.
+	// Empty: only its own key's.
+	TrustedKeysFile string `yaml:"trusted_keys_file"`
 	// OrderWait bounds how long the writer holds a message back for an
 	// earlier one of its conversation accepted on another instance and
 	// not yet numbered there (10s; see AcceptOrder). Past it, that

@@ -166,6 +166,23 @@ func LoadSealSigner(path string) (*SealSigner, error) {
 	return NewSealSigner(key), nil
 }
 
+// LoadTrustedKeys reads the public keys in the file at path
+// (Config.TrustedKeysFile); "" gives none.
+func LoadTrustedKeys(path string) ([]ed25519.PublicKey, error) {
+	if strings.TrimSpace(path) == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("trusted keys file: %w", err)
+	}
+	keys, err := ParseSealPublicKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("trusted keys file %s: %w", path, err)
+	}
+	return keys, nil
+}
+
 // sealSignerFor loads the key that cfg.SealKeyFile names, or, without
 // one, logs once that seals (and audit records) will not be signed and
 // returns nil.

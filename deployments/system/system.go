@@ -183,12 +183,6 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	// what admins archived since.
 	s.dir = relay.NewDirectory(s.archive, cfg.DirectorySeed(), log.With("component", "directory"), nil)
 	s.dir.Instrument(s.reg)
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = s.dir.Load(lctx)
-	cancel()
-	if err != nil {
-		log.Warn("directory not read from the archive: starting from the configuration's, reloading until the archive answers", "err", err)
-	}
 	s.pipeline, err = relay.NewPipeline(pcfg, relay.Deps{
 		Spool: s.spool, Archive: s.archive, Bus: b, Dedupe: dedupe, Sequencer: seq, Order: order,
 		Router: relay.NewDirectoryRouter(assign, s.dir), Media: s.media,
@@ -215,6 +209,29 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	// The audit records are signed with the key the pipeline loaded for
 	// its seals (pipeline.seal_key_file), if any.
 	auditLog.SignWith(s.pipeline.Signer())
+	// The directory signs its changes with that key too, and loads only
+	// records signed by a trusted key and backed by their admin audit
+	// record; a refused one is alerted like a lexicon hit (the console is
+	// built below, and raises alerts once it runs).
+	trusted, err := relay.LoadTrustedKeys(pcfg.TrustedKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline.trusted_keys_file: %w", err)
+	}
+	err = s.dir.Trust(relay.DirectoryTrust{Signer: s.pipeline.Signer(), PublicKeys: trusted, Audit: s.archive, Alerts: s.archive,
+		Alert: func(h relay.LexiconHit) {
+			if s.console != nil {
+				s.console.Alert(h)
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = s.dir.Load(lctx)
+	cancel()
+	if err != nil {
+		log.Warn("directory not read from the archive: starting from the configuration's, reloading until the archive answers", "err", err)
+	}
 	if lex != nil {
 		// The console is built below; a send is blocked only once it runs.
 		lex.OnBlocked(relay.BlockedSendRecorder(auditLog, s.archive, func(h relay.LexiconHit) { s.console.Alert(h) }, log.With("component", "lexicon")))
