@@ -110,7 +110,7 @@ func (d *Directory) Trust(t DirectoryTrust) error {
 	d.trust = t
 	d.keys = nil
 	if len(keys) == 0 {
-		d.log.Warn("no seal key: directory records are not signed or checked, so someone who can write the archive could add an admin; "+
+		d.log.Warn("no seal key: directory records are not signed or checked, so someone who can write the archive could add an admin; " +
 			"set pipeline.seal_key_file (or WR_SEAL_KEY_FILE)")
 		return nil
 	}
