@@ -55,7 +55,7 @@ var commands = []command{
 		func(e cmdEnv) int { return simCommand(e.ctx, e.args, e.stdout, e.stderr) }},
 	{"hash-password", "print the bcrypt hash of a console password read from stdin",
 		func(e cmdEnv) int { return hashPasswordCommand(e.args, e.stdin, e.stdout, e.stderr) }},
-	{"verify", "check the archive's hashes and seals, and the audit log's chains (-config FILE, -json, -seal HASH, -audit-seal HASH, -public-key FILE, -allow-unsigned-before TIME); exit 0 only if intact",
+	{"verify", "check the archive's hashes and seals, the audit log's chains and the directory's signed versions (-config FILE, -json, -seal HASH, -audit-seal HASH, -public-key FILE, -allow-unsigned-before TIME); exit 0 only if intact",
 		func(e cmdEnv) int { return verifyCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
 	{"seal-key", "make the Ed25519 key pair that signs seals: private key to -out FILE (0600), public key and key id to stdout",
 		func(e cmdEnv) int { return sealKeyCommand(e.args, e.stdout, e.stderr) }},

@@ -89,7 +89,11 @@ func parseCutoff(v string) (time.Time, error) {
 //	wechat-relay verify [-config FILE] [-json] [-seal HASH]... [-max-problems N]
 //	                    [-public-key FILE]... [-allow-unsigned-before TIME]
 //
-// With -public-key, every seal and every audit record must be signed by
+// It checks the directory too (relay.VerifyDirectory): every version's
+// hash, signature and chain, and its match with the admin audit record
+// that names it, both ways.
+//
+// With -public-key, every seal, audit record and directory record must be signed by
 // one of the keys (each file may hold several): a bad signature, an
 // unknown key or a missing signature is a problem, as tampering is;
 // -allow-unsigned-before accepts unsigned seals and audit records made
@@ -181,25 +185,47 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
 	}
+	dir, err := relay.VerifyDirectory(ctx, a, relay.DirectoryVerifyOptions{PublicKeys: keys, AllowUnsignedBefore: cutoff})
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+		return verifyFailed
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			Archive string `json:"archive"`
 			*verify.Report
-			Audit *relay.AuditReport `json:"audit"`
-		}{name, rep, audit}); err != nil {
+			Audit     *relay.AuditReport     `json:"audit"`
+			Directory *relay.DirectoryReport `json:"directory"`
+		}{name, rep, audit, dir}); err != nil {
 			fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 			return verifyFailed
 		}
 	} else {
 		printVerifyReport(stdout, name, rep, time.Since(start))
 		printAuditReport(stdout, audit)
+		printDirectoryReport(stdout, dir)
 	}
-	if !rep.OK || !audit.OK {
+	if !rep.OK || !audit.OK || !dir.OK {
 		return verifyProblems
 	}
 	return verifyOK
+}
+
+// printDirectoryReport writes the directory's part of verify's report.
+func printDirectoryReport(w io.Writer, rep *relay.DirectoryReport) {
+	fmt.Fprintf(w, "\ndirectory: %d entries, %d versions intact, %d matched with their admin audit record, %d legacy (unsigned, accepted), %d legacy pins\n",
+		rep.Entries, rep.Records, rep.Audited, rep.Legacy, rep.Pins)
+	printSignatures(w, "directory record", rep.Signatures)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  %-14s directory %s: %s\n", p.Kind, p.ID, p.Detail)
+	}
+	if rep.OK {
+		fmt.Fprintf(w, "\nOK: every directory version intact, chained, and matched with its admin audit record\n")
+	} else {
+		fmt.Fprintf(w, "\nFAILED: the directory does not verify (%d problems)\n", len(rep.Problems))
+	}
 }
 
 // printVerifyReport writes rep for people: the chains, the totals, the

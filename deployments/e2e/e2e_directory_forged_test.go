@@ -15,6 +15,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/deployments/commands/cmdtest"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -28,10 +29,12 @@ func TestE2EForgedDirectoryRowGrantsNothing(t *testing.T) {
 	ch := testenv.ClickHouseAddr(t)
 	rd := testenv.RedisAddr(t)
 	db := testenv.UniqueName("e2e")
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	dataDir := t.TempDir()
+	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", dataDir)
 	cfg.Console.Employees = append(cfg.Console.Employees, configs.EmployeeConfig{ID: "adm", Role: console.RoleAdmin, Token: admTok})
 	cfg.Console.DirectoryRefresh = 100 * time.Millisecond
-	cfg.Pipeline.SealKeyFile, _ = makeSealKey(t, t.TempDir(), "seal.key")
+	var public string
+	cfg.Pipeline.SealKeyFile, public = makeSealKey(t, t.TempDir(), "seal.key")
 	r := startRelay(t, cfg)
 
 	// A legitimate employee, made through the API, signs in.
@@ -89,6 +92,21 @@ func TestE2EForgedDirectoryRowGrantsNothing(t *testing.T) {
 	}
 	if code != http.StatusOK || !found {
 		t.Fatalf("alerts: %d %v, want a directory_refused alert for mallory", code, out)
+	}
+
+	// verify, with the relay's public key, reports the row (and only it).
+	cfgPath := cmdtest.ArchiveConfig(t, dataDir, ch, db)
+	vcode, rep := runVerify(t, cfgPath, "-public-key", public)
+	if vcode != 1 || rep.Directory == nil || rep.Directory.OK || len(rep.Directory.Problems) != 1 ||
+		rep.Directory.Problems[0].ID != "employee:mallory v1" || rep.Directory.Problems[0].Kind != relay.ProblemUnsigned {
+		t.Fatalf("verify: exit %d, directory %+v; want mallory's row reported, unsigned", vcode, rep.Directory)
+	}
+	if rep.Directory.Audited != 2 {
+		t.Errorf("verify matched %d directory versions with their audit record, want 2 (bob, bob's token)", rep.Directory.Audited)
+	}
+	if vcode, text := runVerifyText(t, cfgPath, "-public-key", public); vcode != 1 ||
+		!strings.Contains(text, "unsigned       directory employee:mallory v1") || !strings.Contains(text, "FAILED: the directory does not verify") {
+		t.Fatalf("verify, text: exit %d\n%s", vcode, text)
 	}
 }
 

@@ -40,7 +40,8 @@ import (
 type verifyReport struct {
 	Archive string `json:"archive"`
 	verify.Report
-	Audit *relay.AuditReport `json:"audit"`
+	Audit     *relay.AuditReport     `json:"audit"`
+	Directory *relay.DirectoryReport `json:"directory"`
 }
 
 // runVerify runs `wechat-relay verify -config cfgPath -json` with extra

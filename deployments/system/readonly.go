@@ -21,6 +21,7 @@ import (
 type ReadArchive interface {
 	verify.Source
 	relay.AuditStore
+	relay.DirectoryStore
 	export.Source
 	Close() error
 }
