@@ -66,8 +66,11 @@ func (s *Server) servePassword(w http.ResponseWriter, r *http.Request, p *princi
 	}
 	e := relay.Employee{ID: have.ID, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams,
 		Disabled: have.Disabled, PasswordHash: hash}
-	audit := func(*relay.DirectorySnapshot, relay.DirectoryRecord) error {
-		return s.record(r, emp, relay.AuditPasswordChange, "", relay.DirEmployee+":"+emp.ID, "own password changed")
+	audit := func(_ *relay.DirectorySnapshot, rec relay.DirectoryRecord) error {
+		// The detail names the version (its hash), as an admin's change's
+		// does: the directory loads it only once it finds this record.
+		return s.record(r, emp, relay.AuditPasswordChange, "", relay.DirectoryAuditTarget(rec.Kind, rec.ID),
+			relay.DirectoryAuditDetail("own password changed", rec))
 	}
 	got, err := s.dir.UpdateEmployee(r.Context(), emp.ID, e, have.Version, audit)
 	if err != nil {

@@ -25,7 +25,8 @@ import (
 //	message = "wechat-relay/directory-signature/v1" || 0x00 || Hash
 //
 // and the admin API writes, before it archives the version, an admin
-// audit record (signed too) whose Detail ends with the marker
+// audit record (password_change for an employee's own password; signed
+// too) whose Detail ends with the marker
 // DirectoryAuditDetail adds: the entry, its version and Hash. A forger
 // cannot make that record without the key either.
 //
@@ -113,11 +114,11 @@ func DirectoryAuditDetail(detail string, rec DirectoryRecord) string {
 func DirectoryAuditTarget(kind, id string) string { return kind + ":" + id }
 
 // AuditedVersion reads the marker of DirectoryAuditDetail in an admin
-// audit record: the entry's kind and id, the version and its hash; ok is
+// (or password_change: an employee's own password) audit record: the entry's kind and id, the version and its hash; ok is
 // false when e records no directory version (records written before
 // directory records were signed have no marker).
 func AuditedVersion(e AuditEntry) (kind, id string, version uint64, hash string, ok bool) {
-	if e.Action != AuditAdminAction || !strings.HasSuffix(e.Detail, "]") {
+	if (e.Action != AuditAdminAction && e.Action != AuditPasswordChange) || !strings.HasSuffix(e.Detail, "]") {
 		return "", "", 0, "", false
 	}
 	i := strings.LastIndex(e.Detail, directoryAuditMarker)

@@ -25,8 +25,8 @@ import (
 //   - it is unsigned, and not a legacy record (unsigned, below);
 //   - its PrevHash is not the Hash of an accepted record of the version
 //     before it ("" when there is none) (chain_broken);
-//   - it is signed and no signed admin audit record names its Hash
-//     (DirectoryAuditDetail) (no_audit). A record this instance wrote
+//   - it is signed and no signed admin (or password_change) audit
+//     record names its Hash (DirectoryAuditDetail) (no_audit). A record this instance wrote
 //     itself, after writing its audit record, needs no look-up; others
 //     are given auditGrace from their At for their audit record to
 //     arrive (a replica lagging), and are left out meanwhile.
@@ -353,17 +353,19 @@ func (d *Directory) lookUpAudit(ctx context.Context, recs []DirectoryRecord) err
 			j++
 		}
 		const limit = 10000
-		found, err := d.trust.Audit.SearchAudit(ctx, AuditQuery{Action: AuditAdminAction, From: from, To: to, Limit: limit})
-		if err != nil {
-			return fmt.Errorf("reading the admin audit records of directory changes: %w", err)
-		}
-		if len(found) == limit {
-			d.log.Warn("more admin audit records than one look-up reads: some directory changes may be refused", "from", from, "to", to)
-		}
-		for _, e := range found {
-			_, _, _, hash, ok := AuditedVersion(e)
-			if ok && need[hash] && CheckAuditSignature(e, d.keys) == SignatureValid {
-				d.ts.audited[hash] = true
+		for _, action := range []string{AuditAdminAction, AuditPasswordChange} {
+			found, err := d.trust.Audit.SearchAudit(ctx, AuditQuery{Action: action, From: from, To: to, Limit: limit})
+			if err != nil {
+				return fmt.Errorf("reading the audit records of directory changes: %w", err)
+			}
+			if len(found) == limit {
+				d.log.Warn("more audit records than one look-up reads: some directory changes may be refused", "action", action, "from", from, "to", to)
+			}
+			for _, e := range found {
+				_, _, _, hash, ok := AuditedVersion(e)
+				if ok && need[hash] && CheckAuditSignature(e, d.keys) == SignatureValid {
+					d.ts.audited[hash] = true
+				}
 			}
 		}
 		i = j
