@@ -80,7 +80,12 @@ func newHub(parent context.Context, cfg Config, d hubDeps) *Hub {
 // Run subscribes to the bus and dispatches events until ctx is done. A
 // failed subscription is retried: meanwhile consoles still catch up from
 // the archive.
-func (h *Hub) Run(ctx context.Context) error { return h.sub.Run(ctx, h.dispatch) }
+func (h *Hub) Run(ctx context.Context) error {
+	for e := range h.sub.Events(ctx) {
+		h.dispatch(e)
+	}
+	return nil
+}
 
 // Subscribed returns nil while the hub's bus subscription is up: without
 // it, this instance's consoles get no live messages (a readiness check).

@@ -96,11 +96,10 @@ type Bot struct {
 	sub atomic.Pointer[Subscriber]
 }
 
-// NewBot checks cfg and returns a bot. When out is an Outbox whose
-// archive implements NoticeStore's ArchivedIDs (both archives do), the
-// bot decides the compliance notice from that archive and the outbox's
-// event log.
-func NewBot(cfg BotConfig, out BotSender, log *slog.Logger) (*Bot, error) {
+// NewBot checks cfg and returns a bot that sends through out and decides
+// the compliance notice from notices (the archive); without notices it
+// relies on the sender's idempotency alone.
+func NewBot(cfg BotConfig, out BotSender, notices NoticeStore, log *slog.Logger) (*Bot, error) {
 	if cfg.Timezone == "" {
 		cfg.Timezone = "Asia/Shanghai"
 	}
@@ -134,7 +133,7 @@ func NewBot(cfg BotConfig, out BotSender, log *slog.Logger) (*Bot, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Bot{cfg: cfg, loc: loc, open: open, shut: shut, out: out, log: log, now: time.Now,
-		notices: noticeStoreOf(out), noticed: map[ConversationID]noticeMark{}}
+		notices: notices, noticed: map[ConversationID]noticeMark{}}
 	if b.notices == nil && !cfg.Disabled {
 		log.Warn("bot: the archive cannot be asked whether a client had the compliance notice; relying on the sender's idempotency")
 	}

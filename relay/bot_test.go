@@ -53,7 +53,7 @@ func TestBotReactions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rs := &recordingSender{}
-			b, err := NewBot(BotConfig{}, rs, nil)
+			b, err := NewBot(BotConfig{}, rs, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func TestBotTextsAndConfig(t *testing.T) {
 	b, err := NewBot(BotConfig{Days: []int{0, 1, 2, 3, 4, 5, 6}, Open: "08:30", Close: "20:00", Accounts: map[string]BotAccount{
 		"en":     {Language: "en"},
 		"custom": {Texts: BotTexts{Unassigned: "稍等", OutOfHours: "{open}-{close} only"}},
-	}}, rs, nil)
+	}}, rs, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestBotTextsAndConfig(t *testing.T) {
 		"notice too long":  {Accounts: map[string]BotAccount{"a": {Texts: BotTexts{ComplianceNotice: strings.Repeat("录", 700)}}}},
 		"notice not UTF-8": {Accounts: map[string]BotAccount{"a": {Texts: BotTexts{ComplianceNotice: "\xff"}}}},
 	} {
-		if _, err := NewBot(cfg, rs, nil); err == nil {
+		if _, err := NewBot(cfg, rs, nil, nil); err == nil {
 			t.Errorf("%s accepted", name)
 		}
 	}

@@ -60,36 +60,6 @@ type NoticeStore interface {
 	LatestEvents(ctx context.Context, messageIDs []string) (map[string]DeliveryEvent, error)
 }
 
-// archivedIDs is NoticeStore's archive half.
-type archivedIDs interface {
-	ArchivedIDs(ctx context.Context, conv ConversationID, ids []string) (map[string]uint64, error)
-}
-
-// noticeLookup is a NoticeStore made of an archive and an event log.
-type noticeLookup struct {
-	archivedIDs
-	events EventLog
-}
-
-func (l noticeLookup) LatestEvents(ctx context.Context, ids []string) (map[string]DeliveryEvent, error) {
-	return l.events.LatestEvents(ctx, ids)
-}
-
-// noticeStoreOf returns what the bot reads the notice from when it sends
-// through out: the archive and event log of an Outbox, if the archive
-// can look ids up; nil otherwise.
-func noticeStoreOf(out BotSender) NoticeStore {
-	o, ok := out.(*Outbox)
-	if !ok || o == nil {
-		return nil
-	}
-	a, ok := o.d.Archive.(archivedIDs)
-	if !ok {
-		return nil
-	}
-	return noticeLookup{archivedIDs: a, events: o.d.Events}
-}
-
 // noticeMark is what this process knows of a conversation's notice.
 type noticeMark struct {
 	settled bool      // sent (or given up on): never looked up again

@@ -22,3 +22,14 @@ func (a *memArchive) ArchivedIDs(_ context.Context, conv ConversationID, ids []s
 	}
 	return out, nil
 }
+
+// noticeLookup is a NoticeStore made of the memory archive and an event
+// log, as both archives are one in production.
+type noticeLookup struct {
+	*memArchive
+	events EventLog
+}
+
+func (l noticeLookup) LatestEvents(ctx context.Context, ids []string) (map[string]DeliveryEvent, error) {
+	return l.events.LatestEvents(ctx, ids)
+}

@@ -98,7 +98,7 @@ var alwaysOpen = BotConfig{Open: "00:00", Close: "00:00"}
 func newNoticeHarness(t *testing.T, drop func(Message) bool, script ...error) *noticeHarness {
 	t.Helper()
 	oh := newOutboxHarness(t, script...)
-	bot, err := NewBot(alwaysOpen, oh.ob, nil)
+	bot, err := NewBot(alwaysOpen, oh.ob, oh.notices(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,12 +344,11 @@ func (c *countingStore) LatestEvents(ctx context.Context, ids []string) (map[str
 func restartedBot(t *testing.T, nh *noticeHarness) (*Bot, *recordingSender, *countingStore) {
 	t.Helper()
 	rs := &recordingSender{}
-	bot, err := NewBot(alwaysOpen, rs, nil)
+	store := &countingStore{NoticeStore: nh.notices()}
+	bot, err := NewBot(alwaysOpen, rs, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &countingStore{NoticeStore: noticeLookup{archivedIDs: nh.archive, events: nh.events}}
-	bot.notices = store
 	return bot, rs, store
 }
 
@@ -482,7 +481,7 @@ func TestNoticeSentAgainWhenRefused(t *testing.T) {
 // instance and another — send one notice.
 func TestNoticeConcurrentCallers(t *testing.T) {
 	nh := newNoticeHarness(t, nil)
-	other, err := NewBot(alwaysOpen, nh.ob, nil) // another instance's bot
+	other, err := NewBot(alwaysOpen, nh.ob, nh.notices(), nil) // another instance's bot
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,11 +527,11 @@ func (w *wiredSender) Send(ctx context.Context, req SendRequest) (SendResult, er
 func TestNoticeThroughWiredOutbox(t *testing.T) {
 	nh := newNoticeHarness(t, func(Message) bool { return true })
 	ws := &wiredSender{ob: nh.ob}
-	bot, err := NewBot(alwaysOpen, ws, nil)
+	bot, err := NewBot(alwaysOpen, ws, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bot.notices = noticeLookup{archivedIDs: nh.archive, events: nh.events}
+	bot.notices = nh.notices()
 	ws.bot = bot
 	nh.ob.NoticeFirst(bot.EnsureNotice)
 
@@ -607,7 +606,7 @@ func TestNoticeErrors(t *testing.T) {
 // A disabled bot sends no notice, and EnsureNotice says nothing is due.
 func TestNoticeDisabledBot(t *testing.T) {
 	rs := &recordingSender{}
-	b, err := NewBot(BotConfig{Disabled: true}, rs, nil)
+	b, err := NewBot(BotConfig{Disabled: true}, rs, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,13 +140,14 @@ type WindowState struct {
 
 // OutboxDeps are the parts an Outbox uses.
 type OutboxDeps struct {
+	// Pipeline makes accepted sends durable; its writer hands them to
+	// Queue (its Deps.Outbound) once archived, for the Delivery.
 	Pipeline     *Pipeline
-	Archive      Archive
+	Queue        *OutboundQueue
 	Events       EventLog
 	Interactions Interactions
 	Media        MediaStore
-	Sender       Sender
-	Bus          Bus
+	Sender       Sender // uploads and typing; sends leave through the Delivery
 	Dedupe       Dedupe
 	// Lexicon, if set, refuses sends that match a blocking rule.
 	Lexicon *Lexicon
@@ -154,26 +155,18 @@ type OutboxDeps struct {
 	Now     func() time.Time
 }
 
-// Outbox sends outbound messages: policy first, then the archive, then
-// WeChat, then the outcome into the archive and onto the bus.
+// Outbox accepts outbound messages: policy first, then the archive (the
+// pipeline), whose writer hands each archived send to the OutboundQueue,
+// from which the Delivery calls WeChat and archives the outcome.
 //
-// Send may be called from any goroutine; Run owns the sending workers
-// and must run once.
+// Its methods may be called from any goroutine.
 type Outbox struct {
-	cfg    OutboxConfig
-	d      OutboxDeps
-	log    *slog.Logger
-	queues []chan Message
+	cfg OutboxConfig
+	d   OutboxDeps
+	log *slog.Logger
 
-	mu       sync.Mutex
-	inFlight map[string]bool // message ids queued or being sent here
-	typing   map[ConversationID]time.Time
-	// spooled holds, per conversation, the sends accepted here that the
-	// archive does not show yet: the window's count must include them.
-	spooled map[ConversationID]map[string]bool
-	// unspooled counts removals from spooled, so a count can tell that a
-	// send moved into the archive while it was reading.
-	unspooled uint64
+	mu     sync.Mutex
+	typing map[ConversationID]time.Time
 	// convLocks serialise the policy check and the acceptance of sends in
 	// one conversation, so two quick sends cannot both take the last slot.
 	convLocks [64]sync.Mutex
@@ -191,11 +184,10 @@ type Outbox struct {
 // before the outbox is used.
 func (o *Outbox) NoticeFirst(ensure func(context.Context, ConversationID) error) { o.notice = ensure }
 
-// NewOutbox returns an outbox. It registers itself with the pipeline, so
-// archived outbound messages come to it.
+// NewOutbox returns an outbox.
 func NewOutbox(cfg OutboxConfig, d OutboxDeps) (*Outbox, error) {
-	if d.Pipeline == nil || d.Archive == nil || d.Events == nil || d.Interactions == nil || d.Sender == nil || d.Bus == nil || d.Dedupe == nil {
-		return nil, errors.New("relay: outbox needs pipeline, archive, events, interactions, sender, bus and dedupe")
+	if d.Pipeline == nil || d.Queue == nil || d.Events == nil || d.Interactions == nil || d.Sender == nil || d.Dedupe == nil {
+		return nil, errors.New("relay: outbox needs pipeline, queue, events, interactions, sender and dedupe")
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -203,16 +195,10 @@ func NewOutbox(cfg OutboxConfig, d OutboxDeps) (*Outbox, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	o := &Outbox{
-		cfg: cfg.withDefaults(), d: d, log: d.Logger,
-		inFlight: map[string]bool{}, typing: map[ConversationID]time.Time{}, spooled: map[ConversationID]map[string]bool{},
+	return &Outbox{
+		cfg: cfg.withDefaults(), d: d, log: d.Logger, typing: map[ConversationID]time.Time{},
 		claims: &claims{d: d.Dedupe, lease: defaultClaimLease, wait: defaultClaimWait, log: d.Logger},
-	}
-	for range o.cfg.Workers {
-		o.queues = append(o.queues, make(chan Message, 1024))
-	}
-	d.Pipeline.setOutbound(o)
-	return o, nil
+	}, nil
 }
 
 // OutboundID is the archive id of an outbound message sent with key.
@@ -250,17 +236,13 @@ func (o *Outbox) Window(ctx context.Context, conv ConversationID) (WindowState, 
 // happened.
 func (o *Outbox) countSends(ctx context.Context, conv ConversationID) (time.Time, int, error) {
 	for attempt := 1; ; attempt++ {
-		o.mu.Lock()
-		gen, spooled := o.unspooled, len(o.spooled[conv])
-		o.mu.Unlock()
+		gen, spooled := o.d.Queue.spooledIn(conv)
 		last, sends, err := o.d.Interactions.LastInteraction(ctx, conv)
 		if err != nil {
 			return time.Time{}, 0, fmt.Errorf("reading the last interaction of %s: %w", conv, err)
 		}
-		o.mu.Lock()
-		moved := o.unspooled != gen
-		o.mu.Unlock()
-		if !moved || attempt == 5 {
+		moved, _ := o.d.Queue.spooledIn(conv)
+		if moved == gen || attempt == 5 {
 			return last, sends + spooled, nil
 		}
 	}
@@ -300,7 +282,7 @@ func (o *Outbox) Send(ctx context.Context, req SendRequest) (SendResult, error) 
 // already: policy, the upload, then the spool. It runs under the send's
 // claim, which an error releases.
 func (o *Outbox) accept(ctx context.Context, req SendRequest, id string) (SendResult, error) {
-	if res, ok, err := o.archivedResult(ctx, id); err != nil || ok {
+	if res, ok, err := archivedResult(ctx, o.d.Events, id); err != nil || ok {
 		return res, err
 	}
 	lock := &o.convLocks[convHash(req.Conv)%uint32(len(o.convLocks))]
@@ -341,14 +323,10 @@ func (o *Outbox) accept(ctx context.Context, req SendRequest, id string) (SendRe
 			}
 		}
 	}
-	o.mu.Lock()
-	if o.spooled[req.Conv] == nil {
-		o.spooled[req.Conv] = map[string]bool{}
-	}
-	o.spooled[req.Conv][id] = true
-	o.mu.Unlock()
-	if err := o.d.Pipeline.Accept(ctx, m); err != nil {
-		o.unspool(m)
+	o.d.Queue.spooling(m)
+	// Under the send's claim: the pipeline need not claim the id again.
+	if err := o.d.Pipeline.acceptClaimed(ctx, m); err != nil {
+		o.d.Queue.unspool(m)
 		return SendResult{}, fmt.Errorf("archiving the message: %w", err)
 	}
 	return SendResult{MessageID: id, State: DeliveryPending}, nil
@@ -388,7 +366,7 @@ func (o *Outbox) validate(req SendRequest) error {
 
 // result returns what is known of an earlier send with the same id.
 func (o *Outbox) result(ctx context.Context, id string, dup bool) (SendResult, error) {
-	res, ok, err := o.archivedResult(ctx, id)
+	res, ok, err := archivedResult(ctx, o.d.Events, id)
 	if err != nil {
 		return SendResult{}, err
 	}
@@ -402,8 +380,8 @@ func (o *Outbox) result(ctx context.Context, id string, dup bool) (SendResult, e
 }
 
 // archivedResult looks the message up in the archive.
-func (o *Outbox) archivedResult(ctx context.Context, id string) (SendResult, bool, error) {
-	ev, err := o.d.Events.LatestEvents(ctx, []string{id})
+func archivedResult(ctx context.Context, events EventLog, id string) (SendResult, bool, error) {
+	ev, err := events.LatestEvents(ctx, []string{id})
 	if err != nil {
 		return SendResult{}, false, fmt.Errorf("looking up the earlier send: %w", err)
 	}

@@ -173,26 +173,39 @@ type outboxHarness struct {
 	sender *fakeSender
 	media  *fakeMediaStore
 	ob     *Outbox
+	dl     *Delivery
 }
 
 func newOutboxHarness(t *testing.T, script ...error) *outboxHarness {
 	t.Helper()
 	h := newHarness(t)
 	oh := &outboxHarness{harness: h, events: &memEvents{archive: h.archive}, sender: &fakeSender{archive: h.archive, script: script}, media: &fakeMediaStore{}}
-	ob, err := NewOutbox(OutboxConfig{RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond, SettleAfter: time.Minute, ScanInterval: 20 * time.Millisecond}, OutboxDeps{
-		Pipeline: h.p, Archive: h.archive, Events: oh.events, Interactions: &memInteractions{h.archive, oh.events},
-		Media: oh.media, Sender: oh.sender, Bus: h.bus, Dedupe: h.dedupe,
+	cfg := OutboxConfig{RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond, SettleAfter: time.Minute, ScanInterval: 20 * time.Millisecond}
+	queue := NewOutboundQueue(cfg)
+	h.p.d.Outbound = queue // as the wiring passes it in Deps
+	dl, err := NewDelivery(cfg, DeliveryDeps{Queue: queue, Writer: "relay-test", Events: oh.events, Sender: oh.sender, Bus: h.bus, Dedupe: h.dedupe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := NewOutbox(cfg, OutboxDeps{
+		Pipeline: h.p, Queue: queue, Events: oh.events, Interactions: &memInteractions{h.archive, oh.events},
+		Media: oh.media, Sender: oh.sender, Dedupe: h.dedupe,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	oh.ob = ob
+	oh.ob, oh.dl = ob, dl
 	h.start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { ob.Run(ctx); close(done) }()
+	go func() { dl.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return oh
+}
+
+// notices is the NoticeStore the wiring gives the bot: the archive.
+func (oh *outboxHarness) notices() NoticeStore {
+	return noticeLookup{memArchive: oh.archive, events: oh.events}
 }
 
 // clientWrites archives an inbound message, opening the window.
@@ -482,7 +495,7 @@ func TestOutboxScansSettleOnceAcrossInstances(t *testing.T) {
 	ev := &barrierEvents{memEvents: &memEvents{archive: h.archive}}
 	ev.arrived.Add(2)
 	ev.memEvents.AppendEvents(ctx, []DeliveryEvent{{ID: cut.ID + "/sending", MessageID: cut.ID, Conv: cut.Conv, State: DeliverySending, At: past}})
-	obs := twoOutboxes(t, h, ev, OutboxConfig{SettleAfter: time.Minute})
+	obs := twoDeliveries(t, h, ev, OutboxConfig{SettleAfter: time.Minute})
 	var wg sync.WaitGroup
 	for i, ob := range obs {
 		wg.Go(func() { ob.scan(context.WithValue(ctx, outboxName{}, i)) })
@@ -502,7 +515,7 @@ func TestOutboxSettlesAnEventOnceAcrossInstances(t *testing.T) {
 	m := Message{ID: "out:acct:c1:slow", Account: "acct", Client: "c1", Conv: "acct:c1", Seq: 1, Direction: Outbound, Kind: KindText, Text: "b", AcceptedAt: time.Now()}
 	h.archive.Insert(ctx, []Message{m})
 	ev := &barrierEvents{memEvents: &memEvents{archive: h.archive}}
-	obs := twoOutboxes(t, h, ev, OutboxConfig{})
+	obs := twoDeliveries(t, h, ev, OutboxConfig{})
 	var wg sync.WaitGroup
 	for _, ob := range obs {
 		wg.Go(func() { ob.settle(ctx, m, DeliveryUnknown, 0, "timed out") })
@@ -513,34 +526,27 @@ func TestOutboxSettlesAnEventOnceAcrossInstances(t *testing.T) {
 	}
 }
 
-// twoOutboxes returns two outboxes, as two instances (each its own
+// twoDeliveries returns the deliveries of two instances (each its own
 // writer) sharing h's archive, bus and dedupe store and the events ev;
 // they do not run.
-func twoOutboxes(t *testing.T, h *harness, ev *barrierEvents, cfg OutboxConfig) []*Outbox {
-	return twoOutboxesWith(t, h, ev, h.dedupe, cfg)
+func twoDeliveries(t *testing.T, h *harness, ev *barrierEvents, cfg OutboxConfig) []*Delivery {
+	return twoDeliveriesWith(t, h, ev, h.dedupe, cfg)
 }
 
-func twoOutboxesWith(t *testing.T, h *harness, ev *barrierEvents, dedupe Dedupe, cfg OutboxConfig) []*Outbox {
+func twoDeliveriesWith(t *testing.T, h *harness, ev *barrierEvents, dedupe Dedupe, cfg OutboxConfig) []*Delivery {
 	t.Helper()
-	var obs []*Outbox
+	var dls []*Delivery
 	for i := range 2 {
-		p, err := NewPipeline(Config{Writer: fmt.Sprintf("w%d", i)}, Deps{
-			Spool: newMemSpool(), Archive: h.archive, Bus: h.bus, Dedupe: dedupe, Sequencer: h.seq,
-			Router: NewRouter(h.assign, map[string][]string{"acct": {"alice"}}),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ob, err := NewOutbox(cfg, OutboxDeps{
-			Pipeline: p, Archive: h.archive, Events: ev, Interactions: &memInteractions{h.archive, ev.memEvents},
+		dl, err := NewDelivery(cfg, DeliveryDeps{
+			Queue: NewOutboundQueue(cfg), Writer: fmt.Sprintf("w%d", i), Events: ev,
 			Sender: &fakeSender{archive: h.archive}, Bus: h.bus, Dedupe: dedupe,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		obs = append(obs, ob)
+		dls = append(dls, dl)
 	}
-	return obs
+	return dls
 }
 
 // downDedupe is Redis down: every claim fails.
@@ -563,7 +569,7 @@ func TestOutboxTwoInstancesNeverBothSend(t *testing.T) {
 	h.archive.Insert(ctx, []Message{m})
 	ev := &barrierEvents{memEvents: &memEvents{archive: h.archive}}
 	ev.arrived.Add(2)
-	obs := twoOutboxesWith(t, h, ev, downDedupe{h.dedupe}, OutboxConfig{RetryMin: time.Millisecond})
+	obs := twoDeliveriesWith(t, h, ev, downDedupe{h.dedupe}, OutboxConfig{RetryMin: time.Millisecond})
 	var wg sync.WaitGroup
 	for i, ob := range obs {
 		wg.Go(func() { ob.deliver(context.WithValue(ctx, outboxName{}, i), m) })

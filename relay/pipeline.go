@@ -106,9 +106,11 @@ type Deps struct {
 	Router    *Router
 	// Media receives archived messages that carry a temporary media id,
 	// to be fetched before WeChat forgets it. Optional.
-	Media  interface{ Enqueue(Message) }
-	Logger *slog.Logger
-	Now    func() time.Time
+	Media interface{ Enqueue(Message) }
+	// Outbound, if set, receives archived outbound messages to send.
+	Outbound OutboundSink
+	Logger   *slog.Logger
+	Now      func() time.Time
 	// Metrics, when set, counts what the pipeline does.
 	Metrics *Metrics
 	// Order, when set, keeps conversations in acceptance order across
@@ -126,9 +128,6 @@ type Pipeline struct {
 	cfg Config
 	d   Deps
 	log *slog.Logger
-	// outbound receives archived outbound messages for sending; set by
-	// NewOutbox before Run starts.
-	outbound outboundQueue
 	// seals seals the batches Run archives and the delivery events
 	// appended through SealedEvents, in cfg.Writer's two chains.
 	seals *sealer
@@ -159,16 +158,15 @@ type Pipeline struct {
 	unleft   []Place
 }
 
-// outboundQueue is the Outbox as the pipeline sees it.
-type outboundQueue interface {
-	// archived tells, right after the insert, that m is in the archive
-	// (the outbox stops counting it as spooled).
-	archived(m Message)
-	// enqueue hands over an archived, sealed, published message to send.
-	enqueue(m Message)
+// OutboundSink is what the pipeline hands archived outbound messages to
+// (Delivery).
+type OutboundSink interface {
+	// Archived tells, right after the insert, that m is in the archive
+	// (the spool count of its window stops).
+	Archived(m Message)
+	// Deliver hands over an archived, sealed, published message to send.
+	Deliver(m Message)
 }
-
-func (p *Pipeline) setOutbound(o outboundQueue) { p.outbound = o }
 
 // NewPipeline checks deps and returns a pipeline.
 func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
@@ -228,6 +226,29 @@ func (p *Pipeline) Signer() *SealSigner { return p.signer }
 // and WeChat should retry: ErrInFlight when an earlier attempt of the
 // same message is still making it durable.
 func (p *Pipeline) Accept(ctx context.Context, m Message) error {
+	if err := p.stamp(&m); err != nil {
+		return err
+	}
+	var spooled bool // an earlier attempt's copy is in the spool
+	dup, err := p.claims.once(ctx, m.ID, p.cfg.DedupeTTL, func() (err error) {
+		spooled, err = p.spool(ctx, m)
+		return err
+	})
+	return p.accepted(m, dup || spooled, err)
+}
+
+// acceptClaimed is Accept for a caller that holds a claim on m of its
+// own (the outbox, under its send's claim): the id is not claimed again.
+func (p *Pipeline) acceptClaimed(ctx context.Context, m Message) error {
+	if err := p.stamp(&m); err != nil {
+		return err
+	}
+	spooled, err := p.spool(ctx, m)
+	return p.accepted(m, spooled, err)
+}
+
+// stamp checks m and readies it for the spool.
+func (p *Pipeline) stamp(m *Message) error {
 	if m.ID == "" || m.Conv == "" {
 		return errors.New("relay: message without id or conversation")
 	}
@@ -235,24 +256,31 @@ func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 		m.AcceptedAt = p.d.Now()
 	}
 	m.Seq, m.Ticket = 0, 0
-	var spooled bool // an earlier attempt's copy is in the spool
-	dup, err := p.claims.once(ctx, m.ID, p.cfg.DedupeTTL, func() error {
-		p.takePlace(ctx, &m)
-		err := p.d.Spool.Append(ctx, m)
-		if err != nil && !errors.Is(err, ErrDuplicate) {
-			// Nothing was accepted: the place this attempt took is
-			// not needed. (A duplicate's place is the earlier copy's:
-			// Take left it to it, and it stays.)
-			p.forgetOwn(ctx, m)
-		}
-		if errors.Is(err, ErrDuplicate) {
-			// The spool answers a pending id only once its record is
-			// fsynced: durable, as if this attempt had written it.
-			spooled = true
-			return nil
-		}
-		return err
-	})
+	return nil
+}
+
+// spool takes m's place in line and appends it to the spool. It reports
+// whether an earlier attempt's copy is in the spool already: durable, as
+// if this attempt had written it.
+func (p *Pipeline) spool(ctx context.Context, m Message) (spooled bool, err error) {
+	p.takePlace(ctx, &m)
+	err = p.d.Spool.Append(ctx, m)
+	switch {
+	case errors.Is(err, ErrDuplicate):
+		// The spool answers a pending id only once its record is
+		// fsynced. Its place is the earlier copy's (Take left it to
+		// it), and stays.
+		return true, nil
+	case err != nil:
+		// Nothing was accepted: the place this attempt took is not
+		// needed.
+		p.forgetOwn(ctx, m)
+	}
+	return false, err
+}
+
+// accepted counts and words the outcome of an acceptance.
+func (p *Pipeline) accepted(m Message, dup bool, err error) error {
 	switch {
 	case errors.Is(err, ErrInFlight):
 		p.d.Metrics.accepted.WithLabelValues("in_flight").Inc()
@@ -260,9 +288,7 @@ func (p *Pipeline) Accept(ctx context.Context, m Message) error {
 	case err != nil:
 		p.d.Metrics.accepted.WithLabelValues("error").Inc()
 		return fmt.Errorf("spooling message %s: %w", m.ID, err)
-	}
-	dup = dup || spooled
-	if dup {
+	case dup:
 		p.d.Metrics.accepted.WithLabelValues("duplicate").Inc()
 		return nil
 	}
@@ -512,8 +538,8 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	}
 	for _, m := range deliver {
 		switch {
-		case m.Direction == Outbound && p.outbound != nil:
-			p.outbound.enqueue(m)
+		case m.Direction == Outbound && p.d.Outbound != nil:
+			p.d.Outbound.Deliver(m)
 		case m.Direction == Inbound && p.d.Media != nil && m.Kind.HasMedia() && m.MediaID != "":
 			p.d.Media.Enqueue(m)
 		}
@@ -524,12 +550,12 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 // inserted tells the outbox, right after the insert, which outbound
 // messages are in the archive (it stops counting them as spooled).
 func (p *Pipeline) inserted(fresh []Message) {
-	if p.outbound == nil {
+	if p.d.Outbound == nil {
 		return
 	}
 	for _, m := range fresh {
 		if m.Direction == Outbound {
-			p.outbound.archived(m)
+			p.d.Outbound.Archived(m)
 		}
 	}
 }

@@ -43,6 +43,7 @@ type Store interface {
 	relay.AlertStore
 	relay.RetentionStore
 	relay.DirectoryStore
+	relay.NoticeStore
 	export.Source
 	Ping(ctx context.Context) error
 	Close() error
@@ -69,6 +70,7 @@ type Relay struct {
 	rdb      *redis.Client // nil in single-instance mode
 	pipeline *relay.Pipeline
 	outbox   *relay.Outbox
+	delivery *relay.Delivery
 	bot      *relay.Bot
 	bus      relay.Bus
 	media    *relay.MediaWorker
@@ -183,9 +185,12 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	// what admins archived since.
 	s.dir = relay.NewDirectory(s.archive, cfg.DirectorySeed(), log.With("component", "directory"), nil)
 	s.dir.Instrument(s.reg)
+	// Archived outbound messages go from the pipeline's writer to the
+	// delivery's workers through this queue.
+	outbound := relay.NewOutboundQueue(cfg.Outbox)
 	s.pipeline, err = relay.NewPipeline(pcfg, relay.Deps{
 		Spool: s.spool, Archive: s.archive, Bus: b, Dedupe: dedupe, Sequencer: seq, Order: order,
-		Router: relay.NewDirectoryRouter(assign, s.dir), Media: s.media,
+		Router: relay.NewDirectoryRouter(assign, s.dir), Media: s.media, Outbound: outbound,
 		Logger: log.With("component", "pipeline"), Metrics: relay.NewMetrics(s.reg),
 	})
 	if err != nil {
@@ -236,15 +241,23 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 		// The console is built below; a send is blocked only once it runs.
 		lex.OnBlocked(relay.BlockedSendRecorder(auditLog, s.archive, func(h relay.LexiconHit) { s.console.Alert(h) }, log.With("component", "lexicon")))
 	}
-	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
-		Lexicon:  lex,
-		Pipeline: s.pipeline, Archive: s.archive, Events: s.pipeline.SealedEvents(s.archive), Interactions: s.archive, Media: s.archive,
-		Sender: sender, Bus: b, Dedupe: dedupe, Logger: log.With("component", "outbox"),
+	events := s.pipeline.SealedEvents(s.archive)
+	s.delivery, err = relay.NewDelivery(cfg.Outbox, relay.DeliveryDeps{
+		Queue: outbound, Writer: s.pipeline.Writer(), Events: events,
+		Sender: sender, Bus: b, Dedupe: dedupe, Logger: log.With("component", "delivery"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.bot, err = relay.NewBot(cfg.Bot, s.outbox, log.With("component", "bot"))
+	s.outbox, err = relay.NewOutbox(cfg.Outbox, relay.OutboxDeps{
+		Lexicon:  lex,
+		Pipeline: s.pipeline, Queue: outbound, Events: events, Interactions: s.archive, Media: s.archive,
+		Sender: sender, Dedupe: dedupe, Logger: log.With("component", "outbox"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.bot, err = relay.NewBot(cfg.Bot, s.outbox, s.archive, log.With("component", "bot"))
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func (w *workers) Stop() error {
 }
 
 // startWorkers starts every long-running part of s: the archive writer,
-// the media fetcher, the outbox, the bot, the console hub, the directory
+// the media fetcher, the delivery of replies, the bot, the console hub, the directory
 // reload and, with lexicon rules, the lexicon watcher. Start runs them,
 // for serve and for the end-to-end tests alike.
 func (s *Relay) startWorkers() *workers {
@@ -88,7 +88,7 @@ func (s *Relay) startWorkers() *workers {
 	})
 	w.Go("pipeline", s.pipeline.Run)
 	w.Go("media", s.media.Run)
-	w.Go("outbox", s.outbox.Run)
+	w.Go("delivery", s.delivery.Run)
 	w.Go("bot", func(ctx context.Context) error { return s.bot.Run(ctx, s.bus) })
 	w.Go("console", s.console.Run)
 	w.Go("directory", func(ctx context.Context) error { return s.dir.Run(ctx, s.cfg.Console.DirectoryRefresh) })

@@ -86,11 +86,19 @@ func TestInsertsAreTaggedWithTheirBatch(t *testing.T) {
 	if err := a.AppendEvents(ctx, []relay.DeliveryEvent{ev}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.conn.Exec(ctx, `SYSTEM FLUSH LOGS`); err != nil {
-		t.Fatal(err)
+	// A query's log entry is queued as it finishes, which may be just
+	// after its answer: flush until both are there.
+	finished := func(batch string) uint64 {
+		return count(t, a, `SELECT count() FROM system.query_log WHERE type = 2 AND startsWith(query_id, ?)`, insertQueryPrefix(batch))
 	}
+	testenv.Until(t, "both inserts in the query log", func() bool {
+		if err := a.conn.Exec(ctx, `SYSTEM FLUSH LOGS`); err != nil {
+			t.Fatal(err)
+		}
+		return finished(m.BatchID) > 0 && finished(ev.BatchID) > 0
+	})
 	for _, batch := range []string{m.BatchID, ev.BatchID} {
-		if n := count(t, a, `SELECT count() FROM system.query_log WHERE type = 2 AND startsWith(query_id, ?)`, insertQueryPrefix(batch)); n != 1 {
+		if n := finished(batch); n != 1 {
 			t.Errorf("batch %s: %d finished inserts tagged with it in the query log, want 1", batch, n)
 		}
 	}
