@@ -208,7 +208,7 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 	}
 	p := &Pipeline{cfg: cfg, d: d, log: d.Logger, signer: signer, instance: cfg.Writer + "/" + randomWriter()[len("tmp-"):],
 		claims: &claims{d: d.Dedupe, lease: cfg.ClaimLease, wait: cfg.ClaimWait, log: d.Logger}}
-	p.seals = newSealer(cfg.Writer, d.Archive, d.Logger.With("component", "seal"), d.Now, signer, p.retry)
+	p.seals = newSealer(cfg.Writer, countingArchive{d.Archive, d.Metrics.inserts}, d.Logger.With("component", "seal"), d.Now, signer, p.retry)
 	return p, nil
 }
 
@@ -419,7 +419,9 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	// in the spool. Asked before the archive, so that waiting costs
 	// ClickHouse nothing; the window is wider than a batch so that a
 	// writer whose first messages wait finds others to go on with.
+	end := p.d.Metrics.stage(stageOrder)
 	batch, held := p.holdBack(ctx, batch)
+	end()
 	if len(held) > 0 {
 		p.d.Metrics.orderHeld.Add(float64(len(held)))
 	}
@@ -430,12 +432,14 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 		return 0, nil
 	}
 	var existing map[string]uint64
+	end = p.d.Metrics.stage(stageCheck)
 	if err := p.retry(ctx, "checking archived ids", func() (err error) {
 		existing, err = p.d.Archive.Existing(ctx, batch)
 		return err
 	}); err != nil {
 		return 0, err
 	}
+	end()
 
 	// Three cases per message: archived before with no sequence from
 	// this spool — a retry that slipped past dedupe: drop it; archived
@@ -458,6 +462,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	p.leave(ctx, dropped)
 
 	if len(fresh) > 0 {
+		end := p.d.Metrics.stage(stageRoute)
 		var emps []string
 		if err := p.retry(ctx, "routing", func() (err error) {
 			emps, err = p.d.Router.RouteBatch(ctx, fresh)
@@ -468,6 +473,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 		for i := range fresh {
 			fresh[i].Employee = emps[i]
 		}
+		end()
 	}
 	// The lines read before the archive check may have been lost since
 	// (Redis restarted empty while the archive answered): then nothing
@@ -475,7 +481,9 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	if !p.linesStill(ctx) {
 		return 0, nil
 	}
+	end = p.d.Metrics.stage(stageNumber)
 	fresh, copies, err := p.number(ctx, fresh)
+	end()
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, err
@@ -498,6 +506,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 		}
 		p.d.Metrics.batchSize.Observe(float64(len(fresh)))
 		p.d.Metrics.batchSeconds.Observe(time.Since(start).Seconds())
+		p.d.Metrics.stageSeconds.WithLabelValues(stageArchive).Observe(time.Since(start).Seconds())
 		p.d.Metrics.archived.Add(float64(len(fresh)))
 	}
 	p.release(ctx, fresh, deliver)
@@ -519,7 +528,12 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	deliver = mergeBySeq(deliver, fresh)
 	pub, cancelPub := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelPub()
+	end = p.d.Metrics.stage(stagePublish)
 	p.publishAll(pub, deliver)
+	end()
+	for _, m := range fresh {
+		p.d.Metrics.publishLag.Observe(p.d.Now().Sub(m.AcceptedAt).Seconds())
+	}
 	finished := make([]string, 0, len(batch))
 	for _, list := range [][]Message{deliver, dropped} {
 		for _, m := range list {
@@ -531,11 +545,13 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	}
 	done, cancelDone := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelDone()
+	end = p.d.Metrics.stage(stageDone)
 	if err := p.retry(done, "marking spool records done", func() error {
 		return p.d.Spool.Done(done, finished)
 	}); err != nil {
 		return 0, err
 	}
+	end()
 	for _, m := range deliver {
 		switch {
 		case m.Direction == Outbound && p.d.Outbound != nil:

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // sealer is the tamper evidence of one writer: it seals every batch the
@@ -378,12 +380,13 @@ func randomWriter() string {
 // one batch of the writer's events stream.
 type sealedEvents struct {
 	EventLog
-	c *chain
+	c       *chain
+	inserts *prometheus.CounterVec
 }
 
 // SealedEvents returns events as an EventLog whose AppendEvents stamps
 // each event with its hash and batch id and seals each call's events in
-// this pipeline writer's events stream. Pass it to the Outbox.
+// this pipeline writer's events stream. Pass it to the Delivery.
 //
 // AppendEvents then returns nil only once the events and their seal are
 // stored. After an error the caller appends the same events again, as
@@ -391,7 +394,7 @@ type sealedEvents struct {
 // by the next call (or by the pipeline's periodic check) and not
 // archived a second time.
 func (p *Pipeline) SealedEvents(events EventLog) EventLog {
-	return &sealedEvents{EventLog: events, c: p.seals.events}
+	return &sealedEvents{EventLog: events, c: p.seals.events, inserts: p.d.Metrics.inserts}
 }
 
 func (s *sealedEvents) AppendEvents(ctx context.Context, evs []DeliveryEvent) error {
@@ -431,6 +434,7 @@ func (s *sealedEvents) AppendEvents(ctx context.Context, evs []DeliveryEvent) er
 			last = evs[i].At
 		}
 	}
+	s.inserts.WithLabelValues("events").Inc()
 	if err := s.EventLog.AppendEvents(ctx, evs); err != nil {
 		return err
 	}
