@@ -548,6 +548,9 @@ type memOrder struct {
 	failLeaves int
 	// readLimit, if set, is how many places of a line Lines reads.
 	readLimit int
+	// frozenTakes makes that many calls of Take fail as if the caller's
+	// deadline passed while its process was frozen.
+	frozenTakes int
 }
 
 // placeOfID is the index of conv's place for id, or -1.
@@ -560,6 +563,10 @@ func (o *memOrder) Take(_ context.Context, p Place) (uint64, error) {
 	defer o.mu.Unlock()
 	if o.down {
 		return 0, errDown
+	}
+	if o.frozenTakes > 0 {
+		o.frozenTakes--
+		return 0, fmt.Errorf("taking a place: %w", context.DeadlineExceeded)
 	}
 	if o.last == nil {
 		o.last = map[ConversationID]uint64{}

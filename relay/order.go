@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 )
@@ -103,10 +104,21 @@ func (p *Pipeline) takePlace(ctx context.Context, m *Message) {
 	if p.d.Order == nil {
 		return
 	}
-	// Bounded below the store's own timeouts: WeChat is waiting.
-	tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	t, err := p.d.Order.Take(tctx, p.placeOf(*m))
+	var t uint64
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		// Bounded below the store's own timeouts: WeChat is waiting.
+		tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		t, err = p.d.Order.Take(tctx, p.placeOf(*m))
+		cancel()
+		// A deadline that passed while this process was frozen (a
+		// hang, a long GC pause) is tried once more: the message must
+		// be in line before WeChat is answered, or the client's next
+		// message, accepted elsewhere, could be numbered first.
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		// At most every few seconds: while Redis is down, every message.
 		now, last := p.d.Now().UnixNano(), p.lastPlaceWarn.Load()
