@@ -10,6 +10,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
+	"github.com/wechat-relay/wechat-relay/storage/testenv/chromium"
 )
 
 // The Admin view of the web console in a real headless Chromium, against
@@ -45,10 +46,10 @@ func apiJS(method, path, body string) string {
 }
 
 func TestBrowserAdmin(t *testing.T) {
-	needChromium(t)
+	chromium.Need(t)
 	start := time.Now()
 	r := adminBrowserRelay(t)
-	browser := newBrowser(t)
+	browser := chromium.Start(t, 1440, 900)
 	// A client of alice's, the only agent of acme yet.
 	now := time.Now()
 	if status, body := r.post(t, safeCallback(t, "acme", textXML("oHandover", "90001", "我的顾问还在吗？", now), now)); status != 200 || body != "success" {

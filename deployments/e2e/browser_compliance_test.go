@@ -12,6 +12,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
+	"github.com/wechat-relay/wechat-relay/storage/testenv/chromium"
 )
 
 // The compliance views of the web console in a real headless Chromium,
@@ -57,10 +58,10 @@ func complianceBrowserRelay(t *testing.T) (*testRelay, wxsim.Account) {
 }
 
 func TestBrowserCompliance(t *testing.T) {
-	needChromium(t)
+	chromium.Need(t)
 	start := time.Now()
 	r, acct := complianceBrowserRelay(t)
-	browser := newBrowser(t)
+	browser := chromium.Start(t, 1440, 900)
 
 	const asked = "我想了解一下基金定投，每个月投多少比较合适？"
 	c1, c2 := newClient(t, acct), newClient(t, acct)

@@ -21,55 +21,11 @@ import (
 
 // Helpers for driving the web console in Debian's headless Chromium.
 
-// chromiumPath is Debian's Chromium (package chromium).
-const chromiumPath = "/usr/bin/chromium"
-
 var updateScreenshots = flag.Bool("update-screenshots", false,
 	"browser tests: also write the console's screenshots to docs/screenshots/ (for the README)")
 
 var keepScreenshots = flag.String("keep-screenshots", "",
 	"browser tests: also keep every screenshot in this directory")
-
-// needChromium skips the test when Chromium is missing, except in CI,
-// where a missing browser is a broken setup.
-func needChromium(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Chromium is required in CI: %v", err)
-		}
-		t.Skipf("no Chromium at %s", chromiumPath)
-	}
-}
-
-// newBrowser starts one headless Chromium for the test; pages opened from
-// the returned context each get their own browser context (their own
-// cookies), like different people on different machines.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	needChromium(t)
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-	)
-	t.Cleanup(cancel)
-	ctx, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(ctx); err != nil { // start the browser
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	return ctx
-}
 
 // page is one tab of one person, with what it writes to the console.
 type page struct {

@@ -24,6 +24,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
+	"github.com/wechat-relay/wechat-relay/storage/testenv/chromium"
 )
 
 // The web console in a real headless Chromium, against a relay built as
@@ -151,10 +152,10 @@ func waitDelivered(t *testing.T, c *wxsim.Client, text string) {
 }
 
 func TestBrowserConsole(t *testing.T) {
-	needChromium(t)
+	chromium.Need(t)
 	start := time.Now()
 	r, acct := browserRelay(t)
-	browser := newBrowser(t)
+	browser := chromium.Start(t, 1440, 900)
 
 	// Two clients follow the account (the bot greets them) and write
 	// before anyone is signed in.

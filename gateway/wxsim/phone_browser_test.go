@@ -16,10 +16,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-)
 
-// chromiumPath is Debian's Chromium, which the browser test drives.
-const chromiumPath = "/usr/bin/chromium"
+	"github.com/wechat-relay/wechat-relay/storage/testenv/chromium"
+)
 
 var updateScreenshot = flag.Bool("update-screenshot", false,
 	"TestPhoneInBrowser: also write its screenshot to docs/screenshots/phone.png (for the README)")
@@ -33,12 +32,7 @@ var keepScreenshots = flag.String("screenshots", "",
 // QR code; the person creates a client, scans the code, types a message,
 // presses Enter, sees it delivered and sees the employee's reply arrive.
 func TestPhoneInBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Chromium is required in CI: %v", err)
-		}
-		t.Skipf("no Chromium at %s", chromiumPath)
-	}
+	chromium.Need(t)
 	e := newEnv(t, Config{Clock: SystemClock{}})
 	acct, err := e.sim.AddAccount(Account{Name: "Acme Wealth", Templates: []string{"TPL_APPOINTMENT"}})
 	if err != nil {
@@ -91,29 +85,11 @@ func TestPhoneInBrowser(t *testing.T) {
 	})
 	t.Cleanup(wg.Wait) // runs before the relay and the simulator close
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 40*time.Second)
+	// The browser is closed when the test ends, before the relay and the
+	// simulator (cleanups run last registered, first).
+	ctx, cancelTimeout := context.WithTimeout(chromium.Start(t, 1200, 900), 40*time.Second)
 	defer cancelTimeout()
 
-	if err := chromedp.Do(ctx); err != nil { // start the browser
-		t.Fatalf("start Chromium: %v", err)
-	}
 	// Collect what the page writes to the console: exceptions and CSP
 	// violations fail the test.
 	var consoleMu sync.Mutex
