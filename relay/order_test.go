@@ -297,6 +297,37 @@ func (a gatedArchive) Existing(ctx context.Context, msgs []Message) (map[string]
 	return a.memArchive.Existing(ctx, msgs)
 }
 
+// gate makes p's archive wait, before each look-up, until the returned
+// channel is closed: p's writer, once running, is alive but stuck.
+func (in *instances) gate(p *Pipeline) chan struct{} {
+	gate := make(chan struct{})
+	p.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	return gate
+}
+
+// acceptHeldBack accepts m on p, runs p's pipeline and waits, for what,
+// until p holds a message back.
+func (in *instances) acceptHeldBack(t *testing.T, p *Pipeline, m Message, what string) {
+	t.Helper()
+	if err := p.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, p)
+	testenv.Until(t, what, func() bool {
+		return testutil.ToFloat64(p.d.Metrics.orderHeld) > 0
+	})
+}
+
+// wantStillHeldBack waits five times p's order wait and fails, saying
+// why, if m was archived meanwhile.
+func (in *instances) wantStillHeldBack(t *testing.T, p *Pipeline, m Message, why string) {
+	t.Helper()
+	time.Sleep(5 * p.cfg.OrderWait)
+	if in.archive.has(m.ID) {
+		t.Fatal(why)
+	}
+}
+
 // An instance whose writer is far behind, but alive, keeps its place
 // however long it takes: the other instance waits past the wait, since
 // the slow one says it is alive. (The chaos suite's million-message run
@@ -305,8 +336,7 @@ func (a gatedArchive) Existing(ctx context.Context, msgs []Message) (map[string]
 func TestPipelineWaitsForALiveInstanceBehindByMoreThanTheWait(t *testing.T) {
 	in := newInstances(t, 2, 100*time.Millisecond)
 	a, b := in.p[0], in.p[1]
-	gate := make(chan struct{})
-	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	gate := in.gate(a)
 	x, y := text("c1", "1", "first"), text("c1", "2", "second")
 	ctx := context.Background()
 	if err := a.Accept(ctx, x); err != nil {
@@ -314,17 +344,8 @@ func TestPipelineWaitsForALiveInstanceBehindByMoreThanTheWait(t *testing.T) {
 	}
 	runPipeline(t, a) // alive, and stuck before numbering x
 	time.Sleep(5 * time.Millisecond)
-	if err := b.Accept(ctx, y); err != nil {
-		t.Fatal(err)
-	}
-	runPipeline(t, b)
-	testenv.Until(t, "B holding the second message back", func() bool {
-		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
-	})
-	time.Sleep(5 * b.cfg.OrderWait)
-	if in.archive.has(y.ID) {
-		t.Fatal("the second message was archived while the instance holding the first is alive")
-	}
+	in.acceptHeldBack(t, b, y, "B holding the second message back")
+	in.wantStillHeldBack(t, b, y, "the second message was archived while the instance holding the first is alive")
 	close(gate)
 	in.wantNumbered(t, x, y)
 }
@@ -336,8 +357,7 @@ func TestPipelineWaitsForALiveInstanceBehindByMoreThanTheWait(t *testing.T) {
 func TestPipelinePutsItsPlacesBackWhenTheLinesAreLost(t *testing.T) {
 	in := newInstances(t, 2, 200*time.Millisecond)
 	restarted, b := in.p[0], in.p[1]
-	gate := make(chan struct{})
-	b.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	gate := in.gate(b)
 	x, y := text("c1", "1", "first"), text("c1", "2", "second")
 	ctx := context.Background()
 	if err := b.Accept(ctx, x); err != nil {
@@ -354,13 +374,7 @@ func TestPipelinePutsItsPlacesBackWhenTheLinesAreLost(t *testing.T) {
 		return slices.ContainsFunc(in.order.line(), func(p Place) bool { return p.ID == x.ID })
 	})
 	time.Sleep(2 * time.Millisecond)
-	if err := restarted.Accept(ctx, y); err != nil {
-		t.Fatal(err)
-	}
-	runPipeline(t, restarted)
-	testenv.Until(t, "the restarted instance holding y back", func() bool {
-		return testutil.ToFloat64(restarted.d.Metrics.orderHeld) > 0
-	})
+	in.acceptHeldBack(t, restarted, y, "the restarted instance holding y back")
 	close(gate)
 	in.wantNumbered(t, x, y)
 }
@@ -555,19 +569,11 @@ func TestPipelineTakesOverThePlacesOfItsReplayedSpool(t *testing.T) {
 	if err := previous.Accept(ctx, x); err != nil {
 		t.Fatal(err)
 	}
-	gate := make(chan struct{})
-	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	gate := in.gate(a)
 	runPipeline(t, a) // restarted, alive, and slow to reach x
 	time.Sleep(5 * time.Millisecond)
-	if err := b.Accept(ctx, y); err != nil {
-		t.Fatal(err)
-	}
-	runPipeline(t, b)
-	testenv.Until(t, "B holding y back", func() bool { return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0 })
-	time.Sleep(5 * b.cfg.OrderWait)
-	if in.archive.has(y.ID) {
-		t.Fatal("y was archived while the process that replays x is alive")
-	}
+	in.acceptHeldBack(t, b, y, "B holding y back")
+	in.wantStillHeldBack(t, b, y, "y was archived while the process that replays x is alive")
 	close(gate)
 	in.wantNumbered(t, x, y)
 }
@@ -593,20 +599,10 @@ func TestPipelineHoldsBehindTheEndOfALineItCouldNotRead(t *testing.T) {
 	if err := a.Accept(ctx, x); err != nil {
 		t.Fatal(err)
 	}
-	gate := make(chan struct{})
-	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	gate := in.gate(a)
 	runPipeline(t, a) // alive, and stuck before numbering x
-	if err := b.Accept(ctx, y); err != nil {
-		t.Fatal(err)
-	}
-	runPipeline(t, b)
-	testenv.Until(t, "B holding the second message back", func() bool {
-		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
-	})
-	time.Sleep(5 * b.cfg.OrderWait)
-	if in.archive.has(y.ID) {
-		t.Fatal("the second message was archived before the first, hidden behind the part of the line read")
-	}
+	in.acceptHeldBack(t, b, y, "B holding the second message back")
+	in.wantStillHeldBack(t, b, y, "the second message was archived before the first, hidden behind the part of the line read")
 	close(gate)
 	in.wantNumbered(t, x, y)
 }
@@ -632,16 +628,9 @@ func TestPipelineARetryKeepsTheFirstCopysPlace(t *testing.T) {
 	if !slices.ContainsFunc(in.order.line(), func(p Place) bool { return p.ID == x.ID }) {
 		t.Fatal("the retry took the first copy's place out of the line")
 	}
-	gate := make(chan struct{})
-	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	gate := in.gate(a)
 	runPipeline(t, a) // alive, behind
-	if err := b.Accept(ctx, y); err != nil {
-		t.Fatal(err)
-	}
-	runPipeline(t, b)
-	testenv.Until(t, "B holding the second message back", func() bool {
-		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
-	})
+	in.acceptHeldBack(t, b, y, "B holding the second message back")
 	close(gate)
 	in.wantNumbered(t, x, y)
 }
