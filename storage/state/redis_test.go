@@ -10,23 +10,11 @@ import (
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
-// clientOptions are the go-redis options the relay is expected to use:
-// ctx deadlines bind, and every attempt is short.
-func clientOptions(addr string) *redis.Options {
-	return &redis.Options{
-		Addr:                  addr,
-		ContextTimeoutEnabled: true,
-		DialTimeout:           time.Second,
-		ReadTimeout:           time.Second,
-		WriteTimeout:          time.Second,
-	}
-}
-
 // testRedis returns a client of the shared test Redis and a key prefix of
 // its own; the keys under the prefix are deleted when the test ends.
 func testRedis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
-	rdb := redis.NewClient(clientOptions(testenv.RedisAddr(t)))
+	rdb := testenv.RedisClient(t) // closed after the keys are deleted
 	prefix := testenv.UniqueName("wrtest") + ":"
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -38,7 +26,6 @@ func testRedis(t testing.TB) (*redis.Client, string) {
 		if err := iter.Err(); err != nil {
 			t.Logf("cleaning up keys under %s: %v", prefix, err)
 		}
-		rdb.Close()
 	})
 	return rdb, prefix
 }

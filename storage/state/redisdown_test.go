@@ -5,41 +5,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/wechat-relay/wechat-relay/relay"
 
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
-
-// downDeadline is the ctx deadline given to each call while Redis is
-// unavailable; downSlack is how late past it an error may come back.
-const (
-	downDeadline = 300 * time.Millisecond
-	downSlack    = time.Second
-)
-
-// downClientOptions leaves go-redis' socket timeouts at their 5 s
-// defaults, so that a call failing within downDeadline+downSlack shows
-// that the ctx deadline, not a socket timeout, bounded it.
-func downClientOptions(addr string) *redis.Options {
-	return &redis.Options{Addr: addr, ContextTimeoutEnabled: true}
-}
 
 // TestRedisDown checks that, with the client options the relay uses,
 // every Redis-backed call fails within its ctx deadline when Redis is
 // killed or hangs, and works again once Redis is back.
 func TestRedisDown(t *testing.T) {
 	t.Parallel()
-	srv := testenv.StartRedis(t)
-	rdb := redis.NewClient(downClientOptions(srv.Addr))
-	t.Cleanup(func() { rdb.Close() })
+	srv, rdb := testenv.RedisToTakeDown(t)
 
 	dedupe := NewRedisDedupe(rdb, "")
 	seq := NewRedisSequencer(rdb, "")
 	assign := NewRedisAssignments(rdb, "")
 	order := NewRedisOrder(rdb, "")
-	tokens := NewRedisTokenCache(rdb, "", TokenCacheOptions{Timeout: downDeadline, Logger: testenv.Logger(t)})
+	tokens := NewRedisTokenCache(rdb, "", TokenCacheOptions{Timeout: testenv.DownDeadline, Logger: testenv.Logger(t)})
 	conv := relay.Conversation("acct", "openid")
 
 	ops := []struct {
@@ -78,24 +60,13 @@ func TestRedisDown(t *testing.T) {
 	failAll := func(t *testing.T, how string) {
 		t.Helper()
 		for _, op := range ops {
-			ctx, cancel := context.WithTimeout(context.Background(), downDeadline)
-			start := time.Now()
-			err := op.call(ctx)
-			took := time.Since(start)
-			cancel()
-			t.Logf("%s with Redis %s: %v after %v", op.name, how, err, took.Round(time.Millisecond))
-			if err == nil {
-				t.Errorf("%s with Redis %s: no error", op.name, how)
-			}
-			if took > downDeadline+downSlack {
-				t.Errorf("%s with Redis %s took %v, want at most %v", op.name, how, took, downDeadline+downSlack)
-			}
+			testenv.FailPromptly(t, how, op.name, op.call)
 		}
 		start := time.Now()
 		if v := tokens.Get("t"); v != nil {
 			t.Errorf("token Get with Redis %s = %#v, want nil", how, v)
 		}
-		if took := time.Since(start); took > downDeadline+downSlack {
+		if took := time.Since(start); took > testenv.DownDeadline+testenv.DownSlack {
 			t.Errorf("token Get with Redis %s took %v", how, took)
 		}
 	}
@@ -107,7 +78,7 @@ func TestRedisDown(t *testing.T) {
 		for _, op := range ops {
 			deadline := time.Now().Add(5 * time.Second)
 			for {
-				ctx, cancel := context.WithTimeout(context.Background(), downDeadline)
+				ctx, cancel := context.WithTimeout(context.Background(), testenv.DownDeadline)
 				err := op.call(ctx)
 				cancel()
 				if err == nil {
@@ -132,7 +103,7 @@ func TestRedisDown(t *testing.T) {
 		// fast for about a second until its background redial succeeds.
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), downDeadline)
+			ctx, cancel := context.WithTimeout(context.Background(), testenv.DownDeadline)
 			got, err := seq.Number(ctx, "w", map[relay.ConversationID][]string{conv: {"m2"}}, nil)
 			cancel()
 			if err == nil && len(got.Unseeded) == 1 {

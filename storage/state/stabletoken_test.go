@@ -66,7 +66,7 @@ func TestStableAccessToken(t *testing.T) {
 	t.Run("redis", func(t *testing.T) {
 		rdb, prefix := testRedis(t)
 		// A second client stands for a second relay instance.
-		other := redis.NewClient(clientOptions(rdb.Options().Addr))
+		other := redis.NewClient(testenv.RedisOptions(rdb.Options().Addr))
 		t.Cleanup(func() { other.Close() })
 		testStableAccessToken(t, srv,
 			NewRedisTokenCache(rdb, prefix, TokenCacheOptions{Logger: testenv.Logger(t)}),
