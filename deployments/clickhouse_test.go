@@ -142,39 +142,21 @@ func startClusterClickHouse(users []byte) (*privateClickHouse, string) {
 	}
 	httpPort := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	config := fmt.Sprintf(`<?xml version="1.0"?>
-<yandex>
-    <logger>
-        <level>warning</level>
-        <log>%[1]s/log/server.log</log>
-        <errorlog>%[1]s/log/error.log</errorlog>
-    </logger>
-    <listen_host>127.0.0.1</listen_host>
-    <tcp_port>%[2]d</tcp_port>
-    <http_port>%[3]d</http_port>
-    <path>%[1]s/data/</path>
-    <tmp_path>%[1]s/tmp/</tmp_path>
-    <user_files_path>%[1]s/user_files/</user_files_path>
-    <format_schema_path>%[1]s/format_schemas/</format_schema_path>
-    <users_config>%[1]s/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <mark_cache_size>268435456</mark_cache_size>
-    <remote_servers>
-        <%[4]s>
+	// A one-shard cluster of this server alone.
+	config := testenv.ClickHouseConfig(dir, port, httpPort, fmt.Sprintf(`    <remote_servers>
+        <%[1]s>
             <shard>
                 <internal_replication>true</internal_replication>
                 <replica><host>127.0.0.1</host><port>%[2]d</port></replica>
             </shard>
-        </%[4]s>
+        </%[1]s>
     </remote_servers>
     <macros>
-        <cluster>%[4]s</cluster>
+        <cluster>%[1]s</cluster>
         <shard>01</shard>
         <replica>r1</replica>
     </macros>
-</yandex>
-`, dir, port, httpPort, testCluster)
+`, testCluster, port))
 	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(config), 0o644); err != nil {
 		return nil, err.Error()
 	}

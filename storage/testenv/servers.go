@@ -46,7 +46,25 @@ func StartClickHouse(tb testing.TB) *Server {
 		tb.Fatal(err)
 	}
 	port, httpPort := FreePort(tb), FreePort(tb)
-	config := fmt.Sprintf(`<?xml version="1.0"?>
+	config := ClickHouseConfig(dir, port, httpPort, "")
+	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(config), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	s := &Server{
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), tb: tb, dir: dir, name: "clickhouse-server",
+		args: []string{"--config-file=" + filepath.Join(dir, "config.xml")},
+	}
+	s.Start()
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// ClickHouseConfig is the config.xml of a private ClickHouse server in
+// dir (with dir/users.xml), listening on 127.0.0.1 on port (native) and
+// httpPort; extra, if not empty, is more of the configuration's elements,
+// each on lines of its own.
+func ClickHouseConfig(dir string, port, httpPort int, extra string) string {
+	return fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
     <logger>
         <level>warning</level>
@@ -64,18 +82,8 @@ func StartClickHouse(tb testing.TB) *Server {
     <default_profile>default</default_profile>
     <default_database>default</default_database>
     <mark_cache_size>268435456</mark_cache_size>
-</yandex>
-`, dir, port, httpPort)
-	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(config), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	s := &Server{
-		Addr: fmt.Sprintf("127.0.0.1:%d", port), tb: tb, dir: dir, name: "clickhouse-server",
-		args: []string{"--config-file=" + filepath.Join(dir, "config.xml")},
-	}
-	s.Start()
-	tb.Cleanup(s.Stop)
-	return s
+%[4]s</yandex>
+`, dir, port, httpPort, extra)
 }
 
 // StartRedis starts a private Redis server without persistence.
