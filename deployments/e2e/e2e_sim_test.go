@@ -62,9 +62,7 @@ func waitFrame(t *testing.T, s *socket, what string, ok func(console.Frame) bool
 // delivered. Then the window rules, enforced by WeChat, are refused by
 // the relay before WeChat is asked.
 func TestE2EConversationBothWays(t *testing.T) {
-	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
-	db := testenv.UniqueName("e2e")
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	cfg, ch, db := ownConfig(t)
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
 	if err := testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme"); err != nil {
@@ -197,9 +195,7 @@ func TestE2EWeChatBusyAndHung(t *testing.T) {
 // conversation is recorded and welcomed, once each, archived like every
 // message.
 func TestE2EBotGreetsOnce(t *testing.T) {
-	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
-	db := testenv.UniqueName("e2e")
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	cfg, ch, db := ownConfig(t)
 	cfg.Bot.Disabled = false
 	cfg.Bot.Open, cfg.Bot.Close = "00:00", "00:00" // always open
 	acct := simAccount(t, cfg)
@@ -238,9 +234,7 @@ func TestE2EBotGreetsOnce(t *testing.T) {
 // the media fetched from WeChat's media/get right after and archived
 // content-addressed, linked to their messages.
 func TestE2EMediaFetchedAndArchived(t *testing.T) {
-	ch, rd := testenv.ClickHouseAddr(t), testenv.RedisAddr(t)
-	db := testenv.UniqueName("e2e")
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	cfg, ch, db := ownConfig(t)
 	acct := simAccount(t, cfg)
 	r := startRelay(t, cfg)
 	testSim.SetCallbackURL(acct.AppID, r.sys.URL()+"/wechat/acme")

@@ -35,6 +35,16 @@ const (
 	supTok    = "sup-e2e-token-00000001"
 )
 
+// ownConfig is e2eConfig against the shared ClickHouse and Redis, with
+// a database, a Redis key prefix and a data directory of the test's own;
+// ch and db are the ClickHouse server's address and that database.
+func ownConfig(t testing.TB) (cfg *configs.Config, ch, db string) {
+	t.Helper()
+	ch, db = testenv.ClickHouseAddr(t), testenv.UniqueName("e2e")
+	cfg = e2eConfig(t, ch, testenv.RedisAddr(t), db, testenv.UniqueName("wr")+":", t.TempDir())
+	return cfg, ch, db
+}
+
 // e2eConfig is a relay on the given ClickHouse and Redis with one safe-mode
 // account whose every client goes to alice.
 func e2eConfig(t testing.TB, chAddr, redisAddr, db, prefix, dataDir string) *configs.Config {
@@ -181,10 +191,7 @@ func countRows(t *testing.T, chAddr, db, query string, args ...any) uint64 {
 func msgID(openid, wxID string) string { return relay.InboundID("acme", openid, wxID, 0, "", "") }
 
 func TestE2ECallbackArchivedThenDelivered(t *testing.T) {
-	ch := testenv.ClickHouseAddr(t)
-	rd := testenv.RedisAddr(t)
-	db := testenv.UniqueName("e2e")
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	cfg, ch, db := ownConfig(t)
 	r := startRelay(t, cfg)
 	alice, sup := r.dial(t, aliceTok), r.dial(t, supTok)
 
@@ -205,10 +212,7 @@ func TestE2ECallbackArchivedThenDelivered(t *testing.T) {
 }
 
 func TestE2ERetriesArchivedAndDeliveredOnce(t *testing.T) {
-	ch := testenv.ClickHouseAddr(t)
-	rd := testenv.RedisAddr(t)
-	db := testenv.UniqueName("e2e")
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	cfg, ch, db := ownConfig(t)
 	r := startRelay(t, cfg)
 	alice := r.dial(t, aliceTok)
 
@@ -246,10 +250,7 @@ func TestE2ERetriesArchivedAndDeliveredOnce(t *testing.T) {
 }
 
 func TestE2EBadInputRefusedNothingArchived(t *testing.T) {
-	ch := testenv.ClickHouseAddr(t)
-	rd := testenv.RedisAddr(t)
-	db := testenv.UniqueName("e2e")
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", t.TempDir())
+	cfg, ch, db := ownConfig(t)
 	r := startRelay(t, cfg)
 	sup := r.dial(t, supTok)
 	now := time.Now()
