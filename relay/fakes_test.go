@@ -548,8 +548,9 @@ type memOrder struct {
 	failLeaves int
 	// readLimit, if set, is how many places of a line Lines reads.
 	readLimit int
-	// frozenTakes makes that many calls of Take fail as if the caller's
-	// deadline passed while its process was frozen.
+	// frozenTakes makes that many calls of Take last over a second and
+	// fail as if the caller's deadline passed while its process was
+	// frozen.
 	frozenTakes int
 }
 
@@ -566,6 +567,9 @@ func (o *memOrder) Take(_ context.Context, p Place) (uint64, error) {
 	}
 	if o.frozenTakes > 0 {
 		o.frozenTakes--
+		o.mu.Unlock()
+		time.Sleep(1100 * time.Millisecond) // the process frozen past the call's deadline
+		o.mu.Lock()
 		return 0, fmt.Errorf("taking a place: %w", context.DeadlineExceeded)
 	}
 	if o.last == nil {

@@ -104,18 +104,23 @@ func (p *Pipeline) takePlace(ctx context.Context, m *Message) {
 	if p.d.Order == nil {
 		return
 	}
+	// Bounded below the store's own timeouts: WeChat is waiting.
+	const budget = 500 * time.Millisecond
 	var t uint64
 	var err error
 	for attempt := 1; attempt <= 2; attempt++ {
-		// Bounded below the store's own timeouts: WeChat is waiting.
-		tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		start := time.Now()
+		tctx, cancel := context.WithTimeout(ctx, budget)
 		t, err = p.d.Order.Take(tctx, p.placeOf(*m))
 		cancel()
 		// A deadline that passed while this process was frozen (a
-		// hang, a long GC pause) is tried once more: the message must
-		// be in line before WeChat is answered, or the client's next
-		// message, accepted elsewhere, could be numbered first.
-		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		// hang, a long pause) — the call took far longer than its
+		// budget — is tried once more: the message must be in line
+		// before WeChat is answered, or the client's next message,
+		// accepted elsewhere, could be numbered first. A store that
+		// is merely slow is not waited for twice.
+		frozen := time.Since(start) > 2*budget
+		if !errors.Is(err, context.DeadlineExceeded) || !frozen || ctx.Err() != nil {
 			break
 		}
 	}
