@@ -405,7 +405,7 @@ func TestTeamSupervisorAlerts(t *testing.T) {
 		{ID: "hit-a", Account: "acct", Conv: "acct:c-alice", Employee: "alice", Rule: "r", Excerpt: "alice's client"},
 		{ID: "hit-b", Account: "acct", Conv: "acct:c-bob", Employee: "bob", Rule: "r", Excerpt: "bob's client"},
 	}}
-	e := adminEnv(t, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st} })
+	e := adminEnv(t, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Holds: legalHolds(t, st)} })
 	srv := e.srv
 	alerts := func(tok string) []string {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/alerts", nil)

@@ -1,9 +1,13 @@
 package console
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
 )
@@ -11,9 +15,17 @@ import (
 // ComplianceDeps are the stores the compliance API reads and writes. A
 // nil store leaves its routes out.
 type ComplianceDeps struct {
-	Audit     relay.AuditStore     // GET /api/audit
-	Alerts    relay.AlertStore     // GET /api/alerts, POST /api/alerts/{id}/review
-	Retention relay.RetentionStore // GET, POST /api/holds
+	Audit relay.AuditStore // GET /api/audit
+	// Alerts: GET /api/alerts, POST /api/alerts/{id}/review. A
+	// *relay.ReviewLog signs reviews and shows a hit whose review does
+	// not verify as open, flagged.
+	Alerts relay.AlertStore
+	Holds  *relay.LegalHolds // GET, POST /api/holds, POST /api/holds/{id}/release
+}
+
+// reviewSealer is an AlertStore that signs reviews (relay.ReviewLog).
+type reviewSealer interface {
+	SealReview(ctx context.Context, r relay.AlertReview) (relay.AlertReview, error)
 }
 
 // routeCompliance adds the compliance API (Deps.Compliance) to Handler's
@@ -24,6 +36,7 @@ type ComplianceDeps struct {
 //	POST /api/alerts/{id}/review                          {"decision":"reviewed"|"escalated","comment"} (compliance, admin)
 //	GET  /api/holds                                       legal holds (compliance, admin)
 //	POST /api/holds                                       {"account","client"|"conv","reason"} (compliance, admin)
+//	POST /api/holds/{id}/release                          {"reason"} (compliance, admin)
 //
 // Every request is itself written to the audit log, before it is
 // answered; one whose record cannot be written is refused. There is no
@@ -43,9 +56,9 @@ func (s *Server) routeCompliance(route func(pattern string, allowed func(Role) b
 			s.serveReview(w, r, emp, d.Alerts)
 		})
 	}
-	if d.Retention != nil {
+	if d.Holds != nil {
 		route("GET /api/holds", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
-			holds, err := d.Retention.Holds(r.Context())
+			holds, err := d.Holds.InForce(r.Context())
 			if err != nil {
 				s.log.Warn("reading legal holds", "err", err)
 				writeError(w, http.StatusServiceUnavailable, "archive unavailable")
@@ -54,7 +67,10 @@ func (s *Server) routeCompliance(route func(pattern string, allowed func(Role) b
 			writeJSON(w, http.StatusOK, map[string]any{"holds": orEmpty(holds)})
 		})
 		route("POST /api/holds", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
-			s.serveHold(w, r, emp, d.Retention)
+			s.serveHold(w, r, emp, d.Holds)
+		})
+		route("POST /api/holds/{id}/release", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
+			s.serveRelease(w, r, emp, d.Holds)
 		})
 	}
 }
@@ -152,8 +168,17 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, emp *relay.
 		return
 	}
 	rev := relay.AlertReview{ID: "rev-" + randomID(), HitID: id, Decision: body.Decision, Comment: body.Comment,
-		Reviewer: emp.ID, At: s.now()}
-	if !s.auditOrRefuse(w, r, emp, AuditReview, hit.Conv, id, body.Decision+": "+body.Comment) {
+		Reviewer: emp.ID, At: s.now().UTC().Truncate(time.Millisecond)}
+	detail := body.Decision + ": " + body.Comment
+	if sealer, ok := st.(reviewSealer); ok {
+		if rev, err = sealer.SealReview(r.Context(), rev); err != nil {
+			s.log.Warn("sealing a review", "id", id, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "archive unavailable")
+			return
+		}
+		detail = relay.ReviewAuditDetail(detail, rev)
+	}
+	if !s.auditOrRefuse(w, r, emp, AuditReview, hit.Conv, id, detail) {
 		return
 	}
 	if err := st.AppendReview(r.Context(), rev); err != nil {
@@ -164,7 +189,7 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, emp *relay.
 	writeJSON(w, http.StatusCreated, rev)
 }
 
-func (s *Server) serveHold(w http.ResponseWriter, r *http.Request, emp *relay.Employee, st relay.RetentionStore) {
+func (s *Server) serveHold(w http.ResponseWriter, r *http.Request, emp *relay.Employee, lh *relay.LegalHolds) {
 	var body struct {
 		Account string `json:"account"`
 		Client  string `json:"client"`
@@ -180,14 +205,50 @@ func (s *Server) serveHold(w http.ResponseWriter, r *http.Request, emp *relay.Em
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	target := hold.ID + " client=" + hold.Client
-	if !s.auditOrRefuse(w, r, emp, AuditLegalHold, hold.Conv, target, hold.Reason) {
+	s.writeHold(w, r, emp, "placed", func(audit func(relay.Hold) error) (relay.Hold, error) {
+		return lh.Place(r.Context(), hold, audit)
+	})
+}
+
+func (s *Server) serveRelease(w http.ResponseWriter, r *http.Request, emp *relay.Employee, lh *relay.LegalHolds) {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if !decodeBody(w, r, &body, 16<<10, false) {
 		return
 	}
-	if err := st.PlaceHold(r.Context(), hold); err != nil {
+	if strings.TrimSpace(body.Reason) == "" {
+		writeError(w, http.StatusBadRequest, "reason is required")
+		return
+	}
+	s.writeHold(w, r, emp, "released", func(audit func(relay.Hold) error) (relay.Hold, error) {
+		return lh.Release(r.Context(), r.PathValue("id"), emp.ID, body.Reason, s.now(), audit)
+	})
+}
+
+// writeHold places or releases a hold by write, whose legal_hold audit
+// record names the version (relay.HoldAuditDetail); a hold that cannot
+// be audited is not written.
+func (s *Server) writeHold(w http.ResponseWriter, r *http.Request, emp *relay.Employee, what string, write func(audit func(relay.Hold) error) (relay.Hold, error)) {
+	audited := false
+	hold, err := write(func(h relay.Hold) error {
+		target := h.ID + " client=" + h.Client
+		if err := s.record(r, emp, AuditLegalHold, h.Conv, target, relay.HoldAuditDetail(what+": "+h.Reason, h)); err != nil {
+			return err
+		}
+		audited = true
+		return nil
+	})
+	switch {
+	case errors.Is(err, relay.ErrNoHold):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil && !audited:
+		s.log.Error("writing the audit trail of a legal hold; refused", "employee", emp.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so this cannot be done")
+	case err != nil:
 		s.log.Warn("archiving a legal hold", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the hold could not be archived; try again")
-		return
+	default:
+		writeJSON(w, http.StatusCreated, hold)
 	}
-	writeJSON(w, http.StatusCreated, hold)
 }

@@ -27,7 +27,7 @@ func newComplianceEnv(t *testing.T) (*consoleEnv, *fakeCompliance, *httptest.Ser
 	e := newConsoleEnv(t, Config{Employees: []Employee{
 		{ID: "cmp", Role: RoleCompliance, Token: cmpTok},
 		{ID: "adm", Role: RoleAdmin, Token: admTok},
-	}}, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st} })
+	}}, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Holds: legalHolds(t, st)} })
 	return e, st, e.srv
 }
 
@@ -201,27 +201,39 @@ func (f *fakeCompliance) Hit(_ context.Context, id string) (relay.LexiconHit, bo
 	return relay.LexiconHit{}, false, nil
 }
 
-func (f *fakeCompliance) PlaceHold(_ context.Context, h relay.Hold) error {
+func (f *fakeCompliance) AppendHold(_ context.Context, h relay.Hold) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.holds = append(f.holds, h)
 	return nil
 }
 
-func (f *fakeCompliance) Holds(context.Context) ([]relay.Hold, error) {
+func (f *fakeCompliance) HoldRecords(context.Context) ([]relay.Hold, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.holds), nil
 }
 
-func (f *fakeCompliance) MonthCounts(context.Context) ([]relay.MonthCount, error) { return nil, nil }
+func (f *fakeCompliance) MonthCounts(context.Context, []relay.Hold) ([]relay.MonthCount, error) {
+	return nil, nil
+}
+
+// legalHolds is the holds of st, unchecked (no keys).
+func legalHolds(t *testing.T, st relay.RetentionStore) *relay.LegalHolds {
+	t.Helper()
+	lh, err := relay.NewLegalHolds(st, relay.RecordTrust{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lh
+}
 
 // A supervisor in teams asks the archive for their members' alerts (and
 // nobody's), so that the archive filters before its limit: other teams'
 // newer alerts must not crowd theirs out of the page.
 func TestAlertsOfATeamSupervisorAreFilteredByTheArchive(t *testing.T) {
 	st := &fakeCompliance{}
-	e := adminEnv(t, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st} })
+	e := adminEnv(t, func(d *Deps) { d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Holds: legalHolds(t, st)} })
 	if code, body := e.adminDo(t, "GET", "/api/alerts?limit=1", "lead-token-0123456789ab", nil); code != http.StatusOK {
 		t.Fatalf("team supervisor's alerts: %d %v", code, body)
 	}

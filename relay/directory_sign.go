@@ -98,15 +98,11 @@ func CheckDirectorySignature(r DirectoryRecord, keys map[string]ed25519.PublicKe
 	return checkSignature(r.KeyID, r.Signature, DirectorySignatureMessage(r.Hash), keys)
 }
 
-// directoryAuditMarker starts the part of an admin audit record's Detail
-// that names the directory version it records.
-const directoryAuditMarker = " [directory "
-
 // DirectoryAuditDetail is detail, the admin's description of a change,
 // followed by the marker that ties the audit record to the archived
-// version rec: " [directory KIND:ID vVERSION HASH]".
+// version rec: " [directory KIND:ID vVERSION HASH]" (recordAuditDetail).
 func DirectoryAuditDetail(detail string, rec DirectoryRecord) string {
-	return fmt.Sprintf("%s%s%s:%s v%d %s]", detail, directoryAuditMarker, rec.Kind, rec.ID, rec.Version, rec.Hash)
+	return recordAuditDetail(detail, "directory", DirectoryAuditTarget(rec.Kind, rec.ID), rec.Version, rec.Hash)
 }
 
 // DirectoryAuditTarget is the Target of the admin audit record of a
@@ -118,19 +114,15 @@ func DirectoryAuditTarget(kind, id string) string { return kind + ":" + id }
 // false when e records no directory version (records written before
 // directory records were signed have no marker).
 func AuditedVersion(e AuditEntry) (kind, id string, version uint64, hash string, ok bool) {
-	if (e.Action != AuditAdminAction && e.Action != AuditPasswordChange) || !strings.HasSuffix(e.Detail, "]") {
+	if e.Action != AuditAdminAction && e.Action != AuditPasswordChange {
 		return "", "", 0, "", false
 	}
-	i := strings.LastIndex(e.Detail, directoryAuditMarker)
-	if i < 0 {
-		return "", "", 0, "", false
-	}
-	var entry string
-	if n, err := fmt.Sscanf(e.Detail[i+len(directoryAuditMarker):len(e.Detail)-1], "%s v%d %s", &entry, &version, &hash); err != nil || n != 3 {
+	entry, version, hash, ok := auditedRecord(e.Detail, "directory")
+	if !ok || entry != e.Target {
 		return "", "", 0, "", false
 	}
 	kind, id, found := strings.Cut(entry, ":")
-	if !found || entry != e.Target {
+	if !found {
 		return "", "", 0, "", false
 	}
 	return kind, id, version, hash, true

@@ -340,35 +340,20 @@ func (d *Directory) lookUpAudit(ctx context.Context, recs []DirectoryRecord) err
 	if len(want) == 0 {
 		return nil
 	}
-	slices.SortFunc(want, func(a, b DirectoryRecord) int { return a.At.Compare(b.At) })
 	need := map[string]bool{}
+	ats := make([]time.Time, 0, len(want))
 	for _, r := range want {
 		need[r.Hash] = true
+		ats = append(ats, r.At)
 	}
-	for i := 0; i < len(want); {
-		from, to := want[i].At.Add(-auditWindow), want[i].At.Add(auditWindow)
-		j := i + 1
-		for j < len(want) && !want[j].At.Add(-auditWindow).After(to) {
-			to = want[j].At.Add(auditWindow)
-			j++
+	err := lookUpAudit(ctx, d.trust.Audit, []string{AuditAdminAction, AuditPasswordChange}, ats, d.log, func(e AuditEntry) {
+		_, _, _, hash, ok := AuditedVersion(e)
+		if ok && need[hash] && CheckAuditSignature(e, d.keys) == SignatureValid {
+			d.ts.audited[hash] = true
 		}
-		const limit = 10000
-		for _, action := range []string{AuditAdminAction, AuditPasswordChange} {
-			found, err := d.trust.Audit.SearchAudit(ctx, AuditQuery{Action: action, From: from, To: to, Limit: limit})
-			if err != nil {
-				return fmt.Errorf("reading the audit records of directory changes: %w", err)
-			}
-			if len(found) == limit {
-				d.log.Warn("more audit records than one look-up reads: some directory changes may be refused", "action", action, "from", from, "to", to)
-			}
-			for _, e := range found {
-				_, _, _, hash, ok := AuditedVersion(e)
-				if ok && need[hash] && CheckAuditSignature(e, d.keys) == SignatureValid {
-					d.ts.audited[hash] = true
-				}
-			}
-		}
-		i = j
+	})
+	if err != nil {
+		return fmt.Errorf("directory changes: %w", err)
 	}
 	return nil
 }

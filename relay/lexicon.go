@@ -230,8 +230,15 @@ type LexiconHit struct {
 	Excerpt   string         `json:"excerpt"`
 	At        time.Time      `json:"at"`
 	// Review is the latest decision, nil while the hit waits in the
-	// queue (filled by AlertStore.Alerts).
+	// queue (filled by AlertStore.Alerts; by ReviewLog, the latest that
+	// verifies).
 	Review *AlertReview `json:"review,omitempty"`
+	// Reviews are every stored decision on the hit, oldest first (filled
+	// by the archives, for ReviewLog to check).
+	Reviews []AlertReview `json:"-"`
+	// Flag, set by ReviewLog, says why a review of the hit did not
+	// count (forged, badly signed...): the hit is back in the queue.
+	Flag string `json:"flag,omitempty"`
 }
 
 // HitID is the id of the hit of rule on message id: the same on every
@@ -255,6 +262,9 @@ type AlertReview struct {
 	Comment  string    `json:"comment"`
 	Reviewer string    `json:"reviewer"`
 	At       time.Time `json:"at"`
+	// RecordSeal chains the decisions on one hit and signs each
+	// (review_sign.go).
+	RecordSeal
 }
 
 // AlertQuery selects hits. Zero fields select everything.
@@ -439,13 +449,14 @@ func ValidDecision(d string) bool {
 }
 
 // FilterAlerts keeps the hits of status ("open", "reviewed",
-// "escalated"; "" for all), at most limit of them.
+// "escalated"; "" for all), at most limit of them. A flagged hit (a
+// review of it did not verify) is open, whatever its Review.
 func FilterAlerts(hits []LexiconHit, status string, limit int) []LexiconHit {
 	out := hits[:0:0]
 	for _, h := range hits {
 		switch {
 		case status == "":
-		case status == "open" && h.Review != nil:
+		case status == "open" && h.Review != nil && h.Flag == "":
 			continue
 		case status != "open" && (h.Review == nil || h.Review.Decision != status):
 			continue

@@ -53,15 +53,25 @@ func (r Retention) Cutoff(now time.Time) time.Time {
 	}
 }
 
-// Hold is a legal hold on a client (Conv empty) or a conversation.
+// Hold is one version of a legal hold on a client (Conv empty) or a
+// conversation: version 1 places it, a later version with Released set
+// releases it. Each version is signed and chained (hold_sign.go).
 type Hold struct {
-	ID       string         `json:"id"`
-	Account  string         `json:"account"`
-	Client   string         `json:"client,omitempty"`
-	Conv     ConversationID `json:"conv,omitempty"`
-	Reason   string         `json:"reason"`
-	PlacedBy string         `json:"placed_by"`
-	At       time.Time      `json:"at"`
+	ID      string         `json:"id"`
+	Account string         `json:"account"`
+	Client  string         `json:"client,omitempty"`
+	Conv    ConversationID `json:"conv,omitempty"`
+	Reason  string         `json:"reason"`
+	// PlacedBy is who wrote this version: who placed the hold, or who
+	// released it.
+	PlacedBy string    `json:"placed_by"`
+	At       time.Time `json:"at"`
+	Released bool      `json:"released,omitempty"`
+	RecordSeal
+	// Refused, in what LegalHolds.InForce returns, says why a version of
+	// the hold did not count (a forged release): the hold is in force
+	// all the same.
+	Refused string `json:"refused,omitempty"`
 }
 
 // MonthCount is what the archive holds of one account in one monthly
@@ -76,13 +86,15 @@ type MonthCount struct {
 // RetentionStore is the archive as the retention report and holds need
 // it. Both archives in storage implement it.
 type RetentionStore interface {
-	// PlaceHold stores h.
-	PlaceHold(ctx context.Context, h Hold) error
-	// Holds returns every hold, oldest first.
-	Holds(ctx context.Context) ([]Hold, error)
+	// AppendHold stores one version of a hold; an identical copy is
+	// stored once.
+	AppendHold(ctx context.Context, h Hold) error
+	// HoldRecords returns every stored version of every hold, oldest
+	// first, identical copies once.
+	HoldRecords(ctx context.Context) ([]Hold, error)
 	// MonthCounts counts the messages of every account and month, and
-	// how many of them a hold covers.
-	MonthCounts(ctx context.Context) ([]MonthCount, error)
+	// how many of them one of held covers.
+	MonthCounts(ctx context.Context, held []Hold) ([]MonthCount, error)
 }
 
 // RetentionRow is one line of the report.
@@ -121,14 +133,15 @@ type RetentionReport struct {
 // BuildRetentionReport makes the report from the archive's counts:
 // policies maps account (or "*" for every other account) to its
 // retention.
-func BuildRetentionReport(ctx context.Context, st RetentionStore, policies map[string]Retention, now time.Time) (*RetentionReport, error) {
-	counts, err := st.MonthCounts(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("counting archived messages per month: %w", err)
-	}
-	holds, err := st.Holds(ctx)
+// Only a release that verifies (LegalHolds.InForce) lifts a hold.
+func BuildRetentionReport(ctx context.Context, lh *LegalHolds, policies map[string]Retention, now time.Time) (*RetentionReport, error) {
+	holds, err := lh.InForce(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading legal holds: %w", err)
+	}
+	counts, err := lh.store.MonthCounts(ctx, holds)
+	if err != nil {
+		return nil, fmt.Errorf("counting archived messages per month: %w", err)
 	}
 	rep := &RetentionReport{At: now.UTC(), Holds: holds,
 		Note: "The relay never deletes. Rows marked droppable are monthly partitions an operator MAY drop " +

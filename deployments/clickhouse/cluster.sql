@@ -335,6 +335,41 @@ ALTER TABLE wechat_relay.directory ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXIS
 ALTER TABLE wechat_relay_local.directory ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
 ALTER TABLE wechat_relay.directory ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
 
+-- 0009_holds_reviews_signatures.sql ---------------------------------------
+
+ALTER TABLE wechat_relay_local.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS version UInt64 DEFAULT 0;
+ALTER TABLE wechat_relay.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS version UInt64 DEFAULT 0;
+
+ALTER TABLE wechat_relay_local.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS released UInt8 DEFAULT 0;
+ALTER TABLE wechat_relay.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS released UInt8 DEFAULT 0;
+
+ALTER TABLE wechat_relay_local.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS prev_hash String DEFAULT '';
+ALTER TABLE wechat_relay.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS prev_hash String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS hash String DEFAULT '';
+ALTER TABLE wechat_relay.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS hash String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS key_id String DEFAULT '';
+ALTER TABLE wechat_relay.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS key_id String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
+ALTER TABLE wechat_relay.holds ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS version UInt64 DEFAULT 0;
+ALTER TABLE wechat_relay.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS version UInt64 DEFAULT 0;
+
+ALTER TABLE wechat_relay_local.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS prev_hash String DEFAULT '';
+ALTER TABLE wechat_relay.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS prev_hash String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS hash String DEFAULT '';
+ALTER TABLE wechat_relay.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS hash String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS key_id String DEFAULT '';
+ALTER TABLE wechat_relay.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS key_id String DEFAULT '';
+
+ALTER TABLE wechat_relay_local.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
+ALTER TABLE wechat_relay.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
+
 -- Record the migrations as applied (checksum: SHA-256 of the file). A version
 -- recorded twice is harmless: ReplacingMergeTree keyed by version.
 
@@ -348,3 +383,4 @@ INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at)
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (6, '0006_seal_signatures.sql', 'f24f89566e7d7e17c51fefa72b81666f8e25b06e7733d4bc121cc2919f796481', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (7, '0007_audit_signatures.sql', 'd1f26e9a08f5c84b19f53cb2231c44642c3096dff8cb3115384049e165949d62', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (8, '0008_directory_signatures.sql', 'affbd7b1a50258921eb3f5088fadc45b045b82a27f314e93a46b67b3381b1dfb', now());
+INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (9, '0009_holds_reviews_signatures.sql', 'a6fc0037cebfbd1c4207ea0e9eae52f8b71baf2d81c1a39bd3fc7086afd20e0e', now());

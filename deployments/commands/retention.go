@@ -2,10 +2,12 @@ package commands
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -45,12 +47,28 @@ func retentionReportCommand(ctx context.Context, args []string, stdout, stderr i
 		return 3
 	}
 	defer a.Close()
-	st, ok := a.(relay.RetentionStore)
+	st, ok := a.(interface {
+		relay.RetentionStore
+		relay.AuditStore
+	})
 	if !ok {
 		fmt.Fprintln(stderr, "wechat-relay retention-report: this archive keeps no retention counts")
 		return 3
 	}
-	rep, err := relay.BuildRetentionReport(ctx, st, policies, time.Now())
+	// A release lifts a hold only if it verifies with the instances' keys
+	// (the configuration's seal key and trusted keys).
+	keys, err := configuredPublicKeys(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
+		return 3
+	}
+	lh, err := relay.NewLegalHolds(st, relay.RecordTrust{PublicKeys: keys, Audit: st,
+		Log: slog.New(slog.NewTextHandler(stderr, nil))})
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
+		return 3
+	}
+	rep, err := relay.BuildRetentionReport(ctx, lh, policies, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "wechat-relay retention-report: %v\n", err)
 		return 3
@@ -109,6 +127,9 @@ func printRetentionReport(w io.Writer, name string, rep *relay.RetentionReport) 
 				what = "conversation " + string(h.Conv)
 			}
 			fmt.Fprintf(w, "  %s  %s %s, by %s at %s: %s\n", h.ID, h.Account, what, h.PlacedBy, h.At.UTC().Format(time.RFC3339), h.Reason)
+			if h.Refused != "" {
+				fmt.Fprintf(w, "    KEPT IN FORCE: %s\n", h.Refused)
+			}
 		}
 	}
 	fmt.Fprintf(w, "\n%s\n", rep.Note)
@@ -148,4 +169,21 @@ func printAuditReport(w io.Writer, rep *relay.AuditReport) {
 	} else {
 		fmt.Fprintf(w, "\nFAILED: the audit log does not verify (%d problems)\n", len(rep.Problems))
 	}
+}
+
+// configuredPublicKeys is the public keys cfg trusts: its seal key's and
+// those of its trusted keys file.
+func configuredPublicKeys(cfg *configs.Config) ([]ed25519.PublicKey, error) {
+	keys, err := relay.LoadTrustedKeys(cfg.Pipeline.TrustedKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline.trusted_keys_file: %w", err)
+	}
+	if cfg.Pipeline.SealKeyFile != "" {
+		s, err := relay.LoadSealSigner(cfg.Pipeline.SealKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline.seal_key_file: %w", err)
+		}
+		keys = append(keys, s.PublicKey())
+	}
+	return keys, nil
 }

@@ -91,7 +91,9 @@ func parseCutoff(v string) (time.Time, error) {
 //
 // It checks the directory too (relay.VerifyDirectory): every version's
 // hash, signature and chain, and its match with the admin audit record
-// that names it, both ways.
+// that names it, both ways; and so the legal holds and the alert
+// reviews (relay.VerifyHolds, relay.VerifyReviews), each version named
+// "hold:ID vN" or "review:HIT-ID vN".
 //
 // With -public-key, every seal, audit record and directory record must be signed by
 // one of the keys (each file may hold several): a bad signature, an
@@ -190,6 +192,11 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
 	}
+	holds, reviews, err := verifyHoldsAndReviews(ctx, a, relay.DirectoryVerifyOptions{PublicKeys: keys, AllowUnsignedBefore: cutoff})
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+		return verifyFailed
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -198,7 +205,9 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 			*verify.Report
 			Audit     *relay.AuditReport     `json:"audit"`
 			Directory *relay.DirectoryReport `json:"directory"`
-		}{name, rep, audit, dir}); err != nil {
+			Holds     *relay.RecordReport    `json:"holds"`
+			Reviews   *relay.RecordReport    `json:"reviews"`
+		}{name, rep, audit, dir, holds, reviews}); err != nil {
 			fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 			return verifyFailed
 		}
@@ -206,11 +215,45 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		printVerifyReport(stdout, name, rep, time.Since(start))
 		printAuditReport(stdout, audit)
 		printDirectoryReport(stdout, dir)
+		printRecordReport(stdout, "legal hold", "hold", holds)
+		printRecordReport(stdout, "alert review", "review", reviews)
 	}
-	if !rep.OK || !audit.OK || !dir.OK {
+	if !rep.OK || !audit.OK || !dir.OK || !holds.OK || !reviews.OK {
 		return verifyProblems
 	}
 	return verifyOK
+}
+
+// verifyHoldsAndReviews checks a's legal holds and alert reviews.
+func verifyHoldsAndReviews(ctx context.Context, a any, opt relay.DirectoryVerifyOptions) (holds, reviews *relay.RecordReport, err error) {
+	hs, ok := a.(relay.HoldSource)
+	rs, ok2 := a.(relay.ReviewSource)
+	if !ok || !ok2 {
+		return nil, nil, fmt.Errorf("this archive keeps no legal holds or reviews")
+	}
+	if holds, err = relay.VerifyHolds(ctx, hs, opt); err != nil {
+		return nil, nil, err
+	}
+	if reviews, err = relay.VerifyReviews(ctx, rs, opt); err != nil {
+		return nil, nil, err
+	}
+	return holds, reviews, nil
+}
+
+// printRecordReport writes the part of verify's report of one kind of
+// signed record (legal holds, alert reviews), as the directory's.
+func printRecordReport(w io.Writer, what, word string, rep *relay.RecordReport) {
+	fmt.Fprintf(w, "\n%ss: %d chains, %d versions intact, %d matched with their audit record, %d legacy (unsigned, accepted)\n",
+		what, rep.Chains, rep.Records, rep.Audited, rep.Legacy)
+	printSignatures(w, what, rep.Signatures)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  %-14s %-9s %s: %s\n", p.Kind, word, p.ID, p.Detail)
+	}
+	if rep.OK {
+		fmt.Fprintf(w, "\nOK: every %s intact, chained, and matched with its audit record\n", what)
+	} else {
+		fmt.Fprintf(w, "\nFAILED: the %ss do not verify (%d problems)\n", what, len(rep.Problems))
+	}
 }
 
 // printDirectoryReport writes the directory's part of verify's report.

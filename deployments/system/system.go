@@ -231,6 +231,22 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	if err != nil {
 		return nil, err
 	}
+	// Legal holds and alert reviews are signed and checked alike: a
+	// release or a review that does not verify does not count.
+	recordTrust := relay.RecordTrust{Signer: s.pipeline.Signer(), PublicKeys: trusted, Audit: s.archive, Alerts: s.archive,
+		Alert: func(h relay.LexiconHit) {
+			if s.console != nil {
+				s.console.Alert(h)
+			}
+		}, Log: log.With("component", "compliance")}
+	holds, err := relay.NewLegalHolds(s.archive, recordTrust)
+	if err != nil {
+		return nil, err
+	}
+	reviews, err := relay.NewReviewLog(s.archive, recordTrust)
+	if err != nil {
+		return nil, err
+	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = s.dir.Load(lctx)
 	cancel()
@@ -278,7 +294,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr, Directory: s.dir,
 		Logger: log.With("component", "console"), Registerer: s.reg,
 		Audit:      console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
-		Compliance: console.ComplianceDeps{Audit: s.archive, Alerts: s.archive, Retention: s.archive},
+		Compliance: console.ComplianceDeps{Audit: s.archive, Alerts: reviews, Holds: holds},
 		Version:    version,
 	})
 	if lex != nil {

@@ -173,13 +173,14 @@ func (a *Archive) AppendHits(ctx context.Context, hits []relay.LexiconHit) error
 
 // AppendReview stores a review decision.
 func (a *Archive) AppendReview(ctx context.Context, r relay.AlertReview) error {
-	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO alert_reviews (id, hit_id, decision, comment, reviewer, at, at_ms, day)`)
+	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO alert_reviews (`+reviewSelect+`, at, day)`)
 	if err != nil {
 		return fmt.Errorf("archive: append review: preparing batch: %w", err)
 	}
 	defer abortUnsent(batch)
 	at := a.clampTime(r.At, r.ID, "review at")
-	if err := batch.Append(r.ID, r.HitID, r.Decision, r.Comment, r.Reviewer, at, epochMillis(r.At), dayOf(at)); err != nil {
+	if err := batch.Append(r.ID, r.HitID, r.Decision, r.Comment, r.Reviewer, epochMillis(r.At),
+		r.Version, r.PrevHash, r.Hash, r.KeyID, r.Signature, at, dayOf(at)); err != nil {
 		return fmt.Errorf("archive: append review %s: %w", r.ID, err)
 	}
 	if err := batch.Send(); err != nil {
@@ -269,7 +270,12 @@ func (a *Archive) queryHits(ctx context.Context, sql string, args ...any) ([]rel
 	return out, nil
 }
 
-// attachReviews sets each hit's latest review.
+// reviewSelect is the columns of alert_reviews since 0009, in
+// AlertReview's scan order.
+const reviewSelect = `id, hit_id, decision, comment, reviewer, at_ms, version, prev_hash, hash, key_id, signature`
+
+// attachReviews sets each hit's reviews, oldest first, and its latest
+// (as stored: relay.ReviewLog checks them).
 func (a *Archive) attachReviews(ctx context.Context, hits []relay.LexiconHit) error {
 	if len(hits) == 0 {
 		return nil
@@ -278,54 +284,86 @@ func (a *Archive) attachReviews(ctx context.Context, hits []relay.LexiconHit) er
 	for i, h := range hits {
 		ids[i] = h.ID
 	}
-	rows, err := a.conn.Query(ctx, `SELECT id, hit_id, decision, comment, reviewer, at_ms FROM alert_reviews
-		WHERE hit_id IN ? ORDER BY hit_id, at_ms DESC, id DESC LIMIT 1 BY hit_id`, clickhouse.GroupSet{Value: ids})
+	revs, err := a.queryReviews(ctx, `WHERE hit_id IN ?`, clickhouse.GroupSet{Value: ids})
 	if err != nil {
-		return fmt.Errorf("archive: reading reviews: %w", err)
+		return err
+	}
+	byHit := map[string][]relay.AlertReview{}
+	for _, r := range revs {
+		byHit[r.HitID] = append(byHit[r.HitID], r)
+	}
+	for i := range hits {
+		hits[i].Reviews = byHit[hits[i].ID]
+		hits[i].Review = nil
+		for j := range hits[i].Reviews {
+			hits[i].Review = &hits[i].Reviews[j]
+		}
+	}
+	return nil
+}
+
+// AllReviews returns every stored review (relay.ReviewSource).
+func (a *Archive) AllReviews(ctx context.Context) ([]relay.AlertReview, error) {
+	return a.queryReviews(ctx, "")
+}
+
+// queryReviews reads the reviews where selects, oldest first, identical
+// copies once.
+func (a *Archive) queryReviews(ctx context.Context, where string, args ...any) ([]relay.AlertReview, error) {
+	rows, err := a.conn.Query(ctx, `SELECT `+reviewSelect+` FROM alert_reviews `+where+`
+		ORDER BY at_ms, id LIMIT 1 BY `+reviewSelect, args...)
+	if err != nil {
+		return nil, fmt.Errorf("archive: reading reviews: %w", err)
 	}
 	defer rows.Close()
-	latest := map[string]*relay.AlertReview{}
+	var out []relay.AlertReview
 	for rows.Next() {
 		var (
 			r  relay.AlertReview
 			ms uint64
 		)
-		if err := rows.Scan(&r.ID, &r.HitID, &r.Decision, &r.Comment, &r.Reviewer, &ms); err != nil {
-			return fmt.Errorf("archive: reading reviews: %w", err)
+		if err := rows.Scan(&r.ID, &r.HitID, &r.Decision, &r.Comment, &r.Reviewer, &ms, &r.Version, &r.PrevHash, &r.Hash, &r.KeyID, &r.Signature); err != nil {
+			return nil, fmt.Errorf("archive: reading reviews: %w", err)
 		}
 		r.At = fromMillis(ms)
-		latest[r.HitID] = &r
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("archive: reading reviews: %w", err)
+		return nil, fmt.Errorf("archive: reading reviews: %w", err)
 	}
-	for i := range hits {
-		hits[i].Review = latest[hits[i].ID]
-	}
-	return nil
+	return out, nil
 }
 
-// PlaceHold stores h.
-func (a *Archive) PlaceHold(ctx context.Context, h relay.Hold) error {
-	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO holds (id, account, client, conv, reason, placed_by, at, at_ms, day)`)
+// holdSelect is the columns of holds since 0009, in Hold's scan order.
+const holdSelect = `id, account, client, conv, reason, placed_by, at_ms, version, released, prev_hash, hash, key_id, signature`
+
+// AppendHold stores one version of a hold.
+func (a *Archive) AppendHold(ctx context.Context, h relay.Hold) error {
+	batch, err := a.conn.PrepareBatch(ctx, `INSERT INTO holds (`+holdSelect+`, at, day)`)
 	if err != nil {
-		return fmt.Errorf("archive: place hold: preparing batch: %w", err)
+		return fmt.Errorf("archive: append hold: preparing batch: %w", err)
 	}
 	defer abortUnsent(batch)
 	at := a.clampTime(h.At, h.ID, "hold at")
-	if err := batch.Append(h.ID, h.Account, h.Client, string(h.Conv), h.Reason, h.PlacedBy, at, epochMillis(h.At), dayOf(at)); err != nil {
-		return fmt.Errorf("archive: place hold %s: %w", h.ID, err)
+	var released uint8
+	if h.Released {
+		released = 1
+	}
+	if err := batch.Append(h.ID, h.Account, h.Client, string(h.Conv), h.Reason, h.PlacedBy, epochMillis(h.At),
+		h.Version, released, h.PrevHash, h.Hash, h.KeyID, h.Signature, at, dayOf(at)); err != nil {
+		return fmt.Errorf("archive: append hold %s: %w", h.ID, err)
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("archive: place hold %s: %w", h.ID, err)
+		return fmt.Errorf("archive: append hold %s: %w", h.ID, err)
 	}
 	return nil
 }
 
-// Holds returns every hold, oldest first.
-func (a *Archive) Holds(ctx context.Context) ([]relay.Hold, error) {
-	rows, err := a.conn.Query(ctx, `SELECT id, account, client, conv, reason, placed_by, at_ms FROM holds
-		ORDER BY at_ms, id LIMIT 1 BY id`)
+// HoldRecords returns every stored version of every hold, oldest first;
+// identical copies (a retried insert) once.
+func (a *Archive) HoldRecords(ctx context.Context) ([]relay.Hold, error) {
+	rows, err := a.conn.Query(ctx, `SELECT `+holdSelect+` FROM holds
+		ORDER BY at_ms, id, version LIMIT 1 BY `+holdSelect)
 	if err != nil {
 		return nil, fmt.Errorf("archive: reading holds: %w", err)
 	}
@@ -333,14 +371,16 @@ func (a *Archive) Holds(ctx context.Context) ([]relay.Hold, error) {
 	var out []relay.Hold
 	for rows.Next() {
 		var (
-			h    relay.Hold
-			conv string
-			ms   uint64
+			h        relay.Hold
+			conv     string
+			ms       uint64
+			released uint8
 		)
-		if err := rows.Scan(&h.ID, &h.Account, &h.Client, &conv, &h.Reason, &h.PlacedBy, &ms); err != nil {
+		if err := rows.Scan(&h.ID, &h.Account, &h.Client, &conv, &h.Reason, &h.PlacedBy, &ms,
+			&h.Version, &released, &h.PrevHash, &h.Hash, &h.KeyID, &h.Signature); err != nil {
 			return nil, fmt.Errorf("archive: reading holds: %w", err)
 		}
-		h.Conv, h.At = relay.ConversationID(conv), fromMillis(ms)
+		h.Conv, h.At, h.Released = relay.ConversationID(conv), fromMillis(ms), released != 0
 		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {
@@ -350,13 +390,23 @@ func (a *Archive) Holds(ctx context.Context) ([]relay.Hold, error) {
 }
 
 // MonthCounts counts distinct messages per account and monthly
-// partition, and those a hold covers (by conversation, or by account and
-// client).
-func (a *Archive) MonthCounts(ctx context.Context) ([]relay.MonthCount, error) {
+// partition, and those one of held covers (by conversation, or by
+// account and client).
+func (a *Archive) MonthCounts(ctx context.Context, held []relay.Hold) ([]relay.MonthCount, error) {
+	// "\x00" keeps each set non-empty (18.16 has no empty IN ()); no
+	// conversation or client is named so.
+	convs, clients := []any{"\x00"}, []any{"\x00"}
+	for _, h := range held {
+		if h.Conv != "" {
+			convs = append(convs, string(h.Conv))
+		} else if h.Client != "" {
+			clients = append(clients, h.Account+":"+h.Client)
+		}
+	}
 	rows, err := a.conn.Query(ctx, `SELECT account, toYYYYMM(day) AS month, uniqExact(id) AS n,
-			uniqExactIf(id, conv IN (SELECT conv FROM holds WHERE conv != '')
-				OR concat(account, ':', client) IN (SELECT concat(account, ':', client) FROM holds WHERE client != '')) AS held
-		FROM messages GROUP BY account, month ORDER BY account, month`)
+			uniqExactIf(id, conv IN ? OR concat(account, ':', client) IN ?) AS held
+		FROM messages GROUP BY account, month ORDER BY account, month`,
+		clickhouse.GroupSet{Value: convs}, clickhouse.GroupSet{Value: clients})
 	if err != nil {
 		return nil, fmt.Errorf("archive: counting messages per month: %w", err)
 	}

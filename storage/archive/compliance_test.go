@@ -48,3 +48,16 @@ func TestComplianceConformance(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordTrustConformance runs the suite of signed holds and reviews
+// against ClickHouse.
+func TestRecordTrustConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ClickHouse")
+	}
+	addr := testenv.ClickHouseAddr(t)
+	archivetest.RunRecordTrust(t, func(t *testing.T) archivetest.RecordTrustStore {
+		a, _ := openConformance(t, addr)
+		return a
+	})
+}

@@ -418,14 +418,19 @@ func testRetentionHold(t *testing.T, s ComplianceStore) {
 	if err := s.Insert(ctx, msgs); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PlaceHold(ctx, relay.Hold{ID: "h1", Account: "acc", Client: "held", Reason: "litigation 2026-17", PlacedBy: "cmp", At: base}); err != nil {
+	lh, err := relay.NewLegalHolds(s, relay.RecordTrust{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	holds, err := s.Holds(ctx)
+	noAudit := func(relay.Hold) error { return nil }
+	if _, err := lh.Place(ctx, relay.Hold{ID: "h1", Account: "acc", Client: "held", Reason: "litigation 2026-17", PlacedBy: "cmp", At: base}, noAudit); err != nil {
+		t.Fatal(err)
+	}
+	holds, err := lh.InForce(ctx)
 	if err != nil || len(holds) != 1 || holds[0].Client != "held" || holds[0].PlacedBy != "cmp" {
 		t.Fatalf("Holds = %+v, %v", holds, err)
 	}
-	rep, err := relay.BuildRetentionReport(ctx, s, map[string]relay.Retention{"acc": {N: 7, Unit: 'y'}}, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	rep, err := relay.BuildRetentionReport(ctx, lh, map[string]relay.Retention{"acc": {N: 7, Unit: 'y'}}, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +465,7 @@ func testRetentionHold(t *testing.T, s ComplianceStore) {
 	if !slices.Equal(rep.Partitions, wantParts) {
 		t.Fatalf("partitions:\n got %+v\nwant %+v", rep.Partitions, wantParts)
 	}
-	rep, err = relay.BuildRetentionReport(ctx, s, map[string]relay.Retention{"*": {N: 7, Unit: 'y'}}, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	rep, err = relay.BuildRetentionReport(ctx, lh, map[string]relay.Retention{"*": {N: 7, Unit: 'y'}}, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -150,9 +151,9 @@ func (a *Archive) AppendHits(ctx context.Context, hits []relay.LexiconHit) error
 // AppendReview stores a review decision.
 func (a *Archive) AppendReview(ctx context.Context, r relay.AlertReview) error {
 	err := a.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO alert_reviews (id, hit_id, decision, comment, reviewer, at_ms)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			r.ID, r.HitID, r.Decision, r.Comment, r.Reviewer, millis(r.At))
+		_, err := tx.ExecContext(ctx, `INSERT INTO alert_reviews (`+reviewColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			r.ID, r.HitID, r.Decision, r.Comment, r.Reviewer, millis(r.At), int64(r.Version), r.PrevHash, r.Hash, r.KeyID, r.Signature)
 		return err
 	})
 	if err != nil {
@@ -227,42 +228,72 @@ func (a *Archive) queryHits(ctx context.Context, q string, args ...any) ([]relay
 		return nil, fmt.Errorf("embedded: reading lexicon hits: %w", err)
 	}
 	for i := range out {
-		var (
-			r  relay.AlertReview
-			ms int64
-		)
-		err := a.db.QueryRowContext(ctx, `SELECT id, hit_id, decision, comment, reviewer, at_ms FROM alert_reviews
-			WHERE hit_id = ? ORDER BY at_ms DESC, id DESC LIMIT 1`, out[i].ID).
-			Scan(&r.ID, &r.HitID, &r.Decision, &r.Comment, &r.Reviewer, &ms)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return nil, fmt.Errorf("embedded: reading reviews: %w", err)
-		default:
-			r.At = fromMillis(ms)
-			out[i].Review = &r
+		revs, err := a.queryReviews(ctx, `WHERE hit_id = ?`, out[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Reviews = revs
+		for j := range revs {
+			out[i].Review = &revs[j] // the latest, as stored; relay.ReviewLog checks them
 		}
 	}
 	return out, nil
 }
 
-// PlaceHold stores h.
-func (a *Archive) PlaceHold(ctx context.Context, h relay.Hold) error {
+// reviewColumns is the column list of alert_reviews since 0009.
+const reviewColumns = `id, hit_id, decision, comment, reviewer, at_ms, version, prev_hash, hash, key_id, signature`
+
+// AllReviews returns every stored review (relay.ReviewSource).
+func (a *Archive) AllReviews(ctx context.Context) ([]relay.AlertReview, error) {
+	return a.queryReviews(ctx, "")
+}
+
+// queryReviews reads the reviews where selects, oldest first.
+func (a *Archive) queryReviews(ctx context.Context, where string, args ...any) ([]relay.AlertReview, error) {
+	rows, err := a.db.QueryContext(ctx, `SELECT `+reviewColumns+` FROM alert_reviews `+where+` ORDER BY at_ms, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: reading reviews: %w", err)
+	}
+	defer rows.Close()
+	var out []relay.AlertReview
+	for rows.Next() {
+		var (
+			r       relay.AlertReview
+			ms, ver int64
+		)
+		if err := rows.Scan(&r.ID, &r.HitID, &r.Decision, &r.Comment, &r.Reviewer, &ms, &ver, &r.PrevHash, &r.Hash, &r.KeyID, &r.Signature); err != nil {
+			return nil, fmt.Errorf("embedded: reading reviews: %w", err)
+		}
+		r.At, r.Version = fromMillis(ms), uint64(ver)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: reading reviews: %w", err)
+	}
+	return out, nil
+}
+
+// holdColumns is the column list of holds since 0009.
+const holdColumns = `id, account, client, conv, reason, placed_by, at_ms, version, released, prev_hash, hash, key_id, signature`
+
+// AppendHold stores one version of a hold; an identical copy is ignored.
+func (a *Archive) AppendHold(ctx context.Context, h relay.Hold) error {
 	err := a.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO holds (id, account, client, conv, reason, placed_by, at_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			h.ID, h.Account, h.Client, string(h.Conv), h.Reason, h.PlacedBy, millis(h.At))
+		_, err := tx.ExecContext(ctx, `INSERT INTO holds (`+holdColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			h.ID, h.Account, h.Client, string(h.Conv), h.Reason, h.PlacedBy, millis(h.At),
+			int64(h.Version), h.Released, h.PrevHash, h.Hash, h.KeyID, h.Signature)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("embedded: place hold %s: %w", h.ID, err)
+		return fmt.Errorf("embedded: append hold %s: %w", h.ID, err)
 	}
 	return nil
 }
 
-// Holds returns every hold, oldest first.
-func (a *Archive) Holds(ctx context.Context) ([]relay.Hold, error) {
-	rows, err := a.db.QueryContext(ctx, `SELECT id, account, client, conv, reason, placed_by, at_ms FROM holds ORDER BY at_ms, id`)
+// HoldRecords returns every stored version of every hold, oldest first.
+func (a *Archive) HoldRecords(ctx context.Context) ([]relay.Hold, error) {
+	rows, err := a.db.QueryContext(ctx, `SELECT `+holdColumns+` FROM holds ORDER BY at_ms, id, version`)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: reading holds: %w", err)
 	}
@@ -270,14 +301,15 @@ func (a *Archive) Holds(ctx context.Context) ([]relay.Hold, error) {
 	var out []relay.Hold
 	for rows.Next() {
 		var (
-			h    relay.Hold
-			conv string
-			ms   int64
+			h       relay.Hold
+			conv    string
+			ms, ver int64
 		)
-		if err := rows.Scan(&h.ID, &h.Account, &h.Client, &conv, &h.Reason, &h.PlacedBy, &ms); err != nil {
+		if err := rows.Scan(&h.ID, &h.Account, &h.Client, &conv, &h.Reason, &h.PlacedBy, &ms,
+			&ver, &h.Released, &h.PrevHash, &h.Hash, &h.KeyID, &h.Signature); err != nil {
 			return nil, fmt.Errorf("embedded: reading holds: %w", err)
 		}
-		h.Conv, h.At = relay.ConversationID(conv), fromMillis(ms)
+		h.Conv, h.At, h.Version = relay.ConversationID(conv), fromMillis(ms), uint64(ver)
 		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {
@@ -287,14 +319,15 @@ func (a *Archive) Holds(ctx context.Context) ([]relay.Hold, error) {
 }
 
 // MonthCounts counts messages per account and month (UTC, of their
-// acceptance), and those a hold covers.
-func (a *Archive) MonthCounts(ctx context.Context) ([]relay.MonthCount, error) {
+// acceptance), and those one of held covers.
+func (a *Archive) MonthCounts(ctx context.Context, held []relay.Hold) ([]relay.MonthCount, error) {
+	convs, clients := heldSets(held)
 	rows, err := a.db.QueryContext(ctx, `SELECT account, strftime('%Y%m', COALESCE(accepted_ms, 0) / 1000, 'unixepoch') AS month,
 			count(*),
-			sum(CASE WHEN conv IN (SELECT conv FROM holds WHERE conv != '')
-				OR account || ':' || client IN (SELECT account || ':' || client FROM holds WHERE client != '')
+			sum(CASE WHEN conv IN (SELECT value FROM json_each(?))
+				OR account || ':' || client IN (SELECT value FROM json_each(?))
 				THEN 1 ELSE 0 END)
-		FROM messages GROUP BY account, month ORDER BY account, month`)
+		FROM messages GROUP BY account, month ORDER BY account, month`, convs, clients)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: counting messages per month: %w", err)
 	}
@@ -311,4 +344,20 @@ func (a *Archive) MonthCounts(ctx context.Context) ([]relay.MonthCount, error) {
 		return nil, fmt.Errorf("embedded: counting messages per month: %w", err)
 	}
 	return out, nil
+}
+
+// heldSets is the conversations and the "account:client" pairs held
+// covers, as JSON arrays for json_each.
+func heldSets(held []relay.Hold) (convs, clients string) {
+	c, k := []string{}, []string{}
+	for _, h := range held {
+		if h.Conv != "" {
+			c = append(c, string(h.Conv))
+		} else if h.Client != "" {
+			k = append(k, h.Account+":"+h.Client)
+		}
+	}
+	cj, _ := json.Marshal(c)
+	kj, _ := json.Marshal(k)
+	return string(cj), string(kj)
 }

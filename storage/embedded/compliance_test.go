@@ -51,3 +51,13 @@ func TestComplianceTablesAreAppendOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordTrustConformance: a hold release or a review written into
+// the archive behind the relay's back neither lifts the hold nor hides
+// the alert, and verify names it (relay/record_seal.go).
+func TestRecordTrustConformance(t *testing.T) {
+	t.Parallel()
+	archivetest.RunRecordTrust(t, func(t *testing.T) archivetest.RecordTrustStore {
+		return openAt(t, filepath.Join(t.TempDir(), "archive.db"))
+	})
+}
