@@ -42,6 +42,8 @@ type verifyReport struct {
 	verify.Report
 	Audit     *relay.AuditReport     `json:"audit"`
 	Directory *relay.DirectoryReport `json:"directory"`
+	Holds     *relay.RecordReport    `json:"holds"`
+	Reviews   *relay.RecordReport    `json:"reviews"`
 }
 
 // runVerify runs `wechat-relay verify -config cfgPath -json` with extra
