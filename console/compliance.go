@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
@@ -20,7 +19,8 @@ type ComplianceDeps struct {
 	// *relay.ReviewLog signs reviews and shows a hit whose review does
 	// not verify as open, flagged.
 	Alerts relay.AlertStore
-	Holds  *relay.LegalHolds // GET, POST /api/holds, POST /api/holds/{id}/release
+	// Holds: GET, POST /api/holds. No route releases a hold (docs/compliance.md).
+	Holds *relay.LegalHolds
 }
 
 // reviewSealer is an AlertStore that signs reviews (relay.ReviewLog).
@@ -36,7 +36,6 @@ type reviewSealer interface {
 //	POST /api/alerts/{id}/review                          {"decision":"reviewed"|"escalated","comment"} (compliance, admin)
 //	GET  /api/holds                                       legal holds (compliance, admin)
 //	POST /api/holds                                       {"account","client"|"conv","reason"} (compliance, admin)
-//	POST /api/holds/{id}/release                          {"reason"} (compliance, admin)
 //
 // Every request is itself written to the audit log, before it is
 // answered; one whose record cannot be written is refused. There is no
@@ -68,9 +67,6 @@ func (s *Server) routeCompliance(route func(pattern string, allowed func(Role) b
 		})
 		route("POST /api/holds", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 			s.serveHold(w, r, emp, d.Holds)
-		})
-		route("POST /api/holds/{id}/release", Role.ReadsAudit, func(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
-			s.serveRelease(w, r, emp, d.Holds)
 		})
 	}
 }
@@ -210,25 +206,9 @@ func (s *Server) serveHold(w http.ResponseWriter, r *http.Request, emp *relay.Em
 	})
 }
 
-func (s *Server) serveRelease(w http.ResponseWriter, r *http.Request, emp *relay.Employee, lh *relay.LegalHolds) {
-	var body struct {
-		Reason string `json:"reason"`
-	}
-	if !decodeBody(w, r, &body, 16<<10, false) {
-		return
-	}
-	if strings.TrimSpace(body.Reason) == "" {
-		writeError(w, http.StatusBadRequest, "reason is required")
-		return
-	}
-	s.writeHold(w, r, emp, "released", func(audit func(relay.Hold) error) (relay.Hold, error) {
-		return lh.Release(r.Context(), r.PathValue("id"), emp.ID, body.Reason, s.now(), audit)
-	})
-}
-
-// writeHold places or releases a hold by write, whose legal_hold audit
-// record names the version (relay.HoldAuditDetail); a hold that cannot
-// be audited is not written.
+// writeHold places a hold by write, whose legal_hold audit record names
+// the version (relay.HoldAuditDetail); a hold that cannot be audited is
+// not written.
 func (s *Server) writeHold(w http.ResponseWriter, r *http.Request, emp *relay.Employee, what string, write func(audit func(relay.Hold) error) (relay.Hold, error)) {
 	audited := false
 	hold, err := write(func(h relay.Hold) error {
