@@ -29,8 +29,9 @@ type AcceptOrder interface {
 	// ticket is then ticketAt(AcceptedAt)), makes p.Writer the owner of
 	// each (a restarted process takes over the places of the spool it
 	// replays: one place per message id), and returns the lines of their
-	// conversations up to the highest of their tickets, with the writers
-	// known to be alive and the store's epoch.
+	// conversations up to the highest of their tickets — the places of
+	// the messages given may be left out, and a long line cut (Lines.Cut)
+	// — with the writers known to be alive and the store's epoch.
 	Lines(ctx context.Context, places []Place) (Lines, error)
 	// Leave takes places out of their lines: numbered, or never to be
 	// (an append that failed, a copy dropped as a retry).
@@ -49,7 +50,8 @@ type AcceptOrder interface {
 // Lines is what AcceptOrder.Lines read.
 type Lines struct {
 	// Conv holds each conversation's places, lowest ticket first, up to
-	// the highest ticket asked about.
+	// the highest ticket asked about; those of the messages asked about
+	// may be left out.
 	Conv map[ConversationID][]Place
 	// Cut holds, for a line too long to read to that ticket, the last
 	// ticket read: a place after it is not known, and may be another

@@ -44,28 +44,46 @@ return t
 // linesScript puts a conversation's places back in line where they are
 // missing, makes the calling process their owner (a restarted process
 // takes over the places of the spool it replays: one place per message,
-// never a stale copy left in front of the line), and reads the line up
-// to the highest of their tickets, at most lineRead places: a flat list
-// of id, ticket and owner ("<ms> <process>") per place.
+// never a stale copy left in front of the line), and returns the places
+// of other messages up to the highest of their tickets, lowest first, at
+// most foreignRead of them: a flat list of id, ticket and owner ("<ms>
+// <process>") per place. A writer needs no more: the first of them that
+// still counts holds its later messages back.
 // KEYS: line, owners. ARGV: ttl ms, highest ticket, then per place its
 // ticket, id and owner.
 var linesScript = redis.NewScript(`
+local mine = {}
 for i = 3, #ARGV, 3 do
-	if not redis.call('ZSCORE', KEYS[1], ARGV[i+1]) then
-		redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i+1])
+	local id = ARGV[i+1]
+	mine[id] = true
+	if not redis.call('ZSCORE', KEYS[1], id) then
+		redis.call('ZADD', KEYS[1], ARGV[i], id)
 	end
-	redis.call('HSET', KEYS[2], ARGV[i+1], ARGV[i+2])
+	if redis.call('HGET', KEYS[2], id) ~= ARGV[i+2] then
+		redis.call('HSET', KEYS[2], id, ARGV[i+2])
+	end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, ` + strconv.Itoa(lineRead) + `)
 local out = {}
-for i = 1, #ids, 2 do
-	out[#out+1] = ids[i]
-	out[#out+1] = ids[i+1]
-	out[#out+1] = redis.call('HGET', KEYS[2], ids[i]) or ''
+local offset = 0
+while true do
+	local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', offset, 256)
+	for i = 1, #ids, 2 do
+		if not mine[ids[i]] then
+			out[#out+1] = ids[i]
+			out[#out+1] = ids[i+1]
+			out[#out+1] = redis.call('HGET', KEYS[2], ids[i]) or ''
+			if #out == 3 * ` + strconv.Itoa(foreignRead) + ` then
+				return out
+			end
+		end
+	end
+	if #ids < 512 then
+		return out
+	end
+	offset = offset + 256
 end
-return out
 `)
 
 // forgetScript takes places out of a conversation's line if their
@@ -80,9 +98,9 @@ end
 return 0
 `)
 
-// lineRead is how many places of one line Lines reads at most: a line
-// is seldom longer than a few, and one read to its end says so (Cut).
-const lineRead = 1024
+// foreignRead is how many places of other messages Lines returns per
+// line at most; a line with more says where it was cut.
+const foreignRead = 64
 
 // RedisOrder is a relay.AcceptOrder in Redis: per conversation its last
 // ticket, a sorted set of the places in line (score: ticket; member: the
@@ -153,7 +171,9 @@ func (o *RedisOrder) Alive(ctx context.Context, writer string, until time.Time) 
 }
 
 // Lines implements relay.AcceptOrder, in one pipelined round trip: one
-// script per conversation. Places without an owner are skipped.
+// script per conversation, which returns only the places of messages
+// not given (a writer skips its own), at most foreignRead of them.
+// Places without an owner are skipped.
 func (o *RedisOrder) Lines(ctx context.Context, places []relay.Place) (relay.Lines, error) {
 	args := map[relay.ConversationID][]any{}
 	var convs []relay.ConversationID
@@ -189,7 +209,7 @@ func (o *RedisOrder) Lines(ctx context.Context, places []relay.Place) (relay.Lin
 				out.Conv[conv] = append(out.Conv[conv], p)
 			}
 		}
-		if len(flat) == 3*lineRead {
+		if len(flat) == 3*foreignRead {
 			if out.Cut == nil {
 				out.Cut = map[relay.ConversationID]uint64{}
 			}

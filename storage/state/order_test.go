@@ -3,10 +3,12 @@ package state
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
@@ -52,21 +54,30 @@ func TestRedisOrderLines(t *testing.T) {
 	// Read through places already in line: putting them back changes nothing.
 	m1 := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-a", Ticket: t1, At: at}
 	x1 := relay.Place{Conv: "acct:c2", ID: "x1", Writer: "relay-a", Ticket: uint64(at.UnixMicro()), At: at}
-	// A line is read up to the highest ticket asked about.
+	// Lines returns, up to the highest ticket asked about, the places of
+	// other messages than those asked about.
 	want := []relay.Place{m1, {Conv: "acct:c1", ID: "m2", Writer: "relay-b", Ticket: t2, At: at.Add(time.Millisecond)}}
-	got, err := a.Lines(ctx, []relay.Place{m1, want[1], x1, {Conv: "acct:c3", ID: "p0", Writer: "relay-b", Ticket: uint64(at.UnixMicro()) + 100, At: at}})
+	got, err := a.Lines(ctx, []relay.Place{want[1], x1, {Conv: "acct:c3", ID: "p0", Writer: "relay-b", Ticket: uint64(at.UnixMicro()) + 100, At: at}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines, epoch := got.Conv, got.Epoch
-	c1 := lines["acct:c1"]
-	if len(c1) != 2 || c1[0] != want[0] || c1[1] != want[1] {
+	if c1 := lines["acct:c1"]; len(c1) != 1 || c1[0] != m1 {
+		t.Fatalf("line of c1 read for m2 = %+v, want %+v", c1, m1)
+	}
+	if len(lines["acct:c2"]) != 0 {
+		t.Fatalf("line of c2 read for x1 = %+v, want nothing but x1's own place", lines["acct:c2"])
+	}
+	if c1 := lineOf(t, rdb, a, "acct:c1"); len(c1) != 2 || c1[0] != want[0] || c1[1] != want[1] {
 		t.Fatalf("line of c1 = %+v, want %+v", c1, want)
 	}
-	if len(lines["acct:c2"]) != 1 || lines["acct:c2"][0] != x1 {
-		t.Fatalf("line of c2 = %+v, want %+v", lines["acct:c2"], x1)
+	if c2 := lineOf(t, rdb, a, "acct:c2"); len(c2) != 1 || c2[0] != x1 {
+		t.Fatalf("line of c2 = %+v, want %+v", c2, x1)
 	}
-	c3 := lines["acct:c3"]
+	if c3 := lines["acct:c3"]; len(c3) != 19 {
+		t.Fatalf("line of c3 read for p0 has %d places, want the 19 others", len(c3))
+	}
+	c3 := lineOf(t, rdb, a, "acct:c3")
 	if len(c3) != 20 {
 		t.Fatalf("line of c3 has %d places, want 20", len(c3))
 	}
@@ -84,9 +95,9 @@ func TestRedisOrderLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines, epoch2 := got.Conv, got.Epoch
-	if len(lines["acct:c1"]) != 1 || lines["acct:c1"][0].ID != "m2" || epoch2 != epoch || epoch == "" {
-		t.Fatalf("after leaving m1 and x1: %+v, epoch %q then %q", lines, epoch, epoch2)
+	epoch2 := got.Epoch
+	if line := lineOf(t, rdb, a, "acct:c1"); len(line) != 1 || line[0].ID != "m2" || len(got.Conv["acct:c1"]) != 0 || epoch2 != epoch || epoch == "" {
+		t.Fatalf("after leaving m1 and x1: %+v (read %+v), epoch %q then %q", line, got.Conv, epoch, epoch2)
 	}
 	// A place taken later, with an earlier time, still goes behind.
 	t3, err := a.Take(ctx, relay.Place{Conv: "acct:c1", ID: "m3", Writer: "relay-a", At: at})
@@ -111,9 +122,9 @@ func TestRedisOrderLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines, epoch3 := got.Conv, got.Epoch
+	epoch3 := got.Epoch
 	var ids []string
-	for _, p := range lines["acct:c1"] {
+	for _, p := range lineOf(t, rdb, a, "acct:c1") {
 		ids = append(ids, p.ID)
 	}
 	if epoch3 == epoch || fmt.Sprint(ids) != "[m2 m5 m4]" {
@@ -146,19 +157,18 @@ func TestRedisOrderTakesPlacesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := relay.Place{Conv: "acct:c1", ID: "m1", Writer: "relay-a/restarted", Ticket: ticket, At: at}
-	got, err := o.Lines(ctx, []relay.Place{again})
-	if err != nil {
+	if _, err := o.Lines(ctx, []relay.Place{again}); err != nil {
 		t.Fatal(err)
 	}
-	if line := got.Conv["acct:c1"]; len(line) != 1 || line[0] != again {
+	if line := lineOf(t, rdb, o, "acct:c1"); len(line) != 1 || line[0] != again {
 		t.Fatalf("line after the takeover = %+v, want only %+v", line, again)
 	}
 	// The dead process's place is not forgotten: it was taken over.
 	if err := o.Forget(ctx, []relay.Place{old}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := o.Lines(ctx, []relay.Place{again}); err != nil || len(got.Conv["acct:c1"]) != 1 {
-		t.Fatalf("after forgetting the dead process's place: %+v, %v; want the taken-over one", got.Conv, err)
+	if line := lineOf(t, rdb, o, "acct:c1"); len(line) != 1 || line[0] != again {
+		t.Fatalf("after forgetting the dead process's place: %+v; want the taken-over one", line)
 	}
 	// A retry of the message, accepted again, keeps the place, its
 	// ticket and its owner: forgetting the retry's place (its append
@@ -172,15 +182,17 @@ func TestRedisOrderTakesPlacesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, err := o.Lines(ctx, []relay.Place{{Conv: "acct:c1", ID: "m0", Writer: "relay-b/p", Ticket: ticket + 5, At: at}}); err != nil ||
-		len(got.Conv["acct:c1"]) != 2 || got.Conv["acct:c1"][0] != again {
-		t.Fatalf("after forgetting a retry's place: %+v, %v; want the first copy's %+v still first", got.Conv, err, again)
+		len(got.Conv["acct:c1"]) != 1 || got.Conv["acct:c1"][0] != again {
+		t.Fatalf("after forgetting a retry's place: %+v, %v; want the first copy's %+v", got.Conv, err, again)
 	}
 	if err := o.Leave(ctx, []relay.Place{again, {Conv: "acct:c1", ID: "m0"}}); err != nil {
 		t.Fatal(err)
 	}
-	got, err = o.Lines(ctx, []relay.Place{{Conv: "acct:c1", ID: "m2", Writer: "relay-b/p", Ticket: ticket + 1, At: at}})
-	if err != nil || len(got.Conv["acct:c1"]) != 1 || got.Conv["acct:c1"][0].ID != "m2" {
-		t.Fatalf("after leaving m1: %+v, %v; want m2 alone", got.Conv, err)
+	if _, err := o.Lines(ctx, []relay.Place{{Conv: "acct:c1", ID: "m2", Writer: "relay-b/p", Ticket: ticket + 1, At: at}}); err != nil {
+		t.Fatal(err)
+	}
+	if line := lineOf(t, rdb, o, "acct:c1"); len(line) != 1 || line[0].ID != "m2" {
+		t.Fatalf("after leaving m1: %+v; want m2 alone", line)
 	}
 }
 
@@ -192,7 +204,7 @@ func TestRedisOrderSaysWhereALongLineWasCut(t *testing.T) {
 	o := NewRedisOrder(rdb, prefix)
 	ctx := context.Background()
 	at := time.UnixMilli(1700000000123)
-	for i := range lineRead + 10 {
+	for i := range foreignRead + 10 {
 		if _, err := o.Take(ctx, relay.Place{Conv: "acct:c1", ID: fmt.Sprint("stale", i), Writer: "relay-a/dead", At: at}); err != nil {
 			t.Fatal(err)
 		}
@@ -208,11 +220,34 @@ func TestRedisOrderSaysWhereALongLineWasCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut, ok := got.Cut["acct:c1"]
-	if n := len(got.Conv["acct:c1"]); !ok || cut >= ticket || n != lineRead {
-		t.Fatalf("read %d places, cut at %d (%v); want %d read and a cut before ticket %d", n, cut, ok, lineRead, ticket)
+	if n := len(got.Conv["acct:c1"]); !ok || cut >= ticket || n != foreignRead {
+		t.Fatalf("read %d places, cut at %d (%v); want %d read and a cut before ticket %d", n, cut, ok, foreignRead, ticket)
 	}
 	short, err := o.Lines(ctx, []relay.Place{{Conv: "acct:c2", ID: "x", Writer: "relay-b/p", Ticket: 5, At: at}})
 	if err != nil || short.Cut != nil {
 		t.Fatalf("a short line: cut %v, %v; want none", short.Cut, err)
 	}
+}
+
+// lineOf reads conv's whole line straight from Redis, lowest first.
+func lineOf(t *testing.T, rdb redis.UniversalClient, o *RedisOrder, conv relay.ConversationID) []relay.Place {
+	t.Helper()
+	ctx := context.Background()
+	_, line, owners := o.keys(conv)
+	zs, err := rdb.ZRangeWithScores(ctx, line, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	who, err := rdb.HGetAll(ctx, owners).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []relay.Place
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		if p, ok := parsePlace(conv, id, strconv.FormatFloat(z.Score, 'f', -1, 64), who[id]); ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
