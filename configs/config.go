@@ -131,6 +131,7 @@ type EmployeeConfig struct {
 	Role         console.Role `yaml:"role"`
 	Accounts     []string     `yaml:"accounts"`
 	Teams        []string     `yaml:"teams"`
+	AllTeams     bool         `yaml:"all_teams"`
 	PasswordHash string       `yaml:"password_hash"`
 	Token        string       `yaml:"-"`
 }
@@ -354,7 +355,7 @@ func (c *Config) ConsoleConfig() console.Config {
 	}
 	for _, e := range c.Console.Employees {
 		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts,
-			Teams: e.Teams, Token: e.Token, PasswordHash: e.PasswordHash})
+			Teams: e.Teams, AllTeams: e.AllTeams, Token: e.Token, PasswordHash: e.PasswordHash})
 	}
 	return cc
 }

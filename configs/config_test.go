@@ -19,6 +19,7 @@ func TestExampleConfigIsValidWithSecretsFromEnv(t *testing.T) {
 		"WR_ACCOUNT_MAIN_ENCODING_AES_KEY_FILE": secretFile,
 		"WR_CONSOLE_TOKEN_ALICE":                "alice-token-0123456789",
 		"WR_CONSOLE_TOKEN_SUE":                  "sue-token-0123456789ab",
+		"WR_CONSOLE_TOKEN_LIN":                  "lin-token-0123456789ab",
 		"WR_CONSOLE_PASSWORD_HASH_ROOT":         "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
 		"WR_LISTEN":                             "127.0.0.1:9999",
 	})

@@ -62,7 +62,7 @@ func Demo() Config {
 	c.Console.Employees = []EmployeeConfig{
 		{ID: "alice", Name: "Alice Wang", Role: console.RoleAgent, Accounts: []string{"demo"}, Teams: []string{"wealth"}, Token: demoEmployeeTokens["alice"]},
 		{ID: "bob", Name: "Bob Li", Role: console.RoleAgent, Accounts: []string{"demo"}, Teams: []string{"wealth"}, Token: demoEmployeeTokens["bob"]},
-		{ID: "sup", Name: "Sue Zhang", Role: console.RoleSupervisor, Token: demoEmployeeTokens["sup"]},
+		{ID: "sup", Name: "Sue Zhang", Role: console.RoleSupervisor, AllTeams: true, Token: demoEmployeeTokens["sup"]},
 		{ID: "ada", Name: "Ada Admin", Role: console.RoleAdmin, Token: demoEmployeeTokens["ada"]},
 	}
 	hashes := demoPasswordHashes()

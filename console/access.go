@@ -23,10 +23,10 @@ type access struct {
 }
 
 // mayRead reports whether emp may read conv: agents the conversations
-// assigned to them; compliance, admins and supervisors in no team all;
-// supervisors in teams their members' and those nobody holds.
+// assigned to them; compliance, admins and supervisors granted all teams
+// all; other supervisors their teams' members' (relay.DirectorySnapshot.Sees).
 func (a *access) mayRead(ctx context.Context, emp *relay.Employee, conv relay.ConversationID) (bool, error) {
-	if emp.Role.SeesAll() && !teamScoped(emp) {
+	if emp.Role.SeesAll() && !emp.TeamScoped() {
 		return true, nil
 	}
 	owner, err := a.assign.Get(ctx, conv)
@@ -60,9 +60,6 @@ func (a *access) mayWrite(ctx context.Context, emp *relay.Employee, conv relay.C
 func (a *access) sees(emp *relay.Employee, owner string) bool {
 	return a.dir.Snapshot().Sees(*emp, owner)
 }
-
-// teamScoped reports whether emp is a supervisor limited to teams.
-func teamScoped(emp *relay.Employee) bool { return emp.Role == RoleSupervisor && len(emp.Teams) > 0 }
 
 // authorizeRead answers 403 (or 503) unless emp may read conv, and
 // reports whether the request may go on.

@@ -58,6 +58,7 @@ type adminEmployee struct {
 	Role        Role       `json:"role"`
 	Accounts    []string   `json:"accounts"`
 	Teams       []string   `json:"teams"`
+	AllTeams    bool       `json:"all_teams"`
 	Disabled    bool       `json:"disabled"`
 	Version     uint64     `json:"version"`
 	Seeded      bool       `json:"seeded"`
@@ -96,7 +97,7 @@ func changedAt(t time.Time) *time.Time {
 func toAdminEmployee(e relay.Employee) adminEmployee {
 	return adminEmployee{
 		ID: e.ID, Name: e.Name, Role: e.Role, Accounts: orEmpty(e.Accounts), Teams: orEmpty(e.Teams),
-		Disabled: e.Disabled, Version: e.Version, Seeded: e.Seeded,
+		AllTeams: e.AllTeams, Disabled: e.Disabled, Version: e.Version, Seeded: e.Seeded,
 		HasPassword: e.PasswordHash != "", HasToken: e.TokenHash != "",
 		UpdatedAt: changedAt(e.UpdatedAt), UpdatedBy: e.UpdatedBy,
 	}

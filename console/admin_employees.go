@@ -24,6 +24,7 @@ type employeeBody struct {
 	Role     Role     `json:"role"`
 	Accounts []string `json:"accounts"`
 	Teams    []string `json:"teams"`
+	AllTeams bool     `json:"all_teams"`
 	Disabled bool     `json:"disabled"`
 	Password string   `json:"password"`
 	Version  uint64   `json:"version"`
@@ -35,7 +36,7 @@ func (s *Server) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp
 	if !decodeBody(w, r, &b, maxAdminBody, false) {
 		return
 	}
-	e := relay.Employee{ID: b.ID, Name: b.Name, Role: b.Role, Accounts: b.Accounts, Teams: b.Teams, Disabled: b.Disabled}
+	e := relay.Employee{ID: b.ID, Name: b.Name, Role: b.Role, Accounts: b.Accounts, Teams: b.Teams, AllTeams: b.AllTeams, Disabled: b.Disabled}
 	if b.Password != "" {
 		hash, err := hashPassword(b.Password, s.cfg.PasswordCost)
 		if err != nil {
@@ -44,8 +45,8 @@ func (s *Server) serveCreateEmployee(w http.ResponseWriter, r *http.Request, emp
 		}
 		e.PasswordHash = hash
 	}
-	detail := fmt.Sprintf("created: name=%q role=%s teams=%v accounts=%v disabled=%t password=%t",
-		e.Name, e.Role, orEmpty(e.Teams), orEmpty(e.Accounts), e.Disabled, b.Password != "")
+	detail := fmt.Sprintf("created: name=%q role=%s teams=%v all_teams=%t accounts=%v disabled=%t password=%t",
+		e.Name, e.Role, orEmpty(e.Teams), e.AllTeams, orEmpty(e.Accounts), e.Disabled, b.Password != "")
 	got, err := s.dir.CreateEmployee(r.Context(), emp.ID, e, s.audited(r, emp, said(detail)))
 	if err != nil {
 		s.directoryError(w, err)
@@ -70,7 +71,7 @@ func (s *Server) serveUpdateEmployee(w http.ResponseWriter, r *http.Request, emp
 		writeError(w, http.StatusBadRequest, "set a password with POST /api/admin/employees/{id}/password")
 		return
 	}
-	e := relay.Employee{ID: id, Name: b.Name, Role: b.Role, Accounts: b.Accounts, Teams: b.Teams, Disabled: b.Disabled}
+	e := relay.Employee{ID: id, Name: b.Name, Role: b.Role, Accounts: b.Accounts, Teams: b.Teams, AllTeams: b.AllTeams, Disabled: b.Disabled}
 	diff := func(before *relay.DirectorySnapshot, _ relay.DirectoryRecord) string {
 		have, _ := before.Employee(id)
 		return employeeDiff(have, e)
@@ -94,6 +95,7 @@ func employeeDiff(have, e relay.Employee) string {
 	add("name", strconv.Quote(have.Name), strconv.Quote(e.Name))
 	add("role", have.Role, e.Role)
 	add("teams", orEmpty(have.Teams), orEmpty(e.Teams))
+	add("all_teams", have.AllTeams, e.AllTeams)
 	add("accounts", orEmpty(have.Accounts), orEmpty(e.Accounts))
 	add("disabled", have.Disabled, e.Disabled)
 	if len(parts) == 0 {
@@ -144,7 +146,7 @@ func (s *Server) changeCredential(w http.ResponseWriter, r *http.Request, emp *r
 		writeError(w, http.StatusNotFound, "no employee "+strconv.Quote(id))
 		return
 	}
-	e := relay.Employee{ID: id, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams, Disabled: have.Disabled}
+	e := relay.Employee{ID: id, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams, AllTeams: have.AllTeams, Disabled: have.Disabled}
 	set(&e)
 	got, err := s.dir.UpdateEmployee(r.Context(), emp.ID, e, version, s.audited(r, emp, said(what)))
 	if err != nil {

@@ -312,6 +312,7 @@ func TestTeamSupervisorSeesOnlyTheTeam(t *testing.T) {
 	const leadTok = "lead-token-0123456789ab"
 	e.history.add(relay.Message{ID: "m-a", Conv: "acct:c-alice", Account: "acct", Client: "c-alice", Direction: relay.Inbound, Kind: relay.KindText, Text: "a", Seq: 1, Employee: "alice", AcceptedAt: time.Now()})
 	e.history.add(relay.Message{ID: "m-b", Conv: "acct:c-bob", Account: "acct", Client: "c-bob", Direction: relay.Inbound, Kind: relay.KindText, Text: "b", Seq: 1, Employee: "bob", AcceptedAt: time.Now()})
+	e.history.add(relay.Message{ID: "m-n", Conv: "acct:c-none", Account: "acct", Client: "c-none", Direction: relay.Inbound, Kind: relay.KindText, Text: "n", Seq: 1, AcceptedAt: time.Now()})
 
 	convs := func(tok, query string) (int, []string) {
 		code, body := e.adminDo(t, "GET", "/api/conversations?status=all"+query, tok, nil)
@@ -325,8 +326,8 @@ func TestTeamSupervisorSeesOnlyTheTeam(t *testing.T) {
 	if code, got := convs(leadTok, ""); code != http.StatusOK || strings.Join(got, ",") != "acct:c-alice" {
 		t.Fatalf("team supervisor's inbox: %d %v, want only alice's", code, got)
 	}
-	if code, got := convs(supTok, ""); code != http.StatusOK || len(got) != 2 {
-		t.Fatalf("unscoped supervisor's inbox: %d %v", code, got)
+	if code, got := convs(supTok, ""); code != http.StatusOK || len(got) != 3 {
+		t.Fatalf("inbox of the supervisor granted all teams: %d %v, want all three (nobody's too)", code, got)
 	}
 	if code, got := convs(supTok, "&team=desk-a"); code != http.StatusOK || strings.Join(got, ",") != "acct:c-alice" {
 		t.Fatalf("team filter: %d %v", code, got)
@@ -336,6 +337,9 @@ func TestTeamSupervisorSeesOnlyTheTeam(t *testing.T) {
 	}
 	if code, _ := e.adminDo(t, "GET", "/api/conversations/acct:c-bob/messages", leadTok, nil); code != http.StatusForbidden {
 		t.Fatalf("team supervisor opening another team's conversation: %d, want 403", code)
+	}
+	if code, _ := e.adminDo(t, "GET", "/api/conversations/acct:c-none/messages", leadTok, nil); code != http.StatusForbidden {
+		t.Fatalf("team supervisor opening a conversation nobody holds: %d, want 403", code)
 	}
 	if code, _ := e.adminDo(t, "GET", "/api/conversations/acct:c-alice/messages", leadTok, nil); code != http.StatusOK {
 		t.Fatalf("team supervisor opening the team's conversation: %d", code)

@@ -121,9 +121,8 @@ func (s *Server) serveAlerts(w http.ResponseWriter, r *http.Request, emp *relay.
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if teamScoped(emp) {
-		ids, _ := s.dir.Snapshot().Scope(*emp)
-		aq.Employees = append(ids, "")
+	if emp.TeamScoped() {
+		aq.Employees, _ = s.dir.Snapshot().Scope(*emp)
 	}
 	if !s.auditOrRefuse(w, r, emp, AuditReadAlerts, "", "", queryDetail(q)) {
 		return
@@ -134,7 +133,7 @@ func (s *Server) serveAlerts(w http.ResponseWriter, r *http.Request, emp *relay.
 		writeError(w, http.StatusServiceUnavailable, "archive unavailable")
 		return
 	}
-	if teamScoped(emp) {
+	if emp.TeamScoped() {
 		out = slices.DeleteFunc(out, func(hit relay.LexiconHit) bool { return !s.sees(emp, hit.Employee) })
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": orEmpty(out)})

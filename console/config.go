@@ -36,6 +36,10 @@ type Employee struct {
 	// Teams the employee belongs to (ids of console.teams); a supervisor
 	// in teams sees only their members' conversations.
 	Teams []string `yaml:"teams"`
+	// AllTeams grants a supervisor every conversation, whatever their
+	// teams. Without it a supervisor sees their teams' members'
+	// conversations only, and nothing in no team. Supervisors only.
+	AllTeams bool `yaml:"all_teams"`
 	// Token authenticates API clients (Authorization: Bearer) and, for
 	// reads and the WebSocket only, the wr_token cookie. A secret: set
 	// it through the environment, never in a committed file. Optional
@@ -216,6 +220,9 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("console.employees[%d] (%s): team %q is not in console.teams", i, e.ID, t))
 			}
 		}
+		if e.AllTeams && e.Role != RoleSupervisor {
+			errs = append(errs, fmt.Errorf("console.employees[%d] (%s): all_teams is a supervisor's grant, not a %s's", i, e.ID, e.Role))
+		}
 	}
 	seenReply := map[string]bool{}
 	for i, r := range c.CannedReplies {
@@ -245,7 +252,7 @@ func (c Config) Seed(accounts []relay.AccountInfo) relay.DirectorySeed {
 			tokenHash = hex.EncodeToString(sum[:])
 		}
 		seed.Employees = append(seed.Employees, relay.Employee{
-			ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts, Teams: e.Teams,
+			ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts, Teams: e.Teams, AllTeams: e.AllTeams,
 			PasswordHash: e.PasswordHash, TokenHash: tokenHash,
 		})
 	}

@@ -18,7 +18,7 @@ const (
 	reasonWriteError   = "write_error"
 	reasonClientClosed = "client_closed"
 	// reasonDirectoryChanged closes the sockets of employees whose role,
-	// teams or standing an admin changed; they reconnect with their new
+	// teams, all-teams grant or standing an admin changed; they reconnect with their new
 	// rights, or find themselves signed out.
 	reasonDirectoryChanged = "directory_changed"
 	// reasonSignedOut closes a socket whose credential no longer signs

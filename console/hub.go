@@ -188,7 +188,7 @@ func (h *Hub) directoryChanged(old, cur *relay.DirectorySnapshot) {
 	for c := range h.conns {
 		was, _ := old.Employee(c.emp.ID)
 		now, ok := cur.Employee(c.emp.ID)
-		if !ok || now.Disabled || now.Role != was.Role || !slices.Equal(now.Teams, was.Teams) {
+		if !ok || now.Disabled || now.Role != was.Role || now.AllTeams != was.AllTeams || !slices.Equal(now.Teams, was.Teams) {
 			stale = append(stale, c)
 		}
 	}

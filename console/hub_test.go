@@ -118,7 +118,7 @@ func newConsoleEnv(t *testing.T, cfg Config, with ...func(*Deps)) *consoleEnv {
 	cfg.Employees = append([]Employee{
 		{ID: "alice", Name: "Alice Wang", Role: RoleAgent, Accounts: []string{"acct"}, Token: aliceTok, PasswordHash: testHash(alicePassword)},
 		{ID: "bob", Name: "Bob Li", Role: RoleAgent, Accounts: []string{"acct", "acct2"}, Token: bobTok, PasswordHash: testHash(bobPassword)},
-		{ID: "sup", Name: "Sue Zhang", Role: RoleSupervisor, Token: supTok, PasswordHash: testHash(supPassword)},
+		{ID: "sup", Name: "Sue Zhang", Role: RoleSupervisor, AllTeams: true, Token: supTok, PasswordHash: testHash(supPassword)},
 		{ID: "tokenonly", Role: RoleAgent, Token: "tokenonly-token-0123456789"},
 	}, cfg.Employees...) // and any the test adds
 	if cfg.PasswordCost == 0 {

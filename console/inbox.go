@@ -95,11 +95,10 @@ func (s *Server) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.E
 			return
 		}
 		f.Employees = members
-	} else if teamScoped(emp) {
+	} else if emp.TeamScoped() {
 		// The archive's newest conversations may be other teams': ask it
-		// for this supervisor's teams' (and nobody's) only.
-		ids, _ := s.dir.Snapshot().Scope(*emp)
-		f.Employees = append(ids, "")
+		// for this supervisor's teams' only.
+		f.Employees, _ = s.dir.Snapshot().Scope(*emp)
 	}
 	sums, err := s.inbox.Conversations(r.Context(), f)
 	if err != nil {

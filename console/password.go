@@ -64,7 +64,7 @@ func (s *Server) servePassword(w http.ResponseWriter, r *http.Request, p *princi
 		writeError(w, http.StatusForbidden, "the current password is wrong")
 		return
 	}
-	e := relay.Employee{ID: have.ID, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams,
+	e := relay.Employee{ID: have.ID, Name: have.Name, Role: have.Role, Accounts: have.Accounts, Teams: have.Teams, AllTeams: have.AllTeams,
 		Disabled: have.Disabled, PasswordHash: hash}
 	audit := func(_ *relay.DirectorySnapshot, rec relay.DirectoryRecord) error {
 		// The detail names the version (its hash), as an admin's change's

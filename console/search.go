@@ -80,14 +80,14 @@ func ParseSearchQuery(v url.Values) (relay.SearchQuery, error) {
 	return q, q.Validate()
 }
 
-// narrow limits a search or export of a supervisor in teams to what
-// their teams' members handled, and what nobody held.
+// narrow limits a search or export of a supervisor without the
+// all-teams grant to what their teams' members handled: nothing nobody
+// held, and nothing at all in no team.
 func (s *Server) narrow(emp *relay.Employee, q *relay.SearchQuery) {
-	if !teamScoped(emp) {
+	if !emp.TeamScoped() {
 		return
 	}
-	ids, _ := s.dir.Snapshot().Scope(*emp)
-	q.Employees = append(ids, "")
+	q.Employees, _ = s.dir.Snapshot().Scope(*emp)
 }
 
 func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {

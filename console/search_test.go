@@ -62,7 +62,7 @@ func newSearchEnv(t *testing.T) *searchEnv {
 	e := &searchEnv{audit: &fakeAudit{}, arch: arch}
 	cs := NewServer(Config{Employees: []Employee{
 		{ID: "agent", Role: RoleAgent, Token: searchAgentTok},
-		{ID: "sup", Name: "Sue", Role: RoleSupervisor, Token: searchSupTok},
+		{ID: "sup", Name: "Sue", Role: RoleSupervisor, AllTeams: true, Token: searchSupTok},
 		{ID: "comp", Name: "Chen", Role: RoleCompliance, Token: searchCompTok},
 	}}, Deps{
 		Bus: &fakeBus{}, History: arch, Search: arch, Export: arch, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}}, Audit: e.audit,
@@ -236,7 +236,7 @@ func TestExportJobs(t *testing.T) {
 }
 
 // A supervisor in a team searches and exports what the team's members
-// handled (and what nobody held), nothing of other teams.
+// handled, nothing of other teams nor what nobody held.
 func TestSearchTeamSupervisor(t *testing.T) {
 	arch, err := embedded.Open(context.Background(), embedded.MemoryPath, nil)
 	if err != nil {
@@ -280,11 +280,11 @@ func TestSearchTeamSupervisor(t *testing.T) {
 		got = append(got, m.ID)
 	}
 	slices.Sort(got)
-	if code != http.StatusOK || strings.Join(got, ",") != "m0,m2" || res.Total != 2 {
-		t.Fatalf("team supervisor's search: %d %s, want m0 (the team's) and m2 (nobody's)", code, body)
+	if code != http.StatusOK || strings.Join(got, ",") != "m0" || res.Total != 1 {
+		t.Fatalf("team supervisor's search: %d %s, want m0 (the team's) only, not m2 (nobody's)", code, body)
 	}
 	recs := audit.all()
-	if len(recs) != 1 || !strings.Contains(recs[0].Target, `employees="lead,in-team,(nobody)"`) {
+	if len(recs) != 1 || !strings.Contains(recs[0].Target, `employees="lead,in-team"`) {
 		t.Fatalf("the audit record does not show the narrowed search: %+v", recs)
 	}
 	// Asking for another team's employee by name finds nothing.

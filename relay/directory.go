@@ -85,6 +85,10 @@ type Employee struct {
 	Accounts []string `json:"accounts,omitempty"`
 	// Teams the employee belongs to; a supervisor supervises them.
 	Teams []string `json:"teams,omitempty"`
+	// AllTeams grants a supervisor every conversation, whatever the
+	// teams: the explicit grant of what an empty team list meant before.
+	// Supervisors only; the other roles' scope does not depend on it.
+	AllTeams bool `json:"all_teams,omitempty"`
 	// Disabled employees cannot sign in and get no new clients; their
 	// conversations stay theirs until reassigned.
 	Disabled bool `json:"disabled,omitempty"`
@@ -197,17 +201,21 @@ func (s *DirectorySnapshot) Members(team string) []string {
 }
 
 // Sees reports whether the employee viewer may read the conversations
-// held by owner ("" for nobody): their own; every one for compliance,
-// admins and supervisors in no team; for a supervisor in teams, those of
-// the members of their teams and those nobody holds.
+// held by owner ("" for nobody, or nobody known): their own; every one
+// for compliance, admins and supervisors with the all-teams grant; for
+// any other supervisor, those of the members of their teams, and so
+// nothing when they are in no team. Scope is granted, never assumed: a
+// conversation nobody is known to hold is not a team's.
 func (s *DirectorySnapshot) Sees(viewer Employee, owner string) bool {
 	switch {
 	case owner != "" && owner == viewer.ID:
 		return true
 	case !viewer.Role.SeesAll():
 		return false
-	case viewer.Role != RoleSupervisor || len(viewer.Teams) == 0 || owner == "":
+	case !viewer.TeamScoped():
 		return true
+	case owner == "":
+		return false
 	}
 	o, ok := s.Employee(owner)
 	if !ok {
@@ -221,10 +229,15 @@ func (s *DirectorySnapshot) Sees(viewer Employee, owner string) bool {
 	return false
 }
 
-// Scope returns the employees whose conversations viewer may read
-// besides those nobody holds, and whether that is everyone (nil, true).
+// TeamScoped reports whether e is a supervisor limited to their teams'
+// members: every supervisor without the all-teams grant.
+func (e Employee) TeamScoped() bool { return e.Role == RoleSupervisor && !e.AllTeams }
+
+// Scope returns the employees whose conversations viewer may read, and
+// whether that is everyone (nil, true). Conversations nobody is known to
+// hold are in it only when it is everyone.
 func (s *DirectorySnapshot) Scope(viewer Employee) (ids []string, all bool) {
-	if viewer.Role.SeesAll() && (viewer.Role != RoleSupervisor || len(viewer.Teams) == 0) {
+	if viewer.Role.SeesAll() && !viewer.TeamScoped() {
 		return nil, true
 	}
 	ids = []string{viewer.ID}
@@ -286,6 +299,9 @@ func (s *DirectorySnapshot) checkEmployee(e Employee) error {
 		if _, ok := s.Team(t); !ok {
 			return invalid("no team %q", t)
 		}
+	}
+	if e.AllTeams && e.Role != RoleSupervisor {
+		return invalid("all_teams is a supervisor's grant; a %s's scope does not depend on it", e.Role)
 	}
 	return nil
 }

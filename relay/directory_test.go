@@ -39,7 +39,8 @@ func testSeed() DirectorySeed {
 			{ID: "alice", Role: RoleAgent, Accounts: []string{"acct"}, Teams: []string{"t1"}, PasswordHash: "seed-alice-hash", TokenHash: "seed-alice-token"},
 			{ID: "bob", Role: RoleAgent, Accounts: []string{"acct"}, Teams: []string{"t2"}},
 			{ID: "lead", Role: RoleSupervisor, Teams: []string{"t1"}},
-			{ID: "sup", Role: RoleSupervisor},
+			{ID: "sup", Role: RoleSupervisor, AllTeams: true},
+			{ID: "lonely", Role: RoleSupervisor},
 			{ID: "cmp", Role: RoleCompliance, Teams: []string{"t1"}},
 		},
 		Teams:    []Team{{ID: "t1", Name: "One"}, {ID: "t2", Name: "Two"}},
@@ -59,11 +60,17 @@ func TestDirectorySees(t *testing.T) {
 		{"alice", "", false},
 		{"lead", "alice", true}, // same team
 		{"lead", "bob", false},  // other team
-		{"lead", "", true},      // nobody's: someone must pick it up
+		{"lead", "", false},     // nobody's (or nobody known): not a team's
 		{"lead", "ghost", false},
-		{"sup", "bob", true}, // a supervisor in no team sees all
+		{"sup", "bob", true},     // the all-teams grant sees all
+		{"sup", "", true},        // nobody's too
+		{"lonely", "bob", false}, // a supervisor in no team, without the grant, sees nothing
+		{"lonely", "", false},
+		{"lonely", "alice", false},
 		{"cmp", "bob", true}, // compliance sees all, teams or not
+		{"cmp", "", true},
 		{"root", "bob", true},
+		{"root", "", true},
 	}
 	for _, c := range cases {
 		if got := s.Sees(emp(c.viewer), c.owner); got != c.want {
@@ -74,7 +81,10 @@ func TestDirectorySees(t *testing.T) {
 		t.Errorf("lead's scope: %v %t", ids, all)
 	}
 	if _, all := s.Scope(emp("sup")); !all {
-		t.Error("an unscoped supervisor's scope is not everyone")
+		t.Error("the scope of a supervisor granted all teams is not everyone")
+	}
+	if ids, all := s.Scope(emp("lonely")); all || strings.Join(ids, ",") != "lonely" {
+		t.Errorf("the scope of a supervisor in no team without the grant: %v %t, want only their own", ids, all)
 	}
 	if got := s.AutoAssign("acct"); strings.Join(got, ",") != "alice,bob" {
 		t.Errorf("AutoAssign = %v", got)
@@ -275,4 +285,21 @@ func (f *failingDirectory) DirectoryRecords(ctx context.Context) ([]DirectoryRec
 		return nil, errors.New("archive down")
 	}
 	return f.memDirectory.DirectoryRecords(ctx)
+}
+
+// The all-teams grant is a supervisor's: given to another role it would
+// lie dormant until a change of role made it a grant nobody chose.
+func TestDirectoryAllTeamsIsASupervisorsGrant(t *testing.T) {
+	ctx := context.Background()
+	d := NewDirectory(&memDirectory{}, testSeed(), nil, nil)
+	if err := d.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.UpdateEmployee(ctx, "root", Employee{ID: "bob", Role: RoleAgent, AllTeams: true}, 0, nil); !errors.Is(err, ErrDirectoryInvalid) {
+		t.Fatalf("granting an agent all teams: %v, want ErrDirectoryInvalid", err)
+	}
+	got, err := d.UpdateEmployee(ctx, "root", Employee{ID: "lonely", Role: RoleSupervisor, AllTeams: true}, 0, nil)
+	if err != nil || !got.AllTeams || !d.Snapshot().Sees(got, "bob") {
+		t.Fatalf("granting a supervisor all teams: %+v %v", got, err)
+	}
 }

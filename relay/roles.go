@@ -4,7 +4,7 @@ package relay
 type Role string
 
 // The roles. Agents see and answer their own conversations; supervisors
-// see all (or their teams') and manage them (transfer, resolve);
+// see their teams' (or, with the all-teams grant, all) and manage them (transfer, resolve);
 // compliance officers read all, search, read the audit log and review
 // alerts, and never send nor manage; admins are supervisors who also
 // change the directory and configuration.
@@ -14,17 +14,20 @@ type Role string
 // only.
 //
 //	                      agent  supervisor  compliance  admin
-//	read own / all convs  own    all (team)  all         all
-//	live view of all      -      yes (team)  yes         yes
-//	transfer, resolve     own    all (team)  -           all
-//	search, export        -      yes (team)  yes         yes
+//	read own / all convs  own    team (all)  all         all
+//	live view of all      -      team (all)  yes         yes
+//	transfer, resolve     own    team (all)  -           all
+//	search, export        -      team (all)  yes         yes
 //	audit log             -      -           yes         yes
 //	alerts, review queue  -      yes (read)  yes         yes
 //	legal holds           -      -           yes         yes
 //	directory (admin)     -      -           -           yes
 //
-// A supervisor in one or more teams sees only the conversations of those
-// teams' members (and those nobody holds yet); one in no team sees all.
+// A supervisor sees only the conversations of their teams' members, and
+// so nothing in no team, unless granted all teams (Employee.AllTeams).
+// Conversations nobody is known to hold are for compliance, admins and
+// supervisors with the grant. Compliance and admins see all whatever
+// their teams.
 const (
 	RoleAgent      Role = "agent"
 	RoleSupervisor Role = "supervisor"

@@ -15,14 +15,15 @@
 // Employees:
 //   admin-emp-new             "New employee" (opens admin-emp-form)
 //   admin-emp-form            the new-employee form: admin-new-id, admin-new-name,
-//                             admin-new-role, admin-new-password, admin-new-teams and
+//                             admin-new-role, admin-new-password, admin-new-teams,
+//                             admin-new-all-teams (a supervisor's grant of every conversation) and
 //                             admin-new-accounts (checkboxes: input[value=<id>]),
 //                             admin-emp-create, admin-emp-cancel, admin-emp-form-error
 //   admin-emp-rows            the table body; one tr#admin-emp-row-<id> per employee,
 //                             data-emp=<id>, data-disabled, data-seeded, data-version;
 //                             its edit button: button[data-action="edit"]
 // The employee dialog (admin-dlg, data-emp=<id> while open):
-//   admin-edit-name, admin-edit-role, admin-edit-teams, admin-edit-accounts
+//   admin-edit-name, admin-edit-role, admin-edit-teams, admin-edit-all-teams, admin-edit-accounts
 //   (checkboxes), admin-edit-enabled (checkbox), admin-save, admin-cancel,
 //   admin-error (any refusal, the conflict included; data-status=<HTTP status>),
 //   admin-pw, admin-pw-set, admin-token-new, admin-token-box, admin-token-value,
@@ -219,7 +220,7 @@ function renderEmployees() {
       h('td', {}, h('code', {}, e.id), e.seeded ? h('span', { class: 'chip chip-seeded', title: t('adminSeededNote') }, t('adminFromConfig')) : null),
       h('td', {}, e.name || ''),
       h('td', {}, t(`role_${e.role}`)),
-      h('td', {}, (e.teams || []).map(teamName).join(', ')),
+      h('td', {}, [...(e.all_teams ? [t('adminAllTeams')] : []), ...(e.teams || []).map(teamName)].join(', ')),
       h('td', { class: 'admin-col-accounts' }, (e.accounts || []).map(accountName).join(', ')),
       h('td', {},
         h('span', { class: `chip ${e.disabled ? 'chip-disabled' : 'chip-resolved'}` }, e.disabled ? t('adminDisabled') : t('adminEnabled')),
@@ -301,6 +302,8 @@ async function createEmployee(ev) {
     teams: checkedValues($('admin-new-teams')),
     accounts: checkedValues($('admin-new-accounts')),
   };
+  // The grant is a supervisor's only; the server refuses it for others.
+  body.all_teams = body.role === 'supervisor' && $('admin-new-all-teams').checked;
   const pw = $('admin-new-password').value;
   if (!body.id) { showError(err, null, t('adminIdNeeded')); $('admin-new-id').focus(); return; }
   if (pw) {
@@ -353,6 +356,7 @@ function fillEdit(values) {
     $('admin-edit-name').value = e.name || '';
     fillRoles($('admin-edit-role'), e.role);
     $('admin-edit-enabled').checked = !e.disabled;
+    $('admin-edit-all-teams').checked = !!e.all_teams;
     checks($('admin-edit-teams'), dir.teams || [], e.teams || [], 'team');
     checks($('admin-edit-accounts'), dir.accounts || [], e.accounts || [], 'account');
   } else {
@@ -360,7 +364,7 @@ function fillEdit(values) {
     checks($('admin-edit-teams'), dir.teams || [], checkedValues($('admin-edit-teams')), 'team');
     checks($('admin-edit-accounts'), dir.accounts || [], checkedValues($('admin-edit-accounts')), 'account');
   }
-  for (const id of ['admin-edit-name', 'admin-edit-role', 'admin-edit-enabled', 'admin-pw']) $(id).disabled = ro;
+  for (const id of ['admin-edit-name', 'admin-edit-role', 'admin-edit-enabled', 'admin-edit-all-teams', 'admin-pw']) $(id).disabled = ro;
   fillHandover(e);
 }
 
@@ -439,6 +443,7 @@ async function saveEdit(ev) {
     disabled: !$('admin-edit-enabled').checked,
     version: editing.version,
   };
+  body.all_teams = body.role === 'supervisor' && $('admin-edit-all-teams').checked;
   $('admin-save').disabled = true;
   try {
     const emp = await api('PUT', `/api/admin/employees/${encodeURIComponent(editing.id)}`, { json: body });

@@ -116,6 +116,7 @@ console:
     - id: %s
       name: Supervisor
       role: supervisor
+      all_teams: true
 `, c.listen, c.dataDir, c.chAddr, c.db, c.redisAddr, c.prefix, c.simURL, accountID, c.appID,
 		c.outboxSettle, c.consolePing, c.dirPoll, supID)
 	for _, a := range agentIDs {

@@ -58,7 +58,7 @@ func e2eConfig(t testing.TB, chAddr, redisAddr, db, prefix, dataDir string) *con
 	c.WeChat.Accounts = []configs.AccountConfig{{ID: "acme", AppID: e2eAppID, Mode: "safe", AppSecret: "secret", Token: e2eToken, EncodingAESKey: e2eAESKey}}
 	c.Console.Employees = []configs.EmployeeConfig{
 		{ID: "alice", Role: console.RoleAgent, Accounts: []string{"acme"}, Token: aliceTok},
-		{ID: "sup", Role: console.RoleSupervisor, Token: supTok},
+		{ID: "sup", Role: console.RoleSupervisor, AllTeams: true, Token: supTok},
 	}
 	c.Pipeline = relay.Config{Linger: 5 * time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, DrainTimeout: time.Second}
 	c.WeChat.APIBaseURL = simURL
