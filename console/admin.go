@@ -73,6 +73,7 @@ type adminTeam struct {
 	Name      string     `json:"name"`
 	Version   uint64     `json:"version"`
 	Members   []string   `json:"members"`
+	Deleting  bool       `json:"deleting,omitempty"` // deleted, but kept while someone is in it
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 	UpdatedBy string     `json:"updated_by,omitempty"`
 }
@@ -104,7 +105,7 @@ func toAdminEmployee(e relay.Employee) adminEmployee {
 }
 
 func toAdminTeam(s *relay.DirectorySnapshot, t relay.Team) adminTeam {
-	return adminTeam{ID: t.ID, Name: t.Name, Version: t.Version, Members: orEmpty(s.Members(t.ID)),
+	return adminTeam{ID: t.ID, Name: t.Name, Version: t.Version, Members: orEmpty(s.Members(t.ID)), Deleting: t.Deleting,
 		UpdatedAt: changedAt(t.UpdatedAt), UpdatedBy: t.UpdatedBy}
 }
 

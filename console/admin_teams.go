@@ -62,7 +62,15 @@ func (s *Server) serveDeleteTeam(w http.ResponseWriter, r *http.Request, emp *re
 		writeError(w, http.StatusBadRequest, "version: the version of the team you saw is required")
 		return
 	}
-	if err := s.dir.DeleteTeam(r.Context(), emp.ID, id, version, s.audited(r, emp, said("deleted"))); err != nil {
+	// A deletion that crossed a change putting someone in the team is
+	// undone with a second version, audited as such (relay.Directory.DeleteTeam).
+	describe := func(_ *relay.DirectorySnapshot, rec relay.DirectoryRecord) string {
+		if rec.Deleted {
+			return "deleted"
+		}
+		return "kept: someone was put in it while it was being deleted"
+	}
+	if err := s.dir.DeleteTeam(r.Context(), emp.ID, id, version, s.audited(r, emp, describe)); err != nil {
 		s.directoryError(w, err)
 		return
 	}

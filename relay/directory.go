@@ -110,6 +110,10 @@ type Team struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 
+	// Deleting: the team's newest version deletes it, but an employee
+	// still names it (their change and the deletion crossed, on two
+	// instances), so it stays until nobody does (build).
+	Deleting  bool      `json:"-"`
 	Version   uint64    `json:"-"`
 	UpdatedAt time.Time `json:"-"`
 	UpdatedBy string    `json:"-"`
@@ -350,6 +354,14 @@ func latest(recs []DirectoryRecord) map[recordKey]DirectoryRecord {
 
 // build makes the snapshot of seed overlaid with the newest records.
 // Records that cannot be decoded are skipped and reported through bad.
+//
+// A team is deleted only while no employee names it. An admin deletes
+// a team once it has no members, but records are appended without a
+// transaction: on another instance an admin may put someone in the team
+// between that check and the deletion's write. Such a deletion does not
+// take while the membership stands (Team.Deleting), so no instance
+// drops the membership silently, nor gives it back to a team made again
+// under the same id later.
 func build(seed DirectorySeed, recs []DirectoryRecord, bad func(DirectoryRecord, error)) *DirectorySnapshot {
 	top := latest(recs)
 	emps := map[string]Employee{}
@@ -367,34 +379,56 @@ func build(seed DirectorySeed, recs []DirectoryRecord, bad func(DirectoryRecord,
 		accts[i] = a
 		acctAt[a.ID] = i
 	}
+	// Employees first: whether a team's deletion takes depends on them.
+	for k, r := range top {
+		if k.kind != DirEmployee {
+			continue
+		}
+		var e Employee
+		if err := json.Unmarshal([]byte(r.Data), &e); err != nil {
+			bad(r, err)
+			continue
+		}
+		base, seeded := emps[k.id]
+		e.ID, e.Version, e.UpdatedAt, e.UpdatedBy, e.Seeded = k.id, r.Version, r.At, r.By, seeded
+		if e.PasswordHash == "" {
+			e.PasswordHash = base.PasswordHash
+		}
+		if e.TokenHash == "" {
+			e.TokenHash = base.TokenHash
+		}
+		emps[k.id] = e
+	}
+	named := map[string]bool{}
+	for _, e := range emps {
+		for _, t := range e.Teams {
+			named[t] = true
+		}
+	}
+	live := liveTeams(recs)
 	for k, r := range top {
 		switch k.kind {
-		case DirEmployee:
-			var e Employee
-			if err := json.Unmarshal([]byte(r.Data), &e); err != nil {
-				bad(r, err)
-				continue
-			}
-			base, seeded := emps[k.id]
-			e.ID, e.Version, e.UpdatedAt, e.UpdatedBy, e.Seeded = k.id, r.Version, r.At, r.By, seeded
-			if e.PasswordHash == "" {
-				e.PasswordHash = base.PasswordHash
-			}
-			if e.TokenHash == "" {
-				e.TokenHash = base.TokenHash
-			}
-			emps[k.id] = e
 		case DirTeam:
-			if r.Deleted {
+			if r.Deleted && !named[k.id] {
 				delete(teams, k.id)
 				continue
 			}
-			var t Team
-			if err := json.Unmarshal([]byte(r.Data), &t); err != nil {
-				bad(r, err)
-				continue
+			t, ok := teams[k.id] // the seed's, if it is one
+			data, stored := r, true
+			if r.Deleted {
+				// Named still: the team as it was before the deletion.
+				data, stored = live[k.id]
 			}
-			t.ID, t.Version, t.UpdatedAt, t.UpdatedBy = k.id, r.Version, r.At, r.By
+			if stored {
+				t = Team{}
+				if err := json.Unmarshal([]byte(data.Data), &t); err != nil {
+					bad(data, err)
+					continue
+				}
+			} else if !ok {
+				continue // neither stored nor seeded undeleted
+			}
+			t.ID, t.Version, t.UpdatedAt, t.UpdatedBy, t.Deleting = k.id, r.Version, r.At, r.By, r.Deleted
 			teams[k.id] = t
 		case DirAccount:
 			i, ok := acctAt[k.id]
@@ -412,7 +446,8 @@ func build(seed DirectorySeed, recs []DirectoryRecord, bad func(DirectoryRecord,
 	}
 	es := make([]Employee, 0, len(emps))
 	for _, e := range emps {
-		// A deleted team leaves no dangling membership behind.
+		// No membership of a team that does not exist (one a broken
+		// record or the configuration names).
 		e.Teams = slices.DeleteFunc(slices.Clone(e.Teams), func(t string) bool { _, ok := teams[t]; return !ok })
 		es = append(es, e)
 	}
@@ -421,4 +456,19 @@ func build(seed DirectorySeed, recs []DirectoryRecord, bad func(DirectoryRecord,
 		ts = append(ts, t)
 	}
 	return newSnapshot(es, ts, accts)
+}
+
+// liveTeams returns the newest record of each team that does not delete
+// it.
+func liveTeams(recs []DirectoryRecord) map[string]DirectoryRecord {
+	out := map[string]DirectoryRecord{}
+	for _, r := range recs {
+		if r.Kind != DirTeam || r.Deleted {
+			continue
+		}
+		if have, ok := out[r.ID]; !ok || newer(r, have) {
+			out[r.ID] = r
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -307,7 +308,46 @@ func (d *Directory) saveTeam(ctx context.Context, by string, t Team, expect uint
 }
 
 // DeleteTeam deletes a team that has no members.
+//
+// Its check and its write are not one transaction: an admin on another
+// instance may put someone in the team in between. The directory then
+// keeps the team (build), and DeleteTeam, reading the directory back,
+// archives the team again, undeleted, so that the deletion does not take
+// later when that member leaves, and answers ErrDirectoryConflict. A
+// membership written after that read back keeps the team the same way
+// until nobody names it; the deletion then takes.
 func (d *Directory) DeleteTeam(ctx context.Context, by, id string, expect uint64, audit AuditChange) error {
+	if err := d.deleteTeam(ctx, by, id, expect, audit); err != nil {
+		return err
+	}
+	have, ok := d.Snapshot().Team(id)
+	if !ok || !have.Deleting {
+		return nil
+	}
+	members := d.Snapshot().Members(id)
+	err := d.change(ctx, audit, func(s *DirectorySnapshot) (DirectoryRecord, error) {
+		have, ok := s.Team(id)
+		if !ok || !have.Deleting {
+			return DirectoryRecord{}, errNoChange
+		}
+		version, err := d.nextVersion(ctx, DirTeam, id)
+		if err != nil {
+			return DirectoryRecord{}, err
+		}
+		return d.record(DirTeam, id, version, by, false, Team{ID: id, Name: have.Name})
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		return fmt.Errorf("team %q got members meanwhile (%s), so its deletion did not take, and keeping it failed: %w",
+			id, strings.Join(members, ", "), err)
+	}
+	return fmt.Errorf("%w: team %q got members meanwhile (%s), so it was not deleted; move them first",
+		ErrDirectoryConflict, id, strings.Join(members, ", "))
+}
+
+// errNoChange tells change that there is nothing to archive.
+var errNoChange = errors.New("nothing to change")
+
+func (d *Directory) deleteTeam(ctx context.Context, by, id string, expect uint64, audit AuditChange) error {
 	return d.change(ctx, audit, func(s *DirectorySnapshot) (DirectoryRecord, error) {
 		have, ok := s.Team(id)
 		switch {

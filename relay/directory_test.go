@@ -155,18 +155,24 @@ func TestDirectoryConcurrentVersionsConverge(t *testing.T) {
 			t.Fatalf("team t9 = %+v, want the same pick (B) whatever the order", tm)
 		}
 	}
-	// A deleted team leaves no membership behind, and a broken record is
-	// skipped, reported, and does not hide the rest.
+	// A team deleted while someone still names it stays (its deletion
+	// crossed a change that put them in it); one nobody names goes. A
+	// broken record is skipped, reported, and does not hide the rest.
 	var bad []string
 	s := build(testSeed(), []DirectoryRecord{
 		{Kind: DirTeam, ID: "t2", Version: 1, At: at, By: "root", Deleted: true, Data: `{}`},
+		{Kind: DirTeam, ID: "t9", Version: 1, At: at, By: "root", Data: `{"id":"t9","name":"Nine"}`},
+		{Kind: DirTeam, ID: "t9", Version: 2, At: at, By: "root", Deleted: true, Data: `{}`},
 		{Kind: DirEmployee, ID: "sup", Version: 1, At: at, By: "root", Data: `{not json`},
 	}, func(r DirectoryRecord, err error) { bad = append(bad, r.ID) })
-	if bob, _ := s.Employee("bob"); len(bob.Teams) != 0 {
-		t.Errorf("bob's teams after t2 was deleted: %v", bob.Teams)
+	if bob, _ := s.Employee("bob"); strings.Join(bob.Teams, ",") != "t2" {
+		t.Errorf("bob's teams after t2's deletion, which he still names: %v", bob.Teams)
 	}
-	if _, ok := s.Team("t2"); ok || strings.Join(bad, ",") != "sup" {
-		t.Errorf("t2 still there, or bad records %v", bad)
+	if t2, ok := s.Team("t2"); !ok || !t2.Deleting || t2.Version != 1 || t2.Name != "Two" {
+		t.Errorf("t2 deleted while bob is in it: %+v %t, want it kept (the seed's name), deleting, at version 1", t2, ok)
+	}
+	if _, ok := s.Team("t9"); ok || strings.Join(bad, ",") != "sup" {
+		t.Errorf("t9 still there, or bad records %v", bad)
 	}
 	if sup, ok := s.Employee("sup"); !ok || sup.Role != RoleSupervisor {
 		t.Errorf("sup after an unreadable record: %+v", sup)
@@ -302,4 +308,109 @@ func TestDirectoryAllTeamsIsASupervisorsGrant(t *testing.T) {
 	if err != nil || !got.AllTeams || !d.Snapshot().Sees(got, "bob") {
 		t.Fatalf("granting a supervisor all teams: %+v %v", got, err)
 	}
+}
+
+// hookedDirectory runs before once, just before the first record it is
+// asked to append that matches: the moment another instance's change
+// lands in between a change's check and its write.
+type hookedDirectory struct {
+	*memDirectory
+	match  func(DirectoryRecord) bool
+	before func()
+	once   sync.Once
+}
+
+func (h *hookedDirectory) AppendDirectory(ctx context.Context, r DirectoryRecord) error {
+	if h.match(r) {
+		h.once.Do(h.before)
+	}
+	return h.memDirectory.AppendDirectory(ctx, r)
+}
+
+// Deleting a team and putting someone in it, on two instances at once,
+// never leaves a membership of a deleted team behind (dropped silently,
+// and back when a team of that id is made again): whichever order the
+// writes land in, the team stays with its new member, and the instance
+// that deleted it says the deletion did not take.
+func TestDirectoryDeleteTeamRacesAMembership(t *testing.T) {
+	ctx := context.Background()
+	seed := testSeed()
+	seed.Teams = append(seed.Teams, Team{ID: "t3", Name: "Three"})
+	open := func(store DirectoryStore) *Directory {
+		d := NewDirectory(store, seed, nil, nil)
+		if err := d.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	check := func(t *testing.T, dirs ...*Directory) {
+		t.Helper()
+		for i, d := range dirs {
+			if err := d.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s := d.Snapshot()
+			if _, ok := s.Team("t3"); !ok || !slices.Contains(s.Members("t3"), "bob") {
+				t.Errorf("instance %d: team t3 %t, members %v; want t3 with bob in it", i, ok, s.Members("t3"))
+			}
+		}
+	}
+
+	t.Run("the member lands between the deletion's check and its write", func(t *testing.T) {
+		mem := &memDirectory{}
+		var a, b *Directory
+		store := &hookedDirectory{memDirectory: mem,
+			match: func(r DirectoryRecord) bool { return r.Kind == DirTeam && r.Deleted },
+			before: func() {
+				if _, err := b.UpdateEmployee(ctx, "root2", Employee{ID: "bob", Role: RoleAgent, Accounts: []string{"acct"}, Teams: []string{"t2", "t3"}}, 0, nil); err != nil {
+					t.Errorf("putting bob in t3 on instance b: %v", err)
+				}
+			}}
+		a, b = open(store), open(mem)
+		err := a.DeleteTeam(ctx, "root", "t3", 0, nil)
+		if !errors.Is(err, ErrDirectoryConflict) {
+			t.Fatalf("deleting t3 while bob joined it: %v, want ErrDirectoryConflict", err)
+		}
+		check(t, a, b)
+		// The failed deletion does not linger: bob leaving later leaves
+		// the team in place.
+		if _, err := b.UpdateEmployee(ctx, "root2", Employee{ID: "bob", Role: RoleAgent, Accounts: []string{"acct"}, Teams: []string{"t2"}}, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := a.Snapshot().Team("t3"); !ok {
+			t.Error("t3 vanished when bob left it, after its deletion had failed")
+		}
+	})
+
+	t.Run("the member lands after the deletion", func(t *testing.T) {
+		mem := &memDirectory{}
+		var a, b *Directory
+		store := &hookedDirectory{memDirectory: mem,
+			match: func(r DirectoryRecord) bool { return r.Kind == DirEmployee },
+			before: func() {
+				// b checked bob's change against a directory with t3; a
+				// deletes t3 before b's record lands.
+				if err := a.DeleteTeam(ctx, "root", "t3", 0, nil); err != nil {
+					t.Errorf("deleting t3 on instance a: %v", err)
+				}
+			}}
+		a, b = open(mem), open(store)
+		if _, err := b.UpdateEmployee(ctx, "root2", Employee{ID: "bob", Role: RoleAgent, Accounts: []string{"acct"}, Teams: []string{"t2", "t3"}}, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		check(t, a, b)
+		// Made again later, the team has only the members it is given.
+		if _, err := b.UpdateEmployee(ctx, "root2", Employee{ID: "bob", Role: RoleAgent, Accounts: []string{"acct"}, Teams: []string{"t2"}}, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := a.Snapshot().Team("t3"); ok {
+			t.Error("t3 is still there once nobody is in it, though it was deleted")
+		}
+	})
 }
