@@ -167,6 +167,11 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 		sessions = state.NewMemorySessions()
 	}
 
+	// An assignment the store lost (Redis flushed, a restart in memory
+	// mode) is rebuilt from the archive before anyone routes or checks
+	// access with it: lost state never makes a conversation nobody's.
+	assign = relay.NewRecoveredAssignments(assign, s.archive, log.With("component", "assignments"))
+
 	gcfg := cfg.GatewayConfig()
 	api, err := gateway.NewAPI(gcfg, tokCache, log.With("component", "wechat-api"))
 	if err != nil {
