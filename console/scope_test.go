@@ -43,7 +43,7 @@ func TestSupervisorWithoutTeamsOrGrantSeesNothing(t *testing.T) {
 	e := newConsoleEnv(t, Config{Employees: []Employee{{ID: "lonely", Name: "Lonely", Role: RoleSupervisor, Token: lonelyTok}}},
 		func(d *Deps) {
 			d.Search, d.Export = arch, arch
-			d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Retention: st}
+			d.Compliance = ComplianceDeps{Audit: st, Alerts: st}
 		})
 	for _, m := range msgs {
 		e.history.add(m)
