@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,11 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/wechat-relay/wechat-relay/configs"
-	"github.com/wechat-relay/wechat-relay/console"
-	"github.com/wechat-relay/wechat-relay/deployments/commands/cmdtest"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -26,16 +21,7 @@ import (
 // alerted), and the token gets 401; a change made through the admin API
 // still works.
 func TestE2EForgedDirectoryRowGrantsNothing(t *testing.T) {
-	ch := testenv.ClickHouseAddr(t)
-	rd := testenv.RedisAddr(t)
-	db := testenv.UniqueName("e2e")
-	dataDir := t.TempDir()
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", dataDir)
-	cfg.Console.Employees = append(cfg.Console.Employees, configs.EmployeeConfig{ID: "adm", Role: console.RoleAdmin, Token: admTok})
-	cfg.Console.DirectoryRefresh = 100 * time.Millisecond
-	var public string
-	cfg.Pipeline.SealKeyFile, public = makeSealKey(t, t.TempDir(), "seal.key")
-	r := startRelay(t, cfg)
+	r := startInsider(t, func(cfg *configs.Config) { cfg.Console.DirectoryRefresh = 100 * time.Millisecond })
 
 	// A legitimate employee, made through the API, signs in.
 	if code, out := r.api(t, "POST", "/api/admin/employees", admTok, map[string]any{"id": "bob", "name": "Bob", "role": "agent"}); code != http.StatusCreated {
@@ -54,22 +40,8 @@ func TestE2EForgedDirectoryRowGrantsNothing(t *testing.T) {
 	const malloryTok = "wr_chosen_by_the_insider"
 	sum := sha256.Sum256([]byte(malloryTok))
 	data, _ := json.Marshal(relay.Employee{ID: "mallory", Name: "Mallory", Role: relay.RoleAdmin, TokenHash: hex.EncodeToString(sum[:])})
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch}, Auth: clickhouse.Auth{Database: db}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, `INSERT INTO directory (kind, id, version, at_ms, by, deleted, data)`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := batch.Append("employee", "mallory", uint64(1), uint64(time.Now().UnixMilli()), "adm", uint8(0), string(data)); err != nil {
-		t.Fatal(err)
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	r.insert(t, `INSERT INTO directory (kind, id, version, at_ms, by, deleted, data)`,
+		"employee", "mallory", uint64(1), uint64(time.Now().UnixMilli()), "adm", uint8(0), string(data))
 
 	// Once the relay has read the row (and refused it), the token is
 	// still nobody's.
@@ -95,8 +67,7 @@ func TestE2EForgedDirectoryRowGrantsNothing(t *testing.T) {
 	}
 
 	// verify, with the relay's public key, reports the row (and only it).
-	cfgPath := cmdtest.ArchiveConfig(t, dataDir, ch, db)
-	vcode, rep := runVerify(t, cfgPath, "-public-key", public)
+	vcode, rep := r.verify(t)
 	if vcode != 1 || rep.Directory == nil || rep.Directory.OK || len(rep.Directory.Problems) != 1 ||
 		rep.Directory.Problems[0].ID != "employee:mallory v1" || rep.Directory.Problems[0].Kind != relay.ProblemUnsigned {
 		t.Fatalf("verify: exit %d, directory %+v; want mallory's row reported, unsigned", vcode, rep.Directory)
@@ -104,7 +75,7 @@ func TestE2EForgedDirectoryRowGrantsNothing(t *testing.T) {
 	if rep.Directory.Audited != 2 {
 		t.Errorf("verify matched %d directory versions with their audit record, want 2 (bob, bob's token)", rep.Directory.Audited)
 	}
-	if vcode, text := runVerifyText(t, cfgPath, "-public-key", public); vcode != 1 ||
+	if vcode, text := runVerifyText(t, r.archive, "-public-key", r.public); vcode != 1 ||
 		!strings.Contains(text, "unsigned       directory employee:mallory v1") || !strings.Contains(text, "FAILED: the directory does not verify") {
 		t.Fatalf("verify, text: exit %d\n%s", vcode, text)
 	}

@@ -1,17 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
-	"github.com/wechat-relay/wechat-relay/configs"
-	"github.com/wechat-relay/wechat-relay/console"
-	"github.com/wechat-relay/wechat-relay/deployments/commands/cmdtest"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -21,15 +15,7 @@ import (
 // force (flagged), the alert stays in the open queue (flagged), and
 // verify names both rows.
 func TestE2EForgedHoldReleaseAndReviewCountForNothing(t *testing.T) {
-	ch := testenv.ClickHouseAddr(t)
-	rd := testenv.RedisAddr(t)
-	db := testenv.UniqueName("e2e")
-	dataDir := t.TempDir()
-	cfg := e2eConfig(t, ch, rd, db, testenv.UniqueName("wr")+":", dataDir)
-	cfg.Console.Employees = append(cfg.Console.Employees, configs.EmployeeConfig{ID: "adm", Role: console.RoleAdmin, Token: admTok})
-	var public string
-	cfg.Pipeline.SealKeyFile, public = makeSealKey(t, t.TempDir(), "seal.key")
-	r := startRelay(t, cfg)
+	r := startInsider(t, nil)
 
 	code, out := r.api(t, "POST", "/api/holds", admTok, map[string]any{"account": "acct", "client": "c-held", "reason": "litigation"})
 	holdID, _ := out["id"].(string)
@@ -38,26 +24,8 @@ func TestE2EForgedHoldReleaseAndReviewCountForNothing(t *testing.T) {
 		t.Fatalf("place a hold: %d %v", code, out)
 	}
 
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch}, Auth: clickhouse.Auth{Database: db}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx := context.Background()
 	now := time.Now().UTC()
-	exec := func(q string, args ...any) {
-		t.Helper()
-		batch, err := conn.PrepareBatch(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := batch.Append(args...); err != nil {
-			t.Fatal(err)
-		}
-		if err := batch.Send(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	exec := func(q string, args ...any) { t.Helper(); r.insert(t, q, args...) }
 	// The release, chained to the real placement, unsigned.
 	exec(`INSERT INTO holds (id, account, client, conv, reason, placed_by, at, at_ms, day, version, released, prev_hash)`,
 		holdID, "acct", "c-held", "", "case closed", "adm", now, uint64(now.UnixMilli()), now, uint64(2), uint8(1), hash)
@@ -90,8 +58,7 @@ func TestE2EForgedHoldReleaseAndReviewCountForNothing(t *testing.T) {
 		return code == http.StatusOK && found && raised
 	})
 
-	cfgPath := cmdtest.ArchiveConfig(t, dataDir, ch, db)
-	vcode, rep := runVerify(t, cfgPath, "-public-key", public)
+	vcode, rep := r.verify(t)
 	if vcode != 1 || rep.Holds == nil || rep.Reviews == nil {
 		t.Fatalf("verify: exit %d, holds %+v, reviews %+v", vcode, rep.Holds, rep.Reviews)
 	}
@@ -102,7 +69,7 @@ func TestE2EForgedHoldReleaseAndReviewCountForNothing(t *testing.T) {
 	if len(rep.Reviews.Problems) != 1 || rep.Reviews.Problems[0].ID != "review:hit-e2e v1" || rep.Reviews.Problems[0].Kind != relay.ProblemUnsigned {
 		t.Errorf("verify, reviews: %+v; want review:hit-e2e v1 unsigned", rep.Reviews)
 	}
-	if vcode, text := runVerifyText(t, cfgPath, "-public-key", public); vcode != 1 ||
+	if vcode, text := runVerifyText(t, r.archive, "-public-key", r.public); vcode != 1 ||
 		!strings.Contains(text, "unsigned       hold      hold:"+holdID+" v2") || !strings.Contains(text, "unsigned       review    review:hit-e2e v1") {
 		t.Fatalf("verify, text: exit %d\n%s", vcode, text)
 	}
