@@ -606,13 +606,7 @@ func (o *memOrder) Lines(_ context.Context, places []Place) (Lines, error) {
 	}
 	upTo := map[ConversationID]uint64{}
 	for _, p := range places {
-		p.At = p.At.Truncate(time.Millisecond)
 		upTo[p.Conv] = max(upTo[p.Conv], p.Ticket)
-		if i := o.placeOfID(p.Conv, p.ID); i >= 0 { // taken over
-			o.places[i].Writer, o.places[i].At = p.Writer, p.At
-		} else {
-			o.places = append(o.places, p)
-		}
 	}
 	out := Lines{Conv: map[ConversationID][]Place{}, Alive: maps.Clone(o.alive), Epoch: fmt.Sprint("epoch-", o.epoch)}
 	for _, p := range o.places {
@@ -630,6 +624,23 @@ func (o *memOrder) Lines(_ context.Context, places []Place) (Lines, error) {
 		}
 	}
 	return out, nil
+}
+
+func (o *memOrder) PutBack(_ context.Context, places []Place) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.down {
+		return errDown
+	}
+	for _, p := range places {
+		p.At = p.At.Truncate(time.Millisecond)
+		if i := o.placeOfID(p.Conv, p.ID); i >= 0 { // taken over
+			o.places[i].Writer, o.places[i].At = p.Writer, p.At
+		} else {
+			o.places = append(o.places, p)
+		}
+	}
+	return nil
 }
 
 func (o *memOrder) Leave(_ context.Context, places []Place) error {

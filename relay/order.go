@@ -24,14 +24,16 @@ type AcceptOrder interface {
 	// At in microseconds (ticketAt), so that the tickets taken after the
 	// store lost its lines still come after those taken before.
 	Take(ctx context.Context, p Place) (ticket uint64, err error)
-	// Lines puts places back in their lines where they are missing (the
-	// store lost its data; a message accepted without a place, whose
-	// ticket is then ticketAt(AcceptedAt)), makes p.Writer the owner of
-	// each (a restarted process takes over the places of the spool it
-	// replays: one place per message id), and returns the lines of their
-	// conversations up to the highest of their tickets — the places of
-	// the messages given may be left out, and a long line cut (Lines.Cut)
-	// — with the writers known to be alive and the store's epoch.
+	// PutBack puts places back in their lines where they are missing
+	// (the store lost its data; a message accepted without a place,
+	// whose ticket is then ticketAt(AcceptedAt)), and makes p.Writer the
+	// owner of each (a restarted process takes over the places of the
+	// spool it replays: one place per message id).
+	PutBack(ctx context.Context, places []Place) error
+	// Lines returns the lines of the conversations of places up to the
+	// highest of their tickets — the places of the messages given left
+	// out, and a long line cut (Lines.Cut) — with the writers known to
+	// be alive and the store's epoch.
 	Lines(ctx context.Context, places []Place) (Lines, error)
 	// Leave takes places out of their lines: numbered, or never to be
 	// (an append that failed, a copy dropped as a retry).
@@ -199,15 +201,16 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 	}
 	waits := func(m Message) bool { return m.Seq == 0 }
 	mine := map[string]bool{}
-	var places []Place
+	var places, placeless []Place
 	for i := range fresh {
 		m := &fresh[i]
 		mine[m.ID] = true
 		if !waits(*m) {
 			continue
 		}
-		if m.Ticket == 0 {
+		if m.Ticket == 0 { // accepted without a place: it takes one now
 			m.Ticket = ticketAt(m.AcceptedAt)
+			placeless = append(placeless, p.placeOf(*m))
 		}
 		places = append(places, p.placeOf(*m))
 	}
@@ -225,6 +228,15 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 		return now, held
 	}
 	holdAll := func(Message) bool { return true }
+	if p.lineEpoch == "" {
+		placeless = places // the first round: all of them, as the heartbeat does
+	}
+	if len(placeless) > 0 {
+		if err := p.d.Order.PutBack(ctx, placeless); err != nil {
+			p.warnOrder("putting messages back in their conversations' lines; numbering waits for them", err)
+			return split(holdAll)
+		}
+	}
 	lines, err := p.d.Order.Lines(ctx, places)
 	if err != nil {
 		p.warnOrder("reading the conversations' lines; numbering waits for them", err)
@@ -235,6 +247,9 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 		p.regroupUntil = at.Add(p.cfg.OrderWait)
 		p.log.Warn("the conversations' lines were lost (Redis restarted empty?): numbering waits while every instance puts its messages back in line",
 			"wait", p.cfg.OrderWait)
+		if err := p.d.Order.PutBack(ctx, places); err != nil {
+			p.warnOrder("putting messages back in their conversations' lines", err)
+		}
 	}
 	p.lineEpoch, p.alive = lines.Epoch, lines.Alive
 	if at.Before(p.regroupUntil) {
@@ -369,11 +384,13 @@ func (p *Pipeline) heartbeat(ctx context.Context) {
 		p.putBack(ctx)
 	}
 	var seen string
+	lastAlive := time.Now()
 	for {
 		actx, cancel := context.WithTimeout(ctx, every)
 		epoch, err := p.d.Order.Alive(actx, p.instance, p.d.Now().Add(p.cfg.OrderWait))
+		cancel()
 		if err == nil {
-			p.leaveAgain(actx)
+			p.leaveAgain(ctx)
 		}
 		switch {
 		case err != nil:
@@ -381,12 +398,21 @@ func (p *Pipeline) heartbeat(ctx context.Context) {
 				p.log.Debug("saying this instance is alive", "err", err)
 			}
 		case seen != "" && epoch != seen:
-			p.putBack(actx)
-			fallthrough
+			// The lines were lost (Redis restarted empty).
+			p.putBack(ctx)
+			seen = epoch
+		case time.Since(lastAlive) > p.cfg.OrderWait:
+			// This process was taken for dead (frozen, or Redis out
+			// of reach longer than the wait): the others may have
+			// forgotten its places.
+			p.putBack(ctx)
+			seen = epoch
 		default:
 			seen = epoch
 		}
-		cancel()
+		if err == nil {
+			lastAlive = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -408,8 +434,11 @@ func (p *Pipeline) putBack(ctx context.Context) {
 		}
 		places = append(places, p.placeOf(m))
 	}
+	// Bounded: a deep spool takes seconds, and the heartbeat must go on.
+	ctx, cancel := context.WithTimeout(ctx, max(p.cfg.OrderWait, time.Second))
+	defer cancel()
 	for chunk := range slices.Chunk(places, 1000) {
-		if _, err := p.d.Order.Lines(ctx, chunk); err != nil {
+		if err := p.d.Order.PutBack(ctx, chunk); err != nil {
 			p.log.Warn("putting this spool's messages back in their conversations' lines; the writer puts each back when it gets to it", "err", err)
 			return
 		}

@@ -652,3 +652,50 @@ func TestPipelineTakesItsPlaceAgainAfterAFrozenTake(t *testing.T) {
 		t.Fatal("a message was acknowledged without its place in line after its first Take's deadline passed")
 	}
 }
+
+// unreachableOrder is the lines as one instance sees them while it
+// cannot reach Redis to say it is alive.
+type unreachableOrder struct {
+	AcceptOrder
+	cut atomic.Bool
+}
+
+func (o *unreachableOrder) Alive(ctx context.Context, writer string, until time.Time) (string, error) {
+	if o.cut.Load() {
+		return "", errDown
+	}
+	return o.AcceptOrder.Alive(ctx, writer, until)
+}
+
+// An instance that could not say it was alive for longer than the wait
+// (frozen, or cut off from Redis) finds, when it can again, that the
+// others may have forgotten its places: it puts its whole spool back in
+// line at once, so that from then on its messages count again.
+func TestPipelinePutsItsPlacesBackAfterBeingTakenForDead(t *testing.T) {
+	in := newInstances(t, 2, 50*time.Millisecond)
+	a, b := in.p[0], in.p[1]
+	ctx := context.Background()
+	cutOff := &unreachableOrder{AcceptOrder: in.order}
+	a.d.Order = cutOff
+	gate := make(chan struct{})
+	defer close(gate)
+	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	x := text("c1", "1", "first")
+	if err := a.Accept(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	cutOff.cut.Store(true)
+	runPipeline(t, a) // behind, and unable to say it is alive
+	inLine := func() bool { return slices.ContainsFunc(in.order.line(), func(p Place) bool { return p.ID == x.ID }) }
+	runPipeline(t, b)
+	n := 1
+	testenv.Until(t, "B forgetting the place of the instance taken for dead", func() bool {
+		n++ // B forgets what it reads: it reads the line for its own messages
+		if err := b.Accept(ctx, text("c1", fmt.Sprint(n), "next")); err != nil {
+			t.Fatal(err)
+		}
+		return !inLine()
+	})
+	cutOff.cut.Store(false)
+	testenv.Until(t, "A putting its place back once it is alive again", inLine)
+}

@@ -41,21 +41,15 @@ redis.call('PEXPIRE', KEYS[3], ARGV[2])
 return t
 `)
 
-// linesScript puts a conversation's places back in line where they are
-// missing, makes the calling process their owner (a restarted process
-// takes over the places of the spool it replays: one place per message,
-// never a stale copy left in front of the line), and returns the places
-// of other messages up to the highest of their tickets, lowest first, at
-// most foreignRead of them: a flat list of id, ticket and owner ("<ms>
-// <process>") per place. A writer needs no more: the first of them that
-// still counts holds its later messages back.
-// KEYS: line, owners. ARGV: ttl ms, highest ticket, then per place its
-// ticket, id and owner.
-var linesScript = redis.NewScript(`
-local mine = {}
-for i = 3, #ARGV, 3 do
+// putBackScript puts a conversation's places back in line where they
+// are missing, and makes the calling process their owner (a restarted
+// process takes over the places of the spool it replays: one place per
+// message, never a stale copy left in front of the line).
+// KEYS: line, owners. ARGV: ttl ms, then per place its ticket, id and
+// owner ("<ms> <process>").
+var putBackScript = redis.NewScript(`
+for i = 2, #ARGV, 3 do
 	local id = ARGV[i+1]
-	mine[id] = true
 	if not redis.call('ZSCORE', KEYS[1], id) then
 		redis.call('ZADD', KEYS[1], ARGV[i], id)
 	end
@@ -65,10 +59,24 @@ for i = 3, #ARGV, 3 do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 0
+`)
+
+// linesScript returns the places of a conversation's line up to a
+// ticket, lowest first, but those of the messages given, at most
+// foreignRead of them: a flat list of id, ticket and owner per place. A
+// writer needs no more: the first of them that still counts holds its
+// later messages back.
+// KEYS: line, owners. ARGV: the highest ticket, then the ids given.
+var linesScript = redis.NewScript(`
+local mine = {}
+for i = 2, #ARGV do
+	mine[ARGV[i]] = true
+end
 local out = {}
 local offset = 0
 while true do
-	local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', offset, 256)
+	local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, 256)
 	for i = 1, #ids, 2 do
 		if not mine[ids[i]] then
 			out[#out+1] = ids[i]
@@ -181,10 +189,10 @@ func (o *RedisOrder) Lines(ctx context.Context, places []relay.Place) (relay.Lin
 		a, ok := args[p.Conv]
 		if !ok {
 			convs = append(convs, p.Conv)
-			a = []any{o.ttl.Milliseconds(), uint64(0)}
+			a = []any{uint64(0)}
 		}
-		a[1] = max(a[1].(uint64), p.Ticket)
-		args[p.Conv] = append(a, p.Ticket, p.ID, placeOwner(p))
+		a[0] = max(a[0].(uint64), p.Ticket)
+		args[p.Conv] = append(a, p.ID)
 	}
 	pipe := o.rdb.Pipeline()
 	pipe.SetNX(ctx, o.epoch, randomEpoch(), 0)
@@ -223,6 +231,27 @@ func (o *RedisOrder) Lines(ctx context.Context, places []relay.Place) (relay.Lin
 		}
 	}
 	return out, nil
+}
+
+// PutBack implements relay.AcceptOrder, in one pipelined round trip: one
+// script per conversation.
+func (o *RedisOrder) PutBack(ctx context.Context, places []relay.Place) error {
+	args := map[relay.ConversationID][]any{}
+	for _, p := range places {
+		if _, ok := args[p.Conv]; !ok {
+			args[p.Conv] = []any{o.ttl.Milliseconds()}
+		}
+		args[p.Conv] = append(args[p.Conv], p.Ticket, p.ID, placeOwner(p))
+	}
+	pipe := o.rdb.Pipeline()
+	for conv, a := range args {
+		_, line, owners := o.keys(conv)
+		putBackScript.Eval(ctx, pipe, []string{line, owners}, a...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: putting %d places back in line in redis: %w", len(places), err)
+	}
+	return nil
 }
 
 func randomEpoch() string {

@@ -51,6 +51,12 @@ func TestRedisDown(t *testing.T) {
 			_, err := order.Lines(ctx, []relay.Place{{Conv: conv, ID: "m1", Writer: "w", Ticket: 1, At: time.Now()}})
 			return err
 		}},
+		{"PutBack", func(ctx context.Context) error {
+			return order.PutBack(ctx, []relay.Place{{Conv: conv, ID: "m1", Writer: "w", Ticket: 1, At: time.Now()}})
+		}},
+		{"Forget", func(ctx context.Context) error {
+			return order.Forget(ctx, []relay.Place{{Conv: conv, ID: "m1", Writer: "w", Ticket: 1, At: time.Now()}})
+		}},
 		{"Leave", func(ctx context.Context) error {
 			return order.Leave(ctx, []relay.Place{{Conv: conv, ID: "m1", Ticket: 1, At: time.Now()}})
 		}},
