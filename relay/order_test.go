@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -698,4 +699,53 @@ func TestPipelinePutsItsPlacesBackAfterBeingTakenForDead(t *testing.T) {
 	})
 	cutOff.cut.Store(false)
 	testenv.Until(t, "A putting its place back once it is alive again", inLine)
+}
+
+// countingExisting counts, per message id, how often the archive was
+// asked whether it holds it.
+type countingExisting struct {
+	*memArchive
+	mu    sync.Mutex
+	asked map[string]int
+}
+
+func (a *countingExisting) Existing(ctx context.Context, msgs []Message) (map[string]uint64, error) {
+	a.mu.Lock()
+	for _, m := range msgs {
+		a.asked[m.ID]++
+	}
+	a.mu.Unlock()
+	return a.memArchive.Existing(ctx, msgs)
+}
+
+func (a *countingExisting) times(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.asked[id]
+}
+
+// A message held back for order is looked up in the archive while it
+// waits, so that its turn does not wait for the archive; when its turn
+// comes that answer is used (it is recent), and the message is archived
+// once, in order.
+func TestPipelineChecksHeldMessagesAheadOfTheirTurn(t *testing.T) {
+	in := newInstances(t, 2, time.Minute)
+	a, b := in.p[0], in.p[1]
+	ctx := context.Background()
+	archive := &countingExisting{memArchive: in.archive, asked: map[string]int{}}
+	b.d.Archive = archive
+	x, y := text("c1", "1", "first"), text("c1", "2", "second")
+	if err := a.Accept(ctx, x); err != nil { // A's writer is not running yet
+		t.Fatal(err)
+	}
+	if err := b.Accept(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, b)
+	testenv.Until(t, "B checking the held message ahead of its turn", func() bool { return archive.times(y.ID) > 0 })
+	runPipeline(t, a)
+	in.wantNumbered(t, x, y)
+	if n := archive.times(y.ID); n != 1 {
+		t.Fatalf("the archive was asked %d times about the held message, want once", n)
+	}
 }

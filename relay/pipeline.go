@@ -128,6 +128,10 @@ type Pipeline struct {
 	cfg Config
 	d   Deps
 	log *slog.Logger
+	// checked and prechecks: archive checks of held messages made ahead
+	// of their turn (prechecks.go).
+	checked   checkedIDs
+	prechecks chan []Message
 	// seals seals the batches Run archives and the delivery events
 	// appended through SealedEvents, in cfg.Writer's two chains.
 	seals *sealer
@@ -207,7 +211,8 @@ func NewPipeline(cfg Config, d Deps) (*Pipeline, error) {
 		return nil, err
 	}
 	p := &Pipeline{cfg: cfg, d: d, log: d.Logger, signer: signer, instance: cfg.Writer + "/" + randomWriter()[len("tmp-"):],
-		claims: &claims{d: d.Dedupe, lease: cfg.ClaimLease, wait: cfg.ClaimWait, log: d.Logger}}
+		prechecks: make(chan []Message, 1),
+		claims:    &claims{d: d.Dedupe, lease: cfg.ClaimLease, wait: cfg.ClaimWait, log: d.Logger}}
 	p.seals = newSealer(cfg.Writer, countingArchive{d.Archive, d.Metrics.inserts}, d.Logger.With("component", "seal"), d.Now, signer, p.retry)
 	return p, nil
 }
@@ -320,9 +325,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.running.Store(false)
 	if p.d.Order != nil {
 		hctx, stop := context.WithCancel(ctx)
-		beating := make(chan struct{})
+		beating, checking := make(chan struct{}), make(chan struct{})
 		go func() { defer close(beating); p.heartbeat(hctx) }()
-		defer func() { stop(); <-beating }()
+		go func() { defer close(checking); p.prechecker(hctx) }()
+		defer func() { stop(); <-beating; <-checking }()
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -424,6 +430,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	end()
 	if len(held) > 0 {
 		p.d.Metrics.orderHeld.Add(float64(len(held)))
+		p.precheck(held)
 	}
 	if len(batch) > p.cfg.BatchSize {
 		batch = batch[:p.cfg.BatchSize] // a prefix: each conversation's messages stay in order
@@ -434,7 +441,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	var existing map[string]uint64
 	end = p.d.Metrics.stage(stageCheck)
 	if err := p.retry(ctx, "checking archived ids", func() (err error) {
-		existing, err = p.d.Archive.Existing(ctx, batch)
+		existing, err = p.existing(ctx, batch)
 		return err
 	}); err != nil {
 		return 0, err
@@ -495,6 +502,9 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	}
 	if len(copies) > 0 {
 		p.d.Metrics.copiesHeld.Add(float64(len(copies)))
+		// Another instance numbered its own copy: the archive is asked
+		// again when their turn comes.
+		p.checked.forget(idsOf(copies))
 	}
 	// Numbered and the numbers recorded: the next of each conversation,
 	// wherever it was accepted, may be numbered now.
@@ -551,6 +561,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []Message) (int, error) {
 	}); err != nil {
 		return 0, err
 	}
+	p.checked.forget(finished)
 	end()
 	for _, m := range deliver {
 		switch {
