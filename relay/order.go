@@ -187,11 +187,12 @@ func (p *Pipeline) leaveAgain(ctx context.Context) {
 // not yet durable here).
 //
 // Two things make the lines trustworthy after Redis lost them. Every
-// waiting message puts its place back (or takes one, if it was accepted
-// while Redis was down), and tickets are at least the acceptance time,
-// so places taken since rank after those put back. And a writer that
-// sees the store's epoch change numbers nothing for cfg.OrderWait,
-// while every instance puts its messages back in line.
+// instance puts its waiting messages back in line (the heartbeat, and
+// the writer for its window) and a message accepted while Redis was
+// down takes its place when its writer gets to it; tickets are at least
+// the acceptance time, so places taken since rank after those put back.
+// And a writer that sees the store's epoch change numbers nothing for
+// cfg.OrderWait, while every instance puts its messages back in line.
 //
 // When the lines cannot be read nothing is numbered: the numbers come
 // from the same store, and numbering blind would give up order.
