@@ -273,7 +273,8 @@ func (p *Pipeline) holdBack(ctx context.Context, fresh []Message) (now, held []M
 	// A place that stopped counting a wait ago is forgotten: a process
 	// killed before its message was durable never leaves its line, and
 	// such places would fill the front of the line. If its process lives
-	// after all (it hung), it puts the place back when it gets to it.
+	// after all (it hung), its heartbeat, finding it was taken for dead,
+	// puts its places back.
 	var stale []Place
 	for conv, line := range lines.Conv {
 		for _, pl := range line {
