@@ -323,3 +323,32 @@ func TestParseMessageMalformed(t *testing.T) {
 		})
 	}
 }
+
+// A callback with a DTD gets nothing from it: no external entity is
+// read (XXE) and no entity is expanded (billion laughs); the reference
+// is an error, and the message is refused as malformed.
+func TestParseMessageIgnoresDTDs(t *testing.T) {
+	t.Parallel()
+	doctype := func(decl, content string) []byte {
+		return []byte(`<?xml version="1.0"?>
+<!DOCTYPE xml [` + decl + `]>
+<xml><ToUserName>gh</ToUserName><FromUserName>` + fxOpenID + `</FromUserName><CreateTime>1</CreateTime>
+<MsgType>text</MsgType><Content>` + content + `</Content><MsgId>1</MsgId></xml>`)
+	}
+	tests := []struct {
+		name string
+		xml  []byte
+	}{
+		{"external entity", doctype(`<!ENTITY xxe SYSTEM "file:///etc/passwd">`, "&xxe;")},
+		{"external parameter entity", doctype(`<!ENTITY % p SYSTEM "http://127.0.0.1:1/evil.dtd"> %p;`, "&e;")},
+		{"billion laughs", doctype(`<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">`, "&c;")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := parseMessage("acct", tt.xml)
+			if !errors.Is(err, errMalformed) {
+				t.Fatalf("parsed %q (err %v): a DTD's entity must not be expanded", m.Text, err)
+			}
+		})
+	}
+}
