@@ -1,0 +1,91 @@
+package console
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Every /api/ answer — signed in or not, success or error — tells the
+// browser not to sniff its type, not to frame it, and not to keep it.
+func TestAPIAnswersCarrySecurityHeaders(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	b := e.signedIn(t, "alice", alicePassword)
+	anon := e.browser(t)
+	for _, tc := range []struct {
+		name string
+		b    *browser
+		path string
+	}{
+		{"signed in", b, "/api/me"},
+		{"signed out (401)", anon, "/api/me"},
+		{"not found", b, "/api/no-such-route"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, hdr := tc.b.request("GET", tc.path, nil, nil)
+			for name, want := range map[string]string{
+				"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
+			} {
+				if got := hdr.Get(name); got != want {
+					t.Errorf("%s %s: %s = %q, want %q", tc.name, tc.path, name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// A session cookie planted before sign-in (session fixation: an
+// attacker who can set a cookie on the victim's browser) is not adopted:
+// signing in issues a new session, and the planted value opens nothing.
+func TestSignInIgnoresAPlantedSessionCookie(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	b := e.browser(t)
+	u, _ := url.Parse(e.srv.URL)
+	const planted = "attacker-chosen-session-value"
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: SessionCookie, Value: planted, Path: "/"}})
+	if status, out, _ := b.login("alice", alicePassword); status != http.StatusOK {
+		t.Fatalf("sign-in: %d %v", status, out)
+	}
+	if c := b.sessionCookie(); c == nil || c.Value == planted {
+		t.Fatalf("session cookie after sign-in = %v: the planted value was kept", c)
+	}
+	attacker := e.browser(t)
+	attacker.c.Jar.SetCookies(u, []*http.Cookie{{Name: SessionCookie, Value: planted, Path: "/"}})
+	if status, _ := attacker.get("/api/me"); status != http.StatusUnauthorized {
+		t.Fatalf("the planted cookie after the victim signed in: /api/me answered %d, want 401", status)
+	}
+}
+
+// An API token is shown once and kept nowhere but as its SHA-256: the
+// directory's archived record and the audit log hold no trace of it, so
+// someone who reads the archive cannot sign in with it.
+func TestIssuedTokenIsStoredOnlyAsItsHash(t *testing.T) {
+	e := adminEnv(t)
+	code, body := e.adminDo(t, "POST", "/api/admin/employees/alice/token", rootTok, map[string]any{"version": 1})
+	tok, _ := body["token"].(string)
+	if code != http.StatusOK || tok == "" {
+		t.Fatalf("new token: %d %v", code, body)
+	}
+	sum := sha256.Sum256([]byte(tok))
+	e.dirStore.mu.Lock()
+	recs := slices.Clone(e.dirStore.recs)
+	e.dirStore.mu.Unlock()
+	var hashed bool
+	for _, r := range recs {
+		if strings.Contains(r.Data, tok) {
+			t.Fatalf("the token itself is in directory record %s %s v%d", r.Kind, r.ID, r.Version)
+		}
+		hashed = hashed || strings.Contains(r.Data, hex.EncodeToString(sum[:]))
+	}
+	if !hashed {
+		t.Fatal("no directory record holds the token's hash: the test looks in the wrong place")
+	}
+	if code, out := e.adminDo(t, "GET", "/api/admin/history?kind=employee&id=alice", rootTok, nil); code != http.StatusOK || strings.Contains(fmt.Sprint(out), tok) {
+		t.Fatalf("the entry's history shows the token (%d)", code)
+	}
+}
