@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -381,15 +384,32 @@ func (p *Pipeline) heartbeat(ctx context.Context) {
 	// The places of a spool replayed after a restart were taken by the
 	// process before, which is dead: this process takes them over, so
 	// that they count while it lives, however long it takes to reach
-	// them.
-	if _, err := p.d.Order.Alive(ctx, p.instance, p.d.Now().Add(p.cfg.OrderWait)); err == nil {
-		p.putBack(ctx)
-	}
+	// them. Until the takeover is done — a deep spool takes seconds, and
+	// the process may hang meanwhile — it says the processes of this
+	// writer that died lately are alive too, so that their places do not
+	// stop counting in between.
+	preds := p.predecessors(ctx)
+	var takenOver atomic.Bool
+	var takeover sync.WaitGroup
+	takeover.Go(func() {
+		defer takenOver.Store(true)
+		if _, err := p.d.Order.Alive(ctx, p.instance, p.d.Now().Add(p.cfg.OrderWait)); err == nil {
+			p.putBack(ctx)
+		}
+	})
+	defer takeover.Wait()
 	var seen string
 	lastAlive := time.Now()
 	for {
 		actx, cancel := context.WithTimeout(ctx, every)
 		epoch, err := p.d.Order.Alive(actx, p.instance, p.d.Now().Add(p.cfg.OrderWait))
+		if !takenOver.Load() {
+			for _, pred := range preds {
+				if _, err := p.d.Order.Alive(actx, pred, p.d.Now().Add(p.cfg.OrderWait)); err != nil {
+					break
+				}
+			}
+		}
 		cancel()
 		if err == nil {
 			p.leaveAgain(ctx)
@@ -421,6 +441,24 @@ func (p *Pipeline) heartbeat(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// predecessors returns the processes of this writer, other than this
+// one, that said they were alive within the last few waits: the ones
+// whose places this process's spool may hold.
+func (p *Pipeline) predecessors(ctx context.Context) []string {
+	lines, err := p.d.Order.Lines(ctx, nil)
+	if err != nil {
+		return nil
+	}
+	var preds []string
+	recent := p.d.Now().Add(-3 * p.cfg.OrderWait)
+	for proc, until := range lines.Alive {
+		if proc != p.instance && strings.HasPrefix(proc, p.cfg.Writer+"/") && until.After(recent) {
+			preds = append(preds, proc)
+		}
+	}
+	return preds
 }
 
 // putBack puts the place of every message of this spool not yet
