@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wechat-relay/wechat-relay/relay"
-	"github.com/wechat-relay/wechat-relay/storage/embedded"
 )
 
 // A supervisor in no team and without the all-teams grant sees nothing
@@ -18,11 +17,7 @@ import (
 // team list.
 func TestSupervisorWithoutTeamsOrGrantSeesNothing(t *testing.T) {
 	const lonelyTok = "lonely-token-0123456789ab"
-	arch, err := embedded.Open(context.Background(), embedded.MemoryPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { arch.Close() })
+	arch := memoryArchive(t)
 	now := time.Now().UTC()
 	var msgs []relay.Message
 	for i, owner := range []string{"alice", "bob", ""} {

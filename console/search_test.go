@@ -33,15 +33,22 @@ type searchEnv struct {
 	arch  *embedded.Archive
 }
 
-// newSearchEnv serves the console over a real (embedded, in-memory)
-// archive holding a few messages of two conversations.
-func newSearchEnv(t *testing.T) *searchEnv {
+// memoryArchive is a real archive (embedded, in memory) of the test's own.
+func memoryArchive(t *testing.T) *embedded.Archive {
 	t.Helper()
 	arch, err := embedded.Open(context.Background(), embedded.MemoryPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { arch.Close() })
+	return arch
+}
+
+// newSearchEnv serves the console over a real (embedded, in-memory)
+// archive holding a few messages of two conversations.
+func newSearchEnv(t *testing.T) *searchEnv {
+	t.Helper()
+	arch := memoryArchive(t)
 	base := time.Date(2026, 11, 2, 3, 4, 5, 0, time.UTC)
 	var msgs []relay.Message
 	for i, text := range []string{"你好，我要退款", "REFUND done", "hello", "合同已发送"} {
@@ -238,11 +245,7 @@ func TestExportJobs(t *testing.T) {
 // A supervisor in a team searches and exports what the team's members
 // handled, nothing of other teams nor what nobody held.
 func TestSearchTeamSupervisor(t *testing.T) {
-	arch, err := embedded.Open(context.Background(), embedded.MemoryPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { arch.Close() })
+	arch := memoryArchive(t)
 	now := time.Now().UTC()
 	var msgs []relay.Message
 	for i, emp := range []string{"in-team", "other-team", ""} {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -203,7 +204,7 @@ func (d *Directory) screen(ctx context.Context, recs []DirectoryRecord) ([]Direc
 	for k, g := range groups {
 		slices.SortFunc(g, func(a, b DirectoryRecord) int {
 			if a.Version != b.Version {
-				return cmpUint(a.Version, b.Version)
+				return cmp.Compare(a.Version, b.Version)
 			}
 			if newer(a, b) {
 				return 1
@@ -238,16 +239,6 @@ func (d *Directory) screen(ctx context.Context, recs []DirectoryRecord) ([]Direc
 	}
 	d.ts.heads = heads
 	return out, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // pending is the verdict of a record whose audit record may yet arrive.

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -123,7 +124,7 @@ func VerifyDirectory(ctx context.Context, src DirectorySource, opt DirectoryVeri
 	seen := map[string]bool{}
 	for k, g := range groups {
 		rep.Entries++
-		slices.SortFunc(g, func(a, b DirectoryRecord) int { return cmpUint(a.Version, b.Version) })
+		slices.SortFunc(g, func(a, b DirectoryRecord) int { return cmp.Compare(a.Version, b.Version) })
 		byVersion := map[uint64][]string{}
 		var want uint64 = 1
 		for _, r := range g {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
@@ -115,7 +116,7 @@ func judgeChains(k recordKind, recs []chained, keys map[string]ed25519.PublicKey
 		byChain[r.Chain] = append(byChain[r.Chain], i)
 	}
 	for _, idx := range byChain {
-		slices.SortStableFunc(idx, func(a, b int) int { return cmpUint(recs[a].Seal.Version, recs[b].Seal.Version) })
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(recs[a].Seal.Version, recs[b].Seal.Version) })
 		counting := map[uint64][]string{} // version -> hashes of its counting records
 		for _, i := range idx {
 			r := recs[i]

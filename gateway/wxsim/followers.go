@@ -1,6 +1,7 @@
 package wxsim
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -123,20 +124,10 @@ func (c *client) appendLog(e LogEntry) LogEntry {
 // setCallback records the callback state of the log entry seq, if it is
 // still in the log. Caller holds s.mu.
 func (c *client) setCallback(seq int64, st CallbackState) {
-	i, ok := slices.BinarySearchFunc(c.log, seq, func(e LogEntry, seq int64) int { return cmpSeq(e.Seq, seq) })
+	i, ok := slices.BinarySearchFunc(c.log, seq, func(e LogEntry, seq int64) int { return cmp.Compare(e.Seq, seq) })
 	if ok {
 		c.log[i].Callback = &st
 	}
-}
-
-func cmpSeq(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // customCheck answers whether a customer-service message (or typing) may
@@ -258,7 +249,7 @@ func (s *Sim) Log(openID string, after int64) ([]LogEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	i, _ := slices.BinarySearchFunc(c.log, after+1, func(e LogEntry, seq int64) int { return cmpSeq(e.Seq, seq) })
+	i, _ := slices.BinarySearchFunc(c.log, after+1, func(e LogEntry, seq int64) int { return cmp.Compare(e.Seq, seq) })
 	return slices.Clone(c.log[i:]), nil
 }
 
