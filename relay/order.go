@@ -486,4 +486,21 @@ func (p *Pipeline) putBack(ctx context.Context) {
 	if len(places) > 0 {
 		p.log.Info("put this spool's messages back in their conversations' lines", "places", len(places))
 	}
+	// The writer may have numbered some of them, and left their lines,
+	// before they were put back: a place left behind by a message
+	// numbered already would hold its conversation back while this
+	// process lives. Messages numbered from now on leave on their own.
+	waiting := map[string]bool{}
+	for _, m := range p.d.Spool.Pending(p.d.Spool.Len()) {
+		if m.Seq == 0 {
+			waiting[m.ID] = true
+		}
+	}
+	var numbered []Place
+	for _, pl := range places {
+		if !waiting[pl.ID] {
+			numbered = append(numbered, pl)
+		}
+	}
+	p.leavePlaces(ctx, numbered)
 }
