@@ -678,9 +678,7 @@ func TestPipelinePutsItsPlacesBackAfterBeingTakenForDead(t *testing.T) {
 	ctx := context.Background()
 	cutOff := &unreachableOrder{AcceptOrder: in.order}
 	a.d.Order = cutOff
-	gate := make(chan struct{})
-	defer close(gate)
-	a.d.Archive = gatedArchive{memArchive: in.archive, gate: gate}
+	defer close(in.gate(a))
 	x := text("c1", "1", "first")
 	if err := a.Accept(ctx, x); err != nil {
 		t.Fatal(err)
@@ -792,17 +790,8 @@ func TestPipelineKeepsItsPredecessorsPlacesWhileTakingThemOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	runPipeline(t, restarted)
-	if err := b.Accept(ctx, y); err != nil {
-		t.Fatal(err)
-	}
-	runPipeline(t, b)
-	testenv.Until(t, "B holding the second message back", func() bool {
-		return testutil.ToFloat64(b.d.Metrics.orderHeld) > 0
-	})
-	time.Sleep(5 * b.cfg.OrderWait)
-	if in.archive.has(y.ID) {
-		t.Fatal("the second message was archived while the first one's writer was taking over its dead predecessor's places")
-	}
+	in.acceptHeldBack(t, b, y, "B holding the second message back")
+	in.wantStillHeldBack(t, b, y, "the second message was archived while the first one's writer was taking over its dead predecessor's places")
 	close(gate)
 	in.wantNumbered(t, x, y)
 }
