@@ -2,7 +2,6 @@ package relay
 
 import (
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -89,7 +88,7 @@ func (s *SealSigner) SignDirectory(r DirectoryRecord) DirectoryRecord {
 		return r
 	}
 	r.KeyID = s.id
-	r.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, DirectorySignatureMessage(r.Hash)))
+	r.Signature = s.signature(DirectorySignatureMessage(r.Hash))
 	return r
 }
 

@@ -3,7 +3,6 @@ package relay
 import (
 	"cmp"
 	"crypto/ed25519"
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,7 +54,7 @@ func (s *SealSigner) signRecord(k recordKind, seal *RecordSeal) {
 		return
 	}
 	seal.KeyID = s.id
-	seal.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, signedMessage(k.sigTag, seal.Hash)))
+	seal.Signature = s.signature(signedMessage(k.sigTag, seal.Hash))
 }
 
 // recordAuditDetail is detail followed by the marker that ties an audit

@@ -88,7 +88,7 @@ func (s *SealSigner) Sign(seal Seal) Seal {
 		return seal
 	}
 	seal.KeyID = s.id
-	seal.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, SealSignatureMessage(seal.Hash)))
+	seal.Signature = s.signature(SealSignatureMessage(seal.Hash))
 	return seal
 }
 
@@ -258,11 +258,18 @@ func (s *SealSigner) SignAudit(e AuditEntry) AuditEntry {
 		return e
 	}
 	e.KeyID = s.id
-	e.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, AuditSignatureMessage(e.Hash)))
+	e.Signature = s.signature(AuditSignatureMessage(e.Hash))
 	return e
 }
 
 // CheckAuditSignature checks e's signature against keys (by key id).
 func CheckAuditSignature(e AuditEntry, keys map[string]ed25519.PublicKey) SignatureStatus {
 	return checkSignature(e.KeyID, e.Signature, AuditSignatureMessage(e.Hash), keys)
+}
+
+// signature is the standard base64 of the Ed25519 signature of msg: the
+// Signature field of every signed record (seals, audit records,
+// directory versions, holds, reviews).
+func (s *SealSigner) signature(msg []byte) string {
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, msg))
 }
