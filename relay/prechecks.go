@@ -130,13 +130,9 @@ func (p *Pipeline) prechecker(ctx context.Context) {
 		if len(ask) == 0 {
 			continue
 		}
-		at := p.d.Now()
-		got, err := p.d.Archive.Existing(ctx, ask)
-		if err != nil {
+		if _, err := p.existing(ctx, ask); err != nil {
 			p.log.Debug("checking held messages in the archive ahead of their turn", "messages", len(ask), "err", err)
-			continue
 		}
-		p.checked.store(ask, got, at)
 	}
 }
 
