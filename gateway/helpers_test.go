@@ -16,6 +16,7 @@ import (
 	"github.com/silenceper/wechat/v2/util"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/testenv/promtest"
 )
 
 // Tencent's published test vector (Java sample), see WECHAT.md.
@@ -127,25 +128,7 @@ func (hs *harness) do(method, target string, body []byte) *httptest.ResponseReco
 // counter returns wechat_relay_callbacks_total{account,result}.
 func (hs *harness) counter(tb testing.TB, account, result string) float64 {
 	tb.Helper()
-	mfs, err := hs.reg.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "wechat_relay_callbacks_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["account"] == account && labels["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return promtest.Counter(tb, hs.reg, "wechat_relay_callbacks_total", map[string]string{"account": account, "result": result})
 }
 
 // plainTarget returns a POST/GET target signed for a plain callback.

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/storage/testenv/promtest"
 )
 
 // These tests run the Sender against small fake API servers, with tokens
@@ -131,25 +132,7 @@ func (h *sendHarness) rotateBehindOurBack() {
 // counter returns wechat_relay_sends_total{account,api,result}.
 func (h *sendHarness) counter(account, api, result string) float64 {
 	h.t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "wechat_relay_sends_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if l["account"] == account && l["api"] == api && l["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return promtest.Counter(h.t, h.reg, "wechat_relay_sends_total", map[string]string{"account": account, "api": api, "result": result})
 }
 
 // noSecrets fails if err or the log quotes any token of the account.

@@ -22,6 +22,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/gateway/wxsim"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
+	"github.com/wechat-relay/wechat-relay/storage/testenv/promtest"
 )
 
 // The simulator every test of this binary talks to, on 127.0.0.1.
@@ -287,25 +288,7 @@ func (e *env) delivered(c *wxsim.Client) []wxsim.LogEntry {
 // counter returns wechat_relay_sends_total{account,api,result}.
 func (e *env) counter(api, result string) float64 {
 	e.t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "wechat_relay_sends_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if l["account"] == e.id && l["api"] == api && l["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return promtest.Counter(e.t, e.reg, "wechat_relay_sends_total", map[string]string{"account": e.id, "api": api, "result": result})
 }
 
 // msg is an outbound message of the account to c.
