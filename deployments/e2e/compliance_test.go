@@ -98,30 +98,6 @@ func TestComplianceEmbedded(t *testing.T) {
 	})
 }
 
-// apiUA is r.api with a User-Agent, returning the raw body too.
-func apiUA(t *testing.T, r *testRelay, method, path, token string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, r.sys.URL()+path, rd)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", testUA)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
-}
-
 // alerts reads the alert frames s receives within d.
 func alerts(t *testing.T, s *socket, d time.Duration, want int) []relay.LexiconHit {
 	t.Helper()
@@ -233,14 +209,14 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 	}
 
 	// Outbound: a hit that does not block, and one that does.
-	if status, body := apiUA(t, r, "POST", "/api/conversations/"+string(conv)+"/messages", aliceTok,
+	if status, body := r.api(t, "POST", "/api/conversations/"+string(conv)+"/messages", aliceTok,
 		map[string]any{"key": "ok-1", "kind": "text", "text": "We never promise a guaranteed return."}); status != http.StatusAccepted {
 		t.Fatalf("send: %d %v", status, body)
 	}
 	if got := alerts(t, sup, 10*time.Second, 1); len(got) != 1 || got[0].Rule != "promise" || got[0].Direction != relay.Outbound || got[0].Employee != "alice" {
 		t.Fatalf("outbound alert = %+v", got)
 	}
-	status, body := apiUA(t, r, "POST", "/api/conversations/"+string(conv)+"/messages", aliceTok,
+	status, body := r.api(t, "POST", "/api/conversations/"+string(conv)+"/messages", aliceTok,
 		map[string]any{"key": "blocked-1", "kind": "text", "text": "方便的话请加我微信 abc123"})
 	if status != http.StatusConflict || !strings.Contains(fmt.Sprint(body["error"]), "off-channel") ||
 		!strings.Contains(fmt.Sprint(body["error"]), "official account") {
@@ -251,25 +227,25 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 		t.Fatalf("alerts of the allowed and the blocked send = %+v", got)
 	}
 	// Compliance reads but never sends.
-	if status, _ := apiUA(t, r, "POST", "/api/conversations/"+string(conv)+"/messages", cmpTok,
+	if status, _ := r.api(t, "POST", "/api/conversations/"+string(conv)+"/messages", cmpTok,
 		map[string]any{"key": "cmp-1", "kind": "text", "text": "hello"}); status != http.StatusForbidden {
 		t.Fatalf("compliance send: %d, want 403", status)
 	}
 
 	// Views, search, export, transfer.
-	if status, _ := apiUA(t, r, "GET", "/api/conversations/"+string(conv)+"/messages", supTok, nil); status != http.StatusOK {
+	if status, _ := r.api(t, "GET", "/api/conversations/"+string(conv)+"/messages", supTok, nil); status != http.StatusOK {
 		t.Fatalf("supervisor view: %d", status)
 	}
-	if status, _ := apiUA(t, r, "GET", "/api/conversations/"+string(conv)+"/messages", cmpTok, nil); status != http.StatusOK {
+	if status, _ := r.api(t, "GET", "/api/conversations/"+string(conv)+"/messages", cmpTok, nil); status != http.StatusOK {
 		t.Fatalf("compliance view: %d", status)
 	}
-	if status, body := apiUA(t, r, "GET", "/api/search?text=保证收益", cmpTok, nil); status != http.StatusOK {
+	if status, body := r.api(t, "GET", "/api/search?text=保证收益", cmpTok, nil); status != http.StatusOK {
 		t.Fatalf("search: %d %v", status, body)
 	}
-	if status, body := apiUA(t, r, "POST", "/api/exports", cmpTok, map[string]any{"conv": string(conv)}); status/100 != 2 {
+	if status, body := r.api(t, "POST", "/api/exports", cmpTok, map[string]any{"conv": string(conv)}); status/100 != 2 {
 		t.Fatalf("export: %d %v", status, body)
 	}
-	if status, body := apiUA(t, r, "POST", "/api/conversations/"+string(conv)+"/transfer", supTok,
+	if status, body := r.api(t, "POST", "/api/conversations/"+string(conv)+"/transfer", supTok,
 		map[string]any{"to": "bob", "note": "holiday"}); status/100 != 2 {
 		t.Fatalf("transfer: %d %v", status, body)
 	}
@@ -305,7 +281,7 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 
 	// The audit log, as compliance reads it.
 	for _, tok := range []string{aliceTok, supTok} {
-		if status, _ := apiUA(t, r, "GET", "/api/audit", tok, nil); status != http.StatusForbidden {
+		if status, _ := r.api(t, "GET", "/api/audit", tok, nil); status != http.StatusForbidden {
 			t.Fatalf("GET /api/audit as a non-compliance role: %d, want 403", status)
 		}
 	}
@@ -358,26 +334,26 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 	}
 
 	// The review queue.
-	if status, _ := apiUA(t, r, "GET", "/api/alerts", aliceTok, nil); status != http.StatusForbidden {
+	if status, _ := r.api(t, "GET", "/api/alerts", aliceTok, nil); status != http.StatusForbidden {
 		t.Fatalf("alerts as an agent: %d, want 403", status)
 	}
-	status, body = apiUA(t, r, "GET", "/api/alerts?status=open", cmpTok, nil)
+	status, body = r.api(t, "GET", "/api/alerts?status=open", cmpTok, nil)
 	open, _ := body["alerts"].([]any)
 	if status != http.StatusOK || len(open) != 4 {
 		t.Fatalf("open alerts: %d, %d alerts (%v), want 4 (2 inbound, the allowed and the blocked send)", status, len(open), body)
 	}
 	hitID := fmt.Sprint(open[0].(map[string]any)["id"])
-	if status, _ := apiUA(t, r, "POST", "/api/alerts/"+hitID+"/review", supTok, map[string]any{"decision": "reviewed"}); status != http.StatusForbidden {
+	if status, _ := r.api(t, "POST", "/api/alerts/"+hitID+"/review", supTok, map[string]any{"decision": "reviewed"}); status != http.StatusForbidden {
 		t.Fatalf("review by a supervisor: %d, want 403", status)
 	}
-	if status, _ := apiUA(t, r, "POST", "/api/alerts/"+hitID+"/review", cmpTok, map[string]any{"decision": "deleted"}); status != http.StatusBadRequest {
+	if status, _ := r.api(t, "POST", "/api/alerts/"+hitID+"/review", cmpTok, map[string]any{"decision": "deleted"}); status != http.StatusBadRequest {
 		t.Fatalf("review with a bad decision: %d, want 400", status)
 	}
-	if status, body := apiUA(t, r, "POST", "/api/alerts/"+hitID+"/review", cmpTok,
+	if status, body := r.api(t, "POST", "/api/alerts/"+hitID+"/review", cmpTok,
 		map[string]any{"decision": "escalated", "comment": "收益承诺，需上报"}); status != http.StatusCreated || body["reviewer"] != "cmp" {
 		t.Fatalf("review: %d %v", status, body)
 	}
-	status, body = apiUA(t, r, "GET", "/api/alerts?status=escalated", supTok, nil)
+	status, body = r.api(t, "GET", "/api/alerts?status=escalated", supTok, nil)
 	esc, _ := body["alerts"].([]any)
 	if status != http.StatusOK || len(esc) != 1 || esc[0].(map[string]any)["review"].(map[string]any)["comment"] != "收益承诺，需上报" {
 		t.Fatalf("escalated alerts: %d %v", status, body)
@@ -387,10 +363,10 @@ func runComplianceE2E(t *testing.T, cfg *configs.Config, cfgPath string, tamper 
 	}
 
 	// A legal hold on the client.
-	if status, _ := apiUA(t, r, "POST", "/api/holds", supTok, map[string]any{"account": "acme", "client": client.OpenID, "reason": "x"}); status != http.StatusForbidden {
+	if status, _ := r.api(t, "POST", "/api/holds", supTok, map[string]any{"account": "acme", "client": client.OpenID, "reason": "x"}); status != http.StatusForbidden {
 		t.Fatalf("hold by a supervisor: %d, want 403", status)
 	}
-	if status, body := apiUA(t, r, "POST", "/api/holds", cmpTok,
+	if status, body := r.api(t, "POST", "/api/holds", cmpTok,
 		map[string]any{"account": "acme", "client": client.OpenID, "reason": "litigation 2026-17"}); status != http.StatusCreated {
 		t.Fatalf("hold: %d %v", status, body)
 	}

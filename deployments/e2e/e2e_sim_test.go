@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -27,12 +28,22 @@ func simAccount(t *testing.T, cfg *configs.Config) wxsim.Account {
 	return a
 }
 
+// api calls the console's API as token (none when empty) with body as
+// JSON (none when nil), as the User-Agent testUA (the audit trail records
+// it), and returns the status and the decoded answer.
 func (r *testRelay) api(t *testing.T, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, r.sys.URL()+path, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+token)
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, r.sys.URL()+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", testUA)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
