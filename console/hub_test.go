@@ -113,7 +113,7 @@ type consoleEnv struct {
 
 // newConsoleEnv starts a console over fakes; with, when given, adds to
 // or changes its dependencies.
-func newConsoleEnv(t *testing.T, cfg Config, with ...func(*Deps)) *consoleEnv {
+func newConsoleEnv(t testing.TB, cfg Config, with ...func(*Deps)) *consoleEnv {
 	t.Helper()
 	cfg.Employees = append([]Employee{
 		{ID: "alice", Name: "Alice Wang", Role: RoleAgent, Accounts: []string{"acct"}, Token: aliceTok, PasswordHash: testHash(alicePassword)},
