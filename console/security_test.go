@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wechat-relay/wechat-relay/storage/testenv/ctcompare"
 )
 
 // Every /api/ answer — signed in or not, success or error — tells the
@@ -88,4 +90,11 @@ func TestIssuedTokenIsStoredOnlyAsItsHash(t *testing.T) {
 	if code, out := e.adminDo(t, "GET", "/api/admin/history?kind=employee&id=alice", rootTok, nil); code != http.StatusOK || strings.Contains(fmt.Sprint(out), tok) {
 		t.Fatalf("the entry's history shows the token (%d)", code)
 	}
+}
+
+// Tokens and CSRF tokens are compared in constant time, so that timing
+// reveals neither a token nor how much of a guess was right. No test can
+// time it reliably; the source is checked instead.
+func TestSecretsComparedInConstantTime(t *testing.T) {
+	ctcompare.Check(t, "auth.go", "byToken", "checkCSRF")
 }

@@ -17,6 +17,7 @@ func TestImports(t *testing.T) {
 	importcheck.Check(t, "gateway may import only relay", func(file, path string) bool {
 		return path == importcheck.Module+"/relay" ||
 			file == "imports_test.go" && path == importcheck.Module+"/storage/testenv/importcheck" ||
-			strings.HasSuffix(file, "_test.go") && path == importcheck.Module+"/storage/testenv/promtest"
+			strings.HasSuffix(file, "_test.go") && path == importcheck.Module+"/storage/testenv/promtest" ||
+			file == "constanttime_test.go" && path == importcheck.Module+"/storage/testenv/ctcompare"
 	})
 }
