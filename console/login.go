@@ -99,7 +99,7 @@ func (s *Server) serveLogin(auth *authenticator) http.HandlerFunc {
 		if emp != nil && emp.PasswordHash != "" {
 			hash = []byte(emp.PasswordHash)
 		}
-		match := bcrypt.CompareHashAndPassword(hash, []byte(body.Password)) == nil
+		match := s.comparePassword(hash, []byte(body.Password)) == nil
 		if !match || emp == nil || emp.PasswordHash == "" {
 			s.log.Info("console sign-in failed", "id", auth.logID(body.ID), "remote", remoteAddr(r))
 			locked, err := s.loginFailed(ctx, limits)

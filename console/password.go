@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net/http"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
@@ -54,7 +52,7 @@ func (s *Server) servePassword(w http.ResponseWriter, r *http.Request, p *princi
 			return
 		}
 	}
-	if bcrypt.CompareHashAndPassword([]byte(have.PasswordHash), []byte(b.Current)) != nil {
+	if s.comparePassword([]byte(have.PasswordHash), []byte(b.Current)) != nil {
 		if s.throttle != nil {
 			if locked, err := s.throttle.LoginFailed(ctx, emp.ID, s.cfg.LoginAttempts, s.cfg.LoginWindow, s.cfg.LoginLockout); err == nil && locked > 0 {
 				s.writeLocked(w, r, emp.ID, lock{locked, "sign-ins as this employee"})

@@ -1,14 +1,19 @@
 package console
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wechat-relay/wechat-relay/storage/testenv/ctcompare"
 )
@@ -97,4 +102,52 @@ func TestIssuedTokenIsStoredOnlyAsItsHash(t *testing.T) {
 // time it reliably; the source is checked instead.
 func TestSecretsComparedInConstantTime(t *testing.T) {
 	ctcompare.Check(t, "auth.go", "byToken", "checkCSRF")
+}
+
+// A sign-in costs one bcrypt comparison whatever the id — an employee's,
+// unknown, without a password, too long, not an id at all — and against
+// a hash of the same cost as the employees', so that how long the answer
+// takes does not tell which ids exist. Counted through the comparison's
+// seam, not timed.
+func TestSignInCostsOneComparisonWhateverTheID(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	type call struct{ cost int }
+	var calls []call
+	e.server.comparePassword = func(hash, pw []byte) error {
+		cost, err := bcrypt.Cost(hash)
+		if err != nil {
+			t.Errorf("compared with %q, not a bcrypt hash", hash)
+		}
+		calls = append(calls, call{cost})
+		return bcrypt.CompareHashAndPassword(hash, pw)
+	}
+	wantCost, err := bcrypt.Cost([]byte(testHash(alicePassword)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e.server.Handler() // served on this goroutine: the seam is read here
+	for _, tc := range []struct {
+		name, id, pw string
+		want         int
+	}{
+		{"employee, right password", "alice", alicePassword, http.StatusOK},
+		{"employee, wrong password", "alice", "wrong", http.StatusUnauthorized},
+		{"unknown id", "nobody", "wrong", http.StatusUnauthorized},
+		{"employee without a password", "tokenonly", "anything", http.StatusUnauthorized},
+		{"id too long", strings.Repeat("x", 100), "pw", http.StatusUnauthorized},
+		{"not an id", "*", "pw", http.StatusUnauthorized},
+	} {
+		calls = nil
+		body, _ := json.Marshal(map[string]string{"id": tc.id, "password": tc.pw})
+		req := httptest.NewRequest("POST", "http://console.test/api/login", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, rec.Code, rec.Body, tc.want)
+		}
+		if len(calls) != 1 || calls[0].cost != wantCost {
+			t.Errorf("%s: bcrypt comparisons %+v, want one at cost %d", tc.name, calls, wantCost)
+		}
+	}
 }
