@@ -11,8 +11,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wechat-relay/wechat-relay/storage/testenv/ctcompare"
@@ -149,5 +152,55 @@ func TestSignInCostsOneComparisonWhateverTheID(t *testing.T) {
 		if len(calls) != 1 || calls[0].cost != wantCost {
 			t.Errorf("%s: bcrypt comparisons %+v, want one at cost %d", tc.name, calls, wantCost)
 		}
+	}
+}
+
+// clock is a settable Deps.Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// A session ends 7 days after sign-in however busy it was: the next
+// request is refused and the stored session deleted, and a socket opened
+// with it closes at its next check.
+func TestSessionEndsSevenDaysAfterSignIn(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	e := newConsoleEnv(t, Config{SocketRecheck: 50 * time.Millisecond}, func(d *Deps) { d.Now = clk.Now })
+	b := e.signedIn(t, "alice", alicePassword)
+	for range 7 { // in use every day: the idle timeout never ends it
+		clk.advance(24*time.Hour - time.Minute)
+		if status, _ := b.get("/api/me"); status != http.StatusOK {
+			t.Fatalf("/api/me %s after sign-in: %d, want 200", 7*(24*time.Hour-time.Minute), status)
+		}
+	}
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.srv.URL, "http")+"/api/ws",
+		http.Header{"Cookie": {b.sessionCookie().String()}})
+	if err != nil {
+		t.Fatalf("dial with the session: %v (%v)", err, resp)
+	}
+	defer ws.Close()
+
+	clk.advance(7*time.Minute + time.Second) // 7 days and a second after sign-in
+	if r := closedWith(t, ws, 5*time.Second); r != reasonSignedOut {
+		t.Fatalf("the session's socket past 7 days: closed with %q, want %q", r, reasonSignedOut)
+	}
+	if status, _ := b.get("/api/me"); status != http.StatusUnauthorized {
+		t.Fatalf("/api/me 7 days and a second after sign-in: %d, want 401", status)
+	}
+	if n := e.sessions.count(); n != 0 {
+		t.Fatalf("%d sessions stored after the only one expired, want 0", n)
 	}
 }
