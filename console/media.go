@@ -46,7 +46,9 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request, emp *relay.E
 	}
 	hd := w.Header()
 	hd.Set("Content-Security-Policy", mediaCSP)
-	hd.Set("Cache-Control", "private, max-age=86400")
+	// Cache-Control stays no-store, as on every /api/ answer: a client's
+	// file must not outlive the session in the disk cache of a shared
+	// desk's browser.
 	if md.SHA256 != "" {
 		hd.Set("ETag", `"`+md.SHA256+`"`)
 	}

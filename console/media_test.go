@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"net/http"
 	"strings"
@@ -97,5 +98,75 @@ func TestQRCodeEndpoint(t *testing.T) {
 	defer e.qr.mu.Unlock()
 	if got := strings.Join(e.qr.calls, ","); got != "acct emp:alice,acct emp:alice,acct2 emp:bob" {
 		t.Fatalf("QR codes asked for: %s", got)
+	}
+}
+
+// Every media answer — inline or attachment, whole or a range — tells
+// the browser not to sniff it, not to frame it and not to keep it; and
+// media a browser could run as a page of ours (SVG, HTML), whatever kind
+// of message brought them and however their type is spelled or left
+// out, go out as an inert attachment.
+func TestMediaAnswersAreInert(t *testing.T) {
+	e := newConsoleEnv(t, Config{})
+	const svg = `<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>`
+	const html = `<!DOCTYPE html><html><body><script>alert(1)</script></body></html>`
+	for i, tc := range []struct {
+		name   string
+		kind   relay.Kind
+		ct     string
+		data   string
+		inline bool // a picture, sound or film: shown in the console
+	}{
+		{"png image", relay.KindImage, "image/png", "\x89PNG\r\n\x1a\n picture", true},
+		{"voice", relay.KindVoice, "audio/amr", "#!AMR\n sound", true},
+		{"svg image", relay.KindImage, "image/svg+xml", svg, false},
+		{"svg image, parameters and capitals", relay.KindImage, "Image/SVG+XML; charset=utf-8", svg, false},
+		{"svg image, no type given", relay.KindImage, "", svg, false},
+		{"svg image, a type that is not one", relay.KindImage, "image/", svg, false},
+		{"html as an image", relay.KindImage, "text/html", html, false},
+		{"html as a video, no type given", relay.KindVideo, "", html, false},
+		{"svg file", relay.KindFile, "image/svg+xml", svg, false},
+		{"html file", relay.KindFile, "text/html; charset=utf-8", html, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := at("acct:c-alice", uint64(i+1), "alice", relay.Inbound, time.Now())
+			m.ID, m.Kind, m.MediaID, m.Text = fmt.Sprintf("in:acct:inert%d", i), tc.kind, fmt.Sprint("MEDIA_INERT_", i), ""
+			e.history.add(m)
+			e.media.put(relay.Media{MessageID: m.ID, MediaID: m.MediaID, ContentType: tc.ct, Data: []byte(tc.data)})
+			for _, rng := range []string{"", "bytes=0-9"} {
+				hdr := map[string]string{}
+				if rng != "" {
+					hdr["Range"] = rng
+				}
+				resp, _ := e.raw(t, "GET", "/api/media/"+m.ID, aliceTok, hdr)
+				if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+					t.Fatalf("range %q: %d", rng, resp.StatusCode)
+				}
+				h := resp.Header
+				for name, want := range map[string]string{
+					"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
+				} {
+					if got := h.Get(name); got != want {
+						t.Errorf("range %q: %s = %q, want %q", rng, name, got, want)
+					}
+				}
+				if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "sandbox") || !strings.Contains(csp, "default-src 'none'") {
+					t.Errorf("range %q: Content-Security-Policy %q, want a sandbox that loads nothing", rng, csp)
+				}
+				ct, cd := strings.ToLower(h.Get("Content-Type")), h.Get("Content-Disposition")
+				if tc.inline {
+					if !strings.HasPrefix(cd, "inline") || ct != tc.ct {
+						t.Errorf("range %q: %q %q, want inline with its type %q", rng, ct, cd, tc.ct)
+					}
+					continue
+				}
+				if !strings.HasPrefix(cd, "attachment") {
+					t.Errorf("range %q: Content-Disposition %q, want an attachment", rng, cd)
+				}
+				if strings.Contains(ct, "svg") || strings.Contains(ct, "html") || strings.Contains(ct, "xml") {
+					t.Errorf("range %q: Content-Type %q, a type a browser runs", rng, ct)
+				}
+			}
+		})
 	}
 }
