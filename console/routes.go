@@ -37,8 +37,16 @@ import (
 // of session requests that change something, then the employee's right
 // to the conversation.
 func (s *Server) Handler() http.Handler {
+	h, _ := s.handler()
+	return h
+}
+
+// handler is Handler, and the patterns it serves: the test that walks
+// every route for every role reads them, so that a route added without
+// its row in that test's table fails it.
+func (s *Server) handler() (http.Handler, []string) {
 	auth := s.auth
-	mux := http.NewServeMux()
+	mux := &patternMux{ServeMux: http.NewServeMux()}
 	withPrincipal := func(pattern string, serve func(http.ResponseWriter, *http.Request, *principal)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			p, ok := s.authenticated(w, r)
@@ -125,7 +133,23 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.hub.serveSocket(w, r, emp, s.auth.stillSignsIn(r, p))
 	})
-	return securityHeaders(mux)
+	return securityHeaders(mux), mux.patterns
+}
+
+// patternMux is a ServeMux that keeps the patterns it was given.
+type patternMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *patternMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
+func (m *patternMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
 }
 
 // authenticated returns who sent r; when that cannot be told it has
