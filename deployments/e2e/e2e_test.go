@@ -120,12 +120,19 @@ func (r *testRelay) post(t *testing.T, cb callback) (int, string) {
 type socket struct {
 	ws     *websocket.Conn
 	frames chan console.Frame
+	err    error // why reading ended; read it once frames is closed
 }
 
 func (r *testRelay) dial(t *testing.T, token string) *socket {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.sys.URL(), "http")+"/api/ws",
-		http.Header{"Authorization": {"Bearer " + token}})
+	return r.dialWith(t, http.Header{"Authorization": {"Bearer " + token}})
+}
+
+// dialWith opens a console socket with the credential in hdr (a bearer
+// token, or the session cookie).
+func (r *testRelay) dialWith(t *testing.T, hdr http.Header) *socket {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.sys.URL(), "http")+"/api/ws", hdr)
 	if err != nil {
 		t.Fatalf("dialing console socket: %v (%v)", err, resp)
 	}
@@ -135,6 +142,7 @@ func (r *testRelay) dial(t *testing.T, token string) *socket {
 		for {
 			var f console.Frame
 			if err := ws.ReadJSON(&f); err != nil {
+				s.err = err
 				return
 			}
 			s.frames <- f
