@@ -10,7 +10,7 @@ import (
 // TestImports guards two rules: the root package of silenceper/wechat is
 // never imported (its init() turns on debug logging of decrypted bodies),
 // and gateway imports no other part of wechat-relay than relay — but for
-// the test helpers importcheck and promtest, which import nothing of the
+// the test helpers importcheck, promtest and ctcompare, which import nothing of the
 // module themselves.
 func TestImports(t *testing.T) {
 	t.Parallel()
