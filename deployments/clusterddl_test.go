@@ -46,6 +46,8 @@ var shardKeys = map[string]string{
 	"alert_reviews":     "cityHash64(hit_id)",
 	"holds":             "cityHash64(account)",
 	"directory":         "cityHash64(kind, id)", // an entry's versions together
+	"client_profiles":   "cityHash64(conv)",     // a client's versions together, beside their messages
+	"client_tags":       "cityHash64(account)",  // an account's vocabulary together
 	"schema_migrations": "version",
 }
 

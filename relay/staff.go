@@ -264,6 +264,9 @@ type ConversationFilter struct {
 	Employee string             // only those whose latest message is filed under this employee
 	Status   ConversationStatus // only those with this status
 	Conv     ConversationID     // only this conversation
+	// Convs, when not nil, keeps only these conversations (none when
+	// empty): the inbox filtered by client profile.
+	Convs []ConversationID
 	// Employees, when not empty, keeps only the conversations whose
 	// latest message is filed under one of them (AND with Employee).
 	Employees []string

@@ -370,6 +370,47 @@ ALTER TABLE wechat_relay.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT 
 ALTER TABLE wechat_relay_local.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
 ALTER TABLE wechat_relay.alert_reviews ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS signature String DEFAULT '';
 
+-- 0010_client_profiles.sql ------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.client_profiles ON CLUSTER '{cluster}' (
+    account   String,
+    openid    String,
+    conv      String,
+    version   UInt64,
+    at_ms     UInt64,
+    by        String,
+    name      String,
+    remark    String,
+    tags      Array(String),
+    note      String,
+    prev_hash String,
+    hash      String,
+    key_id    String,
+    signature String
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/client_profiles', '{replica}')
+ORDER BY (account, openid, version);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.client_profiles ON CLUSTER '{cluster}'
+    AS wechat_relay_local.client_profiles
+    ENGINE = Distributed('{cluster}', wechat_relay_local, client_profiles, cityHash64(conv));
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.client_tags ON CLUSTER '{cluster}' (
+    account   String,
+    version   UInt64,
+    at_ms     UInt64,
+    by        String,
+    tags      Array(String),
+    prev_hash String,
+    hash      String,
+    key_id    String,
+    signature String
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/client_tags', '{replica}')
+ORDER BY (account, version);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.client_tags ON CLUSTER '{cluster}'
+    AS wechat_relay_local.client_tags
+    ENGINE = Distributed('{cluster}', wechat_relay_local, client_tags, cityHash64(account));
+
 -- Record the migrations as applied (checksum: SHA-256 of the file). A version
 -- recorded twice is harmless: ReplacingMergeTree keyed by version.
 
@@ -384,3 +425,4 @@ INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at)
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (7, '0007_audit_signatures.sql', 'd1f26e9a08f5c84b19f53cb2231c44642c3096dff8cb3115384049e165949d62', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (8, '0008_directory_signatures.sql', 'affbd7b1a50258921eb3f5088fadc45b045b82a27f314e93a46b67b3381b1dfb', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (9, '0009_holds_reviews_signatures.sql', 'a6fc0037cebfbd1c4207ea0e9eae52f8b71baf2d81c1a39bd3fc7086afd20e0e', now());
+INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (10, '0010_client_profiles.sql', '16379358328ba8953a7a0571dd766aebcc7c5958599d85b26f4fe232d7471490', now());

@@ -72,6 +72,15 @@ func (a *Archive) Conversations(ctx context.Context, f relay.ConversationFilter)
 		where = append(where, `conv = ?`)
 		args = append(args, string(f.Conv))
 	}
+	if f.Convs != nil {
+		// "\x00" keeps the set non-empty (18.16 has no empty IN ()).
+		convs := []string{"\x00"}
+		for _, c := range f.Convs {
+			convs = append(convs, string(c))
+		}
+		where = append(where, `conv IN ?`)
+		args = append(args, stringSet(convs))
+	}
 	q := summarySelect
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)

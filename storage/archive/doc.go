@@ -27,6 +27,9 @@
 //   - The directory table (since 0005, directory.go): every version of
 //     every employee, team and account entry admins changed
 //     (relay.DirectoryStore), never updated; readers take the newest.
+//   - The client_profiles and client_tags tables (since 0010,
+//     profiles.go): every version of every client's profile and of every
+//     account's tag vocabulary (relay.ProfileStore), signed and chained.
 //   - The compliance tables (since 0004, compliance.go): audit (the
 //     audit log, chained per writer: relay.AuditStore), lexicon_hits and
 //     alert_reviews (relay.AlertStore), holds (relay.RetentionStore, which

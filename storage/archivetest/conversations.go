@@ -222,6 +222,9 @@ func testSummaryFilters(t *testing.T, s ConversationStore) {
 		{"account and employee", relay.ConversationFilter{Account: "acc", Employee: "carol"}, nil},
 		{"one conversation", relay.ConversationFilter{Conv: c}, []relay.ConversationID{c}},
 		{"unknown conversation", relay.ConversationFilter{Conv: conv("o_none")}, nil},
+		{"conversations", relay.ConversationFilter{Convs: []relay.ConversationID{c, e, conv("o_none")}}, []relay.ConversationID{c, e}},
+		{"conversations and status", relay.ConversationFilter{Convs: []relay.ConversationID{b, c}, Status: relay.StatusOpen}, []relay.ConversationID{c}},
+		{"conversations, none", relay.ConversationFilter{Convs: []relay.ConversationID{}}, nil},
 		{"limit", relay.ConversationFilter{Limit: 2}, []relay.ConversationID{a, b}},
 		// d's latest message is at +20s: "since +20s" is strict.
 		{"active since", relay.ConversationFilter{ActiveSince: base.Add(20 * time.Second)}, []relay.ConversationID{a, b, c}},

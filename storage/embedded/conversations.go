@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -52,6 +53,15 @@ func (a *Archive) Conversations(ctx context.Context, f relay.ConversationFilter)
 	if f.Conv != "" {
 		where = append(where, `conv = ?`)
 		args = append(args, string(f.Conv))
+	}
+	if f.Convs != nil {
+		convs := make([]string, len(f.Convs))
+		for i, c := range f.Convs {
+			convs[i] = string(c)
+		}
+		js, _ := json.Marshal(convs)
+		where = append(where, `conv IN (SELECT value FROM json_each(?))`)
+		args = append(args, string(js))
 	}
 	q := `WITH agg AS (
 		SELECT conv,

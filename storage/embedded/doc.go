@@ -24,7 +24,8 @@
 //   - The tables messages, events, media (content-addressed by SHA-256),
 //     media_links and seals (since 0003), and audit, lexicon_hits,
 //     alert_reviews and holds (since 0004, compliance.go), directory
-//     (since 0005, directory.go), with the same
+//     (since 0005, directory.go), client_profiles and client_tags (since
+//     0010, profiles.go), with the same
 //     meaning as in the ClickHouse schema; messages and events carry hash and batch_id
 //     (relay/seal.go), indexed for healing and verification.
 //     messages.interaction (since 0002) records
