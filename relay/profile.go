@@ -67,11 +67,12 @@ func (p ClientProfile) SameContent(q ClientProfile) bool {
 // Matches reports whether the profile's name, remark or note contains
 // text (case-insensitively), or its OpenID equals it.
 func (p ClientProfile) Matches(text string) bool {
-	text = strings.ToLower(strings.TrimSpace(text))
-	if text == "" {
+	text = strings.TrimSpace(text)
+	if text == "" || p.OpenID == text {
 		return true
 	}
-	return p.OpenID == text || strings.Contains(strings.ToLower(p.Name), text) ||
+	text = strings.ToLower(text)
+	return strings.Contains(strings.ToLower(p.Name), text) ||
 		strings.Contains(strings.ToLower(p.Remark), text) || strings.Contains(strings.ToLower(p.Note), text)
 }
 

@@ -93,7 +93,9 @@ func parseCutoff(v string) (time.Time, error) {
 // hash, signature and chain, and its match with the admin audit record
 // that names it, both ways; and so the legal holds and the alert
 // reviews (relay.VerifyHolds, relay.VerifyReviews), each version named
-// "hold:ID vN" or "review:HIT-ID vN".
+// "hold:ID vN" or "review:HIT-ID vN", and the client profiles and tag
+// vocabularies (relay.VerifyProfiles: "profile:ACCOUNT:OPENID vN",
+// "tags:ACCOUNT vN").
 //
 // With -public-key, every seal, audit record and directory record must be signed by
 // one of the keys (each file may hold several): a bad signature, an
@@ -197,6 +199,11 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 		return verifyFailed
 	}
+	profiles, tags, err := verifyProfiles(ctx, a, relay.DirectoryVerifyOptions{PublicKeys: keys})
+	if err != nil {
+		fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
+		return verifyFailed
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -207,7 +214,9 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 			Directory *relay.DirectoryReport `json:"directory"`
 			Holds     *relay.RecordReport    `json:"holds"`
 			Reviews   *relay.RecordReport    `json:"reviews"`
-		}{name, rep, audit, dir, holds, reviews}); err != nil {
+			Profiles  *relay.RecordReport    `json:"profiles"`
+			Tags      *relay.RecordReport    `json:"tags"`
+		}{name, rep, audit, dir, holds, reviews, profiles, tags}); err != nil {
 			fmt.Fprintf(stderr, "wechat-relay verify: %v\n", err)
 			return verifyFailed
 		}
@@ -217,8 +226,10 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		printDirectoryReport(stdout, dir)
 		printRecordReport(stdout, "legal hold", "hold", holds)
 		printRecordReport(stdout, "alert review", "review", reviews)
+		printRecordReport(stdout, "client profile", "profile", profiles)
+		printRecordReport(stdout, "tag list", "tags", tags)
 	}
-	if !rep.OK || !audit.OK || !dir.OK || !holds.OK || !reviews.OK {
+	if !rep.OK || !audit.OK || !dir.OK || !holds.OK || !reviews.OK || !profiles.OK || !tags.OK {
 		return verifyProblems
 	}
 	return verifyOK
@@ -238,6 +249,15 @@ func verifyHoldsAndReviews(ctx context.Context, a any, opt relay.DirectoryVerify
 		return nil, nil, err
 	}
 	return holds, reviews, nil
+}
+
+// verifyProfiles checks a's client profiles and tag vocabularies.
+func verifyProfiles(ctx context.Context, a any, opt relay.DirectoryVerifyOptions) (profiles, tags *relay.RecordReport, err error) {
+	src, ok := a.(relay.ProfileSource)
+	if !ok {
+		return nil, nil, fmt.Errorf("this archive keeps no client profiles")
+	}
+	return relay.VerifyProfiles(ctx, src, opt)
 }
 
 // printRecordReport writes the part of verify's report of one kind of

@@ -7,6 +7,9 @@
 //	messages.csv     the same, one row per message (raw as base64, attrs as JSON)
 //	events.jsonl     the delivery events of the exported outbound messages
 //	events.csv       the same as CSV
+//	profiles.jsonl   every archived version of the clients' profiles
+//	                 (name, remark, tags, note; who, when; hash, chain
+//	                 link, signature), when the Source keeps them
 //
 // In both CSV files a cell that begins with = + - @, a tab or a carriage
 // return (and is not a plain number) starts with an added apostrophe, so

@@ -81,6 +81,10 @@ func Run(ctx context.Context, src Source, req Request, sink Sink, progress func(
 	if err != nil {
 		return nil, err
 	}
+	profiles, err := x.readProfiles(msgs)
+	if err != nil {
+		return nil, err
+	}
 	x.man = &Manifest{
 		Format: Format, ExportedBy: req.By, ExportedAt: now.UTC(),
 		Query: req.Query, QueryText: req.Query.String(), Version: req.Version,
@@ -100,9 +104,12 @@ func Run(ctx context.Context, src Source, req Request, sink Sink, progress func(
 	if err := x.writeEvents(events); err != nil {
 		return nil, err
 	}
+	if err := x.writeProfiles(profiles); err != nil {
+		return nil, err
+	}
 	x.count(msgs, events)
 	if err := x.put("transcript.html", func(w io.Writer) error {
-		return writeTranscript(w, x.man, msgs, events, media)
+		return writeTranscript(w, x.man, msgs, events, media, latestProfiles(profiles))
 	}); err != nil {
 		return nil, err
 	}

@@ -40,6 +40,7 @@ type Counts struct {
 	Media         int `json:"media"`         // media files written
 	MediaMissing  int `json:"media_missing"` // media messages whose content is not archived
 	Seals         int `json:"seals"`
+	Profiles      int `json:"profiles,omitempty"` // versions of client profiles in profiles.jsonl
 }
 
 // File is one file of an export, with its hash.

@@ -30,6 +30,7 @@ type transcriptConv struct {
 	Conv     relay.ConversationID
 	Account  string
 	Client   string
+	Profile  *relay.ClientProfile // the newest archived version, if any
 	Messages []transcriptMessage
 }
 
@@ -65,6 +66,8 @@ section.conv h2 { margin: 0; padding: 12px 16px; font-size: 15px; background: #f
 .attrs { font-size: 11px; color: #666; margin-top: 4px; }
 .delivery { font-size: 11px; color: #888; margin: 2px 4px 0; }
 .missing { color: #b00; font-size: 12px; }
+.profile { padding: 8px 16px; font-size: 13px; background: #fafafa; border-bottom: 1px solid #ddd; white-space: pre-wrap; }
+.tag { display: inline-block; padding: 0 6px; border-radius: 3px; background: #e7f3ec; color: #07603a; }
 footer { text-align: center; font-size: 12px; color: #888; padding: 24px; }
 </style>
 </head>
@@ -77,7 +80,8 @@ footer { text-align: center; font-size: 12px; color: #888; padding: 24px; }
 </header>
 {{range .Convs}}
 <section class="conv">
-<h2>{{.Conv}} <small>(account {{.Account}}, client {{.Client}})</small></h2>
+<h2>{{with .Profile}}{{if .Name}}{{.Name}} · {{end}}{{end}}{{.Conv}} <small>(account {{.Account}}, client {{.Client}})</small></h2>
+{{with .Profile}}<div class="profile">客户资料 client profile v{{.Version}} ({{.By}}){{if .Remark}} · 备注 remark: {{.Remark}}{{end}}{{if .Tags}} · 标签 tags:{{range .Tags}} <span class="tag">{{.}}</span>{{end}}{{end}}{{if .Note}}<br>{{.Note}}{{end}}</div>{{end}}
 {{range .Messages}}
 <div class="msg {{.Side}}{{if eq (print .Kind) "event"}} event{{end}}" id="{{.ID}}">
 <div class="meta">#{{.Seq}} · {{.Time}}{{if .Employee}} · {{.Employee}}{{end}} · {{.Kind}}</div>
@@ -104,7 +108,7 @@ footer { text-align: center; font-size: 12px; color: #888; padding: 24px; }
 </html>
 `))
 
-func writeTranscript(w io.Writer, man *Manifest, msgs []relay.Message, events []relay.DeliveryEvent, media mediaFiles) error {
+func writeTranscript(w io.Writer, man *Manifest, msgs []relay.Message, events []relay.DeliveryEvent, media mediaFiles, profiles map[relay.ConversationID]relay.ClientProfile) error {
 	latest := map[string]relay.DeliveryEvent{}
 	for _, e := range events {
 		if l, ok := latest[e.MessageID]; !ok || !e.At.Before(l.At) {
@@ -115,7 +119,11 @@ func writeTranscript(w io.Writer, man *Manifest, msgs []relay.Message, events []
 	page := transcriptPage{M: man}
 	for _, m := range msgs {
 		if n := len(page.Convs); n == 0 || page.Convs[n-1].Conv != m.Conv {
-			page.Convs = append(page.Convs, transcriptConv{Conv: m.Conv, Account: m.Account, Client: m.Client})
+			tc := transcriptConv{Conv: m.Conv, Account: m.Account, Client: m.Client}
+			if p, ok := profiles[m.Conv]; ok {
+				tc.Profile = &p
+			}
+			page.Convs = append(page.Convs, tc)
 		}
 		tm := transcriptMessage{Message: m, Side: string(m.Direction), MediaFile: media.file[m.ID]}
 		if !m.AcceptedAt.IsZero() {

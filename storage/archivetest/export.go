@@ -54,6 +54,20 @@ func exportFixture(t *testing.T, s SearchStore) (msgs []relay.Message, evs []rel
 
 	picture = blob(50<<10, 42)
 	putMedia(t, s, media(sealed[1], picture))
+
+	// The client's profile, two versions, and another client's.
+	p1 := relay.ClientProfile{Account: "acc", OpenID: "o_导出", Name: "王先生", By: "alice", At: base, RecordSeal: relay.RecordSeal{Version: 1}}
+	p1.Hash = p1.ComputeHash()
+	p2 := p1
+	p2.Name, p2.Remark, p2.Tags, p2.Note, p2.At = "王伟", "老客户", []string{"vip"}, "prefers <mornings>", base.Add(time.Second)
+	p2.Version, p2.PrevHash = 2, p1.Hash
+	p2.Hash = p2.ComputeHash()
+	po := relay.ClientProfile{Account: "acc", OpenID: "o_other", Name: "Other", By: "bob", At: base, RecordSeal: relay.RecordSeal{Version: 1}}
+	for _, p := range []relay.ClientProfile{p2, p1, po} {
+		if err := s.AppendProfile(testCtx(t), p); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return append(sealed, unsealed), evs, []relay.Seal{s1, s2}, picture
 }
 
@@ -169,13 +183,13 @@ func checkExport(t *testing.T, what string, files exportFiles, man *export.Manif
 			t.Errorf("%s: %s is not in the manifest", what, name)
 		}
 	}
-	for _, name := range []string{"messages.jsonl", "messages.csv", "events.jsonl", "events.csv", "transcript.html"} {
+	for _, name := range []string{"messages.jsonl", "messages.csv", "events.jsonl", "events.csv", "profiles.jsonl", "transcript.html"} {
 		if !listed[name] {
 			t.Errorf("%s: no %s", what, name)
 		}
 	}
 	// Counts.
-	want := export.Counts{Messages: len(msgs), Conversations: 1, Events: len(evs), Media: 1, MediaMissing: 1, Seals: 2}
+	want := export.Counts{Messages: len(msgs), Conversations: 1, Events: len(evs), Media: 1, MediaMissing: 1, Seals: 2, Profiles: 2}
 	if disk.Counts != want {
 		t.Errorf("%s: counts %+v, want %+v", what, disk.Counts, want)
 	}
@@ -252,9 +266,25 @@ func checkExport(t *testing.T, what string, files exportFiles, man *export.Manif
 		t.Errorf("%s: events.jsonl: %d lines, want %d", what, n, len(evs))
 	}
 
-	// The transcript shows the messages, escaped, and the image inline.
+	// profiles.jsonl: the client's two versions, in order, as archived;
+	// not the other client's.
+	var profs []export.Profile
+	for _, l := range bytes.Split(bytes.TrimSpace(files["profiles.jsonl"]), []byte("\n")) {
+		var p export.Profile
+		if err := json.Unmarshal(l, &p); err != nil {
+			t.Fatalf("%s: profiles.jsonl: %v", what, err)
+		}
+		profs = append(profs, p)
+	}
+	if len(profs) != 2 || profs[0].Version != 1 || profs[0].Name != "王先生" || profs[1].Version != 2 || profs[1].PrevHash != profs[0].Hash ||
+		!slices.Equal(profs[1].Tags, []string{"vip"}) || profs[1].Note != "prefers <mornings>" || profs[1].By != "alice" || profs[1].Conv != string(conv("o_导出")) {
+		t.Errorf("%s: profiles.jsonl = %+v; want the client's versions 1 and 2", what, profs)
+	}
+
+	// The transcript shows the messages, escaped, and the image inline,
+	// under the client's newest profile.
 	html := string(files["transcript.html"])
-	for _, s := range []string{"好的，马上发送", "您好，请把合同发给我 &lt;b&gt;&amp;&lt;/b&gt;", `<img src="` + name + `"`, "未封存", "media not archived", "delivery: sent", `charset="utf-8"`} {
+	for _, s := range []string{"王伟 · acc:o_导出", "老客户", `<span class="tag">vip</span>`, "prefers &lt;mornings&gt;","好的，马上发送", "您好，请把合同发给我 &lt;b&gt;&amp;&lt;/b&gt;", `<img src="` + name + `"`, "未封存", "media not archived", "delivery: sent", `charset="utf-8"`} {
 		if !strings.Contains(html, s) {
 			t.Errorf("%s: transcript.html lacks %q", what, s)
 		}

@@ -17,6 +17,7 @@ import (
 type SearchStore interface {
 	Store
 	export.Source
+	relay.ProfileStore // exported with the conversations (export.ProfileSource)
 }
 
 // RunSearch runs the conformance suite of relay.Searcher and
