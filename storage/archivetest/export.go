@@ -284,7 +284,7 @@ func checkExport(t *testing.T, what string, files exportFiles, man *export.Manif
 	// The transcript shows the messages, escaped, and the image inline,
 	// under the client's newest profile.
 	html := string(files["transcript.html"])
-	for _, s := range []string{"王伟 · acc:o_导出", "老客户", `<span class="tag">vip</span>`, "prefers &lt;mornings&gt;","好的，马上发送", "您好，请把合同发给我 &lt;b&gt;&amp;&lt;/b&gt;", `<img src="` + name + `"`, "未封存", "media not archived", "delivery: sent", `charset="utf-8"`} {
+	for _, s := range []string{"王伟 · acc:o_导出", "老客户", `<span class="tag">vip</span>`, "prefers &lt;mornings&gt;", "好的，马上发送", "您好，请把合同发给我 &lt;b&gt;&amp;&lt;/b&gt;", `<img src="` + name + `"`, "未封存", "media not archived", "delivery: sent", `charset="utf-8"`} {
 		if !strings.Contains(html, s) {
 			t.Errorf("%s: transcript.html lacks %q", what, s)
 		}
