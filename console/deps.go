@@ -59,6 +59,10 @@ type Deps struct {
 	Now func() time.Time
 	// Version is the relay's, written into export manifests.
 	Version string
+	// Profiles keeps client profiles and tag vocabularies (profile.go);
+	// nil: no /api/clients/.../profile, /api/tags, and no profiles in
+	// the inbox and search results.
+	Profiles *relay.Profiles
 	// Compliance serves the audit log, alerts and legal holds under
 	// /api/ (compliance.go); its nil stores leave their routes out.
 	Compliance ComplianceDeps

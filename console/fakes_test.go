@@ -118,7 +118,7 @@ func (h *fakeHistory) Conversations(_ context.Context, f relay.ConversationFilte
 		}
 		if !active || (f.Account != "" && s.Account != f.Account) || (f.Employee != "" && s.Employee != f.Employee) ||
 			(f.Status != "" && s.Status != f.Status) || (f.Conv != "" && c != f.Conv) ||
-			(len(f.Employees) > 0 && !slices.Contains(f.Employees, s.Employee)) {
+			(len(f.Employees) > 0 && !slices.Contains(f.Employees, s.Employee)) || (f.Convs != nil && !slices.Contains(f.Convs, c)) {
 			continue
 		}
 		out = append(out, s)

@@ -57,12 +57,15 @@ type WireConversation struct {
 	LastMessage *WireMessage       `json:"last_message,omitempty"`
 	Unread      int                `json:"unread"`
 	Window      *relay.WindowState `json:"window,omitempty"`
+	Profile     *WireProfile       `json:"profile,omitempty"` // the client's name, remark and tags (profile.go)
 }
 
 // serveInbox handles GET /api/conversations?status=open|resolved|all
-// &employee=ID&team=ID&account=ID: agents get the conversations assigned
-// to them (employee and team are ignored), supervisors all or their
-// teams', filterable; team keeps those held by the team's members.
+// &employee=ID&team=ID&account=ID&q=TEXT&tag=TAG: agents get the
+// conversations assigned to them (employee and team are ignored),
+// supervisors all or their teams', filterable; team keeps those held by
+// the team's members; q and tag keep the clients whose profile matches
+// (relay.Profiles.Find).
 func (s *Server) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.Employee) {
 	q := r.URL.Query()
 	f := relay.ConversationFilter{
@@ -99,6 +102,25 @@ func (s *Server) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.E
 		// The archive's newest conversations may be other teams': ask it
 		// for this supervisor's teams' only.
 		f.Employees, _ = s.dir.Snapshot().Scope(*emp)
+	}
+	if text, tag := q.Get("q"), q.Get("tag"); text != "" || tag != "" {
+		if s.profiles == nil {
+			writeError(w, http.StatusBadRequest, "q and tag filter by client profile, which this console does not keep")
+			return
+		}
+		found, err := s.profiles.Find(r.Context(), f.Account, text, tag)
+		if err != nil {
+			s.log.Warn("finding client profiles for the inbox", "employee", emp.ID, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "archive unavailable")
+			return
+		}
+		if len(found) == 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"conversations": []WireConversation{}})
+			return
+		}
+		for _, p := range found {
+			f.Convs = append(f.Convs, p.Conv())
+		}
 	}
 	sums, err := s.inbox.Conversations(r.Context(), f)
 	if err != nil {
@@ -163,12 +185,14 @@ func (s *Server) serveInbox(w http.ResponseWriter, r *http.Request, emp *relay.E
 		writeError(w, http.StatusServiceUnavailable, "cannot count unread messages right now")
 		return
 	}
+	profiles := s.clientProfiles(r.Context(), convs)
 	out := make([]WireConversation, 0, len(keep))
 	for _, i := range keep {
 		sum := sums[i]
 		wc := WireConversation{
 			Conv: string(sum.Conv), Account: sum.Account, Client: sum.Client, Employee: owners[i],
 			Status: string(sum.Status), LastSeq: sum.LastSeq, Unread: unread[sum.Conv], Window: windows[i],
+			Profile: profiles[sum.Conv],
 		}
 		if wc.Employee == "" {
 			wc.Employee = sum.Employee

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/wechat-relay/wechat-relay/relay"
@@ -120,6 +121,16 @@ func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request, emp *relay.
 		out[i] = toWire(m)
 	}
 	body := map[string]any{"messages": out, "next": page.Next}
+	if s.profiles != nil {
+		// The clients' names, remarks and tags, by conversation.
+		var convs []relay.ConversationID
+		for _, m := range page.Messages {
+			if !slices.Contains(convs, m.Conv) {
+				convs = append(convs, m.Conv)
+			}
+		}
+		body["profiles"] = s.clientProfiles(r.Context(), convs)
+	}
 	if page.Total >= 0 {
 		body["total"] = page.Total
 	}

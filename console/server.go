@@ -36,6 +36,7 @@ type Server struct {
 	staff      Staff             // nil: no staff actions
 	qr         QRCodes           // nil: no QR codes
 	search     relay.Searcher    // nil: no search
+	profiles   *relay.Profiles   // nil: no client profiles
 	exports    *exportJobs       // nil without Deps.Export
 	audit      Audit
 	idps       []IdentityProvider
@@ -75,7 +76,7 @@ func NewServer(cfg Config, d Deps) *Server {
 		cfg:    cfg, log: log, now: d.Now,
 		history: d.History, outbox: d.Outbox, throttle: d.Throttle, marks: d.ReadMarks, inbox: d.Inbox,
 		deliveries: d.Deliveries, media: d.Media, staff: d.Staff, qr: d.QRCodes, search: d.Search,
-		audit: d.Audit, idps: d.IdentityProviders, compliance: d.Compliance,
+		audit: d.Audit, idps: d.IdentityProviders, compliance: d.Compliance, profiles: d.Profiles,
 		comparePassword: bcrypt.CompareHashAndPassword,
 	}
 	if d.Sessions != nil {

@@ -44,6 +44,7 @@ type Store interface {
 	relay.RetentionStore
 	relay.DirectoryStore
 	relay.NoticeStore
+	relay.ProfileStore
 	export.Source
 	Ping(ctx context.Context) error
 	Close() error
@@ -252,6 +253,11 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	if err != nil {
 		return nil, err
 	}
+	// Client profiles are part of the record: signed and checked alike.
+	profiles, err := relay.NewProfiles(s.archive, recordTrust)
+	if err != nil {
+		return nil, err
+	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = s.dir.Load(lctx)
 	cancel()
@@ -300,6 +306,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 		Logger: log.With("component", "console"), Registerer: s.reg,
 		Audit:      console.ArchiveAudit{Log: auditLog, Slog: console.SlogAudit{Log: log.With("component", "console")}},
 		Compliance: console.ComplianceDeps{Audit: s.archive, Alerts: reviews, Holds: holds},
+		Profiles:   profiles,
 		Version:    version,
 	})
 	if lex != nil {
