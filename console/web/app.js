@@ -21,6 +21,7 @@ import { setupComposer, updateComposer, popoverOpen } from './composer.js';
 import { setupDialogs, openHelp, anyDialogOpen } from './dialogs.js';
 import { setupCompliance, startCompliance, rerenderCompliance, showTool, toolOf, onAlert, focusMessage } from './compliance.js';
 import { setupAdmin, startAdmin, rerenderAdmin, showAdmin, adminOf } from './admin.js';
+import { setupProfile } from './profile.js';
 
 const live = new Live({
   onFrame,
@@ -350,6 +351,8 @@ async function boot() {
   setupThread(live);
   setupComposer();
   setupDialogs();
+  setupProfile();
+  on('profile', (conv) => { if (state.open === conv) renderHeader(); });
   setupCompliance();
   setupAdmin();
   defaultDetails();

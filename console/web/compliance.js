@@ -10,6 +10,7 @@ import { api, ApiError } from './api.js';
 import { t } from './i18n.js';
 import { state, emit, on as onStore, employeeName } from './store.js';
 import { shortID, splitConv, fullTime, bytes } from './format.js';
+import { clientLabel, profileOf, tagChips, rememberListed } from './profile.js';
 import { loadEarlier } from './thread.js';
 
 const PAGE = 50;
@@ -123,6 +124,7 @@ async function runSearch(page) {
     if (res.total !== undefined) search.total = res.total;
     search.next = res.next || '';
     search.cursors[page + 1] = search.next;
+    rememberListed(res.profiles);
     renderResults(res.messages || []);
   } catch (e) {
     err.hidden = false;
@@ -155,7 +157,8 @@ function resultEl(m) {
     h('a', { class: 'result-link', href, title: t('openAtMessage') },
       h('span', { class: 'result-meta' },
         h('span', { class: `chip chip-dir-${dir}` }, t(`dir_${dir}`)),
-        h('span', { class: 'result-client', title: openid }, shortID(openid)),
+        h('span', { class: `result-client${profileOf(m.conv) && profileOf(m.conv).name ? ' result-name' : ''}`, title: openid }, clientLabel(m.conv)),
+        ...tagChips((profileOf(m.conv) || {}).tags),
         h('span', { class: 'muted' }, m.account || account),
         m.employee ? h('span', { class: 'muted' }, employeeName(m.employee)) : null,
         h('time', { class: 'muted', datetime: m.accepted_at }, fullTime(m.accepted_at || m.created_at))),

@@ -8,6 +8,7 @@ import { t } from './i18n.js';
 import { state, emit, isSupervisor, employeeName, on as onStore } from './store.js';
 import { shortID, avatarOf, listTime, left, splitConv, windowReason } from './format.js';
 import { getLang } from './i18n.js';
+import { profileMatches, tagChips, knownTags } from './profile.js';
 
 let refreshTimer = 0;
 let inflight = null;
@@ -16,6 +17,9 @@ let listError = '';
 // teamFilter: the one chosen ('' for all).
 let teams = [];
 let teamFilter = '';
+// tagFilter: the client tag the list is filtered by ('' for none); the
+// relay filters (GET /api/conversations?tag=), live updates too.
+let tagFilter = '';
 
 // refresh fetches the list again (debounced: many events, one request).
 export function refresh(delay = 250) {
@@ -34,6 +38,7 @@ export async function load() {
     if (state.filter.account) q.set('account', state.filter.account);
     if (teamFilter) q.set('team', teamFilter);
   }
+  if (tagFilter) q.set('tag', tagFilter);
   try {
     const res = await api('GET', `/api/conversations?${q}`, { signal: ctl.signal });
     const next = new Map();
@@ -70,7 +75,8 @@ export function visible() {
     .filter((c) => !isSupervisor() || !state.filter.employee || c.employee === state.filter.employee || c.conv === state.open)
     .filter((c) => !isSupervisor() || !state.filter.account || c.account === state.filter.account || c.conv === state.open)
     .filter((c) => !isSupervisor() || !teamFilter || teamHas(teamFilter, c.employee) || c.conv === state.open)
-    .filter((c) => !q || c.conv.toLowerCase().includes(q) || employeeName(c.employee).toLowerCase().includes(q))
+    .filter((c) => !tagFilter || ((c.profile && c.profile.tags) || []).includes(tagFilter) || c.conv === state.open)
+    .filter((c) => !q || c.conv.toLowerCase().includes(q) || employeeName(c.employee).toLowerCase().includes(q) || profileMatches(c.conv, q))
     .sort((a, b) => activity(b) - activity(a) || (a.conv < b.conv ? -1 : 1));
 }
 
@@ -169,7 +175,7 @@ export function render() {
   let prev = null;
   for (const c of list) {
     seen.add(c.conv);
-    const sig = JSON.stringify([getLang(), c.last_seq, c.unread, c.status, c.employee, c.window, c.conv === state.open, state.me.id, preview(c.last_message), listTime(c.last_message && c.last_message.accepted_at), c.window && c.window.closes_at && left(c.window.closes_at)]);
+    const sig = JSON.stringify([getLang(), c.last_seq, c.unread, c.status, c.employee, c.window, c.conv === state.open, state.me.id, preview(c.last_message), listTime(c.last_message && c.last_message.accepted_at), c.window && c.window.closes_at && left(c.window.closes_at), c.profile]);
     let li = els.get(c.conv);
     if (!li || li._sig !== sig) {
       const n = item(c);
@@ -208,12 +214,13 @@ function item(c) {
       h('span', { class: `avatar ${av.hue}`, 'aria-hidden': 'true' }, av.letters),
       h('span', { class: 'ci-main' },
         h('span', { class: 'ci-top' },
-          h('span', { class: 'ci-name', title: openid }, shortID(openid)),
+          h('span', { class: 'ci-name', title: c.profile && c.profile.remark ? `${openid} · ${c.profile.remark}` : openid }, c.profile && c.profile.name ? c.profile.name : shortID(openid)),
           h('span', { class: 'ci-account' }, c.account || account),
           h('time', { class: 'ci-time', datetime: m && m.accepted_at }, m ? listTime(m.accepted_at || m.created_at) : '')),
         h('span', { class: `ci-preview${m && m.direction === 'internal' ? ' is-internal' : ''}` }, preview(m) || t('noMessagesYet')),
         h('span', { class: 'ci-bottom' },
           windowChip(c.window, true),
+          c.profile && c.profile.tags && c.profile.tags.length ? h('span', { class: 'ci-tags' }, ...tagChips(c.profile.tags)) : null,
           (c.status || 'open') === 'resolved' ? h('span', { class: 'chip chip-resolved' }, t('resolved')) : null,
           isSupervisor() ? h('span', { class: 'ci-emp' }, c.employee ? employeeName(c.employee) : t('unassigned')) : null,
           unread ? h('span', { class: 'badge', 'aria-label': t('unreadCount', { n: unread }) }, unread > 99 ? '99+' : String(unread)) : null))));
@@ -243,11 +250,25 @@ export function setupInbox() {
   $('filter-employee').addEventListener('change', (e) => { state.filter.employee = e.target.value; render(); load(); });
   $('filter-account').addEventListener('change', (e) => { state.filter.account = e.target.value; render(); load(); });
   $('filter-team').addEventListener('change', (e) => { teamFilter = e.target.value; render(); load(); });
+  $('filter-tag').addEventListener('change', (e) => { tagFilter = e.target.value; render(); load(); });
+  onStore('tags', fillTagFilter);
+  onStore('profile', () => render());
   onStore('employees', fillFilters);
   onStore('employees', loadTeams);
   onStore('convs', fillFilters);
   // Times and windows age: redraw every half minute.
   setInterval(render, 30000);
+}
+
+// fillTagFilter offers the tags of the accounts the page knows; hidden
+// while there are none.
+function fillTagFilter() {
+  const tags = knownTags();
+  const sel = $('filter-tag');
+  clear(sel).append(h('option', { value: '' }, t('allTags')), ...tags.map((x) => h('option', { value: x }, x)));
+  if (tagFilter && !tags.includes(tagFilter)) sel.append(h('option', { value: tagFilter }, tagFilter));
+  sel.value = tagFilter;
+  $('tag-filters').hidden = tags.length === 0;
 }
 
 function fillFilters() {

@@ -6,9 +6,10 @@ import { $, h, clear, svgIcon, ICONS } from './dom.js';
 import { api, ApiError, convPath, mediaURL } from './api.js';
 import { t } from './i18n.js';
 import { state, thread, emit, on as onStore, managesAll, employeeName, deliveryOf } from './store.js';
-import { shortID, avatarOf, splitConv, clock, dayLabel, fullTime, windowReason, deliveryReason } from './format.js';
+import { avatarOf, splitConv, clock, dayLabel, fullTime, windowReason, deliveryReason } from './format.js';
 import { getLang } from './i18n.js';
 import { eventWords, windowChip, render as renderList } from './inbox.js';
+import { clientLabel, profileOf, tagChips, renderProfileCard } from './profile.js';
 
 const PAGE = 50;
 let live = null; // the Live socket, set by setupThread
@@ -214,9 +215,11 @@ export function renderHeader() {
   const avatar = $('conv-avatar');
   avatar.className = `avatar ${av.hue}`;
   avatar.textContent = av.letters;
-  $('conv-client').textContent = shortID(openid);
+  const profile = profileOf(conv);
+  $('conv-client').textContent = clientLabel(conv);
   $('conv-client').title = openid;
-  $('conv-sub').textContent = `${c.account || account} · ${c.employee ? t('assignedToName', { name: employeeName(c.employee) }) : t('unassigned')}`;
+  $('conv-sub').textContent = [profile && profile.remark, c.account || account, c.employee ? t('assignedToName', { name: employeeName(c.employee) }) : t('unassigned')].filter(Boolean).join(' · ');
+  clear($('conv-tags')).append(...tagChips(profile && profile.tags));
   const status = c.status || 'open';
   const chip = $('conv-status');
   chip.className = `chip chip-${status}`;
@@ -232,6 +235,7 @@ export function renderHeader() {
   $('d-employee').textContent = c.employee ? employeeName(c.employee) : t('unassigned');
   $('d-status').textContent = t(status);
   renderWindowDetails();
+  renderProfileCard();
 }
 
 export function renderWindowDetails() {
