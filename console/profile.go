@@ -127,17 +127,11 @@ func (s *Server) servePutProfile(w http.ResponseWriter, r *http.Request, emp *re
 	if !ok {
 		return
 	}
-	conv := relay.Conversation(account, openid)
 	p := relay.ClientProfile{Account: account, OpenID: openid, Name: body.Name, Remark: body.Remark, Tags: body.Tags,
 		Note: body.Note, By: emp.ID, At: s.now()}
-	audited := false
+	audit := &changeAudit{s: s, r: r, emp: emp, action: relay.AuditClientProfile, conv: relay.Conversation(account, openid), target: openid}
 	saved, err := s.profiles.Save(r.Context(), p, *body.Version, func(before *relay.ClientProfile, after relay.ClientProfile) error {
-		detail := relay.ProfileAuditDetail(relay.ProfileChange(before, after), after)
-		if err := s.record(r, emp, relay.AuditClientProfile, conv, openid, detail); err != nil {
-			return err
-		}
-		audited = true
-		return nil
+		return audit.record(relay.ProfileAuditDetail(relay.ProfileChange(before, after), after))
 	})
 	switch {
 	case errors.Is(err, relay.ErrProfileInvalid):
@@ -145,21 +139,43 @@ func (s *Server) servePutProfile(w http.ResponseWriter, r *http.Request, emp *re
 	case errors.Is(err, relay.ErrProfileConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		s.refuseRecordWrite(w, emp, "client profile", audited, err)
+		audit.refuse(w, "client profile", err)
 	default:
 		writeJSON(w, http.StatusOK, saved)
 	}
 }
 
-// refuseRecordWrite answers a change of a signed record that failed:
-// 503, saying whether the audit trail or the archive failed.
-func (s *Server) refuseRecordWrite(w http.ResponseWriter, emp *relay.Employee, what string, audited bool, err error) {
-	if !audited {
-		s.log.Error("writing the audit trail of a "+what+"; refused", "employee", emp.ID, "err", err)
+// changeAudit writes the audit record of a change of a signed record
+// (record, called by the relay once the version is sealed) and remembers
+// whether it did: a change that failed before was refused by the audit
+// trail, one that failed after by the archive.
+type changeAudit struct {
+	s       *Server
+	r       *http.Request
+	emp     *relay.Employee
+	action  string
+	conv    relay.ConversationID
+	target  string
+	written bool
+}
+
+func (a *changeAudit) record(detail string) error {
+	if err := a.s.record(a.r, a.emp, a.action, a.conv, a.target, detail); err != nil {
+		return err
+	}
+	a.written = true
+	return nil
+}
+
+// refuse answers a change of what that failed with err: 503, saying
+// whether the audit trail or the archive failed.
+func (a *changeAudit) refuse(w http.ResponseWriter, what string, err error) {
+	if !a.written {
+		a.s.log.Error("writing the audit trail of a "+what+"; refused", "employee", a.emp.ID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the audit trail cannot be written right now, so this cannot be done")
 		return
 	}
-	s.log.Warn("archiving a "+what, "employee", emp.ID, "err", err)
+	a.s.log.Warn("archiving a "+what, "employee", a.emp.ID, "err", err)
 	writeError(w, http.StatusServiceUnavailable, "the "+what+" could not be archived; try again")
 }
 
@@ -233,21 +249,15 @@ func (s *Server) changeTags(w http.ResponseWriter, r *http.Request, emp *relay.E
 	if !s.knownAccount(w, account) {
 		return
 	}
-	audited := false
-	ts, err := change(r.Context(), account, func(t relay.TagSet) error {
-		if err := s.record(r, emp, relay.AuditClientTags, "", account, relay.TagSetAuditDetail(what, t)); err != nil {
-			return err
-		}
-		audited = true
-		return nil
-	})
+	audit := &changeAudit{s: s, r: r, emp: emp, action: relay.AuditClientTags, target: account}
+	ts, err := change(r.Context(), account, func(t relay.TagSet) error { return audit.record(relay.TagSetAuditDetail(what, t)) })
 	switch {
 	case errors.Is(err, relay.ErrTagInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, relay.ErrTagNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case err != nil:
-		s.refuseRecordWrite(w, emp, "tag list", audited, err)
+		audit.refuse(w, "tag list", err)
 	default:
 		writeJSON(w, http.StatusOK, ts)
 	}
