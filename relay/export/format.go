@@ -212,6 +212,10 @@ func spreadsheetSafe(cells []string) []string {
 	return cells
 }
 
+// SpreadsheetSafe is spreadsheetSafe for the other CSV writers of the
+// relay (the reports), so that every CSV it writes is neutralised alike.
+func SpreadsheetSafe(cells []string) []string { return spreadsheetSafe(cells) }
+
 // isNumber reports whether s is an optionally negative decimal number.
 func isNumber(s string) bool {
 	s = strings.TrimPrefix(s, "-")

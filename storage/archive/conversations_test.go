@@ -20,3 +20,16 @@ func TestConversationsConformance(t *testing.T) {
 		return a
 	})
 }
+
+// TestReportsConformance runs the reports' suite, the one the embedded
+// archive passes too, against ClickHouse.
+func TestReportsConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ClickHouse")
+	}
+	addr := testenv.ClickHouseAddr(t)
+	archivetest.RunReports(t, func(t *testing.T) archivetest.ReportStore {
+		a, _ := openConformance(t, addr)
+		return a
+	})
+}

@@ -20,3 +20,10 @@ func TestConversationsConformanceInMemory(t *testing.T) {
 		return openAt(t, MemoryPath)
 	})
 }
+
+func TestReportsConformance(t *testing.T) {
+	t.Parallel()
+	archivetest.RunReports(t, func(t *testing.T) archivetest.ReportStore {
+		return openAt(t, filepath.Join(t.TempDir(), "archive.db"))
+	})
+}
