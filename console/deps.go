@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
+	"github.com/wechat-relay/wechat-relay/relay/report"
 )
 
 // Deps are the parts of the relay the console uses. Bus, History and
@@ -40,6 +41,9 @@ type Deps struct {
 	// Export reads what an eDiscovery export takes from the archive;
 	// nil: no /api/exports.
 	Export export.Source
+	// Reports computes the reports (relay/report); nil: no
+	// /api/reports.
+	Reports report.Store
 	// Staff carries out notes, transfers, resolve and reopen; nil: none.
 	Staff Staff
 	// QRCodes makes employees' QR codes; nil: no GET /api/me/qrcode.

@@ -31,6 +31,7 @@ import (
 //	GET  /api/media/{message_id}                  archived media of a message
 //	GET  /api/clients/{account}/{openid}/profile  a client's profile; PUT a new version; .../history (profile.go)
 //	     /api/tags/{account}                      the account's tag vocabulary (profile.go)
+//	GET  /api/reports/{name}                      a report (reports.go)
 //	GET  /api/ws                                  the live WebSocket
 //	     /api/sso/{provider}/...                  identity providers (Deps.IdentityProviders)
 //
@@ -115,6 +116,7 @@ func (s *Server) handler() (http.Handler, []string) {
 	s.routeAdmin(authed)        // GET /api/teams, /api/admin/... (admin.go)
 	s.routeCompliance(route)    // /api/audit, /api/alerts, /api/holds (compliance.go)
 	s.routeProfiles(route)      // /api/clients/.../profile, /api/tags (profile.go)
+	s.routeReports(route)       // /api/reports (reports.go)
 	mux.HandleFunc("GET /api/ws", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before upgrading: an unauthenticated request never
 		// becomes a socket.

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/report"
 )
 
 // Server is the console: it owns the console's dependencies and serves
@@ -38,6 +39,7 @@ type Server struct {
 	search     relay.Searcher    // nil: no search
 	profiles   *relay.Profiles   // nil: no client profiles
 	exports    *exportJobs       // nil without Deps.Export
+	reports    *report.Service   // nil without Deps.Reports
 	audit      Audit
 	idps       []IdentityProvider
 	compliance ComplianceDeps
@@ -88,6 +90,9 @@ func NewServer(cfg Config, d Deps) *Server {
 	}
 	s.auth = newAuthenticator(dir, s.sessions)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if d.Reports != nil {
+		s.reports = &report.Service{Store: d.Reports, Now: d.Now}
+	}
 	if d.Export != nil {
 		s.exports = newExportJobs(s, d.Export, d.Version)
 	}

@@ -66,6 +66,7 @@ const (
 	AuditReadAlerts     = "read_alerts"
 	AuditRetentionView  = "retention_report"
 	AuditPasswordChange = "password_change" // an employee changed their own password
+	AuditReportView     = "report_view"     // a report (relay/report) was viewed
 )
 
 // AuditEntry is one archived audit record.

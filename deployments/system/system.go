@@ -24,6 +24,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
+	"github.com/wechat-relay/wechat-relay/relay/report"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/bus"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
@@ -46,6 +47,7 @@ type Store interface {
 	relay.NoticeStore
 	relay.ProfileStore
 	export.Source
+	report.Store
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -300,7 +302,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 		return nil, err
 	}
 	s.console = console.NewServer(cfg.ConsoleConfig(), console.Deps{
-		Bus: b, History: s.archive, Search: s.archive, Export: s.archive, Assignments: assign, Outbox: s.outbox,
+		Bus: b, History: s.archive, Search: s.archive, Export: s.archive, Reports: s.archive, Assignments: assign, Outbox: s.outbox,
 		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
 		Inbox: s.archive, Deliveries: s.archive, Media: s.archive, Staff: staff, QRCodes: qr, Directory: s.dir,
 		Logger: log.With("component", "console"), Registerer: s.reg,

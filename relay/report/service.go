@@ -99,7 +99,7 @@ type Service struct {
 // sees their teams' members only, and is refused another team or
 // employee.
 func (s *Service) Run(ctx context.Context, viewer *relay.Employee, snap *relay.DirectorySnapshot, req Request) (*Report, error) {
-	if err := req.validate(); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	if snap == nil {
@@ -137,7 +137,8 @@ func (s *Service) Run(ctx context.Context, viewer *relay.Employee, snap *relay.D
 	return rep, nil
 }
 
-func (req Request) validate() error {
+// Validate refuses a request no report can answer (ErrBadRequest).
+func (req Request) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, a...))
 	}
