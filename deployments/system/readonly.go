@@ -11,18 +11,20 @@ import (
 	"github.com/wechat-relay/wechat-relay/configs"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
+	"github.com/wechat-relay/wechat-relay/relay/report"
 	"github.com/wechat-relay/wechat-relay/relay/verify"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
 )
 
 // ReadArchive is the archive as the read-only commands (verify, search,
-// export, retention-report) use it.
+// export, retention-report, report) use it.
 type ReadArchive interface {
 	verify.Source
 	relay.AuditStore
 	relay.DirectoryStore
 	export.Source
+	report.Store
 	Close() error
 }
 
