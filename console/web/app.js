@@ -22,6 +22,7 @@ import { setupDialogs, openHelp, anyDialogOpen } from './dialogs.js';
 import { setupCompliance, startCompliance, rerenderCompliance, showTool, toolOf, onAlert, focusMessage } from './compliance.js';
 import { setupAdmin, startAdmin, rerenderAdmin, showAdmin, adminOf } from './admin.js';
 import { setupProfile } from './profile.js';
+import { setupReports, startReports, rerenderReports, showReports, reportOf } from './reports.js';
 
 const live = new Live({
   onFrame,
@@ -115,10 +116,12 @@ function onState(s) {
 function route() {
   if (!state.me) return;
   const admin = adminOf(location.hash);
-  const tool = admin ? '' : toolOf(location.hash);
+  const report = admin ? '' : reportOf(location.hash);
+  const tool = admin || report ? '' : toolOf(location.hash);
   showTool(tool);
   showAdmin(admin);
-  if (tool || admin) {
+  showReports(report);
+  if (tool || admin || report) {
     document.body.dataset.view = 'tool';
     if (state.open) closeThread();
     return;
@@ -218,6 +221,7 @@ function signedOut(message) {
   state.open = null;
   setCSRF('');
   showAdmin(false);
+  showReports('');
   location.hash = '';
   showSignin(message);
 }
@@ -244,6 +248,7 @@ async function start(me) {
   emit('employees');
   startCompliance();
   startAdmin();
+  startReports();
   live.start();
   await loadList();
   route();
@@ -262,6 +267,7 @@ function rerender() {
   if (state.open) { renderHeader(); renderThread(false); updateComposer(); }
   rerenderCompliance();
   rerenderAdmin();
+  rerenderReports();
 }
 
 function resolveOrReopen(action) {
@@ -355,6 +361,7 @@ async function boot() {
   on('profile', (conv) => { if (state.open === conv) renderHeader(); });
   setupCompliance();
   setupAdmin();
+  setupReports();
   defaultDetails();
   NARROW.addEventListener('change', defaultDetails);
 

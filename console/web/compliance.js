@@ -192,6 +192,15 @@ function highlighted(s, q) {
   return out;
 }
 
+// searchFor opens the search view with filters f (as the API names
+// them: a report's drill-down) and runs the search.
+export function searchFor(f) {
+  const fields = { text: 's-text', client: 's-client', employee: 's-employee', account: 's-account', from: 's-from', to: 's-to', direction: 's-direction', kind: 's-kind' };
+  for (const [k, id] of Object.entries(fields)) $(id).value = f[k] || '';
+  location.hash = '#/search';
+  $('search-form').requestSubmit();
+}
+
 // focusMessage scrolls the open conversation to the message seq (loading
 // earlier pages as needed) and highlights it.
 export async function focusMessage(conv, seq) {
