@@ -13,6 +13,10 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
+// WIDTH is the width charts are drawn for (viewBox units, about pixels
+// on a desktop); they scale down to a phone's.
+const WIDTH = 560;
+
 // niceMax rounds max up to 1, 2 or 5 times a power of ten, so that the
 // axis reads well.
 function niceMax(max) {
@@ -42,21 +46,26 @@ export function barChart({ labels, series, stacked = false, format = String, onB
   const top = 10;
   const bottom = 34;
   const left = 44;
-  const slot = Math.max(stacked ? 22 : 14 * series.length + 8, 18);
+  // At least WIDTH wide: a few bars get wide slots, many get narrow
+  // ones and a chart that scrolls sideways.
+  const slot = Math.max(stacked ? 20 : 8 * series.length + 4, Math.floor((WIDTH - left - 8) / Math.max(n, 1)));
   const W = left + Math.max(n, 1) * slot + 8;
+  const barW = Math.min(slot - 8, stacked ? 36 : 18 * series.length);
+  const pad = (slot - barW) / 2;
   const totals = labels.map((_, i) => (stacked ? series.reduce((a, se) => a + (se.values[i] || 0), 0) : Math.max(0, ...series.map((se) => se.values[i] || 0))));
   const max = niceMax(Math.max(0, ...totals));
   const y = (v) => top + (H - top - bottom) * (1 - v / max);
-  const svg = s('svg', { class: 'chart-svg', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
+  const svg = s('svg', { class: `chart-svg${W > WIDTH ? ' chart-wide' : ''}`, viewBox: `0 0 ${W} ${H}`, width: W > WIDTH ? W : null, height: W > WIDTH ? H : null, role: 'img' });
   if (title) svg.append(s('title', {}, title));
   for (const f of [0, 0.5, 1]) {
     const v = max * f;
+    if (!Number.isInteger(v)) continue; // no 2.5 messages
     svg.append(s('line', { class: 'chart-grid', x1: left, x2: W - 4, y1: y(v), y2: y(v) }),
       s('text', { class: 'chart-axis', x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, format(v)));
   }
   const every = Math.ceil(n / Math.max(1, Math.floor((W - left) / 44)));
   labels.forEach((label, i) => {
-    const x0 = left + i * slot + 4;
+    const x0 = left + i * slot + pad;
     const g = s('g', { class: 'bar' });
     const parts = [];
     let acc = 0;
@@ -65,18 +74,18 @@ export function barChart({ labels, series, stacked = false, format = String, onB
       parts.push(`${se.name}: ${format(v)}`);
       if (stacked) {
         const y1 = y(acc + v);
-        g.append(s('rect', { class: `chart-bar ${se.cls || `series-${k}`}`, x: x0, y: y1, width: slot - 8, height: Math.max(0, y(acc) - y1) }));
+        g.append(s('rect', { class: `chart-bar ${se.cls || `series-${k}`}`, x: x0, y: y1, width: barW, height: Math.max(0, y(acc) - y1) }));
         acc += v;
       } else {
-        const w = (slot - 8) / series.length;
+        const w = barW / series.length;
         g.append(s('rect', { class: `chart-bar ${se.cls || `series-${k}`}`, x: x0 + k * w, y: y(v), width: Math.max(1, w - 1), height: Math.max(0, y(0) - y(v)) }));
       }
     });
     const tip = `${label} — ${parts.join(', ')}`;
-    g.prepend(s('rect', { class: 'chart-hit', x: x0 - 3, y: top, width: slot - 2, height: H - top - bottom }), s('title', {}, tip));
+    g.prepend(s('rect', { class: 'chart-hit', x: left + i * slot + 1, y: top, width: slot - 2, height: H - top - bottom }), s('title', {}, tip));
     clickable(g, tip, onBar, i);
     svg.append(g);
-    if (i % every === 0) svg.append(s('text', { class: 'chart-label', x: x0 + (slot - 8) / 2, y: H - bottom + 14, 'text-anchor': 'middle' }, label));
+    if (i % every === 0) svg.append(s('text', { class: 'chart-label', x: left + i * slot + slot / 2, y: H - bottom + 14, 'text-anchor': 'middle' }, label));
   });
   return svg;
 }
@@ -86,7 +95,7 @@ export function barChart({ labels, series, stacked = false, format = String, onB
 export function hbarChart({ labels, series, format = String, onBar, title }) {
   const rowH = 10 * series.length + 10;
   const left = 110;
-  const W = 420;
+  const W = WIDTH;
   const H = labels.length * rowH + 6;
   const max = niceMax(Math.max(0, ...series.flatMap((se) => se.values)));
   const x = (v) => left + (W - left - 56) * (v / max);

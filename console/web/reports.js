@@ -59,6 +59,7 @@ export function startReports() {
 
 export function rerenderReports() {
   fillSelects();
+  if ($('rep-team').options.length) $('rep-team').options[0].textContent = t('allTeams');
   if (shown) render();
 }
 
@@ -242,7 +243,7 @@ function render() {
   const rep = shown;
   const body = clear($('rep-body'));
   const name = rep.name;
-  $('rep-summary').textContent = t('repRange', { from: fullTime(rep.from), to: fullTime(rep.to) });
+  $('rep-summary').textContent = t('repRange', { from: query.get('from') || '', to: query.get('to') || '' });
   for (const tab of rep.tables) {
     const csv = new URLSearchParams(query);
     csv.set('format', 'csv');

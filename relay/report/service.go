@@ -134,6 +134,11 @@ func (s *Service) Run(ctx context.Context, viewer *relay.Employee, snap *relay.D
 	if err != nil {
 		return nil, fmt.Errorf("computing the %s report: %w", req.Name, err)
 	}
+	for i := range rep.Tables {
+		if rep.Tables[i].Rows == nil {
+			rep.Tables[i].Rows = [][]any{} // [] in JSON, not null
+		}
+	}
 	return rep, nil
 }
 
