@@ -248,9 +248,16 @@ func (a *Archive) ReportConversations(ctx context.Context, f report.Filter) ([]r
 		return fail("resolved", err)
 	}
 
-	// The conversation's status changes in sequence order: 's' resolve,
-	// 'o' reopen, 'i' the client's interaction; a reopen is an 'o', or an
-	// 'i' right after an 's'.
+	reopenedByStaff, err := a.dayCounts(ctx, `SELECT `+dayExpr("accepted_ms", f)+` AS d, uniqExact(id) FROM messages
+		WHERE `+cond+` AND direction = 'internal' AND kind = 'reopen' GROUP BY d`, args, 1)
+	if err != nil {
+		return fail("reopened", err)
+	}
+	// A client reopens a conversation by interacting right after a
+	// resolve, in sequence order: an 'i' right after an 's' among the
+	// conversation's resolves ('s'), reopens ('o') and interactions
+	// ('i'). A replayed copy sits beside its original, so it follows an
+	// 'i' or is an 's' or an 'o'.
 	emp, eargs = employeeCond("e", f)
 	args = append(append(hargs, epochMillis(f.From), epochMillis(f.To)), eargs...)
 	reopened, err := a.dayCounts(ctx, `SELECT `+dayExpr("m", f)+` AS d, count() FROM (
@@ -261,14 +268,19 @@ func (a *Archive) ReportConversations(ctx context.Context, f report.Filter) ([]r
 						multiIf(direction = 'internal' AND kind = 'resolve', 's', direction = 'internal' AND kind = 'reopen', 'o', 'i') AS k
 					FROM messages
 					WHERE `+hist+` AND ((direction = 'internal' AND kind IN ('resolve', 'reopen')) OR (direction = 'in' AND interaction = 1))
-					LIMIT 1 BY conv, seq
 				) GROUP BY conv
 			)
 		) ARRAY JOIN ix AS i, ms AS m, es AS e
-		WHERE m >= ? AND m < ? AND (ks[i] = 'o' OR (ks[i] = 'i' AND i > 1 AND ks[i - 1] = 's'))`+emp+`
+		WHERE m >= ? AND m < ? AND ks[i] = 'i' AND i > 1 AND ks[i - 1] = 's'`+emp+`
 		GROUP BY d`, args, 1)
 	if err != nil {
 		return fail("reopened", err)
+	}
+	for d, c := range reopenedByStaff {
+		if reopened[d] == nil {
+			reopened[d] = []int64{0}
+		}
+		reopened[d][0] += c[0]
 	}
 
 	all := map[string]*report.ConversationsRow{}
@@ -294,11 +306,16 @@ func (a *Archive) ReportConversations(ctx context.Context, f report.Filter) ([]r
 	return out, nil
 }
 
-// ReportResponses computes the response times of the replies of f's range. Each
-// conversation's messages in and out, in sequence order, are cut into
-// segments by its messages out (segment = number of messages out before
-// a row); a segment with a message in and a message out is a wait and its
-// reply, segment 0 the first.
+// ReportResponses computes the response times of the replies of f's
+// range. Each conversation's messages in and out, in sequence order, are
+// one array; a message out at position i whose previous message out is
+// at position prev (0: none) replies to the wait that starts at prev+1
+// when there is a message in between (i > prev+1); the first message out
+// (j = 1) is the first response. A replayed copy changes nothing: a
+// copy of a message in sits in its wait, a copy of a message out right
+// after it, with no wait of its own. (Arrays rather than a second
+// GROUP BY: ClickHouse 18.16 has no window functions, and the arrays
+// spare a pass over every row.)
 func (a *Archive) ReportResponses(ctx context.Context, f report.Filter, g report.Group) ([]report.ResponseRow, error) {
 	if none(f) {
 		return nil, nil
@@ -322,22 +339,20 @@ func (a *Archive) ReportResponses(ctx context.Context, f report.Filter, g report
 	}
 	rows, err := a.conn.Query(ctx, `SELECT `+key+` AS k,
 			count() AS n, `+nth("arraySort(groupArray(w))", "count()", 50)+`, `+nth("arraySort(groupArray(w))", "count()", 90)+`,
-			countIf(seg = 0) AS fn, `+nth("arraySort(groupArrayIf(w, seg = 0))", "countIf(seg = 0)", 50)+`, `+nth("arraySort(groupArrayIf(w, seg = 0))", "countIf(seg = 0)", 90)+`
+			countIf(first) AS fn, `+nth("arraySort(groupArrayIf(w, first))", "countIf(first)", 50)+`, `+nth("arraySort(groupArrayIf(w, first))", "countIf(first)", 90)+`
 		FROM (
-			SELECT conv, seg, minIf(m, o = 0) AS start, minIf(m, o = 1) AS reply, anyIf(e, o = 1) AS emp,
-				greatest(toInt64(reply) - toInt64(start), 0) AS w
+			SELECT if(j = 1, 0, outs[j - 1]) AS prev, ms[i] AS reply, es[i] AS emp, j = 1 AS first,
+				greatest(toInt64(reply) - toInt64(ms[prev + 1]), 0) AS w
 			FROM (
-				SELECT conv, ms, os, es, arrayMap((c, x) -> c - x, arrayCumSum(os), os) AS segs FROM (
+				SELECT arrayFilter((x, o) -> o = 1, arrayEnumerate(os), os) AS outs, ms, es FROM (
 					SELECT conv, `+sortedBySeq("accepted_ms")+` AS ms, `+sortedBySeq("o")+` AS os, `+sortedBySeq("employee")+` AS es
 					FROM (
 						SELECT conv, seq, accepted_ms, employee, toUInt8(direction = 'out') AS o FROM messages
 						WHERE `+hist+` AND (`+sqlMessageIn+` OR `+sqlMessageOut+`)
-						LIMIT 1 BY conv, seq
 					) GROUP BY conv
 				)
-			) ARRAY JOIN ms AS m, os AS o, es AS e, segs AS seg
-			GROUP BY conv, seg
-			HAVING countIf(o = 0) > 0 AND countIf(o = 1) > 0 AND reply >= ? AND reply < ?`+emp+`
+			) ARRAY JOIN outs AS i, arrayEnumerate(outs) AS j
+			WHERE i > prev + 1 AND reply >= ? AND reply < ?`+emp+`
 		)
 		GROUP BY k ORDER BY k`, args...)
 	if err != nil {

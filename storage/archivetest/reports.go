@@ -62,7 +62,7 @@ func deskFilter() report.Filter {
 // The desk's conversations.
 var (
 	deskC1 = relay.Conversation("acc", "c1")  // e1; a returning client, resolved, writes again, waits now
-	deskC2 = relay.Conversation("acc", "c2")  // e2; new (subscribes), resolved, reopened by staff
+	deskC2 = relay.Conversation("acc", "c2")  // e2; new (subscribes), resolved, reopened by staff, writes again, waits now
 	deskC3 = relay.Conversation("acc2", "c3") // e1; new, answered twice, waits now, window closing
 	deskC4 = relay.Conversation("acc", "c4")  // e3; new, answered exactly at the range's end
 	deskC5 = relay.Conversation("acc", "c5")  // e2; new, first message exactly at the range's start
@@ -118,6 +118,7 @@ func seedDesk(t *testing.T, s ReportStore) desk {
 		{"c2.5", deskMsg(deskC2, 5, "out", "e2", 27*h)}, // 3600 s
 		{"c2.6", deskMsg(deskC2, 6, "resolve", "e2", 27*h+10*m)},
 		{"c2.7", deskMsg(deskC2, 7, "reopen", "e2", 28*h)},
+		{"c2.8", deskMsg(deskC2, 8, "in", "e2", 29*h)}, // after a reopen: not one more; waiting
 		{"c3.1", deskMsg(deskC3, 1, "in", "e1", 30*h)},
 		{"c3.2", deskMsg(deskC3, 2, "out", "e1", 30*h+30*time.Second)}, // first, 30 s
 		{"c3.3", deskMsg(deskC3, 3, "out", "e1", 30*h+40*time.Second)}, // answers nothing
@@ -180,26 +181,26 @@ func testReportVolume(t *testing.T, s ReportStore) {
 	}
 	type r = report.VolumeRow
 	vr := func(k string, in, out int64) r { return r{Key: k, In: in, Out: out} }
-	same(t, "by day", vol(f, report.GroupDay), []r{vr("2026-03-14", 6, 4), vr("2026-03-15", 5, 3)})
+	same(t, "by day", vol(f, report.GroupDay), []r{vr("2026-03-14", 6, 4), vr("2026-03-15", 6, 3)})
 	same(t, "by hour", vol(f, report.GroupHour), []r{
-		vr("00", 1, 0), vr("01", 0, 1), vr("02", 1, 0), vr("03", 0, 1), vr("06", 1, 2),
+		vr("00", 1, 0), vr("01", 0, 1), vr("02", 1, 0), vr("03", 0, 1), vr("05", 1, 0), vr("06", 1, 2),
 		vr("07", 4, 1), vr("09", 1, 1), vr("10", 1, 1), vr("20", 1, 0), vr("23", 1, 0),
 	})
-	same(t, "by account", vol(f, report.GroupAccount), []r{vr("acc", 8, 5), vr("acc2", 3, 2)})
-	same(t, "by employee", vol(f, report.GroupEmployee), []r{vr("e1", 7, 4), vr("e2", 3, 3), vr("e3", 1, 0)})
-	same(t, "all", vol(f, report.GroupAll), []r{vr("", 11, 7)})
-	same(t, "all of e2 and e3", vol(withEmployees(f, "e2", "e3"), report.GroupAll), []r{vr("", 4, 3)})
+	same(t, "by account", vol(f, report.GroupAccount), []r{vr("acc", 9, 5), vr("acc2", 3, 2)})
+	same(t, "by employee", vol(f, report.GroupEmployee), []r{vr("e1", 7, 4), vr("e2", 4, 3), vr("e3", 1, 0)})
+	same(t, "all", vol(f, report.GroupAll), []r{vr("", 12, 7)})
+	same(t, "all of e2 and e3", vol(withEmployees(f, "e2", "e3"), report.GroupAll), []r{vr("", 5, 3)})
 	acc2 := f
 	acc2.Account = "acc2"
 	same(t, "acc2 by day", vol(acc2, report.GroupDay), []r{vr("2026-03-15", 3, 2)})
 	// In UTC the first day's morning is the day before.
 	utc := f
 	utc.Offset = 0
-	same(t, "by day in UTC", vol(utc, report.GroupDay), []r{vr("2026-03-13", 3, 2), vr("2026-03-14", 7, 5), vr("2026-03-15", 1, 0)})
+	same(t, "by day in UTC", vol(utc, report.GroupDay), []r{vr("2026-03-13", 3, 2), vr("2026-03-14", 8, 5), vr("2026-03-15", 1, 0)})
 	// One day only: [d0+24h, d0+48h).
 	day2 := f
 	day2.From = d0.Add(24 * time.Hour)
-	same(t, "second day", vol(day2, report.GroupAll), []r{vr("", 5, 3)})
+	same(t, "second day", vol(day2, report.GroupAll), []r{vr("", 6, 3)})
 }
 
 func testReportClients(t *testing.T, s ReportStore) {
@@ -265,8 +266,10 @@ func testReportWaiting(t *testing.T, s ReportStore) {
 	}
 	c1 := report.WaitingRow{Conv: deskC1, Employee: "e1", Since: d0.Add(20 * time.Hour).UTC()}
 	c3 := report.WaitingRow{Conv: deskC3, Employee: "e1", Since: d0.Add(31 * time.Hour).UTC()}
-	same(t, "waiting", wait(deskFilter()), []report.WaitingRow{c1, c3})
-	same(t, "waiting for e2", wait(withEmployees(deskFilter(), "e2")), []report.WaitingRow(nil))
+	c2 := report.WaitingRow{Conv: deskC2, Employee: "e2", Since: d0.Add(29 * time.Hour).UTC()}
+	same(t, "waiting", wait(deskFilter()), []report.WaitingRow{c1, c2, c3})
+	same(t, "waiting for e2", wait(withEmployees(deskFilter(), "e2")), []report.WaitingRow{c2})
+	same(t, "waiting for e3", wait(withEmployees(deskFilter(), "e3")), []report.WaitingRow(nil))
 	acc2 := deskFilter()
 	acc2.Account = "acc2"
 	same(t, "waiting on acc2", wait(acc2), []report.WaitingRow{c3})
@@ -285,9 +288,11 @@ func testReportClosing(t *testing.T, s ReportStore) {
 	c1 := report.ClosingRow{Conv: deskC1, Employee: "e1", LastInteraction: d0.Add(20 * time.Hour).UTC()}
 	c3 := report.ClosingRow{Conv: deskC3, Employee: "e1", LastInteraction: d0.Add(31*time.Hour + 5*time.Minute).UTC()}
 	same(t, "within 24h", closing(deskFilter(), 24*time.Hour), []report.ClosingRow{c1})
-	same(t, "within 48h", closing(deskFilter(), 48*time.Hour), []report.ClosingRow{c1, c3})
+	c2 := report.ClosingRow{Conv: deskC2, Employee: "e2", LastInteraction: d0.Add(29 * time.Hour).UTC()}
+	same(t, "within 48h", closing(deskFilter(), 48*time.Hour), []report.ClosingRow{c1, c2, c3})
 	same(t, "within 1h", closing(deskFilter(), time.Hour), []report.ClosingRow(nil))
-	same(t, "within 48h for e2", closing(withEmployees(deskFilter(), "e2"), 48*time.Hour), []report.ClosingRow(nil))
+	same(t, "within 48h for e2", closing(withEmployees(deskFilter(), "e2"), 48*time.Hour), []report.ClosingRow{c2})
+	same(t, "within 48h for e3", closing(withEmployees(deskFilter(), "e3"), 48*time.Hour), []report.ClosingRow(nil))
 }
 
 func testReportDelivery(t *testing.T, s ReportStore) {
