@@ -3,6 +3,8 @@ package report
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -148,4 +150,30 @@ func GroupKey(g Group, s string) (string, error) {
 		return DayKey(n), nil
 	}
 	return HourKey(n), nil
+}
+
+// ConversationsRows puts what an archive counted for ReportConversations,
+// by day key (the count at [0]), into rows in day order.
+func ConversationsRows(opened, resolved, reopened map[string][]int64) []ConversationsRow {
+	all := map[string]*ConversationsRow{}
+	row := func(d string) *ConversationsRow {
+		if all[d] == nil {
+			all[d] = &ConversationsRow{Day: d}
+		}
+		return all[d]
+	}
+	for d, c := range opened {
+		row(d).Opened = c[0]
+	}
+	for d, c := range resolved {
+		row(d).Resolved = c[0]
+	}
+	for d, c := range reopened {
+		row(d).Reopened = c[0]
+	}
+	var out []ConversationsRow
+	for _, d := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, *all[d])
+	}
+	return out
 }

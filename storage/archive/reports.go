@@ -3,6 +3,8 @@ package archive
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -167,16 +169,6 @@ func (a *Archive) dayCounts(ctx context.Context, q string, args []any, n int) (m
 	return out, rows.Err()
 }
 
-// sortedDays returns the keys of m in order.
-func sortedDays[V any](m map[string]V) []string {
-	days := make([]string, 0, len(m))
-	for d := range m {
-		days = append(days, d)
-	}
-	sort.Strings(days)
-	return days
-}
-
 // ReportClients counts, per day, the clients whose interaction that day was
 // their first ever (new) or not (returning).
 func (a *Archive) ReportClients(ctx context.Context, f report.Filter) ([]report.ClientsRow, error) {
@@ -204,7 +196,7 @@ func (a *Archive) ReportClients(ctx context.Context, f report.Filter) ([]report.
 		return nil, fmt.Errorf("archive: counting clients: %w", err)
 	}
 	var out []report.ClientsRow
-	for _, d := range sortedDays(counts) {
+	for _, d := range slices.Sorted(maps.Keys(counts)) {
 		out = append(out, report.ClientsRow{Day: d, New: counts[d][0], Returning: counts[d][1]})
 	}
 	return out, nil
@@ -283,27 +275,7 @@ func (a *Archive) ReportConversations(ctx context.Context, f report.Filter) ([]r
 		reopened[d][0] += c[0]
 	}
 
-	all := map[string]*report.ConversationsRow{}
-	row := func(d string) *report.ConversationsRow {
-		if all[d] == nil {
-			all[d] = &report.ConversationsRow{Day: d}
-		}
-		return all[d]
-	}
-	for d, c := range opened {
-		row(d).Opened = c[0]
-	}
-	for d, c := range resolved {
-		row(d).Resolved = c[0]
-	}
-	for d, c := range reopened {
-		row(d).Reopened = c[0]
-	}
-	var out []report.ConversationsRow
-	for _, d := range sortedDays(all) {
-		out = append(out, *all[d])
-	}
-	return out, nil
+	return report.ConversationsRows(opened, resolved, reopened), nil
 }
 
 // ReportResponses computes the response times of the replies of f's

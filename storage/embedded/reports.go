@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -148,15 +150,6 @@ func (a *Archive) dayCounts(ctx context.Context, q string, args []any, n int) (m
 	return out, rows.Err()
 }
 
-func sortedDays[V any](m map[string]V) []string {
-	days := make([]string, 0, len(m))
-	for d := range m {
-		days = append(days, d)
-	}
-	sort.Strings(days)
-	return days
-}
-
 // ReportClients counts, per day, the clients new and returning that day.
 func (a *Archive) ReportClients(ctx context.Context, f report.Filter) ([]report.ClientsRow, error) {
 	if none(f) {
@@ -176,7 +169,7 @@ func (a *Archive) ReportClients(ctx context.Context, f report.Filter) ([]report.
 		return nil, fmt.Errorf("embedded archive: counting clients: %w", err)
 	}
 	var out []report.ClientsRow
-	for _, d := range sortedDays(counts) {
+	for _, d := range slices.Sorted(maps.Keys(counts)) {
 		out = append(out, report.ClientsRow{Day: d, New: counts[d][0], Returning: counts[d][1]})
 	}
 	return out, nil
@@ -225,27 +218,7 @@ func (a *Archive) ReportConversations(ctx context.Context, f report.Filter) ([]r
 		return fail("reopened", err)
 	}
 
-	all := map[string]*report.ConversationsRow{}
-	row := func(d string) *report.ConversationsRow {
-		if all[d] == nil {
-			all[d] = &report.ConversationsRow{Day: d}
-		}
-		return all[d]
-	}
-	for d, c := range opened {
-		row(d).Opened = c[0]
-	}
-	for d, c := range resolved {
-		row(d).Resolved = c[0]
-	}
-	for d, c := range reopened {
-		row(d).Reopened = c[0]
-	}
-	var out []report.ConversationsRow
-	for _, d := range sortedDays(all) {
-		out = append(out, *all[d])
-	}
-	return out, nil
+	return report.ConversationsRows(opened, resolved, reopened), nil
 }
 
 // ReportResponses computes the response times of the replies of f's range:
