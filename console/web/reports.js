@@ -162,7 +162,8 @@ function column(tab, id) {
 }
 
 // drill opens the messages behind a bar in the search view, within the
-// report's range and filters.
+// report's range and filters. The search's dates are UTC days, the
+// report's the browser's: a day's bar finds that UTC day's messages.
 function drill(extra) {
   const f = { from: query.get('from') || '', to: query.get('to') || '', employee: query.get('employee') || '', account: query.get('account') || '', ...extra };
   searchFor(f);
