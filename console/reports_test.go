@@ -154,6 +154,9 @@ func TestReportFiguresAndScope(t *testing.T) {
 		{"/api/reports/volume" + q + "&employee=a2", repTeamSupTok, http.StatusForbidden},
 		{"/api/reports/volume" + q + "&team=red", repTeamSupTok, http.StatusOK},
 		{"/api/reports/volume" + q + "&employee=a2", repCompTok, http.StatusOK},
+		// The compliance report counts audit records: not a supervisor's.
+		{"/api/reports/compliance" + q, repTeamSupTok, http.StatusForbidden},
+		{"/api/reports/compliance" + q, repCompTok, http.StatusOK},
 	} {
 		if code, _, body := e.get(t, c.path, c.token); code != c.want {
 			t.Errorf("GET %s as %s: %d %s, want %d", c.path, c.token[:12], code, body, c.want)

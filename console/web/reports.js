@@ -13,7 +13,7 @@ import { shortID, splitConv, fullTime } from './format.js';
 import { barChart, hbarChart } from './charts.js';
 import { searchFor } from './compliance.js';
 
-const NAMES = ['volume', 'responsiveness', 'delivery'];
+const NAMES = ['volume', 'responsiveness', 'delivery', 'compliance'];
 
 let current = ''; // the report asked for
 let shown = null; // the report drawn, to draw again in another language
@@ -21,12 +21,16 @@ let query = null; // its parameters
 let loadSeq = 0;
 
 export const mayReport = () => !!state.me && ['supervisor', 'compliance', 'admin'].includes(state.me.role);
+// The compliance report counts audit records: for those who read the
+// audit log.
+const mayCompliance = () => !!state.me && ['compliance', 'admin'].includes(state.me.role);
 
 // reportOf returns the report a hash names (#/reports, #/reports/<name>),
 // or ''.
 export function reportOf(hash) {
   const m = /^#\/reports(?:\/(\w+))?$/.exec(hash);
   if (!m || !mayReport()) return '';
+  if (m[1] === 'compliance' && !mayCompliance()) return 'volume';
   return NAMES.includes(m[1]) ? m[1] : 'volume';
 }
 
@@ -49,6 +53,7 @@ export function showReports(name) {
 // startReports shows the navigation the role allows; called after sign-in.
 export function startReports() {
   $('nav-reports').hidden = !mayReport();
+  $('rep-tab-compliance').hidden = !mayCompliance();
   shown = null;
   current = '';
   clear($('rep-body'));
@@ -190,6 +195,16 @@ function chartOf(name, tab) {
     case 'volume.clients': return byDay(['new', 'returning'], { stacked: true, drill: { direction: 'in' } });
     case 'volume.conversations': return byDay(['opened', 'resolved', 'reopened']);
     case 'delivery.by_day': return byDay(['sent', 'failed', 'unknown', 'refused', 'pending'], { stacked: true, drill: { direction: 'out' } });
+    case 'compliance.hits_by_day': return byDay(['hits'], { onBar: () => { location.hash = '#/alerts'; } });
+    case 'compliance.actions_by_day': return byDay(['blocked_sends', 'exports'], { onBar: () => { location.hash = '#/audit'; } });
+    case 'compliance.hits_by_rule': case 'compliance.hits_by_team': {
+      const key = tab.columns[0].id;
+      const keys = column(tab, key);
+      return hbarChart({
+        labels: keys, series: series(['hits']), format: num, title: t(`rt_${name}_${tab.id}`),
+        onBar: (i) => (key === 'team' ? teamInbox(keys[i]) : (location.hash = '#/alerts')),
+      });
+    }
     case 'volume.by_hour': {
       const hours = column(tab, 'hour');
       const labels = Array.from({ length: 24 }, (_, i) => String(i).padStart(2, '0'));

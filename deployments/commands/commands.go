@@ -67,7 +67,7 @@ var commands = []command{
 		func(e cmdEnv) int { return searchCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
 	{"export", "export messages, media, transcript and manifest (-conv|-client|-employee|-text ... -out DIR|FILE.zip -by NAME)",
 		func(e cmdEnv) int { return exportCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
-	{"report", "a report of the desk: volume, responsiveness or delivery (-from, -to, -tz, -team, -employee, -format csv|json)",
+	{"report", "a report of the desk: volume, responsiveness, delivery or compliance (-from, -to, -tz, -team, -employee, -format csv|json)",
 		func(e cmdEnv) int { return reportCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
 	{"bench-ceiling", "serve the WeChat callback path alone, storing nothing: the ceiling `make bench-e2e` compares the relay with (-config FILE)", benchCeilingCommand},
 	{"version", "print the version", func(e cmdEnv) int {

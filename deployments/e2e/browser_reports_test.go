@@ -104,6 +104,9 @@ func TestBrowserReports(t *testing.T) {
 	lead := openPage(t, browser, "lead", r.sys.URL()+"/")
 	lead.signIn("lead", reportsBrowserPasswords["lead"])
 	lead.until("the Reports button", `!document.getElementById("nav-reports").hidden`)
+	if !eval[bool](lead, `document.getElementById("rep-tab-compliance").hidden`) {
+		t.Error("a supervisor sees the compliance report's tab")
+	}
 	lead.do("open Reports", chromedp.Click(chromedp.ID("nav-reports")))
 	lead.until("the volume report", `document.body.dataset.view === "tool" && !document.getElementById("report-view").hidden && document.querySelector('#rep-body table[data-table="by_employee"]') !== null`)
 	if got, want := eval[string](lead, tableText("by_employee")), "Alice Wang / 3 / 2"; got != want {

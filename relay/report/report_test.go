@@ -101,6 +101,15 @@ func (r *recorder) ReportDelivery(_ context.Context, f Filter) ([]DeliveryRow, e
 	return nil, nil
 }
 
+func (r *recorder) ReportHits(_ context.Context, f Filter) ([]HitsRow, error) {
+	r.ask("hits", f)
+	return nil, nil
+}
+func (r *recorder) ReportActions(_ context.Context, f Filter, _ []string) ([]ActionsRow, error) {
+	r.ask("actions", f)
+	return nil, nil
+}
+
 func TestScope(t *testing.T) {
 	dir := relay.NewDirectory(nil, relay.DirectorySeed{
 		Teams: []relay.Team{{ID: "red"}, {ID: "blue"}},

@@ -15,10 +15,11 @@ const (
 	Volume         = "volume"
 	Responsiveness = "responsiveness"
 	Delivery       = "delivery"
+	Compliance     = "compliance"
 )
 
 // Names lists the reports, in the order the console shows them.
-var Names = []string{Volume, Responsiveness, Delivery}
+var Names = []string{Volume, Responsiveness, Delivery, Compliance}
 
 // MaxRange bounds a report's range: a year and a day (leap years, zones).
 const MaxRange = 367 * 24 * time.Hour
@@ -130,6 +131,8 @@ func (s *Service) Run(ctx context.Context, viewer *relay.Employee, snap *relay.D
 		rep.Tables, err = b.responsiveness(ctx, within)
 	case Delivery:
 		rep.Tables, err = b.delivery(ctx)
+	case Compliance:
+		rep.Tables, err = b.compliance(ctx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("computing the %s report: %w", req.Name, err)
@@ -174,6 +177,10 @@ func scope(viewer *relay.Employee, snap *relay.DirectorySnapshot, req Request) (
 	if viewer != nil {
 		if !viewer.Role.SeesAll() {
 			return nil, nil, fmt.Errorf("%w: reports are for supervisors, compliance officers and admins, not the %s role", ErrForbidden, viewer.Role)
+		}
+		if req.Name == Compliance && !viewer.Role.ReadsAudit() {
+			// It counts audit records: for those who read the audit log.
+			return nil, nil, fmt.Errorf("%w: the compliance report is for compliance officers and admins, not the %s role", ErrForbidden, viewer.Role)
 		}
 		if viewer.TeamScoped() {
 			base, _ = snap.Scope(*viewer)

@@ -39,6 +39,13 @@ type Store interface {
 	// ReportDelivery counts the outbound messages accepted in f's range by day,
 	// state and errcode.
 	ReportDelivery(ctx context.Context, f Filter) ([]DeliveryRow, error)
+	// ReportHits counts the lexicon hits of f's range (their At) by day
+	// and rule. Employees are the hits' employees.
+	ReportHits(ctx context.Context, f Filter) ([]HitsRow, error)
+	// ReportActions counts the audit records of f's range (their At)
+	// whose action is one of actions, by day and action. Employees are
+	// who acted.
+	ReportActions(ctx context.Context, f Filter, actions []string) ([]ActionsRow, error)
 }
 
 // Window is how long after a client's latest interaction the account may
@@ -119,6 +126,18 @@ type DeliveryRow struct {
 	State   relay.DeliveryState // relay.DeliveryPending when no event
 	ErrCode int
 	Count   int64
+}
+
+// HitsRow counts the lexicon hits of a day for one rule.
+type HitsRow struct {
+	Day, Rule string
+	Count     int64
+}
+
+// ActionsRow counts the audit records of a day with one action.
+type ActionsRow struct {
+	Day, Action string
+	Count       int64
 }
 
 // DayKey is the key of the day number n (days since 1970-01-01 in the

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -205,6 +206,71 @@ func (b builder) delivery(ctx context.Context) ([]Table, error) {
 		byDay.Rows = append(byDay.Rows, row)
 	}
 	return []Table{byDay, failures}, nil
+}
+
+// exportActions are the audit actions of an eDiscovery export: the
+// command line's (relay.AuditExport) and the console's
+// (console.AuditArchiveExport, named here as the console imports this
+// package).
+var exportActions = []string{relay.AuditExport, "archive_export"}
+
+func (b builder) compliance(ctx context.Context) ([]Table, error) {
+	byRule := Table{ID: "hits_by_rule", Columns: []Column{{"rule", "text"}, {"hits", "count"}}}
+	byDay := Table{ID: "hits_by_day", Columns: []Column{{"day", "day"}, {"hits", "count"}}}
+	byTeam := Table{ID: "hits_by_team", Columns: []Column{{"team", "team"}, {"hits", "count"}}}
+	actions := Table{ID: "actions_by_day", Columns: []Column{{"day", "day"}, {"blocked_sends", "count"}, {"exports", "count"}}}
+	hitCount := func(f Filter) ([]HitsRow, error) {
+		if empty(f) {
+			return nil, nil
+		}
+		return b.s.ReportHits(ctx, f)
+	}
+	hits, err := hitCount(b.f)
+	if err != nil {
+		return nil, err
+	}
+	rules, perDay := map[string]int64{}, map[string]int64{}
+	for _, h := range hits {
+		rules[h.Rule] += h.Count
+		perDay[h.Day] += h.Count
+	}
+	names := slices.Sorted(maps.Keys(rules))
+	sort.SliceStable(names, func(i, j int) bool { return rules[names[i]] > rules[names[j]] })
+	for _, r := range names {
+		byRule.Rows = append(byRule.Rows, []any{r, rules[r]})
+	}
+	for _, d := range days(b.f) {
+		byDay.Rows = append(byDay.Rows, []any{d, perDay[d]})
+	}
+	for _, team := range b.teams {
+		rows, err := hitCount(b.teamFilter(team.ID))
+		if err != nil {
+			return nil, err
+		}
+		var n int64
+		for _, h := range rows {
+			n += h.Count
+		}
+		byTeam.Rows = append(byTeam.Rows, []any{team.ID, n})
+	}
+	var acts []ActionsRow
+	if !empty(b.f) {
+		if acts, err = b.s.ReportActions(ctx, b.f, append([]string{relay.AuditSendBlocked}, exportActions...)); err != nil {
+			return nil, err
+		}
+	}
+	blocked, exports := map[string]int64{}, map[string]int64{}
+	for _, a := range acts {
+		if a.Action == relay.AuditSendBlocked {
+			blocked[a.Day] += a.Count
+		} else {
+			exports[a.Day] += a.Count
+		}
+	}
+	for _, d := range days(b.f) {
+		actions.Rows = append(actions.Rows, []any{d, blocked[d], exports[d]})
+	}
+	return []Table{byDay, byRule, byTeam, actions}, nil
 }
 
 // days lists the days of f's range in its zone, as keys.

@@ -503,3 +503,82 @@ func (a *Archive) ReportDelivery(ctx context.Context, f report.Filter) ([]report
 	})
 	return out, nil
 }
+
+// ReportHits counts the lexicon hits of f's range by day and rule, each
+// hit id once (a hit written twice stays as two rows of the MergeTree).
+func (a *Archive) ReportHits(ctx context.Context, f report.Filter) ([]report.HitsRow, error) {
+	if none(f) {
+		return nil, nil
+	}
+	rows, err := a.dayKeyCounts(ctx, "lexicon_hits", "rule", f, nil)
+	if err != nil {
+		return nil, fmt.Errorf("archive: counting lexicon hits: %w", err)
+	}
+	out := make([]report.HitsRow, len(rows))
+	for i, r := range rows {
+		out[i] = report.HitsRow{Day: r.day, Rule: r.key, Count: r.n}
+	}
+	return out, nil
+}
+
+// ReportActions counts the audit records of f's range with actions, by
+// day and action, each record id once.
+func (a *Archive) ReportActions(ctx context.Context, f report.Filter, actions []string) ([]report.ActionsRow, error) {
+	if none(f) || len(actions) == 0 {
+		return nil, nil
+	}
+	rows, err := a.dayKeyCounts(ctx, "audit", "action", f, actions)
+	if err != nil {
+		return nil, fmt.Errorf("archive: counting audit records: %w", err)
+	}
+	out := make([]report.ActionsRow, len(rows))
+	for i, r := range rows {
+		out[i] = report.ActionsRow{Day: r.day, Action: r.key, Count: r.n}
+	}
+	return out, nil
+}
+
+type dayKeyCount struct {
+	day, key string
+	n        int64
+}
+
+// dayKeyCounts counts the distinct ids of table (a compliance table:
+// at_ms, day, employee) in f's range by day and col, in order; with keys,
+// only the rows whose col is one of them.
+func (a *Archive) dayKeyCounts(ctx context.Context, table, col string, f report.Filter, keys []string) ([]dayKeyCount, error) {
+	rng := `day >= toDate(?) AND day <= toDate(?) AND at_ms >= ? AND at_ms < ?`
+	args := []any{dateLiteral(storedTime(f.From)), dateLiteral(storedTime(f.To)), epochMillis(f.From), epochMillis(f.To)}
+	if table == "lexicon_hits" {
+		acc, aargs := accountCond(f)
+		rng += acc
+		args = append(args, aargs...)
+	}
+	emp, eargs := employeeCond("employee", f)
+	rng += emp
+	args = append(args, eargs...)
+	if keys != nil {
+		rng += ` AND ` + col + ` IN ?`
+		args = append(args, stringSet(keys))
+	}
+	rows, err := a.conn.Query(ctx, `SELECT `+dayExpr("at_ms", f)+` AS d, `+col+` AS k, uniqExact(id) FROM `+table+`
+		WHERE `+rng+` GROUP BY d, k ORDER BY d, k`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []dayKeyCount
+	for rows.Next() {
+		var (
+			r   dayKeyCount
+			day int64
+			n   uint64
+		)
+		if err := rows.Scan(&day, &r.key, &n); err != nil {
+			return nil, err
+		}
+		r.day, r.n = report.DayKey(day), int64(n)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

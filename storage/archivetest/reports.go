@@ -1,6 +1,7 @@
 package archivetest
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"testing"
@@ -15,6 +16,8 @@ import (
 type ReportStore interface {
 	Store
 	report.Store
+	AppendHits(ctx context.Context, hits []relay.LexiconHit) error
+	AppendAudit(ctx context.Context, e relay.AuditEntry) error
 }
 
 // RunReports runs the conformance suite of report.Store. open is called
@@ -40,6 +43,7 @@ func RunReports(t *testing.T, open func(t *testing.T) ReportStore) {
 		{"Closing", testReportClosing},
 		{"Delivery", testReportDelivery},
 		{"NoEmployees", testReportNoEmployees},
+		{"HitsAndActions", testReportHitsAndActions},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -340,4 +344,68 @@ func testReportNoEmployees(t *testing.T, s ReportStore) {
 	if err != nil || len(del) != 0 {
 		t.Errorf("ReportDelivery(no employees) = %v, %v; want nothing", del, err)
 	}
+}
+
+func testReportHitsAndActions(t *testing.T, s ReportStore) {
+	ctx := testCtx(t)
+	h, m := time.Hour, time.Minute
+	hit := func(id, rule, emp, account string, at time.Duration) relay.LexiconHit {
+		return relay.LexiconHit{ID: id, Account: account, Conv: relay.Conversation(account, "c1"), MessageID: "m-" + id,
+			Direction: relay.Inbound, Employee: emp, Rule: rule, Matched: "保证收益", Excerpt: "……保证收益……", At: d0.Add(at)}
+	}
+	h1 := hit("h1", "returns", "e1", "acc", 7*h)
+	if err := s.AppendHits(ctx, []relay.LexiconHit{h1, hit("h2", "returns", "e2", "acc", 26*h), hit("h3", "insult", "e1", "acc2", 30*h),
+		hit("h4", "returns", "e1", "acc", -1*h), hit("h5", "returns", "e3", "acc", 48*h)}); err != nil {
+		t.Fatalf("AppendHits: %v", err)
+	}
+	if err := s.AppendHits(ctx, []relay.LexiconHit{h1}); err != nil { // a retried insert
+		t.Fatalf("AppendHits: %v", err)
+	}
+	n := uint64(0)
+	audit := func(action, emp string, at time.Duration) relay.AuditEntry {
+		n++
+		return relay.AuditEntry{ID: fmt.Sprintf("w/audit/%d", n), Writer: "w", Number: n, At: d0.Add(at), Employee: emp,
+			Role: "agent", Action: action, Hash: fmt.Sprintf("hash%d", n)}
+	}
+	a1 := audit(relay.AuditSendBlocked, "e1", 8*h)
+	for _, e := range []relay.AuditEntry{a1, audit("archive_export", "sup", 20*h), audit(relay.AuditExport, "cmp", 30*h),
+		audit(relay.AuditSignIn, "e1", 9*h), audit(relay.AuditSendBlocked, "e2", 47*h+59*m), a1} {
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+	}
+
+	hits := func(f report.Filter) []report.HitsRow {
+		t.Helper()
+		rows, err := s.ReportHits(ctx, f)
+		if err != nil {
+			t.Fatalf("ReportHits: %v", err)
+		}
+		return rows
+	}
+	type hr = report.HitsRow
+	same(t, "hits", hits(deskFilter()), []hr{{Day: "2026-03-14", Rule: "returns", Count: 1}, {Day: "2026-03-15", Rule: "insult", Count: 1}, {Day: "2026-03-15", Rule: "returns", Count: 1}})
+	same(t, "hits of e1", hits(withEmployees(deskFilter(), "e1")), []hr{{Day: "2026-03-14", Rule: "returns", Count: 1}, {Day: "2026-03-15", Rule: "insult", Count: 1}})
+	acc2 := deskFilter()
+	acc2.Account = "acc2"
+	same(t, "hits on acc2", hits(acc2), []hr{{Day: "2026-03-15", Rule: "insult", Count: 1}})
+	same(t, "hits of nobody", hits(withEmployees(deskFilter())), []hr(nil))
+
+	acts := func(f report.Filter, actions ...string) []report.ActionsRow {
+		t.Helper()
+		rows, err := s.ReportActions(ctx, f, actions)
+		if err != nil {
+			t.Fatalf("ReportActions: %v", err)
+		}
+		return rows
+	}
+	type ar = report.ActionsRow
+	same(t, "actions", acts(deskFilter(), relay.AuditSendBlocked, "archive_export", relay.AuditExport), []ar{
+		{Day: "2026-03-14", Action: "archive_export", Count: 1}, {Day: "2026-03-14", Action: relay.AuditSendBlocked, Count: 1},
+		{Day: "2026-03-15", Action: relay.AuditExport, Count: 1}, {Day: "2026-03-15", Action: relay.AuditSendBlocked, Count: 1},
+	})
+	same(t, "blocked sends of e1 and e2", acts(withEmployees(deskFilter(), "e1", "e2"), relay.AuditSendBlocked), []ar{
+		{Day: "2026-03-14", Action: relay.AuditSendBlocked, Count: 1}, {Day: "2026-03-15", Action: relay.AuditSendBlocked, Count: 1},
+	})
+	same(t, "no actions asked", acts(deskFilter()), []ar(nil))
 }

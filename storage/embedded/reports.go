@@ -430,3 +430,74 @@ func (a *Archive) ReportDelivery(ctx context.Context, f report.Filter) ([]report
 	})
 	return out, nil
 }
+
+// ReportHits counts the lexicon hits of f's range by day and rule.
+func (a *Archive) ReportHits(ctx context.Context, f report.Filter) ([]report.HitsRow, error) {
+	if none(f) {
+		return nil, nil
+	}
+	rows, err := a.dayKeyCounts(ctx, "lexicon_hits", "rule", f, nil)
+	if err != nil {
+		return nil, fmt.Errorf("embedded archive: counting lexicon hits: %w", err)
+	}
+	out := make([]report.HitsRow, len(rows))
+	for i, r := range rows {
+		out[i] = report.HitsRow{Day: r.day, Rule: r.key, Count: r.n}
+	}
+	return out, nil
+}
+
+// ReportActions counts the audit records of f's range with actions, by
+// day and action.
+func (a *Archive) ReportActions(ctx context.Context, f report.Filter, actions []string) ([]report.ActionsRow, error) {
+	if none(f) || len(actions) == 0 {
+		return nil, nil
+	}
+	rows, err := a.dayKeyCounts(ctx, "audit", "action", f, actions)
+	if err != nil {
+		return nil, fmt.Errorf("embedded archive: counting audit records: %w", err)
+	}
+	out := make([]report.ActionsRow, len(rows))
+	for i, r := range rows {
+		out[i] = report.ActionsRow{Day: r.day, Action: r.key, Count: r.n}
+	}
+	return out, nil
+}
+
+type dayKeyCount struct {
+	day, key string
+	n        int64
+}
+
+// dayKeyCounts counts the rows of table (a compliance table: id, at_ms,
+// employee) in f's range by day and col, in order; with keys, only the
+// rows whose col is one of them.
+func (a *Archive) dayKeyCounts(ctx context.Context, table, col string, f report.Filter, keys []string) ([]dayKeyCount, error) {
+	c := (&cond{}).inRange("at_ms", f)
+	if table == "lexicon_hits" {
+		c.account(f)
+	}
+	c.employees("employee", f)
+	if keys != nil {
+		c.add(col+` IN `+placeholders(len(keys)), anySlice(keys)...)
+	}
+	rows, err := a.db.QueryContext(ctx, `SELECT `+dayExpr("at_ms", f)+` AS d, `+col+` AS k, COUNT(DISTINCT id) FROM `+table+`
+		WHERE 1 = 1`+c.sql+` GROUP BY d, k ORDER BY d, k`, c.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []dayKeyCount
+	for rows.Next() {
+		var (
+			r   dayKeyCount
+			day int64
+		)
+		if err := rows.Scan(&day, &r.key, &r.n); err != nil {
+			return nil, err
+		}
+		r.day = report.DayKey(day)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
