@@ -101,11 +101,11 @@ func (r *recorder) ReportDelivery(_ context.Context, f Filter) ([]DeliveryRow, e
 	return nil, nil
 }
 
-func (r *recorder) ReportHits(_ context.Context, f Filter) ([]HitsRow, error) {
+func (r *recorder) ReportHits(_ context.Context, f Filter) ([]DayCount, error) {
 	r.ask("hits", f)
 	return nil, nil
 }
-func (r *recorder) ReportActions(_ context.Context, f Filter, _ []string) ([]ActionsRow, error) {
+func (r *recorder) ReportActions(_ context.Context, f Filter, _ []string) ([]DayCount, error) {
 	r.ask("actions", f)
 	return nil, nil
 }

@@ -40,12 +40,12 @@ type Store interface {
 	// state and errcode.
 	ReportDelivery(ctx context.Context, f Filter) ([]DeliveryRow, error)
 	// ReportHits counts the lexicon hits of f's range (their At) by day
-	// and rule. Employees are the hits' employees.
-	ReportHits(ctx context.Context, f Filter) ([]HitsRow, error)
+	// and rule (Key). Employees are the hits' employees.
+	ReportHits(ctx context.Context, f Filter) ([]DayCount, error)
 	// ReportActions counts the audit records of f's range (their At)
-	// whose action is one of actions, by day and action. Employees are
-	// who acted.
-	ReportActions(ctx context.Context, f Filter, actions []string) ([]ActionsRow, error)
+	// whose action is one of actions, by day and action (Key). Employees
+	// are who acted.
+	ReportActions(ctx context.Context, f Filter, actions []string) ([]DayCount, error)
 }
 
 // Window is how long after a client's latest interaction the account may
@@ -128,16 +128,11 @@ type DeliveryRow struct {
 	Count   int64
 }
 
-// HitsRow counts the lexicon hits of a day for one rule.
-type HitsRow struct {
-	Day, Rule string
-	Count     int64
-}
-
-// ActionsRow counts the audit records of a day with one action.
-type ActionsRow struct {
-	Day, Action string
-	Count       int64
+// DayCount counts what a day holds of one kind (a rule's hits, an
+// action's audit records), in day then Key order.
+type DayCount struct {
+	Day, Key string
+	Count    int64
 }
 
 // DayKey is the key of the day number n (days since 1970-01-01 in the

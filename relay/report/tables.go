@@ -219,7 +219,7 @@ func (b builder) compliance(ctx context.Context) ([]Table, error) {
 	byDay := Table{ID: "hits_by_day", Columns: []Column{{"day", "day"}, {"hits", "count"}}}
 	byTeam := Table{ID: "hits_by_team", Columns: []Column{{"team", "team"}, {"hits", "count"}}}
 	actions := Table{ID: "actions_by_day", Columns: []Column{{"day", "day"}, {"blocked_sends", "count"}, {"exports", "count"}}}
-	hitCount := func(f Filter) ([]HitsRow, error) {
+	hitCount := func(f Filter) ([]DayCount, error) {
 		if empty(f) {
 			return nil, nil
 		}
@@ -231,7 +231,7 @@ func (b builder) compliance(ctx context.Context) ([]Table, error) {
 	}
 	rules, perDay := map[string]int64{}, map[string]int64{}
 	for _, h := range hits {
-		rules[h.Rule] += h.Count
+		rules[h.Key] += h.Count
 		perDay[h.Day] += h.Count
 	}
 	names := slices.Sorted(maps.Keys(rules))
@@ -253,7 +253,7 @@ func (b builder) compliance(ctx context.Context) ([]Table, error) {
 		}
 		byTeam.Rows = append(byTeam.Rows, []any{team.ID, n})
 	}
-	var acts []ActionsRow
+	var acts []DayCount
 	if !empty(b.f) {
 		if acts, err = b.s.ReportActions(ctx, b.f, append([]string{relay.AuditSendBlocked}, exportActions...)); err != nil {
 			return nil, err
@@ -261,7 +261,7 @@ func (b builder) compliance(ctx context.Context) ([]Table, error) {
 	}
 	blocked, exports := map[string]int64{}, map[string]int64{}
 	for _, a := range acts {
-		if a.Action == relay.AuditSendBlocked {
+		if a.Key == relay.AuditSendBlocked {
 			blocked[a.Day] += a.Count
 		} else {
 			exports[a.Day] += a.Count

@@ -504,49 +504,35 @@ func (a *Archive) ReportDelivery(ctx context.Context, f report.Filter) ([]report
 	return out, nil
 }
 
-// ReportHits counts the lexicon hits of f's range by day and rule, each
-// hit id once (a hit written twice stays as two rows of the MergeTree).
-func (a *Archive) ReportHits(ctx context.Context, f report.Filter) ([]report.HitsRow, error) {
-	if none(f) {
-		return nil, nil
-	}
+// ReportHits counts the lexicon hits of f's range by day and rule.
+func (a *Archive) ReportHits(ctx context.Context, f report.Filter) ([]report.DayCount, error) {
 	rows, err := a.dayKeyCounts(ctx, "lexicon_hits", "rule", f, nil)
 	if err != nil {
 		return nil, fmt.Errorf("archive: counting lexicon hits: %w", err)
 	}
-	out := make([]report.HitsRow, len(rows))
-	for i, r := range rows {
-		out[i] = report.HitsRow{Day: r.day, Rule: r.key, Count: r.n}
-	}
-	return out, nil
+	return rows, nil
 }
 
 // ReportActions counts the audit records of f's range with actions, by
-// day and action, each record id once.
-func (a *Archive) ReportActions(ctx context.Context, f report.Filter, actions []string) ([]report.ActionsRow, error) {
-	if none(f) || len(actions) == 0 {
+// day and action.
+func (a *Archive) ReportActions(ctx context.Context, f report.Filter, actions []string) ([]report.DayCount, error) {
+	if len(actions) == 0 {
 		return nil, nil
 	}
 	rows, err := a.dayKeyCounts(ctx, "audit", "action", f, actions)
 	if err != nil {
 		return nil, fmt.Errorf("archive: counting audit records: %w", err)
 	}
-	out := make([]report.ActionsRow, len(rows))
-	for i, r := range rows {
-		out[i] = report.ActionsRow{Day: r.day, Action: r.key, Count: r.n}
-	}
-	return out, nil
-}
-
-type dayKeyCount struct {
-	day, key string
-	n        int64
+	return rows, nil
 }
 
 // dayKeyCounts counts the distinct ids of table (a compliance table:
 // at_ms, day, employee) in f's range by day and col, in order; with keys,
 // only the rows whose col is one of them.
-func (a *Archive) dayKeyCounts(ctx context.Context, table, col string, f report.Filter, keys []string) ([]dayKeyCount, error) {
+func (a *Archive) dayKeyCounts(ctx context.Context, table, col string, f report.Filter, keys []string) ([]report.DayCount, error) {
+	if none(f) {
+		return nil, nil
+	}
 	rng := `day >= toDate(?) AND day <= toDate(?) AND at_ms >= ? AND at_ms < ?`
 	args := []any{dateLiteral(storedTime(f.From)), dateLiteral(storedTime(f.To)), epochMillis(f.From), epochMillis(f.To)}
 	if table == "lexicon_hits" {
@@ -567,17 +553,17 @@ func (a *Archive) dayKeyCounts(ctx context.Context, table, col string, f report.
 		return nil, err
 	}
 	defer rows.Close()
-	var out []dayKeyCount
+	var out []report.DayCount
 	for rows.Next() {
 		var (
-			r   dayKeyCount
+			r   report.DayCount
 			day int64
 			n   uint64
 		)
-		if err := rows.Scan(&day, &r.key, &n); err != nil {
+		if err := rows.Scan(&day, &r.Key, &n); err != nil {
 			return nil, err
 		}
-		r.day, r.n = report.DayKey(day), int64(n)
+		r.Day, r.Count = report.DayKey(day), int64(n)
 		out = append(out, r)
 	}
 	return out, rows.Err()

@@ -375,7 +375,7 @@ func testReportHitsAndActions(t *testing.T, s ReportStore) {
 		}
 	}
 
-	hits := func(f report.Filter) []report.HitsRow {
+	hits := func(f report.Filter) []report.DayCount {
 		t.Helper()
 		rows, err := s.ReportHits(ctx, f)
 		if err != nil {
@@ -383,15 +383,15 @@ func testReportHitsAndActions(t *testing.T, s ReportStore) {
 		}
 		return rows
 	}
-	type hr = report.HitsRow
-	same(t, "hits", hits(deskFilter()), []hr{{Day: "2026-03-14", Rule: "returns", Count: 1}, {Day: "2026-03-15", Rule: "insult", Count: 1}, {Day: "2026-03-15", Rule: "returns", Count: 1}})
-	same(t, "hits of e1", hits(withEmployees(deskFilter(), "e1")), []hr{{Day: "2026-03-14", Rule: "returns", Count: 1}, {Day: "2026-03-15", Rule: "insult", Count: 1}})
+	type hr = report.DayCount
+	same(t, "hits", hits(deskFilter()), []hr{{Day: "2026-03-14", Key: "returns", Count: 1}, {Day: "2026-03-15", Key: "insult", Count: 1}, {Day: "2026-03-15", Key: "returns", Count: 1}})
+	same(t, "hits of e1", hits(withEmployees(deskFilter(), "e1")), []hr{{Day: "2026-03-14", Key: "returns", Count: 1}, {Day: "2026-03-15", Key: "insult", Count: 1}})
 	acc2 := deskFilter()
 	acc2.Account = "acc2"
-	same(t, "hits on acc2", hits(acc2), []hr{{Day: "2026-03-15", Rule: "insult", Count: 1}})
+	same(t, "hits on acc2", hits(acc2), []hr{{Day: "2026-03-15", Key: "insult", Count: 1}})
 	same(t, "hits of nobody", hits(withEmployees(deskFilter())), []hr(nil))
 
-	acts := func(f report.Filter, actions ...string) []report.ActionsRow {
+	acts := func(f report.Filter, actions ...string) []report.DayCount {
 		t.Helper()
 		rows, err := s.ReportActions(ctx, f, actions)
 		if err != nil {
@@ -399,13 +399,13 @@ func testReportHitsAndActions(t *testing.T, s ReportStore) {
 		}
 		return rows
 	}
-	type ar = report.ActionsRow
+	type ar = report.DayCount
 	same(t, "actions", acts(deskFilter(), relay.AuditSendBlocked, "archive_export", relay.AuditExport), []ar{
-		{Day: "2026-03-14", Action: "archive_export", Count: 1}, {Day: "2026-03-14", Action: relay.AuditSendBlocked, Count: 1},
-		{Day: "2026-03-15", Action: relay.AuditExport, Count: 1}, {Day: "2026-03-15", Action: relay.AuditSendBlocked, Count: 1},
+		{Day: "2026-03-14", Key: "archive_export", Count: 1}, {Day: "2026-03-14", Key: relay.AuditSendBlocked, Count: 1},
+		{Day: "2026-03-15", Key: relay.AuditExport, Count: 1}, {Day: "2026-03-15", Key: relay.AuditSendBlocked, Count: 1},
 	})
 	same(t, "blocked sends of e1 and e2", acts(withEmployees(deskFilter(), "e1", "e2"), relay.AuditSendBlocked), []ar{
-		{Day: "2026-03-14", Action: relay.AuditSendBlocked, Count: 1}, {Day: "2026-03-15", Action: relay.AuditSendBlocked, Count: 1},
+		{Day: "2026-03-14", Key: relay.AuditSendBlocked, Count: 1}, {Day: "2026-03-15", Key: relay.AuditSendBlocked, Count: 1},
 	})
 	same(t, "no actions asked", acts(deskFilter()), []ar(nil))
 }
