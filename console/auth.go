@@ -217,11 +217,12 @@ func checkCSRF(w http.ResponseWriter, r *http.Request, p *principal) bool {
 
 // IdentityProvider is the seam for single sign-on (OIDC) and any other
 // way of proving who someone is besides a password. A provider mounts
-// its own routes under /api/sso/<Name>/ (a redirect to the identity
-// provider, its callback, ...), and once it knows which employee signed
-// in it calls SignIn, which starts the same session as a password
-// sign-in: cookie, CSRF token and answer included. Lockout and password
-// checks are the provider's business.
+// its own routes under /api/sso/<Name>/ (a browser starts at
+// /api/sso/<Name>/login; then its callback, ...), and once it knows
+// which employee signed in it calls SignIn, which starts the same
+// session as a password sign-in (cookie and CSRF token). The provider
+// answers the browser itself (a redirect to the console, or to say why
+// not). Lockout and password checks are the provider's business.
 type IdentityProvider interface {
 	// Name is the provider's path segment, e.g. "oidc".
 	Name() string
@@ -230,11 +231,56 @@ type IdentityProvider interface {
 	Handler(signIn SignInFunc) http.Handler
 }
 
-// SignInFunc starts a session for the employee with the given id and
-// answers the request as POST /api/login does ({"id","name","role",
-// "csrf"}, or 403 for an id that is not an employee). It is the only way
-// a provider signs someone in.
-type SignInFunc func(w http.ResponseWriter, r *http.Request, employeeID string)
+// SessionEnder is an IdentityProvider that can also end the employee's
+// session at the identity provider: POST /api/logout of a session it
+// began answers {"end_session_url"}, for the browser to offer.
+type SessionEnder interface {
+	// EndSessionURL is where the browser ends its session at the
+	// identity provider; "" when it cannot.
+	EndSessionURL() string
+}
+
+// Identity is who an identity provider vouches for.
+type Identity struct {
+	// Employee is the employee's id in the directory.
+	Employee string
+	// Detail says what the provider checked, for the audit trail (the
+	// issuer and subject, say).
+	Detail string
+	// Grants, when not nil, are what the identity provider's groups give
+	// the employee; the directory is changed to match before the session
+	// starts, archived and audited (sso_grant) as an admin's change is.
+	Grants *Grants
+}
+
+// Grants are a role and team memberships an identity provider asserts.
+type Grants struct {
+	// Role replaces the directory's; "" leaves it.
+	Role Role
+	// Teams says, for each team it names, whether the employee is in it;
+	// memberships of teams it does not name stay as the directory has
+	// them. A team the directory does not have is left out (and logged).
+	Teams map[string]bool
+	// Groups are the identity provider's groups the grants come from,
+	// for the audit trail.
+	Groups []string
+}
+
+// Why SignIn refuses an identity. Providers tell the browser which.
+var (
+	ErrSignInUnknown     = errors.New("not an employee of this console")
+	ErrSignInDisabled    = errors.New("the employee is disabled in the directory")
+	ErrSignInGrants      = errors.New("the directory refuses what the identity provider's groups grant")
+	ErrSignInUnavailable = errors.New("sign-in is unavailable right now")
+)
+
+// SignInFunc starts a session for the identity, having applied its
+// grants to the directory: it sets the session cookie and writes nothing
+// else, so that the provider answers. It refuses (and writes nothing)
+// an employee who is not in the directory or is disabled there,
+// whatever the identity provider says, with one of the ErrSignIn errors.
+// It is the only way a provider signs someone in.
+type SignInFunc func(w http.ResponseWriter, r *http.Request, id Identity) error
 
 // remoteAddr says where a request came from, for logs and the audit
 // trail: the peer address, and the X-Forwarded-For a proxy added (as

@@ -121,6 +121,13 @@ type Config struct {
 	// PasswordCost is the bcrypt cost of passwords set in the Admin
 	// section (12).
 	PasswordCost int `yaml:"password_cost"`
+	// PasswordSignInOff refuses POST /api/login: employees sign in
+	// through an identity provider (single sign-on) only; API tokens
+	// still work.
+	PasswordSignInOff bool `yaml:"-"`
+	// SingleSignOn says an identity provider is configured: employees
+	// then need neither a password nor a token in the configuration.
+	SingleSignOn bool `yaml:"-"`
 	// InboxHorizon bounds the inbox to conversations with a message in
 	// this long (90 days); older ones stay in the archive.
 	InboxHorizon time.Duration `yaml:"inbox_horizon"`
@@ -172,6 +179,9 @@ func (c Config) Validate() error {
 	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, err)
 	}
+	if c.PasswordSignInOff && !c.SingleSignOn {
+		errs = append(errs, errors.New("password sign-in is switched off and no identity provider is configured: nobody could sign in to the web console"))
+	}
 	seen := map[string]bool{}
 	for i, e := range c.Employees {
 		where := fmt.Sprintf("console.employees[%d]", i)
@@ -188,7 +198,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s (%s): role %q is not one of agent, supervisor, compliance, admin", where, e.ID, e.Role))
 		}
 		switch {
-		case e.Token == "" && e.PasswordHash == "":
+		case e.Token == "" && e.PasswordHash == "" && !c.SingleSignOn:
 			errs = append(errs, fmt.Errorf("%s (%s): needs a password hash (set %s; `wechat-relay hash-password` makes one) or a token (set %s)",
 				where, e.ID, PasswordHashEnv(e.ID), TokenEnv(e.ID)))
 		case e.Token != "" && len(e.Token) < 16:

@@ -50,6 +50,10 @@ func (s *Server) serveLogin(auth *authenticator) http.HandlerFunc {
 		// JSON only: a cross-site form cannot send it without CORS
 		// (which the console never allows), so no page can sign a
 		// browser in behind its user's back.
+		if s.cfg.PasswordSignInOff {
+			writeError(w, http.StatusForbidden, errPasswordSignInOff)
+			return
+		}
 		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
 			writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 			return
@@ -226,38 +230,38 @@ func (s *Server) writeLocked(w http.ResponseWriter, r *http.Request, id string, 
 
 // signIn starts a session for emp and answers as /api/login does.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, emp *relay.Employee, via string) {
-	ctx := r.Context()
-	if err := s.record(r, emp, AuditSignIn, "", "", via); err != nil {
-		s.log.Error("writing the audit trail; sign-in refused", "employee", emp.ID, "err", err)
+	sess, err := s.startSession(w, r, emp, via, via)
+	switch {
+	case errors.Is(err, errSignInAudit):
 		writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now (the audit trail cannot be written); try again shortly")
 		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now; try again shortly")
+		return
+	}
+	writeJSON(w, http.StatusOK, meBody(emp, sess))
+}
+
+// errSignInAudit: the sign-in's audit record cannot be written, so
+// nobody is signed in.
+var errSignInAudit = errors.New("the audit trail cannot be written")
+
+// startSession audits the sign-in of emp (detail: how), starts its
+// session and sets the cookie; it writes nothing else.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, emp *relay.Employee, via, detail string) (*session, error) {
+	ctx := r.Context()
+	if err := s.record(r, emp, AuditSignIn, "", "", detail); err != nil {
+		s.log.Error("writing the audit trail; sign-in refused", "employee", emp.ID, "err", err)
+		return nil, fmt.Errorf("%w: %w", errSignInAudit, err)
 	}
 	id, sess, err := s.sessions.start(ctx, emp, via)
 	if err != nil {
 		s.log.Warn("starting a console session", "employee", emp.ID, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now; try again shortly")
-		return
+		return nil, err
 	}
 	setCookie(w, r, id)
 	s.log.Info("console sign-in", "employee", emp.ID, "role", emp.Role, "via", via, "remote", remoteAddr(r))
-	writeJSON(w, http.StatusOK, meBody(emp, sess))
-}
-
-// signInFunc is the SignInFunc handed to identity providers.
-func (s *Server) signInFunc(auth *authenticator, via string) SignInFunc {
-	return func(w http.ResponseWriter, r *http.Request, employeeID string) {
-		if !auth.dir.Loaded() {
-			writeError(w, http.StatusServiceUnavailable, "sign-in is unavailable right now: "+errDirectoryNotLoaded.Error()+"; try again shortly")
-			return
-		}
-		emp := auth.employee(employeeID)
-		if emp == nil {
-			s.log.Warn("single sign-on for an unknown employee", "via", via, "id", employeeID, "remote", remoteAddr(r))
-			writeError(w, http.StatusForbidden, "you are not an employee of this console")
-			return
-		}
-		s.signIn(w, r, emp, via)
-	}
+	return sess, nil
 }
 
 // serveLogout handles POST /api/logout: the session is deleted from the
@@ -292,6 +296,10 @@ func (s *Server) serveLogout(auth *authenticator) http.HandlerFunc {
 			if err := s.record(r, p.emp, AuditSignOut, "", "", ""); err != nil {
 				// The session is gone already; the sign-out stands.
 				s.log.Error("writing the audit trail of a sign-out", "employee", p.emp.ID, "err", err)
+			}
+			if u := s.endSessionURL(p.sess.Via); u != "" {
+				writeJSON(w, http.StatusOK, map[string]string{"end_session_url": u})
+				return
 			}
 		}
 		w.WriteHeader(http.StatusNoContent)

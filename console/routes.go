@@ -10,7 +10,8 @@ import (
 // Handler returns the console's HTTP API:
 //
 //	POST /api/login                               sign in (sessions; when Deps.Sessions is set)
-//	POST /api/logout                              end the session
+//	POST /api/logout                              end the session ({"end_session_url"} after single sign-on)
+//	GET  /api/sign-in                             how one may sign in: password form, identity providers (sso.go)
 //	GET  /api/me                                  the signed-in employee (and the session's CSRF token)
 //	GET  /api/me/qrcode                           the employee's QR code (?account=ID&download=1)
 //	POST /api/me/password                         change one's own password ({"current","new"})
@@ -82,6 +83,7 @@ func (s *Server) handler() (http.Handler, []string) {
 		}
 	}
 	mux.HandleFunc("POST /api/logout", s.serveLogout(auth))
+	mux.HandleFunc("GET /api/sign-in", s.serveSignInOptions)
 	withPrincipal("GET /api/me", func(w http.ResponseWriter, r *http.Request, p *principal) {
 		writeJSON(w, http.StatusOK, meBody(p.emp, p.sess))
 	})

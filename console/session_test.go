@@ -336,43 +336,6 @@ func TestSocketWithSessionCookie(t *testing.T) {
 	}
 }
 
-// ssoProvider signs in whoever /api/sso/test/callback?who= names, as an
-// OIDC callback would after checking the ID token.
-type ssoProvider struct{}
-
-func (ssoProvider) Name() string { return "test" }
-
-func (ssoProvider) Handler(signIn SignInFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/sso/test/callback" {
-			http.NotFound(w, r)
-			return
-		}
-		signIn(w, r, r.URL.Query().Get("who"))
-	})
-}
-
-func TestIdentityProviderSeam(t *testing.T) {
-	base := newConsoleEnv(t, Config{})
-	cs := NewServer(Config{Employees: base.server.cfg.Employees}, Deps{
-		Bus: base.bus, History: base.history, Assignments: base.assign, Sessions: base.sessions,
-		IdentityProviders: []IdentityProvider{ssoProvider{}},
-	})
-	e := &consoleEnv{srv: httptest.NewServer(cs.Handler())}
-	t.Cleanup(e.srv.Close)
-	b := e.browser(t)
-	status, out := b.get("/api/sso/test/callback?who=bob")
-	if status != http.StatusOK || out["id"] != "bob" || out["csrf"] == "" {
-		t.Fatalf("SSO sign-in: %d %v", status, out)
-	}
-	if status, me := b.get("/api/me"); status != http.StatusOK || me["id"] != "bob" || me["csrf"] != out["csrf"] {
-		t.Fatalf("/api/me after SSO: %d %v", status, me)
-	}
-	if status, _ := e.browser(t).get("/api/sso/test/callback?who=mallory"); status != http.StatusForbidden {
-		t.Fatalf("SSO for a stranger: %d", status)
-	}
-}
-
 func TestAuditFailureRefusesView(t *testing.T) {
 	e := newConsoleEnv(t, Config{})
 	e.history.add(msg("acct:c-alice", 1, "alice"))

@@ -67,7 +67,16 @@ const (
 	AuditRetentionView  = "retention_report"
 	AuditPasswordChange = "password_change" // an employee changed their own password
 	AuditReportView     = "report_view"     // a report (relay/report) was viewed
+	// AuditSSOGrant: signing in through an identity provider changed
+	// the employee's role or teams, as its group mapping says.
+	AuditSSOGrant = "sso_grant"
 )
+
+// directoryAuditActions are the audit actions whose records vouch for a
+// directory version (DirectoryAuditDetail): an admin's change, an
+// employee's own password, and what an identity provider's groups
+// changed at sign-in.
+var directoryAuditActions = []string{AuditAdminAction, AuditPasswordChange, AuditSSOGrant}
 
 // AuditEntry is one archived audit record.
 type AuditEntry struct {

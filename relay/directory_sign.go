@@ -109,11 +109,11 @@ func DirectoryAuditDetail(detail string, rec DirectoryRecord) string {
 func DirectoryAuditTarget(kind, id string) string { return kind + ":" + id }
 
 // AuditedVersion reads the marker of DirectoryAuditDetail in an admin
-// (or password_change: an employee's own password) audit record: the entry's kind and id, the version and its hash; ok is
+// (or password_change, sso_grant: directoryAuditActions) audit record: the entry's kind and id, the version and its hash; ok is
 // false when e records no directory version (records written before
 // directory records were signed have no marker).
 func AuditedVersion(e AuditEntry) (kind, id string, version uint64, hash string, ok bool) {
-	if e.Action != AuditAdminAction && e.Action != AuditPasswordChange {
+	if !slices.Contains(directoryAuditActions, e.Action) {
 		return "", "", 0, "", false
 	}
 	entry, version, hash, ok := auditedRecord(e.Detail, "directory")

@@ -26,7 +26,7 @@ import (
 //   - it is unsigned, and not a legacy record (unsigned, below);
 //   - its PrevHash is not the Hash of an accepted record of the version
 //     before it ("" when there is none) (chain_broken);
-//   - it is signed and no signed admin (or password_change) audit
+//   - it is signed and no signed admin (or password_change, sso_grant) audit
 //     record names its Hash (DirectoryAuditDetail) (no_audit). A record this instance wrote
 //     itself, after writing its audit record, needs no look-up; others
 //     are given auditGrace from their At for their audit record to
@@ -337,7 +337,7 @@ func (d *Directory) lookUpAudit(ctx context.Context, recs []DirectoryRecord) err
 		need[r.Hash] = true
 		ats = append(ats, r.At)
 	}
-	err := lookUpAudit(ctx, d.trust.Audit, []string{AuditAdminAction, AuditPasswordChange}, ats, d.log, func(e AuditEntry) {
+	err := lookUpAudit(ctx, d.trust.Audit, directoryAuditActions, ats, d.log, func(e AuditEntry) {
 		_, _, _, hash, ok := AuditedVersion(e)
 		if ok && need[hash] && CheckAuditSignature(e, d.keys) == SignatureValid {
 			d.ts.audited[hash] = true
