@@ -2,8 +2,8 @@ package oidc
 
 import (
 	"context"
-	"encoding/json"
 	"crypto/ed25519"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
