@@ -99,6 +99,8 @@ type Config struct {
 		SendQueue     int           `yaml:"send_queue"`
 		PingInterval  time.Duration `yaml:"ping_interval"`
 	} `yaml:"console"`
+	// SSO is single sign-on for employees (sso.go).
+	SSO SSOConfig `yaml:"sso"`
 	// Lexicon rules, matched on inbound and outbound text (compliance.go).
 	Lexicon []relay.LexiconRule `yaml:"lexicon"`
 	// Retention per account ("*": every other account), e.g. 7y, 18m,
@@ -233,6 +235,7 @@ func (c *Config) applyEnv(env func(string) string) error {
 	secret(&c.Storage.ClickHouse.Password, "WR_CLICKHOUSE_PASSWORD")
 	secret(&c.Storage.Redis.Password, "WR_REDIS_PASSWORD")
 	secret(&c.Storage.Redis.Sentinel.Password, "WR_REDIS_SENTINEL_PASSWORD")
+	secret(&c.SSO.OIDC.ClientSecret, "WR_OIDC_CLIENT_SECRET")
 	for i := range c.WeChat.Accounts {
 		a := &c.WeChat.Accounts[i]
 		p := accountEnvPrefix(a.ID)
@@ -298,6 +301,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateCompliance()...)
+	errs = append(errs, c.validateSSO()...)
 	// WeChat waits 5 s for an answer: a retry must be able to wait for an
 	// attempt in flight, or take it over, and still answer in time.
 	if p := c.Pipeline; p.ClaimLease < 0 || p.ClaimWait < 0 || p.ClaimLease >= 4*time.Second || p.ClaimWait >= 4*time.Second {
@@ -352,6 +356,9 @@ func (c *Config) ConsoleConfig() console.Config {
 		PasswordCost:   c.Console.PasswordCost,
 		TrustedProxies: c.Console.TrustedProxies,
 		SocketRecheck:  c.Console.SocketRecheck,
+
+		PasswordSignInOff: !c.PasswordSignIn(),
+		SingleSignOn:      c.SSO.OIDC.Enabled(),
 	}
 	for _, e := range c.Console.Employees {
 		cc.Employees = append(cc.Employees, console.Employee{ID: e.ID, Name: e.Name, Role: e.Role, Accounts: e.Accounts,

@@ -133,14 +133,14 @@ func (c Config) Validate(where string) error {
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(where+"."+format, args...)) }
-	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		bad("issuer %q: an http(s) URL is required (https in production)", c.Issuer)
+	if !secureURL(c.Issuer) {
+		bad("issuer %q: an https URL is required (http only on this machine: localhost, 127.0.0.1)", c.Issuer)
 	}
 	if c.ClientID == "" {
 		bad("client_id is required (the relay's application at the identity provider)")
 	}
-	if u, err := url.Parse(c.RedirectURL); err != nil || u.Host == "" || !strings.HasSuffix(u.Path, CallbackPath) {
-		bad("redirect_url %q: the relay's callback URL as browsers reach it is required, ending in %s", c.RedirectURL, CallbackPath)
+	if u, err := url.Parse(c.RedirectURL); err != nil || !secureURL(c.RedirectURL) || !strings.HasSuffix(u.Path, CallbackPath) {
+		bad("redirect_url %q: the relay's callback URL as browsers reach it is required, https (http only on this machine), ending in %s", c.RedirectURL, CallbackPath)
 	}
 	if c.PostLogoutRedirectURL != "" {
 		if u, err := url.Parse(c.PostLogoutRedirectURL); err != nil || u.Host == "" {
@@ -167,6 +167,24 @@ func (c Config) Validate(where string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// secureURL reports whether u is an https URL, or an http one of this
+// machine (tests, trials): codes and tokens never cross a network in
+// the clear.
+func secureURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" {
+		return false
+	}
+	switch p.Scheme {
+	case "https":
+		return true
+	case "http":
+		h := p.Hostname()
+		return h == "localhost" || h == "127.0.0.1" || h == "::1"
+	}
+	return false
 }
 
 // FlowStore keeps sign-ins in flight where every relay instance finds

@@ -310,6 +310,8 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 		Compliance: console.ComplianceDeps{Audit: s.archive, Alerts: reviews, Holds: holds},
 		Profiles:   profiles,
 		Version:    version,
+
+		IdentityProviders: identityProviders(ctx, cfg, sessions, s.reg, log),
 	})
 	if lex != nil {
 		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive, Alert: s.console.Alert, Log: log.With("component", "lexicon")}
