@@ -154,7 +154,39 @@ function showSignin(message) {
   $('signin').hidden = false;
   setSigninError(message || '');
   $('signin-password').value = '';
-  ($('signin-id').value ? $('signin-password') : $('signin-id')).focus();
+  if (!passwordSignIn) $('signin-sso-button').focus();
+  else ($('signin-id').value ? $('signin-password') : $('signin-id')).focus();
+}
+
+// The ways of signing in the relay offers (GET /api/sign-in): the
+// password form unless it is switched off, and the single sign-on
+// button when an identity provider is configured.
+let passwordSignIn = true;
+
+async function signinOptions() {
+  try {
+    const o = await api('GET', '/api/sign-in', { quiet401: true });
+    passwordSignIn = o.password !== false;
+    const sso = (o.providers || [])[0];
+    $('signin-password-fields').hidden = !passwordSignIn;
+    $('signin-submit').hidden = !passwordSignIn;
+    $('signin-or').hidden = !passwordSignIn;
+    $('signin-sso').hidden = !sso;
+    if (sso) $('signin-sso-button').href = sso.url;
+  } catch { /* an older relay: the password form, as before */ }
+}
+
+// ssoError is what the identity provider's callback sent the page back
+// with (?sso_error=reason), explained; the address is cleaned of it.
+function ssoError() {
+  const u = new URL(location.href);
+  const reason = u.searchParams.get('sso_error');
+  if (reason === null) return '';
+  u.searchParams.delete('sso_error');
+  history.replaceState(null, '', u.pathname + u.search + u.hash);
+  const key = `ssoError_${reason}`;
+  const text = t(key);
+  return text === key ? t('ssoError') : text;
 }
 
 function setSigninError(text) {
@@ -208,8 +240,16 @@ function lockout(seconds) {
 }
 
 async function signOut() {
-  try { await api('POST', '/api/logout'); } catch { /* signed out either way */ }
+  let end = '';
+  try {
+    const r = await api('POST', '/api/logout');
+    end = (r && r.end_session_url) || '';
+  } catch { /* signed out either way */ }
   signedOut();
+  // Signed in through the identity provider: its own session goes on;
+  // offer to end it too.
+  $('signin-idp-signout').hidden = !end;
+  if (end) $('signin-idp-signout-link').href = end;
 }
 
 function signedOut(message) {
@@ -230,6 +270,7 @@ function signedOut(message) {
 
 async function start(me) {
   state.me = me;
+  $('signin-idp-signout').hidden = true;
   setCSRF(me.csrf);
   document.body.dataset.role = me.role;
   $('boot').hidden = true;
@@ -365,11 +406,14 @@ async function boot() {
   defaultDetails();
   NARROW.addEventListener('change', defaultDetails);
 
+  const options = signinOptions();
+  const refused = ssoError();
   try {
     const me = await api('GET', '/api/me', { quiet401: true });
     start(me);
   } catch (e) {
-    showSignin(e instanceof ApiError && e.status === 401 ? '' : e instanceof ApiError && e.status === 0 ? t('cannotReach') : e.message);
+    await options;
+    showSignin(refused || (e instanceof ApiError && e.status === 401 ? '' : e instanceof ApiError && e.status === 0 ? t('cannotReach') : e.message));
   }
 }
 

@@ -51,13 +51,20 @@ type testRelay struct {
 
 func startRelay(t testing.TB, cfg *configs.Config) *testRelay {
 	t.Helper()
-	log := testenv.LoggerAt(t, slog.LevelWarn)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRelayOn(t, cfg, ln)
+}
+
+// startRelayOn starts the relay on ln: for a configuration that names
+// the relay's own address (a single sign-on callback).
+func startRelayOn(t testing.TB, cfg *configs.Config, ln net.Listener) *testRelay {
+	t.Helper()
+	log := testenv.LoggerAt(t, slog.LevelWarn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	sys, err := system.Start(ctx, cfg, ln, log, commands.Version())
 	if err != nil {
 		t.Fatalf("building the relay: %v", err)
