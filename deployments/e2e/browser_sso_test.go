@@ -135,7 +135,7 @@ func (p *page) untilNavigated(what, cond string) {
 	p.t.Helper()
 	deadline := time.Now().Add(browserWait)
 	for {
-		ok, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("!!(" + cond + ")"))
+		ok, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("!!("+cond+")"))
 		if err == nil && ok {
 			return
 		}
