@@ -1,34 +1,29 @@
 package oidc
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/wechat-relay/wechat-relay/console"
+	"github.com/wechat-relay/wechat-relay/console/oidc/oidctest"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/storage/bus"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
 	"github.com/wechat-relay/wechat-relay/storage/state"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 // The tests run a real OpenID Connect provider (mockoidc: discovery,
@@ -36,115 +31,6 @@ import (
 // codes) and a console on the embedded archive, with a signed directory
 // and a signed audit log, and sign in as a browser does: following
 // redirects, with a cookie jar.
-
-// idp is the identity provider of a test. What its token endpoint
-// answers can be tampered with, as an attacker in the middle would, and
-// its published keys extended, as a key rotation does.
-type idp struct {
-	*mockoidc.MockOIDC
-	// resign, when set, re-signs every ID token the token endpoint
-	// answers with this key (and kid).
-	resign atomic.Pointer[jose.JSONWebKey]
-	// extraKey, when set, is published in the JWKS beside the server's.
-	extraKey atomic.Pointer[jose.JSONWebKey]
-}
-
-func startIDP(t *testing.T) *idp {
-	t.Helper()
-	m, err := mockoidc.NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &idp{MockOIDC: m}
-	if _, err := m.Keypair.KeyID(); err != nil { // computed once, before any request
-		t.Fatal(err)
-	}
-	m.AddMiddleware(p.tamper)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ln, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Shutdown() })
-	return p
-}
-
-// tamper adds end_session_endpoint to the discovery document, the extra
-// key to the JWKS, and re-signs ID tokens when asked.
-func (p *idp) tamper(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case mockoidc.DiscoveryEndpoint, mockoidc.JWKSEndpoint, mockoidc.TokenEndpoint:
-		default:
-			next.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		next.ServeHTTP(rec, r)
-		var body map[string]any
-		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
-			copyResponse(w, rec, rec.Body.Bytes())
-			return
-		}
-		switch r.URL.Path {
-		case mockoidc.DiscoveryEndpoint:
-			body["end_session_endpoint"] = p.Addr() + "/oidc/logout"
-		case mockoidc.JWKSEndpoint:
-			if k := p.extraKey.Load(); k != nil {
-				body["keys"] = append(body["keys"].([]any), k.Public())
-			}
-		case mockoidc.TokenEndpoint:
-			if k := p.resign.Load(); k != nil {
-				body["id_token"] = resignJWT(body["id_token"].(string), k)
-			}
-		}
-		data, _ := json.Marshal(body)
-		copyResponse(w, rec, data)
-	})
-}
-
-func copyResponse(w http.ResponseWriter, rec *httptest.ResponseRecorder, body []byte) {
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.Header().Del("Content-Length")
-	w.WriteHeader(rec.Code)
-	w.Write(body)
-}
-
-// resignJWT signs the claims of token with key.
-func resignJWT(token string, key *jose.JSONWebKey) string {
-	parts := strings.Split(token, ".")
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		panic(err)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: *key}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		panic(err)
-	}
-	sig, err := signer.Sign(payload)
-	if err != nil {
-		panic(err)
-	}
-	out, err := sig.CompactSerialize()
-	if err != nil {
-		panic(err)
-	}
-	return out
-}
-
-// rsaKey is a new RSA key named kid.
-func rsaKey(t *testing.T, kid string) *jose.JSONWebKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(jose.RS256), Use: "sig"}
-}
 
 // user is who signs in at the identity provider; claims, when set,
 // changes the ID token's standard claims before they are signed.
@@ -185,20 +71,20 @@ func person(username string, groups ...string) *mockoidc.MockUser {
 // and audit log in the embedded archive.
 type relayEnv struct {
 	url     string
-	idp     *idp
+	idp     *oidctest.Provider
 	arch    *embedded.Archive
 	dir     *relay.Directory
 	pub     ed25519.PublicKey
 	seed    relay.DirectorySeed
 	flows   *state.MemorySessions
-	log     *syncBuffer
+	log     *testenv.SyncBuffer
 	console *console.Server
 }
 
 func newRelayEnv(t *testing.T, edit func(*Config)) *relayEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &relayEnv{idp: startIDP(t), log: &syncBuffer{}}
+	e := &relayEnv{idp: oidctest.Start(t), log: &testenv.SyncBuffer{}}
 	arch, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "archive.db"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -367,21 +253,4 @@ func (e *relayEnv) audit(t *testing.T, action string) []relay.AuditEntry {
 		t.Fatal(err)
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

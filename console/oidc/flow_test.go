@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
+	"github.com/wechat-relay/wechat-relay/console/oidc/oidctest"
 	"github.com/wechat-relay/wechat-relay/relay"
 )
 
@@ -49,7 +50,7 @@ func TestSignIn(t *testing.T) {
 	// Sign-out ends the relay's session and offers the identity
 	// provider's.
 	status, out := b.logout()
-	if status != http.StatusOK || !strings.HasPrefix(out["end_session_url"], e.idp.Addr()+"/oidc/logout?") ||
+	if status != http.StatusOK || !strings.HasPrefix(out["end_session_url"], e.idp.Addr()+oidctest.EndSessionPath+"?") ||
 		!strings.Contains(out["end_session_url"], "client_id="+e.idp.ClientID) {
 		t.Fatalf("logout: %d %v", status, out)
 	}
@@ -105,7 +106,7 @@ func refused(t *testing.T, e *relayEnv, b *browser, got, reason, logged string) 
 func TestForgedToken(t *testing.T) {
 	e := newRelayEnv(t, nil)
 	kid, _ := e.idp.Keypair.KeyID()
-	e.idp.resign.Store(rsaKey(t, kid))
+	e.idp.Resign.Store(oidctest.RSAKey(t, kid))
 	b := e.browser(t)
 	refused(t, e, b, b.signIn(person("alice")), "token", "failed to verify signature")
 }
@@ -117,9 +118,9 @@ func TestKeyRotationFollowed(t *testing.T) {
 	if reason := e.browser(t).signIn(person("alice")); reason != "" {
 		t.Fatalf("first sign-in: %s", reason)
 	}
-	next := rsaKey(t, "rotated-key")
-	e.idp.extraKey.Store(next)
-	e.idp.resign.Store(next)
+	next := oidctest.RSAKey(t, "rotated-key")
+	e.idp.ExtraKey.Store(next)
+	e.idp.Resign.Store(next)
 	b := e.browser(t)
 	if reason := b.signIn(person("bob")); reason != "" {
 		t.Fatalf("sign-in with the rotated key: %s\n%s", reason, e.log)

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/wechat-relay/wechat-relay/console/oidc"
+	"github.com/wechat-relay/wechat-relay/console/oidc/oidctest"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 	"github.com/wechat-relay/wechat-relay/storage/testenv/chromium"
 )
@@ -24,46 +23,9 @@ import (
 // the provider and lands in their inbox, with the client who wrote
 // meanwhile; signing out offers the provider's end of the session.
 
-// startIDP runs an OpenID Connect provider whose discovery document
-// also names an end_session_endpoint.
-func startIDP(t *testing.T) *mockoidc.MockOIDC {
-	t.Helper()
-	m, err := mockoidc.NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.AddMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != mockoidc.DiscoveryEndpoint {
-				next.ServeHTTP(w, r)
-				return
-			}
-			rec := httptest.NewRecorder()
-			next.ServeHTTP(rec, r)
-			var doc map[string]any
-			if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			doc["end_session_endpoint"] = m.Addr() + "/oidc/logout"
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(doc)
-		})
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ln, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Shutdown() })
-	return m
-}
-
 func TestBrowserSingleSignOn(t *testing.T) {
 	chromium.Need(t)
-	idp := startIDP(t)
+	idp := oidctest.Start(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +73,7 @@ func TestBrowserSingleSignOn(t *testing.T) {
 	// Signing out ends the relay's session and offers the provider's.
 	p.do("sign out", chromedp.Click(chromedp.ID("nav-signout")))
 	p.until("the sign-in page, offering the provider's sign-out", `!document.getElementById("signin").hidden && !document.getElementById("signin-idp-signout").hidden`)
-	if href := eval[string](p, `document.getElementById("signin-idp-signout-link").href`); !strings.HasPrefix(href, idp.Addr()+"/oidc/logout?client_id=") {
+	if href := eval[string](p, `document.getElementById("signin-idp-signout-link").href`); !strings.HasPrefix(href, idp.Addr()+oidctest.EndSessionPath+"?client_id=") {
 		t.Fatalf("the provider's sign-out link: %q", href)
 	}
 	if ok := eval[bool](p, `fetch("/api/me").then(r => r.status === 401)`); !ok {
