@@ -374,6 +374,12 @@ func TestClusterSchemaOnClickHouse(t *testing.T) {
 		})
 	})
 
+	t.Run("journal over Distributed tables", func(t *testing.T) {
+		archivetest.RunJournal(t, func(t *testing.T) archivetest.JournalStore {
+			return openDistributed(t, ch)
+		})
+	})
+
 	// The directory is read back right after each change: the relay's
 	// user inserts synchronously, so the Distributed table has it.
 	t.Run("directory over Distributed tables", func(t *testing.T) {

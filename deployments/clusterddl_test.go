@@ -48,6 +48,7 @@ var shardKeys = map[string]string{
 	"directory":         "cityHash64(kind, id)", // an entry's versions together
 	"client_profiles":   "cityHash64(conv)",     // a client's versions together, beside their messages
 	"client_tags":       "cityHash64(account)",  // an account's vocabulary together
+	"journal":           "cityHash64(key)",
 	"schema_migrations": "version",
 }
 

@@ -411,6 +411,26 @@ CREATE TABLE IF NOT EXISTS wechat_relay.client_tags ON CLUSTER '{cluster}'
     AS wechat_relay_local.client_tags
     ENGINE = Distributed('{cluster}', wechat_relay_local, client_tags, cityHash64(account));
 
+-- 0011_journal.sql --------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS wechat_relay_local.journal ON CLUSTER '{cluster}' (
+    key        String,
+    kind       String,
+    conv       String,
+    message_id String,
+    hash       String,
+    answer     String,
+    at         DateTime,
+    at_ms      UInt64,
+    day        Date
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/wechat_relay_local/journal', '{replica}')
+PARTITION BY toYYYYMM(day)
+ORDER BY (kind, key);
+
+CREATE TABLE IF NOT EXISTS wechat_relay.journal ON CLUSTER '{cluster}'
+    AS wechat_relay_local.journal
+    ENGINE = Distributed('{cluster}', wechat_relay_local, journal, cityHash64(key));
+
 -- Record the migrations as applied (checksum: SHA-256 of the file). A version
 -- recorded twice is harmless: ReplacingMergeTree keyed by version.
 
@@ -426,3 +446,4 @@ INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at)
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (8, '0008_directory_signatures.sql', 'affbd7b1a50258921eb3f5088fadc45b045b82a27f314e93a46b67b3381b1dfb', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (9, '0009_holds_reviews_signatures.sql', 'a6fc0037cebfbd1c4207ea0e9eae52f8b71baf2d81c1a39bd3fc7086afd20e0e', now());
 INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (10, '0010_client_profiles.sql', '16379358328ba8953a7a0571dd766aebcc7c5958599d85b26f4fe232d7471490', now());
+INSERT INTO wechat_relay.schema_migrations (version, name, checksum, applied_at) VALUES (11, '0011_journal.sql', 'f0495de11d9bf14ff77ee6ba22ed0638090775dfe7c8dbf0df04b19d55b0e961', now());

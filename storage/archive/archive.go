@@ -123,6 +123,7 @@ var (
 	_ relay.MediaStore   = (*Archive)(nil)
 	_ relay.EventLog     = (*Archive)(nil)
 	_ relay.Interactions = (*Archive)(nil)
+	_ relay.JournalStore = (*Archive)(nil)
 )
 
 // Open connects to ClickHouse, creates the database if it does not exist

@@ -194,7 +194,7 @@ func seqRange(from, to uint64) []uint64 {
 	return out
 }
 
-func insert(t *testing.T, s Store, msgs ...relay.Message) {
+func insert(t *testing.T, s relay.Archive, msgs ...relay.Message) {
 	t.Helper()
 	if err := s.Insert(testCtx(t), msgs); err != nil {
 		t.Fatalf("Insert of %d messages (%s): %v", len(msgs), idList(msgs), err)

@@ -46,6 +46,7 @@ var (
 	_ relay.MediaStore   = (*Archive)(nil)
 	_ relay.EventLog     = (*Archive)(nil)
 	_ relay.Interactions = (*Archive)(nil)
+	_ relay.JournalStore = (*Archive)(nil)
 )
 
 // Open opens the archive in the SQLite file at path, creating the file (and
