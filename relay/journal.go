@@ -43,8 +43,8 @@ func TranscriptKey(d ConversationDay) string {
 
 // JournalLag is what the journal has still to hand over.
 type JournalLag struct {
-	Count  int       // archived messages without a ledger entry
-	Oldest time.Time // the acceptance time of the oldest of them; zero when Count is 0
+	Count  int       `json:"count"`  // archived messages without a ledger entry
+	Oldest time.Time `json:"oldest"` // the acceptance time of the oldest of them; zero when Count is 0
 }
 
 // JournalStore is the archive as the journal needs it: what is archived
@@ -73,4 +73,25 @@ type JournalStore interface {
 	// DayMessages returns d's archived messages (accepted on d.Day,
 	// UTC), in sequence order, one per id.
 	DayMessages(ctx context.Context, d ConversationDay) ([]Message, error)
+}
+
+// JournalStatus is what an instance knows of the journal, for the
+// console's admins and `wechat-relay journal-status`.
+type JournalStatus struct {
+	Enabled        bool       `json:"enabled"`
+	Server         string     `json:"server,omitempty"`          // host:port of the SMTP server
+	JournalAddress string     `json:"journal_address,omitempty"` // where emails go
+	Lag            JournalLag `json:"lag"`
+	LagAt          time.Time  `json:"lag_at"` // when Lag was measured
+	// Turn: this instance journaled the last round (another instance
+	// may hold the turn).
+	Turn bool `json:"turn"`
+	// LastRound: when this instance last finished a round (sent
+	// something, found nothing to send, or failed).
+	LastRound     time.Time `json:"last_round"`
+	LastSent      time.Time `json:"last_sent"`
+	LastKey       string    `json:"last_key,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at"`
+	LastErrorKind string    `json:"last_error_kind,omitempty"` // refused, deferred, connection
 }

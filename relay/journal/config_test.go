@@ -1,0 +1,96 @@
+package journal_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wechat-relay/wechat-relay/relay/journal"
+	"github.com/wechat-relay/wechat-relay/storage/testenv"
+)
+
+func TestConfigValidate(t *testing.T) {
+	if err := (journal.Config{}).Validate(); err != nil {
+		t.Errorf("a journal without host is off, and fine: %v", err)
+	}
+	good := journal.Config{Host: "smtp.example.com", Username: "u", Password: "p", From: "relay@example.com",
+		To: "journal@example.com", Domain: "wechat.example.com"}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	for name, c := range map[string]struct {
+		edit func(*journal.Config)
+		want string
+	}{
+		"clear text":   {func(c *journal.Config) { c.StartTLS = &no }, "journal.starttls"},
+		"no username":  {func(c *journal.Config) { c.Username = "" }, "journal.username"},
+		"no password":  {func(c *journal.Config) { c.Password = "" }, "no password"},
+		"missing file": {func(c *journal.Config) { c.Password, c.PasswordFile = "", pw+"x" }, "journal.password_file"},
+		"bad from":     {func(c *journal.Config) { c.From = "Relay <relay@example.com>" }, "journal.from"},
+		"bad journal":  {func(c *journal.Config) { c.To = "nobody" }, "journal.journal_address"},
+		"bad domain":   {func(c *journal.Config) { c.Domain = "no spaces allowed.com" }, "journal.domain"},
+		"bad port":     {func(c *journal.Config) { c.Port = 70000 }, "journal.port"},
+		"bad since":    {func(c *journal.Config) { c.Since = "yesterday" }, "journal.since"},
+		"bad ca file":  {func(c *journal.Config) { c.CAFile = pw }, "journal.ca_file"},
+		"missing ca":   {func(c *journal.Config) { c.CAFile = pw + "x" }, "journal.ca_file"},
+	} {
+		cfg := good
+		c.edit(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Validate = %v, want an error naming %s", name, err, c.want)
+		}
+	}
+	fromFile := good
+	fromFile.Password, fromFile.PasswordFile = "", pw
+	if err := fromFile.Validate(); err != nil {
+		t.Errorf("password from a file: %v", err)
+	}
+	if err := fromFile.LoadPassword(); err != nil || fromFile.Password != "from-file" {
+		t.Errorf("LoadPassword = %v, password %q", err, fromFile.Password)
+	}
+}
+
+// The journal refuses a server whose certificate it cannot verify.
+func TestJournalRefusesAnUnverifiedServer(t *testing.T) {
+	s := startSMTP(t)
+	a := openArchive(t)
+	archived(t, a, []string{"o_a"}, 1)
+	cfg := config(s)
+	cfg.CAFile = ""
+	w, _ := run(t, cfg, a, nil, "i1")
+	waitError(t, w, "certificate")
+	if n := len(s.mails()); n != 0 {
+		t.Errorf("%d emails sent to an unverified server", n)
+	}
+}
+
+// Wrong credentials: nothing sent, the status says why.
+func TestJournalRefusedCredentials(t *testing.T) {
+	s := startSMTP(t)
+	a := openArchive(t)
+	archived(t, a, []string{"o_a"}, 1)
+	cfg := config(s)
+	cfg.Password = "wrong"
+	w, _ := run(t, cfg, a, nil, "i1")
+	waitError(t, w, "535")
+	if st := w.Status(t.Context()); st.LastErrorKind != "refused" {
+		t.Errorf("refused credentials are a %q failure, want refused", st.LastErrorKind)
+	}
+	if n := len(s.mails()); n != 0 {
+		t.Errorf("%d emails sent without authentication", n)
+	}
+}
+
+func waitError(t *testing.T, w *journal.Worker, want string) {
+	t.Helper()
+	testenv.Until(t, "an error naming "+want, func() bool {
+		return strings.Contains(w.Status(t.Context()).LastError, want)
+	})
+}

@@ -1,0 +1,245 @@
+package journal_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// smtpServer is a real SMTP server in the test's process (go-smtp):
+// STARTTLS with a certificate made for the test, AUTH PLAIN only after
+// it, and a hook that decides each message's fate.
+type smtpServer struct {
+	host   string
+	port   int
+	caFile string // the certificate, for Config.CAFile
+
+	mu       sync.Mutex
+	received []receivedMail
+	attempts int // DATA commands seen
+	// hook, when set, is called with the attempt's number (from 1), the
+	// message read so far and the connection; a non-nil error is the
+	// server's answer instead of 250. It may read the rest of r itself.
+	hook func(attempt int, r io.Reader, c *smtp.Conn) error
+}
+
+// receivedMail is a message the server answered 250 to (or took and
+// then lost the answer of: see the hooks).
+type receivedMail struct {
+	from, to string
+	user     string // who authenticated
+	tls      bool
+	raw      []byte
+	msg      *mail.Message
+}
+
+const (
+	testUser     = "journal-user"
+	testPassword = "s3cret-journal"
+)
+
+func startSMTP(t *testing.T) *smtpServer {
+	t.Helper()
+	cert, caFile := testCertificate(t)
+	s := &smtpServer{host: "127.0.0.1", caFile: caFile}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &smtpSession{srv: s, conn: c}, nil
+	}))
+	srv.Domain = "journal.test"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.AllowInsecureAuth = false
+	srv.ReadTimeout = time.Minute
+	srv.WriteTimeout = time.Minute
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return s
+}
+
+func (s *smtpServer) setHook(h func(attempt int, r io.Reader, c *smtp.Conn) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = h
+}
+
+func (s *smtpServer) mails() []receivedMail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]receivedMail(nil), s.received...)
+}
+
+// testCertificate makes a self-signed certificate for 127.0.0.1 and
+// writes it as PEM for the client to trust.
+func testCertificate(t *testing.T) (tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "journal test server"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, path
+}
+
+type smtpSession struct {
+	srv      *smtpServer
+	conn     *smtp.Conn
+	user     string
+	from, to string
+}
+
+func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if username != testUser || password != testPassword {
+			return smtp.ErrAuthFailed
+		}
+		s.user = username
+		return nil
+	}), nil
+}
+
+func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.user == "" {
+		return smtp.ErrAuthRequired
+	}
+	s.from = from
+	return nil
+}
+
+func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.to = to
+	return nil
+}
+
+func (s *smtpSession) Data(r io.Reader) error {
+	s.srv.mu.Lock()
+	s.srv.attempts++
+	attempt, hook := s.srv.attempts, s.srv.hook
+	s.srv.mu.Unlock()
+	var buf strings.Builder
+	tee := io.TeeReader(r, &buf)
+	var drop bool
+	if hook != nil {
+		err := hook(attempt, tee, s.conn)
+		switch {
+		case errors.Is(err, errTakeAndDrop):
+			drop = true
+		case err != nil:
+			_, _ = io.Copy(io.Discard, r)
+			return err
+		}
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return err
+	}
+	raw := []byte(buf.String())
+	msg, err := mail.ReadMessage(strings.NewReader(buf.String()))
+	if err != nil {
+		return &smtp.SMTPError{Code: 554, Message: "unparsable message: " + err.Error()}
+	}
+	_, isTLS := s.conn.TLSConnectionState()
+	s.srv.mu.Lock()
+	s.srv.received = append(s.srv.received, receivedMail{from: s.from, to: s.to, user: s.user, tls: isTLS, raw: raw, msg: msg})
+	s.srv.mu.Unlock()
+	if drop {
+		// Taken, but the answer is lost: the connection closes first.
+		_ = s.conn.Close()
+		return errTakeAndDrop
+	}
+	return nil
+}
+
+// errTakeAndDrop, from a hook: the server keeps the message and closes
+// the connection before answering.
+var errTakeAndDrop = errors.New("taken, answer lost")
+
+func (s *smtpSession) Reset()        { s.from, s.to = "", "" }
+func (s *smtpSession) Logout() error { return nil }
+
+// smtpAnswer is a refusal with code.
+func smtpAnswer(code int, text string) error {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: text}
+}
+
+// decode undoes a part's transfer encoding.
+func decode(t *testing.T, r io.Reader, enc string) string {
+	t.Helper()
+	var rd io.Reader = r
+	switch strings.ToLower(enc) {
+	case "base64":
+		rd = base64.NewDecoder(base64.StdEncoding, newlineStripper{r})
+	case "quoted-printable":
+		rd = quotedprintable.NewReader(r)
+	}
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatalf("decoding %s: %v", enc, err)
+	}
+	return string(b)
+}
+
+type newlineStripper struct{ r io.Reader }
+
+func (n newlineStripper) Read(p []byte) (int, error) {
+	k, err := n.r.Read(p)
+	j := 0
+	for _, c := range p[:k] {
+		if c != '\r' && c != '\n' {
+			p[j] = c
+			j++
+		}
+	}
+	return j, err
+}
