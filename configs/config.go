@@ -14,6 +14,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/console"
 	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/relay"
+	"github.com/wechat-relay/wechat-relay/relay/journal"
 )
 
 // Config is the whole configuration of one relay process: the YAML file
@@ -107,6 +108,10 @@ type Config struct {
 	// 90d: only for `wechat-relay retention-report`; the relay never
 	// deletes.
 	Retention map[string]string `yaml:"retention"`
+	// Journal: every archived message, as an email, to the firm's own
+	// archive over SMTP (relay/journal); off without journal.host. The
+	// password: journal.password_file or WR_JOURNAL_PASSWORD (or _FILE).
+	Journal journal.Config `yaml:"journal"`
 	// ShutdownTimeout bounds a graceful stop (15s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -236,6 +241,7 @@ func (c *Config) applyEnv(env func(string) string) error {
 	secret(&c.Storage.Redis.Password, "WR_REDIS_PASSWORD")
 	secret(&c.Storage.Redis.Sentinel.Password, "WR_REDIS_SENTINEL_PASSWORD")
 	secret(&c.SSO.OIDC.ClientSecret, "WR_OIDC_CLIENT_SECRET")
+	secret(&c.Journal.Password, "WR_JOURNAL_PASSWORD")
 	for i := range c.WeChat.Accounts {
 		a := &c.WeChat.Accounts[i]
 		p := accountEnvPrefix(a.ID)
@@ -302,6 +308,9 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateCompliance()...)
 	errs = append(errs, c.validateSSO()...)
+	if err := c.Journal.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	// WeChat waits 5 s for an answer: a retry must be able to wait for an
 	// attempt in flight, or take it over, and still answer in time.
 	if p := c.Pipeline; p.ClaimLease < 0 || p.ClaimWait < 0 || p.ClaimLease >= 4*time.Second || p.ClaimWait >= 4*time.Second {

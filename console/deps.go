@@ -70,6 +70,9 @@ type Deps struct {
 	// Compliance serves the audit log, alerts and legal holds under
 	// /api/ (compliance.go); its nil stores leave their routes out.
 	Compliance ComplianceDeps
+	// Journal is the journal to the firm's archive; nil: none (GET
+	// /api/admin/journal says so).
+	Journal JournalStatus
 }
 
 // employeeAccounts lists the accounts the employees serve, for a

@@ -119,6 +119,7 @@ func (s *Server) handler() (http.Handler, []string) {
 	s.routeCompliance(route)    // /api/audit, /api/alerts, /api/holds (compliance.go)
 	s.routeProfiles(route)      // /api/clients/.../profile, /api/tags (profile.go)
 	s.routeReports(route)       // /api/reports (reports.go)
+	s.routeJournal(route)       // GET /api/admin/journal (journal.go)
 	mux.HandleFunc("GET /api/ws", func(w http.ResponseWriter, r *http.Request) {
 		// Authenticate before upgrading: an unauthenticated request never
 		// becomes a socket.

@@ -43,6 +43,7 @@ type Server struct {
 	audit      Audit
 	idps       []IdentityProvider
 	compliance ComplianceDeps
+	journal    JournalStatus // nil: no journal
 	auth       *authenticator
 	hub        *Hub
 
@@ -80,6 +81,7 @@ func NewServer(cfg Config, d Deps) *Server {
 		deliveries: d.Deliveries, media: d.Media, staff: d.Staff, qr: d.QRCodes, search: d.Search,
 		audit: d.Audit, idps: d.IdentityProviders, compliance: d.Compliance, profiles: d.Profiles,
 		comparePassword: bcrypt.CompareHashAndPassword,
+		audit:           d.Audit, idps: d.IdentityProviders, compliance: d.Compliance, journal: d.Journal,
 	}
 	if d.Sessions != nil {
 		s.sessions = &sessions{store: d.Sessions, idle: cfg.SessionIdle, maxAge: cfg.SessionMaxAge, now: d.Now}

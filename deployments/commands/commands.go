@@ -1,7 +1,7 @@
 // Package commands is the wechat-relay command line: the table of
 // commands (serve, check-config, sim, hash-password, verify, seal-key,
-// spool-salvage, retention-report, search, export, bench-ceiling,
-// version), each with one signature, and Run, which main.go at the
+// spool-salvage, retention-report, search, export, journal-status,
+// journal-reconcile, bench-ceiling, version), each with one signature, and Run, which main.go at the
 // module root calls with the process's arguments, streams and
 // environment. `wechat-relay help` lists the commands with their flags.
 //
@@ -69,6 +69,8 @@ var commands = []command{
 		func(e cmdEnv) int { return exportCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
 	{"report", "a report of the desk: volume, responsiveness, delivery or compliance (-from, -to, -tz, -team, -employee, -format csv|json)",
 		func(e cmdEnv) int { return reportCommand(e.ctx, e.args, e.stdout, e.stderr, e.getenv) }},
+	{"journal-status", "how far the journal to the firm's archive is behind: messages archived but not journaled, the oldest (-config FILE, -json)", journalStatusCommand},
+	{"journal-reconcile", "list every message archived but not journaled, with its row id and hash (-config FILE, -json, -limit N); exit 1 if any", journalReconcileCommand},
 	{"bench-ceiling", "serve the WeChat callback path alone, storing nothing: the ceiling `make bench-e2e` compares the relay with (-config FILE)", benchCeilingCommand},
 	{"version", "print the version", func(e cmdEnv) int {
 		fmt.Fprintln(e.stdout, "wechat-relay", Version())

@@ -24,6 +24,7 @@ import (
 	"github.com/wechat-relay/wechat-relay/gateway"
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/export"
+	"github.com/wechat-relay/wechat-relay/relay/journal"
 	"github.com/wechat-relay/wechat-relay/relay/report"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/bus"
@@ -46,6 +47,7 @@ type Store interface {
 	relay.DirectoryStore
 	relay.NoticeStore
 	relay.ProfileStore
+	relay.JournalStore
 	export.Source
 	report.Store
 	Ping(ctx context.Context) error
@@ -80,6 +82,7 @@ type Relay struct {
 	console  *console.Server
 	dir      *relay.Directory
 	lexicon  *relay.LexiconWatcher // nil without lexicon rules
+	journal  *journal.Worker       // nil without a journal
 	handler  http.Handler
 	// stopping is set when shutdown begins: /readyz fails from then on.
 	stopping atomic.Bool
@@ -301,6 +304,10 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 	if err != nil {
 		return nil, err
 	}
+	journalStatus, err := s.buildJournal(dedupe, pcfg.Writer) // journal.go
+	if err != nil {
+		return nil, err
+	}
 	s.console = console.NewServer(cfg.ConsoleConfig(), console.Deps{
 		Bus: b, History: s.archive, Search: s.archive, Export: s.archive, Reports: s.archive, Assignments: assign, Outbox: s.outbox,
 		Sessions: sessions, Throttle: sessions, ReadMarks: sessions,
@@ -312,6 +319,7 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger, version s
 		Version:    version,
 
 		IdentityProviders: identityProviders(ctx, cfg, sessions, s.reg, log),
+		Journal:           journalStatus,
 	})
 	if lex != nil {
 		s.lexicon = &relay.LexiconWatcher{Lexicon: lex, Bus: b, Store: s.archive, Scan: s.archive, Alert: s.console.Alert, Log: log.With("component", "lexicon")}

@@ -72,7 +72,8 @@ func (w *workers) Stop() error {
 
 // startWorkers starts every long-running part of s: the archive writer,
 // the media fetcher, the delivery of replies, the bot, the console hub, the directory
-// reload and, with lexicon rules, the lexicon watcher. Start runs them,
+// reload, with lexicon rules the lexicon watcher and, with a journal,
+// the journal. Start runs them,
 // for serve and for the end-to-end tests alike.
 func (s *Relay) startWorkers() *workers {
 	w := newWorkers(s.log)
@@ -94,6 +95,9 @@ func (s *Relay) startWorkers() *workers {
 	w.Go("directory", func(ctx context.Context) error { return s.dir.Run(ctx, s.cfg.Console.DirectoryRefresh) })
 	if s.lexicon != nil {
 		w.Go("lexicon", s.lexicon.Run)
+	}
+	if s.journal != nil {
+		w.Go("journal", s.journal.Run)
 	}
 	return w
 }

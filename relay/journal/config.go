@@ -155,8 +155,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// since is the Since day as a time (zero when empty or bad).
-func (c Config) since() time.Time {
+// Start is the Since day as a time: journaling takes the messages
+// accepted after it (zero when Since is empty).
+func (c Config) Start() time.Time {
 	t, _ := time.Parse("2006-01-02", c.Since)
 	return t
 }

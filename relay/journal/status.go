@@ -18,7 +18,7 @@ func (w *Worker) setStatus(f func(s *relay.JournalStatus)) {
 // Status returns what this instance knows of the journal, the lag
 // measured afresh when ctx allows (or as last measured).
 func (w *Worker) Status(ctx context.Context) relay.JournalStatus {
-	if lag, err := w.store.UnjournaledLag(ctx, w.cfg.since()); err == nil {
+	if lag, err := w.store.UnjournaledLag(ctx, w.cfg.Start()); err == nil {
 		w.setStatus(func(s *relay.JournalStatus) { s.Lag, s.LagAt = lag, w.now() })
 	}
 	w.mu.Lock()

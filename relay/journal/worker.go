@@ -172,7 +172,7 @@ func (w *Worker) round(ctx context.Context) (int, error) {
 
 // searchFrom is where the search for unjournaled messages starts.
 func (w *Worker) searchFrom() (from time.Time, full bool) {
-	from = w.cfg.since()
+	from = w.cfg.Start()
 	if w.fullAt.IsZero() || w.now().Sub(w.fullAt) >= fullScanEvery {
 		return from, true
 	}
@@ -299,7 +299,7 @@ func (w *Worker) measureLag(ctx context.Context) {
 		return
 	}
 	w.lagAt = w.now()
-	lag, err := w.store.UnjournaledLag(ctx, w.cfg.since())
+	lag, err := w.store.UnjournaledLag(ctx, w.cfg.Start())
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			w.log.Warn("journal: measuring the lag", "err", err)
