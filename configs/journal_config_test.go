@@ -30,8 +30,8 @@ func TestJournalConfig(t *testing.T) {
 	env := map[string]string{
 		"WR_ACCOUNT_MAIN_APP_SECRET": "s3cret", "WR_ACCOUNT_MAIN_TOKEN": "tok",
 		"WR_ACCOUNT_MAIN_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
-		"WR_CONSOLE_TOKEN_ALICE": "alice-token-0123456789", "WR_CONSOLE_TOKEN_SUE": "sue-token-0123456789ab",
-		"WR_CONSOLE_TOKEN_LIN": "lin-token-0123456789ab",
+		"WR_CONSOLE_TOKEN_ALICE":           "alice-token-0123456789", "WR_CONSOLE_TOKEN_SUE": "sue-token-0123456789ab",
+		"WR_CONSOLE_TOKEN_LIN":          "lin-token-0123456789ab",
 		"WR_CONSOLE_PASSWORD_HASH_ROOT": "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
 	}
 	good := write("  journal_address: journal@archive.example.com")
