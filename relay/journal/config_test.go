@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wechat-relay/wechat-relay/relay/journal"
+	"github.com/wechat-relay/wechat-relay/relay/journal/journaltest"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
@@ -59,21 +60,21 @@ func TestConfigValidate(t *testing.T) {
 
 // The journal refuses a server whose certificate it cannot verify.
 func TestJournalRefusesAnUnverifiedServer(t *testing.T) {
-	s := startSMTP(t)
+	s := journaltest.Start(t)
 	a := openArchive(t)
 	archived(t, a, []string{"o_a"}, 1)
 	cfg := config(s)
 	cfg.CAFile = ""
 	w, _ := run(t, cfg, a, nil, "i1")
 	waitError(t, w, "certificate")
-	if n := len(s.mails()); n != 0 {
+	if n := len(s.Mails()); n != 0 {
 		t.Errorf("%d emails sent to an unverified server", n)
 	}
 }
 
 // Wrong credentials: nothing sent, the status says why.
 func TestJournalRefusedCredentials(t *testing.T) {
-	s := startSMTP(t)
+	s := journaltest.Start(t)
 	a := openArchive(t)
 	archived(t, a, []string{"o_a"}, 1)
 	cfg := config(s)
@@ -83,7 +84,7 @@ func TestJournalRefusedCredentials(t *testing.T) {
 	if st := w.Status(t.Context()); st.LastErrorKind != "refused" {
 		t.Errorf("refused credentials are a %q failure, want refused", st.LastErrorKind)
 	}
-	if n := len(s.mails()); n != 0 {
+	if n := len(s.Mails()); n != 0 {
 		t.Errorf("%d emails sent without authentication", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/journal"
+	"github.com/wechat-relay/wechat-relay/relay/journal/journaltest"
 	"github.com/wechat-relay/wechat-relay/storage/state"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
@@ -24,10 +25,10 @@ func TestJournalRetriesARefusedMessageInOrder(t *testing.T) {
 		kind string
 	}{{550, "refused"}, {451, "deferred"}} {
 		t.Run(fmt.Sprint(c.code), func(t *testing.T) {
-			s := startSMTP(t)
-			s.setHook(func(attempt int, _ io.Reader, _ *smtp.Conn) error {
+			s := journaltest.Start(t)
+			s.SetHook(func(attempt int, _ io.Reader, _ *smtp.Conn) error {
 				if attempt >= 3 && attempt <= 5 {
-					return smtpAnswer(c.code, "not now")
+					return journaltest.Answer(c.code, "not now")
 				}
 				return nil
 			})
@@ -37,7 +38,7 @@ func TestJournalRetriesARefusedMessageInOrder(t *testing.T) {
 			allJournaled(t, a, msgs)
 			onceEach(t, s, msgs)
 			// Nothing was taken while the third waited.
-			third := s.mails()[2].msg.Header.Get("X-Wechat-Relay-Row-Id")
+			third := s.Mails()[2].Msg.Header.Get("X-Wechat-Relay-Row-Id")
 			if third != msgs[2].ID {
 				t.Errorf("third email taken is %s, want %s", third, msgs[2].ID)
 			}
@@ -54,19 +55,19 @@ func TestJournalRetriesARefusedMessageInOrder(t *testing.T) {
 // journal gives up on each after its timeout or the closed connection,
 // and sends them again.
 func TestJournalSurvivesAHungAndAClosingServer(t *testing.T) {
-	s := startSMTP(t)
+	s := journaltest.Start(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	s.setHook(func(attempt int, r io.Reader, c *smtp.Conn) error {
+	s.SetHook(func(attempt int, r io.Reader, c *smtp.Conn) error {
 		switch attempt {
 		case 2:
 			_, _ = io.Copy(io.Discard, r)
 			<-release // never answered while the test runs
-			return smtpAnswer(451, "too late")
+			return journaltest.Answer(451, "too late")
 		case 4:
 			_, _ = io.ReadFull(r, make([]byte, 64))
 			_ = c.Close()
-			return smtpAnswer(421, "closing")
+			return journaltest.Answer(421, "closing")
 		}
 		return nil
 	})
@@ -86,10 +87,10 @@ func TestJournalSurvivesAHungAndAClosingServer(t *testing.T) {
 // its answer: the journal sends it again, under the same Message-ID, for
 // the receiver to drop; the ledger keeps the first entry.
 func TestJournalResendsUnderTheSameMessageIDWhenTheAnswerIsLost(t *testing.T) {
-	s := startSMTP(t)
-	s.setHook(func(attempt int, _ io.Reader, _ *smtp.Conn) error {
+	s := journaltest.Start(t)
+	s.SetHook(func(attempt int, _ io.Reader, _ *smtp.Conn) error {
 		if attempt == 2 {
-			return errTakeAndDrop
+			return journaltest.ErrTakeAndDrop
 		}
 		return nil
 	})
@@ -98,8 +99,8 @@ func TestJournalResendsUnderTheSameMessageIDWhenTheAnswerIsLost(t *testing.T) {
 	run(t, config(s), a, nil, "i1")
 	ledger := allJournaled(t, a, msgs)
 	count := map[string]int{}
-	for _, r := range s.mails() {
-		count[r.msg.Header.Get("Message-Id")]++
+	for _, r := range s.Mails() {
+		count[r.Msg.Header.Get("Message-Id")]++
 	}
 	for i, m := range msgs {
 		want := 1
@@ -119,26 +120,26 @@ func TestJournalResendsUnderTheSameMessageIDWhenTheAnswerIsLost(t *testing.T) {
 // message when it does) and a new worker starts: it resumes from the
 // ledger, and every message is taken once.
 func TestJournalResumesFromTheLedgerAfterARestart(t *testing.T) {
-	s := startSMTP(t)
+	s := journaltest.Start(t)
 	a := openArchive(t)
 	msgs := archived(t, a, []string{"o_a", "o_b"}, 10)
 	stopped := make(chan struct{})
 	stops := make(chan func(), 1)
-	s.setHook(func(attempt int, _ io.Reader, _ *smtp.Conn) error {
+	s.SetHook(func(attempt int, _ io.Reader, _ *smtp.Conn) error {
 		if attempt == 10 {
 			stop := <-stops
 			go func() { stop(); close(stopped) }()
 			<-stopped
-			return smtpAnswer(421, "shutting down")
+			return journaltest.Answer(421, "shutting down")
 		}
 		return nil
 	})
 	_, stop := run(t, config(s), a, nil, "i1")
 	stops <- stop
 	<-stopped
-	s.setHook(nil)
+	s.SetHook(nil)
 	// What the server took before the stop is in the ledger.
-	took := s.mails()
+	took := s.Mails()
 	if len(took) != 9 {
 		t.Fatalf("the server took %d messages before the stop, want 9", len(took))
 	}
@@ -161,7 +162,7 @@ func TestJournalResumesFromTheLedgerAfterARestart(t *testing.T) {
 // Two instances journal the same archive, taking turns: every message
 // once.
 func TestJournalTwoInstancesTakeTurns(t *testing.T) {
-	s := startSMTP(t)
+	s := journaltest.Start(t)
 	a := openArchive(t)
 	msgs := archived(t, a, []string{"o_a", "o_b", "o_c"}, 8)
 	turns := state.NewMemoryDedupe()
@@ -174,7 +175,7 @@ func TestJournalTwoInstancesTakeTurns(t *testing.T) {
 // A message whose media is still being fetched waits, with what follows
 // it; once the media is archived, both go, the media attached.
 func TestJournalWaitsForMedia(t *testing.T) {
-	s := startSMTP(t)
+	s := journaltest.Start(t)
 	a := openArchive(t)
 	c := relay.Conversation("acc", "o_a")
 	now := time.Now()
@@ -195,7 +196,7 @@ func TestJournalWaitsForMedia(t *testing.T) {
 		}
 		return !first.IsZero() && r.After(first)
 	})
-	if n := len(s.mails()); n != 0 {
+	if n := len(s.Mails()); n != 0 {
 		t.Fatalf("%d emails sent while the media was missing, want none", n)
 	}
 	if err := a.PutMedia(t.Context(), relay.Media{MessageID: img.ID, MediaID: "M1", ContentType: "image/jpeg", Data: []byte("jpeg")}); err != nil {
@@ -203,7 +204,7 @@ func TestJournalWaitsForMedia(t *testing.T) {
 	}
 	allJournaled(t, a, []relay.Message{img, txt})
 	onceEach(t, s, []relay.Message{img, txt})
-	if parts := mimeParts(t, s.mails()[0]); parts["image/jpeg"] != "jpeg" {
+	if parts := journaltest.Parts(t, s.Mails()[0]); parts["image/jpeg"] != "jpeg" {
 		t.Errorf("image email parts: %v", parts)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/journal"
+	"github.com/wechat-relay/wechat-relay/relay/journal/journaltest"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
@@ -17,7 +18,7 @@ import (
 // email, listing its messages with their row ids and hashes; today's
 // conversation gets none yet.
 func TestJournalSendsADailyTranscriptPerConversation(t *testing.T) {
-	s := startSMTP(t)
+	s := journaltest.Start(t)
 	a := openArchive(t)
 	y, m, d := time.Now().UTC().AddDate(0, 0, -2).Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
@@ -51,9 +52,9 @@ func TestJournalSendsADailyTranscriptPerConversation(t *testing.T) {
 		}
 		return nil
 	})
-	var transcripts []receivedMail
-	for _, r := range s.mails() {
-		if r.msg.Header.Get("X-Wechat-Relay-Kind") == relay.JournalTranscript {
+	var transcripts []journaltest.Mail
+	for _, r := range s.Mails() {
+		if r.Msg.Header.Get("X-Wechat-Relay-Kind") == relay.JournalTranscript {
 			transcripts = append(transcripts, r)
 		}
 	}
@@ -62,7 +63,7 @@ func TestJournalSendsADailyTranscriptPerConversation(t *testing.T) {
 	}
 	for i, r := range transcripts {
 		conv := msgs[3*i].Conv
-		h := r.msg.Header
+		h := r.Msg.Header
 		sum := sha256.New()
 		for _, m := range msgs[3*i : 3*i+3] {
 			sum.Write([]byte(m.ID + "\x00" + m.Hash + "\x00"))
@@ -78,7 +79,7 @@ func TestJournalSendsADailyTranscriptPerConversation(t *testing.T) {
 				t.Errorf("transcript %d: %s = %q, want %q", i, name, g, want)
 			}
 		}
-		text := mimeParts(t, r)["text/plain"]
+		text := journaltest.Parts(t, r)["text/plain"]
 		for _, m := range msgs[3*i : 3*i+3] {
 			if !strings.Contains(text, m.Text) || !strings.Contains(text, m.ID) || !strings.Contains(text, m.Hash) {
 				t.Errorf("transcript %d lacks %s (%q, hash %s):\n%s", i, m.ID, m.Text, m.Hash, text)

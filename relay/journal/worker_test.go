@@ -3,9 +3,6 @@ package journal_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"strings"
 	"sync"
 	"testing"
@@ -13,21 +10,14 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/journal"
+	"github.com/wechat-relay/wechat-relay/relay/journal/journaltest"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
 	"github.com/wechat-relay/wechat-relay/storage/testenv"
 )
 
 const domain = "wechat.example.com"
 
-func config(s *smtpServer) journal.Config {
-	return journal.Config{
-		Host: s.host, Port: s.port, CAFile: s.caFile,
-		Username: testUser, Password: testPassword,
-		From: "relay@wechat.example.com", To: "journal@archive.example.com", Domain: domain,
-		BatchSize: 4, Timeout: 2 * time.Second,
-		PollInterval: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-	}
-}
+func config(s *journaltest.Server) journal.Config { return s.Config(domain) }
 
 func openArchive(t *testing.T) *embedded.Archive {
 	t.Helper()
@@ -111,16 +101,16 @@ func allJournaled(t *testing.T, a *embedded.Archive, msgs []relay.Message) map[s
 
 // onceEach checks that the server took every message exactly once
 // under its Message-ID, each conversation's in sequence order.
-func onceEach(t *testing.T, s *smtpServer, msgs []relay.Message) {
+func onceEach(t *testing.T, s *journaltest.Server, msgs []relay.Message) {
 	t.Helper()
 	byID := map[string]int{}
 	lastSeq := map[string]int{}
-	for _, r := range s.mails() {
-		id := r.msg.Header.Get("Message-Id")
+	for _, r := range s.Mails() {
+		id := r.Msg.Header.Get("Message-Id")
 		byID[id]++
-		conv := r.msg.Header.Get("X-Wechat-Relay-Conversation")
+		conv := r.Msg.Header.Get("X-Wechat-Relay-Conversation")
 		var seq int
-		fmt.Sscan(r.msg.Header.Get("X-Wechat-Relay-Seq"), &seq)
+		fmt.Sscan(r.Msg.Header.Get("X-Wechat-Relay-Seq"), &seq)
 		if seq <= lastSeq[conv] {
 			t.Errorf("%s: seq %d after %d", conv, seq, lastSeq[conv])
 		}
@@ -137,7 +127,7 @@ func onceEach(t *testing.T, s *smtpServer, msgs []relay.Message) {
 }
 
 func TestJournalsEveryMessageWithItsHeadersAndParts(t *testing.T) {
-	s := startSMTP(t)
+	s := journaltest.Start(t)
 	a := openArchive(t)
 	msgs := archived(t, a, []string{"o_client_a", "o_client_b"}, 3)
 	c := relay.Conversation("acc", "o_client_a")
@@ -163,14 +153,14 @@ func TestJournalsEveryMessageWithItsHeadersAndParts(t *testing.T) {
 	ledger := allJournaled(t, a, msgs)
 	onceEach(t, s, msgs)
 
-	got := map[string]receivedMail{}
-	for _, r := range s.mails() {
-		got[r.msg.Header.Get("X-Wechat-Relay-Row-Id")] = r
-		if !r.tls || r.user != testUser {
-			t.Errorf("message %s: tls %v, user %q: want STARTTLS and AUTH", r.msg.Header.Get("Message-Id"), r.tls, r.user)
+	got := map[string]journaltest.Mail{}
+	for _, r := range s.Mails() {
+		got[r.Msg.Header.Get("X-Wechat-Relay-Row-Id")] = r
+		if !r.TLS || r.User != journaltest.User {
+			t.Errorf("message %s: tls %v, user %q: want STARTTLS and AUTH", r.Msg.Header.Get("Message-Id"), r.TLS, r.User)
 		}
-		if r.from != "relay@wechat.example.com" || r.to != "journal@archive.example.com" {
-			t.Errorf("envelope %s -> %s, want the configured from and journal address", r.from, r.to)
+		if r.From != "relay@wechat.example.com" || r.To != "journal@archive.example.com" {
+			t.Errorf("envelope %s -> %s, want the configured from and journal address", r.From, r.To)
 		}
 	}
 	for _, m := range msgs {
@@ -178,7 +168,7 @@ func TestJournalsEveryMessageWithItsHeadersAndParts(t *testing.T) {
 		if !ok {
 			t.Fatalf("no email with row id %s", m.ID)
 		}
-		h := r.msg.Header
+		h := r.Msg.Header
 		for name, want := range map[string]string{
 			"Message-Id":                  journal.MessageID(m.ID, domain),
 			"X-Wechat-Relay-Row-Hash":     m.Hash,
@@ -197,7 +187,7 @@ func TestJournalsEveryMessageWithItsHeadersAndParts(t *testing.T) {
 		if e.MessageID != journal.MessageID(m.ID, domain) || e.Hash != m.Hash || e.Kind != relay.JournalMessage || !strings.HasPrefix(e.Answer, "250") {
 			t.Errorf("ledger entry of %s: %+v", m.ID, e)
 		}
-		parts := mimeParts(t, r)
+		parts := journaltest.Parts(t, r)
 		if m.Text != "" && !strings.Contains(parts["text/plain"], m.Text) {
 			t.Errorf("%s: text part %q does not hold %q", m.ID, parts["text/plain"], m.Text)
 		}
@@ -206,7 +196,7 @@ func TestJournalsEveryMessageWithItsHeadersAndParts(t *testing.T) {
 	// dot-atom is hashed.
 	wantAddr := func(id, header, want string) {
 		t.Helper()
-		if g := got[id].msg.Header.Get(header); !strings.Contains(g, want) {
+		if g := got[id].Msg.Header.Get(header); !strings.Contains(g, want) {
 			t.Errorf("%s: %s = %q, want %s", id, header, g, want)
 		}
 	}
@@ -216,10 +206,10 @@ func TestJournalsEveryMessageWithItsHeadersAndParts(t *testing.T) {
 	wantAddr(out.ID, "To", "<o_client_a@clients.wechat.example.com>")
 	wantAddr(note.ID, "From", "@staff.wechat.example.com>")
 	wantAddr(note.ID, "To", "<acc@accounts.wechat.example.com>")
-	if g := got[note.ID].msg.Header.Get("From"); !strings.Contains(g, "<x-") {
+	if g := got[note.ID].Msg.Header.Get("From"); !strings.Contains(g, "<x-") {
 		t.Errorf("note: From %q, want a hashed local part for %q", g, note.Employee)
 	}
-	parts := mimeParts(t, got[img.ID])
+	parts := journaltest.Parts(t, got[img.ID])
 	if parts["image/png"] != string(picture) {
 		t.Errorf("image part = %q, want the archived media", parts["image/png"])
 	}
@@ -229,39 +219,4 @@ func TestJournalsEveryMessageWithItsHeadersAndParts(t *testing.T) {
 	if st := w.Status(t.Context()); st.Lag.Count != 0 || st.LastSent.IsZero() || !st.Enabled {
 		t.Errorf("status after everything was journaled: %+v", st)
 	}
-}
-
-// mimeParts returns the decoded parts of r by content type.
-func mimeParts(t *testing.T, r receivedMail) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	var walk func(ct string, body io.Reader, enc string)
-	walk = func(ct string, body io.Reader, enc string) {
-		mt, params, err := mime.ParseMediaType(ct)
-		if err != nil {
-			t.Fatalf("content type %q: %v", ct, err)
-		}
-		if strings.HasPrefix(mt, "multipart/") {
-			mr := multipart.NewReader(body, params["boundary"])
-			for {
-				p, err := mr.NextRawPart()
-				if err == io.EOF {
-					return
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				walk(p.Header.Get("Content-Type"), p, p.Header.Get("Content-Transfer-Encoding"))
-			}
-		}
-		out[mt] = decode(t, body, enc)
-	}
-	walk(r.msg.Header.Get("Content-Type"), strings.NewReader(bodyOf(r.raw)), r.msg.Header.Get("Content-Transfer-Encoding"))
-	return out
-}
-
-func bodyOf(raw []byte) string {
-	s := strings.ReplaceAll(string(raw), "\r\n", "\n")
-	_, b, _ := strings.Cut(s, "\n\n")
-	return strings.ReplaceAll(b, "\n", "\r\n")
 }

@@ -1,4 +1,8 @@
-package journal_test
+// Package journaltest is a real SMTP server for the journal's tests
+// (relay/journal, deployments/e2e): go-smtp in the test's process, with
+// STARTTLS on a certificate made for the test and AUTH PLAIN only after
+// it, and a hook that decides each message's fate.
+package journaltest
 
 import (
 	"crypto/ecdsa"
@@ -12,6 +16,8 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
@@ -24,18 +30,20 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/wechat-relay/wechat-relay/relay/journal"
 )
 
-// smtpServer is a real SMTP server in the test's process (go-smtp):
+// Server is a real SMTP server in the test's process (go-smtp):
 // STARTTLS with a certificate made for the test, AUTH PLAIN only after
 // it, and a hook that decides each message's fate.
-type smtpServer struct {
-	host   string
-	port   int
-	caFile string // the certificate, for Config.CAFile
+type Server struct {
+	Host   string
+	Port   int
+	CAFile string // the certificate, PEM, for journal.Config.CAFile
 
 	mu       sync.Mutex
-	received []receivedMail
+	received []Mail
 	attempts int // DATA commands seen
 	// hook, when set, is called with the attempt's number (from 1), the
 	// message read so far and the connection; a non-nil error is the
@@ -43,25 +51,25 @@ type smtpServer struct {
 	hook func(attempt int, r io.Reader, c *smtp.Conn) error
 }
 
-// receivedMail is a message the server answered 250 to (or took and
+// Mail is a message the server answered 250 to (or took and
 // then lost the answer of: see the hooks).
-type receivedMail struct {
-	from, to string
-	user     string // who authenticated
-	tls      bool
-	raw      []byte
-	msg      *mail.Message
+type Mail struct {
+	From, To string // the envelope
+	User     string // who authenticated
+	TLS      bool   // the message came over TLS
+	Raw      []byte
+	Msg      *mail.Message
 }
 
 const (
-	testUser     = "journal-user"
-	testPassword = "s3cret-journal"
+	User     = "journal-user"
+	Password = "s3cret-journal"
 )
 
-func startSMTP(t *testing.T) *smtpServer {
+func Start(t testing.TB) *Server {
 	t.Helper()
 	cert, caFile := testCertificate(t)
-	s := &smtpServer{host: "127.0.0.1", caFile: caFile}
+	s := &Server{Host: "127.0.0.1", CAFile: caFile}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &smtpSession{srv: s, conn: c}, nil
 	}))
@@ -74,27 +82,27 @@ func startSMTP(t *testing.T) *smtpServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.port = l.Addr().(*net.TCPAddr).Port
+	s.Port = l.Addr().(*net.TCPAddr).Port
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return s
 }
 
-func (s *smtpServer) setHook(h func(attempt int, r io.Reader, c *smtp.Conn) error) {
+func (s *Server) SetHook(h func(attempt int, r io.Reader, c *smtp.Conn) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hook = h
 }
 
-func (s *smtpServer) mails() []receivedMail {
+func (s *Server) Mails() []Mail {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]receivedMail(nil), s.received...)
+	return append([]Mail(nil), s.received...)
 }
 
 // testCertificate makes a self-signed certificate for 127.0.0.1 and
 // writes it as PEM for the client to trust.
-func testCertificate(t *testing.T) (tls.Certificate, string) {
+func testCertificate(t testing.TB) (tls.Certificate, string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -132,7 +140,7 @@ func testCertificate(t *testing.T) (tls.Certificate, string) {
 }
 
 type smtpSession struct {
-	srv      *smtpServer
+	srv      *Server
 	conn     *smtp.Conn
 	user     string
 	from, to string
@@ -142,7 +150,7 @@ func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
 
 func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(identity, username, password string) error {
-		if username != testUser || password != testPassword {
+		if username != User || password != Password {
 			return smtp.ErrAuthFailed
 		}
 		s.user = username
@@ -174,7 +182,7 @@ func (s *smtpSession) Data(r io.Reader) error {
 	if hook != nil {
 		err := hook(attempt, tee, s.conn)
 		switch {
-		case errors.Is(err, errTakeAndDrop):
+		case errors.Is(err, ErrTakeAndDrop):
 			drop = true
 		case err != nil:
 			_, _ = io.Copy(io.Discard, r)
@@ -191,55 +199,81 @@ func (s *smtpSession) Data(r io.Reader) error {
 	}
 	_, isTLS := s.conn.TLSConnectionState()
 	s.srv.mu.Lock()
-	s.srv.received = append(s.srv.received, receivedMail{from: s.from, to: s.to, user: s.user, tls: isTLS, raw: raw, msg: msg})
+	s.srv.received = append(s.srv.received, Mail{From: s.from, To: s.to, User: s.user, TLS: isTLS, Raw: raw, Msg: msg})
 	s.srv.mu.Unlock()
 	if drop {
 		// Taken, but the answer is lost: the connection closes first.
 		_ = s.conn.Close()
-		return errTakeAndDrop
+		return ErrTakeAndDrop
 	}
 	return nil
 }
 
-// errTakeAndDrop, from a hook: the server keeps the message and closes
+// ErrTakeAndDrop, from a hook: the server keeps the message and closes
 // the connection before answering.
-var errTakeAndDrop = errors.New("taken, answer lost")
+var ErrTakeAndDrop = errors.New("taken, answer lost")
 
 func (s *smtpSession) Reset()        { s.from, s.to = "", "" }
 func (s *smtpSession) Logout() error { return nil }
 
-// smtpAnswer is a refusal with code.
-func smtpAnswer(code int, text string) error {
+// Answer is a refusal with code.
+func Answer(code int, text string) error {
 	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: text}
 }
 
-// decode undoes a part's transfer encoding.
-func decode(t *testing.T, r io.Reader, enc string) string {
+// Parts returns the decoded parts of m by content type.
+func Parts(t testing.TB, m Mail) map[string]string {
 	t.Helper()
-	var rd io.Reader = r
+	out := map[string]string{}
+	var walk func(ct string, body io.Reader, enc string)
+	walk = func(ct string, body io.Reader, enc string) {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil {
+			t.Fatalf("content type %q: %v", ct, err)
+		}
+		if strings.HasPrefix(mt, "multipart/") {
+			mr := multipart.NewReader(body, params["boundary"])
+			for {
+				p, err := mr.NextRawPart()
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				walk(p.Header.Get("Content-Type"), p, p.Header.Get("Content-Transfer-Encoding"))
+			}
+		}
+		out[mt] = decode(t, body, enc)
+	}
+	_, body, _ := strings.Cut(strings.ReplaceAll(string(m.Raw), "\r\n", "\n"), "\n\n")
+	walk(m.Msg.Header.Get("Content-Type"), strings.NewReader(strings.ReplaceAll(body, "\n", "\r\n")), m.Msg.Header.Get("Content-Transfer-Encoding"))
+	return out
+}
+
+// decode undoes a part's transfer encoding.
+func decode(t testing.TB, r io.Reader, enc string) string {
+	t.Helper()
 	switch strings.ToLower(enc) {
 	case "base64":
-		rd = base64.NewDecoder(base64.StdEncoding, newlineStripper{r})
+		r = base64.NewDecoder(base64.StdEncoding, r) // skips line breaks
 	case "quoted-printable":
-		rd = quotedprintable.NewReader(r)
+		r = quotedprintable.NewReader(r)
 	}
-	b, err := io.ReadAll(rd)
+	b, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatalf("decoding %s: %v", enc, err)
 	}
 	return string(b)
 }
 
-type newlineStripper struct{ r io.Reader }
-
-func (n newlineStripper) Read(p []byte) (int, error) {
-	k, err := n.r.Read(p)
-	j := 0
-	for _, c := range p[:k] {
-		if c != '\r' && c != '\n' {
-			p[j] = c
-			j++
-		}
+// Config is a journal configuration sending to s, as User, with
+// addresses under domain; short timeouts and backoff, for tests.
+func (s *Server) Config(domain string) journal.Config {
+	return journal.Config{
+		Host: s.Host, Port: s.Port, CAFile: s.CAFile, Username: User, Password: Password,
+		From: "relay@" + domain, To: "journal@archive.example.com", Domain: domain,
+		BatchSize: 4, Timeout: 2 * time.Second,
+		PollInterval: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 	}
-	return j, err
 }
