@@ -42,6 +42,7 @@ import { api, ApiError } from './api.js';
 import { t } from './i18n.js';
 import { state, emit, employeeName } from './store.js';
 import { fullTime } from './format.js';
+import { loadJournal, renderJournal } from './journal.js';
 
 export const isAdmin = () => !!state.me && state.me.role === 'admin';
 
@@ -88,6 +89,7 @@ export function startAdmin() {
 
 // rerenderAdmin draws the view again in the page's language.
 export function rerenderAdmin() {
+  renderJournal();
   if (!dir) return;
   render();
   if (editing && $('admin-dlg').open) fillEdit(false);
@@ -101,6 +103,7 @@ async function load() {
   const err = $('admin-load-error');
   loading = (async () => {
     $('admin-view').setAttribute('aria-busy', 'true');
+    loadJournal(); // beside the directory, never in its way
     try {
       dir = await api('GET', '/api/admin/directory');
       err.hidden = true;
