@@ -16,21 +16,31 @@ import (
 )
 
 // transcriptWindow: how far back the search for conversation days
-// without a transcript looks between full searches.
+// without a transcript looks between full searches, when the last one
+// found none older.
 const transcriptWindow = 3 * 24 * time.Hour
 
 // transcripts returns the next batch of conversation-day transcripts to
 // send: days that are over (and TranscriptDelay more, for messages still
 // on their way into the archive), oldest first.
 func (w *Worker) transcripts(ctx context.Context) ([]email, error) {
-	from, full := w.searchFrom()
+	// As for messages: a full search from Since every fullScanEvery, in
+	// between from the oldest day it found (or transcriptWindow back).
+	from, full := w.cfg.Start(), w.tFullAt.IsZero() || w.now().Sub(w.tFullAt) >= fullScanEvery
 	if !full {
-		from = later(from, w.now().Add(-transcriptWindow))
+		from = later(from, w.tMark)
 	}
 	before := w.now().Add(-w.cfg.TranscriptDelay)
 	days, err := w.store.UntranscribedDays(ctx, from, before, w.cfg.BatchSize)
 	if err != nil {
 		return nil, fmt.Errorf("journal: reading the days without a transcript: %w", err)
+	}
+	if full {
+		w.tFullAt = w.now()
+		w.tMark = w.now().Add(-transcriptWindow)
+		if len(days) > 0 && days[0].Day.Before(w.tMark) {
+			w.tMark = days[0].Day
+		}
 	}
 	var out []email
 	for _, d := range days {

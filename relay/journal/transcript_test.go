@@ -20,7 +20,7 @@ import (
 func TestJournalSendsADailyTranscriptPerConversation(t *testing.T) {
 	s := journaltest.Start(t)
 	a := openArchive(t)
-	y, m, d := time.Now().UTC().AddDate(0, 0, -2).Date()
+	y, m, d := time.Now().UTC().AddDate(0, 0, -5).Date() // older than the searches between full ones look
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	var msgs []relay.Message
 	for _, client := range []string{"o_a", "o_b"} {

@@ -61,9 +61,11 @@ type Worker struct {
 	now     func() time.Time
 
 	// Owned by Run's goroutine.
-	fullAt time.Time // the last full search
-	mark   time.Time // where searches start until the next full one
-	lagAt  time.Time
+	fullAt  time.Time // the last full search for messages
+	mark    time.Time // where searches start until the next full one
+	tFullAt time.Time // the same for transcripts
+	tMark   time.Time
+	lagAt   time.Time
 
 	mu     sync.Mutex
 	status relay.JournalStatus
