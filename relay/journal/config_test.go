@@ -58,40 +58,34 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// The journal refuses a server whose certificate it cannot verify.
-func TestJournalRefusesAnUnverifiedServer(t *testing.T) {
-	s := journaltest.Start(t)
-	a := openArchive(t)
-	archived(t, a, []string{"o_a"}, 1)
-	cfg := config(s)
-	cfg.CAFile = ""
-	w, _ := run(t, cfg, a, nil, "i1")
-	waitError(t, w, "certificate")
-	if n := len(s.Mails()); n != 0 {
-		t.Errorf("%d emails sent to an unverified server", n)
+// The journal sends nothing to a server whose certificate it cannot
+// verify, nor without authenticating; the status says why.
+func TestJournalRefusesAnUnverifiedServerAndWrongCredentials(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		edit  func(*journal.Config)
+		error string
+		kind  string
+	}{
+		{"unverified certificate", func(c *journal.Config) { c.CAFile = "" }, "certificate", "connection"},
+		{"wrong password", func(c *journal.Config) { c.Password = "wrong" }, "535", "refused"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := journaltest.Start(t)
+			a := openArchive(t)
+			archived(t, a, []string{"o_a"}, 1)
+			cfg := config(s)
+			c.edit(&cfg)
+			w, _ := run(t, cfg, a, nil, "i1")
+			testenv.Until(t, "an error naming "+c.error, func() bool {
+				return strings.Contains(w.Status(t.Context()).LastError, c.error)
+			})
+			if st := w.Status(t.Context()); st.LastErrorKind != c.kind {
+				t.Errorf("a %q failure, want %s", st.LastErrorKind, c.kind)
+			}
+			if n := len(s.Mails()); n != 0 {
+				t.Errorf("%d emails sent", n)
+			}
+		})
 	}
-}
-
-// Wrong credentials: nothing sent, the status says why.
-func TestJournalRefusedCredentials(t *testing.T) {
-	s := journaltest.Start(t)
-	a := openArchive(t)
-	archived(t, a, []string{"o_a"}, 1)
-	cfg := config(s)
-	cfg.Password = "wrong"
-	w, _ := run(t, cfg, a, nil, "i1")
-	waitError(t, w, "535")
-	if st := w.Status(t.Context()); st.LastErrorKind != "refused" {
-		t.Errorf("refused credentials are a %q failure, want refused", st.LastErrorKind)
-	}
-	if n := len(s.Mails()); n != 0 {
-		t.Errorf("%d emails sent without authentication", n)
-	}
-}
-
-func waitError(t *testing.T, w *journal.Worker, want string) {
-	t.Helper()
-	testenv.Until(t, "an error naming "+want, func() bool {
-		return strings.Contains(w.Status(t.Context()).LastError, want)
-	})
 }
