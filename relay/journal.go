@@ -93,5 +93,5 @@ type JournalStatus struct {
 	LastKey       string    `json:"last_key,omitempty"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at"`
-	LastErrorKind string    `json:"last_error_kind,omitempty"` // refused, deferred, connection
+	LastErrorKind string    `json:"last_error_kind,omitempty"` // refused, deferred, connection, archive
 }

@@ -208,3 +208,19 @@ func TestJournalWaitsForMedia(t *testing.T) {
 		t.Errorf("image email parts: %v", parts)
 	}
 }
+
+// An archive that cannot be read is a failed round like a server's
+// refusal: counted, shown, retried.
+func TestJournalReportsAnUnreadableArchive(t *testing.T) {
+	s := journaltest.Start(t)
+	a := openArchive(t)
+	archived(t, a, []string{"o_a"}, 1)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := run(t, config(s), a, nil, "i1")
+	testenv.Until(t, "an archive failure", func() bool { return w.Status(t.Context()).LastErrorKind == "archive" })
+	if n := len(s.Mails()); n != 0 {
+		t.Errorf("%d emails sent", n)
+	}
+}

@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wechat_relay_journal_failures_total",
-			Help: "Failed journal rounds, by kind: refused (5xx), deferred (4xx), connection (no answer, TLS, timeout).",
+			Help: "Failed journal rounds, by kind: refused (5xx), deferred (4xx), connection (no answer, TLS, timeout), archive (the archive could not be read).",
 		}, []string{"kind"}),
 	}
 	if reg != nil {

@@ -158,13 +158,14 @@ func (w *Worker) round(ctx context.Context) (int, error) {
 	until := w.now().Add(turnLease / 2)
 
 	emails, err := w.messages(ctx)
-	if err != nil {
-		return 0, err
+	if err == nil && len(emails) == 0 && w.cfg.Transcripts {
+		emails, err = w.transcripts(ctx)
 	}
-	if len(emails) == 0 && w.cfg.Transcripts {
-		if emails, err = w.transcripts(ctx); err != nil {
-			return 0, err
+	if err != nil {
+		if ctx.Err() == nil {
+			w.failed(err, "archive")
 		}
+		return 0, err
 	}
 	if len(emails) == 0 {
 		return 0, nil
@@ -261,7 +262,7 @@ func (w *Worker) send(ctx context.Context, emails []email, until time.Time) (int
 	}()
 	s, err := w.tr.open(ctx)
 	if err != nil {
-		w.failed(err)
+		w.failed(err, failure(err))
 		return 0, err
 	}
 	for _, e := range emails {
@@ -274,7 +275,7 @@ func (w *Worker) send(ctx context.Context, emails []email, until time.Time) (int
 			// server would not answer either.
 			s.abort()
 			err = fmt.Errorf("journal: sending %s %s: %w", e.entry.Kind, e.entry.Key, err)
-			w.failed(err)
+			w.failed(err, failure(err))
 			return len(sent), err
 		}
 		e.entry.At, e.entry.Answer = w.now(), answer
@@ -288,9 +289,9 @@ func (w *Worker) send(ctx context.Context, emails []email, until time.Time) (int
 	return len(sent), nil
 }
 
-// failed counts and remembers a failed send.
-func (w *Worker) failed(err error) {
-	kind := failure(err)
+// failed counts and remembers a failed round, of kind (see failure, or
+// "archive": the archive could not be read).
+func (w *Worker) failed(err error, kind string) {
 	w.metrics.failures.WithLabelValues(kind).Inc()
 	w.setStatus(func(s *relay.JournalStatus) { s.LastError, s.LastErrorAt, s.LastErrorKind = err.Error(), w.now(), kind })
 }
