@@ -79,9 +79,8 @@ func NewServer(cfg Config, d Deps) *Server {
 		cfg:    cfg, log: log, now: d.Now,
 		history: d.History, outbox: d.Outbox, throttle: d.Throttle, marks: d.ReadMarks, inbox: d.Inbox,
 		deliveries: d.Deliveries, media: d.Media, staff: d.Staff, qr: d.QRCodes, search: d.Search,
-		audit: d.Audit, idps: d.IdentityProviders, compliance: d.Compliance, profiles: d.Profiles,
+		audit: d.Audit, idps: d.IdentityProviders, compliance: d.Compliance, profiles: d.Profiles, journal: d.Journal,
 		comparePassword: bcrypt.CompareHashAndPassword,
-		audit:           d.Audit, idps: d.IdentityProviders, compliance: d.Compliance, journal: d.Journal,
 	}
 	if d.Sessions != nil {
 		s.sessions = &sessions{store: d.Sessions, idle: cfg.SessionIdle, maxAge: cfg.SessionMaxAge, now: d.Now}

@@ -144,8 +144,7 @@ func TestOpenTwiceIsNoop(t *testing.T) {
 		tables = append(tables, name)
 	}
 	rows.Close()
-	want := []string{"alert_reviews", "audit", "client_profiles", "client_tags", "directory", "events", "holds", "lexicon_hits", "media", "media_links", "messages", "schema_migrations", "seals"}
-	want := []string{"alert_reviews", "audit", "directory", "events", "holds", "journal", "lexicon_hits", "media", "media_links", "messages", "schema_migrations", "seals"}
+	want := []string{"alert_reviews", "audit", "client_profiles", "client_tags", "directory", "events", "holds", "journal", "lexicon_hits", "media", "media_links", "messages", "schema_migrations", "seals"}
 	if !reflect.DeepEqual(tables, want) {
 		t.Errorf("tables = %v, want %v", tables, want)
 	}

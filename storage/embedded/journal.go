@@ -127,8 +127,8 @@ func scanJournal(rows *sql.Rows, found map[string]relay.JournalEntry) error {
 	return rows.Err()
 }
 
-// dayExpr is a message's UTC day, as YYYY-MM-DD.
-const dayExpr = `date(m.accepted_ms / 1000, 'unixepoch')`
+// utcDayExpr is a message's UTC day, as YYYY-MM-DD.
+const utcDayExpr = `date(m.accepted_ms / 1000, 'unixepoch')`
 
 // UntranscribedDays returns the conversation days in [since's day,
 // before's day) with archived messages and no transcript in the ledger.
@@ -137,10 +137,10 @@ func (a *Archive) UntranscribedDays(ctx context.Context, since, before time.Time
 	if !to.After(from) {
 		return nil, nil
 	}
-	rows, err := a.db.QueryContext(ctx, `SELECT DISTINCT m.conv, `+dayExpr+` AS d FROM messages AS m
+	rows, err := a.db.QueryContext(ctx, `SELECT DISTINCT m.conv, `+utcDayExpr+` AS d FROM messages AS m
 		WHERE m.accepted_ms >= ? AND m.accepted_ms < ?
 		  AND NOT EXISTS (SELECT 1 FROM journal AS j
-			WHERE j.kind = 'transcript' AND j.key = 'transcript:' || m.conv || ':' || `+dayExpr+`)
+			WHERE j.kind = 'transcript' AND j.key = 'transcript:' || m.conv || ':' || `+utcDayExpr+`)
 		ORDER BY d, m.conv
 		LIMIT ?`, from.UnixMilli(), to.UnixMilli(), sqlLimit(limit))
 	if err != nil {
