@@ -34,6 +34,7 @@ import (
 const (
 	accountID = "acme"
 	supID     = "sup"
+	quietID   = "quiet" // the benchmark's idle employees (console fan-out)
 )
 
 var agentIDs = []string{"agent1", "agent2", "agent3"}
@@ -72,11 +73,17 @@ type relayConfig struct {
 	outboxSettle         time.Duration
 	secret, tok, aesKey  string
 	consolePing, dirPoll time.Duration
-	sendQueue            int // console.send_queue; 0: the default
+	sendQueue            int  // console.send_queue; 0: the default
+	sendsPerInteraction  int  // outbox.sends_per_interaction; 0: the default (WeChat's 5)
+	quietAgent           bool // an agent "quiet" who is given no conversations
 }
 
 func (c relayConfig) yaml() string {
 	var b strings.Builder
+	sends := ""
+	if c.sendsPerInteraction > 0 {
+		sends = fmt.Sprintf("  sends_per_interaction: %d\n", c.sendsPerInteraction)
+	}
 	fmt.Fprintf(&b, `listen: %s
 data_dir: %s
 log:
@@ -107,7 +114,7 @@ outbox:
   retry_max: 2s
   scan_interval: 2s
   settle_after: %s
-bot:
+%sbot:
   disabled: true
 console:
   ping_interval: %s
@@ -118,9 +125,12 @@ console:
       role: supervisor
       all_teams: true
 `, c.listen, c.dataDir, c.chAddr, c.db, c.redisAddr, c.prefix, c.simURL, accountID, c.appID,
-		c.outboxSettle, c.consolePing, c.dirPoll, supID)
+		c.outboxSettle, sends, c.consolePing, c.dirPoll, supID)
 	for _, a := range agentIDs {
 		fmt.Fprintf(&b, "    - id: %s\n      name: Agent %s\n      role: agent\n      accounts: [%s]\n", a, a, accountID)
+	}
+	if c.quietAgent {
+		fmt.Fprintf(&b, "    - id: %s\n      name: Quiet agent\n      role: agent\n", quietID)
 	}
 	if c.sendQueue > 0 {
 		fmt.Fprintf(&b, "  send_queue: %d\n", c.sendQueue)
@@ -147,6 +157,9 @@ func (c relayConfig) env() []string {
 		"WR_CONSOLE_TOKEN_"+strings.ToUpper(supID)+"="+token(supID))
 	for _, a := range agentIDs {
 		env = append(env, "WR_CONSOLE_TOKEN_"+strings.ToUpper(a)+"="+token(a))
+	}
+	if c.quietAgent {
+		env = append(env, "WR_CONSOLE_TOKEN_"+strings.ToUpper(quietID)+"="+token(quietID))
 	}
 	return env
 }
