@@ -99,7 +99,7 @@ func TestBenchE2E(t *testing.T) {
 	}
 	// 6. Many console sockets on one instance of its own.
 	if p.runs("fanout") {
-		b.fanoutPhase(relay)
+		b.fanoutPhase()
 	}
 	// 7. Two instances against one, behind a balancer.
 	if p.runs("horizontal") {

@@ -1,4 +1,3 @@
 package chaos
 
-func (b *bench) fanoutPhase(relay *relayProc)                     {}
 func (b *bench) horizontalPhase(relay *relayProc, recv *receiver) {}
