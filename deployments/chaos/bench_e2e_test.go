@@ -51,6 +51,7 @@ func TestBenchE2E(t *testing.T) {
 		outage:  envDuration(t, "WR_BENCH_OUTAGE", 30*time.Second),
 		outRate: envFloat(t, "WR_BENCH_OUTAGE_RATE", 1000),
 		convs:   int(envFloat(t, "WR_BENCH_CONVERSATIONS", 200)),
+		replies: int(envFloat(t, "WR_BENCH_REPLIES", 10)),
 		sockets: int(envFloat(t, "WR_BENCH_SOCKETS", 5000)),
 	}
 	if s := os.Getenv("WR_BENCH_ONLY"); s != "" {
@@ -116,6 +117,7 @@ type benchParams struct {
 	dur, outage    time.Duration
 	rate, outRate  float64
 	convs, sockets int
+	replies        int // outbound: at most this many per conversation
 	only           []string
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -463,6 +464,11 @@ type balancer struct {
 
 	requests, refused, dropped, noRelay atomic.Int64
 
+	// byOpenID, when set, sends each client's callbacks (the openid in
+	// the query) to one relay, the others only when it refuses the
+	// connection; otherwise a relay is picked at random for each.
+	byOpenID bool
+
 	// msgID, when set, names the WeChat message a callback carries, so
 	// that where each try went can be told afterwards.
 	msgID  func(r *http.Request, body []byte) string
@@ -550,7 +556,16 @@ func (b *balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b.msgID != nil {
 		id = b.msgID(r, body)
 	}
-	for _, i := range rand.Perm(len(b.backends)) {
+	order := rand.Perm(len(b.backends))
+	if b.byOpenID {
+		h := fnv.New32a()
+		h.Write([]byte(r.URL.Query().Get("openid")))
+		first := int(h.Sum32() % uint32(len(b.backends)))
+		for k := range order {
+			order[k] = (first + k) % len(b.backends)
+		}
+	}
+	for _, i := range order {
 		out, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+b.backends[i]+r.URL.RequestURI(), bytes.NewReader(body))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)

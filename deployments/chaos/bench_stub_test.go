@@ -1,3 +1,0 @@
-package chaos
-
-func (b *bench) horizontalPhase(relay *relayProc, recv *receiver) {}
