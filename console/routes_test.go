@@ -1,6 +1,7 @@
 package console
 
 import (
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ const (
 	seers    = "seers"    // supervisors, compliance officers and admins
 	auditors = "auditors" // compliance officers and admins
 	admins   = "admins"   // admins
+	leads    = "leads"    // supervisors and admins
 	agents   = "agents"   // agents who serve an account
 )
 
@@ -33,6 +35,7 @@ var mayUse = map[string][]Role{
 	seers:    {RoleSupervisor, RoleCompliance, RoleAdmin},
 	auditors: {RoleCompliance, RoleAdmin},
 	admins:   {RoleAdmin},
+	leads:    {RoleSupervisor, RoleAdmin},
 	agents:   {RoleAgent},
 }
 
@@ -49,6 +52,7 @@ type routeRule struct {
 // after reading the body, and empty ({}) where nothing should change.
 var routeRules = map[string]routeRule{
 	"POST /api/login":  {"POST", "/api/login", `{}`, public},
+	"GET /api/sign-in": {"GET", "/api/sign-in", "", public},
 	"/api/sso/test/":   {"GET", "/api/sso/test/callback?who=alice", "", public},
 	"POST /api/logout": {"POST", "/api/logout", "", public},
 
@@ -93,6 +97,17 @@ var routeRules = map[string]routeRule{
 	"PUT /api/admin/teams/{id}":               {"PUT", "/api/admin/teams/no-such-team", `{}`, admins},
 	"DELETE /api/admin/teams/{id}":            {"DELETE", "/api/admin/teams/no-such-team", "", admins},
 	"PUT /api/admin/accounts/{id}":            {"PUT", "/api/admin/accounts/acct", `{}`, admins},
+	"GET /api/admin/journal":                  {"GET", "/api/admin/journal", "", admins},
+
+	"GET /api/reports":        {"GET", "/api/reports", "", seers},
+	"GET /api/reports/{name}": {"GET", "/api/reports/volume", "", seers},
+
+	"GET /api/clients/{account}/{openid}/profile":         {"GET", "/api/clients/acct/c-alice/profile", "", everyone},
+	"PUT /api/clients/{account}/{openid}/profile":         {"PUT", "/api/clients/acct/c-alice/profile", `{}`, managers},
+	"GET /api/clients/{account}/{openid}/profile/history": {"GET", "/api/clients/acct/c-alice/profile/history", "", everyone},
+	"GET /api/tags/{account}":                             {"GET", "/api/tags/acct", "", everyone},
+	"POST /api/tags/{account}":                            {"POST", "/api/tags/acct", `{}`, leads},
+	"DELETE /api/tags/{account}/{tag}":                    {"DELETE", "/api/tags/acct/vip", "", leads},
 }
 
 // Every route Handler serves, for every role and for no one signed in,
@@ -106,7 +121,13 @@ func TestEveryRouteForEveryRole(t *testing.T) {
 		{ID: "adm", Role: RoleAdmin, Token: admTok},
 	}}, func(d *Deps) {
 		arch := memoryArchive(t)
-		d.Search, d.Export = arch, arch
+		d.Search, d.Export, d.Reports = arch, arch, arch
+		profiles, err := relay.NewProfiles(arch, relay.RecordTrust{Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Profiles = profiles
+		d.Journal = fakeJournal{relay.JournalStatus{Enabled: true}}
 		d.Compliance = ComplianceDeps{Audit: st, Alerts: st, Holds: legalHolds(t, st)}
 		d.IdentityProviders = []IdentityProvider{ssoProvider{}}
 	})
