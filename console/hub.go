@@ -68,7 +68,11 @@ func newHub(parent context.Context, cfg Config, d hubDeps) *Hub {
 			Name: "wechat_relay_websocket_disconnects_total", Help: "Console connections closed, by reason.",
 		}, []string{"reason"}),
 	}
-	h.up = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: h.checkOrigin}
+	// Memory per socket (issue 13, target 5: thousands of idle ones): the
+	// read buffer is the one the HTTP server already allocated (size 0),
+	// and a write buffer is taken from a pool only while a frame is
+	// written — an idle socket holds none (docs/performance.md).
+	h.up = websocket.Upgrader{WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}, CheckOrigin: h.checkOrigin}
 	h.ctx, h.cancel = context.WithCancel(parent)
 	d.access.dir.OnChange(h.directoryChanged)
 	if d.registerer != nil {
