@@ -42,4 +42,9 @@
 //   - Delivery counts outbound messages accepted in the range by the
 //     state of their latest delivery event (the order relay.EventLog
 //     uses); none yet is pending.
+//   - The compliance report's review queue and legal holds are of now,
+//     and come from the services that check signatures
+//     (Service.Reviews, a relay.ReviewLog; Service.Holds, relay.LegalHolds),
+//     not from the archive's counts: a review or a release forged in the
+//     archive changes neither (verified.go).
 package report

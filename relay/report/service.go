@@ -92,6 +92,12 @@ type Service struct {
 	Store Store
 	// Now is the clock (time.Now), for "waiting now" and "closing".
 	Now func() time.Time
+	// Reviews, when set, adds the review queue now to the compliance
+	// report (verified.go): only reviews that verify take a hit out.
+	Reviews *relay.ReviewLog
+	// Holds, when set, adds the legal holds in force now to the
+	// compliance report: only releases that verify lift a hold.
+	Holds *relay.LegalHolds
 }
 
 // Run computes req for viewer. viewer nil is the operator (the command
@@ -133,6 +139,16 @@ func (s *Service) Run(ctx context.Context, viewer *relay.Employee, snap *relay.D
 		rep.Tables, err = b.delivery(ctx)
 	case Compliance:
 		rep.Tables, err = b.compliance(ctx)
+		if err == nil && s.Reviews != nil {
+			var q []Table
+			q, err = b.reviewQueue(ctx, s.Reviews)
+			rep.Tables = append(rep.Tables, q...)
+		}
+		if err == nil && s.Holds != nil {
+			var h []Table
+			h, err = b.legalHolds(ctx, s.Holds)
+			rep.Tables = append(rep.Tables, h...)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("computing the %s report: %w", req.Name, err)
