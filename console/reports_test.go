@@ -15,6 +15,7 @@ import (
 
 	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/report"
+	"github.com/wechat-relay/wechat-relay/storage/embedded"
 )
 
 const (
@@ -33,7 +34,18 @@ type reportEnv struct {
 // answered one after 90 s; agent a2 (team blue) got one, unanswered.
 func newReportEnv(t *testing.T) *reportEnv {
 	t.Helper()
+	return newReportEnvWith(t, nil)
+}
+
+// newReportEnvWith is newReportEnv with the compliance services that
+// compliance builds over its archive (nil: none).
+func newReportEnvWith(t *testing.T, compliance func(*embedded.Archive) ComplianceDeps) *reportEnv {
+	t.Helper()
 	arch := memoryArchive(t)
+	var cd ComplianceDeps
+	if compliance != nil {
+		cd = compliance(arch)
+	}
 	base := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
 	msg := func(emp, client string, seq uint64, dir relay.Direction, at time.Duration) relay.Message {
 		conv := relay.Conversation("acct", client)
@@ -61,7 +73,7 @@ func newReportEnv(t *testing.T) *reportEnv {
 		},
 	}, Deps{
 		Bus: &fakeBus{}, History: arch, Reports: arch, Assignments: &fakeAssign{m: map[relay.ConversationID]string{}}, Audit: e.audit,
-		Now: func() time.Time { return base.Add(2 * time.Hour) },
+		Now: func() time.Time { return base.Add(2 * time.Hour) }, Compliance: cd,
 	})
 	e.srv = httptest.NewServer(cs.Handler())
 	t.Cleanup(func() {

@@ -92,7 +92,11 @@ func NewServer(cfg Config, d Deps) *Server {
 	s.auth = newAuthenticator(dir, s.sessions)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if d.Reports != nil {
-		s.reports = &report.Service{Store: d.Reports, Now: d.Now}
+		s.reports = &report.Service{Store: d.Reports, Now: d.Now, Holds: d.Compliance.Holds}
+		// The review queue only from the log that checks reviews.
+		if rl, ok := d.Compliance.Alerts.(*relay.ReviewLog); ok {
+			s.reports.Reviews = rl
+		}
 	}
 	if d.Export != nil {
 		s.exports = newExportJobs(s, d.Export, d.Version)
