@@ -27,7 +27,7 @@ import (
 // agent has no Reports.
 
 var reportsBrowserPasswords = map[string]string{
-	"alice": "alice-reports-pw", "bob": "bob-reports-pw", "lead": "lead-reports-pw", "sup": "sup-reports-pw",
+	"alice": "alice-reports-pw", "bob": "bob-reports-pw", "lead": "lead-reports-pw", "sup": "sup-reports-pw", "cmp": "cmp-reports-pw",
 }
 
 // seedDesk archives the desk's messages and delivery events, accepted
@@ -67,6 +67,11 @@ func seedReportsDesk(t *testing.T, addr, db string, now time.Time) {
 	if err := a.AppendEvents(ctx, []relay.DeliveryEvent{ev(msgs[2], relay.DeliverySent, 0), ev(msgs[4], relay.DeliveryFailed, relay.ErrCodeOutOfWindow)}); err != nil {
 		t.Fatal(err)
 	}
+	// A lexicon hit on bob's waiting client, awaiting review for an hour.
+	if err := a.AppendHits(ctx, []relay.LexiconHit{{ID: "hit-rep3", Account: "acme", Conv: msgs[5].Conv, MessageID: msgs[5].ID,
+		Direction: relay.Inbound, Employee: "bob", Rule: "回扣", Matched: "x", Excerpt: "x", At: msgs[5].AcceptedAt}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // tableText is the text of a report table's body, rows by "|", cells by
@@ -84,8 +89,9 @@ func TestBrowserReports(t *testing.T) {
 	cfg.Console.Employees[0].Teams = []string{"desk"}
 	cfg.Console.Employees = append(cfg.Console.Employees,
 		configs.EmployeeConfig{ID: "bob", Role: console.RoleAgent, Accounts: []string{"acme"}},
-		configs.EmployeeConfig{ID: "lead", Role: console.RoleSupervisor, Teams: []string{"desk"}})
-	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "bob": "Bob Li", "lead": "Lena Zhou", "sup": "Sue Zhang"}, reportsBrowserPasswords)
+		configs.EmployeeConfig{ID: "lead", Role: console.RoleSupervisor, Teams: []string{"desk"}},
+		configs.EmployeeConfig{ID: "cmp", Role: console.RoleCompliance})
+	setPasswords(t, cfg, map[string]string{"alice": "Alice Wang", "bob": "Bob Li", "lead": "Lena Zhou", "sup": "Sue Zhang", "cmp": "Chen Ming"}, reportsBrowserPasswords)
 	r := startRelay(t, cfg)
 	seedReportsDesk(t, ch, db, time.Now())
 	browser := chromium.Start(t, 1440, 900)
@@ -169,4 +175,21 @@ func TestBrowserReports(t *testing.T) {
 	lead.until("Chinese titles", `document.getElementById("report-title").textContent === "报表" && document.querySelector('#rep-body section[data-table="by_day"] h3').textContent === "每日消息量"`)
 	lead.until("nothing wider than the phone", `document.getElementById("report-view").scrollWidth <= document.getElementById("report-view").clientWidth`)
 	keepScreenshot(t, "console-reports-phone.png", lead.shot("console-reports-phone.png"))
+
+	// The compliance officer's compliance report: the review queue now
+	// (bob's hit, an hour old) and the legal holds in force (none).
+	cmp := openPage(t, browser, "cmp", r.sys.URL()+"/")
+	cmp.signIn("cmp", reportsBrowserPasswords["cmp"])
+	cmp.until("the Reports button", `!document.getElementById("nav-reports").hidden`)
+	cmp.do("the compliance report", chromedp.Evaluate[chromedp.Void](`location.hash = "#/reports/compliance"`))
+	cmp.until("the review queue", `document.querySelector('#rep-body table[data-table="review_queue_by_rule"]') !== null`)
+	if got := eval[string](cmp, tableText("review_queue_by_rule")); !strings.HasPrefix(got, "回扣 / 1 / ") || !strings.Contains(got, " h ") {
+		t.Errorf("review queue by rule = %q, want 回扣's one hit, an hour old", got)
+	}
+	if got := eval[string](cmp, tableText("holds_in_force")); got != "0 / 0" {
+		t.Errorf("holds in force = %q, want none", got)
+	}
+	cmp.do("Chinese", chromedp.Click(chromedp.ID("nav-lang")))
+	cmp.until("Chinese queue title", `document.querySelector('#rep-body section[data-table="review_queue"] h3').textContent === "当前待审核队列"`)
+	keepScreenshot(t, "console-reports-compliance.png", cmp.shot("console-reports-compliance.png"))
 }
