@@ -93,7 +93,13 @@ func reportCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if err := dir.Load(ctx); err != nil {
 		return fail(reportFailed, err)
 	}
-	rep, err := (&report.Service{Store: a}).Run(ctx, nil, dir.Snapshot(), req)
+	svc := &report.Service{Store: a}
+	if req.Name == report.Compliance {
+		if svc.Reviews, svc.Holds, err = complianceServices(a, cfg, stderr); err != nil {
+			return fail(reportFailed, err)
+		}
+	}
+	rep, err := svc.Run(ctx, nil, dir.Snapshot(), req)
 	if errors.Is(err, report.ErrBadRequest) {
 		return fail(reportUsage, err)
 	}
@@ -116,4 +122,33 @@ func reportCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		return fail(reportFailed, err)
 	}
 	return reportDone
+}
+
+// complianceServices are the review log and the legal holds of a,
+// checked with the instances' keys as retention-report checks holds: the
+// compliance report's review queue and holds count only the reviews and
+// releases that verify. Refusals are logged to stderr; nothing is
+// written. nil, nil when a keeps no alerts or holds.
+func complianceServices(a system.ReadArchive, cfg *configs.Config, stderr io.Writer) (*relay.ReviewLog, *relay.LegalHolds, error) {
+	st, ok := a.(interface {
+		relay.AlertStore
+		relay.RetentionStore
+	})
+	if !ok {
+		return nil, nil, nil
+	}
+	keys, err := configuredPublicKeys(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	trust := relay.RecordTrust{PublicKeys: keys, Audit: a, Log: slog.New(slog.NewTextHandler(stderr, nil))}
+	reviews, err := relay.NewReviewLog(st, trust)
+	if err != nil {
+		return nil, nil, err
+	}
+	holds, err := relay.NewLegalHolds(st, trust)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reviews, holds, nil
 }

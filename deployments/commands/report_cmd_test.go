@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wechat-relay/wechat-relay/deployments/commands/cmdtest"
+	"github.com/wechat-relay/wechat-relay/relay"
 	"github.com/wechat-relay/wechat-relay/relay/report"
 	"github.com/wechat-relay/wechat-relay/storage/archive"
 	"github.com/wechat-relay/wechat-relay/storage/embedded"
@@ -24,6 +26,7 @@ func TestReportCommandEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	cliFixture(t, a)
+	reportComplianceFixture(t, a, a)
 	a.Close()
 	reportCases(t, cmdtest.ArchiveConfig(t, dataDir, "", ""))
 }
@@ -40,8 +43,25 @@ func TestReportCommandClickHouse(t *testing.T) {
 		t.Fatal(err)
 	}
 	cliFixture(t, a)
+	reportComplianceFixture(t, a, a)
 	a.Close()
 	reportCases(t, cmdtest.ArchiveConfig(t, t.TempDir(), addr, db))
+}
+
+// reportComplianceFixture adds a lexicon hit awaiting review (alice's, on
+// 2026-11-03 10:00 UTC) and a legal hold stored before holds were signed
+// (version 0: in force as legacy).
+func reportComplianceFixture(t *testing.T, alerts relay.AlertStore, holds relay.RetentionStore) {
+	t.Helper()
+	ctx := context.Background()
+	at := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+	if err := alerts.AppendHits(ctx, []relay.LexiconHit{{ID: "hit-cli", Account: "acme", Conv: "acme:o_1", MessageID: "in:acme:o_1:1",
+		Direction: relay.Inbound, Employee: "alice", Rule: "bribe", Matched: "x", Excerpt: "x", At: at}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := holds.AppendHold(ctx, relay.Hold{ID: "hold-cli", Account: "acme", Client: "o_1", Reason: "case", PlacedBy: "cmp", At: at}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func reportCases(t *testing.T, cfg string) {
@@ -62,6 +82,13 @@ func reportCases(t *testing.T, cfg string) {
 	code, out, _ = runCLI("report", "delivery", "-config", cfg, "-from", "2026-11-03", "-to", "2026-11-03")
 	if code != reportDone || !strings.HasPrefix(out, "table,by_day\n") || !strings.Contains(out, "\ntable,failures\n") {
 		t.Errorf("report delivery: exit %d\n%s", code, out)
+	}
+	// The compliance report has the review queue and the holds now, read
+	// through the services that check them.
+	code, out, errOut = runCLI("report", "compliance", "-config", cfg, "-from", "2026-11-03", "-to", "2026-11-03")
+	if code != reportDone || !strings.Contains(out, "\ntable,review_queue\nawaiting,oldest_since,oldest_ms,median_ms\n1,2026-11-03T10:00:00Z,") ||
+		!strings.Contains(out, "\ntable,holds_in_force\nholds,flagged\n1,0\n") || !strings.Contains(out, "\nhold-cli,acme,o_1,,2026-11-03T10:00:00Z,cmp,case,\n") {
+		t.Errorf("report compliance: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, c := range []struct {
 		args []string
