@@ -38,7 +38,14 @@ const live = new Live({
   // The socket's session is over. The page may have another one (a
   // password change starts a new session): it asks; a 401 signs it out
   // (api's whenSignedOut), anything else reconnects.
-  onSignedOut: () => { api('GET', '/api/me').then(() => live.retry(), () => live.retry()); },
+  // The socket's credential ended. It may be this page's own password
+  // change, whose answer (the new session) can arrive after the close:
+  // ask who we are only once it has.
+  onSignedOut: () => {
+    Promise.resolve(state.credentialChange)
+      .then(() => api('GET', '/api/me'))
+      .then(() => live.retry(), () => live.retry());
+  },
 });
 let reconnected = false;
 

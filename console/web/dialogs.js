@@ -128,13 +128,16 @@ async function submitPassword(e) {
   try {
     // The session begun with the old password ends; this page goes on
     // in the new one the answer names.
-    const r = await api('POST', '/api/me/password', { json: { current, new: next } });
+    const change = api('POST', '/api/me/password', { json: { current, new: next } });
+    state.credentialChange = change.catch(() => {});
+    const r = await change;
     if (r && r.csrf) setCSRF(r.csrf);
     $('dlg-account').close();
     emit('toast', { text: t('pwChanged') });
   } catch (x) {
     say(x instanceof ApiError && x.status === 0 ? t('cannotReach') : x.message);
   } finally {
+    state.credentialChange = null;
     $('pw-submit').disabled = false;
   }
 }

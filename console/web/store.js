@@ -12,6 +12,10 @@ export const state = {
   canned: [], // [{id, title, text}]
   live: 'connecting',
   accounts: new Set(), // account ids seen
+  // credentialChange is the password change in flight (a promise), if
+  // any: its answer carries the new session, and a socket closed as
+  // "signed_out" meanwhile must wait for it before asking who we are.
+  credentialChange: null,
 };
 
 const listeners = new Map();

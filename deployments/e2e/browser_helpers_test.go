@@ -87,7 +87,12 @@ func openPage(t *testing.T, browser context.Context, name, url string) *page {
 // do runs actions, failing the test (with a screenshot) on error.
 func (p *page) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	if err := chromedp.Do(p.ctx, actions...); err != nil {
+	// A click waits for its element to be visible, for ever: bounded, so
+	// that a page that never shows it fails this test with a screenshot
+	// instead of the whole package at its timeout (it once did, CI 8).
+	ctx, cancel := context.WithTimeout(p.ctx, browserWait)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		p.shot("failed-" + p.name + ".png")
 		p.t.Fatalf("%s: %s: %v", p.name, what, err)
 	}
