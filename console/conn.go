@@ -44,7 +44,7 @@ type conn struct {
 	emp   *relay.Employee
 	from  string // remote address, for the audit trail
 	ua    string // user agent, for the audit trail
-	queue chan outItem
+	queue *sendQueue
 	last  map[relay.ConversationID]uint64 // highest seq sent, per conversation
 
 	// ctx is the connection's: archive reads and audit writes made for
@@ -67,7 +67,7 @@ func newConn(h *Hub, ws *websocket.Conn, emp *relay.Employee, from, ua string) *
 	ctx, cancel := context.WithCancel(h.ctx)
 	return &conn{
 		hub: h, ws: ws, emp: emp, from: from, ua: ua,
-		queue: make(chan outItem, h.cfg.SendQueue),
+		queue: newSendQueue(h.cfg.SendQueue),
 		last:  map[relay.ConversationID]uint64{},
 		done:  make(chan struct{}),
 		ctx:   ctx, cancel: cancel,
@@ -125,8 +125,10 @@ func (c *conn) askRecheck() {
 func (c *conn) enqueue(it outItem) {
 	select {
 	case <-c.done:
-	case c.queue <- it:
+		return
 	default:
+	}
+	if !c.queue.push(it) {
 		c.close(reasonSlowConsumer)
 	}
 }
@@ -192,20 +194,47 @@ func (c *conn) writeLoop() {
 			return
 		case <-ping.C:
 			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.hub.cfg.WriteTimeout))
-		case it := <-c.queue:
-			switch {
-			case it.event != nil:
-				err = c.sendEvent(it.event)
-			case it.resume != nil:
-				err = c.resume(it.resume)
-			case it.frame != nil:
-				err = c.write(it.frame)
-			}
+		case <-c.queue.ready:
+			err = c.writeQueued()
 		}
 		if err != nil {
 			c.hub.log.Debug("console write failed", "employee", c.emp.ID, "err", err)
 			c.close(reasonWriteError)
 			return
+		}
+	}
+}
+
+// writeQueued writes what waits in the queue, in order, until it is
+// empty or the connection closes — at most a turn's worth at a time, so
+// that the writer's loop gets to its pings under a steady stream.
+func (c *conn) writeQueued() error {
+	const turn = 64
+	for i := 0; ; i++ {
+		select {
+		case <-c.done:
+			return nil
+		default:
+		}
+		if i == turn {
+			c.queue.again()
+			return nil
+		}
+		it, ok := c.queue.pop()
+		if !ok {
+			return nil
+		}
+		var err error
+		switch {
+		case it.event != nil:
+			err = c.sendEvent(it.event)
+		case it.resume != nil:
+			err = c.resume(it.resume)
+		case it.frame != nil:
+			err = c.write(it.frame)
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
