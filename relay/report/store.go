@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -126,6 +127,22 @@ type DeliveryRow struct {
 	State   relay.DeliveryState // relay.DeliveryPending when no event
 	ErrCode int
 	Count   int64
+}
+
+// SortDeliveryRows puts rows in the order ReportDelivery answers them:
+// by day, state and errcode (both archives sort after mapping a missing
+// state to pending, which SQL's ORDER BY cannot see).
+func SortDeliveryRows(rows []DeliveryRow) {
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Day != b.Day {
+			return a.Day < b.Day
+		}
+		if a.State != b.State {
+			return a.State < b.State
+		}
+		return a.ErrCode < b.ErrCode
+	})
 }
 
 // DayCount counts what a day holds of one kind (a rule's hits, an

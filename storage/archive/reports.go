@@ -491,16 +491,7 @@ func (a *Archive) ReportDelivery(ctx context.Context, f report.Filter) ([]report
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("archive: counting deliveries: %w", err)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Day != b.Day {
-			return a.Day < b.Day
-		}
-		if a.State != b.State {
-			return a.State < b.State
-		}
-		return a.ErrCode < b.ErrCode
-	})
+	report.SortDeliveryRows(out)
 	return out, nil
 }
 

@@ -418,16 +418,7 @@ func (a *Archive) ReportDelivery(ctx context.Context, f report.Filter) ([]report
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("embedded archive: counting deliveries: %w", err)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Day != b.Day {
-			return a.Day < b.Day
-		}
-		if a.State != b.State {
-			return a.State < b.State
-		}
-		return a.ErrCode < b.ErrCode
-	})
+	report.SortDeliveryRows(out)
 	return out, nil
 }
 
